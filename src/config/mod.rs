@@ -1,0 +1,2 @@
+//! Configuration: `pace.config.yaml` (root, else `pace/pace.config.yaml`) and `plan.yaml`.
+pub mod settings;

@@ -1,0 +1,272 @@
+//! Resolved settings: what the rest of pace reads. Built from the raw file types by
+//! `config::load` (precedence: CLI > env > file > default, written down once there).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The git repository root (the directory pace runs in).
+    pub repo_root: PathBuf,
+    /// The config file that was read.
+    pub config_path: PathBuf,
+    /// `plan.yaml` beside the config file.
+    pub plan_path: PathBuf,
+    pub product: Product,
+    pub sprint: Sprint,
+    pub source: Source,
+    pub tech: Tech,
+    pub llm: LlmSettings,
+    pub forge: ForgeSettings,
+    pub sandbox: SandboxSettings,
+    pub platform: PlatformSettings,
+    pub budget: Budget,
+    pub git: GitIdentity,
+    pub advisory: Advisory,
+    pub cost_control: CostControl,
+}
+
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sprint {
+    pub duration_days: u32,
+    /// Every Nth day clears the advisory backlog (original: hard-coded 7). 0 disables.
+    pub clearance_every: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceDir {
+    pub name: String,
+    /// Relative to the repository root, normalised with a trailing `/`.
+    pub path: String,
+    pub language: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub dirs: Vec<SourceDir>,
+    /// Directories FORGE may write tests into besides `dirs` (default: `tests/`, `test/`).
+    pub test_dirs: Vec<String>,
+    pub docs_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tech {
+    pub primary_language: String,
+    pub secondary_language: Option<String>,
+    pub ci_system: String,
+    pub test_command: String,
+    pub build_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Anthropic,
+    OpenAi,
+    Replay,
+}
+
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    pub provider: Provider,
+    /// FORGE and SCRIBE.
+    pub model: String,
+    /// PRIME, GATE, SENTINEL, CONDUIT.
+    pub analysis_model: String,
+    /// API base (default per provider); for `openai` e.g. `http://localhost:11434/v1`.
+    pub base_url: Option<String>,
+    /// Name of the variable holding the key (`ANTHROPIC_API_KEY` / `OPENAI_API_KEY` default).
+    pub api_key_env: String,
+    /// The cassette for `replay` (default: `.pace/cassettes/day-N.jsonl`... see `llm.cassette`).
+    pub cassette: Option<PathBuf>,
+    pub max_retries: u32,
+    /// Per-call deadline.
+    pub request_timeout: Duration,
+    pub forge_max_tokens: u32,
+    pub analysis_max_tokens: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForgeSettings {
+    pub tdd_enforcement: bool,
+    pub coverage_rule: bool,
+    pub max_iterations: u32,
+    /// Percent of iterations kept in reserve: the budget warning comes at
+    /// `max_iterations * (100 - retry_iterations) / 100`.
+    pub retry_iterations: u32,
+    /// FORGE retries after a HOLD (contract default 2).
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    None,
+    Bridge,
+    Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkspaceMode {
+    /// Streamed tar upload into a volume (works everywhere).
+    Upload,
+    /// Bind-mount the repository (only when the daemon shares the filesystem).
+    Bind,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    pub image: String,
+    pub network: NetworkMode,
+    /// Names of variables passed into the container (values from pace's environment).
+    pub env: Vec<String>,
+    pub memory_bytes: i64,
+    pub cpus: f64,
+    pub pids_limit: i64,
+    pub timeout: Duration,
+    /// `uid[:gid]`; `None` runs as the image's user.
+    pub user: Option<String>,
+    pub keep: bool,
+    /// Globs (relative to /workspace) of result files copied back into `.pace/day-N/gate/`.
+    pub collect: Vec<String>,
+    pub workspace: WorkspaceMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformKind {
+    Local,
+    Gitlab,
+    Bitbucket,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlatformSettings {
+    pub kind: PlatformKind,
+    /// MR/PR target; `None` = the project's default branch.
+    pub target_branch: Option<String>,
+    /// `jira` or `None`.
+    pub tracker: Option<String>,
+    pub tracker_project: Option<String>,
+    pub wait_for_ci: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Budget {
+    pub max_usd: Option<f64>,
+    pub max_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitIdentity {
+    pub author_name: String,
+    pub author_email: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Advisory {
+    pub push_to_issues: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CostControl {
+    pub max_story_ac: u32,
+    pub max_story_cost_usd: f64,
+}
+
+impl Settings {
+    /// Defaults for a repository, as if the config file only named the product.
+    /// Used by tests and as the base the file is merged onto.
+    pub fn defaults(repo_root: PathBuf) -> Self {
+        let config_path = repo_root.join("pace.config.yaml");
+        let plan_path = repo_root.join("plan.yaml");
+        Self {
+            config_path,
+            plan_path,
+            product: Product { name: "My Product".into(), description: String::new() },
+            sprint: Sprint { duration_days: 30, clearance_every: 7 },
+            source: Source {
+                dirs: vec![SourceDir {
+                    name: "core".into(),
+                    path: "src/".into(),
+                    language: String::new(),
+                    description: String::new(),
+                }],
+                test_dirs: vec!["tests/".into(), "test/".into()],
+                docs_dir: None,
+            },
+            tech: Tech {
+                primary_language: "Python 3.12".into(),
+                secondary_language: None,
+                ci_system: "GitLab CI".into(),
+                test_command: "pytest -v --tb=short".into(),
+                build_command: None,
+            },
+            llm: LlmSettings {
+                provider: Provider::Anthropic,
+                model: "claude-sonnet-4-6".into(),
+                analysis_model: "claude-sonnet-4-6".into(),
+                base_url: None,
+                api_key_env: crate::env::ANTHROPIC_API_KEY.into(),
+                cassette: None,
+                max_retries: 4,
+                request_timeout: Duration::from_secs(600),
+                forge_max_tokens: 16_384,
+                analysis_max_tokens: 8_192,
+            },
+            forge: ForgeSettings {
+                tdd_enforcement: true,
+                coverage_rule: true,
+                max_iterations: 35,
+                retry_iterations: 25,
+                max_retries: 2,
+            },
+            sandbox: SandboxSettings {
+                image: "busybox:1.36".into(),
+                network: NetworkMode::None,
+                env: Vec::new(),
+                memory_bytes: 2 * 1024 * 1024 * 1024,
+                cpus: 2.0,
+                pids_limit: 512,
+                timeout: Duration::from_secs(900),
+                user: None,
+                keep: false,
+                collect: default_collect_globs(),
+                workspace: WorkspaceMode::Upload,
+            },
+            platform: PlatformSettings {
+                kind: PlatformKind::Local,
+                target_branch: None,
+                tracker: None,
+                tracker_project: None,
+                wait_for_ci: false,
+            },
+            budget: Budget::default(),
+            git: GitIdentity { author_name: "pace".into(), author_email: "pace@localhost".into() },
+            advisory: Advisory::default(),
+            cost_control: CostControl { max_story_ac: 5, max_story_cost_usd: 0.0 },
+            repo_root,
+        }
+    }
+}
+
+/// JUnit and coverage files the usual test runners write.
+pub fn default_collect_globs() -> Vec<String> {
+    [
+        "**/junit*.xml",
+        "**/TEST-*.xml",
+        "**/test-results/**/*.xml",
+        "**/surefire-reports/*.xml",
+        "**/coverage.xml",
+        "**/coverage.out",
+        "**/lcov.info",
+        "**/cobertura*.xml",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}

@@ -1,0 +1,177 @@
+//! The LLM layer: one request/response model for every provider.
+//!
+//! Agents build a [`ChatRequest`] (a single-turn call is a request with one user message
+//! and no tools) and get a [`ChatResponse`]. [`Client`] adds what every call needs: retries
+//! with backoff, the transcript (`transcript.jsonl`, also the replay cassette), per-agent
+//! usage and cost, and the budget. Providers only translate wire formats.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub mod anthropic;
+pub mod client;
+pub mod cost;
+pub mod openai;
+pub mod replay;
+pub mod transport;
+
+pub use client::{AgentUsage, Client};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// A content block, Anthropic-shaped (the richest of the wire formats).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        content: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: Vec<Block>,
+}
+
+impl Message {
+    pub fn user_text(text: impl Into<String>) -> Self {
+        Self { role: Role::User, content: vec![Block::Text { text: text.into() }] }
+    }
+}
+
+/// A tool the model may call: name, description and the JSON schema of its input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// PRIME, FORGE, GATE, SENTINEL, CONDUIT, SCRIBE: for accounting, transcript, replay.
+    pub agent: String,
+    pub model: String,
+    pub system: String,
+    pub messages: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndTurn,
+    ToolUse,
+    MaxTokens,
+    #[serde(untagged)]
+    Other(String),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    pub content: Vec<Block>,
+    pub stop_reason: StopReason,
+    pub usage: Usage,
+    pub model: String,
+}
+
+impl ChatResponse {
+    /// All text blocks joined (single-turn agents read their YAML from here).
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|b| match b {
+                Block::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn tool_calls(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
+        self.content.iter().filter_map(|b| match b {
+            Block::ToolUse { id, name, input } => Some((id.as_str(), name.as_str(), input)),
+            _ => None,
+        })
+    }
+
+    pub fn to_assistant_message(&self) -> Message {
+        Message { role: Role::Assistant, content: self.content.clone() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// Bad key, no permission: retrying cannot help (exit 4 with a hint).
+    #[error("{provider} rejected the credentials (HTTP {status}): {message}")]
+    Auth { provider: String, status: u16, message: String },
+    /// 400 and other non-retryable answers.
+    #[error("{provider} refused the request (HTTP {status}): {message}")]
+    Rejected { provider: String, status: u16, message: String },
+    /// Still failing after all retries (5xx, 429, timeouts, connection errors).
+    #[error("{provider} is unavailable after {attempts} attempts: {last}")]
+    Unavailable { provider: String, attempts: u32, last: String },
+    /// The answer could not be decoded.
+    #[error("{provider} sent an answer pace cannot read: {message}")]
+    Protocol { provider: String, message: String },
+    /// `budget.max_usd` / `budget.max_tokens` reached.
+    #[error("budget exhausted: {0}")]
+    Budget(String),
+    /// Replay: the run asked for something the cassette does not hold.
+    #[error("replay diverged from the cassette at {agent} call {call}: {detail}")]
+    Divergence { agent: String, call: u32, detail: String },
+    /// The key variable is missing.
+    #[error("missing API key: `{0}` is not set")]
+    MissingKey(String),
+    #[error("cannot write the transcript `{path}`: {source}")]
+    Transcript { path: String, source: std::io::Error },
+}
+
+/// A provider translates [`ChatRequest`] to its wire format and back. One attempt per
+/// call: retries, accounting and recording live in [`Client`].
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn send(&self, request: &ChatRequest) -> Result<ChatResponse, transport::AttemptError>;
+}

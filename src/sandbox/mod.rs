@@ -1,0 +1,116 @@
+//! The sandbox: GATE's test run and FORGE's commands in a nested container driven
+//! through the Docker Engine API (bollard). Never on the runner.
+//!
+//! Owns: the connection (`DOCKER_HOST`, unix socket, TCP, TLS), the workspace tar
+//! upload, container lifecycle (labels, limits, timeout, removal) and result download.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::settings::SandboxSettings;
+
+mod container;
+mod workspace;
+
+pub use container::{ExecSession, Sandbox};
+
+/// Labels every pace container carries (cleanup finds them by these).
+pub const LABEL_RUN_ID: &str = "pace.run-id";
+pub const LABEL_DAY: &str = "pace.day";
+pub const LABEL_CREATED: &str = "pace.created";
+
+/// Who runs the sandbox and what to label its containers with.
+#[derive(Debug, Clone)]
+pub struct SandboxContext {
+    pub settings: SandboxSettings,
+    pub run_id: String,
+    pub day: u32,
+    /// Values for `settings.env` names (read from pace's environment by the caller).
+    pub env: Vec<(String, String)>,
+}
+
+/// One command run to completion in a fresh container (GATE, `pace gate`).
+#[derive(Clone)]
+pub struct RunRequest<'a> {
+    /// The repository whose tracked + untracked-not-ignored files form `/workspace`.
+    pub repo: &'a Path,
+    /// Shell command, run as `/bin/sh -c <command>` in `/workspace`.
+    pub command: String,
+    /// The complete output (stdout and stderr interleaved) is written here, never truncated.
+    pub output_log: &'a Path,
+    /// Files matching `settings.collect` are copied back under this directory.
+    pub collect_into: &'a Path,
+    /// Called with each chunk of output as it arrives (streaming to the terminal).
+    pub on_output: Option<&'a (dyn Fn(&[u8]) + Send + Sync)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The command's exit status; 137 when killed (OOM or timeout).
+    pub exit_code: i64,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub duration: Duration,
+    /// First and last part of the output for prompts (the log has everything).
+    pub head: String,
+    pub tail: String,
+    pub output_bytes: u64,
+    /// Collected result files (absolute paths under `collect_into`).
+    pub collected: Vec<PathBuf>,
+    /// The network was `none` and the output looks like a failed network access.
+    pub network_hint: Option<String>,
+}
+
+/// One FORGE command (`docker exec` in the long-lived container of an attempt).
+#[derive(Debug, Clone)]
+pub struct ExecOutcome {
+    pub exit_code: i64,
+    pub timed_out: bool,
+    /// Output capped at `EXEC_OUTPUT_CAP` bytes, with a marker where it was cut.
+    pub output: String,
+    /// Repository-relative paths of files the command created, changed or deleted; their new
+    /// contents are already written back into the repository.
+    pub changed: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot connect to the Docker daemon at `{host}`: {source}")]
+    Connect { host: String, source: bollard::errors::Error },
+    #[error("image `{image}` is not available: {message}")]
+    Image { image: String, message: String },
+    #[error("failed to {operation} container `{container}`: {source}")]
+    Container { operation: &'static str, container: String, source: bollard::errors::Error },
+    #[error("failed to pack the workspace `{path}`: {source}")]
+    Workspace { path: PathBuf, source: std::io::Error },
+    #[error("failed to write `{path}`: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("sandbox interrupted")]
+    Interrupted,
+}
+
+impl SandboxError {
+    /// What the user should try next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Connect { .. } => Some(
+                "is the Docker daemon running? set `DOCKER_HOST` (and `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH` for TLS), or run `pace doctor`"
+                    .into(),
+            ),
+            Self::Image { image, .. } => Some(format!(
+                "build or pull `{image}` on the daemon, or set `sandbox.image` in pace.config.yaml"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Output caps (prompts get head + tail; the log file has everything).
+pub const PROMPT_HEAD_BYTES: usize = 4 * 1024;
+pub const PROMPT_TAIL_BYTES: usize = 8 * 1024;
+/// A FORGE command's output shown to the model.
+pub const EXEC_OUTPUT_CAP: usize = 16 * 1024;
+
+pub fn workspace_files(repo: &Path) -> std::io::Result<Vec<PathBuf>> {
+    workspace::list_files(repo)
+}
