@@ -1,6 +1,7 @@
 //! pace: runs one PACE sprint day in a git repository.
 
 pub mod config;
+pub mod day;
 pub mod env;
 pub mod error;
 pub mod llm;

@@ -1,0 +1,1 @@
+//! FORGE and SCRIBE tools: specs, dispatch, handlers, path confinement, eviction.

@@ -1,0 +1,7 @@
+//! One integration-test binary (faster to link, shared fakes in `support`).
+mod support;
+
+mod config_validate;
+mod day;
+mod llm_providers;
+mod sandbox_docker;

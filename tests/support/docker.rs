@@ -1,0 +1,1 @@
+//! Local test images built without a registry.
