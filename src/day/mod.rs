@@ -1,2 +1,623 @@
-//! The day's state machine: agents in order, decisions, retries, backlog.
+//! The day's state machine: PRIME → FORGE → GATE ∥ SENTINEL ∥ CONDUIT → SCRIBE, with the
+//! retries, advisory backlog, clearance days and human gates of the contract ("The day").
+//!
+//! Whatever happens after the day directory exists — SHIP, HOLD, budget, an outage, a
+//! signal — [`run`] writes `run.json`, the summary and `PROGRESS.md` and commits them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::artifacts::{self, AttemptRecord, BacklogItem, DayDir, PaceDir, RunDecision, RunRecord, Totals};
+use crate::config::settings::Settings;
+use crate::env::Env;
+use crate::error::{ExitKind, PaceError};
+use crate::git::{Git, GitError};
+use crate::llm::{Client, LlmError};
+use crate::platform::{Platform, PlatformError};
+use crate::redact::Redactor;
+use crate::report::printer::{Event, Printer};
+use crate::report::progress::ProgressDay;
+use crate::report::summary::DaySummary;
+use crate::sandbox::{Sandbox, SandboxContext, SandboxError};
+use crate::schemas::{GateReport, Handoff, ReviewReport, StoryCard};
+
+pub mod agents;
+pub mod context;
+pub mod decide;
+pub mod lock;
 pub mod tools;
+
+pub use context::{DayContext, DayPlan};
+
+use agents::forge::{ForgeInput, ForgeOutcome};
+use agents::prime::PrimeOutcome;
+use agents::scribe::ScribeMode;
+use agents::{CONDUIT, SENTINEL};
+use decide::Verdict;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DayError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Artifact(#[from] artifacts::ArtifactError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("{0}")]
+    Infra(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("interrupted by {0}")]
+    Interrupted(Signal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Interrupt => "SIGINT",
+            Self::Terminate => "SIGTERM",
+        })
+    }
+}
+
+impl DayError {
+    pub fn exit_kind(&self) -> ExitKind {
+        match self {
+            Self::Llm(LlmError::Budget(_)) => ExitKind::Budget,
+            Self::Llm(LlmError::MissingKey(_)) => ExitKind::Config,
+            Self::Interrupted(Signal::Interrupt) => ExitKind::Interrupted,
+            Self::Interrupted(Signal::Terminate) => ExitKind::Terminated,
+            _ => ExitKind::Infrastructure,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Llm(LlmError::Auth { .. }) => Some("check the API key variable (`llm.api_key_env`) and that the key is active".into()),
+            Self::Llm(LlmError::MissingKey(name)) => Some(format!("set `{name}` (a CI/CD variable, masked) or choose `llm.provider: replay` for an offline run")),
+            Self::Llm(LlmError::Budget(_)) => Some("the work so far is committed; raise `budget.max_usd` / `budget.max_tokens` and re-run the day".into()),
+            Self::Llm(LlmError::Divergence { .. }) => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
+            Self::Llm(LlmError::Unavailable { .. }) => Some("the provider is down or rate-limited; re-run the day later (the story card and committed work are kept)".into()),
+            Self::Sandbox(e) => e.hint(),
+            Self::Git(e) => e.hint(),
+            _ => None,
+        }
+    }
+
+    fn into_pace_error(self) -> PaceError {
+        let hint = self.hint();
+        let mut e = PaceError::new(self.exit_kind(), self.to_string());
+        e.hint = hint;
+        e
+    }
+}
+
+/// Everything `pace --day N` needs, resolved by the CLI.
+pub struct DayRequest {
+    pub settings: Settings,
+    pub plan: DayPlan,
+    /// The plan's days for `PROGRESS.md`.
+    pub progress_days: Vec<ProgressDay>,
+    pub start_date: Option<String>,
+    pub retry: bool,
+    pub dry_run: bool,
+    pub env: Env,
+    pub printer: Printer,
+    pub run_id: String,
+}
+
+/// How the day ended, for the CLI's exit code and final line.
+#[derive(Debug)]
+pub struct DayReport {
+    pub exit: ExitKind,
+    pub decision: Option<RunDecision>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Runs the day. `interrupt` resolves when SIGINT/SIGTERM arrives; the day then stops,
+/// removes its containers, records what it has and exits 130/143.
+pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl Future<Output = Signal>) -> DayReport {
+    let redactor = redactor_for(&req.env, &req.settings);
+    let git = match Git::open(&req.settings.repo_root, &req.settings.git.author_name, &req.settings.git.author_email) {
+        Ok(g) => g,
+        Err(e) => return early_exit(ExitKind::Config, e.to_string(), e.hint()),
+    };
+    let branch = match git.current_branch() {
+        Ok(b) => b,
+        Err(e) => return early_exit(ExitKind::Config, e.to_string(), e.hint()),
+    };
+    let pace = PaceDir::new(&req.settings.repo_root);
+    let day_dir = pace.day(req.plan.day);
+    if let Some(shipped) = already_shipped(&day_dir) {
+        return DayReport {
+            exit: ExitKind::Ship,
+            decision: Some(RunDecision::Ship),
+            message: format!("Day {} was already shipped at `{}`; nothing to do", req.plan.day, short(&shipped.commit)),
+            hint: None,
+        };
+    }
+    let _lock = match lock::RunLock::acquire(&pace.lock(), req.plan.day) {
+        Ok(l) => l,
+        Err(e) => {
+            return early_exit(ExitKind::Infrastructure, e.to_string(), Some("wait for the other run to finish; a lock left by a killed run is taken over automatically".into()));
+        }
+    };
+    if let Err(e) = day_dir.create() {
+        return early_exit(ExitKind::Infrastructure, e.to_string(), None);
+    }
+    let started_at = artifacts::now_rfc3339();
+    let prior_attempts = artifacts::read_attempts(&day_dir);
+    let base_commit = git.head();
+
+    // Credentials and Docker are checked before any token is spent.
+    let llm = match Client::from_settings(&req.settings.llm, &req.settings.budget, &req.env, day_dir.transcript(), redactor.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            let err = DayError::from(e);
+            return finish_without_context(&req, &git, &day_dir, &pace, &branch, &redactor, &started_at, prior_attempts.len() as u32 + 1, err);
+        }
+    };
+    let sandbox_ctx = SandboxContext {
+        settings: req.settings.sandbox.clone(),
+        run_id: req.run_id.clone(),
+        day: req.plan.day,
+        env: req.settings.sandbox.env.iter().filter_map(|name| req.env.get(name).map(|v| (name.clone(), v.to_string()))).collect(),
+    };
+    let sandbox = match Sandbox::connect(sandbox_ctx).await {
+        Ok(s) => s,
+        Err(e) => {
+            return finish_without_context(&req, &git, &day_dir, &pace, &branch, &redactor, &started_at, prior_attempts.len() as u32 + 1, e.into());
+        }
+    };
+    if let Ok(n) = sandbox.remove_stale().await
+        && n > 0
+    {
+        req.printer.emit(&Event::Info(format!("removed {n} stale sandbox container(s) of killed runs")));
+    }
+    let ctx = DayContext::new(req.settings.clone(), req.plan.clone(), llm, sandbox, git, redactor, req.printer.clone(), branch, base_commit);
+    let mut state = CycleState::new(prior_attempts);
+    let outcome = tokio::select! {
+        outcome = cycle(&ctx, &req, &mut state) => outcome,
+        signal = interrupt => Err(DayError::Interrupted(signal)),
+    };
+    if matches!(outcome, Err(DayError::Interrupted(_))) {
+        // The cycle future is gone; its containers may still run.
+        let _ = ctx.sandbox.remove_run_containers().await;
+    }
+    finish(&ctx, &req, platform.as_ref(), &state, outcome, &started_at).await
+}
+
+fn early_exit(exit: ExitKind, message: String, hint: Option<String>) -> DayReport {
+    DayReport { exit, decision: None, message, hint }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+fn already_shipped(day: &DayDir) -> Option<RunRecord> {
+    artifacts::read_json::<RunRecord>(&day.run_json()).filter(|r| r.decision == RunDecision::Ship)
+}
+
+/// Every credential value (contract "Secrets"), including the configured LLM key variable.
+pub fn redactor_for(env: &Env, settings: &Settings) -> Redactor {
+    Redactor::new(env.secret_values(&[settings.llm.api_key_env.as_str()]))
+}
+
+/// What the cycle learned, kept outside the cycle future so an interrupted day can still
+/// record it.
+pub struct CycleState {
+    pub prior: Vec<AttemptRecord>,
+    pub attempts: Vec<AttemptRecord>,
+    pub story: Option<StoryCard>,
+    pub handoff: Option<Handoff>,
+    pub gate: Option<GateReport>,
+    pub sentinel: Option<ReviewReport>,
+    pub conduit: Option<ReviewReport>,
+    pub result: Option<(RunDecision, String)>,
+    pub human_gate: bool,
+}
+
+impl CycleState {
+    fn new(prior: Vec<AttemptRecord>) -> Self {
+        Self { prior, attempts: Vec::new(), story: None, handoff: None, gate: None, sentinel: None, conduit: None, result: None, human_gate: false }
+    }
+    fn attempt_number(&self) -> u32 {
+        (self.prior.len() + self.attempts.len()).max(1) as u32
+    }
+    fn next_attempt(&self) -> u32 {
+        (self.prior.len() + self.attempts.len() + 1) as u32
+    }
+}
+
+/// The previous HOLD's reason, plus the commits a human pushed since (`--retry`).
+fn carried_hold_reason(ctx: &DayContext, state: &CycleState, retry: bool) -> Option<String> {
+    let last = state.prior.last()?;
+    if last.outcome == "SHIP" {
+        return None;
+    }
+    let mut reason = if last.hold_reason.is_empty() { format!("the previous attempt ended with {}", last.outcome) } else { last.hold_reason.clone() };
+    if retry && let Ok(commits) = ctx.git.human_commits_since(&last.commit)
+        && !commits.is_empty()
+    {
+        reason.push_str(&format!("\nA human pushed these commits since; build on them:\n- {}", commits.join("\n- ")));
+    }
+    Some(reason)
+}
+
+async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Result<(), DayError> {
+    let attempt0 = state.next_attempt();
+    ctx.emit(&Event::DayStarted { day: ctx.plan.day, target: ctx.plan.target.clone(), attempt: attempt0 });
+    if agents::scribe::context_is_stale(ctx) {
+        agents::scribe::run(ctx, ScribeMode::Generate, attempt0).await?;
+    }
+    if ctx.plan.human_gate {
+        state.human_gate = true;
+        state.result = Some((RunDecision::Hold, format!("Day {} is a human gate: the sprint stops here for review", ctx.plan.day)));
+        return Ok(());
+    }
+    let story = match agents::prime::run(ctx, attempt0).await? {
+        PrimeOutcome::Card(card) => card,
+        PrimeOutcome::Invalid(reason) => {
+            state.result = Some((RunDecision::Hold, reason));
+            return Ok(());
+        }
+    };
+    state.story = Some(story.clone());
+
+    let mut hold_reason = carried_hold_reason(ctx, state, req.retry);
+    let clearance = decide::is_clearance_day(ctx.plan.day, ctx.settings.sprint.clearance_every);
+    let mut backlog = artifacts::read_backlog(&ctx.pace);
+    let open_at_start: Vec<BacklogItem> = if clearance { backlog.iter().filter(|i| i.status == "open").cloned().collect() } else { Vec::new() };
+    if !open_at_start.is_empty() {
+        let items: Vec<String> = open_at_start.iter().map(|i| format!("- [{}] {} (raised Day {}): {}", i.id, i.agent, i.day_raised, i.finding)).collect();
+        let text = format!("Advisory backlog to clear (Day {} is a clearance day):\n{}", ctx.plan.day, items.join("\n"));
+        hold_reason = Some(match hold_reason {
+            Some(r) => format!("{r}\n\n{text}"),
+            None => text,
+        });
+    }
+    let mut advisory_retry_used = false;
+    let mut red_phase = state.prior.iter().any(|a| a.outcome != "SHIP");
+    let max_attempts = ctx.settings.forge.max_retries + 1;
+    for local in 1..=max_attempts {
+        let attempt = state.next_attempt();
+        let forge = agents::forge::run(ctx, ForgeInput { story: &story, hold_reason: hold_reason.as_deref(), attempt, red_phase_confirmed: red_phase }).await?;
+        let handoff = match forge {
+            ForgeOutcome::Handoff(h) => h,
+            ForgeOutcome::NoHandoff { reason, commit, .. } => {
+                record_attempt(ctx, state, attempt, "HOLD", &reason, &commit)?;
+                hold_reason = Some(reason.clone());
+                if local == max_attempts {
+                    state.result = Some((RunDecision::Hold, reason));
+                }
+                continue;
+            }
+        };
+        red_phase = red_phase || handoff.tdd_red_phase_confirmed;
+        state.handoff = Some(handoff.clone());
+        let sentinel_backlog: Vec<BacklogItem> = open_at_start.iter().filter(|i| i.agent == SENTINEL).cloned().collect();
+        let conduit_backlog: Vec<BacklogItem> = open_at_start.iter().filter(|i| i.agent == CONDUIT).cloned().collect();
+        let (gate, sentinel, conduit) = tokio::join!(
+            agents::gate::run(ctx, &story, &handoff, attempt),
+            agents::review::run(ctx, SENTINEL, &story, &handoff, &sentinel_backlog, attempt),
+            agents::review::run(ctx, CONDUIT, &story, &handoff, &conduit_backlog, attempt),
+        );
+        // Keep whatever finished before reporting an error of another reviewer.
+        let (gate, sentinel, conduit) = (gate, sentinel, conduit);
+        if let Ok(g) = &gate {
+            state.gate = Some(g.clone());
+        }
+        if let Ok(s) = &sentinel {
+            state.sentinel = Some(s.clone());
+        }
+        if let Ok(c) = &conduit {
+            state.conduit = Some(c.clone());
+        }
+        let (gate, sentinel, conduit) = (gate?, sentinel?, conduit?);
+        let attempts_left = local < max_attempts;
+        let verdict = decide::combine(&gate, &[&sentinel, &conduit], attempts_left && !advisory_retry_used);
+        match verdict {
+            Verdict::Hold { reason } => {
+                record_attempt(ctx, state, attempt, "HOLD", &reason, &handoff.commit)?;
+                if !attempts_left {
+                    state.result = Some((RunDecision::Hold, reason.clone()));
+                }
+                hold_reason = Some(reason);
+            }
+            Verdict::AdvisoryRetry { reason } => {
+                advisory_retry_used = true;
+                record_attempt(ctx, state, attempt, "ADVISORY", &reason, &handoff.commit)?;
+                hold_reason = Some(reason);
+            }
+            Verdict::Ship { advisories } => {
+                for (agent, text) in &advisories {
+                    artifacts::add_to_backlog(&mut backlog, ctx.plan.day, agent, std::slice::from_ref(text));
+                }
+                let open_ids: Vec<String> = open_at_start.iter().map(|i| i.id.clone()).collect();
+                let mut cleared = decide::cleared_ids(&sentinel, &open_ids);
+                cleared.extend(decide::cleared_ids(&conduit, &open_ids));
+                for item in backlog.iter_mut().filter(|i| cleared.contains(&i.id)) {
+                    item.status = "cleared".into();
+                    item.cleared_day = Some(ctx.plan.day);
+                }
+                if !advisories.is_empty() || !cleared.is_empty() {
+                    artifacts::write_yaml(&ctx.pace.backlog(), &backlog, &ctx.redactor)?;
+                }
+                let still_open: Vec<&BacklogItem> = open_at_start.iter().filter(|i| !cleared.contains(&i.id)).collect();
+                if !still_open.is_empty() {
+                    let reason = format!(
+                        "clearance day: advisory items still open after all agents ran: {}",
+                        still_open.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                    record_attempt(ctx, state, attempt, "HOLD", &reason, &handoff.commit)?;
+                    state.result = Some((RunDecision::Hold, reason));
+                    return Ok(());
+                }
+                record_attempt(ctx, state, attempt, "SHIP", "", &handoff.commit)?;
+                agents::scribe::run(ctx, ScribeMode::Update, attempt).await?;
+                state.result = Some((RunDecision::Ship, String::new()));
+                return Ok(());
+            }
+        }
+    }
+    if state.result.is_none() {
+        state.result = Some((RunDecision::Hold, hold_reason.unwrap_or_else(|| "retries exhausted".into())));
+    }
+    Ok(())
+}
+
+fn record_attempt(ctx: &DayContext, state: &mut CycleState, attempt: u32, outcome: &str, reason: &str, commit: &str) -> Result<(), DayError> {
+    state.attempts.push(AttemptRecord {
+        attempt,
+        date: artifacts::now_rfc3339(),
+        outcome: outcome.into(),
+        hold_reason: reason.chars().take(2000).collect(),
+        cost_usd: (ctx.llm.totals().cost_usd * 10_000.0).round() / 10_000.0,
+        commit: commit.to_string(),
+    });
+    let all: Vec<AttemptRecord> = state.prior.iter().chain(state.attempts.iter()).cloned().collect();
+    artifacts::write_yaml(&ctx.day_dir.attempts(), &all, &ctx.redactor)?;
+    Ok(())
+}
+
+/// Records, publishes and commits the day's end, whatever it was.
+async fn finish(
+    ctx: &DayContext,
+    req: &DayRequest,
+    platform: &dyn Platform,
+    state: &CycleState,
+    outcome: Result<(), DayError>,
+    started_at: &str,
+) -> DayReport {
+    let (decision, reason, exit, hint) = match (&outcome, &state.result) {
+        (Ok(()), Some((RunDecision::Ship, _))) => (RunDecision::Ship, String::new(), ExitKind::Ship, None),
+        (Ok(()), Some((d, reason))) if state.human_gate => (*d, reason.clone(), ExitKind::Ship, None),
+        (Ok(()), Some((_, reason))) => (RunDecision::Hold, reason.clone(), ExitKind::Hold, None),
+        (Ok(()), None) => (RunDecision::Error, "the day ended without a decision".into(), ExitKind::Infrastructure, None),
+        (Err(e), _) => {
+            let decision = if e.exit_kind() == ExitKind::Budget { RunDecision::Budget } else { RunDecision::Error };
+            (decision, ctx.redactor.redact(&e.to_string()), e.exit_kind(), e.hint())
+        }
+    };
+    let summary_for = |mr: Option<String>| DaySummary {
+        product: ctx.settings.product.name.clone(),
+        day: ctx.plan.day,
+        target: ctx.plan.target.clone(),
+        decision,
+        reason: reason.clone(),
+        attempt: state.attempt_number(),
+        branch: ctx.branch.clone(),
+        commit: ctx.git.head(),
+        story: state.story.clone(),
+        handoff: state.handoff.clone(),
+        gate: state.gate.clone(),
+        sentinel: state.sentinel.clone(),
+        conduit: state.conduit.clone(),
+        agents: ctx.agent_records(),
+        totals: totals(ctx),
+        artifacts_location: mr.unwrap_or_else(|| artifacts_location(&req.env, &ctx.day_dir)),
+    };
+    let mut summary = summary_for(None);
+    let mut warnings = Vec::new();
+    // Push the work first so the MR/issue can point at it; a failed push is reported
+    // but the artifacts below are still written and committed locally.
+    let mut push_error = None;
+    if !req.dry_run
+        && let Err(e) = platform.push(&ctx.git, &ctx.branch).await
+    {
+        push_error = Some(e.to_string());
+    }
+    let (mut mr_url, mut issue_url) = (None, None);
+    if push_error.is_none() {
+        let published = match decision {
+            RunDecision::Ship => platform.ship(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
+            RunDecision::Hold if state.human_gate => platform.request_review(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
+            RunDecision::Hold => platform.escalate(&summary, &ctx.day_dir).await.map(|p| issue_url = p.url),
+            _ => Ok(()),
+        };
+        if let Err(e) = published {
+            warnings.push(format!("{} could not publish the result: {e}", platform.name()));
+        }
+    }
+    summary.artifacts_location = artifacts_location(&req.env, &ctx.day_dir);
+    let record = RunRecord {
+        schema_version: artifacts::RUN_SCHEMA_VERSION,
+        day: ctx.plan.day,
+        attempt: state.attempt_number(),
+        decision,
+        exit_code: exit.code(),
+        reason: reason.clone(),
+        started_at: started_at.to_string(),
+        finished_at: artifacts::now_rfc3339(),
+        branch: ctx.branch.clone(),
+        commit: ctx.git.head(),
+        mr_url: mr_url.clone(),
+        issue_url: issue_url.clone(),
+        agents: ctx.agent_records(),
+        totals: totals(ctx),
+    };
+    let written = write_day_files(ctx, req, &record, &summary);
+    if let Err(e) = &written {
+        warnings.push(format!("could not write the day's artifacts: {e}"));
+    }
+    let message = ctx.redactor.redact(&format!("Day {}: {} — artifacts (attempt {})", ctx.plan.day, decision.as_str(), record.attempt));
+    if let Err(e) = commit_artifacts(ctx, &message) {
+        warnings.push(format!("could not commit the artifacts: {e}"));
+    } else if !req.dry_run && push_error.is_none()
+        && let Err(e) = platform.push(&ctx.git, &ctx.branch).await
+    {
+        push_error = Some(e.to_string());
+    }
+    for w in &warnings {
+        ctx.warn(w.clone());
+    }
+    if let Some(push) = push_error {
+        let exit = if exit == ExitKind::Ship || exit == ExitKind::Hold { ExitKind::Infrastructure } else { exit };
+        return DayReport { exit, decision: Some(decision), message: ctx.redactor.redact(&push), hint: Some("the work is committed locally and in the artifacts; fix the push rights and re-run the day".into()) };
+    }
+    let _ = summary_for;
+    let message = match decision {
+        RunDecision::Ship if state.human_gate => reason.clone(),
+        RunDecision::Ship => format!("Day {} shipped: {}", ctx.plan.day, mr_url.as_deref().unwrap_or("no merge request")),
+        RunDecision::Hold if state.human_gate => format!("{reason}; review request: {}", mr_url.as_deref().unwrap_or("-")),
+        RunDecision::Hold => format!("Day {} held after {} attempt(s): {reason}", ctx.plan.day, record.attempt),
+        _ => reason.clone(),
+    };
+    DayReport { exit, decision: Some(decision), message: format!("{message}\nartifacts: {}", ctx.day_dir.dir.display()), hint }
+}
+
+fn totals(ctx: &DayContext) -> Totals {
+    let t = ctx.llm.totals();
+    let duration_ms = ctx.agent_records().iter().map(|a| a.duration_ms).sum();
+    Totals { duration_ms, input_tokens: t.input_tokens, output_tokens: t.output_tokens, cache_read_tokens: t.cache_read_tokens, cost_usd: t.cost_usd }
+}
+
+fn artifacts_location(env: &Env, day: &DayDir) -> String {
+    env.get("CI_JOB_URL")
+        .map(|u| format!("{u}/artifacts/browse/.pace/day-{}/", day.day))
+        .or_else(|| env.get("BITBUCKET_GIT_HTTP_ORIGIN").zip(env.get("BITBUCKET_BUILD_NUMBER")).map(|(o, n)| format!("{o}/pipelines/results/{n}")))
+        .unwrap_or_else(|| format!(".pace/day-{}/", day.day))
+}
+
+fn write_day_files(ctx: &DayContext, req: &DayRequest, record: &RunRecord, summary: &DaySummary) -> Result<(), artifacts::ArtifactError> {
+    artifacts::write_json(&ctx.day_dir.run_json(), record, &ctx.redactor)?;
+    artifacts::write_text(&ctx.day_dir.summary(), &summary.render_markdown(), &ctx.redactor)?;
+    write_progress(&ctx.pace, &req.settings, &req.progress_days, req.start_date.as_deref(), ctx.plan.day, &ctx.redactor)?;
+    write_dotenv(&req.settings, record, &ctx.redactor)
+}
+
+pub fn write_progress(pace: &PaceDir, settings: &Settings, days: &[ProgressDay], start: Option<&str>, current: u32, redactor: &Redactor) -> Result<(), artifacts::ArtifactError> {
+    let updated = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let text = crate::report::progress::render(
+        pace,
+        &crate::report::progress::ProgressInput {
+            product: &settings.product.name,
+            start_date: start,
+            duration_days: settings.sprint.duration_days,
+            days,
+            current_day: current,
+            updated_at: &updated,
+        },
+    );
+    artifacts::write_text(&settings.repo_root.join("PROGRESS.md"), &text, redactor)
+}
+
+fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) -> Result<(), artifacts::ArtifactError> {
+    let mut text = String::new();
+    text.push_str(&artifacts::dotenv_line("PACE_DAY", &record.day.to_string()));
+    text.push_str(&artifacts::dotenv_line("PACE_DECISION", record.decision.as_str()));
+    text.push_str(&artifacts::dotenv_line("PACE_EXIT_CODE", &record.exit_code.to_string()));
+    text.push_str(&artifacts::dotenv_line("PACE_COMMIT", &record.commit));
+    text.push_str(&artifacts::dotenv_line("PACE_MR_URL", record.mr_url.as_deref().unwrap_or("")));
+    text.push_str(&artifacts::dotenv_line("PACE_ISSUE_URL", record.issue_url.as_deref().unwrap_or("")));
+    text.push_str(&artifacts::dotenv_line("PACE_COST_USD", &format!("{:.4}", record.totals.cost_usd)));
+    artifacts::write_text(&settings.repo_root.join("pace-env.env"), &text, redactor)
+}
+
+/// `.pace/` (without the lock and the raw test log, which can be huge and stays a CI
+/// artifact) and `PROGRESS.md`.
+fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, GitError> {
+    let mut paths = vec![".pace".to_string(), ":(exclude).pace/pipeline.lock".to_string(), ":(exclude).pace/day-*/gate/output.log".to_string()];
+    if ctx.settings.repo_root.join("PROGRESS.md").exists() {
+        paths.push("PROGRESS.md".into());
+    }
+    ctx.git.commit_paths(&paths, message)
+}
+
+/// The day stopped before the agents could run (bad key, Docker down): the artifacts
+/// are still written so CI has something to show.
+#[allow(clippy::too_many_arguments)]
+fn finish_without_context(
+    req: &DayRequest,
+    git: &Git,
+    day_dir: &DayDir,
+    pace: &PaceDir,
+    branch: &str,
+    redactor: &Redactor,
+    started_at: &str,
+    attempt: u32,
+    error: DayError,
+) -> DayReport {
+    let exit = error.exit_kind();
+    let reason = redactor.redact(&error.to_string());
+    let record = RunRecord {
+        schema_version: artifacts::RUN_SCHEMA_VERSION,
+        day: req.plan.day,
+        attempt,
+        decision: RunDecision::Error,
+        exit_code: exit.code(),
+        reason: reason.clone(),
+        started_at: started_at.to_string(),
+        finished_at: artifacts::now_rfc3339(),
+        branch: branch.to_string(),
+        commit: git.head(),
+        mr_url: None,
+        issue_url: None,
+        agents: Vec::new(),
+        totals: Totals::default(),
+    };
+    let summary = DaySummary {
+        product: req.settings.product.name.clone(),
+        day: req.plan.day,
+        target: req.plan.target.clone(),
+        decision: RunDecision::Error,
+        reason: reason.clone(),
+        attempt,
+        branch: branch.to_string(),
+        commit: git.head(),
+        story: None,
+        handoff: None,
+        gate: None,
+        sentinel: None,
+        conduit: None,
+        agents: Vec::new(),
+        totals: Totals::default(),
+        artifacts_location: artifacts_location(&req.env, day_dir),
+    };
+    let _ = artifacts::write_json(&day_dir.run_json(), &record, redactor);
+    let _ = artifacts::write_text(&day_dir.summary(), &summary.render_markdown(), redactor);
+    let _ = write_progress(pace, &req.settings, &req.progress_days, req.start_date.as_deref(), req.plan.day, redactor);
+    let _ = write_dotenv(&req.settings, &record, redactor);
+    DayReport { exit, decision: Some(RunDecision::Error), message: reason, hint: error.hint() }
+}
+
+/// A bounded wait used when cleaning up after a signal.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl From<DayError> for PaceError {
+    fn from(e: DayError) -> Self {
+        e.into_pace_error()
+    }
+}

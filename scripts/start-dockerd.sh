@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Starts a Docker daemon for the tests when none answers (CI machines have none running).
+# Idempotent: returns at once if `docker info` already works.
+set -euo pipefail
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "start-dockerd: installing docker.io" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+log=${DOCKERD_LOG:-/tmp/dockerd.log}
+driver=${DOCKERD_STORAGE_DRIVER:-overlay2}
+nohup dockerd --iptables=false --bridge=none --storage-driver="$driver" >"$log" 2>&1 &
+for _ in $(seq 1 60); do
+  if docker info >/dev/null 2>&1; then
+    exit 0
+  fi
+  sleep 1
+done
+if [ "$driver" = overlay2 ]; then
+  echo "start-dockerd: overlay2 did not come up, retrying with vfs" >&2
+  pkill dockerd || true
+  sleep 2
+  DOCKERD_STORAGE_DRIVER=vfs exec "$0"
+fi
+echo "start-dockerd: the daemon did not start; see $log" >&2
+tail -20 "$log" >&2
+exit 1

@@ -1,0 +1,232 @@
+//! FORGE: the coding agent's tool loop. Its commands run in one sandbox container per
+//! attempt; pace commits what it changed in the source and test directories, also when
+//! the attempt stops early (budget, outage), so no work is lost.
+
+use serde_json::Value;
+
+use super::FORGE;
+use crate::day::DayError;
+use crate::day::context::{DayContext, render, untrusted};
+use crate::day::tools::{ToolContext, ToolOutcome, evict, router};
+use crate::llm::{Block, ChatRequest, Message, Role, StopReason};
+use crate::schemas::{Handoff, StoryCard, handoff_fields};
+
+const SYSTEM: &str = include_str!("prompts/forge.md");
+const TDD: &str = include_str!("prompts/forge-tdd.md");
+const BASIC: &str = include_str!("prompts/forge-basic.md");
+const COVERAGE: &str = include_str!("prompts/forge-coverage.md");
+/// Text-only answers in a row before the attempt is given up.
+const MAX_NUDGES: u32 = 2;
+
+pub enum ForgeOutcome {
+    Handoff(Handoff),
+    /// No handoff: the attempt holds with this reason (its work is committed anyway).
+    NoHandoff { reason: String, commit: String, files_changed: Vec<String> },
+}
+
+pub struct ForgeInput<'a> {
+    pub story: &'a StoryCard,
+    pub hold_reason: Option<&'a str>,
+    pub attempt: u32,
+    /// An earlier attempt confirmed the red phase (its tests exist already).
+    pub red_phase_confirmed: bool,
+}
+
+struct LoopResult {
+    handoff: Option<Value>,
+    iterations: u32,
+    red_phase_confirmed: bool,
+    end_reason: String,
+}
+
+pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome, DayError> {
+    let timer = ctx.start_agent(FORGE, input.attempt);
+    let cost_before = ctx.llm.usage_by_agent().into_iter().find(|u| u.agent == FORGE).map(|u| u.cost_usd).unwrap_or(0.0);
+    let mut session = match ctx.sandbox.start_session(&ctx.settings.repo_root).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.finish_agent(timer, Some("ERROR"));
+            return Err(e.into());
+        }
+    };
+    let looped = tool_loop(ctx, &input, &mut session).await;
+    if let Err(e) = session.close().await {
+        ctx.warn(format!("could not remove FORGE's sandbox container: {e}"));
+    }
+    // Commit whatever FORGE changed, whatever happened in the loop (contract: no work lost).
+    let committed = commit_work(ctx, input.story, input.attempt);
+    let (looped, (commit, files_changed)) = match (looped, committed) {
+        (Err(e), _) | (Ok(_), Err(e)) => {
+            ctx.finish_agent(timer, Some("ERROR"));
+            return Err(e);
+        }
+        (Ok(l), Ok(c)) => (l, c),
+    };
+    let Some(raw) = looped.handoff else {
+        ctx.finish_agent(timer, Some("HOLD"));
+        return Ok(ForgeOutcome::NoHandoff { reason: looped.end_reason, commit, files_changed });
+    };
+    let cost_after = ctx.llm.usage_by_agent().into_iter().find(|u| u.agent == FORGE).map(|u| u.cost_usd).unwrap_or(0.0);
+    let handoff = match handoff_fields(&raw) {
+        Ok((approach, risk, dependencies, built, edge_cases_tested, known_gaps)) => Handoff {
+            day: ctx.plan.day,
+            agent: FORGE.into(),
+            commit,
+            approach,
+            risk,
+            dependencies,
+            built,
+            edge_cases_tested,
+            known_gaps,
+            iterations_used: looped.iterations,
+            tdd_red_phase_confirmed: looped.red_phase_confirmed,
+            forge_cost_usd: ((cost_after - cost_before) * 10_000.0).round() / 10_000.0,
+            files_changed,
+        },
+        Err(problem) => {
+            ctx.finish_agent(timer, Some("HOLD"));
+            return Ok(ForgeOutcome::NoHandoff { reason: format!("FORGE handoff invalid: {problem}"), commit, files_changed });
+        }
+    };
+    crate::artifacts::write_yaml(&ctx.day_dir.handoff(), &handoff, &ctx.redactor)?;
+    ctx.finish_agent(timer, Some("done"));
+    Ok(ForgeOutcome::Handoff(handoff))
+}
+
+fn system_prompt(ctx: &DayContext) -> String {
+    let s = &ctx.settings;
+    let dirs: Vec<String> = s
+        .source
+        .dirs
+        .iter()
+        .map(|d| format!("  {:<30} ({}) — {}", d.path, d.language, d.description))
+        .collect();
+    let languages = match &s.tech.secondary_language {
+        Some(second) => format!("{}, {second}", s.tech.primary_language),
+        None => s.tech.primary_language.clone(),
+    };
+    render(
+        SYSTEM,
+        &[
+            ("product", &s.product.name),
+            ("product_description", &s.product.description),
+            ("source_dirs", &dirs.join("\n")),
+            ("test_dirs", &s.source.test_dirs.join(", ")),
+            ("languages", &languages),
+            ("ci_system", &s.tech.ci_system),
+            ("build_command", s.tech.build_command.as_deref().unwrap_or("(none)")),
+            ("test_command", &s.tech.test_command),
+            ("tdd_tool", if s.forge.tdd_enforcement { ", `confirm_red_phase`" } else { "" }),
+            ("workflow", if s.forge.tdd_enforcement { TDD } else { BASIC }),
+            ("coverage_rule", if s.forge.coverage_rule { COVERAGE } else { "" }),
+        ],
+    )
+}
+
+fn first_message(ctx: &DayContext, input: &ForgeInput<'_>) -> String {
+    let card = serde_saphyr::to_string(input.story).unwrap_or_default();
+    let mut parts = vec![format!("Story card for Day {}:\n```yaml\n{card}```", ctx.plan.day)];
+    if let Some(eng) = ctx.context_doc("engineering.md") {
+        parts.push(format!("Engineering context:\n{eng}"));
+    }
+    if let Some(reason) = input.hold_reason {
+        parts.push(format!(
+            "This is attempt {}. The previous attempt was held — focus your fix on this:\n{}",
+            input.attempt,
+            untrusted("hold reason", reason)
+        ));
+    }
+    parts.join("\n\n")
+}
+
+async fn tool_loop(ctx: &DayContext, input: &ForgeInput<'_>, session: &mut crate::sandbox::ExecSession) -> Result<LoopResult, DayError> {
+    let settings = &ctx.settings;
+    let max_iterations = settings.forge.max_iterations.max(1);
+    let warn_at = max_iterations * (100 - settings.forge.retry_iterations.min(99)) / 100;
+    let mut tools = ToolContext::forge(settings, ctx.redactor.clone())
+        .map_err(|e| DayError::Io(format!("cannot resolve the repository root: {e}")))?
+        .with_runner(session)
+        .with_red_phase_confirmed(input.red_phase_confirmed);
+    let specs = tools.specs();
+    let system = system_prompt(ctx);
+    let mut messages = vec![Message::user_text(first_message(ctx, input))];
+    let mut nudges = 0;
+    let mut warned = false;
+    for iteration in 1..=max_iterations {
+        evict::evict_stale(&mut messages);
+        let request = ChatRequest {
+            agent: FORGE.into(),
+            model: settings.llm.model.clone(),
+            system: system.clone(),
+            messages: messages.clone(),
+            tools: specs.clone(),
+            max_tokens: settings.llm.forge_max_tokens,
+        };
+        let response = ctx.llm.chat(request).await?;
+        messages.push(response.to_assistant_message());
+        let calls: Vec<(String, String, Value)> =
+            response.tool_calls().map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone())).collect();
+        let mut results = Vec::new();
+        let mut handoff = None;
+        for (id, name, call_input) in &calls {
+            let outcome = router::dispatch(&mut tools, id, name, call_input).await;
+            if let ToolOutcome::Abort(abort) = &outcome {
+                return Err(DayError::Infra(format!("FORGE tool `{name}` aborted: {abort}")));
+            }
+            if let Some(block) = outcome.to_block(id) {
+                results.push(block);
+            }
+            if let ToolOutcome::Handoff(value) = outcome {
+                handoff = Some(value);
+            }
+        }
+        if handoff.is_some() {
+            return Ok(LoopResult { handoff, iterations: iteration, red_phase_confirmed: tools.red_phase_confirmed(), end_reason: String::new() });
+        }
+        if calls.is_empty() {
+            // The original ended FORGE on a text-only answer; a nudge saves the attempt.
+            nudges += 1;
+            if nudges > MAX_NUDGES {
+                break;
+            }
+            let why = if response.stop_reason == StopReason::MaxTokens {
+                "Your answer was cut off by the output limit. Continue with smaller steps (write one file per call)."
+            } else {
+                "Continue with the tools. When the story is implemented and the tests pass, call `complete_handoff`."
+            };
+            results.push(Block::Text { text: why.into() });
+        } else {
+            nudges = 0;
+        }
+        if !warned && iteration >= warn_at {
+            warned = true;
+            results.push(Block::Text {
+                text: format!(
+                    "⚠️ Iteration budget notice: you have used {iteration} of {max_iterations} iterations. Finish what is started, run the tests, then call `complete_handoff` with what is done and what is missing in `known_gaps`. Do not start new features."
+                ),
+            });
+        }
+        messages.push(Message { role: Role::User, content: results });
+    }
+    let reason = if nudges > MAX_NUDGES {
+        "FORGE stopped using its tools without calling `complete_handoff`".to_string()
+    } else {
+        format!("FORGE did not call `complete_handoff` within {max_iterations} iterations (`forge.max_iterations`)")
+    };
+    Ok(LoopResult { handoff: None, iterations: max_iterations, red_phase_confirmed: tools.red_phase_confirmed(), end_reason: reason })
+}
+
+/// Commits FORGE's changes in the writable directories; returns HEAD and the files.
+fn commit_work(ctx: &DayContext, story: &StoryCard, attempt: u32) -> Result<(String, Vec<String>), DayError> {
+    let s = &ctx.settings;
+    let mut dirs: Vec<String> = s.source.dirs.iter().map(|d| d.path.clone()).collect();
+    dirs.extend(s.source.test_dirs.iter().cloned());
+    dirs.retain(|d| ctx.settings.repo_root.join(d).exists());
+    let files = if dirs.is_empty() { Vec::new() } else { ctx.git.changed_files(&dirs)? };
+    let subject = crate::report::summary::one_line(&story.story, 60);
+    let message = ctx.redactor.redact(&format!("Day {}: FORGE — {subject} (attempt {attempt})", ctx.plan.day));
+    if !files.is_empty() {
+        ctx.git.commit_paths(&files, &message)?;
+    }
+    Ok((ctx.git.head(), files))
+}

@@ -1,0 +1,291 @@
+//! GATE: runs the build and test commands in the sandbox; the suite's exit status and the
+//! JUnit counts decide whether the tests pass, the model maps evidence to each acceptance
+//! criterion. The full output goes to `gate/output.log`; the model sees head and tail.
+
+use std::path::{Path, PathBuf};
+
+use super::GATE;
+use crate::artifacts::write_yaml;
+use crate::day::DayError;
+use crate::day::context::{AskError, DayContext, head_tail, render, untrusted};
+use crate::report::junit;
+use crate::sandbox::{RunOutcome, RunRequest};
+use crate::schemas::{CriterionResult, Decision, GateReport, Handoff, StoryCard, TestRun, parse_gate_criteria};
+
+const SYSTEM: &str = include_str!("prompts/gate.md");
+
+/// The shell command GATE runs: the build (if any) then the tests.
+pub fn gate_command(build: Option<&str>, test: &str) -> String {
+    match build.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(build) => format!("( {build} ) && ( {test} )"),
+        None => test.to_string(),
+    }
+}
+
+/// Runs the suite exactly as GATE does; also used by `pace gate`.
+pub async fn run_suite(
+    sandbox: &crate::sandbox::Sandbox,
+    repo: &Path,
+    command: &str,
+    gate_dir: &Path,
+    on_output: Option<&(dyn Fn(&[u8]) + Send + Sync)>,
+) -> Result<(RunOutcome, TestRun), crate::sandbox::SandboxError> {
+    let log = gate_dir.join("output.log");
+    let collected_dir = gate_dir.join("collected");
+    let outcome = sandbox
+        .run(RunRequest { repo, command: command.to_string(), output_log: &log, collect_into: &collected_dir, on_output })
+        .await?;
+    let test_run = test_run_from(command, &outcome, &gate_dir.join("junit.xml"));
+    Ok((outcome, test_run))
+}
+
+fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> TestRun {
+    let counts = junit::counts_in_files(&outcome.collected);
+    match &counts {
+        Some(_) => merge_junit(&outcome.collected, junit_path),
+        None => {
+            let xml = junit::synthesize(command, outcome.exit_code, outcome.timed_out, outcome.duration.as_secs_f64(), &outcome.tail);
+            let _ = junit::write_synthesized(junit_path, &xml);
+        }
+    }
+    let counts = counts.unwrap_or(junit::JunitCounts {
+        tests: 1,
+        failures: u64::from(outcome.exit_code != 0 || outcome.timed_out),
+        errors: 0,
+        skipped: 0,
+    });
+    let mut notes = Vec::new();
+    if outcome.timed_out {
+        notes.push(format!("timed out after {} s", outcome.duration.as_secs()));
+    }
+    if outcome.oom_killed {
+        notes.push("killed: out of memory (exit 137); raise `sandbox.memory`".to_string());
+    }
+    if let Some(hint) = &outcome.network_hint {
+        notes.push(hint.clone());
+    }
+    TestRun {
+        command: command.to_string(),
+        exit_code: outcome.exit_code,
+        timed_out: outcome.timed_out,
+        tests: counts.tests,
+        failures: counts.failures,
+        errors: counts.errors,
+        skipped: counts.skipped,
+        duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
+/// `gate/junit.xml` holds the suite's own reports (several files become one `<testsuites>`).
+fn merge_junit(files: &[PathBuf], target: &Path) {
+    let mut suites = Vec::new();
+    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "xml")) {
+        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        if !text.contains("<testsuite") {
+            continue;
+        }
+        let body = match text.find("?>") {
+            Some(i) if text.trim_start().starts_with("<?xml") => text[i + 2..].trim().to_string(),
+            _ => text.trim().to_string(),
+        };
+        suites.push(body);
+    }
+    let xml = if suites.len() == 1 {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n", suites[0])
+    } else {
+        let inner: Vec<String> = suites
+            .iter()
+            .map(|s| s.trim_start_matches("<testsuites>").trim_end_matches("</testsuites>").to_string())
+            .collect();
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{}\n</testsuites>\n", inner.join("\n"))
+    };
+    let _ = junit::write_synthesized(target, &xml);
+}
+
+pub async fn run(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, attempt: u32) -> Result<GateReport, DayError> {
+    let timer = ctx.start_agent(GATE, attempt);
+    let command = gate_command(ctx.settings.tech.build_command.as_deref(), &ctx.settings.tech.test_command);
+    let (outcome, test_run) = match run_suite(&ctx.sandbox, &ctx.settings.repo_root, &command, &ctx.day_dir.gate_dir(), None).await {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.finish_agent(timer, Some("ERROR"));
+            return Err(e.into());
+        }
+    };
+    let system = render(SYSTEM, &[("product", &ctx.settings.product.name)]);
+    let user = user_message(ctx, story, handoff, &outcome, &test_run);
+    let mapped = ctx.ask_validated(GATE, system, user, parse_gate_criteria).await;
+    let report = match mapped {
+        Ok((criteria, blockers, deferred, model_reason)) => {
+            decide(ctx.plan.day, story, criteria, blockers, deferred, model_reason, test_run)
+        }
+        Err(AskError::Invalid(reason)) => {
+            let mut r = decide(ctx.plan.day, story, Vec::new(), Vec::new(), Vec::new(), String::new(), test_run);
+            r.gate_decision = Decision::Hold;
+            r.hold_reason = format!("GATE could not map the evidence: {reason}");
+            r
+        }
+        Err(AskError::Llm(e)) => {
+            ctx.finish_agent(timer, Some("ERROR"));
+            return Err(e.into());
+        }
+    };
+    write_yaml(&ctx.day_dir.gate_report(), &report, &ctx.redactor)?;
+    ctx.finish_agent(timer, Some(report.gate_decision.as_str()));
+    Ok(report)
+}
+
+/// The verdict: the suite decides pass/fail; every acceptance criterion needs a PASS (or a
+/// PARTIAL that is deferred); the model's opinion of the tests never overrules the exit code.
+pub fn decide(
+    day: u32,
+    story: &StoryCard,
+    criteria: Vec<CriterionResult>,
+    blockers: Vec<String>,
+    deferred: Vec<String>,
+    model_reason: String,
+    test_run: TestRun,
+) -> GateReport {
+    let mut reasons = Vec::new();
+    if !test_run.passed() {
+        let what = if test_run.timed_out {
+            format!("the test command timed out after {} s", test_run.duration_ms / 1000)
+        } else if test_run.exit_code != 0 {
+            format!("the test command exited with {}", test_run.exit_code)
+        } else {
+            format!("JUnit reports {} failure(s) and {} error(s)", test_run.failures, test_run.errors)
+        };
+        reasons.push(match &test_run.note {
+            Some(note) => format!("{what} ({note})"),
+            None => what,
+        });
+    }
+    let failed: Vec<&CriterionResult> = criteria.iter().filter(|c| c.result == "FAIL").collect();
+    if !failed.is_empty() {
+        reasons.push(format!(
+            "acceptance criteria not met: {}",
+            failed.iter().map(|c| c.criterion.as_str()).collect::<Vec<_>>().join("; ")
+        ));
+    }
+    let missing: Vec<&String> = story
+        .acceptance
+        .iter()
+        .filter(|ac| !criteria.iter().any(|c| normalise(&c.criterion) == normalise(ac)))
+        .collect();
+    if !missing.is_empty() && !criteria.is_empty() {
+        reasons.push(format!("no evidence for: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")));
+    }
+    let decision = if reasons.is_empty() { Decision::Ship } else { Decision::Hold };
+    let hold_reason = if reasons.is_empty() {
+        String::new()
+    } else if model_reason.is_empty() {
+        reasons.join(". ")
+    } else {
+        format!("{}. {model_reason}", reasons.join(". "))
+    };
+    GateReport {
+        day,
+        agent: GATE.into(),
+        criteria_results: criteria,
+        blockers,
+        deferred,
+        gate_decision: decision,
+        hold_reason,
+        test_run,
+    }
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase().trim_end_matches('.').to_string()
+}
+
+fn user_message(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, outcome: &RunOutcome, t: &TestRun) -> String {
+    let story_yaml = serde_saphyr::to_string(story).unwrap_or_default();
+    let handoff_yaml = serde_saphyr::to_string(handoff).unwrap_or_default();
+    let output = if outcome.output_bytes as usize <= outcome.head.len() + outcome.tail.len() {
+        format!("{}{}", outcome.head, outcome.tail)
+    } else {
+        format!("{}\n[... {} bytes omitted; the full log is gate/output.log ...]\n{}", outcome.head, outcome.output_bytes as usize - outcome.head.len() - outcome.tail.len(), outcome.tail)
+    };
+    let mut parts = vec![
+        format!("Story card:\n```yaml\n{story_yaml}```"),
+        format!("FORGE handoff:\n```yaml\n{handoff_yaml}```"),
+        format!(
+            "Test run (decided by pace, not by you): `{}` → exit code {}{}; JUnit: {} tests, {} failures, {} errors, {} skipped.",
+            t.command,
+            t.exit_code,
+            if t.timed_out { " (timed out)" } else { "" },
+            t.tests,
+            t.failures,
+            t.errors,
+            t.skipped
+        ),
+        format!("Test output (head and tail):\n{}", untrusted("test output", &head_tail(&output, 6000, 10000))),
+    ];
+    if let Some(eng) = ctx.context_doc("engineering.md") {
+        parts.push(format!("Engineering context:\n{eng}"));
+    }
+    parts.push(format!("Map the evidence to each acceptance criterion for Day {}.", ctx.plan.day));
+    parts.join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn story() -> StoryCard {
+        StoryCard {
+            day: 1,
+            agent: "PRIME".into(),
+            story: "s".into(),
+            given: "g".into(),
+            when: "w".into(),
+            then: "t".into(),
+            acceptance: vec!["prints hello".into(), "exits 0".into()],
+            out_of_scope: vec![],
+        }
+    }
+
+    fn pass(c: &str) -> CriterionResult {
+        CriterionResult { criterion: c.into(), result: "PASS".into(), evidence: "ok".into() }
+    }
+
+    fn green() -> TestRun {
+        TestRun { command: "t".into(), tests: 2, ..TestRun::default() }
+    }
+
+    #[test]
+    fn failing_suite_holds_even_if_every_criterion_passes() {
+        let run = TestRun { exit_code: 1, ..green() };
+        let r = decide(1, &story(), vec![pass("prints hello"), pass("exits 0")], vec![], vec![], String::new(), run);
+        assert_eq!(r.gate_decision, Decision::Hold);
+        assert!(r.hold_reason.contains("exited with 1"), "{}", r.hold_reason);
+    }
+
+    #[test]
+    fn green_suite_and_all_criteria_ship() {
+        let r = decide(1, &story(), vec![pass("Prints hello."), pass("exits 0")], vec![], vec![], String::new(), green());
+        assert_eq!(r.gate_decision, Decision::Ship);
+    }
+
+    #[test]
+    fn missing_criterion_holds() {
+        let r = decide(1, &story(), vec![pass("prints hello")], vec![], vec![], String::new(), green());
+        assert_eq!(r.gate_decision, Decision::Hold);
+        assert!(r.hold_reason.contains("no evidence for: exits 0"));
+    }
+
+    #[test]
+    fn junit_failures_hold_with_exit_zero() {
+        let run = TestRun { failures: 2, ..green() };
+        let r = decide(1, &story(), vec![pass("prints hello"), pass("exits 0")], vec![], vec![], String::new(), run);
+        assert_eq!(r.gate_decision, Decision::Hold);
+    }
+
+    #[test]
+    fn build_runs_before_tests() {
+        assert_eq!(gate_command(Some("make"), "make test"), "( make ) && ( make test )");
+        assert_eq!(gate_command(Some(" "), "t"), "t");
+    }
+}

@@ -1,0 +1,238 @@
+//! What every agent of a day shares: settings, the LLM client, the sandbox, git, the
+//! artifact paths, redaction and the progress printer.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::artifacts::{AgentRecord, DayDir, PaceDir};
+use crate::config::settings::Settings;
+use crate::git::Git;
+use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message};
+use crate::redact::Redactor;
+use crate::report::printer::{Event, Printer};
+use crate::sandbox::Sandbox;
+
+/// One day of the plan as the agents see it.
+#[derive(Debug, Clone)]
+pub struct DayPlan {
+    pub day: u32,
+    pub target: String,
+    pub gate_criterion: Option<String>,
+    pub notes: Option<String>,
+    pub human_gate: bool,
+}
+
+pub struct DayContext {
+    pub settings: Settings,
+    pub plan: DayPlan,
+    pub llm: Client,
+    pub sandbox: Sandbox,
+    pub git: Git,
+    pub pace: PaceDir,
+    pub day_dir: DayDir,
+    pub redactor: Redactor,
+    pub printer: Printer,
+    pub branch: String,
+    /// HEAD when the day started: the day's diff is `base_commit..HEAD`.
+    pub base_commit: String,
+    records: Mutex<Vec<AgentRecord>>,
+}
+
+impl DayContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: Settings,
+        plan: DayPlan,
+        llm: Client,
+        sandbox: Sandbox,
+        git: Git,
+        redactor: Redactor,
+        printer: Printer,
+        branch: String,
+        base_commit: String,
+    ) -> Self {
+        let pace = PaceDir::new(&settings.repo_root);
+        let day_dir = pace.day(plan.day);
+        Self {
+            settings,
+            day_dir,
+            pace,
+            plan,
+            llm,
+            sandbox,
+            git,
+            redactor,
+            printer,
+            branch,
+            base_commit,
+            records: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn emit(&self, event: &Event) {
+        self.printer.emit(event);
+    }
+
+    pub fn warn(&self, text: impl Into<String>) {
+        self.emit(&Event::Warning(self.redactor.redact(&text.into())));
+    }
+
+    /// Starts timing an agent; [`AgentTimer::finish`] records and prints it.
+    pub fn start_agent(&self, agent: &str, attempt: u32) -> AgentTimer {
+        self.emit(&Event::AgentStarted { agent: agent.to_string(), attempt });
+        AgentTimer { agent: agent.to_string(), started: Instant::now(), usage_before: self.usage_of(agent) }
+    }
+
+    fn usage_of(&self, agent: &str) -> crate::llm::AgentUsage {
+        self.llm.usage_by_agent().into_iter().find(|u| u.agent == agent).unwrap_or_default()
+    }
+
+    pub fn finish_agent(&self, timer: AgentTimer, decision: Option<&str>) {
+        let now = self.usage_of(&timer.agent);
+        let before = &timer.usage_before;
+        let record = AgentRecord {
+            name: timer.agent.clone(),
+            decision: decision.map(str::to_string),
+            duration_ms: u64::try_from(timer.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            input_tokens: now.input_tokens.saturating_sub(before.input_tokens),
+            output_tokens: now.output_tokens.saturating_sub(before.output_tokens),
+            cache_read_tokens: now.cache_read_tokens.saturating_sub(before.cache_read_tokens),
+            cost_usd: (now.cost_usd - before.cost_usd).max(0.0),
+        };
+        self.emit(&Event::AgentFinished {
+            agent: record.name.clone(),
+            decision: record.decision.clone(),
+            duration: Duration::from_millis(record.duration_ms),
+            input_tokens: record.input_tokens,
+            output_tokens: record.output_tokens,
+            cost_usd: record.cost_usd,
+        });
+        if let Ok(mut records) = self.records.lock() {
+            records.push(record);
+        }
+    }
+
+    /// Agent runs so far, merged per agent name (a retried FORGE appears once, summed).
+    pub fn agent_records(&self) -> Vec<AgentRecord> {
+        let records = self.records.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut merged: Vec<AgentRecord> = Vec::new();
+        for r in records {
+            match merged.iter_mut().find(|m| m.name == r.name) {
+                Some(m) => {
+                    m.decision = r.decision.clone();
+                    m.duration_ms += r.duration_ms;
+                    m.input_tokens += r.input_tokens;
+                    m.output_tokens += r.output_tokens;
+                    m.cache_read_tokens += r.cache_read_tokens;
+                    m.cost_usd += r.cost_usd;
+                }
+                None => merged.push(r),
+            }
+        }
+        merged
+    }
+
+    /// A single-turn call whose answer must parse; an invalid answer is re-asked once with
+    /// the problems named, then the error is returned (the day holds with it).
+    pub async fn ask_validated<T>(
+        &self,
+        agent: &str,
+        system: String,
+        user: String,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, AskError> {
+        let mut messages = vec![Message::user_text(user)];
+        for round in 0..2 {
+            let response = self.call(agent, &system, &messages, &self.settings.llm.analysis_model, self.settings.llm.analysis_max_tokens).await?;
+            let text = response.text();
+            match parse(&text) {
+                Ok(value) => return Ok(value),
+                Err(problem) if round == 0 => {
+                    self.warn(format!("{agent} answer was invalid ({problem}); asking once more"));
+                    messages.push(response.to_assistant_message());
+                    messages.push(Message::user_text(format!(
+                        "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block."
+                    )));
+                }
+                Err(problem) => return Err(AskError::Invalid(format!("{agent} output invalid after one re-ask: {problem}"))),
+            }
+        }
+        Err(AskError::Invalid(format!("{agent} output invalid")))
+    }
+
+    pub async fn call(&self, agent: &str, system: &str, messages: &[Message], model: &str, max_tokens: u32) -> Result<ChatResponse, LlmError> {
+        let request = ChatRequest {
+            agent: agent.to_string(),
+            model: model.to_string(),
+            system: system.to_string(),
+            messages: messages.to_vec(),
+            tools: Vec::new(),
+            max_tokens,
+        };
+        self.llm.chat(request).await
+    }
+
+    /// Reads a context document, wrapped as untrusted data for a prompt.
+    pub fn context_doc(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.pace.context_doc(name)).ok().map(|t| untrusted(name, &t))
+    }
+}
+
+pub struct AgentTimer {
+    agent: String,
+    started: Instant,
+    usage_before: crate::llm::AgentUsage,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Marks text from files, tools or earlier reports as data (prompt-injection boundary).
+pub fn untrusted(label: &str, text: &str) -> String {
+    // A closing tag inside the data must not end the block early.
+    let safe = text.replace("</untrusted>", "</ untrusted>");
+    format!("<untrusted source=\"{label}\">\n{safe}\n</untrusted>")
+}
+
+/// Fills `{{name}}` placeholders of a prompt template.
+pub fn render(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    out
+}
+
+/// Head and tail of a long text for a prompt, with the cut marked.
+pub fn head_tail(text: &str, head: usize, tail: usize) -> String {
+    if text.len() <= head + tail {
+        return text.to_string();
+    }
+    let mut h = head;
+    while !text.is_char_boundary(h) {
+        h -= 1;
+    }
+    let mut t = text.len() - tail;
+    while !text.is_char_boundary(t) {
+        t += 1;
+    }
+    format!("{}\n[... {} bytes omitted ...]\n{}", &text[..h], t - h, &text[t..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_and_untrusted() {
+        assert_eq!(render("a {{x}} b {{x}}", &[("x", "1")]), "a 1 b 1");
+        assert!(untrusted("f", "x</untrusted>y").contains("x</ untrusted>y"));
+        let t = head_tail(&"é".repeat(100), 11, 11);
+        assert!(t.contains("bytes omitted"));
+    }
+}

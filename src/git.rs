@@ -1,0 +1,197 @@
+//! git through the CLI, with typed errors. pace commits on the checked-out branch with a
+//! configured identity passed per command (`-c user.name=...`), never written to config.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run `git`: {0}")]
+    Spawn(std::io::Error),
+    #[error("`git {args}` failed in `{dir}`: {stderr}")]
+    Failed { args: String, dir: PathBuf, stderr: String },
+    #[error("`{0}` is not inside a git repository")]
+    NotARepo(PathBuf),
+    #[error("HEAD is detached in `{0}`: pace commits on a branch")]
+    DetachedHead(PathBuf),
+}
+
+impl GitError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotARepo(_) => Some("run pace at the root of the project's git checkout (`git init` for a new one)".into()),
+            Self::DetachedHead(_) => Some(
+                "check out the sprint branch first (`git checkout -B sprint/NAME`); in GitLab CI set `GIT_STRATEGY: clone` and run the pipeline on the branch"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Git {
+    root: PathBuf,
+    author_name: String,
+    author_email: String,
+}
+
+impl Git {
+    /// Opens the repository containing `dir` (its top level becomes the root).
+    pub fn open(dir: &Path, author_name: &str, author_email: &str) -> Result<Self, GitError> {
+        let out = Command::new("git")
+            .args(["rev-parse", "--show-toplevel"])
+            .current_dir(dir)
+            .output()
+            .map_err(GitError::Spawn)?;
+        if !out.status.success() {
+            return Err(GitError::NotARepo(dir.to_path_buf()));
+        }
+        let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Ok(Self { root, author_name: author_name.into(), author_email: author_email.into() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(&self.root)
+            .arg("-c")
+            .arg(format!("user.name={}", self.author_name))
+            .arg("-c")
+            .arg(format!("user.email={}", self.author_email))
+            // Never let a hook or pager of the user's configuration run under pace.
+            .args(["-c", "core.hooksPath=/dev/null", "-c", "core.pager=cat"])
+            .env("GIT_TERMINAL_PROMPT", "0");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Result<String, GitError> {
+        let out = self.command().args(args).output().map_err(GitError::Spawn)?;
+        if !out.status.success() {
+            return Err(GitError::Failed {
+                args: args.join(" "),
+                dir: self.root.clone(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The checked-out branch; an error on a detached HEAD.
+    pub fn current_branch(&self) -> Result<String, GitError> {
+        let name = self.run(&["symbolic-ref", "--quiet", "--short", "HEAD"]).map_err(|_| GitError::DetachedHead(self.root.clone()))?;
+        Ok(name.trim().to_string())
+    }
+
+    /// The commit HEAD points at, or an empty string in a repository with no commits.
+    pub fn head(&self) -> String {
+        self.run(&["rev-parse", "--verify", "--quiet", "HEAD"]).map(|s| s.trim().to_string()).unwrap_or_default()
+    }
+
+    /// Stages `paths` (additions, changes and deletions) and commits if anything is staged.
+    /// Returns the new commit, or `None` when there was nothing to commit.
+    pub fn commit_paths(&self, paths: &[String], message: &str) -> Result<Option<String>, GitError> {
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let mut args = vec!["add", "--all", "--"];
+        args.extend(paths.iter().map(String::as_str));
+        self.run(&args)?;
+        let staged = self.run(&["diff", "--cached", "--name-only"])?;
+        if staged.trim().is_empty() {
+            return Ok(None);
+        }
+        self.run(&["commit", "--quiet", "--no-verify", "-m", message])?;
+        Ok(Some(self.head()))
+    }
+
+    /// Files changed (in the work tree or index, tracked or untracked-not-ignored) under `paths`.
+    pub fn changed_files(&self, paths: &[String]) -> Result<Vec<String>, GitError> {
+        let mut args = vec!["status", "--porcelain=v1", "-z", "--untracked-files=all", "--"];
+        args.extend(paths.iter().map(String::as_str));
+        let out = self.run(&args)?;
+        let mut files = Vec::new();
+        let mut entries = out.split('\0').filter(|e| !e.is_empty());
+        while let Some(entry) = entries.next() {
+            if entry.len() > 3 {
+                files.push(entry[3..].to_string());
+            }
+            // A rename is followed by its source path.
+            if entry.starts_with('R') {
+                entries.next();
+            }
+        }
+        Ok(files)
+    }
+
+    /// The diff of `base..HEAD` (the day's work), capped for prompts by the caller.
+    pub fn diff_since(&self, base: &str) -> Result<String, GitError> {
+        if base.is_empty() {
+            return self.run(&["show", "--format=", "HEAD"]);
+        }
+        self.run(&["diff", &format!("{base}..HEAD")])
+    }
+
+    /// Commits after `base` whose author is not pace (a human's fix before `--retry`).
+    pub fn human_commits_since(&self, base: &str) -> Result<Vec<String>, GitError> {
+        if base.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.run(&["log", "--format=%H%x09%ae%x09%s", &format!("{base}..HEAD")])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, '\t');
+                let sha = parts.next()?;
+                let email = parts.next()?;
+                let subject = parts.next().unwrap_or_default();
+                (email != self.author_email).then(|| format!("{} {subject}", &sha[..sha.len().min(10)]))
+            })
+            .collect())
+    }
+
+    pub fn is_ancestor(&self, commit: &str) -> bool {
+        !commit.is_empty() && self.run(&["merge-base", "--is-ancestor", commit, "HEAD"]).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> (tempfile::TempDir, Git) {
+        let dir = tempfile::tempdir().unwrap();
+        Command::new("git").args(["init", "-q", "-b", "main"]).current_dir(dir.path()).status().unwrap();
+        let git = Git::open(dir.path(), "pace", "pace@localhost").unwrap();
+        (dir, git)
+    }
+
+    #[test]
+    fn commits_only_named_paths() {
+        let (dir, git) = repo();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join("other.txt"), "o").unwrap();
+        let sha = git.commit_paths(&["src".into()], "Day 1: work").unwrap().unwrap();
+        assert_eq!(git.head(), sha);
+        assert_eq!(git.changed_files(&[".".into()]).unwrap(), vec!["other.txt"]);
+        assert_eq!(git.commit_paths(&["src".into()], "nothing").unwrap(), None);
+        assert_eq!(git.current_branch().unwrap(), "main");
+    }
+
+    #[test]
+    fn human_commits_are_found() {
+        let (dir, git) = repo();
+        std::fs::write(dir.path().join("a"), "1").unwrap();
+        let base = git.commit_paths(&["a".into()], "pace").unwrap().unwrap();
+        std::fs::write(dir.path().join("a"), "2").unwrap();
+        let human = Git::open(dir.path(), "Ada", "ada@example.com").unwrap();
+        human.commit_paths(&["a".into()], "fix the test").unwrap();
+        let found = git.human_commits_since(&base).unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].ends_with("fix the test"));
+    }
+}

@@ -1,0 +1,42 @@
+//! The local platform: the MR and the escalation become files in `.pace/day-N/`.
+
+use async_trait::async_trait;
+
+use super::{Platform, PlatformError, Published};
+use crate::artifacts::{DayDir, write_text};
+use crate::git::Git;
+use crate::redact::Redactor;
+use crate::report::summary::DaySummary;
+
+pub struct LocalPlatform {
+    pub redactor: Redactor,
+}
+
+#[async_trait]
+impl Platform for LocalPlatform {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn push(&self, _git: &Git, _branch: &str) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    async fn ship(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
+        let body = format!("# {}\n\nSource branch: `{}`\n\n{}", summary.title(), summary.branch, summary.render_merge_request());
+        write_text(&day.merge_request(), &body, &self.redactor)?;
+        Ok(Published { url: Some(day.merge_request().display().to_string()) })
+    }
+
+    async fn escalate(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
+        let body = format!(
+            "# [PACE HOLD] Day {}: {}\n\nLabels: pace-hold, pace-day-{}\n\n{}",
+            summary.day,
+            crate::report::summary::one_line(&summary.reason, 120),
+            summary.day,
+            summary.render_escalation()
+        );
+        write_text(&day.escalation(), &body, &self.redactor)?;
+        Ok(Published { url: Some(day.escalation().display().to_string()) })
+    }
+}

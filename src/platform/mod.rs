@@ -1,0 +1,46 @@
+//! Where a day's result goes: a merge/pull request on SHIP, an escalation on HOLD, and
+//! the push of the sprint branch. `local` (and every `--dry-run`) writes files instead.
+
+use async_trait::async_trait;
+
+use crate::artifacts::DayDir;
+use crate::git::Git;
+use crate::redact::Redactor;
+use crate::report::summary::DaySummary;
+
+pub mod local;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{0}")]
+    Artifact(#[from] crate::artifacts::ArtifactError),
+    #[error("push of `{branch}` was rejected: {reason}")]
+    PushRejected { branch: String, reason: String },
+    #[error("{platform} API call `{call}` failed: {message}")]
+    Api { platform: &'static str, call: String, message: String },
+}
+
+/// What publishing produced: links for `run.json` and the dotenv report.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub url: Option<String>,
+}
+
+#[async_trait]
+pub trait Platform: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Pushes the sprint branch (no-op for local).
+    async fn push(&self, git: &Git, branch: &str) -> Result<(), PlatformError>;
+    /// SHIP: open or update the merge/pull request.
+    async fn ship(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError>;
+    /// HOLD after all retries: open or update the escalation.
+    async fn escalate(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError>;
+    /// A human-gate day: ask for a review.
+    async fn request_review(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
+        self.ship(summary, day).await
+    }
+}
+
+pub fn local(redactor: Redactor) -> Box<dyn Platform> {
+    Box::new(local::LocalPlatform { redactor })
+}

@@ -1,0 +1,201 @@
+//! The human summary of a day. `summary.md`, the MR/PR body and the escalation body are
+//! all rendered from one [`DaySummary`] so they never disagree.
+
+use std::fmt::Write as _;
+
+use crate::artifacts::{AgentRecord, RunDecision, Totals};
+use crate::schemas::{GateReport, Handoff, ReviewReport, StoryCard};
+
+#[derive(Debug, Clone)]
+pub struct DaySummary {
+    pub product: String,
+    pub day: u32,
+    pub target: String,
+    pub decision: RunDecision,
+    pub reason: String,
+    pub attempt: u32,
+    pub branch: String,
+    pub commit: String,
+    pub story: Option<StoryCard>,
+    pub handoff: Option<Handoff>,
+    pub gate: Option<GateReport>,
+    pub sentinel: Option<ReviewReport>,
+    pub conduit: Option<ReviewReport>,
+    pub agents: Vec<AgentRecord>,
+    pub totals: Totals,
+    /// Where the full artifacts are: a CI job URL, else the local `.pace/day-N/` path.
+    pub artifacts_location: String,
+}
+
+fn icon(decision: &str) -> &'static str {
+    match decision {
+        "SHIP" | "PASS" => "✅",
+        "HOLD" | "FAIL" => "🔴",
+        "ADVISORY" | "PARTIAL" => "⚠️",
+        "BUDGET" => "💸",
+        _ => "⛔",
+    }
+}
+
+impl DaySummary {
+    pub fn title(&self) -> String {
+        format!("PACE Day {}: {}", self.day, one_line(&self.target, 100))
+    }
+
+    /// `summary.md`.
+    pub fn render_markdown(&self) -> String {
+        let mut md = String::new();
+        let d = self.decision.as_str();
+        let _ = writeln!(md, "# PACE Day {} — {} {d}\n", self.day, icon(d));
+        let _ = writeln!(md, "**Product:** {}  ", self.product);
+        let _ = writeln!(md, "**Target:** {}  ", one_line(&self.target, 300));
+        let _ = writeln!(md, "**Branch:** `{}` at `{}`  ", self.branch, short(&self.commit));
+        let _ = writeln!(md, "**Attempt:** {}", self.attempt);
+        if !self.reason.is_empty() {
+            let _ = writeln!(md, "\n**Reason:** {}", self.reason);
+        }
+        self.render_sections(&mut md);
+        md
+    }
+
+    /// The MR/PR description on SHIP.
+    pub fn render_merge_request(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "Day {} of the sprint shipped by PACE.\n", self.day);
+        let _ = writeln!(md, "**Target:** {}", one_line(&self.target, 300));
+        self.render_sections(&mut md);
+        let _ = writeln!(md, "\nArtifacts: {}", self.artifacts_location);
+        md
+    }
+
+    /// The escalation (issue / Jira / `escalation.md`) on HOLD.
+    pub fn render_escalation(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "PACE held Day {} after {} attempt(s) and needs a human.\n", self.day, self.attempt);
+        let _ = writeln!(md, "**Hold reason:** {}\n", self.reason);
+        let _ = writeln!(md, "**Target:** {}", one_line(&self.target, 300));
+        let _ = writeln!(md, "**Branch:** `{}` at `{}`", self.branch, short(&self.commit));
+        self.render_sections(&mut md);
+        let _ = writeln!(md, "\n## What to do\n");
+        let _ = writeln!(
+            md,
+            "Push a fix to `{}`, then re-run the day with `pace --day {} --retry` (in CI: run the pipeline with `DAY={}` and `RETRY=true`).",
+            self.branch, self.day, self.day
+        );
+        let _ = writeln!(md, "\nArtifacts: {}", self.artifacts_location);
+        md
+    }
+
+    fn render_sections(&self, md: &mut String) {
+        if let Some(story) = &self.story {
+            let _ = writeln!(md, "\n## Story card\n\n**{}**\n", one_line(&story.story, 500));
+            let _ = writeln!(md, "| Given | When | Then |\n|---|---|---|");
+            let _ = writeln!(md, "| {} | {} | {} |\n", cell(&story.given), cell(&story.when), cell(&story.then));
+            let _ = writeln!(md, "Acceptance criteria:");
+            for ac in &story.acceptance {
+                let _ = writeln!(md, "- {}", one_line(ac, 300));
+            }
+            if !story.out_of_scope.is_empty() {
+                let _ = writeln!(md, "\nOut of scope: {}", story.out_of_scope.iter().map(|s| one_line(s, 120)).collect::<Vec<_>>().join("; "));
+            }
+        }
+        if let Some(h) = &self.handoff {
+            let _ = writeln!(md, "\n## FORGE handoff\n\n{}", one_line(&h.built, 600));
+            if !h.files_changed.is_empty() {
+                let _ = writeln!(md, "\nFiles changed: {}", h.files_changed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "));
+            }
+            if !h.known_gaps.is_empty() {
+                let _ = writeln!(md, "\nKnown gaps: {}", h.known_gaps.join("; "));
+            }
+        }
+        if let Some(g) = &self.gate {
+            let d = g.gate_decision.as_str();
+            let t = &g.test_run;
+            let _ = writeln!(md, "\n## GATE — {} {d}\n", icon(d));
+            let status = if t.timed_out { "timed out".to_string() } else { format!("exit code {}", t.exit_code) };
+            let _ = writeln!(
+                md,
+                "Tests: `{}` → {status}; {} tests, {} failures, {} errors, {} skipped\n",
+                one_line(&t.command, 200),
+                t.tests,
+                t.failures,
+                t.errors,
+                t.skipped
+            );
+            for c in &g.criteria_results {
+                let _ = writeln!(md, "- {} {} — *{}*", icon(&c.result), one_line(&c.criterion, 300), one_line(&c.evidence, 300));
+            }
+            list(md, "Blockers", &g.blockers);
+            list(md, "Deferred", &g.deferred);
+            if !g.hold_reason.is_empty() {
+                let _ = writeln!(md, "\nHold reason: {}", g.hold_reason);
+            }
+        }
+        for review in [&self.sentinel, &self.conduit].into_iter().flatten() {
+            let d = review.decision.as_str();
+            let _ = writeln!(md, "\n## {} — {} {d}\n", review.agent, icon(d));
+            for f in &review.findings {
+                let _ = writeln!(md, "- {} {} — *{}*", icon(&f.result), one_line(&f.check, 200), one_line(&f.evidence, 300));
+            }
+            list(md, "Advisories", &review.advisories);
+            list(md, "Blockers", &review.blockers);
+            if !review.hold_reason.is_empty() {
+                let _ = writeln!(md, "\nHold reason: {}", review.hold_reason);
+            }
+        }
+        if !self.agents.is_empty() {
+            let _ = writeln!(md, "\n## Agents\n\n| Agent | Decision | Time | Input tokens | Output tokens | Cache read | Cost |\n|---|---|---|---|---|---|---|");
+            for a in &self.agents {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.1}s | {} | {} | {} | ${:.4} |",
+                    a.name,
+                    a.decision.as_deref().unwrap_or("—"),
+                    a.duration_ms as f64 / 1000.0,
+                    a.input_tokens,
+                    a.output_tokens,
+                    a.cache_read_tokens,
+                    a.cost_usd
+                );
+            }
+            let t = &self.totals;
+            let _ = writeln!(
+                md,
+                "| **Total** | | {:.1}s | {} | {} | {} | ${:.4} |",
+                t.duration_ms as f64 / 1000.0,
+                t.input_tokens,
+                t.output_tokens,
+                t.cache_read_tokens,
+                t.cost_usd
+            );
+        }
+    }
+}
+
+fn list(md: &mut String, title: &str, items: &[String]) {
+    if !items.is_empty() {
+        let _ = writeln!(md, "\n{title}:");
+        for i in items {
+            let _ = writeln!(md, "- {}", one_line(i, 300));
+        }
+    }
+}
+
+/// One line, at most `max` characters (platform titles reject newlines).
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn cell(text: &str) -> String {
+    one_line(text, 200).replace('|', "\\|")
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}

@@ -1,0 +1,427 @@
+//! The agents' outputs: field names as in the original's docs (story card, handoff,
+//! gate/sentinel/conduit reports), parsed from model text and validated.
+//!
+//! Validation returns every problem at once so the re-ask can name them all.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Decision {
+    Ship,
+    Hold,
+    Advisory,
+}
+
+impl Decision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Ship => "SHIP",
+            Self::Hold => "HOLD",
+            Self::Advisory => "ADVISORY",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoryCard {
+    pub day: u32,
+    pub agent: String,
+    pub story: String,
+    pub given: String,
+    pub when: String,
+    pub then: String,
+    pub acceptance: Vec<String>,
+    #[serde(default)]
+    pub out_of_scope: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub day: u32,
+    pub agent: String,
+    pub commit: String,
+    pub approach: String,
+    pub risk: String,
+    pub dependencies: String,
+    pub built: String,
+    pub edge_cases_tested: Vec<String>,
+    pub known_gaps: Vec<String>,
+    pub iterations_used: u32,
+    pub tdd_red_phase_confirmed: bool,
+    pub forge_cost_usd: f64,
+    /// Files FORGE changed in this attempt (repository-relative).
+    #[serde(default)]
+    pub files_changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CriterionResult {
+    pub criterion: String,
+    pub result: String,
+    pub evidence: String,
+}
+
+/// What the test run itself said: the verdict on the tests comes from here, never from
+/// the model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestRun {
+    pub command: String,
+    pub exit_code: i64,
+    pub timed_out: bool,
+    pub tests: u64,
+    pub failures: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl TestRun {
+    pub fn passed(&self) -> bool {
+        self.exit_code == 0 && !self.timed_out && self.failures == 0 && self.errors == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateReport {
+    pub day: u32,
+    pub agent: String,
+    pub criteria_results: Vec<CriterionResult>,
+    #[serde(default)]
+    pub blockers: Vec<String>,
+    #[serde(default)]
+    pub deferred: Vec<String>,
+    pub gate_decision: Decision,
+    #[serde(default)]
+    pub hold_reason: String,
+    #[serde(default)]
+    pub test_run: TestRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub check: String,
+    pub result: String,
+    pub evidence: String,
+}
+
+/// SENTINEL and CONDUIT share this shape; only the decision key differs on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewReport {
+    pub day: u32,
+    pub agent: String,
+    pub findings: Vec<Finding>,
+    #[serde(default)]
+    pub advisories: Vec<String>,
+    #[serde(default)]
+    pub blockers: Vec<String>,
+    pub decision: Decision,
+    #[serde(default)]
+    pub hold_reason: String,
+}
+
+impl ReviewReport {
+    /// The file form: `sentinel_decision` / `conduit_decision` as in the original's docs.
+    pub fn to_file_value(&self) -> Value {
+        let key = format!("{}_decision", self.agent.to_ascii_lowercase());
+        serde_json::json!({
+            "day": self.day,
+            "agent": self.agent,
+            "findings": self.findings,
+            "advisories": self.advisories,
+            "blockers": self.blockers,
+            key: self.decision,
+            "hold_reason": self.hold_reason,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScribeReport {
+    pub documents_written: Vec<String>,
+    pub source_files_read: Vec<String>,
+    pub tool_iterations: u32,
+    pub missing_docs: Vec<String>,
+    #[serde(default)]
+    pub summary: String,
+}
+
+/// The model's text → a YAML value: the first fenced block if any, else the whole text.
+pub fn yaml_from_model_text(text: &str) -> Result<Value, String> {
+    let body = first_fenced_block(text).unwrap_or(text);
+    if body.trim().is_empty() {
+        return Err("the answer was empty; expected a YAML document".into());
+    }
+    let value: Value = serde_saphyr::from_str(body).map_err(|e| format!("the answer is not valid YAML: {e}"))?;
+    if !value.is_object() {
+        return Err("the answer must be a YAML mapping (key: value lines)".into());
+    }
+    Ok(value)
+}
+
+fn first_fenced_block(text: &str) -> Option<&str> {
+    let start = text.find("```")?;
+    let after = &text[start + 3..];
+    let body_start = after.find('\n')? + 1;
+    let body = &after[body_start..];
+    let end = body.find("```")?;
+    Some(&body[..end])
+}
+
+/// Collects every schema problem of one document.
+#[derive(Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    pub fn require_string(&mut self, v: &Value, key: &str) {
+        match v.get(key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => {}
+            Some(Value::String(_)) => self.0.push(format!("`{key}` must not be empty")),
+            Some(Value::Null) | None => self.0.push(format!("`{key}` is missing")),
+            Some(other) => self.0.push(format!("`{key}` must be a string, got {}", type_name(other))),
+        }
+    }
+
+    pub fn require_string_list(&mut self, v: &Value, key: &str, min_items: usize) {
+        match v.get(key) {
+            Some(Value::Array(items)) => {
+                if items.len() < min_items {
+                    self.0.push(format!("`{key}` needs at least {min_items} item(s)"));
+                }
+                if items.iter().any(|i| !i.is_string()) {
+                    self.0.push(format!("`{key}` must be a list of strings"));
+                }
+            }
+            Some(Value::Null) | None if min_items == 0 => {}
+            Some(Value::Null) | None => self.0.push(format!("`{key}` is missing")),
+            Some(other) => self.0.push(format!("`{key}` must be a list, got {}", type_name(other))),
+        }
+    }
+
+    pub fn require_enum(&mut self, v: &Value, key: &str, allowed: &[&str]) {
+        match v.get(key).and_then(Value::as_str) {
+            Some(s) if allowed.contains(&s.trim().to_ascii_uppercase().as_str()) => {}
+            Some(s) => self.0.push(format!("`{key}` must be one of {}, got `{s}`", allowed.join(", "))),
+            None => self.0.push(format!("`{key}` is missing (one of {})", allowed.join(", "))),
+        }
+    }
+
+    pub fn require_list_of_objects(&mut self, v: &Value, key: &str, fields: &[&str], enum_field: (&str, &[&str])) {
+        let Some(items) = v.get(key).and_then(Value::as_array) else {
+            self.0.push(format!("`{key}` is missing or not a list"));
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            for field in fields {
+                if item.get(field).and_then(Value::as_str).is_none() {
+                    self.0.push(format!("`{key}[{i}].{field}` is missing or not a string"));
+                }
+            }
+            let (name, allowed) = enum_field;
+            if let Some(s) = item.get(name).and_then(Value::as_str)
+                && !allowed.contains(&s.trim().to_ascii_uppercase().as_str())
+            {
+                self.0.push(format!("`{key}[{i}].{name}` must be one of {}, got `{s}`", allowed.join(", ")));
+            }
+        }
+    }
+
+    pub fn into_result(self) -> Result<(), String> {
+        if self.0.is_empty() { Ok(()) } else { Err(self.0.join("; ")) }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn string(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().trim().to_string()
+}
+
+fn decision(v: &Value, key: &str) -> Decision {
+    match string(v, key).to_ascii_uppercase().as_str() {
+        "SHIP" => Decision::Ship,
+        "ADVISORY" => Decision::Advisory,
+        _ => Decision::Hold,
+    }
+}
+
+pub fn parse_story_card(text: &str, day: u32) -> Result<StoryCard, String> {
+    let v = yaml_from_model_text(text)?;
+    let mut p = Problems::default();
+    for key in ["story", "given", "when", "then"] {
+        p.require_string(&v, key);
+    }
+    p.require_string_list(&v, "acceptance", 1);
+    p.require_string_list(&v, "out_of_scope", 0);
+    p.into_result()?;
+    Ok(StoryCard {
+        day,
+        agent: "PRIME".into(),
+        story: string(&v, "story"),
+        given: string(&v, "given"),
+        when: string(&v, "when"),
+        then: string(&v, "then"),
+        acceptance: strings(&v, "acceptance"),
+        out_of_scope: strings(&v, "out_of_scope"),
+    })
+}
+
+/// GATE's model part: the criteria mapping. The decision is computed by the caller.
+pub fn parse_gate_criteria(text: &str) -> Result<(Vec<CriterionResult>, Vec<String>, Vec<String>, String), String> {
+    let v = yaml_from_model_text(text)?;
+    let mut p = Problems::default();
+    p.require_list_of_objects(&v, "criteria_results", &["criterion", "result", "evidence"], ("result", &["PASS", "FAIL", "PARTIAL"]));
+    p.require_string_list(&v, "blockers", 0);
+    p.require_string_list(&v, "deferred", 0);
+    p.into_result()?;
+    let criteria = v
+        .get("criteria_results")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| CriterionResult {
+                    criterion: string(i, "criterion"),
+                    result: string(i, "result").to_ascii_uppercase(),
+                    evidence: string(i, "evidence"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((criteria, strings(&v, "blockers"), strings(&v, "deferred"), string(&v, "hold_reason")))
+}
+
+pub fn parse_review(text: &str, day: u32, agent: &str) -> Result<ReviewReport, String> {
+    let v = yaml_from_model_text(text)?;
+    let decision_key = format!("{}_decision", agent.to_ascii_lowercase());
+    let mut p = Problems::default();
+    p.require_list_of_objects(&v, "findings", &["check", "result", "evidence"], ("result", &["PASS", "FAIL", "ADVISORY"]));
+    p.require_string_list(&v, "advisories", 0);
+    p.require_string_list(&v, "blockers", 0);
+    p.require_enum(&v, &decision_key, &["SHIP", "HOLD", "ADVISORY"]);
+    p.into_result()?;
+    let findings = v
+        .get("findings")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| Finding {
+                    check: string(i, "check"),
+                    result: string(i, "result").to_ascii_uppercase(),
+                    evidence: string(i, "evidence"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let report = ReviewReport {
+        day,
+        agent: agent.to_string(),
+        findings,
+        advisories: strings(&v, "advisories"),
+        blockers: strings(&v, "blockers"),
+        decision: decision(&v, &decision_key),
+        hold_reason: string(&v, "hold_reason"),
+    };
+    check_review_consistency(&report)?;
+    Ok(report)
+}
+
+/// The decision rules of the original's docs: HOLD needs a reason, ADVISORY needs advisories.
+fn check_review_consistency(r: &ReviewReport) -> Result<(), String> {
+    match r.decision {
+        Decision::Hold if r.hold_reason.is_empty() && r.blockers.is_empty() => {
+            Err("a HOLD needs a specific `hold_reason` (or `blockers`)".into())
+        }
+        Decision::Advisory if r.advisories.is_empty() => Err("an ADVISORY needs at least one item in `advisories`".into()),
+        _ => Ok(()),
+    }
+}
+
+/// `complete_handoff` input → the handoff's model fields (lists coerced from bullets).
+pub fn handoff_fields(input: &Value) -> Result<(String, String, String, String, Vec<String>, Vec<String>), String> {
+    let mut p = Problems::default();
+    for key in ["approach", "risk", "built"] {
+        p.require_string(input, key);
+    }
+    p.into_result()?;
+    Ok((
+        string(input, "approach"),
+        string(input, "risk"),
+        string(input, "dependencies"),
+        string(input, "built"),
+        bullet_list(input.get("edge_cases_tested")),
+        bullet_list(input.get("known_gaps")),
+    ))
+}
+
+/// A list, or a markdown bullet string turned into one (models send both).
+pub fn bullet_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(|s| s.trim().to_string())).collect(),
+        Some(Value::String(s)) => s
+            .lines()
+            .map(|l| l.trim().trim_start_matches(['-', '*']).trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn story_card_from_fenced_yaml() {
+        let text = "Here:\n```yaml\nstory: As a user, when I greet, I see hello.\ngiven: a name\nwhen: greet runs\nthen: it prints hello\nacceptance:\n  - prints hello NAME\nout_of_scope: []\n```\n";
+        let card = parse_story_card(text, 3).unwrap();
+        assert_eq!(card.day, 3);
+        assert_eq!(card.acceptance, vec!["prints hello NAME"]);
+    }
+
+    #[test]
+    fn story_card_lists_every_problem() {
+        let err = parse_story_card("story: x\nacceptance: []\n", 1).unwrap_err();
+        for needle in ["`given` is missing", "`when` is missing", "`then` is missing", "`acceptance` needs at least 1"] {
+            assert!(err.contains(needle), "{needle} not in {err}");
+        }
+    }
+
+    #[test]
+    fn review_hold_without_reason_is_invalid() {
+        let err = parse_review("findings: []\nsentinel_decision: HOLD\n", 1, "SENTINEL").unwrap_err();
+        assert!(err.contains("hold_reason"), "{err}");
+    }
+
+    #[test]
+    fn invalid_yaml_is_reported() {
+        assert!(yaml_from_model_text("story: [unclosed").unwrap_err().contains("not valid YAML"));
+        assert!(yaml_from_model_text("just words").is_err());
+    }
+
+    #[test]
+    fn bullets_become_lists() {
+        let v = serde_json::json!("- a\n- b\n\n-\n");
+        assert_eq!(bullet_list(Some(&v)), vec!["a", "b"]);
+    }
+}
