@@ -1,6 +1,15 @@
 //! pace: runs one PACE sprint day in a git repository.
+//!
+//! `main` calls [`run`]; everything else is a library so the tests can drive it.
 
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub mod app;
+mod app_doctor;
 pub mod artifacts;
+pub mod cli;
 pub mod config;
 pub mod day;
 pub mod env;
@@ -13,6 +22,17 @@ pub mod report;
 pub mod sandbox;
 pub mod schemas;
 
-pub fn run() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+/// Parses the command line, runs the command, renders any error and maps it to the
+/// exit code (one place for both).
+pub fn run() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let env = env::Env::from_process();
+    app::init_logging(cli.verbose, cli.quiet, &env);
+    match app::dispatch(cli, env) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(err.kind.code())
+        }
+    }
 }

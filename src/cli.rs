@@ -1,0 +1,62 @@
+//! The command line (clap derive: the `///` comments are the help text).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+/// pace runs one PACE sprint day in a git repository: PRIME writes the story card, FORGE
+/// writes the code, GATE runs the tests in a sandbox container while SENTINEL and CONDUIT
+/// review the diff, SCRIBE keeps the context documents; then a merge request (SHIP) or an
+/// escalation (HOLD) is opened.
+///
+/// Exit codes: 0 SHIP (also: paused, already shipped), 1 HOLD, 2 configuration or usage
+/// error, 3 plan error, 4 infrastructure error (Docker, LLM provider, git push, platform
+/// API), 5 budget exhausted (work committed), 130/143 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "pace", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The sprint day to run
+    #[arg(long, env = "PACE_DAY", value_name = "N")]
+    pub day: Option<u32>,
+
+    /// Re-run a HOLD day after a human pushed a fix: the story card is kept, FORGE starts
+    /// from the last hold reason and the new commits
+    #[arg(long, env = "PACE_RETRY", action = ArgAction::SetTrue)]
+    pub retry: bool,
+
+    /// Run the whole day but push nothing and open nothing (the local platform's files are
+    /// written instead)
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub dry_run: bool,
+
+    /// The config file (default: `pace.config.yaml`, else `pace/pace.config.yaml`)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// More output (`-v` debug logs); `RUST_LOG` wins when set
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and the final line
+    #[arg(short, long, global = true, action = ArgAction::SetTrue, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config and the plan; every problem at once, with file:line:column
+    Validate,
+    /// Check the Docker daemon, the sandbox image, git and the LLM key, with a hint for each
+    /// failure
+    Doctor,
+    /// Run the build and test commands in the sandbox exactly as GATE does, streaming the
+    /// output (reproduce a HOLD locally)
+    Gate {
+        /// The image to run in (default: `sandbox.image`)
+        #[arg(long)]
+        image: Option<String>,
+    },
+}
