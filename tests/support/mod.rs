@@ -2,3 +2,6 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod fake_llm;
+pub mod project;
+pub mod scripts;

@@ -1,0 +1,196 @@
+//! A fake Anthropic Messages API on 127.0.0.1 that speaks the real wire format (SSE
+//! streaming, tool_use blocks, usage, error bodies) and plays a scripted conversation.
+//! Each request is routed by agent (read from the system prompt, "You are PRIME, ...")
+//! and the agent's call number; every request is recorded for assertions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const AGENTS: [&str; 6] = ["PRIME", "FORGE", "GATE", "SENTINEL", "CONDUIT", "SCRIBE"];
+
+/// What the script sees of one request.
+pub struct Turn {
+    pub agent: String,
+    /// 1-based call number of this agent over the whole test.
+    pub call: u32,
+    pub body: Value,
+}
+
+impl Turn {
+    /// Text of the first user message (the attempt's brief).
+    pub fn first_user_text(&self) -> String {
+        self.body["messages"][0]["content"]
+            .as_array()
+            .map(|blocks| blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n"))
+            .or_else(|| self.body["messages"][0]["content"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Tool results in the last user message: (tool_use_id, content).
+    pub fn last_tool_results(&self) -> Vec<(String, String)> {
+        let Some(messages) = self.body["messages"].as_array() else { return Vec::new() };
+        let Some(last) = messages.last() else { return Vec::new() };
+        last["content"]
+            .as_array()
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .filter(|b| b["type"] == "tool_result")
+                    .map(|b| {
+                        let content = b["content"].as_str().map(str::to_string).unwrap_or_else(|| {
+                            b["content"].as_array().map(|a| a.iter().filter_map(|x| x["text"].as_str()).collect::<String>()).unwrap_or_default()
+                        });
+                        (b["tool_use_id"].as_str().unwrap_or_default().to_string(), content)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn attempt_brief_mentions(&self, needle: &str) -> bool {
+        self.first_user_text().contains(needle)
+    }
+}
+
+pub enum Reply {
+    Text(String),
+    /// Tool calls (name, input), optionally preceded by text.
+    Tools(Vec<(&'static str, Value)>),
+    /// An HTTP error with an Anthropic error body and extra headers.
+    Error { status: u16, kind: &'static str, message: &'static str, headers: Vec<(&'static str, &'static str)> },
+}
+
+pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
+
+#[derive(Clone)]
+pub struct FakeLlm {
+    pub server: Arc<MockServer>,
+    pub requests: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+struct Responder {
+    script: Script,
+    counts: Mutex<HashMap<String, u32>>,
+    requests: Arc<Mutex<Vec<(String, Value)>>>,
+    expected_key: Option<String>,
+}
+
+fn agent_of(body: &Value) -> String {
+    let system = match &body["system"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    };
+    AGENTS.iter().find(|a| system.starts_with(&format!("You are {a}"))).map(|a| (*a).to_string()).unwrap_or_else(|| "UNKNOWN".into())
+}
+
+fn sse(events: &[(&str, Value)]) -> String {
+    events.iter().map(|(name, data)| format!("event: {name}\ndata: {data}\n\n")).collect()
+}
+
+fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, input_tokens: u64) -> String {
+    let mut events = vec![(
+        "message_start",
+        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":"fake-model","content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}}),
+    )];
+    let mut output_tokens = 1u64;
+    for (index, block) in reply_blocks.iter().enumerate() {
+        match block["type"].as_str() {
+            Some("text") => {
+                let text = block["text"].as_str().unwrap_or_default();
+                output_tokens += text.len() as u64 / 4 + 1;
+                events.push(("content_block_start", json!({"type":"content_block_start","index":index,"content_block":{"type":"text","text":""}})));
+                // Two deltas, so the client really accumulates.
+                let mid = text.char_indices().nth(text.chars().count() / 2).map(|(i, _)| i).unwrap_or(0);
+                events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":&text[..mid]}})));
+                events.push(("ping", json!({"type":"ping"})));
+                events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":&text[mid..]}})));
+            }
+            _ => {
+                let input = block["input"].to_string();
+                output_tokens += input.len() as u64 / 4 + 1;
+                events.push((
+                    "content_block_start",
+                    json!({"type":"content_block_start","index":index,"content_block":{"type":"tool_use","id":block["id"],"name":block["name"],"input":{}}}),
+                ));
+                let mid = input.char_indices().nth(input.chars().count() / 2).map(|(i, _)| i).unwrap_or(0);
+                events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"input_json_delta","partial_json":&input[..mid]}})));
+                events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"input_json_delta","partial_json":&input[mid..]}})));
+            }
+        }
+        events.push(("content_block_stop", json!({"type":"content_block_stop","index":index})));
+    }
+    events.push(("message_delta", json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"output_tokens":output_tokens}})));
+    events.push(("message_stop", json!({"type":"message_stop"})));
+    sse(&events)
+}
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let agent = agent_of(&body);
+        if let Some(expected) = &self.expected_key {
+            let sent = request.headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if sent != expected {
+                return ResponseTemplate::new(401).set_body_json(json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_fake"}));
+            }
+        }
+        let call = {
+            let mut counts = self.counts.lock().unwrap();
+            let c = counts.entry(agent.clone()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        self.requests.lock().unwrap().push((agent.clone(), body.clone()));
+        let turn = Turn { agent: agent.clone(), call, body: body.clone() };
+        let input_tokens = (request.body.len() / 4) as u64;
+        match (self.script)(&turn) {
+            Reply::Text(text) => {
+                let sse = message_events(&agent, call, &[json!({"type":"text","text":text})], "end_turn", input_tokens);
+                ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(sse)
+            }
+            Reply::Tools(calls) => {
+                let blocks: Vec<Value> = calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (name, input))| json!({"type":"tool_use","id":format!("toolu_{agent}_{call}_{i}"),"name":name,"input":input}))
+                    .collect();
+                let sse = message_events(&agent, call, &blocks, "tool_use", input_tokens);
+                ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(sse)
+            }
+            Reply::Error { status, kind, message, headers } => {
+                let mut t = ResponseTemplate::new(status).set_body_json(json!({"type":"error","error":{"type":kind,"message":message},"request_id":"req_fake"}));
+                for (k, v) in headers {
+                    t = t.insert_header(k, v);
+                }
+                t
+            }
+        }
+    }
+}
+
+impl FakeLlm {
+    pub async fn start(script: Script, expected_key: Option<&str>) -> Self {
+        let server = MockServer::start().await;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let responder = Responder { script, counts: Mutex::new(HashMap::new()), requests: requests.clone(), expected_key: expected_key.map(str::to_string) };
+        Mock::given(method("POST")).and(path("/v1/messages")).respond_with(responder).mount(&server).await;
+        Self { server: Arc::new(server), requests }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn calls_of(&self, agent: &str) -> usize {
+        self.requests.lock().unwrap().iter().filter(|(a, _)| a == agent).count()
+    }
+
+    pub fn all_request_text(&self) -> String {
+        self.requests.lock().unwrap().iter().map(|(_, b)| b.to_string()).collect::<Vec<_>>().join("\n")
+    }
+}

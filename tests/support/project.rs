@@ -1,0 +1,129 @@
+//! A temporary git repository holding the greeter example, and a runner for the real
+//! `pace` binary against it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+pub fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/greeter")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[track_caller]
+pub fn git(root: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Project {
+    /// The greeter example in a fresh repository on branch `sprint/demo`, without its
+    /// cassette (the tests talk to a fake server).
+    pub fn greeter() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("greeter");
+        copy_dir(&example_dir(), &root);
+        let _ = std::fs::remove_dir_all(root.join("cassette"));
+        git(&root, &["init", "-q", "-b", "sprint/demo"]);
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-q", "-m", "initial"]);
+        Self { _dir: dir, root }
+    }
+
+    /// Points the config at a fake Anthropic server and the local busybox image.
+    pub fn use_fake_llm(&self, base_url: &str, image: &str, extra: &str) {
+        let config = std::fs::read_to_string(self.root.join("pace.config.yaml")).unwrap();
+        let start = config.find("llm:").unwrap();
+        let end = config.find("platform:").unwrap();
+        let llm = format!(
+            "llm:\n  provider: anthropic\n  model: claude-sonnet-4-6\n  analysis_model: claude-haiku-4-5-20251001\n  base_url: {base_url}\n  max_retries: 2\n\nsandbox:\n  image: {image}\n  network: none\n  timeout: 60\n\n"
+        );
+        let mut out = format!("{}{}{}", &config[..start], llm, &config[end..]);
+        out.push_str(extra);
+        std::fs::write(self.root.join("pace.config.yaml"), out).unwrap();
+        git(&self.root, &["commit", "-q", "-am", "test config"]);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    #[track_caller]
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.root.join(rel).exists()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        git(&self.root, args)
+    }
+
+    /// Runs `pace` with only PATH, HOME and `env` in its environment.
+    pub async fn pace(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pace"));
+        cmd.args(args).current_dir(&self.root).env_clear();
+        for key in ["PATH", "HOME", "DOCKER_HOST"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+    }
+
+    /// Every text file under `.pace/`, `PROGRESS.md` and `pace-env.env`, concatenated.
+    pub fn all_artifacts_text(&self) -> String {
+        let mut text = String::new();
+        let mut stack = vec![self.root.join(".pace")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else if let Ok(t) = std::fs::read_to_string(e.path()) {
+                    text.push_str(&t);
+                }
+            }
+        }
+        for f in ["PROGRESS.md", "pace-env.env"] {
+            text.push_str(&std::fs::read_to_string(self.root.join(f)).unwrap_or_default());
+        }
+        text
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
