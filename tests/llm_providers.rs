@@ -1228,3 +1228,89 @@ fn replay_without_cassette_is_a_clear_error() {
         "{err:?}"
     );
 }
+
+/// A raw HTTP server: the first connection is dropped in the middle of a chunked SSE body
+/// (a real connection cut, which wiremock cannot do); later ones get a full answer.
+async fn cutting_server(full: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let full = full.clone();
+            tokio::spawn(async move {
+                // Read the whole request (headers, then Content-Length bytes).
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let read = socket.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..read]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                    if read == 0 {
+                        return;
+                    }
+                }
+                if n == 0 {
+                    let part = &full[..full.len() / 2];
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                    // Announce more bytes than are sent, then hang up.
+                    let body = format!("{:x}\r\n{part}", full.len());
+                    socket.write_all(head.as_bytes()).await.unwrap();
+                    socket.write_all(body.as_bytes()).await.unwrap();
+                    socket.shutdown().await.ok();
+                } else {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        full.len()
+                    );
+                    socket.write_all(head.as_bytes()).await.unwrap();
+                    socket.write_all(full.as_bytes()).await.unwrap();
+                    socket.shutdown().await.ok();
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test]
+async fn anthropic_connection_cut_mid_body_is_retried() {
+    let (base, count) = cutting_server(text_stream("Complete after a cut", 9, 4)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_with(&[("ANTHROPIC_API_KEY", KEY)]);
+    let settings = llm_settings(ProviderKind::Anthropic, Some(base));
+    let client = client(
+        &settings,
+        &Budget::default(),
+        &env,
+        &dir.path().join("t.jsonl"),
+    );
+
+    let answer = client
+        .chat(request("FORGE", vec![Message::user_text("x")], &[]))
+        .await
+        .unwrap();
+    assert_eq!(answer.text(), "Complete after a cut");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -278,3 +278,40 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn client_and_its_calls_can_cross_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cassette = dir.path().join("cassette.jsonl");
+        std::fs::write(&cassette, "").unwrap();
+        let mut settings =
+            crate::config::settings::Settings::defaults(dir.path().to_path_buf()).llm;
+        settings.provider = ProviderKind::Replay;
+        settings.cassette = Some(cassette);
+        let client = Client::from_settings(
+            &settings,
+            &Budget::default(),
+            &Env::default(),
+            dir.path().join("t.jsonl"),
+            Redactor::default(),
+        )
+        .unwrap();
+        assert_send_sync(&client);
+        let request = ChatRequest {
+            agent: "GATE".into(),
+            model: "m".into(),
+            system: String::new(),
+            messages: Vec::new(),
+            tools: Vec::new(),
+            max_tokens: 1,
+        };
+        assert_send(client.chat(request));
+    }
+}

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{ChatRequest, ChatResponse, LlmError};
 use crate::redact::Redactor;
@@ -85,13 +86,35 @@ impl TranscriptWriter {
         entry.seq = *seq + 1;
         let mut value = serde_json::to_value(&entry).map_err(|e| fail(std::io::Error::other(e)))?;
         self.redactor.redact_json(&mut value);
-        let mut line = value.to_string();
+        let mut line = ordered_line(&value);
         line.push('\n');
         // One write of the whole line while holding the lock: lines never interleave.
         file.write_all(line.as_bytes()).map_err(fail)?;
         *seq = entry.seq;
         Ok(entry.seq)
     }
+}
+
+/// The fields in a fixed, readable order (`seq` first), whatever the map's order.
+fn ordered_line(value: &Value) -> String {
+    const ORDER: [&str; 8] = [
+        "seq",
+        "agent",
+        "call",
+        "at",
+        "duration_ms",
+        "request",
+        "response",
+        "error",
+    ];
+    let Some(map) = value.as_object() else {
+        return value.to_string();
+    };
+    let fields: Vec<String> = ORDER
+        .iter()
+        .filter_map(|key| map.get(*key).map(|v| format!("{}:{v}", Value::from(*key))))
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 fn count_lines(path: &Path) -> std::io::Result<u64> {
@@ -107,5 +130,39 @@ fn count_lines(path: &Path) -> std::io::Result<u64> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_ordered_redacted_lines_and_continues_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("t.jsonl");
+        let entry = |error: &str| Entry {
+            seq: 0,
+            agent: "GATE".into(),
+            call: 1,
+            at: None,
+            duration_ms: Some(5),
+            request: None,
+            response: None,
+            error: Some(error.into()),
+        };
+        let writer =
+            TranscriptWriter::open(path.clone(), Redactor::new(vec!["hunter22".into()])).unwrap();
+        assert_eq!(writer.append(entry("key hunter22 refused")).unwrap(), 1);
+        drop(writer);
+        let writer = TranscriptWriter::open(path.clone(), Redactor::default()).unwrap();
+        assert_eq!(writer.append(entry("later")).unwrap(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"seq":1,"agent":"GATE","call":1,"duration_ms":5,"error":"key [REDACTED] refused"}"#
+        );
+        assert!(lines[1].starts_with(r#"{"seq":2,"#));
     }
 }

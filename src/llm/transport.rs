@@ -129,7 +129,14 @@ impl AttemptError {
     /// Classifies a reqwest error (sending, or reading the body).
     pub fn from_reqwest(err: &reqwest::Error) -> Self {
         let detail = error_chain(err);
-        if err.is_timeout() {
+        if err.is_builder() {
+            // A malformed URL or header: no attempt can succeed.
+            Self::new(
+                AttemptKind::Connection,
+                false,
+                format!("cannot build the request: {detail}"),
+            )
+        } else if err.is_timeout() {
             Self::new(AttemptKind::Timeout, true, format!("timed out: {detail}"))
         } else if err.is_connect() {
             Self::new(
@@ -137,14 +144,14 @@ impl AttemptError {
                 true,
                 format!("connection failed: {detail}"),
             )
-        } else if err.is_body() || err.is_request() {
+        } else if err.is_body() || err.is_request() || err.is_decode() {
+            // reqwest reports a body cut off while streaming as a decode error; pace
+            // decodes JSON itself, so a reqwest decode error is always a broken transfer.
             Self::new(
                 AttemptKind::StreamCut,
                 true,
                 format!("connection broken: {detail}"),
             )
-        } else if err.is_decode() {
-            Self::decode(detail)
         } else {
             Self::new(AttemptKind::Connection, true, detail)
         }
