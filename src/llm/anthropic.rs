@@ -1,1 +1,624 @@
-//! PLACEHOLDER
+//! The Anthropic Messages API (`POST {base}/v1/messages`), streamed.
+//!
+//! Owns the request JSON (prompt-caching breakpoints, tool results first in a user
+//! message) and the event stream (`message_start` … `message_stop`, an `error` event
+//! after HTTP 200). One attempt per call; retries live in [`super::transport`].
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+
+use super::sse::{SseEvent, SseParser};
+use super::transport::{AttemptError, error_from_response};
+use super::{Block, ChatRequest, ChatResponse, Message, Provider, Role, StopReason, Usage};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The only version the API has (the SDKs hard-code it).
+pub const API_VERSION: &str = "2023-06-01";
+
+pub struct Anthropic {
+    http: reqwest::Client,
+    url: String,
+    api_key: String,
+}
+
+impl Anthropic {
+    /// `base_url` overrides `https://api.anthropic.com` (a proxy, or Ollama's
+    /// Anthropic-compatible endpoint); a trailing `/v1` is accepted.
+    pub fn new(http: reqwest::Client, base_url: Option<&str>, api_key: impl Into<String>) -> Self {
+        let base = base_url.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
+        let base = base.strip_suffix("/v1").unwrap_or(base);
+        Self {
+            http,
+            url: format!("{base}/v1/messages"),
+            api_key: api_key.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Anthropic {
+    fn name(&self) -> &'static str {
+        "anthropic"
+    }
+
+    async fn send(&self, request: &ChatRequest) -> Result<ChatResponse, AttemptError> {
+        let response = self
+            .http
+            .post(&self.url)
+            .header("x-api-key", &self.api_key)
+            .header("anthropic-version", API_VERSION)
+            .json(&request_body(request))
+            .send()
+            .await
+            .map_err(|e| AttemptError::from_reqwest(&e))?;
+        if !response.status().is_success() {
+            return Err(error_from_response(response).await);
+        }
+        if let Some(id) = response
+            .headers()
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            tracing::debug!(request_id = id, agent = %request.agent, "anthropic answered");
+        }
+        let is_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_stream {
+            // A proxy that ignores `stream`: one JSON message.
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| AttemptError::from_reqwest(&e))?;
+            let message: Value = serde_json::from_slice(&body)
+                .map_err(|e| AttemptError::decode(format!("the answer is not JSON: {e}")))?;
+            return message_from_json(&message);
+        }
+        let mut stream = response.bytes_stream();
+        let mut parser = SseParser::new();
+        let mut state = StreamState::default();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| AttemptError::from_reqwest(&e))?;
+            for event in parser.feed(&chunk) {
+                state.apply(&event)?;
+            }
+            if state.done {
+                break;
+            }
+        }
+        state.finish(&request.model)
+    }
+}
+
+/// The JSON body for a streamed Messages request, with cache breakpoints on the system
+/// prompt, the last tool and the last block of the last user message (3 of the 4 allowed).
+pub fn request_body(request: &ChatRequest) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(request.model));
+    body.insert("max_tokens".into(), json!(request.max_tokens));
+    body.insert("stream".into(), json!(true));
+    if !request.system.is_empty() {
+        body.insert(
+            "system".into(),
+            json!([{"type": "text", "text": request.system, "cache_control": ephemeral()}]),
+        );
+    }
+    if !request.tools.is_empty() {
+        let mut tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+            .collect();
+        if let Some(Value::Object(last)) = tools.last_mut() {
+            last.insert("cache_control".into(), ephemeral());
+        }
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    let mut messages: Vec<Value> = request.messages.iter().map(message_json).collect();
+    let last_user = request.messages.iter().rposition(|m| m.role == Role::User);
+    if let Some(Value::Object(last_block)) = last_user
+        .and_then(|i| messages.get_mut(i))
+        .and_then(|m| m.get_mut("content"))
+        .and_then(Value::as_array_mut)
+        .and_then(|blocks| blocks.last_mut())
+    {
+        last_block.insert("cache_control".into(), ephemeral());
+    }
+    body.insert("messages".into(), Value::Array(messages));
+    Value::Object(body)
+}
+
+fn ephemeral() -> Value {
+    json!({"type": "ephemeral"})
+}
+
+/// One message; in a user message the `tool_result` blocks come first (the API requires
+/// it after a `tool_use` turn). Empty text blocks are dropped when other blocks remain
+/// (the API refuses empty text).
+fn message_json(message: &Message) -> Value {
+    let mut blocks: Vec<&Block> = message.content.iter().collect();
+    if message.role == Role::User {
+        blocks.sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
+    }
+    if blocks.iter().any(|b| !is_empty_text(b)) {
+        blocks.retain(|b| !is_empty_text(b));
+    }
+    let content: Vec<Value> = blocks.into_iter().map(block_json).collect();
+    json!({"role": message.role, "content": content})
+}
+
+fn is_empty_text(block: &Block) -> bool {
+    matches!(block, Block::Text { text } if text.is_empty())
+}
+
+fn block_json(block: &Block) -> Value {
+    match block {
+        Block::Text { text } => json!({"type": "text", "text": text}),
+        Block::ToolUse { id, name, input } => {
+            json!({"type": "tool_use", "id": id, "name": name, "input": input})
+        }
+        Block::ToolResult {
+            tool_use_id,
+            content,
+            is_error,
+        } => {
+            let mut v =
+                json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content});
+            if *is_error {
+                v["is_error"] = json!(true);
+            }
+            v
+        }
+    }
+}
+
+pub fn stop_reason(value: Option<&str>, has_tool_calls: bool) -> StopReason {
+    match value {
+        Some("end_turn") => StopReason::EndTurn,
+        Some("tool_use") => StopReason::ToolUse,
+        Some("max_tokens") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_string()),
+        None if has_tool_calls => StopReason::ToolUse,
+        None => StopReason::EndTurn,
+    }
+}
+
+/// Copies the usage fields present in `value` (Anthropic names) into `usage`.
+/// `message_delta` carries cumulative counts, so a present field replaces the old one.
+fn merge_usage(usage: &mut Usage, value: &Value) {
+    let field = |name: &str| value.get(name).and_then(Value::as_u64);
+    if let Some(n) = field("input_tokens") {
+        usage.input_tokens = n;
+    }
+    if let Some(n) = field("output_tokens") {
+        usage.output_tokens = n;
+    }
+    if let Some(n) = field("cache_read_input_tokens") {
+        usage.cache_read_tokens = n;
+    }
+    if let Some(n) = field("cache_creation_input_tokens") {
+        usage.cache_write_tokens = n;
+    }
+}
+
+/// A tool input as the model wrote it; invalid JSON is kept for the tool layer to report.
+pub fn parse_tool_input(raw: &str) -> Value {
+    if raw.trim().is_empty() {
+        return json!({});
+    }
+    serde_json::from_str(raw).unwrap_or_else(|_| json!({ "_invalid_arguments": raw }))
+}
+
+/// An in-stream `error` event's type → the HTTP status it stands for.
+fn status_for_error_type(kind: &str) -> u16 {
+    match kind {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "timeout_error" => 504,
+        "overloaded_error" => 529,
+        _ => 500,
+    }
+}
+
+#[derive(Debug)]
+enum PartialBlock {
+    Text(String),
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+        initial: Value,
+    },
+    /// Thinking, server tools, …: not part of pace's model.
+    Ignored,
+}
+
+/// The message being assembled from stream events.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    model: Option<String>,
+    blocks: BTreeMap<u64, PartialBlock>,
+    stop_reason: Option<String>,
+    usage: Usage,
+    started: bool,
+    done: bool,
+}
+
+impl StreamState {
+    /// Applies one event; an `error` event ends the attempt.
+    pub fn apply(&mut self, event: &SseEvent) -> Result<(), AttemptError> {
+        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
+            AttemptError::decode(format!("event `{}` is not JSON: {e}", event.event))
+        })?;
+        let kind = data
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(&event.event);
+        let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+        match kind {
+            "message_start" => {
+                self.started = true;
+                let message = data.get("message").unwrap_or(&Value::Null);
+                self.model = message
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                if let Some(usage) = message.get("usage") {
+                    merge_usage(&mut self.usage, usage);
+                }
+            }
+            "content_block_start" => {
+                let block = data.get("content_block").unwrap_or(&Value::Null);
+                let text = |key: &str| {
+                    block
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let partial = match block.get("type").and_then(Value::as_str) {
+                    Some("text") => PartialBlock::Text(text("text")),
+                    Some("tool_use") => PartialBlock::ToolUse {
+                        id: text("id"),
+                        name: text("name"),
+                        json: String::new(),
+                        initial: block.get("input").cloned().unwrap_or_else(|| json!({})),
+                    },
+                    _ => PartialBlock::Ignored,
+                };
+                self.blocks.insert(index, partial);
+            }
+            "content_block_delta" => {
+                let delta = data.get("delta").unwrap_or(&Value::Null);
+                let piece = |key: &str| delta.get(key).and_then(Value::as_str).unwrap_or_default();
+                match (
+                    self.blocks.get_mut(&index),
+                    delta.get("type").and_then(Value::as_str),
+                ) {
+                    (Some(PartialBlock::Text(text)), Some("text_delta")) => {
+                        text.push_str(piece("text"))
+                    }
+                    (Some(PartialBlock::ToolUse { json, .. }), Some("input_json_delta")) => {
+                        json.push_str(piece("partial_json"));
+                    }
+                    (None, _) => {
+                        return Err(AttemptError::decode(format!(
+                            "a delta for block {index}, which never started"
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.stop_reason = Some(reason.to_string());
+                }
+                if let Some(usage) = data.get("usage") {
+                    merge_usage(&mut self.usage, usage);
+                }
+            }
+            "message_stop" => self.done = true,
+            "error" => {
+                let error_type = data
+                    .pointer("/error/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("api_error");
+                let message = data
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no message");
+                let mut err = AttemptError::http(
+                    status_for_error_type(error_type),
+                    format!("{error_type}: {message} (in stream)"),
+                );
+                // Only the server's own trouble is worth another attempt.
+                err.retryable = matches!(
+                    error_type,
+                    "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error"
+                );
+                return Err(err);
+            }
+            // `ping`, `content_block_stop` (inputs are parsed at the end) and future events.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The complete response, or a retryable error if the stream stopped early.
+    pub fn finish(self, requested_model: &str) -> Result<ChatResponse, AttemptError> {
+        if !self.done {
+            let what = if self.started {
+                "before `message_stop`"
+            } else {
+                "without any event"
+            };
+            return Err(AttemptError::stream_cut(format!(
+                "the event stream ended {what}"
+            )));
+        }
+        let content: Vec<Block> = self
+            .blocks
+            .into_values()
+            .filter_map(|block| match block {
+                PartialBlock::Text(text) if !text.is_empty() => Some(Block::Text { text }),
+                PartialBlock::ToolUse {
+                    id,
+                    name,
+                    json,
+                    initial,
+                } => {
+                    let input = if json.is_empty() {
+                        initial
+                    } else {
+                        parse_tool_input(&json)
+                    };
+                    Some(Block::ToolUse { id, name, input })
+                }
+                _ => None,
+            })
+            .collect();
+        let has_tools = content.iter().any(|b| matches!(b, Block::ToolUse { .. }));
+        Ok(ChatResponse {
+            stop_reason: stop_reason(self.stop_reason.as_deref(), has_tools),
+            content,
+            usage: self.usage,
+            model: self.model.unwrap_or_else(|| requested_model.to_string()),
+        })
+    }
+}
+
+/// A non-streamed Messages answer.
+pub fn message_from_json(message: &Value) -> Result<ChatResponse, AttemptError> {
+    let blocks = message
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(|| AttemptError::decode("the answer has no `content` array"))?;
+    let mut content = Vec::new();
+    for block in blocks {
+        let text = |key: &str| {
+            block
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") if !text("text").is_empty() => {
+                content.push(Block::Text { text: text("text") })
+            }
+            Some("tool_use") => content.push(Block::ToolUse {
+                id: text("id"),
+                name: text("name"),
+                input: block.get("input").cloned().unwrap_or_else(|| json!({})),
+            }),
+            _ => {}
+        }
+    }
+    let mut usage = Usage::default();
+    if let Some(u) = message.get("usage") {
+        merge_usage(&mut usage, u);
+    }
+    let has_tools = content.iter().any(|b| matches!(b, Block::ToolUse { .. }));
+    Ok(ChatResponse {
+        stop_reason: stop_reason(
+            message.get("stop_reason").and_then(Value::as_str),
+            has_tools,
+        ),
+        content,
+        usage,
+        model: message
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ToolSpec;
+
+    fn feed(text: &str) -> Result<ChatResponse, AttemptError> {
+        let mut parser = SseParser::new();
+        let mut state = StreamState::default();
+        for event in parser.feed(text.as_bytes()) {
+            state.apply(&event)?;
+        }
+        state.finish("requested")
+    }
+
+    #[test]
+    fn assembles_text_and_tool_input_fragments() {
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-6\",\"content\":[],\"usage\":{\"input_tokens\":10,\"output_tokens\":1,\"cache_read_input_tokens\":7,\"cache_creation_input_tokens\":3}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Reading \"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"it.\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"read_file\",\"input\":{}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"pa\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"th\\\": \\\"a.rs\\\"}\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"list\",\"input\":{}}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":42}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let response = feed(stream).unwrap();
+        assert_eq!(response.model, "claude-sonnet-4-6");
+        assert_eq!(response.stop_reason, StopReason::ToolUse);
+        assert_eq!(
+            response.content,
+            vec![
+                Block::Text {
+                    text: "Reading it.".into()
+                },
+                Block::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "read_file".into(),
+                    input: json!({"path": "a.rs"})
+                },
+                Block::ToolUse {
+                    id: "toolu_2".into(),
+                    name: "list".into(),
+                    input: json!({})
+                },
+            ]
+        );
+        assert_eq!(
+            response.usage,
+            Usage {
+                input_tokens: 10,
+                output_tokens: 42,
+                cache_read_tokens: 7,
+                cache_write_tokens: 3
+            }
+        );
+    }
+
+    #[test]
+    fn cut_stream_and_error_event_are_classified() {
+        let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n";
+        let cut = feed(start).unwrap_err();
+        assert!(cut.retryable);
+        assert!(
+            cut.message.contains("before `message_stop`"),
+            "{}",
+            cut.message
+        );
+
+        let overloaded = format!(
+            "{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n"
+        );
+        let err = feed(&overloaded).unwrap_err();
+        assert!(err.retryable);
+        assert_eq!(err.status, Some(529));
+
+        let invalid = format!(
+            "{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"invalid_request_error\",\"message\":\"bad\"}}}}\n\n"
+        );
+        let err = feed(&invalid).unwrap_err();
+        assert!(!err.retryable);
+    }
+
+    #[test]
+    fn unknown_stop_reason_is_kept() {
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\"},\"usage\":{\"output_tokens\":0}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        assert_eq!(
+            feed(stream).unwrap().stop_reason,
+            StopReason::Other("refusal".into())
+        );
+    }
+
+    #[test]
+    fn body_has_cache_breakpoints_and_tool_results_first() {
+        let request = ChatRequest {
+            agent: "FORGE".into(),
+            model: "claude-sonnet-4-6".into(),
+            system: "You are FORGE.".into(),
+            messages: vec![
+                Message::user_text("do it"),
+                Message {
+                    role: Role::Assistant,
+                    content: vec![Block::ToolUse {
+                        id: "t1".into(),
+                        name: "read".into(),
+                        input: json!({"p": 1}),
+                    }],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec![
+                        Block::Text {
+                            text: "note".into(),
+                        },
+                        Block::ToolResult {
+                            tool_use_id: "t1".into(),
+                            content: "boom".into(),
+                            is_error: true,
+                        },
+                    ],
+                },
+            ],
+            tools: vec![
+                ToolSpec {
+                    name: "read".into(),
+                    description: "r".into(),
+                    input_schema: json!({"type": "object"}),
+                },
+                ToolSpec {
+                    name: "write".into(),
+                    description: "w".into(),
+                    input_schema: json!({"type": "object"}),
+                },
+            ],
+            max_tokens: 100,
+        };
+        let body = request_body(&request);
+        assert_eq!(body["stream"], json!(true));
+        assert_eq!(
+            body["system"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
+        assert!(body["tools"][0].get("cache_control").is_none());
+        assert_eq!(
+            body["tools"][1]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
+        assert!(
+            body["messages"][0]["content"][0]
+                .get("cache_control")
+                .is_none()
+        );
+        let last = &body["messages"][2]["content"];
+        assert_eq!(
+            last[0],
+            json!({"type": "tool_result", "tool_use_id": "t1", "content": "boom", "is_error": true})
+        );
+        assert_eq!(
+            last[1],
+            json!({"type": "text", "text": "note", "cache_control": {"type": "ephemeral"}})
+        );
+        let breakpoints = body.to_string().matches("cache_control").count();
+        assert!(breakpoints <= 4, "{breakpoints}");
+    }
+}

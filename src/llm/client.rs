@@ -1,16 +1,28 @@
-//! PLACEHOLDER — replaced by the LLM layer implementation.
+//! The client every agent calls: provider selection, budget, retries, per-agent usage and
+//! cost, and the transcript. Shared by all agents of a day (`&self`, internally
+//! synchronised; GATE, SENTINEL and CONDUIT call concurrently).
+
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{ChatRequest, ChatResponse, LlmError};
-use crate::config::settings::{Budget, LlmSettings};
+use super::anthropic::Anthropic;
+use super::cost::Pricing;
+use super::openai::OpenAi;
+use super::replay::Replay;
+use super::transcript::{Entry, TranscriptWriter};
+use super::transport::{self, RetryPolicy};
+use super::{ChatRequest, ChatResponse, LlmError, Provider, Usage};
+use crate::config::settings::{Budget, LlmSettings, Provider as ProviderKind};
 use crate::env::Env;
 use crate::redact::Redactor;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentUsage {
     pub agent: String,
+    /// Calls sent to the provider (failed ones included).
     pub calls: u32,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -19,30 +31,287 @@ pub struct AgentUsage {
     pub cost_usd: f64,
 }
 
+impl AgentUsage {
+    fn add(&mut self, usage: &Usage, cost_usd: f64) {
+        self.input_tokens += usage.input_tokens;
+        self.output_tokens += usage.output_tokens;
+        self.cache_read_tokens += usage.cache_read_tokens;
+        self.cache_write_tokens += usage.cache_write_tokens;
+        self.cost_usd += cost_usd;
+    }
+
+    /// All tokens, cache reads and writes included.
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
+}
+
 /// Shared by all agents of a day (`&self` methods, internally synchronised).
-pub struct Client {}
+pub struct Client {
+    provider: Box<dyn Provider>,
+    retry: RetryPolicy,
+    budget: Budget,
+    pricing: Pricing,
+    transcript: TranscriptWriter,
+    /// Per agent, in first-call order.
+    accounts: Mutex<Vec<AgentUsage>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("provider", &self.provider.name())
+            .field("retry", &self.retry)
+            .field("budget", &self.budget)
+            .field("transcript", &self.transcript.path())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Client {
     /// Builds the provider named by `settings.provider`; the transcript of this day is
     /// appended to `transcript` (redacted). For `replay`, `cassette` is read instead of
     /// calling a server.
+    ///
+    /// The key comes from `env.get(settings.api_key_env)`: required for `anthropic`, and
+    /// for `openai` unless `base_url` is set (a local server; no `Authorization` is sent).
     pub fn from_settings(
-        _settings: &LlmSettings,
-        _budget: &Budget,
-        _env: &Env,
-        _transcript: PathBuf,
-        _redactor: Redactor,
+        settings: &LlmSettings,
+        budget: &Budget,
+        env: &Env,
+        transcript: PathBuf,
+        redactor: Redactor,
     ) -> Result<Self, LlmError> {
-        Ok(Self {})
+        transport::install_crypto_provider();
+        let base_url = settings
+            .base_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        let key = env.get(&settings.api_key_env).map(String::from);
+        let provider: Box<dyn Provider> = match settings.provider {
+            ProviderKind::Anthropic => {
+                let key = key.ok_or_else(|| LlmError::MissingKey(settings.api_key_env.clone()))?;
+                Box::new(Anthropic::new(
+                    transport::http_client(settings.request_timeout)?,
+                    base_url,
+                    key,
+                ))
+            }
+            ProviderKind::OpenAi => {
+                if key.is_none() && base_url.is_none() {
+                    return Err(LlmError::MissingKey(settings.api_key_env.clone()));
+                }
+                Box::new(OpenAi::new(
+                    transport::http_client(settings.request_timeout)?,
+                    base_url,
+                    key,
+                ))
+            }
+            ProviderKind::Replay => {
+                let path = settings.cassette.as_ref().ok_or_else(|| LlmError::Cassette {
+                    path: "(none)".into(),
+                    message: "`llm.provider: replay` needs `llm.cassette` (a recorded transcript.jsonl)".into(),
+                })?;
+                Box::new(Replay::from_path(path)?)
+            }
+        };
+        let pricing = Pricing::for_endpoint(settings.provider, base_url);
+        Self::from_provider(
+            provider,
+            RetryPolicy::from_settings(settings),
+            budget,
+            pricing,
+            transcript,
+            redactor,
+        )
     }
+
+    /// A client around any provider (tests, fakes for other modules).
+    pub fn from_provider(
+        provider: Box<dyn Provider>,
+        retry: RetryPolicy,
+        budget: &Budget,
+        pricing: Pricing,
+        transcript: PathBuf,
+        redactor: Redactor,
+    ) -> Result<Self, LlmError> {
+        Ok(Self {
+            provider,
+            retry,
+            budget: budget.clone(),
+            pricing,
+            transcript: TranscriptWriter::open(transcript, redactor)?,
+            accounts: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Replaces the retry policy (tests use [`RetryPolicy::fast`]).
+    #[must_use]
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// One call: budget check, attempts with retries, accounting, one transcript line.
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        Err(LlmError::Budget(request.agent))
+        self.check_budget()?;
+        let call = self.start_call(&request.agent);
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let started = Instant::now();
+        let result = transport::with_retries(&self.retry, self.provider.name(), || {
+            self.provider.send(&request)
+        })
+        .await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut entry = Entry {
+            seq: 0,
+            agent: request.agent.clone(),
+            call,
+            at: Some(at),
+            duration_ms: Some(duration_ms),
+            request: None,
+            response: None,
+            error: None,
+        };
+        match result {
+            Ok(response) => {
+                let cost = self.pricing.cost_usd(&response.model, &response.usage);
+                self.account(&request.agent, &response.usage, cost);
+                tracing::info!(
+                    agent = %request.agent,
+                    call,
+                    input_tokens = response.usage.input_tokens,
+                    output_tokens = response.usage.output_tokens,
+                    cost_usd = cost,
+                    duration_ms,
+                    "LLM call"
+                );
+                entry.request = Some(request);
+                entry.response = Some(response.clone());
+                self.transcript.append(entry)?;
+                Ok(response)
+            }
+            Err(err) => {
+                entry.error = Some(err.to_string());
+                self.transcript.append(entry)?;
+                Err(err)
+            }
+        }
     }
+
     /// Usage per agent, in the order agents first called.
     pub fn usage_by_agent(&self) -> Vec<AgentUsage> {
-        Vec::new()
+        self.lock().clone()
     }
+
+    /// The sum over all agents (`agent` is `total`).
     pub fn totals(&self) -> AgentUsage {
-        AgentUsage::default()
+        let mut total = AgentUsage {
+            agent: "total".into(),
+            ..AgentUsage::default()
+        };
+        for a in self.lock().iter() {
+            total.calls += a.calls;
+            total.input_tokens += a.input_tokens;
+            total.output_tokens += a.output_tokens;
+            total.cache_read_tokens += a.cache_read_tokens;
+            total.cache_write_tokens += a.cache_write_tokens;
+            total.cost_usd += a.cost_usd;
+        }
+        total
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AgentUsage>> {
+        self.accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops before a call once the budget is spent. Concurrent calls that pass together
+    /// may overshoot by their own cost.
+    fn check_budget(&self) -> Result<(), LlmError> {
+        let total = self.totals();
+        if let Some(max) = self.budget.max_usd
+            && total.cost_usd >= max
+        {
+            return Err(LlmError::Budget(format!(
+                "spent ${:.4} of ${max:.4} (`budget.max_usd`)",
+                total.cost_usd
+            )));
+        }
+        if let Some(max) = self.budget.max_tokens
+            && total.total_tokens() >= max
+        {
+            return Err(LlmError::Budget(format!(
+                "used {} of {max} tokens (`budget.max_tokens`)",
+                total.total_tokens()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts a call for `agent`; returns its number (from 1).
+    fn start_call(&self, agent: &str) -> u32 {
+        let mut accounts = self.lock();
+        let index = match accounts.iter().position(|a| a.agent == agent) {
+            Some(i) => i,
+            None => {
+                accounts.push(AgentUsage {
+                    agent: agent.to_string(),
+                    ..AgentUsage::default()
+                });
+                accounts.len() - 1
+            }
+        };
+        accounts[index].calls += 1;
+        accounts[index].calls
+    }
+
+    fn account(&self, agent: &str, usage: &Usage, cost_usd: f64) {
+        if let Some(a) = self.lock().iter_mut().find(|a| a.agent == agent) {
+            a.add(usage, cost_usd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn client_and_its_calls_can_cross_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cassette = dir.path().join("cassette.jsonl");
+        std::fs::write(&cassette, "").unwrap();
+        let mut settings =
+            crate::config::settings::Settings::defaults(dir.path().to_path_buf()).llm;
+        settings.provider = ProviderKind::Replay;
+        settings.cassette = Some(cassette);
+        let client = Client::from_settings(
+            &settings,
+            &Budget::default(),
+            &Env::default(),
+            dir.path().join("t.jsonl"),
+            Redactor::default(),
+        )
+        .unwrap();
+        assert_send_sync(&client);
+        let request = ChatRequest {
+            agent: "GATE".into(),
+            model: "m".into(),
+            system: String::new(),
+            messages: Vec::new(),
+            tools: Vec::new(),
+            max_tokens: 1,
+        };
+        assert_send(client.chat(request));
     }
 }

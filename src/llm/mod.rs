@@ -13,6 +13,8 @@ pub mod client;
 pub mod cost;
 pub mod openai;
 pub mod replay;
+pub mod sse;
+pub mod transcript;
 pub mod transport;
 
 pub use client::{AgentUsage, Client};
@@ -52,7 +54,10 @@ pub struct Message {
 
 impl Message {
     pub fn user_text(text: impl Into<String>) -> Self {
-        Self { role: Role::User, content: vec![Block::Text { text: text.into() }] }
+        Self {
+            role: Role::User,
+            content: vec![Block::Text { text: text.into() }],
+        }
     }
 }
 
@@ -137,7 +142,10 @@ impl ChatResponse {
     }
 
     pub fn to_assistant_message(&self) -> Message {
-        Message { role: Role::Assistant, content: self.content.clone() }
+        Message {
+            role: Role::Assistant,
+            content: self.content.clone(),
+        }
     }
 }
 
@@ -145,13 +153,25 @@ impl ChatResponse {
 pub enum LlmError {
     /// Bad key, no permission: retrying cannot help (exit 4 with a hint).
     #[error("{provider} rejected the credentials (HTTP {status}): {message}")]
-    Auth { provider: String, status: u16, message: String },
+    Auth {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// 400 and other non-retryable answers.
     #[error("{provider} refused the request (HTTP {status}): {message}")]
-    Rejected { provider: String, status: u16, message: String },
+    Rejected {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// Still failing after all retries (5xx, 429, timeouts, connection errors).
     #[error("{provider} is unavailable after {attempts} attempts: {last}")]
-    Unavailable { provider: String, attempts: u32, last: String },
+    Unavailable {
+        provider: String,
+        attempts: u32,
+        last: String,
+    },
     /// The answer could not be decoded.
     #[error("{provider} sent an answer pace cannot read: {message}")]
     Protocol { provider: String, message: String },
@@ -160,12 +180,23 @@ pub enum LlmError {
     Budget(String),
     /// Replay: the run asked for something the cassette does not hold.
     #[error("replay diverged from the cassette at {agent} call {call}: {detail}")]
-    Divergence { agent: String, call: u32, detail: String },
+    Divergence {
+        agent: String,
+        call: u32,
+        detail: String,
+    },
     /// The key variable is missing.
     #[error("missing API key: `{0}` is not set")]
     MissingKey(String),
     #[error("cannot write the transcript `{path}`: {source}")]
-    Transcript { path: String, source: std::io::Error },
+    Transcript {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Replay: the cassette is not configured, unreadable or malformed (`message` names
+    /// the line).
+    #[error("cannot replay from the cassette `{path}`: {message}")]
+    Cassette { path: String, message: String },
 }
 
 /// A provider translates [`ChatRequest`] to its wire format and back. One attempt per
