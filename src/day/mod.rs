@@ -74,7 +74,7 @@ impl DayError {
     pub fn exit_kind(&self) -> ExitKind {
         match self {
             Self::Llm(LlmError::Budget(_)) => ExitKind::Budget,
-            Self::Llm(LlmError::MissingKey(_)) => ExitKind::Config,
+            Self::Llm(LlmError::MissingKey(_) | LlmError::Cassette { .. }) => ExitKind::Config,
             Self::Interrupted(Signal::Interrupt) => ExitKind::Interrupted,
             Self::Interrupted(Signal::Terminate) => ExitKind::Terminated,
             _ => ExitKind::Infrastructure,
