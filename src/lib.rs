@@ -5,6 +5,7 @@ pub mod day;
 pub mod env;
 pub mod error;
 pub mod llm;
+pub mod plan;
 pub mod redact;
 pub mod sandbox;
 
