@@ -133,7 +133,11 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
             return false;
         }
         if let Some((_, line)) = positions.iter().find(|(d, _)| *d == day) {
-            sink.error(at.0, at.1, format!("day {day} appears twice in the plan (first at line {line})"));
+            sink.error(
+                at.0,
+                at.1,
+                format!("day {day} appears twice in the plan (first at line {line})"),
+            );
             return false;
         }
         positions.push((day, at.0));
@@ -141,20 +145,40 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
     };
     let format = if let Some(stories) = &raw.stories {
         if let Some(legacy) = &raw.days {
-            sink.warning(legacy.line, legacy.column, "the plan has both `stories` and `days`; `days` is ignored");
+            sink.warning(
+                legacy.line,
+                legacy.column,
+                "the plan has both `stories` and `days`; `days` is ignored",
+            );
         }
         for (i, story) in stories.value.iter().enumerate() {
-            if let Some(day) = story_day(story, i, sink)
-                && check_day(day.value, (day.line, day.column), sink)
-                && let Some(target) = required_text(story.value.title.as_ref(), story, &format!("stories[{i}].title"), sink)
+            let s = &story.value;
+            if let Some(status) = &s.status
+                && !STATUSES.contains(&status.value.trim())
             {
-                let s = &story.value;
-                if let Some(status) = &s.status
-                    && !STATUSES.contains(&status.value.trim())
-                {
-                    let list = STATUSES.map(|x| format!("`{x}`")).join(", ");
-                    sink.error(status.line, status.column, format!("`stories[{i}].status`: unknown value `{}`; expected one of {list}", status.value));
-                }
+                let list = STATUSES.map(|x| format!("`{x}`")).join(", ");
+                sink.error(
+                    status.line,
+                    status.column,
+                    format!(
+                        "`stories[{i}].status`: unknown value `{}`; expected one of {list}",
+                        status.value
+                    ),
+                );
+            }
+            let day = story_day(story, i, sink)
+                .filter(|day| check_day(day.value, (day.line, day.column), sink));
+            let target = if s.reported("title") {
+                None
+            } else {
+                required_text(
+                    s.title.as_ref(),
+                    story,
+                    &format!("stories[{i}].title"),
+                    sink,
+                )
+            };
+            if let (Some(day), Some(target)) = (day, target) {
                 days.push(PlanDay {
                     day: day.value,
                     target,
@@ -174,12 +198,24 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
         for (i, entry) in list.value.iter().enumerate() {
             let d = &entry.value;
             let Some(day) = &d.day else {
-                sink.error_hint(entry.line, entry.column, format!("missing required key `days[{i}].day`"), "number the day: `day: 1`");
+                if d.reported("day") {
+                    continue;
+                }
+                sink.error_hint(
+                    entry.line,
+                    entry.column,
+                    format!("missing required key `days[{i}].day`"),
+                    "number the day: `day: 1`",
+                );
                 continue;
             };
-            if check_day(day.value, (day.line, day.column), sink)
-                && let Some(target) = required_text(d.target.as_ref(), entry, &format!("days[{i}].target"), sink)
-            {
+            let fresh = check_day(day.value, (day.line, day.column), sink);
+            let target = if d.reported("target") {
+                None
+            } else {
+                required_text(d.target.as_ref(), entry, &format!("days[{i}].target"), sink)
+            };
+            if let (true, Some(target)) = (fresh, target) {
                 days.push(PlanDay {
                     day: day.value,
                     target,
@@ -196,29 +232,63 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
         }
         PlanFormat::Days
     } else {
-        sink.error_hint(raw.line, raw.column, "the plan has neither `days` nor `stories`", "add `days: [{day: 1, target: ...}]`");
+        sink.error_hint(
+            raw.line,
+            raw.column,
+            "the plan has neither `days` nor `stories`",
+            "add `days: [{day: 1, target: ...}]`",
+        );
         return None;
     };
     days.sort_by_key(|d| d.day);
-    Some(Plan { start_date: val(raw.start_date.as_ref()), product: val(raw.product.as_ref()), release: val(raw.release.as_ref()), format, days })
+    Some(Plan {
+        start_date: val(raw.start_date.as_ref()),
+        product: val(raw.product.as_ref()),
+        release: val(raw.release.as_ref()),
+        format,
+        days,
+    })
 }
 
 fn story_day(story: &At<RawStory>, i: usize, sink: &mut Sink) -> Option<At<u32>> {
     let Some(id) = &story.value.id else {
-        sink.error_hint(story.line, story.column, format!("missing required key `stories[{i}].id`"), "give the story an id `story-N` (N is its day)");
+        sink.error_hint(
+            story.line,
+            story.column,
+            format!("missing required key `stories[{i}].id`"),
+            "give the story an id `story-N` (N is its day)",
+        );
         return None;
     };
-    let number = id.value.trim().strip_prefix("story-").filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let number = id
+        .value
+        .trim()
+        .strip_prefix("story-")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     match number.and_then(|n| n.parse::<u32>().ok()) {
-        Some(n) => Some(At { value: n, line: id.line, column: id.column }),
+        Some(n) => Some(At {
+            value: n,
+            line: id.line,
+            column: id.column,
+        }),
         None => {
-            sink.error_hint(id.line, id.column, format!("`stories[{i}].id`: `{}` is not `story-N`", id.value), "the id is `story-` and the day number, e.g. `story-3`");
+            sink.error_hint(
+                id.line,
+                id.column,
+                format!("`stories[{i}].id`: `{}` is not `story-N`", id.value),
+                "the id is `story-` and the day number, e.g. `story-3`",
+            );
             None
         }
     }
 }
 
-fn required_text<T>(at: Option<&At<String>>, entry: &At<T>, key: &str, sink: &mut Sink) -> Option<String> {
+fn required_text<T>(
+    at: Option<&At<String>>,
+    entry: &At<T>,
+    key: &str,
+    sink: &mut Sink,
+) -> Option<String> {
     match at {
         Some(t) if !t.value.trim().is_empty() => Some(t.value.trim().to_string()),
         Some(t) => {
@@ -226,30 +296,49 @@ fn required_text<T>(at: Option<&At<String>>, entry: &At<T>, key: &str, sink: &mu
             None
         }
         None => {
-            sink.error_hint(entry.line, entry.column, format!("missing required key `{key}`"), "say what the day should deliver");
+            sink.error_hint(
+                entry.line,
+                entry.column,
+                format!("missing required key `{key}`"),
+                "say what the day should deliver",
+            );
             None
         }
     }
 }
 
 /// The day to run: within `1..=sprint.duration_days` and present in the plan (exit 3 otherwise).
-pub fn select_day(settings: &Settings, plan: &Plan, day: u32, plan_file: &Path) -> Result<PlanDay, PaceError> {
+pub fn select_day(
+    settings: &Settings,
+    plan: &Plan,
+    day: u32,
+    plan_file: &Path,
+) -> Result<PlanDay, PaceError> {
     let duration = settings.sprint.duration_days;
     if day == 0 || day > duration {
         return Err(PaceError::plan(format!("day {day} is outside the sprint: `sprint.duration_days` is {duration} (days 1 to {duration})"))
             .with_hint("pass a day between 1 and `sprint.duration_days`, or raise `sprint.duration_days`"));
     }
-    let shown = plan_file.strip_prefix(&settings.repo_root).unwrap_or(plan_file);
+    let shown = plan_file
+        .strip_prefix(&settings.repo_root)
+        .unwrap_or(plan_file);
     match plan.day(day) {
         Some(d) => Ok(d.clone()),
         None => {
             let have = if plan.days.is_empty() {
                 "none".to_string()
             } else {
-                plan.days.iter().map(|d| d.day.to_string()).collect::<Vec<_>>().join(", ")
+                plan.days
+                    .iter()
+                    .map(|d| d.day.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            Err(PaceError::plan(format!("day {day} is not in `{}` (days in the plan: {have})", shown.display()))
-                .with_hint(format!("add a `day: {day}` entry (or `story-{day}`)")))
+            Err(PaceError::plan(format!(
+                "day {day} is not in `{}` (days in the plan: {have})",
+                shown.display()
+            ))
+            .with_hint(format!("add a `day: {day}` entry (or `story-{day}`)")))
         }
     }
 }
@@ -261,15 +350,23 @@ mod tests {
     fn parse_text(text: &str) -> (Option<Plan>, Vec<String>) {
         let mut sink = Sink::new("plan.yaml".into());
         let plan = parse(text, &mut sink);
-        (plan, sink.diagnostics.iter().map(ToString::to_string).collect())
+        (
+            plan,
+            sink.diagnostics.iter().map(ToString::to_string).collect(),
+        )
     }
 
     #[test]
     fn legacy_days_sorted_with_default_week() {
-        let (plan, diags) = parse_text("start_date: 2026-01-05\ndays:\n  - day: 9\n    target: b\n  - day: 1\n    target: a\n    human_gate: yes\n");
+        let (plan, diags) = parse_text(
+            "start_date: 2026-01-05\ndays:\n  - day: 9\n    target: b\n  - day: 1\n    target: a\n    human_gate: yes\n",
+        );
         assert!(diags.is_empty(), "{diags:?}");
         let plan = plan.expect("plan");
-        assert_eq!(plan.days.iter().map(|d| d.day).collect::<Vec<_>>(), vec![1, 9]);
+        assert_eq!(
+            plan.days.iter().map(|d| d.day).collect::<Vec<_>>(),
+            vec![1, 9]
+        );
         assert_eq!(plan.day(9).map(|d| d.week), Some(2));
         assert!(plan.day(1).is_some_and(|d| d.human_gate));
         assert_eq!(plan.start_date.as_deref(), Some("2026-01-05"));
@@ -277,7 +374,9 @@ mod tests {
 
     #[test]
     fn stories_map_to_days() {
-        let (plan, diags) = parse_text("release: v1\nstories:\n  - id: story-2\n    title: Login\n    status: shipped\n    extra: kept\n");
+        let (plan, diags) = parse_text(
+            "release: v1\nstories:\n  - id: story-2\n    title: Login\n    status: shipped\n    extra: kept\n",
+        );
         assert!(diags.is_empty(), "{diags:?}");
         let plan = plan.expect("plan");
         assert_eq!(plan.format, PlanFormat::Stories);
@@ -286,10 +385,21 @@ mod tests {
 
     #[test]
     fn every_plan_problem_is_reported() {
-        let (_, diags) = parse_text("days:\n  - day: 1\n    target: a\n  - day: 1\n    target: b\n  - day: 0\n    target: c\n  - day: 3\n");
+        let (_, diags) = parse_text(
+            "days:\n  - day: 1\n    target: a\n  - day: 1\n    target: b\n  - day: 0\n    target: c\n  - day: 3\n",
+        );
         assert_eq!(diags.len(), 3, "{diags:?}");
-        assert!(diags[0].starts_with("plan.yaml:4:10: error: day 1 appears twice"), "{diags:?}");
-        assert!(diags[1].starts_with("plan.yaml:6:10: error: day numbers start at 1"), "{diags:?}");
-        assert!(diags[2].starts_with("plan.yaml:8:5: error: missing required key `days[3].target`"), "{diags:?}");
+        assert!(
+            diags[0].starts_with("plan.yaml:4:10: error: day 1 appears twice"),
+            "{diags:?}"
+        );
+        assert!(
+            diags[1].starts_with("plan.yaml:6:10: error: day numbers start at 1"),
+            "{diags:?}"
+        );
+        assert!(
+            diags[2].starts_with("plan.yaml:8:5: error: missing required key `days[3].target`"),
+            "{diags:?}"
+        );
     }
 }

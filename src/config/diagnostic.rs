@@ -56,7 +56,8 @@ impl fmt::Display for Diagnostic {
 
 /// The path to show for `file`: relative to `repo_root` when possible.
 pub fn display_path(repo_root: &Path, file: &Path) -> PathBuf {
-    file.strip_prefix(repo_root).map_or_else(|_| file.to_path_buf(), Path::to_path_buf)
+    file.strip_prefix(repo_root)
+        .map_or_else(|_| file.to_path_buf(), Path::to_path_buf)
 }
 
 /// Collects the diagnostics of one file.
@@ -69,14 +70,24 @@ pub struct Sink {
 impl Sink {
     /// `file` is already the display path (see [`display_path`]).
     pub fn new(file: PathBuf) -> Self {
-        Self { file, diagnostics: Vec::new() }
+        Self {
+            file,
+            diagnostics: Vec::new(),
+        }
     }
 
     pub fn file(&self) -> &Path {
         &self.file
     }
 
-    pub fn push(&mut self, severity: Severity, line: u64, column: u64, message: impl Into<String>, hint: Option<String>) {
+    pub fn push(
+        &mut self,
+        severity: Severity,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         self.diagnostics.push(Diagnostic {
             file: self.file.clone(),
             line,
@@ -91,7 +102,13 @@ impl Sink {
         self.push(Severity::Error, line, column, message, None);
     }
 
-    pub fn error_hint(&mut self, line: u64, column: u64, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn error_hint(
+        &mut self,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.push(Severity::Error, line, column, message, Some(hint.into()));
     }
 
@@ -99,7 +116,13 @@ impl Sink {
         self.push(Severity::Warning, line, column, message, None);
     }
 
-    pub fn warning_hint(&mut self, line: u64, column: u64, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn warning_hint(
+        &mut self,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.push(Severity::Warning, line, column, message, Some(hint.into()));
     }
 
@@ -153,6 +176,9 @@ mod tests {
             message: "too large".into(),
             hint: Some("shrink it".into()),
         };
-        assert_eq!(d.to_string(), "pace.config.yaml: error: too large\n  hint: shrink it");
+        assert_eq!(
+            d.to_string(),
+            "pace.config.yaml: error: too large\n  hint: shrink it"
+        );
     }
 }

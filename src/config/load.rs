@@ -33,15 +33,25 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.errors().count();
-        let what = if self.is_plan_error { "plan" } else { "configuration" };
-        write!(f, "invalid {what}: {count} error{}", if count == 1 { "" } else { "s" })?;
+        let what = if self.is_plan_error {
+            "plan"
+        } else {
+            "configuration"
+        };
+        write!(
+            f,
+            "invalid {what}: {count} error{}",
+            if count == 1 { "" } else { "s" }
+        )?;
         for d in &self.diagnostics {
             write!(f, "\n{d}")?;
         }
@@ -53,7 +63,11 @@ impl std::error::Error for ConfigError {}
 
 impl From<ConfigError> for PaceError {
     fn from(err: ConfigError) -> Self {
-        let kind = if err.is_plan_error { ExitKind::Plan } else { ExitKind::Config };
+        let kind = if err.is_plan_error {
+            ExitKind::Plan
+        } else {
+            ExitKind::Config
+        };
         PaceError::new(kind, err.to_string())
     }
 }
@@ -62,7 +76,14 @@ impl From<ConfigError> for PaceError {
 /// `<repo>/pace.config.yaml`, else `<repo>/pace/pace.config.yaml`.
 pub fn discover(repo_root: &Path, explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
     let fail = |file: PathBuf, message: String, hint: &str| ConfigError {
-        diagnostics: vec![Diagnostic { file, line: 0, column: 0, severity: Severity::Error, message, hint: Some(hint.to_string()) }],
+        diagnostics: vec![Diagnostic {
+            file,
+            line: 0,
+            column: 0,
+            severity: Severity::Error,
+            message,
+            hint: Some(hint.to_string()),
+        }],
         is_plan_error: false,
     };
     if let Some(path) = explicit {
@@ -71,24 +92,43 @@ pub fn discover(repo_root: &Path, explicit: Option<&Path>) -> Result<PathBuf, Co
             return Ok(path);
         }
         let shown = display_path(repo_root, &path);
-        return Err(fail(shown.clone(), format!("config file `{}` (from `--config`) does not exist", shown.display()), "check the path given to `--config`"));
+        return Err(fail(
+            shown.clone(),
+            format!(
+                "config file `{}` (from `--config`) does not exist",
+                shown.display()
+            ),
+            "check the path given to `--config`",
+        ));
     }
-    let candidates = [repo_root.join(CONFIG_FILE), repo_root.join("pace").join(CONFIG_FILE)];
+    let candidates = [
+        repo_root.join(CONFIG_FILE),
+        repo_root.join("pace").join(CONFIG_FILE),
+    ];
     if let Some(found) = candidates.iter().find(|p| p.is_file()) {
         return Ok(found.clone());
     }
     Err(fail(
         PathBuf::from(CONFIG_FILE),
-        format!("no config file: looked for `{CONFIG_FILE}` and `pace/{CONFIG_FILE}` in `{}`", repo_root.display()),
+        format!(
+            "no config file: looked for `{CONFIG_FILE}` and `pace/{CONFIG_FILE}` in `{}`",
+            repo_root.display()
+        ),
         "create `pace.config.yaml` at the repository root (see the README), or pass `--config PATH`",
     ))
 }
 
 /// Reads, checks and resolves the config and its plan. All problems of both files are
 /// collected before returning; see [`ConfigError`].
-pub fn load(repo_root: &Path, explicit_config: Option<&Path>, env: &Env) -> Result<Loaded, ConfigError> {
+pub fn load(
+    repo_root: &Path,
+    explicit_config: Option<&Path>,
+    env: &Env,
+) -> Result<Loaded, ConfigError> {
     let config_path = discover(repo_root, explicit_config)?;
-    let plan_path = config_path.parent().map_or_else(|| repo_root.join(PLAN_FILE), |dir| dir.join(PLAN_FILE));
+    let plan_path = config_path
+        .parent()
+        .map_or_else(|| repo_root.join(PLAN_FILE), |dir| dir.join(PLAN_FILE));
 
     let mut config_sink = Sink::new(display_path(repo_root, &config_path));
     let mut settings = Settings::defaults(repo_root.to_path_buf());
@@ -101,7 +141,8 @@ pub fn load(repo_root: &Path, explicit_config: Option<&Path>, env: &Env) -> Resu
 
     let mut plan_sink = Sink::new(display_path(repo_root, &plan_path));
     let plan = if plan_path.is_file() {
-        yaml::read_source(&plan_path, &mut plan_sink).and_then(|text| plan::parse(&text, &mut plan_sink))
+        yaml::read_source(&plan_path, &mut plan_sink)
+            .and_then(|text| plan::parse(&text, &mut plan_sink))
     } else {
         plan_sink.error_hint(
             0,
@@ -114,16 +155,33 @@ pub fn load(repo_root: &Path, explicit_config: Option<&Path>, env: &Env) -> Resu
     if let (Some(settings), Some(plan)) = (&settings, &plan) {
         let duration = settings.sprint.duration_days;
         for d in plan.days.iter().filter(|d| d.day > duration) {
-            plan_sink.warning(0, 0, format!("day {} is beyond `sprint.duration_days` ({duration}) and cannot run", d.day));
+            plan_sink.warning(
+                0,
+                0,
+                format!(
+                    "day {} is beyond `sprint.duration_days` ({duration}) and cannot run",
+                    d.day
+                ),
+            );
         }
     }
 
     let config_failed = config_sink.has_errors() || settings.is_none();
     let plan_failed = plan_sink.has_errors() || plan.is_none();
     let mut diagnostics = config_sink.diagnostics;
-    diagnostics.extend(plan_sink.diagnostics);
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    let mut plan_diagnostics = plan_sink.diagnostics;
+    plan_diagnostics.sort_by_key(|d| (d.line, d.column));
+    diagnostics.extend(plan_diagnostics);
     match (settings, plan) {
-        (Some(settings), Some(plan)) if !config_failed && !plan_failed => Ok(Loaded { settings, plan, warnings: diagnostics }),
-        _ => Err(ConfigError { diagnostics, is_plan_error: !config_failed }),
+        (Some(settings), Some(plan)) if !config_failed && !plan_failed => Ok(Loaded {
+            settings,
+            plan,
+            warnings: diagnostics,
+        }),
+        _ => Err(ConfigError {
+            diagnostics,
+            is_plan_error: !config_failed,
+        }),
     }
 }

@@ -22,7 +22,11 @@ pub struct At<T> {
 
 impl<T> At<T> {
     pub fn new(value: T, node: &Node) -> Self {
-        Self { value, line: node.line, column: node.column }
+        Self {
+            value,
+            line: node.line,
+            column: node.column,
+        }
     }
 }
 
@@ -33,7 +37,11 @@ pub trait FromNode: Sized {
 
 /// `a.b` (or `b` at the root).
 pub fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn shown(path: &str) -> &str {
@@ -41,11 +49,24 @@ fn shown(path: &str) -> &str {
 }
 
 pub fn type_error(node: &Node, path: &str, expected: &str, sink: &mut Sink) {
-    sink.error(node.line, node.column, format!("`{}`: expected {expected}, found {}", shown(path), node.describe()));
+    sink.error(
+        node.line,
+        node.column,
+        format!(
+            "`{}`: expected {expected}, found {}",
+            shown(path),
+            node.describe()
+        ),
+    );
 }
 
 /// A plain (unquoted) scalar's text, else a type error.
-fn plain_scalar<'n>(node: &'n Node, path: &str, expected: &str, sink: &mut Sink) -> Option<&'n str> {
+fn plain_scalar<'n>(
+    node: &'n Node,
+    path: &str,
+    expected: &str,
+    sink: &mut Sink,
+) -> Option<&'n str> {
     match &node.kind {
         Kind::Scalar { text, plain: true } => Some(text.as_str()),
         _ => {
@@ -172,11 +193,19 @@ macro_rules! raw_struct {
             /// Position of the section itself (for "missing key" errors).
             pub line: u64,
             pub column: u64,
+            /// Keys present with a value that was already reported as wrong.
+            pub invalid: Vec<&'static str>,
         }
 
         impl $name {
             pub const KEYS: &'static [&'static str] = &[$($key),*];
             pub const IGNORED: &'static [&'static str] = &[$($ign),*];
+
+            /// Whether `key` was written but its value was already reported (so a
+            /// "missing" error would be noise).
+            pub fn reported(&self, key: &str) -> bool {
+                self.invalid.contains(&key)
+            }
         }
 
         impl $crate::config::raw::FromNode for $name {
@@ -198,7 +227,12 @@ macro_rules! raw_struct {
                     };
                     let child = join(path, key);
                     match key {
-                        $( $key => out.$field = field::<$ty>(value, &child, sink), )*
+                        $( $key => {
+                            out.$field = field::<$ty>(value, &child, sink);
+                            if out.$field.is_none() && !value.is_null() {
+                                out.invalid.push($key);
+                            }
+                        } )*
                         _ if Self::IGNORED.contains(&key) => sink.warning(
                             key_node.line,
                             key_node.column,
@@ -238,10 +272,16 @@ impl FromNode for Memory {
 
 pub fn parse_memory(text: &str) -> Option<i64> {
     let lower = text.trim().to_ascii_lowercase();
-    let unit_start = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let unit_start = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
     let (digits, unit) = lower.split_at(unit_start);
     let number: i64 = digits.parse().ok()?;
-    let shift = match unit.trim_start().trim_end_matches("ib").trim_end_matches('b') {
+    let shift = match unit
+        .trim_start()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
         "" => 0,
         "k" => 10,
         "m" => 20,
@@ -311,7 +351,12 @@ impl FromNode for RawTracker {
             Kind::Map(_) => RawTrackerSection::from_node(node, path, sink).map(RawTracker::Section),
             Kind::Scalar { text, .. } => Some(RawTracker::Name(text.clone())),
             Kind::Seq(_) => {
-                type_error(node, path, "a tracker name (`jira`) or a mapping with `type` and `project`", sink);
+                type_error(
+                    node,
+                    path,
+                    "a tracker name (`jira`) or a mapping with `type` and `project`",
+                    sink,
+                );
                 None
             }
         }

@@ -202,8 +202,14 @@ impl Settings {
         Self {
             config_path,
             plan_path,
-            product: Product { name: "My Product".into(), description: String::new() },
-            sprint: Sprint { duration_days: 30, clearance_every: 7 },
+            product: Product {
+                name: "My Product".into(),
+                description: String::new(),
+            },
+            sprint: Sprint {
+                duration_days: 30,
+                clearance_every: 7,
+            },
             source: Source {
                 dirs: vec![SourceDir {
                     name: "core".into(),
@@ -261,11 +267,22 @@ impl Settings {
                 wait_for_ci: false,
             },
             budget: Budget::default(),
-            git: GitIdentity { author_name: "pace".into(), author_email: "pace@localhost".into() },
+            git: GitIdentity {
+                author_name: "pace".into(),
+                author_email: "pace@localhost".into(),
+            },
             advisory: Advisory::default(),
-            cost_control: CostControl { max_story_ac: 5, max_story_cost_usd: 0.0 },
-            reporter: Reporter { timezone: "UTC".into() },
-            input_limits: InputLimits { forge_input_tokens: 160_000, analysis_input_tokens: 80_000 },
+            cost_control: CostControl {
+                max_story_ac: 5,
+                max_story_cost_usd: 0.0,
+            },
+            reporter: Reporter {
+                timezone: "UTC".into(),
+            },
+            input_limits: InputLimits {
+                forge_input_tokens: 160_000,
+                analysis_input_tokens: 80_000,
+            },
             repo_root,
         }
     }

@@ -29,7 +29,10 @@ const MAX_DEPTH: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// `text` is the scalar's value; `plain` is false for quoted, block and `!!str` scalars.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -61,7 +64,8 @@ impl Node {
     pub fn describe(&self) -> String {
         match &self.kind {
             Kind::Scalar { .. } if self.is_null() => "null".into(),
-            Kind::Scalar { text, .. } => format!("`{}`", shorten(text)),
+            Kind::Scalar { text, plain: true } => format!("`{}`", shorten(text)),
+            Kind::Scalar { text, .. } => format!("the quoted string `\"{}\"`", shorten(text)),
             Kind::Seq(_) => "a list".into(),
             Kind::Map(_) => "a mapping".into(),
         }
@@ -71,7 +75,12 @@ impl Node {
         match &self.kind {
             Kind::Scalar { .. } => 1,
             Kind::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
-            Kind::Map(entries) => 1 + entries.iter().map(|(k, v)| k.count() + v.count()).sum::<usize>(),
+            Kind::Map(entries) => {
+                1 + entries
+                    .iter()
+                    .map(|(k, v)| k.count() + v.count())
+                    .sum::<usize>()
+            }
         }
     }
 }
@@ -104,13 +113,20 @@ pub fn read_source(path: &Path, sink: &mut Sink) -> Option<String> {
         sink.error_hint(
             0,
             0,
-            format!("`{}` is larger than 1 MiB; refusing to parse it", sink.file().display()),
+            format!(
+                "`{}` is larger than 1 MiB; refusing to parse it",
+                sink.file().display()
+            ),
             "a pace config or plan is a few kilobytes; check that the right file is named",
         );
         return None;
     }
     match String::from_utf8(bytes) {
-        Ok(text) => Some(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text)),
+        Ok(text) => Some(
+            text.strip_prefix('\u{feff}')
+                .map(str::to_string)
+                .unwrap_or(text),
+        ),
         Err(err) => {
             let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
             // `valid` is valid UTF-8 by construction.
@@ -132,15 +148,37 @@ pub fn read_source(path: &Path, sink: &mut Sink) -> Option<String> {
 /// reason is in `sink`). An empty document is reported as an error.
 pub fn parse(text: &str, sink: &mut Sink) -> Option<Node> {
     if let Err(err) = budget_pass(text) {
-        let (line, column) = err.location().map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
-        sink.error(line, column, saphyr_message(&err));
+        let (line, column) = err
+            .location()
+            .map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
+        let message = saphyr_message(&err);
+        if message.contains("alias") || message.contains("budget") || message.contains("limit") {
+            sink.error_hint(
+                line,
+                column,
+                message,
+                "the file expands to too much data (a YAML alias bomb?); write the values out",
+            );
+        } else {
+            sink.error(line, column, message);
+        }
         return None;
     }
-    let mut builder = Builder { events: Parser::new_from_str(text), anchors: HashMap::new(), alias_nodes: 0, sink };
+    let mut builder = Builder {
+        events: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        alias_nodes: 0,
+        sink,
+    };
     match builder.document() {
         Ok(Some(node)) => Some(node),
         Ok(None) => {
-            builder.sink.error_hint(1, 1, "the file is empty", "see the README for a minimal example");
+            builder.sink.error_hint(
+                1,
+                1,
+                "the file is empty",
+                "see the README for a minimal example",
+            );
             None
         }
         Err((line, column, message)) => {
@@ -173,7 +211,11 @@ fn saphyr_message(err: &serde_saphyr::Error) -> String {
     let first = text.lines().next().unwrap_or("invalid YAML").trim();
     let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
     let message = cut.trim_end_matches(['.', ':']).trim();
-    if message.is_empty() { "invalid YAML".into() } else { format!("invalid YAML: {message}") }
+    if message.is_empty() {
+        "invalid YAML".into()
+    } else {
+        format!("invalid YAML: {message}")
+    }
 }
 
 type BuildError = (u64, u64, String);
@@ -196,7 +238,11 @@ impl<'a> Builder<'a, '_> {
                 None => return Err((1, 1, "unexpected end of YAML".into())),
                 Some(Err(err)) => {
                     let m = err.marker();
-                    return Err((m.line() as u64, m.col() as u64 + 1, format!("invalid YAML: {}", err.info())));
+                    return Err((
+                        m.line() as u64,
+                        m.col() as u64 + 1,
+                        format!("invalid YAML: {}", err.info()),
+                    ));
                 }
                 Some(Ok((Event::Comment(..), _))) => {}
                 Some(Ok((event, span))) => return Ok((event, span)),
@@ -219,7 +265,13 @@ impl<'a> Builder<'a, '_> {
                     // A plain empty document parses as one null scalar.
                     return Ok(if node.is_null() { None } else { Some(node) });
                 }
-                _ => return Err((pos(&span).0, pos(&span).1, "invalid YAML: unexpected event".into())),
+                _ => {
+                    return Err((
+                        pos(&span).0,
+                        pos(&span).1,
+                        "invalid YAML: unexpected event".into(),
+                    ));
+                }
             }
         }
     }
@@ -233,7 +285,17 @@ impl<'a> Builder<'a, '_> {
             Event::Scalar(text, style, anchor, tag) => {
                 let tagged_str = tag.as_ref().is_some_and(|t| t.suffix() == "str");
                 let plain = matches!(style, ScalarStyle::Plain) && !tagged_str;
-                (Node { kind: Kind::Scalar { text: text.into_owned(), plain }, line, column }, anchor)
+                (
+                    Node {
+                        kind: Kind::Scalar {
+                            text: text.into_owned(),
+                            plain,
+                        },
+                        line,
+                        column,
+                    },
+                    anchor,
+                )
             }
             Event::SequenceStart(_, anchor, _) => {
                 let mut items = Vec::new();
@@ -244,7 +306,14 @@ impl<'a> Builder<'a, '_> {
                     }
                     items.push(self.node(event, span, depth + 1)?);
                 }
-                (Node { kind: Kind::Seq(items), line, column }, anchor)
+                (
+                    Node {
+                        kind: Kind::Seq(items),
+                        line,
+                        column,
+                    },
+                    anchor,
+                )
             }
             Event::MappingStart(_, anchor, _) => (self.mapping(line, column, depth)?, anchor),
             Event::Alias(id) => {
@@ -253,7 +322,11 @@ impl<'a> Builder<'a, '_> {
                 };
                 self.alias_nodes += target.count();
                 if self.alias_nodes > MAX_ALIAS_NODES {
-                    return Err((line, column, "too many nodes through aliases (YAML alias bomb?)".into()));
+                    return Err((
+                        line,
+                        column,
+                        "too many nodes through aliases (YAML alias bomb?)".into(),
+                    ));
                 }
                 let mut node = target.clone();
                 node.line = line;
@@ -286,18 +359,30 @@ impl<'a> Builder<'a, '_> {
             if let Some(text) = key.scalar()
                 && let Some((first, _)) = entries.iter().find(|(k, _)| k.scalar() == Some(text))
             {
-                let message = format!("duplicate key `{}` (first defined at line {})", shorten(text), first.line);
-                self.sink.error_hint(key.line, key.column, message, "remove one of them");
+                let message = format!(
+                    "duplicate key `{}` (first defined at line {})",
+                    shorten(text),
+                    first.line
+                );
+                self.sink
+                    .error_hint(key.line, key.column, message, "remove one of them");
                 continue;
             }
             entries.push((key, value));
         }
         for (key, value) in merged {
-            if !entries.iter().any(|(k, _)| k.scalar().is_some() && k.scalar() == key.scalar()) {
+            if !entries
+                .iter()
+                .any(|(k, _)| k.scalar().is_some() && k.scalar() == key.scalar())
+            {
                 entries.push((key, value));
             }
         }
-        Ok(Node { kind: Kind::Map(entries), line, column })
+        Ok(Node {
+            kind: Kind::Map(entries),
+            line,
+            column,
+        })
     }
 
     /// Entries of a `<<` value (a mapping or a list of mappings); earlier sources win.
@@ -310,12 +395,19 @@ impl<'a> Builder<'a, '_> {
             match &source.kind {
                 Kind::Map(entries) => {
                     for (k, v) in entries {
-                        if !merged.iter().any(|(m, _)| m.scalar().is_some() && m.scalar() == k.scalar()) {
+                        if !merged
+                            .iter()
+                            .any(|(m, _)| m.scalar().is_some() && m.scalar() == k.scalar())
+                        {
                             merged.push((k.clone(), v.clone()));
                         }
                     }
                 }
-                _ => self.sink.error(source.line, source.column, "a merge key `<<` needs a mapping (or a list of mappings)"),
+                _ => self.sink.error(
+                    source.line,
+                    source.column,
+                    "a merge key `<<` needs a mapping (or a list of mappings)",
+                ),
             }
         }
     }
@@ -328,25 +420,45 @@ mod tests {
     fn parse_ok(text: &str) -> (Option<Node>, Vec<String>) {
         let mut sink = Sink::new("t.yaml".into());
         let node = parse(text, &mut sink);
-        (node, sink.diagnostics.iter().map(ToString::to_string).collect())
+        (
+            node,
+            sink.diagnostics.iter().map(ToString::to_string).collect(),
+        )
     }
 
     #[test]
     fn keeps_positions_and_text() {
         let (node, diags) = parse_ok("a:\n  b: 1.0\n  c: 'yes'\n");
         assert!(diags.is_empty(), "{diags:?}");
-        let Some(Node { kind: Kind::Map(entries), .. }) = node else { panic!("not a map") };
-        let Kind::Map(inner) = &entries[0].1.kind else { panic!("not a map") };
+        let Some(Node {
+            kind: Kind::Map(entries),
+            ..
+        }) = node
+        else {
+            panic!("not a map")
+        };
+        let Kind::Map(inner) = &entries[0].1.kind else {
+            panic!("not a map")
+        };
         assert_eq!(inner[0].1.scalar(), Some("1.0"));
         assert_eq!((inner[0].0.line, inner[0].0.column), (2, 3));
-        assert_eq!(inner[1].1.kind, Kind::Scalar { text: "yes".into(), plain: false });
+        assert_eq!(
+            inner[1].1.kind,
+            Kind::Scalar {
+                text: "yes".into(),
+                plain: false
+            }
+        );
     }
 
     #[test]
     fn reports_every_duplicate() {
         let (_, diags) = parse_ok("a: 1\nb: 2\na: 3\nb: 4\n");
         assert_eq!(diags.len(), 2, "{diags:?}");
-        assert!(diags[0].starts_with("t.yaml:3:1: error: duplicate key `a`"), "{diags:?}");
+        assert!(
+            diags[0].starts_with("t.yaml:3:1: error: duplicate key `a`"),
+            "{diags:?}"
+        );
     }
 
     #[test]
@@ -361,9 +473,20 @@ mod tests {
     fn aliases_and_merges_resolve() {
         let (node, diags) = parse_ok("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n");
         assert!(diags.is_empty(), "{diags:?}");
-        let Some(Node { kind: Kind::Map(entries), .. }) = node else { panic!("not a map") };
-        let Kind::Map(other) = &entries[1].1.kind else { panic!("not a map") };
-        let y = other.iter().find(|(k, _)| k.scalar() == Some("y")).map(|(_, v)| v.scalar());
+        let Some(Node {
+            kind: Kind::Map(entries),
+            ..
+        }) = node
+        else {
+            panic!("not a map")
+        };
+        let Kind::Map(other) = &entries[1].1.kind else {
+            panic!("not a map")
+        };
+        let y = other
+            .iter()
+            .find(|(k, _)| k.scalar() == Some("y"))
+            .map(|(_, v)| v.scalar());
         assert_eq!(y, Some(Some("3")));
         assert_eq!(other.len(), 2);
     }
@@ -373,7 +496,12 @@ mod tests {
         for text in ["", "# only a comment\n", "---\n"] {
             let (node, diags) = parse_ok(text);
             assert!(node.is_none());
-            assert_eq!(diags, vec!["t.yaml:1:1: error: the file is empty\n  hint: see the README for a minimal example"]);
+            assert_eq!(
+                diags,
+                vec![
+                    "t.yaml:1:1: error: the file is empty\n  hint: see the README for a minimal example"
+                ]
+            );
         }
     }
 }
