@@ -570,4 +570,36 @@ mod tests {
         assert_eq!(parse_duration("15x"), None);
         assert_eq!(parse_duration("m"), None);
     }
+
+    fn walk(text: &str) -> Vec<String> {
+        let mut sink = Sink::new("c.yaml".into());
+        if let Some(root) = crate::config::yaml::parse(text, &mut sink) {
+            let _ = RawConfig::from_node(&root, "", &mut sink);
+        }
+        sink.diagnostics.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn structural_type_errors() {
+        assert_eq!(
+            walk("- a\n"),
+            vec!["c.yaml:1:1: error: `<root>`: expected a mapping, found a list"]
+        );
+        assert_eq!(
+            walk("? [a]\n: 1\n"),
+            vec!["c.yaml:1:3: error: `<root>`: expected a string key, found a list"]
+        );
+        assert_eq!(
+            walk("llm: fast\n"),
+            vec!["c.yaml:1:6: error: `llm`: expected a mapping, found `fast`"]
+        );
+        assert_eq!(
+            walk("sandbox:\n  env: [A, {b: 1}]\n"),
+            vec!["c.yaml:2:12: error: `sandbox.env[1]`: expected a string, found a mapping"]
+        );
+        // null means "not set"; YAML 1.1 booleans for bool fields; numbers as text for strings.
+        assert!(
+            walk("llm: ~\nadvisory: {push_to_issues: On}\nframework_version: 1.0\n").is_empty()
+        );
+    }
 }

@@ -152,7 +152,16 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Node> {
             .location()
             .map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
         let message = saphyr_message(&err);
-        if message.contains("alias") || message.contains("budget") || message.contains("limit") {
+        if message.contains("Documents") {
+            sink.error_hint(
+                line,
+                column,
+                "the file holds more than one YAML document; pace reads one",
+                "remove the extra `---` line",
+            );
+        } else if message.contains("recursion limit") || message.contains("Depth") {
+            sink.error(line, column, "invalid YAML: nested too deeply");
+        } else if message.contains("replay") || message.contains("budget breached") {
             sink.error_hint(
                 line,
                 column,
@@ -501,6 +510,27 @@ mod tests {
                 vec![
                     "t.yaml:1:1: error: the file is empty\n  hint: see the README for a minimal example"
                 ]
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_inputs_give_one_positioned_error() {
+        let deep = format!("a: {}1{}\n", "[".repeat(500), "]".repeat(500));
+        let keys = format!("a: 1\n{}", (0..3).map(|_| "\tb: 2\n").collect::<String>());
+        for text in [
+            "a: 1\n---\nb: 2\n",
+            deep.as_str(),
+            keys.as_str(),
+            "a: *nope\n",
+            "a: 'open\n",
+        ] {
+            let (node, diags) = parse_ok(text);
+            assert!(node.is_none(), "{text:?}");
+            assert_eq!(diags.len(), 1, "{text:?}: {diags:?}");
+            assert!(
+                diags[0].starts_with("t.yaml:") && !diags[0].starts_with("t.yaml: "),
+                "{diags:?}"
             );
         }
     }
