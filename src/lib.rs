@@ -16,6 +16,7 @@ pub mod env;
 pub mod error;
 pub mod git;
 pub mod llm;
+pub mod plan;
 pub mod platform;
 pub mod redact;
 pub mod report;

@@ -24,6 +24,21 @@ pub struct Settings {
     pub git: GitIdentity,
     pub advisory: Advisory,
     pub cost_control: CostControl,
+    pub reporter: Reporter,
+    /// `llm.limits.*_input_tokens` (the original parses them; pace uses them to trim context).
+    pub input_limits: InputLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    /// IANA name for timestamps in PROGRESS.md and summaries.
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct InputLimits {
+    pub forge_input_tokens: u32,
+    pub analysis_input_tokens: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -187,8 +202,14 @@ impl Settings {
         Self {
             config_path,
             plan_path,
-            product: Product { name: "My Product".into(), description: String::new() },
-            sprint: Sprint { duration_days: 30, clearance_every: 7 },
+            product: Product {
+                name: "My Product".into(),
+                description: String::new(),
+            },
+            sprint: Sprint {
+                duration_days: 30,
+                clearance_every: 7,
+            },
             source: Source {
                 dirs: vec![SourceDir {
                     name: "core".into(),
@@ -246,9 +267,22 @@ impl Settings {
                 wait_for_ci: false,
             },
             budget: Budget::default(),
-            git: GitIdentity { author_name: "pace".into(), author_email: "pace@localhost".into() },
+            git: GitIdentity {
+                author_name: "pace".into(),
+                author_email: "pace@localhost".into(),
+            },
             advisory: Advisory::default(),
-            cost_control: CostControl { max_story_ac: 5, max_story_cost_usd: 0.0 },
+            cost_control: CostControl {
+                max_story_ac: 5,
+                max_story_cost_usd: 0.0,
+            },
+            reporter: Reporter {
+                timezone: "UTC".into(),
+            },
+            input_limits: InputLimits {
+                forge_input_tokens: 160_000,
+                analysis_input_tokens: 80_000,
+            },
             repo_root,
         }
     }
