@@ -10,9 +10,12 @@ use std::time::Duration;
 use crate::config::settings::SandboxSettings;
 
 mod container;
+mod output;
+mod session;
 mod workspace;
 
-pub use container::{ExecSession, Sandbox};
+pub use container::Sandbox;
+pub use session::ExecSession;
 
 /// Labels every pace container carries (cleanup finds them by these).
 pub const LABEL_RUN_ID: &str = "pace.run-id";
