@@ -10,8 +10,8 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
@@ -19,8 +19,8 @@ use tokio::io::AsyncWriteExt;
 use super::output::{HeadTail, NetworkFailureScan, network_hint};
 use super::workspace::{self, Manifest, PackPlan};
 use super::{
-    LABEL_CREATED, LABEL_DAY, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome, RunRequest,
-    SandboxContext, SandboxError,
+    LABEL_CREATED, LABEL_DAY, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome,
+    RunRequest, SandboxContext, SandboxError,
 };
 use crate::config::settings::{NetworkMode, WorkspaceMode};
 
@@ -50,21 +50,32 @@ impl Sandbox {
             .ok()
             .filter(|h| !h.trim().is_empty())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-        let docker = Docker::connect_with_defaults().map_err(|source| SandboxError::Connect { host: host.clone(), source })?;
+        let docker = Docker::connect_with_defaults().map_err(|source| SandboxError::Connect {
+            host: host.clone(),
+            source,
+        })?;
 
         let deadline = Instant::now() + CONNECT_WAIT;
         let pinger = docker.clone().with_timeout(Duration::from_secs(5));
         loop {
             match pinger.ping().await {
                 Ok(_) => break,
-                Err(source) if Instant::now() >= deadline => return Err(SandboxError::Connect { host, source }),
+                Err(source) if Instant::now() >= deadline => {
+                    return Err(SandboxError::Connect { host, source });
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "sandbox: Docker daemon not answering yet");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
-        let docker = docker.negotiate_version().await.map_err(|source| SandboxError::Connect { host: host.clone(), source })?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|source| SandboxError::Connect {
+                host: host.clone(),
+                source,
+            })?;
         if let Ok(v) = docker.version().await {
             tracing::debug!(
                 api = v.api_version.as_deref().unwrap_or("?"),
@@ -76,7 +87,11 @@ impl Sandbox {
         }
 
         let image_user = ensure_image(&docker, &ctx.settings.image).await?;
-        Ok(Self { ctx, docker, image_user })
+        Ok(Self {
+            ctx,
+            docker,
+            image_user,
+        })
     }
 
     pub fn context(&self) -> &SandboxContext {
@@ -100,7 +115,12 @@ impl Sandbox {
         Ok(outcome)
     }
 
-    async fn run_in(&self, id: &str, req: &RunRequest<'_>, started: Instant) -> Result<RunOutcome, SandboxError> {
+    async fn run_in(
+        &self,
+        id: &str,
+        req: &RunRequest<'_>,
+        started: Instant,
+    ) -> Result<RunOutcome, SandboxError> {
         let settings = &self.ctx.settings;
         if settings.workspace == WorkspaceMode::Upload {
             self.upload_workspace(id, req.repo, None).await?;
@@ -111,19 +131,31 @@ impl Sandbox {
             .map_err(|source| container_err("start", id, source))?;
 
         if let Some(parent) = req.output_log.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|source| io_err(parent, source))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| io_err(parent, source))?;
         }
-        let file = tokio::fs::File::create(req.output_log).await.map_err(|source| io_err(req.output_log, source))?;
+        let file = tokio::fs::File::create(req.output_log)
+            .await
+            .map_err(|source| io_err(req.output_log, source))?;
         let mut log = tokio::io::BufWriter::new(file);
         let mut view = HeadTail::new(PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES);
         let mut scan = NetworkFailureScan::default();
 
         let streamed = tokio::time::timeout(settings.timeout, async {
-            let opts = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).build();
+            let opts = LogsOptionsBuilder::default()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
             let mut logs = self.docker.logs(id, Some(opts));
             while let Some(chunk) = logs.next().await {
-                let chunk = chunk.map_err(|source| container_err("read the output of", id, source))?.into_bytes();
-                log.write_all(&chunk).await.map_err(|source| io_err(req.output_log, source))?;
+                let chunk = chunk
+                    .map_err(|source| container_err("read the output of", id, source))?
+                    .into_bytes();
+                log.write_all(&chunk)
+                    .await
+                    .map_err(|source| io_err(req.output_log, source))?;
                 view.push(&chunk);
                 scan.push(&chunk);
                 if let Some(cb) = req.on_output {
@@ -139,13 +171,20 @@ impl Sandbox {
             Err(_elapsed) => {
                 tracing::warn!(container = id, timeout = ?settings.timeout, "sandbox: command timed out; killing the container");
                 kill(&self.docker, id).await;
-                let note = format!("\n[pace: the command timed out after {} s and was killed]\n", settings.timeout.as_secs());
-                log.write_all(note.as_bytes()).await.map_err(|source| io_err(req.output_log, source))?;
+                let note = format!(
+                    "\n[pace: the command timed out after {} s and was killed]\n",
+                    settings.timeout.as_secs()
+                );
+                log.write_all(note.as_bytes())
+                    .await
+                    .map_err(|source| io_err(req.output_log, source))?;
                 view.push(note.as_bytes());
                 (137, true)
             }
         };
-        log.flush().await.map_err(|source| io_err(req.output_log, source))?;
+        log.flush()
+            .await
+            .map_err(|source| io_err(req.output_log, source))?;
 
         let oom_killed = match self.docker.inspect_container(id, None).await {
             Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
@@ -158,7 +197,8 @@ impl Sandbox {
         let collected = self.collect(id, req.collect_into).await;
         let (head, tail) = view.parts();
         let network_hint =
-            (settings.network == NetworkMode::None && exit_code != 0 && scan.found()).then(network_hint);
+            (settings.network == NetworkMode::None && exit_code != 0 && scan.found())
+                .then(network_hint);
         Ok(RunOutcome {
             exit_code,
             timed_out,
@@ -185,7 +225,9 @@ impl Sandbox {
                 Ok(glob) => {
                     builder.add(glob);
                 }
-                Err(e) => tracing::warn!(glob = %g, error = %e, "sandbox: invalid `sandbox.collect` glob ignored"),
+                Err(e) => {
+                    tracing::warn!(glob = %g, error = %e, "sandbox: invalid `sandbox.collect` glob ignored")
+                }
             }
         }
         let set = match builder.build() {
@@ -195,11 +237,19 @@ impl Sandbox {
                 return Vec::new();
             }
         };
-        let opts = DownloadFromContainerOptionsBuilder::default().path(WORKSPACE).build();
-        let stream = self.docker.download_from_container(id, Some(opts)).map_err(std::io::Error::other);
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(WORKSPACE)
+            .build();
+        let stream = self
+            .docker
+            .download_from_container(id, Some(opts))
+            .map_err(std::io::Error::other);
+        let reader =
+            tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
         let dest = dest.to_path_buf();
-        match tokio::task::spawn_blocking(move || workspace::extract_matching(reader, &dest, &set)).await {
+        match tokio::task::spawn_blocking(move || workspace::extract_matching(reader, &dest, &set))
+            .await
+        {
             Ok(Ok(files)) => files,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "sandbox: collecting result files failed");
@@ -237,29 +287,45 @@ impl Sandbox {
         let now = unix_now();
         let mut removed = 0;
         for (id, labels) in self.list_labelled(LABEL_RUN_ID).await? {
-            let Some(created) = labels.get(LABEL_CREATED).and_then(|c| c.parse::<u64>().ok()) else { continue };
+            let Some(created) = labels
+                .get(LABEL_CREATED)
+                .and_then(|c| c.parse::<u64>().ok())
+            else {
+                continue;
+            };
             if now.saturating_sub(created) > max_age.as_secs() {
                 match remove(&self.docker, &id).await {
                     Ok(()) => {
                         tracing::info!(container = %id, "sandbox: removed a stale pace container");
                         removed += 1;
                     }
-                    Err(e) => tracing::warn!(container = %id, error = %e, "sandbox: cannot remove a stale container"),
+                    Err(e) => {
+                        tracing::warn!(container = %id, error = %e, "sandbox: cannot remove a stale container")
+                    }
                 }
             }
         }
         Ok(removed)
     }
 
-    async fn list_labelled(&self, label_filter: &str) -> Result<Vec<(String, HashMap<String, String>)>, SandboxError> {
+    async fn list_labelled(
+        &self,
+        label_filter: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, SandboxError> {
         let filters = HashMap::from([("label".to_string(), vec![label_filter.to_string()])]);
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let list = self
             .docker
             .list_containers(Some(opts))
             .await
             .map_err(|source| container_err("list", label_filter, source))?;
-        Ok(list.into_iter().filter_map(|c| Some((c.id?, c.labels.unwrap_or_default()))).collect())
+        Ok(list
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+            .collect())
     }
 
     /// Creates a labelled, locked-down container (not started) and returns its guard.
@@ -270,7 +336,11 @@ impl Sandbox {
         repo: &Path,
     ) -> Result<ContainerGuard, SandboxError> {
         let s = &self.ctx.settings;
-        let name = format!("pace-{}-{role}-{:08x}", sanitize(&self.ctx.run_id), fastrand::u32(..));
+        let name = format!(
+            "pace-{}-{role}-{:08x}",
+            sanitize(&self.ctx.run_id),
+            fastrand::u32(..)
+        );
         let labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), self.ctx.run_id.clone()),
             (LABEL_DAY.to_string(), self.ctx.day.to_string()),
@@ -294,7 +364,7 @@ impl Sandbox {
             ),
             memory: (s.memory_bytes > 0).then_some(s.memory_bytes),
             memory_swap: (s.memory_bytes > 0).then_some(s.memory_bytes),
-            nano_cpus: (s.cpus > 0.0).then(|| (s.cpus * 1e9) as i64),
+            nano_cpus: (s.cpus > 0.0).then_some((s.cpus * 1e9) as i64),
             pids_limit: (s.pids_limit > 0).then_some(s.pids_limit),
             cap_drop: Some(vec!["ALL".to_string()]),
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
@@ -307,7 +377,13 @@ impl Sandbox {
             image: Some(s.image.clone()),
             cmd: Some(cmd),
             working_dir: Some(WORKSPACE.to_string()),
-            env: Some(self.ctx.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(
+                self.ctx
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
             labels: Some(labels),
             user: s.user.clone(),
             tty: Some(false),
@@ -326,12 +402,23 @@ impl Sandbox {
         for w in created.warnings {
             tracing::warn!(container = %name, "sandbox: Docker warning: {w}");
         }
-        Ok(ContainerGuard { docker: self.docker.clone(), id: created.id, name, keep: s.keep, done: false })
+        Ok(ContainerGuard {
+            docker: self.docker.clone(),
+            id: created.id,
+            name,
+            keep: s.keep,
+            done: false,
+        })
     }
 
     /// Numeric owner for uploaded files: `sandbox.user`, else the image's user.
     pub(super) fn owner(&self) -> Option<(u64, u64)> {
-        let user = self.ctx.settings.user.as_deref().or(self.image_user.as_deref());
+        let user = self
+            .ctx
+            .settings
+            .user
+            .as_deref()
+            .or(self.image_user.as_deref());
         let owner = workspace::parse_owner(user);
         if owner.is_none() && user.is_some_and(|u| !u.is_empty() && u != "root" && u != "0") {
             tracing::warn!(user = ?user, "sandbox: a named user cannot own the uploaded files; use `uid:gid` in `sandbox.user`");
@@ -346,7 +433,10 @@ impl Sandbox {
         repo: &Path,
         files: Option<Vec<PathBuf>>,
     ) -> Result<Manifest, SandboxError> {
-        let ws_err = |source| SandboxError::Workspace { path: repo.to_path_buf(), source };
+        let ws_err = |source| SandboxError::Workspace {
+            path: repo.to_path_buf(),
+            source,
+        };
         let files = match files {
             Some(f) => f,
             None => workspace::list_files(repo).map_err(ws_err)?,
@@ -355,12 +445,26 @@ impl Sandbox {
         if let Some(owner) = owner {
             own_workspace_root(&self.docker, id, owner).await;
         }
-        upload(&self.docker, id, PackPlan { repo: repo.to_path_buf(), files, owner, stamp_mtime: None }).await
+        upload(
+            &self.docker,
+            id,
+            PackPlan {
+                repo: repo.to_path_buf(),
+                files,
+                owner,
+                stamp_mtime: None,
+            },
+        )
+        .await
     }
 }
 
 /// Uploads one archive into `/workspace` with a timeout scaled to its size.
-pub(super) async fn upload(docker: &Docker, id: &str, plan: PackPlan) -> Result<Manifest, SandboxError> {
+pub(super) async fn upload(
+    docker: &Docker,
+    id: &str,
+    plan: PackPlan,
+) -> Result<Manifest, SandboxError> {
     let repo = plan.repo.clone();
     let bytes: u64 = plan
         .files
@@ -372,15 +476,27 @@ pub(super) async fn upload(docker: &Docker, id: &str, plan: PackPlan) -> Result<
     let timeout = Duration::from_secs(120 + bytes / (2 * 1024 * 1024));
     let client = docker.clone().with_timeout(timeout);
     let (stream, packer) = workspace::tar_stream(plan);
-    let opts = UploadToContainerOptionsBuilder::default().path(WORKSPACE).build();
-    let uploaded = client.upload_to_container(id, Some(opts), bollard::body_try_stream(stream)).await;
+    let opts = UploadToContainerOptionsBuilder::default()
+        .path(WORKSPACE)
+        .build();
+    let uploaded = client
+        .upload_to_container(id, Some(opts), bollard::body_try_stream(stream))
+        .await;
     let packed = packer.await;
     match (uploaded, packed) {
         (_, Ok(Err(source))) => Err(SandboxError::Workspace { path: repo, source }),
-        (_, Err(join)) => Err(SandboxError::Workspace { path: repo, source: std::io::Error::other(join.to_string()) }),
+        (_, Err(join)) => Err(SandboxError::Workspace {
+            path: repo,
+            source: std::io::Error::other(join.to_string()),
+        }),
         (Err(source), Ok(Ok(_))) => Err(container_err("upload the workspace into", id, source)),
         (Ok(()), Ok(Ok(manifest))) => {
-            tracing::debug!(container = id, files = manifest.len(), bytes, "sandbox: workspace uploaded");
+            tracing::debug!(
+                container = id,
+                files = manifest.len(),
+                bytes,
+                "sandbox: workspace uploaded"
+            );
             Ok(manifest)
         }
     }
@@ -407,21 +523,31 @@ async fn own_workspace_root(docker: &Docker, id: &str, (uid, gid): (u64, u64)) {
         return;
     }
     let opts = UploadToContainerOptionsBuilder::default().path("/").build();
-    if let Err(e) = docker.upload_to_container(id, Some(opts), bollard::body_full(data.into())).await {
+    if let Err(e) = docker
+        .upload_to_container(id, Some(opts), bollard::body_full(data.into()))
+        .await
+    {
         tracing::debug!(error = %e, "sandbox: cannot hand /workspace to the sandbox user");
     }
 }
 
 /// Makes sure the image is on the daemon (pulls it otherwise); returns its configured user.
 async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>, SandboxError> {
-    let image_err = |message: String| SandboxError::Image { image: image.to_string(), message };
+    let image_err = |message: String| SandboxError::Image {
+        image: image.to_string(),
+        message,
+    };
     match docker.inspect_image(image).await {
         Ok(info) => return Ok(info.config.and_then(|c| c.user).filter(|u| !u.is_empty())),
-        Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
         Err(e) => return Err(image_err(e.to_string())),
     }
     tracing::info!(image, "sandbox: image not on the daemon, pulling it");
-    let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+    let opts = CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
     let mut pull = docker.create_image(Some(opts), None, None);
     while let Some(progress) = pull.next().await {
         let progress = progress.map_err(|e| image_err(format!("pull failed: {e}")))?;
@@ -437,7 +563,9 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>, Sa
 
 /// The exit status of a container that has stopped (or will).
 pub(super) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, SandboxError> {
-    let opts = WaitContainerOptionsBuilder::default().condition("not-running").build();
+    let opts = WaitContainerOptionsBuilder::default()
+        .condition("not-running")
+        .build();
     let mut wait = docker.wait_container(id, Some(opts));
     let mut code = None;
     while let Some(item) = wait.next().await {
@@ -451,7 +579,10 @@ pub(super) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, SandboxE
     match code {
         Some(c) => Ok(c),
         None => {
-            let info = docker.inspect_container(id, None).await.map_err(|source| container_err("inspect", id, source))?;
+            let info = docker
+                .inspect_container(id, None)
+                .await
+                .map_err(|source| container_err("inspect", id, source))?;
             Ok(info.state.and_then(|s| s.exit_code).unwrap_or(-1))
         }
     }
@@ -459,16 +590,24 @@ pub(super) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, SandboxE
 
 /// SIGKILL, ignoring "not running".
 pub(super) async fn kill(docker: &Docker, id: &str) {
-    let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+    let opts = KillContainerOptionsBuilder::default()
+        .signal("SIGKILL")
+        .build();
     if let Err(e) = docker.kill_container(id, Some(opts)).await {
         tracing::debug!(container = id, error = %e, "sandbox: kill");
     }
 }
 
 async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
-    let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id, Some(opts)).await {
-        Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Ok(())
+        | Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -488,10 +627,15 @@ impl ContainerGuard {
         self.done = true;
         if self.keep {
             tracing::warn!(container = %self.name, "sandbox: keeping the container (`sandbox.keep: true`); remove it with `docker rm -fv {}`", self.name);
-            eprintln!("pace: kept sandbox container `{}` (sandbox.keep)", self.name);
+            eprintln!(
+                "pace: kept sandbox container `{}` (sandbox.keep)",
+                self.name
+            );
             return Ok(());
         }
-        remove(&self.docker, &self.id).await.map_err(|source| container_err("remove", &self.name, source))
+        remove(&self.docker, &self.id)
+            .await
+            .map_err(|source| container_err("remove", &self.name, source))
     }
 }
 
@@ -515,23 +659,42 @@ impl Drop for ContainerGuard {
     }
 }
 
-pub(super) fn container_err(operation: &'static str, container: &str, source: DockerError) -> SandboxError {
-    SandboxError::Container { operation, container: container.to_string(), source }
+pub(super) fn container_err(
+    operation: &'static str,
+    container: &str,
+    source: DockerError,
+) -> SandboxError {
+    SandboxError::Container {
+        operation,
+        container: container.to_string(),
+        source,
+    }
 }
 
 pub(super) fn io_err(path: &Path, source: std::io::Error) -> SandboxError {
-    SandboxError::Io { path: path.to_path_buf(), source }
+    SandboxError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub(super) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A container-name-safe version of the run id.
 fn sanitize(run_id: &str) -> String {
     let s: String = run_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     if s.is_empty() { "run".to_string() } else { s }

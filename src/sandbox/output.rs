@@ -54,7 +54,10 @@ impl HeadTail {
     /// The head and the tail as (lossy) strings.
     pub(crate) fn parts(&self) -> (String, String) {
         let tail: Vec<u8> = self.tail.iter().copied().collect();
-        (String::from_utf8_lossy(&self.head).into_owned(), String::from_utf8_lossy(&tail).into_owned())
+        (
+            String::from_utf8_lossy(&self.head).into_owned(),
+            String::from_utf8_lossy(&tail).into_owned(),
+        )
     }
 
     /// Head, an `[... N bytes omitted ...]` marker when something was cut, and tail.
@@ -93,7 +96,9 @@ impl NetworkFailureScan {
         const KEEP: usize = 64;
         let mut window = std::mem::take(&mut self.carry);
         window.extend_from_slice(chunk);
-        self.found = NETWORK_FAILURES.iter().any(|needle| contains(&window, needle.as_bytes()));
+        self.found = NETWORK_FAILURES
+            .iter()
+            .any(|needle| contains(&window, needle.as_bytes()));
         let start = window.len().saturating_sub(KEEP);
         self.carry = window.split_off(start);
     }

@@ -39,7 +39,11 @@ pub struct ExecSession {
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
-    let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
+    let cmd = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "sleep 2147483647".to_string(),
+    ];
     let guard = sandbox.create_container("forge", cmd, repo).await?;
     let bind = sandbox.ctx.settings.workspace == WorkspaceMode::Bind;
     let manifest = if bind {
@@ -72,7 +76,10 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
 }
 
 fn ws_err(repo: &Path, source: std::io::Error) -> SandboxError {
-    SandboxError::Workspace { path: repo.to_path_buf(), source }
+    SandboxError::Workspace {
+        path: repo.to_path_buf(),
+        source,
+    }
 }
 
 impl ExecSession {
@@ -87,7 +94,11 @@ impl ExecSession {
 
     /// Runs `/bin/sh -c command` in `/workspace` after syncing the repository files that
     /// changed since the last call, then copies changed files back into the repository.
-    pub async fn exec(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
+    pub async fn exec(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ExecOutcome, SandboxError> {
         if self.bind {
             return self.exec_bind(command, timeout).await;
         }
@@ -95,25 +106,48 @@ impl ExecSession {
 
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
         let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
-        let ran = tokio::time::timeout(timeout, run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c))).await;
+        let ran = tokio::time::timeout(
+            timeout,
+            run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c)),
+        )
+        .await;
         let (exit_code, timed_out) = match ran {
             Ok(result) => (result?, false),
             Err(_) => {
                 self.restart().await?;
-                view.push(format!("\n[pace: the command timed out after {} s and was killed]\n", timeout.as_secs()).as_bytes());
+                view.push(
+                    format!(
+                        "\n[pace: the command timed out after {} s and was killed]\n",
+                        timeout.as_secs()
+                    )
+                    .as_bytes(),
+                );
                 (137, true)
             }
         };
         let changed = self.sync_out().await?;
-        Ok(ExecOutcome { exit_code, timed_out, output: view.joined(), changed })
+        Ok(ExecOutcome {
+            exit_code,
+            timed_out,
+            output: view.joined(),
+            changed,
+        })
     }
 
     /// Bind mode: the container writes the repository directly; report what changed.
-    async fn exec_bind(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
+    async fn exec_bind(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ExecOutcome, SandboxError> {
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
         let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
         let before = self.scan_repo()?;
-        let ran = tokio::time::timeout(timeout, run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c))).await;
+        let ran = tokio::time::timeout(
+            timeout,
+            run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c)),
+        )
+        .await;
         let (exit_code, timed_out) = match ran {
             Ok(result) => (result?, false),
             Err(_) => {
@@ -122,15 +156,24 @@ impl ExecSession {
             }
         };
         let after = self.scan_repo()?;
-        let mut changed: BTreeSet<PathBuf> =
-            after.iter().filter(|(p, s)| before.get(*p) != Some(*s)).map(|(p, _)| p.clone()).collect();
+        let mut changed: BTreeSet<PathBuf> = after
+            .iter()
+            .filter(|(p, s)| before.get(*p) != Some(*s))
+            .map(|(p, _)| p.clone())
+            .collect();
         changed.extend(before.keys().filter(|p| !after.contains_key(*p)).cloned());
         self.manifest = after;
-        Ok(ExecOutcome { exit_code, timed_out, output: view.joined(), changed: changed.into_iter().collect() })
+        Ok(ExecOutcome {
+            exit_code,
+            timed_out,
+            output: view.joined(),
+            changed: changed.into_iter().collect(),
+        })
     }
 
     fn scan_repo(&self) -> Result<Manifest, SandboxError> {
-        let files = workspace::list_files(&self.repo).map_err(|source| ws_err(&self.repo, source))?;
+        let files =
+            workspace::list_files(&self.repo).map_err(|source| ws_err(&self.repo, source))?;
         workspace::scan(&self.repo, &files).map_err(|source| ws_err(&self.repo, source))
     }
 
@@ -138,14 +181,27 @@ impl ExecSession {
     /// deletes what disappeared.
     async fn sync_in(&mut self) -> Result<(), SandboxError> {
         let current = self.scan_repo()?;
-        let changed: Vec<PathBuf> =
-            current.iter().filter(|(p, s)| self.manifest.get(*p) != Some(*s)).map(|(p, _)| p.clone()).collect();
-        let removed: Vec<PathBuf> = self.manifest.keys().filter(|p| !current.contains_key(*p)).cloned().collect();
+        let changed: Vec<PathBuf> = current
+            .iter()
+            .filter(|(p, s)| self.manifest.get(*p) != Some(*s))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let removed: Vec<PathBuf> = self
+            .manifest
+            .keys()
+            .filter(|p| !current.contains_key(*p))
+            .cloned()
+            .collect();
 
         // Backdated so that busybox `find -newer` (whole seconds) sees writes made in the
         // same second; false positives are filtered by comparing contents.
         let stamp = (unix_now() as i64 + self.clock_skew - 2).max(0) as u64;
-        let plan = PackPlan { repo: self.repo.clone(), files: changed.clone(), owner: self.owner, stamp_mtime: Some(stamp) };
+        let plan = PackPlan {
+            repo: self.repo.clone(),
+            files: changed.clone(),
+            owner: self.owner,
+            stamp_mtime: Some(stamp),
+        };
         let packed = container::upload(&self.docker, self.id(), plan).await?;
         for p in &changed {
             match packed.get(p) {
@@ -163,13 +219,19 @@ impl ExecSession {
                 cmd.extend(batch.iter().map(|p| p.to_string_lossy().into_owned()));
                 let code = run_exec(&self.docker, self.id(), cmd, &mut |_| {}).await?;
                 if code != 0 {
-                    tracing::warn!(code, "sandbox: removing deleted files from the container failed");
+                    tracing::warn!(
+                        code,
+                        "sandbox: removing deleted files from the container failed"
+                    );
                 }
             }
             for p in &removed {
                 self.manifest.remove(p);
             }
-            tracing::debug!(count = removed.len(), "sandbox: deleted files removed from the container");
+            tracing::debug!(
+                count = removed.len(),
+                "sandbox: deleted files removed from the container"
+            );
         }
         if !changed.is_empty() {
             tracing::debug!(count = changed.len(), "sandbox: changed files uploaded");
@@ -180,8 +242,15 @@ impl ExecSession {
     /// Finds what the command changed in `/workspace` and brings it into the repository.
     async fn sync_out(&mut self) -> Result<Vec<PathBuf>, SandboxError> {
         let mut listing = Vec::new();
-        let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), LISTING_SCRIPT.to_string()];
-        let code = run_exec(&self.docker, self.id(), cmd, &mut |c| listing.extend_from_slice(c)).await?;
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            LISTING_SCRIPT.to_string(),
+        ];
+        let code = run_exec(&self.docker, self.id(), cmd, &mut |c| {
+            listing.extend_from_slice(c)
+        })
+        .await?;
         if code != 0 {
             return Err(ws_err(
                 &self.repo,
@@ -200,7 +269,9 @@ impl ExecSession {
                 after_separator = true;
                 continue;
             }
-            let Some(rel) = line.strip_prefix("./") else { continue };
+            let Some(rel) = line.strip_prefix("./") else {
+                continue;
+            };
             let rel = PathBuf::from(rel);
             if !workspace::is_safe_relative(&rel) || workspace::is_excluded(&rel) {
                 continue;
@@ -212,13 +283,22 @@ impl ExecSession {
             }
         }
         if !after_separator {
-            return Err(ws_err(&self.repo, std::io::Error::other("listing /workspace in the container was cut short")));
+            return Err(ws_err(
+                &self.repo,
+                std::io::Error::other("listing /workspace in the container was cut short"),
+            ));
         }
 
         // New paths must not be ignored by git; known ones were uploaded, so they are not.
-        let unknown: Vec<PathBuf> = all.iter().filter(|p| !self.manifest.contains_key(*p)).cloned().collect();
-        let ignored = workspace::ignored(&self.repo, &unknown).map_err(|source| ws_err(&self.repo, source))?;
-        let mut candidates: BTreeSet<PathBuf> = newer.into_iter().filter(|p| all.contains(p)).collect();
+        let unknown: Vec<PathBuf> = all
+            .iter()
+            .filter(|p| !self.manifest.contains_key(*p))
+            .cloned()
+            .collect();
+        let ignored = workspace::ignored(&self.repo, &unknown)
+            .map_err(|source| ws_err(&self.repo, source))?;
+        let mut candidates: BTreeSet<PathBuf> =
+            newer.into_iter().filter(|p| all.contains(p)).collect();
         candidates.extend(unknown.into_iter().filter(|p| !ignored.contains(p)));
         candidates.retain(|p| !ignored.contains(p));
 
@@ -242,13 +322,20 @@ impl ExecSession {
             }
         }
 
-        let deleted: Vec<PathBuf> = self.manifest.keys().filter(|p| !all.contains(*p)).cloned().collect();
+        let deleted: Vec<PathBuf> = self
+            .manifest
+            .keys()
+            .filter(|p| !all.contains(*p))
+            .cloned()
+            .collect();
         for rel in deleted {
             self.manifest.remove(&rel);
             match workspace::delete(&self.repo, &rel) {
                 Ok(true) => changed.push(rel),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(path = %rel.display(), error = %e, "sandbox: cannot delete a file the command deleted"),
+                Err(e) => {
+                    tracing::warn!(path = %rel.display(), error = %e, "sandbox: cannot delete a file the command deleted")
+                }
             }
         }
         changed.sort();
@@ -257,9 +344,15 @@ impl ExecSession {
 
     async fn download_back(&self, rel: &Path) -> std::io::Result<WriteBack> {
         let path = format!("{WORKSPACE}/{}", rel.to_string_lossy());
-        let opts = DownloadFromContainerOptionsBuilder::default().path(&path).build();
-        let stream = self.docker.download_from_container(self.id(), Some(opts)).map_err(std::io::Error::other);
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(&path)
+            .build();
+        let stream = self
+            .docker
+            .download_from_container(self.id(), Some(opts))
+            .map_err(std::io::Error::other);
+        let reader =
+            tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
         let repo = self.repo.clone();
         let rel = rel.to_path_buf();
         tokio::task::spawn_blocking(move || workspace::write_back(reader, &repo, &rel))
@@ -271,10 +364,16 @@ impl ExecSession {
     /// `/workspace` lives on the container's volume and survives.
     async fn restart(&self) -> Result<(), SandboxError> {
         let id = self.id();
-        tracing::warn!(container = id, "sandbox: command timed out; restarting the session container");
+        tracing::warn!(
+            container = id,
+            "sandbox: command timed out; restarting the session container"
+        );
         container::kill(&self.docker, id).await;
         let _ = container::wait_exit(&self.docker, id).await;
-        self.docker.start_container(id, None).await.map_err(|source| container_err("restart", id, source))
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|source| container_err("restart", id, source))
     }
 
     /// Stops and removes the container (unless `sandbox.keep`).
@@ -288,7 +387,12 @@ impl ExecSession {
 
 /// Runs `cmd` in `/workspace` of the container, feeding its output to `sink`; returns the
 /// exit code.
-async fn run_exec(docker: &Docker, id: &str, cmd: Vec<String>, sink: &mut dyn FnMut(&[u8])) -> Result<i64, SandboxError> {
+async fn run_exec(
+    docker: &Docker,
+    id: &str,
+    cmd: Vec<String>,
+    sink: &mut dyn FnMut(&[u8]),
+) -> Result<i64, SandboxError> {
     let opts = CreateExecOptions {
         attach_stdout: Some(true),
         attach_stderr: Some(true),
@@ -297,11 +401,19 @@ async fn run_exec(docker: &Docker, id: &str, cmd: Vec<String>, sink: &mut dyn Fn
         working_dir: Some(WORKSPACE.to_string()),
         ..Default::default()
     };
-    let exec = docker.create_exec(id, opts).await.map_err(|source| container_err("exec in", id, source))?;
-    match docker.start_exec(&exec.id, None).await.map_err(|source| container_err("exec in", id, source))? {
+    let exec = docker
+        .create_exec(id, opts)
+        .await
+        .map_err(|source| container_err("exec in", id, source))?;
+    match docker
+        .start_exec(&exec.id, None)
+        .await
+        .map_err(|source| container_err("exec in", id, source))?
+    {
         StartExecResults::Attached { mut output, .. } => {
             while let Some(chunk) = output.next().await {
-                let chunk = chunk.map_err(|source| container_err("read exec output from", id, source))?;
+                let chunk =
+                    chunk.map_err(|source| container_err("read exec output from", id, source))?;
                 sink(&chunk.into_bytes());
             }
         }
@@ -309,7 +421,10 @@ async fn run_exec(docker: &Docker, id: &str, cmd: Vec<String>, sink: &mut dyn Fn
     }
     // The stream ends as the process exits; the exit code may lag a moment behind.
     for _ in 0..100 {
-        let info = docker.inspect_exec(&exec.id).await.map_err(|source| container_err("inspect exec in", id, source))?;
+        let info = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|source| container_err("inspect exec in", id, source))?;
         if info.running != Some(true) {
             return Ok(info.exit_code.unwrap_or(-1));
         }

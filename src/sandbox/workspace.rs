@@ -19,7 +19,15 @@ const EXCLUDED_DIRS: [&str; 2] = [".git", ".pace"];
 /// packing skips them.
 pub fn list_files(repo: &Path) -> io::Result<Vec<PathBuf>> {
     let out = std::process::Command::new("git")
-        .args(["-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "-c",
+            "core.quotepath=off",
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .current_dir(repo)
         .stdin(std::process::Stdio::null())
         .output()?;
@@ -94,7 +102,9 @@ fn stamp_of(meta: &fs::Metadata) -> Option<Stamp> {
     let kind = if meta.file_type().is_symlink() {
         Kind::Symlink
     } else if meta.is_file() {
-        Kind::File { executable: is_executable(meta) }
+        Kind::File {
+            executable: is_executable(meta),
+        }
     } else {
         return None;
     };
@@ -103,7 +113,11 @@ fn stamp_of(meta: &fs::Metadata) -> Option<Stamp> {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i128);
-    Some(Stamp { size: meta.len(), mtime_ns, kind })
+    Some(Stamp {
+        size: meta.len(),
+        mtime_ns,
+        kind,
+    })
 }
 
 #[cfg(unix)]
@@ -119,7 +133,10 @@ fn is_executable(_meta: &fs::Metadata) -> bool {
 
 fn is_vanished(e: &io::Error) -> bool {
     // NotADirectory: a parent was replaced by a file between listing and packing.
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 /// Stamps of the listed files that exist.
@@ -166,12 +183,18 @@ pub(crate) fn pack<W: Write>(w: W, plan: &PackPlan) -> io::Result<Manifest> {
     let mut builder = tar::Builder::new(w);
     builder.follow_symlinks(false);
     let (uid, gid) = plan.owner.unwrap_or((0, 0));
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut dirs: HashSet<PathBuf> = HashSet::new();
     let mut manifest = Manifest::new();
 
     let mut add_parents = |builder: &mut tar::Builder<W>, rel: &Path| -> io::Result<()> {
-        let mut parents: Vec<&Path> = rel.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
+        let mut parents: Vec<&Path> = rel
+            .ancestors()
+            .skip(1)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
         parents.reverse();
         for dir in parents {
             if dirs.insert(dir.to_path_buf()) {
@@ -202,7 +225,12 @@ pub(crate) fn pack<W: Write>(w: W, plan: &PackPlan) -> io::Result<Manifest> {
         let mut h = tar::Header::new_gnu();
         h.set_uid(uid);
         h.set_gid(gid);
-        h.set_mtime(meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(now, |d| d.as_secs()));
+        h.set_mtime(
+            meta.modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(now, |d| d.as_secs()),
+        );
         match st.kind {
             Kind::Symlink => {
                 let target = match fs::read_link(&full) {
@@ -229,7 +257,14 @@ pub(crate) fn pack<W: Write>(w: W, plan: &PackPlan) -> io::Result<Manifest> {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(if executable { 0o755 } else { 0o644 });
                 h.set_size(size);
-                builder.append_data(&mut h, rel, Padded { inner: file.take(size), remaining: size })?;
+                builder.append_data(
+                    &mut h,
+                    rel,
+                    Padded {
+                        inner: file.take(size),
+                        remaining: size,
+                    },
+                )?;
             }
         }
         manifest.insert(rel.clone(), st);
@@ -266,7 +301,9 @@ impl<R: Read> Read for Padded<R> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = match self.inner.read(&mut buf[..max])? {
             0 => {
                 buf[..max].fill(0);
@@ -293,9 +330,12 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped reading the archive"))
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the upload stopped reading the archive",
+            )
+        })
     }
 }
 
@@ -317,18 +357,26 @@ impl Write for ChannelWriter {
 /// truncated archive); the handle returns the manifest of what was packed.
 pub(crate) fn tar_stream(
     plan: PackPlan,
-) -> (impl Stream<Item = io::Result<Bytes>> + Send + 'static, tokio::task::JoinHandle<io::Result<Manifest>>) {
+) -> (
+    impl Stream<Item = io::Result<Bytes>> + Send + 'static,
+    tokio::task::JoinHandle<io::Result<Manifest>>,
+) {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
     let handle = tokio::task::spawn_blocking(move || {
         let err_tx = tx.clone();
-        let writer = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        let writer = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
         let result = pack(writer, &plan);
         if let Err(e) = &result {
             let _ = err_tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
         }
         result
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     (stream, handle)
 }
 
@@ -349,10 +397,15 @@ pub(crate) fn ignored(repo: &Path, paths: &[PathBuf]) -> io::Result<HashSet<Path
         input.extend_from_slice(p.to_string_lossy().as_bytes());
         input.push(0);
     }
-    let mut stdin = child.stdin.take().ok_or_else(|| io::Error::other("git check-ignore: no stdin"))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("git check-ignore: no stdin"))?;
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output()?;
-    writer.join().map_err(|_| io::Error::other("git check-ignore: writer panicked"))??;
+    writer
+        .join()
+        .map_err(|_| io::Error::other("git check-ignore: writer panicked"))??;
     // 0: some ignored, 1: none ignored, anything else: an error.
     if !matches!(out.status.code(), Some(0 | 1)) {
         return Err(io::Error::other(format!(
@@ -360,7 +413,12 @@ pub(crate) fn ignored(repo: &Path, paths: &[PathBuf]) -> io::Result<HashSet<Path
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()).map(path_from_bytes).collect())
+    Ok(out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(path_from_bytes)
+        .collect())
 }
 
 /// Creates the directories of `rel`'s parent under `root`, refusing to pass through a
@@ -390,7 +448,10 @@ fn safe_parent_dirs(root: &Path, rel: &Path) -> io::Result<PathBuf> {
 fn remove_non_dir(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if !m.is_dir() => fs::remove_file(path),
-        Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is a directory", path.display()))),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is a directory", path.display()),
+        )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -399,18 +460,27 @@ fn remove_non_dir(path: &Path) -> io::Result<()> {
 /// Extracts the regular files of a `/workspace` download (entries `workspace/…`) whose
 /// relative path matches `globs` into `dest`, keeping their relative paths. Returns the
 /// absolute paths written. Unsafe paths and non-regular entries are skipped.
-pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset::GlobSet) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn extract_matching<R: Read>(
+    reader: R,
+    dest: &Path,
+    globs: &globset::GlobSet,
+) -> io::Result<Vec<PathBuf>> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
     let mut written = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
-        if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
+        if !matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
             continue;
         }
         let path = entry.path()?.into_owned();
-        let Ok(rel) = path.strip_prefix("workspace") else { continue };
+        let Ok(rel) = path.strip_prefix("workspace") else {
+            continue;
+        };
         let rel = rel.to_path_buf();
         if !is_safe_relative(&rel) || is_excluded(&rel) || !globs.is_match(&rel) {
             continue;
@@ -423,7 +493,9 @@ pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset:
                 continue;
             }
         };
-        let Some(name) = rel.file_name() else { continue };
+        let Some(name) = rel.file_name() else {
+            continue;
+        };
         let target = dir.join(name);
         remove_non_dir(&target)?;
         let mut out = fs::File::create(&target)?;
@@ -451,12 +523,16 @@ pub(crate) fn write_back<R: Read>(reader: R, repo: &Path, rel: &Path) -> io::Res
     }
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
-    let Some(entry) = archive.entries()?.next() else { return Ok(WriteBack::Skipped) };
+    let Some(entry) = archive.entries()?.next() else {
+        return Ok(WriteBack::Skipped);
+    };
     let mut entry = entry?;
     let target = repo.join(rel);
     match entry.header().entry_type() {
         tar::EntryType::Symlink => {
-            let Some(link) = entry.link_name()?.map(|l| l.into_owned()) else { return Ok(WriteBack::Skipped) };
+            let Some(link) = entry.link_name()?.map(|l| l.into_owned()) else {
+                return Ok(WriteBack::Skipped);
+            };
             if fs::read_link(&target).ok().as_deref() == Some(link.as_path()) {
                 return Ok(WriteBack::Unchanged);
             }
@@ -466,7 +542,11 @@ pub(crate) fn write_back<R: Read>(reader: R, repo: &Path, rel: &Path) -> io::Res
             Ok(WriteBack::Written)
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let executable = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
+            let executable = entry
+                .header()
+                .mode()
+                .map(|m| m & 0o111 != 0)
+                .unwrap_or(false);
             let dir = safe_parent_dirs(repo, rel)?;
             let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
             io::copy(&mut entry, tmp.as_file_mut())?;
@@ -493,13 +573,19 @@ fn make_symlink(link: &Path, target: &Path) -> io::Result<()> {
 
 #[cfg(not(unix))]
 fn make_symlink(_link: &Path, _target: &Path) -> io::Result<()> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "symlinks are not supported here"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "symlinks are not supported here",
+    ))
 }
 
 #[cfg(unix)]
 fn set_mode(path: &Path, executable: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
+    fs::set_permissions(
+        path,
+        fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }),
+    )
 }
 
 #[cfg(not(unix))]
@@ -601,15 +687,34 @@ mod tests {
         let mut names = Vec::new();
         for e in archive.entries().unwrap() {
             let e = e.unwrap();
-            names.push((e.path().unwrap().display().to_string(), e.header().entry_type(), e.header().uid().unwrap()));
+            names.push((
+                e.path().unwrap().display().to_string(),
+                e.header().entry_type(),
+                e.header().uid().unwrap(),
+            ));
         }
-        assert!(names.iter().any(|(n, t, u)| n == "src" && *t == tar::EntryType::Directory && *u == 1000));
-        assert!(names.iter().any(|(n, t, _)| n == "src/a.txt" && *t == tar::EntryType::Regular));
+        assert!(
+            names
+                .iter()
+                .any(|(n, t, u)| n == "src" && *t == tar::EntryType::Directory && *u == 1000)
+        );
+        assert!(
+            names
+                .iter()
+                .any(|(n, t, _)| n == "src/a.txt" && *t == tar::EntryType::Regular)
+        );
         #[cfg(unix)]
-        assert!(names.iter().any(|(n, t, _)| n == "link" && *t == tar::EntryType::Symlink));
+        assert!(
+            names
+                .iter()
+                .any(|(n, t, _)| n == "link" && *t == tar::EntryType::Symlink)
+        );
         assert!(names.iter().any(|(n, _, _)| n == ".pace/stamp"));
 
-        let mut padded = Padded { inner: &b"ab"[..], remaining: 4 };
+        let mut padded = Padded {
+            inner: &b"ab"[..],
+            remaining: 4,
+        };
         let mut buf = Vec::new();
         padded.read_to_end(&mut buf).unwrap();
         assert_eq!(buf, b"ab\0\0");
@@ -620,7 +725,10 @@ mod tests {
         let mut data = Vec::new();
         {
             let mut b = tar::Builder::new(&mut data);
-            for (name, body) in [("workspace/reports/junit.xml", "<testsuite/>"), ("workspace/src/x.rs", "fn")] {
+            for (name, body) in [
+                ("workspace/reports/junit.xml", "<testsuite/>"),
+                ("workspace/src/x.rs", "fn"),
+            ] {
                 let mut h = tar::Header::new_gnu();
                 h.set_size(body.len() as u64);
                 h.set_mode(0o644);
