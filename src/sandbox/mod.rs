@@ -10,9 +10,12 @@ use std::time::Duration;
 use crate::config::settings::SandboxSettings;
 
 mod container;
+mod output;
+mod session;
 mod workspace;
 
-pub use container::{ExecSession, Sandbox};
+pub use container::Sandbox;
+pub use session::ExecSession;
 
 /// Labels every pace container carries (cleanup finds them by these).
 pub const LABEL_RUN_ID: &str = "pace.run-id";
@@ -29,6 +32,9 @@ pub struct SandboxContext {
     pub env: Vec<(String, String)>,
 }
 
+/// Receives each chunk of a command's output as it arrives.
+pub type OutputSink<'a> = &'a (dyn Fn(&[u8]) + Send + Sync);
+
 /// One command run to completion in a fresh container (GATE, `pace gate`).
 #[derive(Clone)]
 pub struct RunRequest<'a> {
@@ -41,7 +47,7 @@ pub struct RunRequest<'a> {
     /// Files matching `settings.collect` are copied back under this directory.
     pub collect_into: &'a Path,
     /// Called with each chunk of output as it arrives (streaming to the terminal).
-    pub on_output: Option<&'a (dyn Fn(&[u8]) + Send + Sync)>,
+    pub on_output: Option<OutputSink<'a>>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,15 +82,28 @@ pub struct ExecOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("cannot connect to the Docker daemon at `{host}`: {source}")]
-    Connect { host: String, source: bollard::errors::Error },
+    Connect {
+        host: String,
+        source: bollard::errors::Error,
+    },
     #[error("image `{image}` is not available: {message}")]
     Image { image: String, message: String },
     #[error("failed to {operation} container `{container}`: {source}")]
-    Container { operation: &'static str, container: String, source: bollard::errors::Error },
+    Container {
+        operation: &'static str,
+        container: String,
+        source: bollard::errors::Error,
+    },
     #[error("failed to pack the workspace `{path}`: {source}")]
-    Workspace { path: PathBuf, source: std::io::Error },
+    Workspace {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("failed to write `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("sandbox interrupted")]
     Interrupted,
 }
