@@ -320,7 +320,7 @@ pub fn list_dir(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
                 return None;
             }
             let kind = if e.file_type().is_ok_and(|t| t.is_dir()) {
-                "dir "
+                "dir"
             } else {
                 "file"
             };

@@ -326,3 +326,6 @@ impl<'a> ToolContext<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

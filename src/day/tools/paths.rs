@@ -146,9 +146,6 @@ impl Jail {
         target.push(name);
         let rel = self.relative(raw, &target)?;
         check_internal(raw, &rel)?;
-        if let Some(dirs) = writable {
-            check_writable(raw, &rel, dirs)?;
-        }
         match fs::symlink_metadata(&target) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(PathError::Symlink(raw.to_string()));
@@ -165,6 +162,9 @@ impl Jail {
                     source,
                 });
             }
+        }
+        if let Some(dirs) = writable {
+            check_writable(raw, &rel, dirs)?;
         }
         Ok(Resolved { abs: target, rel })
     }
