@@ -351,3 +351,338 @@ pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A scripted history: each step is one assistant turn with its calls and the user
+    /// message with their results.
+    #[derive(Default)]
+    struct History {
+        messages: Vec<Message>,
+        next_id: usize,
+    }
+
+    impl History {
+        fn turn(&mut self, calls: &[(&str, Value, &str)]) -> Vec<String> {
+            let mut uses = Vec::new();
+            let mut results = Vec::new();
+            let mut ids = Vec::new();
+            for (name, input, result) in calls {
+                self.next_id += 1;
+                let id = format!("toolu_{:03}", self.next_id);
+                uses.push(Block::ToolUse {
+                    id: id.clone(),
+                    name: (*name).into(),
+                    input: input.clone(),
+                });
+                results.push(Block::ToolResult {
+                    tool_use_id: id.clone(),
+                    content: (*result).into(),
+                    is_error: false,
+                });
+                ids.push(id);
+            }
+            self.messages.push(Message {
+                role: Role::Assistant,
+                content: uses,
+            });
+            self.messages.push(Message {
+                role: Role::User,
+                content: results,
+            });
+            ids
+        }
+
+        fn result(&self, id: &str) -> String {
+            self.messages
+                .iter()
+                .flat_map(|m| m.content.iter())
+                .find_map(|b| match b {
+                    Block::ToolResult {
+                        tool_use_id,
+                        content,
+                        ..
+                    } if tool_use_id == id => Some(content.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        }
+
+        fn input(&self, id: &str) -> Value {
+            self.messages
+                .iter()
+                .flat_map(|m| m.content.iter())
+                .find_map(|b| match b {
+                    Block::ToolUse { id: i, input, .. } if i == id => Some(input.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        }
+    }
+
+    fn read(path: &str) -> (&'static str, Value) {
+        ("read_file", json!({ "path": path }))
+    }
+
+    fn write(path: &str, content: &str) -> (&'static str, Value) {
+        ("write_file", json!({ "path": path, "content": content }))
+    }
+
+    fn run(cmd: &str) -> (&'static str, Value) {
+        ("run", json!({ "command": cmd }))
+    }
+
+    #[test]
+    fn a_read_before_a_later_write_is_evicted_a_read_after_it_stays() {
+        let mut h = History::default();
+        let (n, i) = read("src/lib.rs");
+        let first = h.turn(&[(n, i, "old content")]);
+        let (n, i) = write("./src/lib.rs", "new content");
+        h.turn(&[(n, i, "OK: wrote 11 bytes to src/lib.rs")]);
+        let (n, i) = read("src/lib.rs");
+        let second = h.turn(&[(n, i, "new content")]);
+        let (n, i) = read("src/other.rs");
+        let other = h.turn(&[(n, i, "untouched")]);
+        evict_stale(&mut h.messages);
+        assert_eq!(
+            h.result(&first[0]),
+            "[evicted: src/lib.rs was rewritten after this read — read it again if needed]"
+        );
+        assert_eq!(
+            h.result(&second[0]),
+            "new content",
+            "a read after the last write stays"
+        );
+        assert_eq!(h.result(&other[0]), "untouched");
+        check_pairing(&h.messages).unwrap();
+    }
+
+    #[test]
+    fn order_inside_one_turn_counts() {
+        let mut h = History::default();
+        let (rn, ri) = read("src/a.rs");
+        let (wn, wi) = write("src/a.rs", "x");
+        let ids = h.turn(&[(wn, wi, "OK"), (rn, ri, "x")]);
+        evict_stale(&mut h.messages);
+        assert_eq!(
+            h.result(&ids[1]),
+            "x",
+            "the read came after the write in the same turn"
+        );
+    }
+
+    #[test]
+    fn a_read_of_a_file_a_later_run_changed_is_evicted() {
+        let mut h = History::default();
+        let (n, i) = read("src/lib.rs");
+        let ids = h.turn(&[(n, i, "fn  main(){}")]);
+        let (n, i) = run("cargo fmt");
+        let fmt = format!("exit code: 0\n(no output)\n{CHANGED_MARKER}src/lib.rs, tests/t.rs]");
+        h.turn(&[(n, i, fmt.as_str())]);
+        evict_stale(&mut h.messages);
+        assert!(
+            h.result(&ids[0]).starts_with("[evicted: src/lib.rs"),
+            "{}",
+            h.result(&ids[0])
+        );
+    }
+
+    #[test]
+    fn repeated_runs_keep_only_the_latest_output() {
+        let mut h = History::default();
+        let (n, i) = run("cargo test");
+        let a = h.turn(&[(n, i.clone(), "exit code: 101\n1 failed")]);
+        let (n2, i2) = run("cargo build");
+        let b = h.turn(&[
+            (n, i.clone(), "exit code: 101\n2 failed"),
+            (n2, i2, "exit code: 0"),
+        ]);
+        let c = h.turn(&[(n, i, "exit code: 0\nall passed")]);
+        evict_stale(&mut h.messages);
+        let stub = "[superseded: a later run of `cargo test` is below]";
+        assert_eq!(h.result(&a[0]), stub);
+        assert_eq!(h.result(&b[0]), stub);
+        assert_eq!(h.result(&b[1]), "exit code: 0", "another command is kept");
+        assert_eq!(h.result(&c[0]), "exit code: 0\nall passed");
+        check_pairing(&h.messages).unwrap();
+    }
+
+    #[test]
+    fn a_superseded_run_still_evicts_reads_it_made_stale() {
+        let mut h = History::default();
+        let (n, i) = read("src/lib.rs");
+        let r = h.turn(&[(n, i, "before")]);
+        let (n, i) = run("cargo fmt");
+        let changed = format!("exit code: 0\n{CHANGED_MARKER}src/lib.rs]");
+        let first = h.turn(&[(n, i.clone(), changed.as_str())]);
+        h.turn(&[(n, i, "exit code: 0")]);
+        evict_stale(&mut h.messages);
+        assert!(h.result(&first[0]).starts_with("[superseded:"));
+        assert!(
+            h.result(&first[0])
+                .ends_with(&format!("{CHANGED_MARKER}src/lib.rs]"))
+        );
+        assert!(h.result(&r[0]).starts_with("[evicted:"));
+    }
+
+    #[test]
+    fn old_write_payloads_become_stubs_and_stay_json_objects() {
+        let mut h = History::default();
+        let (n, i) = write("src/a.rs", &"x".repeat(5_000));
+        let old = h.turn(&[(n, i, "OK: wrote 5000 bytes to src/a.rs")]);
+        for k in 0..KEEP_WRITE_TURNS {
+            let (n, i) = write(&format!("src/b{k}.rs"), "recent");
+            h.turn(&[(n, i, "OK")]);
+        }
+        let last_id = format!("toolu_{:03}", h.next_id);
+        evict_stale(&mut h.messages);
+        assert_eq!(
+            h.input(&old[0]),
+            json!({"path": "src/a.rs", "content": "[5000 bytes written]"})
+        );
+        assert_eq!(h.input(&last_id)["content"], "recent");
+        let before = h.messages.clone();
+        evict_stale(&mut h.messages);
+        assert_eq!(h.messages, before, "eviction is idempotent");
+    }
+
+    #[test]
+    fn long_outputs_of_old_runs_keep_head_and_tail() {
+        let mut h = History::default();
+        let long = format!("exit code: 1\n{}{}", "a".repeat(5_000), "z".repeat(5_000));
+        let (n, i) = run("make check");
+        let old = h.turn(&[(n, i, long.as_str())]);
+        for k in 0..KEEP_RUN_TURNS {
+            let (n, i) = run(&format!("echo {k}"));
+            h.turn(&[(n, i, long.as_str())]);
+        }
+        let recent = format!("toolu_{:03}", h.next_id);
+        evict_stale(&mut h.messages);
+        let cut = h.result(&old[0]);
+        assert!(
+            cut.starts_with("exit code: 1\naaa") && cut.ends_with("zzz"),
+            "{cut}"
+        );
+        assert!(cut.contains("bytes omitted") && cut.len() < 2_000);
+        assert_eq!(h.result(&recent), long);
+    }
+
+    #[test]
+    fn pairing_checker_catches_broken_histories() {
+        let mut h = History::default();
+        let (n, i) = read("a");
+        h.turn(&[(n, i.clone(), "x"), (n, i, "y")]);
+        check_pairing(&h.messages).unwrap();
+
+        // A pending call at the end is fine.
+        let mut pending = h.messages.clone();
+        pending.push(Message {
+            role: Role::Assistant,
+            content: vec![Block::ToolUse {
+                id: "p".into(),
+                name: "run".into(),
+                input: json!({}),
+            }],
+        });
+        check_pairing(&pending).unwrap();
+
+        let mut missing = h.messages.clone();
+        missing[1].content.pop();
+        assert!(check_pairing(&missing).is_err());
+
+        let mut orphan = h.messages.clone();
+        if let Block::ToolResult { tool_use_id, .. } = &mut orphan[1].content[0] {
+            *tool_use_id = "nobody".into();
+        }
+        assert!(check_pairing(&orphan).is_err());
+
+        let mut text_first = h.messages.clone();
+        text_first[1]
+            .content
+            .insert(0, Block::Text { text: "hi".into() });
+        assert!(check_pairing(&text_first).is_err());
+
+        let mut twice = h.messages.clone();
+        twice.extend(h.messages.clone());
+        assert!(check_pairing(&twice).is_err(), "ids must be unique");
+    }
+
+    /// A 20-call FORGE session: reading, writing, re-running the tests. The input sent
+    /// over all model calls must be smaller with eviction, and pairing must hold throughout.
+    #[test]
+    fn eviction_slows_token_growth_over_a_scripted_session() {
+        let file = |tag: &str| format!("// {tag}\n{}", "let x = compute(1, 2, 3);\n".repeat(80));
+        let test_output = |failed: usize| {
+            format!(
+                "exit code: {}\n{}{failed} failed\n",
+                u8::from(failed > 0),
+                "test ok ... ok\n".repeat(400)
+            )
+        };
+        let mut steps: Vec<(&str, Value, String)> = Vec::new();
+        for round in 0..4 {
+            let p = format!("src/mod{}.rs", round % 2);
+            steps.push((read(&p).0, read(&p).1, file("before")));
+            steps.push((
+                write(&p, &file("after")).0,
+                write(&p, &file("after")).1,
+                "OK".into(),
+            ));
+            steps.push((
+                run("cargo test").0,
+                run("cargo test").1,
+                test_output(3 - round),
+            ));
+            steps.push((read(&p).0, read(&p).1, file("after")));
+            steps.push((run("cargo clippy").0, run("cargo clippy").1, test_output(0)));
+        }
+        assert_eq!(steps.len(), 20);
+
+        let mut plain = History::default();
+        let mut evicted = History::default();
+        let (mut plain_total, mut evicted_total) = (0usize, 0usize);
+        for (name, input, result) in &steps {
+            plain.turn(&[(name, input.clone(), result.as_str())]);
+            evicted.turn(&[(name, input.clone(), result.as_str())]);
+            evict_stale(&mut evicted.messages);
+            check_pairing(&evicted.messages).unwrap();
+            plain_total += estimate_tokens(&plain.messages);
+            evicted_total += estimate_tokens(&evicted.messages);
+        }
+        let (plain_last, evicted_last) = (
+            estimate_tokens(&plain.messages),
+            estimate_tokens(&evicted.messages),
+        );
+        assert!(
+            evicted_last * 2 < plain_last,
+            "final context {evicted_last} vs {plain_last}"
+        );
+        assert!(
+            evicted_total < plain_total,
+            "total input {evicted_total} vs {plain_total}"
+        );
+        // Ids and order are untouched.
+        let ids = |h: &History| -> Vec<String> {
+            h.messages
+                .iter()
+                .flat_map(|m| m.content.iter())
+                .map(|b| match b {
+                    Block::ToolUse { id, .. } => format!("use:{id}"),
+                    Block::ToolResult { tool_use_id, .. } => format!("result:{tool_use_id}"),
+                    Block::Text { .. } => "text".into(),
+                })
+                .collect()
+        };
+        assert_eq!(ids(&plain), ids(&evicted));
+    }
+
+    #[test]
+    fn estimate_is_chars_over_four() {
+        let m = vec![Message::user_text("abcdefgh")];
+        assert_eq!(estimate_tokens(&m), 2);
+    }
+}
