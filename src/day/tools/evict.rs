@@ -40,9 +40,12 @@ struct Call {
     turn: usize,
     name: String,
     input: Value,
-    /// Position of its tool_result, if answered.
-    result: Option<(usize, usize)>,
+    /// Position and text of its tool_result, if answered.
+    result: Option<((usize, usize), String)>,
 }
+
+/// New texts for tool_result blocks, by position.
+type Replacements = HashMap<(usize, usize), String>;
 
 /// Shrinks stale tool results and old write payloads in place (see the module docs).
 pub fn evict_stale(messages: &mut [Message]) {
@@ -51,25 +54,29 @@ pub fn evict_stale(messages: &mut [Message]) {
         .iter()
         .filter(|m| m.role == Role::Assistant)
         .count();
-    let result_text = |pos: Option<(usize, usize)>| -> Option<String> {
-        let (m, b) = pos?;
-        match messages.get(m)?.content.get(b)? {
-            Block::ToolResult { content, .. } => Some(content.clone()),
-            _ => None,
-        }
-    };
 
     // Decide everything from the history as it is, then apply.
-    let mut replace: HashMap<(usize, usize), String> = HashMap::new();
+    let mut replace = Replacements::new();
+    plan_stale_reads(&calls, &mut replace);
+    let superseded = plan_superseded_runs(&calls, &mut replace);
+    plan_old_run_outputs(&calls, &superseded, turns, &mut replace);
+    for ((m, b), new_text) in replace {
+        if let Some(Block::ToolResult { content, .. }) =
+            messages.get_mut(m).and_then(|msg| msg.content.get_mut(b))
+        {
+            *content = new_text;
+        }
+    }
+    stub_old_writes(messages, &calls, turns);
+}
 
-    // (a) Paths written by each call, in order.
+/// (a) A read is stale when a later call writes or changes its path.
+fn plan_stale_reads(calls: &[Call], replace: &mut Replacements) {
     let writes: Vec<Vec<String>> = calls
         .iter()
-        .map(|c| match c.name.as_str() {
-            "write_file" => path_of(&c.input).into_iter().collect(),
-            "run" => result_text(c.result)
-                .map(|t| changed_files_in(&t))
-                .unwrap_or_default(),
+        .map(|c| match (c.name.as_str(), &c.result) {
+            ("write_file", _) => path_of(&c.input).into_iter().collect(),
+            ("run", Some((_, text))) => changed_files_in(text),
             _ => Vec::new(),
         })
         .collect();
@@ -77,21 +84,22 @@ pub fn evict_stale(messages: &mut [Message]) {
         if call.name != "read_file" {
             continue;
         }
-        let (Some(path), Some(pos)) = (path_of(&call.input), call.result) else {
+        let (Some(path), Some((pos, text))) = (path_of(&call.input), &call.result) else {
             continue;
         };
-        let rewritten = writes[i + 1..].iter().any(|w| w.contains(&path));
-        if rewritten && !result_text(Some(pos)).is_some_and(|t| t.starts_with(EVICTED_PREFIX)) {
-            replace.insert(
-                pos,
-                format!(
-                    "[evicted: {path} was rewritten after this read — read it again if needed]"
-                ),
-            );
+        if text.starts_with(EVICTED_PREFIX) || !writes[i + 1..].iter().any(|w| w.contains(&path)) {
+            continue;
         }
+        replace.insert(
+            *pos,
+            format!("[evicted: {path} was rewritten after this read — read it again if needed]"),
+        );
     }
+}
 
-    // (b) Only the latest run of each command keeps its output.
+/// (b) Only the latest run of each command keeps its output. Returns the indices of the
+/// superseded calls.
+fn plan_superseded_runs(calls: &[Call], replace: &mut Replacements) -> HashSet<usize> {
     let mut latest: HashMap<&str, usize> = HashMap::new();
     for (i, call) in calls.iter().enumerate() {
         if call.name == "run"
@@ -100,21 +108,18 @@ pub fn evict_stale(messages: &mut [Message]) {
             latest.insert(cmd, i);
         }
     }
-    let mut superseded: HashSet<usize> = HashSet::new();
+    let mut superseded = HashSet::new();
     for (i, call) in calls.iter().enumerate() {
         if call.name != "run" {
             continue;
         }
-        let (Some(cmd), Some(pos)) = (command_of(&call.input), call.result) else {
+        let (Some(cmd), Some((pos, text))) = (command_of(&call.input), &call.result) else {
             continue;
         };
         if latest.get(cmd) == Some(&i) {
             continue;
         }
         superseded.insert(i);
-        let Some(text) = result_text(Some(pos)) else {
-            continue;
-        };
         if text.starts_with(SUPERSEDED_PREFIX) {
             continue;
         }
@@ -125,35 +130,36 @@ pub fn evict_stale(messages: &mut [Message]) {
             stub.push('\n');
             stub.push_str(line);
         }
-        replace.insert(pos, stub);
+        replace.insert(*pos, stub);
     }
+    superseded
+}
 
-    // (d) Long outputs of older runs keep head and tail.
+/// (d) Long outputs of older runs keep head and tail.
+fn plan_old_run_outputs(
+    calls: &[Call],
+    superseded: &HashSet<usize>,
+    turns: usize,
+    replace: &mut Replacements,
+) {
     for (i, call) in calls.iter().enumerate() {
         if call.name != "run" || superseded.contains(&i) || call.turn + KEEP_RUN_TURNS >= turns {
             continue;
         }
-        let Some(pos) = call.result else { continue };
-        if let Some(text) = result_text(Some(pos))
+        if let Some((pos, text)) = &call.result
             && text.len() > OLD_RUN_MAX_BYTES
         {
             replace.insert(
-                pos,
-                head_tail(&text, OLD_RUN_HEAD_BYTES, OLD_RUN_TAIL_BYTES),
+                *pos,
+                head_tail(text, OLD_RUN_HEAD_BYTES, OLD_RUN_TAIL_BYTES),
             );
         }
     }
+}
 
-    for ((m, b), new_text) in replace {
-        if let Some(Block::ToolResult { content, .. }) =
-            messages.get_mut(m).and_then(|msg| msg.content.get_mut(b))
-        {
-            *content = new_text;
-        }
-    }
-
-    // (c) Old write payloads become stubs (the input stays a valid JSON object).
-    for call in &calls {
+/// (c) Old write payloads become stubs (the input stays a valid JSON object).
+fn stub_old_writes(messages: &mut [Message], calls: &[Call], turns: usize) {
+    for call in calls {
         if !matches!(call.name.as_str(), "write_file" | "write_doc")
             || call.turn + KEEP_WRITE_TURNS >= turns
         {
@@ -175,11 +181,18 @@ fn is_write_stub(s: &str) -> bool {
 }
 
 fn collect_calls(messages: &[Message]) -> Vec<Call> {
-    let mut results: HashMap<&str, (usize, usize)> = HashMap::new();
+    let mut results: HashMap<&str, ((usize, usize), &str)> = HashMap::new();
     for (m, msg) in messages.iter().enumerate() {
         for (b, block) in msg.content.iter().enumerate() {
-            if let Block::ToolResult { tool_use_id, .. } = block {
-                results.entry(tool_use_id.as_str()).or_insert((m, b));
+            if let Block::ToolResult {
+                tool_use_id,
+                content,
+                ..
+            } = block
+            {
+                results
+                    .entry(tool_use_id.as_str())
+                    .or_insert(((m, b), content.as_str()));
             }
         }
     }
@@ -196,7 +209,9 @@ fn collect_calls(messages: &[Message]) -> Vec<Call> {
                     turn,
                     name: name.clone(),
                     input: input.clone(),
-                    result: results.get(id.as_str()).copied(),
+                    result: results
+                        .get(id.as_str())
+                        .map(|(pos, text)| (*pos, (*text).to_string())),
                 });
             }
         }
@@ -244,6 +259,26 @@ pub fn estimate_tokens(messages: &[Message]) -> usize {
     chars.div_ceil(4)
 }
 
+fn use_ids(msg: &Message) -> Vec<&str> {
+    msg.content
+        .iter()
+        .filter_map(|b| match b {
+            Block::ToolUse { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn result_ids(msg: &Message) -> Vec<&str> {
+    msg.content
+        .iter()
+        .filter_map(|b| match b {
+            Block::ToolResult { tool_use_id, .. } => Some(tool_use_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Checks the protocol invariant: every tool_use of an assistant message is answered by
 /// exactly one tool_result in the next (user) message, tool_results come before any text
 /// there, every tool_result answers a tool_use of the message before, ids are unique. A
@@ -251,22 +286,8 @@ pub fn estimate_tokens(messages: &[Message]) -> usize {
 pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
     let mut seen_ids: HashSet<&str> = HashSet::new();
     for (i, msg) in messages.iter().enumerate() {
-        let uses: Vec<&str> = msg
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                Block::ToolUse { id, .. } => Some(id.as_str()),
-                _ => None,
-            })
-            .collect();
-        let results: Vec<&str> = msg
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                Block::ToolResult { tool_use_id, .. } => Some(tool_use_id.as_str()),
-                _ => None,
-            })
-            .collect();
+        let uses = use_ids(msg);
+        let results = result_ids(msg);
         match msg.role {
             Role::Assistant if !results.is_empty() => {
                 return Err(format!(
@@ -278,44 +299,16 @@ pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
             }
             _ => {}
         }
-        for id in &uses {
-            if !seen_ids.insert(id) {
-                return Err(format!("message {i}: tool_use id `{id}` is used twice"));
-            }
+        if let Some(id) = uses.iter().find(|id| !seen_ids.insert(id)) {
+            return Err(format!("message {i}: tool_use id `{id}` is used twice"));
         }
-        if msg.role == Role::User && !results.is_empty() {
-            let first_text = msg
-                .content
-                .iter()
-                .position(|b| matches!(b, Block::Text { .. }))
-                .unwrap_or(usize::MAX);
-            let last_result = msg
-                .content
-                .iter()
-                .rposition(|b| matches!(b, Block::ToolResult { .. }))
-                .unwrap_or(0);
-            if first_text < last_result {
-                return Err(format!("message {i}: text comes before a tool_result"));
-            }
-        }
-        if msg.role == Role::Assistant && !uses.is_empty() {
-            let Some(next) = messages.get(i + 1) else {
-                continue;
-            };
+        if !uses.is_empty()
+            && let Some(next) = messages.get(i + 1)
+        {
             if next.role != Role::User {
-                return Err(format!(
-                    "message {}: tool calls are not answered by a user message",
-                    i + 1
-                ));
+                return Err(format!("message {}: tool calls are not answered", i + 1));
             }
-            let answered: Vec<&str> = next
-                .content
-                .iter()
-                .filter_map(|b| match b {
-                    Block::ToolResult { tool_use_id, .. } => Some(tool_use_id.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let answered = result_ids(next);
             for id in &uses {
                 let n = answered.iter().filter(|a| *a == id).count();
                 if n != 1 {
@@ -326,26 +319,28 @@ pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
                 }
             }
         }
-        if msg.role == Role::User && !results.is_empty() {
-            let prev_uses: HashSet<&str> = i
+        if !results.is_empty() {
+            let first_text = msg
+                .content
+                .iter()
+                .position(|b| matches!(b, Block::Text { .. }))
+                .unwrap_or(usize::MAX);
+            let last_result = msg
+                .content
+                .iter()
+                .rposition(|b| matches!(b, Block::ToolResult { .. }));
+            if last_result.is_some_and(|r| first_text < r) {
+                return Err(format!("message {i}: text comes before a tool_result"));
+            }
+            let asked: Vec<&str> = i
                 .checked_sub(1)
                 .and_then(|p| messages.get(p))
-                .map(|p| {
-                    p.content
-                        .iter()
-                        .filter_map(|b| match b {
-                            Block::ToolUse { id, .. } => Some(id.as_str()),
-                            _ => None,
-                        })
-                        .collect()
-                })
+                .map(use_ids)
                 .unwrap_or_default();
-            for id in &results {
-                if !prev_uses.contains(id) {
-                    return Err(format!(
-                        "message {i}: tool_result `{id}` answers no tool_use of the message before"
-                    ));
-                }
+            if let Some(id) = results.iter().find(|id| !asked.contains(id)) {
+                return Err(format!(
+                    "message {i}: tool_result `{id}` answers no tool_use of the message before"
+                ));
             }
         }
     }

@@ -820,3 +820,56 @@ fn context_from_settings_uses_source_and_test_dirs() {
     assert_eq!(ctx.repo_root(), f.repo.as_path());
     assert_eq!(ctx.max_run_timeout, settings.sandbox.timeout);
 }
+
+#[test]
+fn dispatch_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let f = fixture();
+    let mut ctx = forge_ctx(&f, false);
+    let input = json!({"path": "src/lib.rs"});
+    let fut = dispatch(&mut ctx, "id", "read_file", &input);
+    assert_send(&fut);
+}
+
+/// The changed-files line `run` writes is what eviction reads: a read of a file a later
+/// command rewrote is evicted in a history built from real dispatch results.
+#[tokio::test]
+async fn run_results_feed_eviction() {
+    use crate::llm::{Block, Message, Role};
+    let f = fixture();
+    let mut runner = FakeRunner {
+        results: vec![Ok(CommandResult {
+            exit_code: 0,
+            timed_out: false,
+            output: String::new(),
+            changed: vec![PathBuf::from("src/lib.rs")],
+        })],
+        seen: Vec::new(),
+    };
+    let mut ctx = forge_ctx(&f, false).with_runner(&mut runner);
+    let mut messages = Vec::new();
+    for (id, name, input) in [
+        ("r1", "read_file", json!({"path": "src/lib.rs"})),
+        ("x1", "run", json!({"command": "cargo fmt"})),
+    ] {
+        let outcome = dispatch(&mut ctx, id, name, &input).await;
+        messages.push(Message {
+            role: Role::Assistant,
+            content: vec![Block::ToolUse {
+                id: id.into(),
+                name: name.into(),
+                input,
+            }],
+        });
+        messages.push(Message {
+            role: Role::User,
+            content: vec![outcome.to_block(id).unwrap()],
+        });
+    }
+    evict_stale(&mut messages);
+    check_pairing(&messages).unwrap();
+    let Block::ToolResult { content, .. } = &messages[1].content[0] else {
+        panic!()
+    };
+    assert!(content.starts_with("[evicted: src/lib.rs"), "{content}");
+}
