@@ -1,0 +1,536 @@
+//! Path confinement for every file tool.
+//!
+//! A path from the model is checked twice: lexically (relative, no `..`, no NUL or control
+//! characters, no percent-encoded separators, no Windows forms, never `.git/` or `.pace/`)
+//! and then on disk (the existing prefix is canonicalised, following symlinks, and must stay
+//! inside the root). Reads refuse secret-looking files that git ignores. Writes must land in
+//! a writable directory, never through a symlink or into a file with other hard links, and
+//! go to a temporary file in the same directory that is renamed over the target.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// Longest path accepted from the model.
+const MAX_PATH_LEN: usize = 4096;
+
+/// Directories no tool may read, list or write (compared case-insensitively, any depth).
+pub const INTERNAL_DIRS: [&str; 2] = [".git", ".pace"];
+
+/// Files FORGE may not write even when a writable directory covers them: pace's own
+/// configuration and the CI definitions (weakening CI is the classic escape).
+const PROTECTED_WRITES: [&str; 8] = [
+    "pace.config.yaml",
+    "plan.yaml",
+    "pace",
+    ".github",
+    ".gitlab-ci.yml",
+    "bitbucket-pipelines.yml",
+    "Jenkinsfile",
+    ".gitlab",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("the path is empty")]
+    Empty,
+    #[error("the path is too long ({0} bytes)")]
+    TooLong(usize),
+    #[error("the path contains a NUL byte or a control character")]
+    ControlChar,
+    #[error("`{0}` is absolute: use a path relative to the repository root")]
+    Absolute(String),
+    #[error("`{0}` starts with `~`: use a path relative to the repository root")]
+    Home(String),
+    #[error(
+        "`{0}` is a Windows drive, UNC or backslash path: use `/` and a path relative to the repository root"
+    )]
+    Windows(String),
+    #[error("`{0}` contains percent-encoded path characters: write the path literally")]
+    Encoded(String),
+    #[error("`{0}` contains `..`: paths must stay inside the repository")]
+    Traversal(String),
+    #[error("`{path}` is inside `{dir}/`, which the tools cannot access")]
+    Internal { path: String, dir: String },
+    #[error("`{0}` resolves outside the repository (through a symbolic link)")]
+    Escapes(String),
+    #[error("`{0}` looks like a secret file ignored by git; it cannot be read")]
+    Secret(String),
+    #[error("`{path}` is outside the writable directories: {dirs}")]
+    NotWritable { path: String, dirs: String },
+    #[error("`{0}` is pace or CI configuration and cannot be written")]
+    Protected(String),
+    #[error("`{0}` is a symbolic link; writing through links is not allowed")]
+    Symlink(String),
+    #[error(
+        "`{0}` has other hard links (it may be shared with a file outside the repository); it cannot be written"
+    )]
+    HardLink(String),
+    #[error("File not found: {0}")]
+    NotFound(String),
+    #[error("'{0}' is a directory, not a file. Specify the full file path (e.g. '{0}/main.rs')")]
+    IsDirectory(String),
+    #[error("cannot access `{path}`: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A path that passed confinement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Absolute path on disk (canonical for the existing part).
+    pub abs: PathBuf,
+    /// Relative to the root, `/`-separated, `""` for the root itself.
+    pub rel: String,
+}
+
+/// A confinement root (the repository, or SCRIBE's docs directory).
+#[derive(Debug, Clone)]
+pub struct Jail {
+    root: PathBuf,
+}
+
+impl Jail {
+    pub fn new(root: &Path) -> std::io::Result<Self> {
+        let root = fs::canonicalize(root)?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("`{}` is not a directory", root.display()),
+            ));
+        }
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// An existing file or directory to read or list. `""` and `"."` are the root.
+    pub fn resolve_read(&self, raw: &str) -> Result<Resolved, PathError> {
+        let comps = lexical(raw, true)?;
+        let (prefix, rest) = self.existing_prefix(raw, &comps)?;
+        if !rest.is_empty() {
+            return Err(PathError::NotFound(raw.to_string()));
+        }
+        let rel = self.relative(raw, &prefix)?;
+        check_internal(raw, &rel)?;
+        if prefix.is_file() && looks_like_secret(&rel) && !git_says_not_ignored(&self.root, &rel) {
+            return Err(PathError::Secret(raw.to_string()));
+        }
+        Ok(Resolved { abs: prefix, rel })
+    }
+
+    /// A file to create or replace. `writable` holds normalised directory prefixes
+    /// (see [`normalise_dir`]); `None` skips that check (pace's own files).
+    pub fn resolve_write(
+        &self,
+        raw: &str,
+        writable: Option<&[String]>,
+    ) -> Result<Resolved, PathError> {
+        let comps = lexical(raw, false)?;
+        let Some((name, parents)) = comps.split_last() else {
+            return Err(PathError::Empty);
+        };
+        let (parent, rest) = self.existing_prefix(raw, parents)?;
+        if let Some(first_missing) = rest.first() {
+            // A dangling symlink would make directory creation follow it.
+            if fs::symlink_metadata(parent.join(first_missing)).is_ok() {
+                return Err(PathError::Symlink(raw.to_string()));
+            }
+        }
+        let mut target = parent;
+        target.extend(rest.iter());
+        target.push(name);
+        let rel = self.relative(raw, &target)?;
+        check_internal(raw, &rel)?;
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(PathError::Symlink(raw.to_string()));
+            }
+            Ok(meta) if meta.is_dir() => return Err(PathError::IsDirectory(raw.to_string())),
+            Ok(meta) if link_count(&meta) > 1 => {
+                return Err(PathError::HardLink(raw.to_string()));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(PathError::Io {
+                    path: raw.to_string(),
+                    source,
+                });
+            }
+        }
+        if let Some(dirs) = writable {
+            check_writable(raw, &rel, dirs)?;
+        }
+        Ok(Resolved { abs: target, rel })
+    }
+
+    /// A file of pace's own under the root (e.g. `.pace/context/product.md`): the path is
+    /// fixed by pace, so the internal-directory rule does not apply, but no existing
+    /// component may be a symlink and the target may not have other hard links.
+    pub fn resolve_own_file(&self, comps: &[&str]) -> Result<Resolved, PathError> {
+        let shown = comps.join("/");
+        let mut abs = self.root.clone();
+        for comp in comps {
+            abs.push(comp);
+            match fs::symlink_metadata(&abs) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(PathError::Symlink(shown));
+                }
+                Ok(meta) if link_count(&meta) > 1 => return Err(PathError::HardLink(shown)),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(source) => {
+                    return Err(PathError::Io {
+                        path: shown,
+                        source,
+                    });
+                }
+            }
+        }
+        let mut abs = self.root.clone();
+        abs.extend(comps.iter());
+        if abs.is_dir() {
+            return Err(PathError::IsDirectory(shown));
+        }
+        Ok(Resolved { abs, rel: shown })
+    }
+
+    /// Canonicalises the longest existing prefix of `comps` (following symlinks) and checks
+    /// it stays inside the root. Returns it with the components that do not exist yet.
+    fn existing_prefix<'c>(
+        &self,
+        raw: &str,
+        comps: &'c [String],
+    ) -> Result<(PathBuf, &'c [String]), PathError> {
+        for i in (0..=comps.len()).rev() {
+            let mut candidate = self.root.clone();
+            candidate.extend(comps[..i].iter());
+            match fs::canonicalize(&candidate) {
+                Ok(canonical) => {
+                    if !canonical.starts_with(&self.root) {
+                        return Err(PathError::Escapes(raw.to_string()));
+                    }
+                    return Ok((canonical, &comps[i..]));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    // A symlink at this level whose target is outside: say so rather than
+                    // "not found" (and never reveal what exists out there).
+                    if i > 0
+                        && let Ok(target) = fs::read_link(&candidate)
+                    {
+                        let base = candidate
+                            .parent()
+                            .map(Path::to_path_buf)
+                            .unwrap_or_default();
+                        let joined = base.join(target);
+                        if !lexically_inside(&joined, &self.root) {
+                            return Err(PathError::Escapes(raw.to_string()));
+                        }
+                    }
+                }
+                Err(source) => {
+                    return Err(PathError::Io {
+                        path: raw.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        Err(PathError::Escapes(raw.to_string()))
+    }
+
+    fn relative(&self, raw: &str, abs: &Path) -> Result<String, PathError> {
+        let rel = abs
+            .strip_prefix(&self.root)
+            .map_err(|_| PathError::Escapes(raw.to_string()))?;
+        let parts: Vec<String> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        Ok(parts.join("/"))
+    }
+}
+
+/// `src/`, `./tests`, `/lib/` → `src`, `tests`, `lib`; `.` and `` → `` (the whole tree).
+pub fn normalise_dir(dir: &str) -> String {
+    dir.split(['/', '\\'])
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `./src//a.rs` → `src/a.rs`: the form eviction compares paths in.
+pub fn normalise_rel(path: &str) -> String {
+    normalise_dir(path)
+}
+
+/// Lexical checks; returns the normal components. `allow_root` accepts `""` / `"."`.
+fn lexical(raw: &str, allow_root: bool) -> Result<Vec<String>, PathError> {
+    if raw.len() > MAX_PATH_LEN {
+        return Err(PathError::TooLong(raw.len()));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(PathError::ControlChar);
+    }
+    let trimmed = raw.trim();
+    if trimmed.starts_with('~') {
+        return Err(PathError::Home(raw.to_string()));
+    }
+    if trimmed.contains('\\') || has_drive_prefix(trimmed) {
+        return Err(PathError::Windows(raw.to_string()));
+    }
+    if trimmed.starts_with('/') {
+        return Err(PathError::Absolute(raw.to_string()));
+    }
+    if has_encoded_separator(trimmed) {
+        return Err(PathError::Encoded(raw.to_string()));
+    }
+    let mut comps = Vec::new();
+    for part in trimmed.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(PathError::Traversal(raw.to_string())),
+            p => comps.push(p.to_string()),
+        }
+    }
+    if comps.is_empty() && !allow_root {
+        return Err(PathError::Empty);
+    }
+    check_internal(raw, &comps.join("/"))?;
+    Ok(comps)
+}
+
+fn has_drive_prefix(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
+}
+
+/// `%2e`, `%2f`, `%5c`, `%00`, `%25` (double encoding), `%3a`, `%7e` in any case.
+fn has_encoded_separator(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1].to_ascii_lowercase(), w[2].to_ascii_lowercase()),
+                (b'2', b'e' | b'f' | b'5')
+                    | (b'5', b'c')
+                    | (b'0', b'0')
+                    | (b'3', b'a')
+                    | (b'7', b'e')
+            )
+    })
+}
+
+fn check_internal(raw: &str, rel: &str) -> Result<(), PathError> {
+    for comp in rel.split('/') {
+        if let Some(dir) = INTERNAL_DIRS.iter().find(|d| comp.eq_ignore_ascii_case(d)) {
+            return Err(PathError::Internal {
+                path: raw.to_string(),
+                dir: (*dir).to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_writable(raw: &str, rel: &str, dirs: &[String]) -> Result<(), PathError> {
+    let first = rel.split('/').next().unwrap_or_default();
+    if PROTECTED_WRITES
+        .iter()
+        .any(|p| first.eq_ignore_ascii_case(p))
+    {
+        return Err(PathError::Protected(raw.to_string()));
+    }
+    let inside = dirs
+        .iter()
+        .any(|d| d.is_empty() || rel.starts_with(&format!("{d}/")));
+    if inside {
+        return Ok(());
+    }
+    let listed = if dirs.is_empty() {
+        "(none configured)".to_string()
+    } else {
+        dirs.iter()
+            .map(|d| format!("`{d}/`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(PathError::NotWritable {
+        path: raw.to_string(),
+        dirs: listed,
+    })
+}
+
+/// `.env`, `*.pem`, `*.key`, `id_rsa*` and friends (`.env.example` and the like are fine).
+pub fn looks_like_secret(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel).to_ascii_lowercase();
+    if name == ".env" {
+        return true;
+    }
+    if let Some(suffix) = name.strip_prefix(".env.") {
+        return !matches!(
+            suffix,
+            "example" | "sample" | "template" | "dist" | "defaults"
+        );
+    }
+    let exact = [
+        ".git-credentials",
+        ".netrc",
+        "_netrc",
+        ".pgpass",
+        "credentials.json",
+    ];
+    if exact.contains(&name.as_str()) {
+        return true;
+    }
+    let ssh = ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"];
+    if ssh.iter().any(|p| name.starts_with(p)) {
+        return true;
+    }
+    [".pem", ".key", ".p12", ".pfx", ".keystore", ".jks"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// True only when git answers that `rel` is not ignored (tracked or plainly untracked,
+/// hence in the sandbox's workspace anyway). Any failure counts as ignored.
+fn git_says_not_ignored(root: &Path, rel: &str) -> bool {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["check-ignore", "-q", "--"])
+        .arg(rel)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.code() == Some(1))
+}
+
+fn lexically_inside(path: &Path, root: &Path) -> bool {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out.starts_with(root)
+}
+
+#[cfg(unix)]
+fn link_count(meta: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    if meta.is_file() { meta.nlink() } else { 1 }
+}
+
+#[cfg(not(unix))]
+fn link_count(_meta: &fs::Metadata) -> u64 {
+    1
+}
+
+/// Writes `content` to a resolved path: parent directories are created, the bytes go to a
+/// temporary file in the same directory which is then renamed over the target (a symlink
+/// at the final component is replaced, never followed). An existing file keeps its mode.
+pub fn write_atomic(target: &Resolved, content: &[u8]) -> Result<(), PathError> {
+    let io_err = |source| PathError::Io {
+        path: target.rel.clone(),
+        source,
+    };
+    let parent = target.abs.parent().ok_or(PathError::Empty)?;
+    fs::create_dir_all(parent).map_err(io_err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pace-write-")
+        .tempfile_in(parent)
+        .map_err(io_err)?;
+    tmp.write_all(content).map_err(io_err)?;
+    tmp.flush().map_err(io_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::symlink_metadata(&target.abs)
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .map_or(0o644, |m| m.permissions().mode() & 0o777);
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(io_err)?;
+    }
+    tmp.persist(&target.abs).map_err(|e| io_err(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_rejects_the_classics() {
+        for raw in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "src/../../x",
+            "src/../.git/config",
+            "%2e%2e/x",
+            "%2E%2E%2Fx",
+            "src/%252e%252e/x",
+            "a\0b",
+            "src/a\nb",
+            "C:\\Windows\\win.ini",
+            "C:/Windows",
+            "\\\\server\\share\\x",
+            "~/.git-credentials",
+            ".git/config",
+            ".GIT/config",
+            "sub/.git/HEAD",
+            ".pace/day-1/run.json",
+            "",
+            ".",
+        ] {
+            assert!(lexical(raw, false).is_err(), "accepted {raw:?}");
+        }
+        assert_eq!(
+            lexical("./src//a.rs", false).ok(),
+            Some(vec!["src".into(), "a.rs".into()])
+        );
+        assert_eq!(lexical(".", true).ok(), Some(vec![]));
+    }
+
+    #[test]
+    fn secret_names() {
+        for s in [
+            ".env",
+            "a/.env.local",
+            "k.pem",
+            "x/server.key",
+            "id_rsa.pub",
+            ".netrc",
+        ] {
+            assert!(looks_like_secret(s), "{s}");
+        }
+        for s in [".env.example", "src/keyboard.rs", "README.md", "monkey.txt"] {
+            assert!(!looks_like_secret(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn normalises_dirs() {
+        assert_eq!(normalise_dir("./src/"), "src");
+        assert_eq!(normalise_dir("."), "");
+        assert_eq!(normalise_dir("a//b/"), "a/b");
+    }
+}
