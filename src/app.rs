@@ -23,7 +23,11 @@ pub fn init_logging(verbose: u8, quiet: bool, env: &Env) {
         .get("RUST_LOG")
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }
 
 fn install_crypto_provider() {
@@ -40,8 +44,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, PaceError> {
 
 /// The repository root: the git top level of the working directory, else the directory.
 fn repo_root() -> Result<PathBuf, PaceError> {
-    let cwd = std::env::current_dir().map_err(|e| PaceError::config(format!("cannot read the working directory: {e}")))?;
-    let out = std::process::Command::new("git").args(["rev-parse", "--show-toplevel"]).current_dir(&cwd).output();
+    let cwd =
+        std::env::current_dir().map_err(|e| PaceError::config(format!("cannot read the working directory: {e}")))?;
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .current_dir(&cwd)
+        .output();
     Ok(match out {
         Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
         _ => cwd,
@@ -68,7 +76,8 @@ pub fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
                 return Ok(0);
             }
             let Some(day) = cli.day else {
-                return Err(PaceError::new(ExitKind::Config, "no day given").with_hint("run `pace --day N` (or set `PACE_DAY`); `pace --help` lists the commands"));
+                return Err(PaceError::new(ExitKind::Config, "no day given")
+                    .with_hint("run `pace --day N` (or set `PACE_DAY`); `pace --help` lists the commands"));
             };
             run_day(day, cli.retry, cli.dry_run, cli.config.as_deref(), env, printer)
         }
@@ -97,7 +106,14 @@ fn validate(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError> {
     Ok(0)
 }
 
-fn run_day(day: u32, retry: bool, dry_run: bool, explicit: Option<&Path>, env: Env, printer: Printer) -> Result<u8, PaceError> {
+fn run_day(
+    day: u32,
+    retry: bool,
+    dry_run: bool,
+    explicit: Option<&Path>,
+    env: Env,
+    printer: Printer,
+) -> Result<u8, PaceError> {
     let loaded = load(explicit, &env)?;
     let settings = loaded.settings;
     let plan_day = crate::config::select_day(&settings, &loaded.plan, day, &settings.plan_path)?;
@@ -114,7 +130,12 @@ fn run_day(day: u32, retry: bool, dry_run: bool, explicit: Option<&Path>, env: E
             .plan
             .days
             .iter()
-            .map(|d| ProgressDay { day: d.day, target: d.target.clone(), week: d.week, week_label: d.week_label.clone() })
+            .map(|d| ProgressDay {
+                day: d.day,
+                target: d.target.clone(),
+                week: Some(d.week),
+                week_label: d.week_label.clone(),
+            })
             .collect(),
         start_date: loaded.plan.start_date.clone(),
         retry,
@@ -135,7 +156,11 @@ fn run_day(day: u32, retry: bool, dry_run: bool, explicit: Option<&Path>, env: E
     Ok(report.exit.code())
 }
 
-fn platform_for(settings: &crate::config::settings::Settings, dry_run: bool, env: &Env) -> Result<Box<dyn crate::platform::Platform>, PaceError> {
+fn platform_for(
+    settings: &crate::config::settings::Settings,
+    dry_run: bool,
+    env: &Env,
+) -> Result<Box<dyn crate::platform::Platform>, PaceError> {
     let redactor = day::redactor_for(env, settings);
     if dry_run {
         return Ok(crate::platform::local(redactor));
@@ -144,7 +169,11 @@ fn platform_for(settings: &crate::config::settings::Settings, dry_run: bool, env
         PlatformKind::Local => Ok(crate::platform::local(redactor)),
         PlatformKind::Gitlab | PlatformKind::Bitbucket => Err(PaceError::config(format!(
             "`platform.type: {}` is not available in this build yet",
-            if settings.platform.kind == PlatformKind::Gitlab { "gitlab" } else { "bitbucket" }
+            if settings.platform.kind == PlatformKind::Gitlab {
+                "gitlab"
+            } else {
+                "bitbucket"
+            }
         ))
         .with_hint("use `platform.type: local`, or `--dry-run` to write the merge request and escalation as files")),
     }
@@ -174,7 +203,12 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
         settings.sandbox.image = image;
     }
     let ctx = crate::sandbox::SandboxContext {
-        env: settings.sandbox.env.iter().filter_map(|n| env.get(n).map(|v| (n.clone(), v.to_string()))).collect(),
+        env: settings
+            .sandbox
+            .env
+            .iter()
+            .filter_map(|n| env.get(n).map(|v| (n.clone(), v.to_string())))
+            .collect(),
         settings: settings.sandbox.clone(),
         run_id: run_id(),
         day: 0,

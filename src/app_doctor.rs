@@ -20,27 +20,71 @@ pub async fn doctor(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError>
     let loaded = crate::config::load(&root, explicit, env);
     let settings = match loaded {
         Ok(l) => {
-            checks.push(Check { name: "config", ok: true, detail: format!("{} ({} days planned)", l.settings.config_path.display(), l.plan.days.len()), hint: None });
+            checks.push(Check {
+                name: "config",
+                ok: true,
+                detail: format!(
+                    "{} ({} days planned)",
+                    l.settings.config_path.display(),
+                    l.plan.days.len()
+                ),
+                hint: None,
+            });
             Some(l.settings)
         }
         Err(e) => {
-            checks.push(Check { name: "config", ok: false, detail: PaceError::from(e).message, hint: Some("run `pace validate` for every problem with its position".into()) });
+            checks.push(Check {
+                name: "config",
+                ok: false,
+                detail: PaceError::from(e).message,
+                hint: Some("run `pace validate` for every problem with its position".into()),
+            });
             None
         }
     };
     match crate::git::Git::open(&root, "pace", "pace@localhost") {
         Ok(git) => match git.current_branch() {
-            Ok(branch) => checks.push(Check { name: "git", ok: true, detail: format!("on branch `{branch}`"), hint: None }),
-            Err(e) => checks.push(Check { name: "git", ok: false, detail: e.to_string(), hint: e.hint() }),
+            Ok(branch) => checks.push(Check {
+                name: "git",
+                ok: true,
+                detail: format!("on branch `{branch}`"),
+                hint: None,
+            }),
+            Err(e) => checks.push(Check {
+                name: "git",
+                ok: false,
+                detail: e.to_string(),
+                hint: e.hint(),
+            }),
         },
-        Err(e) => checks.push(Check { name: "git", ok: false, detail: e.to_string(), hint: e.hint() }),
+        Err(e) => checks.push(Check {
+            name: "git",
+            ok: false,
+            detail: e.to_string(),
+            hint: e.hint(),
+        }),
     }
     if let Some(settings) = &settings {
         checks.push(llm_key_check(settings, env));
-        let ctx = crate::sandbox::SandboxContext { settings: settings.sandbox.clone(), run_id: "doctor".into(), day: 0, env: Vec::new() };
+        let ctx = crate::sandbox::SandboxContext {
+            settings: settings.sandbox.clone(),
+            run_id: "doctor".into(),
+            day: 0,
+            env: Vec::new(),
+        };
         match crate::sandbox::Sandbox::connect(ctx).await {
-            Ok(_) => checks.push(Check { name: "docker", ok: true, detail: format!("daemon answers; image `{}` available", settings.sandbox.image), hint: None }),
-            Err(e) => checks.push(Check { name: "docker", ok: false, detail: e.to_string(), hint: e.hint() }),
+            Ok(_) => checks.push(Check {
+                name: "docker",
+                ok: true,
+                detail: format!("daemon answers; image `{}` available", settings.sandbox.image),
+                hint: None,
+            }),
+            Err(e) => checks.push(Check {
+                name: "docker",
+                ok: false,
+                detail: e.to_string(),
+                hint: e.hint(),
+            }),
         }
     }
     let mut failed = false;
@@ -56,7 +100,11 @@ pub async fn doctor(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError>
     }
     if failed {
         let config_failed = checks.iter().any(|c| c.name == "config" && !c.ok);
-        return Ok(if config_failed { ExitKind::Config.code() } else { ExitKind::Infrastructure.code() });
+        return Ok(if config_failed {
+            ExitKind::Config.code()
+        } else {
+            ExitKind::Infrastructure.code()
+        });
     }
     Ok(0)
 }
@@ -66,8 +114,17 @@ fn llm_key_check(settings: &crate::config::settings::Settings, env: &Env) -> Che
     match llm.provider {
         Provider::Replay => Check {
             name: "llm",
-            ok: llm.cassette.as_ref().is_some_and(|c| settings.repo_root.join(c).is_file()),
-            detail: format!("replay from `{}`", llm.cassette.as_ref().map(|c| c.display().to_string()).unwrap_or_default()),
+            ok: llm
+                .cassette
+                .as_ref()
+                .is_some_and(|c| settings.repo_root.join(c).is_file()),
+            detail: format!(
+                "replay from `{}`",
+                llm.cassette
+                    .as_ref()
+                    .map(|c| c.display().to_string())
+                    .unwrap_or_default()
+            ),
             hint: Some("set `llm.cassette` to a `transcript.jsonl` recorded by pace".into()),
         },
         _ => {
@@ -76,7 +133,11 @@ fn llm_key_check(settings: &crate::config::settings::Settings, env: &Env) -> Che
             Check {
                 name: "llm",
                 ok: present || optional,
-                detail: if present { format!("`{}` is set", llm.api_key_env) } else { format!("`{}` is not set", llm.api_key_env) },
+                detail: if present {
+                    format!("`{}` is set", llm.api_key_env)
+                } else {
+                    format!("`{}` is not set", llm.api_key_env)
+                },
                 hint: Some(format!("add `{}` as a masked CI/CD variable", llm.api_key_env)),
             }
         }

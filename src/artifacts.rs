@@ -26,10 +26,15 @@ pub struct PaceDir {
 
 impl PaceDir {
     pub fn new(repo_root: &Path) -> Self {
-        Self { root: repo_root.join(".pace") }
+        Self {
+            root: repo_root.join(".pace"),
+        }
     }
     pub fn day(&self, day: u32) -> DayDir {
-        DayDir { dir: self.root.join(format!("day-{day}")), day }
+        DayDir {
+            dir: self.root.join(format!("day-{day}")),
+            day,
+        }
     }
     pub fn context_dir(&self) -> PathBuf {
         self.root.join("context")
@@ -44,7 +49,10 @@ impl PaceDir {
         self.root.join("pipeline.lock")
     }
     pub fn missing_context_docs(&self) -> Vec<&'static str> {
-        CONTEXT_DOCS.into_iter().filter(|d| !self.context_doc(d).is_file()).collect()
+        CONTEXT_DOCS
+            .into_iter()
+            .filter(|d| !self.context_doc(d).is_file())
+            .collect()
     }
 }
 
@@ -102,13 +110,19 @@ impl DayDir {
         self.path("escalation.md")
     }
     pub fn create(&self) -> Result<(), ArtifactError> {
-        std::fs::create_dir_all(self.gate_dir()).map_err(|source| ArtifactError { path: self.gate_dir(), source })
+        std::fs::create_dir_all(self.gate_dir()).map_err(|source| ArtifactError {
+            path: self.gate_dir(),
+            source,
+        })
     }
 }
 
 /// Writes text atomically after redaction.
 pub fn write_text(path: &Path, text: &str, redactor: &Redactor) -> Result<(), ArtifactError> {
-    let err = |source| ArtifactError { path: path.to_path_buf(), source };
+    let err = |source| ArtifactError {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
@@ -118,17 +132,23 @@ pub fn write_text(path: &Path, text: &str, redactor: &Redactor) -> Result<(), Ar
 }
 
 pub fn write_yaml<T: Serialize>(path: &Path, value: &T, redactor: &Redactor) -> Result<(), ArtifactError> {
-    let text = serde_saphyr::to_string(value)
-        .map_err(|e| ArtifactError { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    let text = serde_saphyr::to_string(value).map_err(|e| ArtifactError {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     write_text(path, &text, redactor)
 }
 
 pub fn write_json<T: Serialize>(path: &Path, value: &T, redactor: &Redactor) -> Result<(), ArtifactError> {
-    let mut v = serde_json::to_value(value)
-        .map_err(|e| ArtifactError { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    let mut v = serde_json::to_value(value).map_err(|e| ArtifactError {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
     redactor.redact_json(&mut v);
-    let text = serde_json::to_string_pretty(&v)
-        .map_err(|e| ArtifactError { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    let text = serde_json::to_string_pretty(&v).map_err(|e| ArtifactError {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
     write_text(path, &(text + "\n"), redactor)
 }
 
@@ -239,7 +259,9 @@ pub fn read_backlog(pace: &PaceDir) -> Vec<BacklogItem> {
 pub fn add_to_backlog(items: &mut Vec<BacklogItem>, day: u32, agent: &str, findings: &[String]) -> usize {
     let mut added = 0;
     for finding in findings {
-        let open_twin = items.iter().any(|i| i.status == "open" && i.agent == agent && &i.finding == finding);
+        let open_twin = items
+            .iter()
+            .any(|i| i.status == "open" && i.agent == agent && &i.finding == finding);
         if open_twin {
             continue;
         }
@@ -259,7 +281,10 @@ pub fn add_to_backlog(items: &mut Vec<BacklogItem>, day: u32, agent: &str, findi
 
 /// `pace-env.env`: a GitLab dotenv report (no quotes, no multi-line values).
 pub fn dotenv_line(key: &str, value: &str) -> String {
-    let clean: String = value.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let clean: String = value
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
     format!("{key}={}\n", clean.replace('"', "'"))
 }
 

@@ -26,7 +26,9 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Self { vars: std::env::vars().collect() }
+        Self {
+            vars: std::env::vars().collect(),
+        }
     }
 
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
@@ -35,7 +37,9 @@ impl Env {
         K: Into<String>,
         V: Into<String>,
     {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self {
+            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
     }
 
     /// The value if set and not blank.
@@ -44,7 +48,8 @@ impl Env {
     }
 
     pub fn is_true(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        self.get(name)
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
     }
 
     /// Values that must never appear in output: every variable whose name looks like a

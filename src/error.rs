@@ -34,7 +34,11 @@ pub struct PaceError {
 
 impl PaceError {
     pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hint: None }
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ExitKind::Config, message)

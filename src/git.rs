@@ -48,7 +48,11 @@ impl Git {
             return Err(GitError::NotARepo(dir.to_path_buf()));
         }
         let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Ok(Self { root, author_name: author_name.into(), author_email: author_email.into() })
+        Ok(Self {
+            root,
+            author_name: author_name.into(),
+            author_email: author_email.into(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -82,13 +86,17 @@ impl Git {
 
     /// The checked-out branch; an error on a detached HEAD.
     pub fn current_branch(&self) -> Result<String, GitError> {
-        let name = self.run(&["symbolic-ref", "--quiet", "--short", "HEAD"]).map_err(|_| GitError::DetachedHead(self.root.clone()))?;
+        let name = self
+            .run(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .map_err(|_| GitError::DetachedHead(self.root.clone()))?;
         Ok(name.trim().to_string())
     }
 
     /// The commit HEAD points at, or an empty string in a repository with no commits.
     pub fn head(&self) -> String {
-        self.run(&["rev-parse", "--verify", "--quiet", "HEAD"]).map(|s| s.trim().to_string()).unwrap_or_default()
+        self.run(&["rev-parse", "--verify", "--quiet", "HEAD"])
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
     }
 
     /// Stages `paths` (additions, changes and deletions) and commits if anything is staged.
@@ -164,7 +172,11 @@ mod tests {
 
     fn repo() -> (tempfile::TempDir, Git) {
         let dir = tempfile::tempdir().unwrap();
-        Command::new("git").args(["init", "-q", "-b", "main"]).current_dir(dir.path()).status().unwrap();
+        Command::new("git")
+            .args(["init", "-q", "-b", "main"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
         let git = Git::open(dir.path(), "pace", "pace@localhost").unwrap();
         (dir, git)
     }

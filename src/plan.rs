@@ -166,17 +166,11 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
                     ),
                 );
             }
-            let day = story_day(story, i, sink)
-                .filter(|day| check_day(day.value, (day.line, day.column), sink));
+            let day = story_day(story, i, sink).filter(|day| check_day(day.value, (day.line, day.column), sink));
             let target = if s.reported("title") {
                 None
             } else {
-                required_text(
-                    s.title.as_ref(),
-                    story,
-                    &format!("stories[{i}].title"),
-                    sink,
-                )
+                required_text(s.title.as_ref(), story, &format!("stories[{i}].title"), sink)
             };
             if let (Some(day), Some(target)) = (day, target) {
                 days.push(PlanDay {
@@ -283,12 +277,7 @@ fn story_day(story: &At<RawStory>, i: usize, sink: &mut Sink) -> Option<At<u32>>
     }
 }
 
-fn required_text<T>(
-    at: Option<&At<String>>,
-    entry: &At<T>,
-    key: &str,
-    sink: &mut Sink,
-) -> Option<String> {
+fn required_text<T>(at: Option<&At<String>>, entry: &At<T>, key: &str, sink: &mut Sink) -> Option<String> {
     match at {
         Some(t) if !t.value.trim().is_empty() => Some(t.value.trim().to_string()),
         Some(t) => {
@@ -308,20 +297,15 @@ fn required_text<T>(
 }
 
 /// The day to run: within `1..=sprint.duration_days` and present in the plan (exit 3 otherwise).
-pub fn select_day(
-    settings: &Settings,
-    plan: &Plan,
-    day: u32,
-    plan_file: &Path,
-) -> Result<PlanDay, PaceError> {
+pub fn select_day(settings: &Settings, plan: &Plan, day: u32, plan_file: &Path) -> Result<PlanDay, PaceError> {
     let duration = settings.sprint.duration_days;
     if day == 0 || day > duration {
-        return Err(PaceError::plan(format!("day {day} is outside the sprint: `sprint.duration_days` is {duration} (days 1 to {duration})"))
-            .with_hint("pass a day between 1 and `sprint.duration_days`, or raise `sprint.duration_days`"));
+        return Err(PaceError::plan(format!(
+            "day {day} is outside the sprint: `sprint.duration_days` is {duration} (days 1 to {duration})"
+        ))
+        .with_hint("pass a day between 1 and `sprint.duration_days`, or raise `sprint.duration_days`"));
     }
-    let shown = plan_file
-        .strip_prefix(&settings.repo_root)
-        .unwrap_or(plan_file);
+    let shown = plan_file.strip_prefix(&settings.repo_root).unwrap_or(plan_file);
     match plan.day(day) {
         Some(d) => Ok(d.clone()),
         None => {
@@ -350,10 +334,7 @@ mod tests {
     fn parse_text(text: &str) -> (Option<Plan>, Vec<String>) {
         let mut sink = Sink::new("plan.yaml".into());
         let plan = parse(text, &mut sink);
-        (
-            plan,
-            sink.diagnostics.iter().map(ToString::to_string).collect(),
-        )
+        (plan, sink.diagnostics.iter().map(ToString::to_string).collect())
     }
 
     #[test]
@@ -363,10 +344,7 @@ mod tests {
         );
         assert!(diags.is_empty(), "{diags:?}");
         let plan = plan.expect("plan");
-        assert_eq!(
-            plan.days.iter().map(|d| d.day).collect::<Vec<_>>(),
-            vec![1, 9]
-        );
+        assert_eq!(plan.days.iter().map(|d| d.day).collect::<Vec<_>>(), vec![1, 9]);
         assert_eq!(plan.day(9).map(|d| d.week), Some(2));
         assert!(plan.day(1).is_some_and(|d| d.human_gate));
         assert_eq!(plan.start_date.as_deref(), Some("2026-01-05"));

@@ -16,7 +16,9 @@ impl Redactor {
         secrets.retain(|s| !s.is_empty());
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        Self { secrets: Arc::new(secrets) }
+        Self {
+            secrets: Arc::new(secrets),
+        }
     }
 
     pub fn redact(&self, text: &str) -> String {

@@ -181,7 +181,9 @@ impl Problems {
             Some(Value::String(s)) if !s.trim().is_empty() => {}
             Some(Value::String(_)) => self.0.push(format!("`{key}` must not be empty")),
             Some(Value::Null) | None => self.0.push(format!("`{key}` is missing")),
-            Some(other) => self.0.push(format!("`{key}` must be a string, got {}", type_name(other))),
+            Some(other) => self
+                .0
+                .push(format!("`{key}` must be a string, got {}", type_name(other))),
         }
     }
 
@@ -204,8 +206,12 @@ impl Problems {
     pub fn require_enum(&mut self, v: &Value, key: &str, allowed: &[&str]) {
         match v.get(key).and_then(Value::as_str) {
             Some(s) if allowed.contains(&s.trim().to_ascii_uppercase().as_str()) => {}
-            Some(s) => self.0.push(format!("`{key}` must be one of {}, got `{s}`", allowed.join(", "))),
-            None => self.0.push(format!("`{key}` is missing (one of {})", allowed.join(", "))),
+            Some(s) => self
+                .0
+                .push(format!("`{key}` must be one of {}, got `{s}`", allowed.join(", "))),
+            None => self
+                .0
+                .push(format!("`{key}` is missing (one of {})", allowed.join(", "))),
         }
     }
 
@@ -224,13 +230,20 @@ impl Problems {
             if let Some(s) = item.get(name).and_then(Value::as_str)
                 && !allowed.contains(&s.trim().to_ascii_uppercase().as_str())
             {
-                self.0.push(format!("`{key}[{i}].{name}` must be one of {}, got `{s}`", allowed.join(", ")));
+                self.0.push(format!(
+                    "`{key}[{i}].{name}` must be one of {}, got `{s}`",
+                    allowed.join(", ")
+                ));
             }
         }
     }
 
     pub fn into_result(self) -> Result<(), String> {
-        if self.0.is_empty() { Ok(()) } else { Err(self.0.join("; ")) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0.join("; "))
+        }
     }
 }
 
@@ -253,7 +266,11 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
 }
 
 fn string(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or_default().trim().to_string()
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn decision(v: &Value, key: &str) -> Decision {
@@ -289,7 +306,12 @@ pub fn parse_story_card(text: &str, day: u32) -> Result<StoryCard, String> {
 pub fn parse_gate_criteria(text: &str) -> Result<(Vec<CriterionResult>, Vec<String>, Vec<String>, String), String> {
     let v = yaml_from_model_text(text)?;
     let mut p = Problems::default();
-    p.require_list_of_objects(&v, "criteria_results", &["criterion", "result", "evidence"], ("result", &["PASS", "FAIL", "PARTIAL"]));
+    p.require_list_of_objects(
+        &v,
+        "criteria_results",
+        &["criterion", "result", "evidence"],
+        ("result", &["PASS", "FAIL", "PARTIAL"]),
+    );
     p.require_string_list(&v, "blockers", 0);
     p.require_string_list(&v, "deferred", 0);
     p.into_result()?;
@@ -307,14 +329,24 @@ pub fn parse_gate_criteria(text: &str) -> Result<(Vec<CriterionResult>, Vec<Stri
                 .collect()
         })
         .unwrap_or_default();
-    Ok((criteria, strings(&v, "blockers"), strings(&v, "deferred"), string(&v, "hold_reason")))
+    Ok((
+        criteria,
+        strings(&v, "blockers"),
+        strings(&v, "deferred"),
+        string(&v, "hold_reason"),
+    ))
 }
 
 pub fn parse_review(text: &str, day: u32, agent: &str) -> Result<ReviewReport, String> {
     let v = yaml_from_model_text(text)?;
     let decision_key = format!("{}_decision", agent.to_ascii_lowercase());
     let mut p = Problems::default();
-    p.require_list_of_objects(&v, "findings", &["check", "result", "evidence"], ("result", &["PASS", "FAIL", "ADVISORY"]));
+    p.require_list_of_objects(
+        &v,
+        "findings",
+        &["check", "result", "evidence"],
+        ("result", &["PASS", "FAIL", "ADVISORY"]),
+    );
     p.require_string_list(&v, "advisories", 0);
     p.require_string_list(&v, "blockers", 0);
     p.require_enum(&v, &decision_key, &["SHIP", "HOLD", "ADVISORY"]);
@@ -352,7 +384,9 @@ fn check_review_consistency(r: &ReviewReport) -> Result<(), String> {
         Decision::Hold if r.hold_reason.is_empty() && r.blockers.is_empty() => {
             Err("a HOLD needs a specific `hold_reason` (or `blockers`)".into())
         }
-        Decision::Advisory if r.advisories.is_empty() => Err("an ADVISORY needs at least one item in `advisories`".into()),
+        Decision::Advisory if r.advisories.is_empty() => {
+            Err("an ADVISORY needs at least one item in `advisories`".into())
+        }
         _ => Ok(()),
     }
 }
@@ -377,7 +411,10 @@ pub fn handoff_fields(input: &Value) -> Result<(String, String, String, String, 
 /// A list, or a markdown bullet string turned into one (models send both).
 pub fn bullet_list(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(|s| s.trim().to_string())).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(|s| s.trim().to_string()))
+            .collect(),
         Some(Value::String(s)) => s
             .lines()
             .map(|l| l.trim().trim_start_matches(['-', '*']).trim().to_string())
@@ -402,7 +439,12 @@ mod tests {
     #[test]
     fn story_card_lists_every_problem() {
         let err = parse_story_card("story: x\nacceptance: []\n", 1).unwrap_err();
-        for needle in ["`given` is missing", "`when` is missing", "`then` is missing", "`acceptance` needs at least 1"] {
+        for needle in [
+            "`given` is missing",
+            "`when` is missing",
+            "`then` is missing",
+            "`acceptance` needs at least 1",
+        ] {
             assert!(err.contains(needle), "{needle} not in {err}");
         }
     }
@@ -415,7 +457,11 @@ mod tests {
 
     #[test]
     fn invalid_yaml_is_reported() {
-        assert!(yaml_from_model_text("story: [unclosed").unwrap_err().contains("not valid YAML"));
+        assert!(
+            yaml_from_model_text("story: [unclosed")
+                .unwrap_err()
+                .contains("not valid YAML")
+        );
         assert!(yaml_from_model_text("just words").is_err());
     }
 

@@ -7,7 +7,8 @@ use pace::config::{self, ConfigError, Loaded, Severity};
 use pace::env::Env;
 use pace::error::{ExitKind, PaceError};
 
-const MINIMAL_CONFIG: &str = "product:\n  name: Shop\ntech:\n  test_command: make test\nsource:\n  dirs:\n    - {name: core, path: src/}\n";
+const MINIMAL_CONFIG: &str =
+    "product:\n  name: Shop\ntech:\n  test_command: make test\nsource:\n  dirs:\n    - {name: core, path: src/}\n";
 const MINIMAL_PLAN: &str = "days:\n  - day: 1\n    target: Login\n";
 
 fn fixtures() -> PathBuf {
@@ -51,10 +52,7 @@ impl Repo {
 #[track_caller]
 fn expect_err(result: Result<Loaded, ConfigError>) -> ConfigError {
     match result {
-        Ok(loaded) => panic!(
-            "expected an error, loaded with warnings {:?}",
-            loaded.warnings
-        ),
+        Ok(loaded) => panic!("expected an error, loaded with warnings {:?}", loaded.warnings),
         Err(err) => err,
     }
 }
@@ -99,10 +97,8 @@ fn every_broken_config_gives_positioned_errors() {
             assert_eq!(d.file, Path::new("pace.config.yaml"), "{name}: {d}");
             assert!(d.line > 0 && d.column > 0, "{name}: no position: {d}");
             assert!(
-                d.to_string().starts_with(&format!(
-                    "pace.config.yaml:{}:{}: error: ",
-                    d.line, d.column
-                )),
+                d.to_string()
+                    .starts_with(&format!("pace.config.yaml:{}:{}: error: ", d.line, d.column)),
                 "{name}: {d}"
             );
         }
@@ -134,10 +130,7 @@ fn config_errors_exit_2_and_list_every_diagnostic() {
     let pace_err: PaceError = err.into();
     assert_eq!(pace_err.kind, ExitKind::Config);
     assert_eq!(pace_err.message, text);
-    assert!(
-        text.starts_with("invalid configuration: 3 errors\n"),
-        "{text}"
-    );
+    assert!(text.starts_with("invalid configuration: 3 errors\n"), "{text}");
 }
 
 #[test]
@@ -146,10 +139,14 @@ fn three_independent_problems_are_all_reported() {
     let err = expect_err(repo.load());
     let errors: Vec<String> = err.errors().map(ToString::to_string).collect();
     assert_eq!(errors.len(), 3, "{errors:#?}");
-    assert!(errors[0].starts_with("pace.config.yaml:4:18: error: `sprint.duration_days`: expected a non-negative integer, found `-3`"), "{errors:#?}");
     assert!(
-        errors[1]
-            .starts_with("pace.config.yaml:11:12: error: `sandbox.network`: unknown value `wide`"),
+        errors[0].starts_with(
+            "pace.config.yaml:4:18: error: `sprint.duration_days`: expected a non-negative integer, found `-3`"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with("pace.config.yaml:11:12: error: `sandbox.network`: unknown value `wide`"),
         "{errors:#?}"
     );
     assert_eq!(
@@ -168,25 +165,19 @@ fn config_and_plan_problems_are_reported_together() {
     assert!(!err.is_plan_error, "config errors win: exit 2");
     let files: Vec<_> = err.errors().map(|d| d.file.clone()).collect();
     assert!(
-        files.contains(&PathBuf::from("pace.config.yaml"))
-            && files.contains(&PathBuf::from("plan.yaml")),
+        files.contains(&PathBuf::from("pace.config.yaml")) && files.contains(&PathBuf::from("plan.yaml")),
         "{files:?}"
     );
 }
 
 #[test]
 fn each_unimplemented_original_key_warns_once() {
-    let repo = Repo::new(
-        &fixture("config-unimplemented-keys.yaml"),
-        MINIMAL_PLAN.as_bytes(),
-    );
+    let repo = Repo::new(&fixture("config-unimplemented-keys.yaml"), MINIMAL_PLAN.as_bytes());
     let loaded = expect_ok(repo.load());
     let mut keys: Vec<String> = loaded
         .warnings
         .iter()
-        .filter(|w| {
-            w.severity == Severity::Warning && w.message.starts_with("pace does not implement")
-        })
+        .filter(|w| w.severity == Severity::Warning && w.message.starts_with("pace does not implement"))
         .map(|w| {
             assert!(w.line > 0 && w.column > 0, "{w}");
             assert!(w.message.ends_with("; it is ignored"), "{w}");
@@ -209,12 +200,7 @@ fn each_unimplemented_original_key_warns_once() {
     ];
     expected.sort_unstable();
     assert_eq!(keys, expected);
-    assert_eq!(
-        loaded.warnings.len(),
-        expected.len(),
-        "{:#?}",
-        loaded.warnings
-    );
+    assert_eq!(loaded.warnings.len(), expected.len(), "{:#?}", loaded.warnings);
     let first = loaded
         .warnings
         .iter()
@@ -222,18 +208,13 @@ fn each_unimplemented_original_key_warns_once() {
         .map(ToString::to_string);
     assert_eq!(
         first.as_deref(),
-        Some(
-            "pace.config.yaml:3:3: warning: pace does not implement `product.github_org`; it is ignored"
-        )
+        Some("pace.config.yaml:3:3: warning: pace does not implement `product.github_org`; it is ignored")
     );
 }
 
 #[test]
 fn full_original_template_loads() {
-    let repo = Repo::new(
-        &fixture("valid-full-original.yaml"),
-        &fixture("plan-days.yaml"),
-    );
+    let repo = Repo::new(&fixture("valid-full-original.yaml"), &fixture("plan-days.yaml"));
     let loaded = expect_ok(repo.load());
     let s = &loaded.settings;
     assert_eq!(s.product.name, "My Product");
@@ -301,10 +282,7 @@ sprint: {{duration_days: 10, clearance_every: 0}}\nforge: {{max_retries: 1}}\nso
     assert_eq!(s.forge.max_retries, 1);
     // litellm is accepted with a warning.
     assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w.message.contains("litellm")),
+        loaded.warnings.iter().any(|w| w.message.contains("litellm")),
         "{:?}",
         loaded.warnings
     );
@@ -329,10 +307,7 @@ fn ci_job_image_is_the_default_only_without_sandbox_image() {
     );
     let with_image = format!("{MINIMAL_CONFIG}sandbox:\n  image: node:22\n");
     let repo = Repo::new(with_image.as_bytes(), MINIMAL_PLAN.as_bytes());
-    assert_eq!(
-        expect_ok(repo.load_env(&env)).settings.sandbox.image,
-        "node:22"
-    );
+    assert_eq!(expect_ok(repo.load_env(&env)).settings.sandbox.image, "node:22");
 }
 
 #[test]
@@ -345,9 +320,7 @@ fn source_paths_are_normalised_with_warnings() {
     let warnings: Vec<_> = loaded.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         warnings,
-        vec![
-            "pace.config.yaml:7:26: warning: `source.dirs[0].path` should end with `/`; using `src/`"
-        ]
+        vec!["pace.config.yaml:7:26: warning: `source.dirs[0].path` should end with `/`; using `src/`"]
     );
 
     let missing_dir = MINIMAL_CONFIG.replace("path: src/", "path: lib/");
@@ -398,15 +371,8 @@ fn discovery_prefers_root_then_pace_dir_then_explicit() {
         Some(Path::new("pace/pace.config.yaml")),
         &Env::default(),
     ));
-    assert_eq!(
-        loaded.settings.config_path,
-        root.join("pace/pace.config.yaml")
-    );
-    let err = expect_err(config::load(
-        root,
-        Some(Path::new("nope.yaml")),
-        &Env::default(),
-    ));
+    assert_eq!(loaded.settings.config_path, root.join("pace/pace.config.yaml"));
+    let err = expect_err(config::load(root, Some(Path::new("nope.yaml")), &Env::default()));
     assert!(
         rendered(&err).contains("`nope.yaml` (from `--config`) does not exist"),
         "{}",
@@ -459,17 +425,11 @@ fn rendered_diagnostics_snapshot() {
     let mut all = String::new();
     for name in corpus("bad-") {
         let repo = Repo::new(&fixture(&name), MINIMAL_PLAN.as_bytes());
-        all.push_str(&format!(
-            "## {name}\n{}\n\n",
-            rendered(&expect_err(repo.load()))
-        ));
+        all.push_str(&format!("## {name}\n{}\n\n", rendered(&expect_err(repo.load()))));
     }
     for name in corpus("plan-bad-") {
         let repo = Repo::new(MINIMAL_CONFIG.as_bytes(), &fixture(&name));
-        all.push_str(&format!(
-            "## {name}\n{}\n\n",
-            rendered(&expect_err(repo.load()))
-        ));
+        all.push_str(&format!("## {name}\n{}\n\n", rendered(&expect_err(repo.load()))));
     }
     snapshot("corpus", all);
 }
@@ -480,19 +440,13 @@ fn both_plan_formats_select_the_right_day() {
         let repo = Repo::new(MINIMAL_CONFIG.as_bytes(), &fixture(name));
         let loaded = expect_ok(repo.load());
         assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
-        assert_eq!(
-            loaded.plan.start_date.as_deref(),
-            Some("2026-01-05"),
-            "{name}"
-        );
+        assert_eq!(loaded.plan.start_date.as_deref(), Some("2026-01-05"), "{name}");
         let plan_file = loaded.settings.plan_path.clone();
-        let day2 =
-            config::select_day(&loaded.settings, &loaded.plan, 2, &plan_file).expect("day 2");
+        let day2 = config::select_day(&loaded.settings, &loaded.plan, 2, &plan_file).expect("day 2");
         assert_eq!(day2.target, "Logout", "{name}");
         assert!(day2.human_gate, "{name}");
         assert_eq!(day2.week, 1, "{name}");
-        let day1 =
-            config::select_day(&loaded.settings, &loaded.plan, 1, &plan_file).expect("day 1");
+        let day1 = config::select_day(&loaded.settings, &loaded.plan, 1, &plan_file).expect("day 1");
         assert_eq!(day1.target, "Login page", "{name}");
     }
     let repo = Repo::new(MINIMAL_CONFIG.as_bytes(), &fixture("plan-days.yaml"));
@@ -509,28 +463,18 @@ fn days_outside_the_sprint_or_the_plan_are_plan_errors() {
     let loaded = expect_ok(repo.load());
     let plan_file = loaded.settings.plan_path.clone();
 
-    let err =
-        config::select_day(&loaded.settings, &loaded.plan, 31, &plan_file).expect_err("beyond");
+    let err = config::select_day(&loaded.settings, &loaded.plan, 31, &plan_file).expect_err("beyond");
     assert_eq!(err.kind, ExitKind::Plan);
     assert!(
-        err.message.contains("31")
-            && err.message.contains("30")
-            && err.message.contains("sprint.duration_days"),
+        err.message.contains("31") && err.message.contains("30") && err.message.contains("sprint.duration_days"),
         "{err}"
     );
 
     let err = config::select_day(&loaded.settings, &loaded.plan, 0, &plan_file).expect_err("zero");
     assert_eq!(err.kind, ExitKind::Plan);
 
-    let err =
-        config::select_day(&loaded.settings, &loaded.plan, 5, &plan_file).expect_err("missing");
+    let err = config::select_day(&loaded.settings, &loaded.plan, 5, &plan_file).expect_err("missing");
     assert_eq!(err.kind, ExitKind::Plan);
-    assert_eq!(
-        err.message,
-        "day 5 is not in `plan.yaml` (days in the plan: 1, 2)"
-    );
-    assert_eq!(
-        err.hint.as_deref(),
-        Some("add a `day: 5` entry (or `story-5`)")
-    );
+    assert_eq!(err.message, "day 5 is not in `plan.yaml` (days in the plan: 1, 2)");
+    assert_eq!(err.hint.as_deref(), Some("add a `day: 5` entry (or `story-5`)"));
 }

@@ -38,20 +38,40 @@ fn run_json(p: &Project, day: u32) -> Value {
 async fn a_day_ships_with_every_artifact_and_no_secret_anywhere() {
     let (p, fake) = project_with(Options::default(), "").await;
     let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(0), "stdout: {}\nstderr: {}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     let run = run_json(&p, 1);
     assert_eq!(run["decision"], "SHIP");
     assert_eq!(run["exit_code"], 0);
     assert_eq!(run["branch"], "sprint/demo");
-    let agents: Vec<&str> = run["agents"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let agents: Vec<&str> = run["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     for agent in ["SCRIBE", "PRIME", "FORGE", "GATE", "SENTINEL", "CONDUIT"] {
         assert!(agents.contains(&agent), "{agent} missing from {agents:?}");
     }
     assert!(run["totals"]["input_tokens"].as_u64().unwrap() > 0);
     for file in [
-        "story-card.yaml", "handoff.yaml", "gate-report.yaml", "sentinel-report.yaml", "conduit-report.yaml",
-        "scribe-report.yaml", "gate/output.log", "gate/junit.xml", "summary.md", "transcript.jsonl", "attempts.yaml",
+        "story-card.yaml",
+        "handoff.yaml",
+        "gate-report.yaml",
+        "sentinel-report.yaml",
+        "conduit-report.yaml",
+        "scribe-report.yaml",
+        "gate/output.log",
+        "gate/junit.xml",
+        "summary.md",
+        "transcript.jsonl",
+        "attempts.yaml",
         "merge-request.md",
     ] {
         assert!(p.exists(&format!(".pace/day-1/{file}")), "missing {file}");
@@ -61,13 +81,19 @@ async fn a_day_ships_with_every_artifact_and_no_secret_anywhere() {
     assert!(p.read(".pace/day-1/gate/junit.xml").contains("name=\"greeter\""));
     let gate = p.read(".pace/day-1/gate-report.yaml");
     assert!(gate.contains("gate_decision: SHIP"), "{gate}");
-    assert!(p.read(".pace/day-1/sentinel-report.yaml").contains("sentinel_decision: SHIP"));
+    assert!(
+        p.read(".pace/day-1/sentinel-report.yaml")
+            .contains("sentinel_decision: SHIP")
+    );
     for doc in ["product", "engineering", "security", "devops"] {
         assert!(p.exists(&format!(".pace/context/{doc}.md")));
     }
     assert!(p.read("PROGRESS.md").contains("| 1 |"));
     let dotenv = p.read("pace-env.env");
-    assert!(dotenv.contains("PACE_DECISION=SHIP") && dotenv.contains("PACE_EXIT_CODE=0"), "{dotenv}");
+    assert!(
+        dotenv.contains("PACE_DECISION=SHIP") && dotenv.contains("PACE_EXIT_CODE=0"),
+        "{dotenv}"
+    );
 
     // FORGE's work and pace's artifacts are committed on the sprint branch.
     assert_eq!(p.read("src/greet.sh"), scripts::GREET_OK);
@@ -101,24 +127,51 @@ async fn a_day_ships_with_every_artifact_and_no_secret_anywhere() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_suite_holds_then_the_retry_ships() {
-    let (p, fake) = project_with(Options { first_code: GREET_BUGGY, ..Options::default() }, "").await;
+    let (p, fake) = project_with(
+        Options {
+            first_code: GREET_BUGGY,
+            ..Options::default()
+        },
+        "",
+    )
+    .await;
     let out = p.pace(&["--day", "1"], &env_with_key()).await;
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     let attempts = p.read(".pace/day-1/attempts.yaml");
-    assert!(attempts.contains("outcome: HOLD") && attempts.contains("outcome: SHIP"), "{attempts}");
-    assert!(attempts.contains("exited with 1"), "the hold reason names the suite's exit code: {attempts}");
+    assert!(
+        attempts.contains("outcome: HOLD") && attempts.contains("outcome: SHIP"),
+        "{attempts}"
+    );
+    assert!(
+        attempts.contains("exited with 1"),
+        "the hold reason names the suite's exit code: {attempts}"
+    );
     // The second FORGE attempt was told why.
     let requests = fake.requests.lock().unwrap();
-    let retry_brief = requests.iter().filter(|(a, _)| a == "FORGE").map(|(_, b)| b["messages"][0].to_string()).find(|m| m.contains("This is attempt 2"));
+    let retry_brief = requests
+        .iter()
+        .filter(|(a, _)| a == "FORGE")
+        .map(|(_, b)| b["messages"][0].to_string())
+        .find(|m| m.contains("This is attempt 2"));
     assert!(retry_brief.is_some_and(|m| m.contains("exited with 1")));
     assert_eq!(run_json(&p, 1)["attempt"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hold_after_all_retries_escalates_and_retry_after_a_human_fix_ships() {
-    let (p, fake) = project_with(Options { first_code: GREET_BUGGY, ..Options::default() }, "\nforge_retries_placeholder: 0\n").await;
+    let (p, fake) = project_with(
+        Options {
+            first_code: GREET_BUGGY,
+            ..Options::default()
+        },
+        "\nforge_retries_placeholder: 0\n",
+    )
+    .await;
     // No retries: the first HOLD escalates.
-    let config = p.read("pace.config.yaml").replace("\nforge_retries_placeholder: 0\n", "").replace("  max_iterations: 20", "  max_iterations: 20\n  max_retries: 0");
+    let config = p
+        .read("pace.config.yaml")
+        .replace("\nforge_retries_placeholder: 0\n", "")
+        .replace("  max_iterations: 20", "  max_iterations: 20\n  max_retries: 0");
     std::fs::write(p.path("pace.config.yaml"), config).unwrap();
     p.git(&["commit", "-q", "-am", "no retries"]);
 
@@ -127,7 +180,10 @@ async fn a_hold_after_all_retries_escalates_and_retry_after_a_human_fix_ships() 
     let run = run_json(&p, 1);
     assert_eq!(run["decision"], "HOLD");
     let escalation = p.read(".pace/day-1/escalation.md");
-    assert!(escalation.contains("pace-hold") && escalation.contains("pace-day-1"), "{escalation}");
+    assert!(
+        escalation.contains("pace-hold") && escalation.contains("pace-day-1"),
+        "{escalation}"
+    );
     assert!(escalation.contains("exited with 1"), "{escalation}");
     assert!(p.read("pace-env.env").contains("PACE_DECISION=HOLD"));
 
@@ -138,21 +194,39 @@ async fn a_hold_after_all_retries_escalates_and_retry_after_a_human_fix_ships() 
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(run_json(&p, 1)["attempt"], 2);
     let requests = fake.requests.lock().unwrap();
-    let brief = requests.iter().filter(|(a, _)| a == "FORGE").map(|(_, b)| b["messages"][0].to_string()).last().unwrap();
-    assert!(brief.contains("fix default name by hand"), "the retry names the human commit: {brief}");
+    let brief = requests
+        .iter()
+        .filter(|(a, _)| a == "FORGE")
+        .map(|(_, b)| b["messages"][0].to_string())
+        .last()
+        .unwrap();
+    assert!(
+        brief.contains("fix default name by hand"),
+        "the retry names the human commit: {brief}"
+    );
     // PRIME ran once: the story card is kept.
     assert_eq!(requests.iter().filter(|(a, _)| a == "PRIME").count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_model_output_is_reasked_once_then_holds() {
-    let (p, fake) = project_with(Options { prime_invalid: true, ..Options::default() }, "").await;
+    let (p, fake) = project_with(
+        Options {
+            prime_invalid: true,
+            ..Options::default()
+        },
+        "",
+    )
+    .await;
     let out = p.pace(&["--day", "1"], &env_with_key()).await;
     assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(fake.calls_of("PRIME"), 2);
     let run = run_json(&p, 1);
     assert_eq!(run["decision"], "HOLD");
-    assert!(run["reason"].as_str().unwrap().contains("PRIME output invalid"), "{run}");
+    assert!(
+        run["reason"].as_str().unwrap().contains("PRIME output invalid"),
+        "{run}"
+    );
     assert!(p.exists(".pace/day-1/escalation.md"));
 }
 
@@ -161,7 +235,12 @@ async fn rate_limit_is_retried_and_bad_key_stops_with_exit_4() {
     let inner = scripts::greeter_day1();
     let script = Arc::new(move |turn: &Turn| {
         if turn.agent == "PRIME" && turn.call == 1 {
-            return Reply::Error { status: 429, kind: "rate_limit_error", message: "slow down", headers: vec![("retry-after", "0")] };
+            return Reply::Error {
+                status: 429,
+                kind: "rate_limit_error",
+                message: "slow down",
+                headers: vec![("retry-after", "0")],
+            };
         }
         inner(turn)
     });
@@ -174,7 +253,9 @@ async fn rate_limit_is_retried_and_bad_key_stops_with_exit_4() {
 
     let q = Project::greeter();
     q.use_fake_llm(&fake.url(), &busybox_image(), "");
-    let out = q.pace(&["--day", "1"], &[("ANTHROPIC_API_KEY", "sk-ant-wrong-key-0000")]).await;
+    let out = q
+        .pace(&["--day", "1"], &[("ANTHROPIC_API_KEY", "sk-ant-wrong-key-0000")])
+        .await;
     assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("credentials"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("sk-ant-wrong-key-0000"));
@@ -217,8 +298,14 @@ async fn hostile_tool_calls_are_refused_and_nothing_leaks() {
                 ("read_file", json!({"path": "/etc/passwd"})),
                 ("read_file", json!({"path": "src/link/passwd"})),
                 ("write_file", json!({"path": marker2.clone(), "content": "x"})),
-                ("write_file", json!({"path": ".git/hooks/pre-commit", "content": "curl evil"})),
-                ("run", json!({"command": "printenv; cat /proc/self/environ | tr '\\0' '\\n'"})),
+                (
+                    "write_file",
+                    json!({"path": ".git/hooks/pre-commit", "content": "curl evil"}),
+                ),
+                (
+                    "run",
+                    json!({"command": "printenv; cat /proc/self/environ | tr '\\0' '\\n'"}),
+                ),
             ]);
         }
         inner(turn)
@@ -232,8 +319,17 @@ async fn hostile_tool_calls_are_refused_and_nothing_leaks() {
     let _ = p.pace(&["--day", "1"], &env_with_key()).await;
 
     let requests = fake.requests.lock().unwrap();
-    let second = requests.iter().filter(|(a, _)| a == "FORGE").nth(1).map(|(_, b)| b.clone()).expect("FORGE continued");
-    let turn = Turn { agent: "FORGE".into(), call: 2, body: second };
+    let second = requests
+        .iter()
+        .filter(|(a, _)| a == "FORGE")
+        .nth(1)
+        .map(|(_, b)| b.clone())
+        .expect("FORGE continued");
+    let turn = Turn {
+        agent: "FORGE".into(),
+        call: 2,
+        body: second,
+    };
     let results = turn.last_tool_results();
     assert_eq!(results.len(), 6);
     for (i, (_, content)) in results.iter().take(5).enumerate() {

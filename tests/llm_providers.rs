@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use pace::config::settings::{Budget, LlmSettings, Provider as ProviderKind, Settings};
 use pace::env::Env;
 use pace::llm::transport::RetryPolicy;
-use pace::llm::{
-    Block, ChatRequest, ChatResponse, Client, LlmError, Message, Role, StopReason, ToolSpec, Usage,
-};
+use pace::llm::{Block, ChatRequest, ChatResponse, Client, LlmError, Message, Role, StopReason, ToolSpec, Usage};
 use pace::redact::Redactor;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -34,11 +32,7 @@ fn llm_settings(provider: ProviderKind, base_url: Option<String>) -> LlmSettings
 }
 
 fn env_with(pairs: &[(&str, &str)]) -> Env {
-    Env::from_pairs(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
-    )
+    Env::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())))
 }
 
 fn redactor(env: &Env) -> Redactor {
@@ -47,15 +41,9 @@ fn redactor(env: &Env) -> Redactor {
 
 #[track_caller]
 fn client(settings: &LlmSettings, budget: &Budget, env: &Env, transcript: &Path) -> Client {
-    Client::from_settings(
-        settings,
-        budget,
-        env,
-        transcript.to_path_buf(),
-        redactor(env),
-    )
-    .unwrap()
-    .with_retry_policy(RetryPolicy::fast(settings.max_retries))
+    Client::from_settings(settings, budget, env, transcript.to_path_buf(), redactor(env))
+        .unwrap()
+        .with_retry_policy(RetryPolicy::fast(settings.max_retries))
 }
 
 async fn anthropic(server: &MockServer, dir: &Path) -> Client {
@@ -94,12 +82,7 @@ fn request(agent: &str, messages: Vec<Message>, tools: &[&str]) -> ChatRequest {
 fn sse(events: &[Value]) -> String {
     events
         .iter()
-        .map(|data| {
-            format!(
-                "event: {}\ndata: {data}\n\n",
-                data["type"].as_str().unwrap()
-            )
-        })
+        .map(|data| format!("event: {}\ndata: {data}\n\n", data["type"].as_str().unwrap()))
         .collect()
 }
 
@@ -169,9 +152,7 @@ async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
 }
 
 fn bodies(reqs: &[wiremock::Request]) -> Vec<Value> {
-    reqs.iter()
-        .map(|r| r.body_json::<Value>().unwrap())
-        .collect()
+    reqs.iter().map(|r| r.body_json::<Value>().unwrap()).collect()
 }
 
 fn read_lines(path: &Path) -> Vec<Value> {
@@ -196,11 +177,7 @@ async fn anthropic_text_answer_sends_headers_and_cached_system() {
     let client = anthropic(&server, dir.path()).await;
 
     let answer = client
-        .chat(request(
-            "PRIME",
-            vec![Message::user_text("plan the day")],
-            &[],
-        ))
+        .chat(request("PRIME", vec![Message::user_text("plan the day")], &[]))
         .await
         .unwrap();
 
@@ -256,11 +233,7 @@ async fn anthropic_tool_use_round_trip() {
 
     let mut messages = vec![Message::user_text("implement the story")];
     let first = client
-        .chat(request(
-            "FORGE",
-            messages.clone(),
-            &["read_file", "write_file"],
-        ))
+        .chat(request("FORGE", messages.clone(), &["read_file", "write_file"]))
         .await
         .unwrap();
     assert_eq!(first.stop_reason, StopReason::ToolUse);
@@ -322,11 +295,7 @@ async fn anthropic_tool_use_round_trip() {
             {"type": "text", "text": "Reminder: tests first.", "cache_control": {"type": "ephemeral"}}]})
     );
     // Only the last user message carries a breakpoint; 3 in all (system, tools, message).
-    assert!(
-        body["messages"][0]["content"][0]
-            .get("cache_control")
-            .is_none()
-    );
+    assert!(body["messages"][0]["content"][0].get("cache_control").is_none());
     assert_eq!(body.to_string().matches("cache_control").count(), 3);
 }
 
@@ -364,10 +333,7 @@ async fn anthropic_429_honours_retry_after_then_succeeds() {
     assert_eq!(answer.text(), "ok now");
     assert_eq!(requests(&server).await.len(), 2);
     // The fast policy backs off for milliseconds: only the header explains the wait.
-    assert!(
-        elapsed >= Duration::from_millis(300),
-        "waited only {elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(300), "waited only {elapsed:?}");
     assert!(
         elapsed < Duration::from_millis(1000),
         "waited {elapsed:?}: retry-after-ms must win over retry-after"
@@ -378,10 +344,7 @@ async fn anthropic_429_honours_retry_after_then_succeeds() {
 async fn anthropic_529_overloaded_then_succeeds() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(
-            anthropic_error(529, "overloaded_error", "Overloaded")
-                .insert_header("retry-after", "0"),
-        )
+        .respond_with(anthropic_error(529, "overloaded_error", "Overloaded").insert_header("retry-after", "0"))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
@@ -430,11 +393,7 @@ async fn anthropic_500_burst_exhausts_retries() {
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    assert_eq!(
-        requests(&server).await.len(),
-        3,
-        "1 attempt + max_retries 2"
-    );
+    assert_eq!(requests(&server).await.len(), 3, "1 attempt + max_retries 2");
     // The failed call is in the transcript, without a response.
     let lines = read_lines(&dir.path().join("transcript.jsonl"));
     assert_eq!(lines.len(), 1);
@@ -453,11 +412,7 @@ async fn anthropic_500_burst_exhausts_retries() {
 async fn anthropic_401_is_auth_error_without_retry() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(anthropic_error(
-            401,
-            "authentication_error",
-            "invalid x-api-key",
-        ))
+        .respond_with(anthropic_error(401, "authentication_error", "invalid x-api-key"))
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -468,9 +423,7 @@ async fn anthropic_401_is_auth_error_without_retry() {
         .await
         .unwrap_err();
     match err {
-        LlmError::Auth {
-            status, message, ..
-        } => {
+        LlmError::Auth { status, message, .. } => {
             assert_eq!(status, 401);
             assert!(message.contains("invalid x-api-key"), "{message}");
         }
@@ -482,13 +435,9 @@ async fn anthropic_401_is_auth_error_without_retry() {
 #[tokio::test]
 async fn anthropic_400_is_rejected_with_the_server_message() {
     let server = MockServer::start().await;
-    let message =
-        "messages.2: Did not find 1 `tool_result` block(s) at the beginning of this message.";
+    let message = "messages.2: Did not find 1 `tool_result` block(s) at the beginning of this message.";
     Mock::given(method("POST"))
-        .respond_with(
-            anthropic_error(400, "invalid_request_error", message)
-                .insert_header("x-should-retry", "true"),
-        )
+        .respond_with(anthropic_error(400, "invalid_request_error", message).insert_header("x-should-retry", "true"))
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -500,9 +449,7 @@ async fn anthropic_400_is_rejected_with_the_server_message() {
         .unwrap_err();
     match &err {
         LlmError::Rejected {
-            status,
-            message: got,
-            ..
+            status, message: got, ..
         } => {
             assert_eq!(*status, 400);
             assert!(got.contains(message), "{got}");
@@ -589,11 +536,7 @@ async fn anthropic_stream_cut_short_is_retried() {
     let client = anthropic(&server, dir.path()).await;
 
     let answer = client
-        .chat(request(
-            "CONDUIT",
-            vec![Message::user_text("check ci")],
-            &[],
-        ))
+        .chat(request("CONDUIT", vec![Message::user_text("check ci")], &[]))
         .await
         .unwrap();
     assert_eq!(answer.text(), "Whole answer");
@@ -612,12 +555,7 @@ async fn read_timeout_is_retried_then_unavailable() {
     let mut settings = llm_settings(ProviderKind::Anthropic, Some(server.uri()));
     settings.request_timeout = Duration::from_millis(200);
     settings.max_retries = 1;
-    let client = client(
-        &settings,
-        &Budget::default(),
-        &env,
-        &dir.path().join("t.jsonl"),
-    );
+    let client = client(&settings, &Budget::default(), &env, &dir.path().join("t.jsonl"));
 
     let started = Instant::now();
     let err = client
@@ -629,11 +567,7 @@ async fn read_timeout_is_retried_then_unavailable() {
         "{err:?}"
     );
     assert_eq!(requests(&server).await.len(), 2);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
 #[test]
@@ -642,38 +576,19 @@ fn missing_keys_are_reported_by_name() {
     let env = Env::default();
     let t = dir.path().join("t.jsonl");
     let anthropic = llm_settings(ProviderKind::Anthropic, None);
-    let err = Client::from_settings(
-        &anthropic,
-        &Budget::default(),
-        &env,
-        t.clone(),
-        Redactor::default(),
-    )
-    .unwrap_err();
+    let err = Client::from_settings(&anthropic, &Budget::default(), &env, t.clone(), Redactor::default()).unwrap_err();
     assert!(
         matches!(&err, LlmError::MissingKey(name) if name == "ANTHROPIC_API_KEY"),
         "{err:?}"
     );
     let openai = llm_settings(ProviderKind::OpenAi, None);
-    let err = Client::from_settings(
-        &openai,
-        &Budget::default(),
-        &env,
-        t.clone(),
-        Redactor::default(),
-    )
-    .unwrap_err();
+    let err = Client::from_settings(&openai, &Budget::default(), &env, t.clone(), Redactor::default()).unwrap_err();
     assert!(
         matches!(&err, LlmError::MissingKey(name) if name == "OPENAI_API_KEY"),
         "{err:?}"
     );
-    let local = llm_settings(
-        ProviderKind::OpenAi,
-        Some("http://localhost:11434/v1".into()),
-    );
-    assert!(
-        Client::from_settings(&local, &Budget::default(), &env, t, Redactor::default()).is_ok()
-    );
+    let local = llm_settings(ProviderKind::OpenAi, Some("http://localhost:11434/v1".into()));
+    assert!(Client::from_settings(&local, &Budget::default(), &env, t, Redactor::default()).is_ok());
 }
 
 // ---------------------------------------------------------------- OpenAI-compatible
@@ -712,12 +627,7 @@ async fn openai_tool_calls_with_invalid_arguments_and_bearer_auth() {
     let dir = tempfile::tempdir().unwrap();
     let env = env_with(&[("OPENAI_API_KEY", "sk-openai-test-999")]);
     let settings = llm_settings(ProviderKind::OpenAi, Some(format!("{}/v1", server.uri())));
-    let client = client(
-        &settings,
-        &Budget::default(),
-        &env,
-        &dir.path().join("t.jsonl"),
-    );
+    let client = client(&settings, &Budget::default(), &env, &dir.path().join("t.jsonl"));
 
     let mut messages = vec![Message::user_text("implement")];
     let mut req = request("FORGE", messages.clone(), &["read_file", "write_file"]);
@@ -785,17 +695,11 @@ async fn openai_tool_calls_with_invalid_arguments_and_bearer_auth() {
     assert_eq!(body["tools"][0]["function"]["parameters"]["type"], "object");
     let sent = body["messages"].as_array().unwrap();
     assert_eq!(sent.len(), 6, "{sent:#?}");
-    assert_eq!(
-        sent[0],
-        json!({"role": "system", "content": "You are FORGE."})
-    );
+    assert_eq!(sent[0], json!({"role": "system", "content": "You are FORGE."}));
     assert_eq!(sent[1], json!({"role": "user", "content": "implement"}));
     assert_eq!(sent[2]["role"], "assistant");
     assert_eq!(sent[2]["content"], Value::Null);
-    assert_eq!(
-        sent[2]["tool_calls"][0]["function"]["arguments"],
-        "{\"path\":\"a.py\"}"
-    );
+    assert_eq!(sent[2]["tool_calls"][0]["function"]["arguments"], "{\"path\":\"a.py\"}");
     assert_eq!(sent[2]["tool_calls"][1]["id"], "call_2");
     assert_eq!(
         sent[3],
@@ -803,18 +707,11 @@ async fn openai_tool_calls_with_invalid_arguments_and_bearer_auth() {
     );
     assert_eq!(sent[4]["role"], "tool");
     assert_eq!(sent[4]["tool_call_id"], "call_2");
-    assert_eq!(
-        sent[5],
-        json!({"role": "user", "content": "Iteration budget: 3 left."})
-    );
+    assert_eq!(sent[5], json!({"role": "user", "content": "Iteration budget: 3 left."}));
 
     // gpt-4o: 600 × 2.5 + 400 × 0.25 + 100 × 10 per million, twice.
     let totals = client.totals();
-    assert!(
-        (totals.cost_usd - 2.0 * 0.0026).abs() < 1e-9,
-        "{}",
-        totals.cost_usd
-    );
+    assert!((totals.cost_usd - 2.0 * 0.0026).abs() < 1e-9, "{}", totals.cost_usd);
 }
 
 #[tokio::test]
@@ -860,12 +757,7 @@ async fn openai_errors_use_the_server_message() {
     let dir = tempfile::tempdir().unwrap();
     let env = env_with(&[("OPENAI_API_KEY", "sk-openai-test-999")]);
     let settings = llm_settings(ProviderKind::OpenAi, Some(format!("{}/v1", server.uri())));
-    let client = client(
-        &settings,
-        &Budget::default(),
-        &env,
-        &dir.path().join("t.jsonl"),
-    );
+    let client = client(&settings, &Budget::default(), &env, &dir.path().join("t.jsonl"));
     let err = client
         .chat(request("PRIME", vec![Message::user_text("x")], &[]))
         .await
@@ -896,11 +788,7 @@ async fn usage_and_cost_per_agent_in_first_call_order() {
     let client = anthropic(&server, dir.path()).await;
 
     client
-        .chat(request(
-            "SCRIBE",
-            vec![Message::user_text("a")],
-            &["read_file"],
-        ))
+        .chat(request("SCRIBE", vec![Message::user_text("a")], &["read_file"]))
         .await
         .unwrap();
     client
@@ -922,17 +810,9 @@ async fn usage_and_cost_per_agent_in_first_call_order() {
     assert_eq!(scribe.cache_read_tokens, 1000);
     assert_eq!(scribe.cache_write_tokens, 200);
     // Sonnet: (1050 × 3 + 130 × 15 + 1000 × 0.3 + 200 × 3.75) / 1e6
-    assert!(
-        (scribe.cost_usd - 0.00615).abs() < 1e-9,
-        "{}",
-        scribe.cost_usd
-    );
+    assert!((scribe.cost_usd - 0.00615).abs() < 1e-9, "{}", scribe.cost_usd);
     // (1000 × 3 + 100 × 15) / 1e6
-    assert!(
-        (usage[1].cost_usd - 0.0045).abs() < 1e-9,
-        "{}",
-        usage[1].cost_usd
-    );
+    assert!((usage[1].cost_usd - 0.0045).abs() < 1e-9, "{}", usage[1].cost_usd);
     let totals = client.totals();
     assert_eq!(totals.calls, 3);
     assert_eq!(totals.input_tokens, 2050);
@@ -1019,10 +899,7 @@ async fn transcript_is_redacted_and_line_atomic_under_concurrency() {
     }
 
     let text = std::fs::read_to_string(&transcript).unwrap();
-    assert!(
-        !text.contains(secret),
-        "the secret leaked into the transcript"
-    );
+    assert!(!text.contains(secret), "the secret leaked into the transcript");
     assert!(!text.contains(KEY));
     assert!(text.contains("[REDACTED]"));
     let lines = read_lines(&transcript);
@@ -1057,9 +934,7 @@ async fn small_day(client: &Client) -> Result<Vec<ChatResponse>, LlmError> {
         std::env::temp_dir().display()
     ))];
     loop {
-        let answer = client
-            .chat(request("FORGE", messages.clone(), &tools))
-            .await?;
+        let answer = client.chat(request("FORGE", messages.clone(), &tools)).await?;
         out.push(answer.clone());
         if answer.stop_reason != StopReason::ToolUse {
             break;
@@ -1080,11 +955,7 @@ async fn small_day(client: &Client) -> Result<Vec<ChatResponse>, LlmError> {
     }
     out.push(
         client
-            .chat(request(
-                "GATE",
-                vec![Message::user_text("review the diff")],
-                &[],
-            ))
+            .chat(request("GATE", vec![Message::user_text("review the diff")], &[]))
             .await?,
     );
     Ok(out)
@@ -1162,11 +1033,7 @@ async fn replay_divergence_names_agent_and_call() {
         .await
         .unwrap_err();
     match &err {
-        LlmError::Divergence {
-            agent,
-            call,
-            detail,
-        } => {
+        LlmError::Divergence { agent, call, detail } => {
             assert_eq!((agent.as_str(), *call), ("FORGE", 4));
             assert!(detail.contains("only 3 FORGE calls"), "{detail}");
         }
@@ -1177,11 +1044,7 @@ async fn replay_divergence_names_agent_and_call() {
     // A different tool offer on the first call.
     let replay = replay_client(&cassette, &dir.path().join("r2.jsonl"));
     let err = replay
-        .chat(request(
-            "FORGE",
-            vec![Message::user_text("x")],
-            &["read_file"],
-        ))
+        .chat(request("FORGE", vec![Message::user_text("x")], &["read_file"]))
         .await
         .unwrap_err();
     assert!(
@@ -1194,9 +1057,7 @@ async fn replay_divergence_names_agent_and_call() {
         .chat(request("SCRIBE", vec![Message::user_text("x")], &[]))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, LlmError::Divergence { call: 1, detail, .. } if detail.contains("only 0 SCRIBE calls"))
-    );
+    assert!(matches!(&err, LlmError::Divergence { call: 1, detail, .. } if detail.contains("only 0 SCRIBE calls")));
 }
 
 #[test]
@@ -1215,14 +1076,8 @@ fn replay_without_cassette_is_a_clear_error() {
     assert!(err.to_string().contains("llm.cassette"), "{err}");
     let mut settings = settings;
     settings.cassette = Some(dir.path().join("missing.jsonl"));
-    let err = Client::from_settings(
-        &settings,
-        &Budget::default(),
-        &Env::default(),
-        t,
-        Redactor::default(),
-    )
-    .unwrap_err();
+    let err =
+        Client::from_settings(&settings, &Budget::default(), &Env::default(), t, Redactor::default()).unwrap_err();
     assert!(
         matches!(&err, LlmError::Cassette { path, .. } if path.ends_with("missing.jsonl")),
         "{err:?}"
@@ -1273,7 +1128,8 @@ async fn cutting_server(full: String) -> (String, std::sync::Arc<std::sync::atom
                 }
                 if n == 0 {
                     let part = &full[..full.len() / 2];
-                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let head =
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
                     // Announce more bytes than are sent, then hang up.
                     let body = format!("{:x}\r\n{part}", full.len());
                     socket.write_all(head.as_bytes()).await.unwrap();
@@ -1300,12 +1156,7 @@ async fn anthropic_connection_cut_mid_body_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     let env = env_with(&[("ANTHROPIC_API_KEY", KEY)]);
     let settings = llm_settings(ProviderKind::Anthropic, Some(base));
-    let client = client(
-        &settings,
-        &Budget::default(),
-        &env,
-        &dir.path().join("t.jsonl"),
-    );
+    let client = client(&settings, &Budget::default(), &env, &dir.path().join("t.jsonl"));
 
     let answer = client
         .chat(request("FORGE", vec![Message::user_text("x")], &[]))

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use pace::config::settings::Settings;
 use pace::sandbox::{
-    ExecOutcome, LABEL_CREATED, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome,
-    RunRequest, Sandbox, SandboxContext, SandboxError,
+    ExecOutcome, LABEL_CREATED, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome, RunRequest, Sandbox,
+    SandboxContext, SandboxError,
 };
 
 // `tests/all.rs` declares this file as a module, but without `autotests = false` Cargo also
@@ -71,17 +71,10 @@ fn repo() -> tempfile::TempDir {
 
 fn run_id(name: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "t-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("t-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-fn context(
-    name: &str,
-    edit: impl FnOnce(&mut pace::config::settings::SandboxSettings),
-) -> SandboxContext {
+fn context(name: &str, edit: impl FnOnce(&mut pace::config::settings::SandboxSettings)) -> SandboxContext {
     let mut settings = Settings::defaults(PathBuf::from("/nonexistent")).sandbox;
     settings.image = busybox_image();
     settings.timeout = Duration::from_secs(60);
@@ -112,10 +105,7 @@ fn docker() -> bollard::Docker {
 }
 
 async fn containers_of(run_id: &str) -> Vec<String> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("{LABEL_RUN_ID}={run_id}")],
-    )]);
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_RUN_ID}={run_id}")])]);
     let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
         .all(true)
         .filters(&filters)
@@ -151,11 +141,7 @@ async fn gate_exit_codes_propagate_and_containers_are_removed() {
     require_docker!();
     let repo = repo();
     let sb = connect(context("exit", |_| {})).await;
-    for (command, expected) in [
-        ("echo ok", 0),
-        ("echo failing >&2; exit 1", 1),
-        ("kill -9 $$", 137),
-    ] {
+    for (command, expected) in [("echo ok", 0), ("echo failing >&2; exit 1", 1), ("kill -9 $$", 137)] {
         let (outcome, log, _out) = gate(&sb, repo.path(), command).await;
         assert_eq!(outcome.exit_code, expected, "`{command}`: {log}");
         assert!(!outcome.timed_out);
@@ -212,10 +198,7 @@ async fn gate_timeout_kills_the_container() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(
-        log.starts_with("begin\n") && log.contains("timed out"),
-        "{log}"
-    );
+    assert!(log.starts_with("begin\n") && log.contains("timed out"), "{log}");
     assert!(containers_of(&sb.context().run_id).await.is_empty());
 }
 
@@ -252,10 +235,7 @@ async fn gate_network_none_has_no_route_and_hints() {
     );
     let (outcome, log, _out) = gate(&sb, repo.path(), &script).await;
     assert!(log.contains("routes:0"), "{log}");
-    assert!(
-        log.contains("UNREACHABLE") && !log.contains("REACHED\n"),
-        "{log}"
-    );
+    assert!(log.contains("UNREACHABLE") && !log.contains("REACHED\n"), "{log}");
     assert_eq!(outcome.exit_code, 7);
     let hint = outcome.network_hint.expect("network hint");
     assert!(hint.contains("sandbox.network"), "{hint}");
@@ -322,11 +302,7 @@ async fn forge_session_syncs_both_ways() {
     let sb = connect(context("forge", |_| {})).await;
     let mut session = sb.start_session(p).await.unwrap();
 
-    let first = exec(
-        &mut session,
-        "cat a.txt; test ! -e secret.env && echo no-secret",
-    )
-    .await;
+    let first = exec(&mut session, "cat a.txt; test ! -e secret.env && echo no-secret").await;
     assert_eq!(first.exit_code, 0);
     assert_eq!(first.output, "tracked\nno-secret\n");
     assert!(first.changed.is_empty(), "{:?}", first.changed);
@@ -335,15 +311,8 @@ async fn forge_session_syncs_both_ways() {
     std::fs::write(p.join("notes.txt"), "written between execs\n").unwrap();
     std::fs::write(p.join("a.txt"), "changed on host\n").unwrap();
     std::fs::remove_file(p.join("b.txt")).unwrap();
-    let second = exec(
-        &mut session,
-        "cat notes.txt a.txt; test ! -e b.txt && echo b-gone",
-    )
-    .await;
-    assert_eq!(
-        second.output,
-        "written between execs\nchanged on host\nb-gone\n"
-    );
+    let second = exec(&mut session, "cat notes.txt a.txt; test ! -e b.txt && echo b-gone").await;
+    assert_eq!(second.output, "written between execs\nchanged on host\nb-gone\n");
     assert!(second.changed.is_empty(), "{:?}", second.changed);
 
     // Files the command creates, changes and deletes come back; ignored ones do not.
@@ -362,10 +331,7 @@ async fn forge_session_syncs_both_ways() {
             PathBuf::from("src/lib.txt")
         ]
     );
-    assert_eq!(
-        std::fs::read_to_string(p.join("src/gen.txt")).unwrap(),
-        "gen\n"
-    );
+    assert_eq!(std::fs::read_to_string(p.join("src/gen.txt")).unwrap(), "gen\n");
     assert_eq!(
         std::fs::read_to_string(p.join("a.txt")).unwrap(),
         "changed on host\nedited\n"
@@ -391,11 +357,7 @@ async fn forge_session_syncs_both_ways() {
     let failed = exec(&mut session, "echo nope; exit 3").await;
     assert_eq!(failed.exit_code, 3);
     let big = exec(&mut session, "head -c 100000 /dev/zero | tr '\\0' x").await;
-    assert!(
-        big.output.contains("bytes omitted ...]"),
-        "{}",
-        &big.output[..100]
-    );
+    assert!(big.output.contains("bytes omitted ...]"), "{}", &big.output[..100]);
     assert!(big.output.len() <= pace::sandbox::EXEC_OUTPUT_CAP + 100);
 
     // A timeout kills the command, and the session goes on with its files intact.

@@ -102,13 +102,7 @@ impl Sink {
         self.push(Severity::Error, line, column, message, None);
     }
 
-    pub fn error_hint(
-        &mut self,
-        line: u64,
-        column: u64,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) {
+    pub fn error_hint(&mut self, line: u64, column: u64, message: impl Into<String>, hint: impl Into<String>) {
         self.push(Severity::Error, line, column, message, Some(hint.into()));
     }
 
@@ -116,13 +110,7 @@ impl Sink {
         self.push(Severity::Warning, line, column, message, None);
     }
 
-    pub fn warning_hint(
-        &mut self,
-        line: u64,
-        column: u64,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) {
+    pub fn warning_hint(&mut self, line: u64, column: u64, message: impl Into<String>, hint: impl Into<String>) {
         self.push(Severity::Warning, line, column, message, Some(hint.into()));
     }
 
@@ -176,9 +164,6 @@ mod tests {
             message: "too large".into(),
             hint: Some("shrink it".into()),
         };
-        assert_eq!(
-            d.to_string(),
-            "pace.config.yaml: error: too large\n  hint: shrink it"
-        );
+        assert_eq!(d.to_string(), "pace.config.yaml: error: too large\n  hint: shrink it");
     }
 }

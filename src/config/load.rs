@@ -33,25 +33,15 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.errors().count();
-        let what = if self.is_plan_error {
-            "plan"
-        } else {
-            "configuration"
-        };
-        write!(
-            f,
-            "invalid {what}: {count} error{}",
-            if count == 1 { "" } else { "s" }
-        )?;
+        let what = if self.is_plan_error { "plan" } else { "configuration" };
+        write!(f, "invalid {what}: {count} error{}", if count == 1 { "" } else { "s" })?;
         for d in &self.diagnostics {
             write!(f, "\n{d}")?;
         }
@@ -94,17 +84,11 @@ pub fn discover(repo_root: &Path, explicit: Option<&Path>) -> Result<PathBuf, Co
         let shown = display_path(repo_root, &path);
         return Err(fail(
             shown.clone(),
-            format!(
-                "config file `{}` (from `--config`) does not exist",
-                shown.display()
-            ),
+            format!("config file `{}` (from `--config`) does not exist", shown.display()),
             "check the path given to `--config`",
         ));
     }
-    let candidates = [
-        repo_root.join(CONFIG_FILE),
-        repo_root.join("pace").join(CONFIG_FILE),
-    ];
+    let candidates = [repo_root.join(CONFIG_FILE), repo_root.join("pace").join(CONFIG_FILE)];
     if let Some(found) = candidates.iter().find(|p| p.is_file()) {
         return Ok(found.clone());
     }
@@ -120,11 +104,7 @@ pub fn discover(repo_root: &Path, explicit: Option<&Path>) -> Result<PathBuf, Co
 
 /// Reads, checks and resolves the config and its plan. All problems of both files are
 /// collected before returning; see [`ConfigError`].
-pub fn load(
-    repo_root: &Path,
-    explicit_config: Option<&Path>,
-    env: &Env,
-) -> Result<Loaded, ConfigError> {
+pub fn load(repo_root: &Path, explicit_config: Option<&Path>, env: &Env) -> Result<Loaded, ConfigError> {
     let config_path = discover(repo_root, explicit_config)?;
     let plan_path = config_path
         .parent()
@@ -141,8 +121,7 @@ pub fn load(
 
     let mut plan_sink = Sink::new(display_path(repo_root, &plan_path));
     let plan = if plan_path.is_file() {
-        yaml::read_source(&plan_path, &mut plan_sink)
-            .and_then(|text| plan::parse(&text, &mut plan_sink))
+        yaml::read_source(&plan_path, &mut plan_sink).and_then(|text| plan::parse(&text, &mut plan_sink))
     } else {
         plan_sink.error_hint(
             0,

@@ -52,21 +52,12 @@ pub fn type_error(node: &Node, path: &str, expected: &str, sink: &mut Sink) {
     sink.error(
         node.line,
         node.column,
-        format!(
-            "`{}`: expected {expected}, found {}",
-            shown(path),
-            node.describe()
-        ),
+        format!("`{}`: expected {expected}, found {}", shown(path), node.describe()),
     );
 }
 
 /// A plain (unquoted) scalar's text, else a type error.
-fn plain_scalar<'n>(
-    node: &'n Node,
-    path: &str,
-    expected: &str,
-    sink: &mut Sink,
-) -> Option<&'n str> {
+fn plain_scalar<'n>(node: &'n Node, path: &str, expected: &str, sink: &mut Sink) -> Option<&'n str> {
     match &node.kind {
         Kind::Scalar { text, plain: true } => Some(text.as_str()),
         _ => {
@@ -272,16 +263,10 @@ impl FromNode for Memory {
 
 pub fn parse_memory(text: &str) -> Option<i64> {
     let lower = text.trim().to_ascii_lowercase();
-    let unit_start = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
+    let unit_start = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
     let (digits, unit) = lower.split_at(unit_start);
     let number: i64 = digits.parse().ok()?;
-    let shift = match unit
-        .trim_start()
-        .trim_end_matches("ib")
-        .trim_end_matches('b')
-    {
+    let shift = match unit.trim_start().trim_end_matches("ib").trim_end_matches('b') {
         "" => 0,
         "k" => 10,
         "m" => 20,
@@ -598,8 +583,6 @@ mod tests {
             vec!["c.yaml:2:12: error: `sandbox.env[1]`: expected a string, found a mapping"]
         );
         // null means "not set"; YAML 1.1 booleans for bool fields; numbers as text for strings.
-        assert!(
-            walk("llm: ~\nadvisory: {push_to_issues: On}\nframework_version: 1.0\n").is_empty()
-        );
+        assert!(walk("llm: ~\nadvisory: {push_to_issues: On}\nframework_version: 1.0\n").is_empty());
     }
 }

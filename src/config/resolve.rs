@@ -23,25 +23,13 @@ fn val<T: Clone>(at: Option<&At<T>>) -> Option<T> {
 }
 
 /// One of a fixed set of words; an error (with a suggestion) otherwise.
-fn choice<T: Copy>(
-    at: &At<String>,
-    path: &str,
-    options: &[(&str, T)],
-    sink: &mut Sink,
-) -> Option<T> {
+fn choice<T: Copy>(at: &At<String>, path: &str, options: &[(&str, T)], sink: &mut Sink) -> Option<T> {
     let word = at.value.trim();
-    if let Some((_, value)) = options
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(word))
-    {
+    if let Some((_, value)) = options.iter().find(|(name, _)| name.eq_ignore_ascii_case(word)) {
         return Some(*value);
     }
     let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
-    let list = names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
     let mut message = format!("`{path}`: unknown value `{word}`; expected one of {list}");
     if let Some(close) = suggest(word, &names) {
         message.push_str(&format!(" (did you mean `{close}`?)"));
@@ -57,9 +45,7 @@ fn missing(sink: &mut Sink, line: u64, column: u64, key: &str, hint: &str) {
 
 fn is_var_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -103,9 +89,7 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
     // product
     let product = raw.product.as_ref().map(|p| &p.value);
     match product.and_then(|p| p.name.as_ref()) {
-        Some(name) if name.value.trim().is_empty() => {
-            sink.error(name.line, name.column, "`product.name` is empty")
-        }
+        Some(name) if name.value.trim().is_empty() => sink.error(name.line, name.column, "`product.name` is empty"),
         Some(name) => s.product.name = name.value.trim().to_string(),
         None if product.is_some_and(|p| p.reported("name")) => {}
         None => {
@@ -121,11 +105,7 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
     if let Some(sprint) = raw.sprint.as_ref().map(|s| &s.value) {
         if let Some(days) = &sprint.duration_days {
             if days.value == 0 {
-                sink.error(
-                    days.line,
-                    days.column,
-                    "`sprint.duration_days` must be positive",
-                );
+                sink.error(days.line, days.column, "`sprint.duration_days` must be positive");
             } else {
                 s.sprint.duration_days = days.value;
             }
@@ -140,9 +120,7 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
     // tech
     let tech = raw.tech.as_ref().map(|t| &t.value);
     match tech.and_then(|t| t.test_command.as_ref()) {
-        Some(cmd) if cmd.value.trim().is_empty() => {
-            sink.error(cmd.line, cmd.column, "`tech.test_command` is empty")
-        }
+        Some(cmd) if cmd.value.trim().is_empty() => sink.error(cmd.line, cmd.column, "`tech.test_command` is empty"),
         Some(cmd) => s.tech.test_command = cmd.value.trim().to_string(),
         None if tech.is_some_and(|t| t.reported("test_command")) => {}
         None => {
@@ -160,8 +138,7 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
         if let Some(v) = val(tech.primary_language.as_ref()) {
             s.tech.primary_language = v;
         }
-        s.tech.secondary_language =
-            val(tech.secondary_language.as_ref()).or(s.tech.secondary_language);
+        s.tech.secondary_language = val(tech.secondary_language.as_ref()).or(s.tech.secondary_language);
         if let Some(v) = val(tech.ci_system.as_ref()) {
             s.tech.ci_system = v;
         }
@@ -172,18 +149,10 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
     resolve_llm(raw, &mut s, &repo_root, sink);
 
     // advisory, reporter, cost control
-    if let Some(a) = raw
-        .advisory
-        .as_ref()
-        .and_then(|a| val(a.value.push_to_issues.as_ref()))
-    {
+    if let Some(a) = raw.advisory.as_ref().and_then(|a| val(a.value.push_to_issues.as_ref())) {
         s.advisory.push_to_issues = a;
     }
-    if let Some(tz) = raw
-        .reporter
-        .as_ref()
-        .and_then(|r| val(r.value.timezone.as_ref()))
-    {
+    if let Some(tz) = raw.reporter.as_ref().and_then(|r| val(r.value.timezone.as_ref())) {
         s.reporter.timezone = tz;
     }
     if let Some(cc) = raw.cost_control.as_ref().map(|c| &c.value) {
@@ -257,13 +226,7 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
     s
 }
 
-fn resolve_source(
-    raw: &RawConfig,
-    s: &mut Settings,
-    repo_root: &Path,
-    root: (u64, u64),
-    sink: &mut Sink,
-) {
+fn resolve_source(raw: &RawConfig, s: &mut Settings, repo_root: &Path, root: (u64, u64), sink: &mut Sink) {
     let source = raw.source.as_ref().map(|x| &x.value);
     let dirs = source.and_then(|x| x.dirs.as_ref());
     let hint = "list the code directories, e.g. `source: {dirs: [{name: core, path: src/}]}`";
@@ -314,11 +277,7 @@ fn resolve_source(
                             );
                         }
                         if !repo_root.join(norm).is_dir() {
-                            sink.warning(
-                                p.line,
-                                p.column,
-                                format!("source directory `{norm}` does not exist"),
-                            );
+                            sink.warning(p.line, p.column, format!("source directory `{norm}` does not exist"));
                         }
                     }),
                     None if d.reported("path") => None,
@@ -393,13 +352,8 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     let Some(p) = raw.platform.as_ref().map(|p| &p.value) else {
         return;
     };
-    let from_type = p
-        .kind
-        .as_ref()
-        .and_then(|k| platform_kind(k, "platform.type", sink));
-    let from_ci =
-        p.ci.as_ref()
-            .and_then(|k| platform_kind(k, "platform.ci", sink));
+    let from_type = p.kind.as_ref().and_then(|k| platform_kind(k, "platform.type", sink));
+    let from_ci = p.ci.as_ref().and_then(|k| platform_kind(k, "platform.ci", sink));
     if let (Some(t), Some(c), Some(ci)) = (from_type, from_ci, &p.ci)
         && t != c
     {
@@ -436,12 +390,7 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
                 ),
                 "gitlab" | "bitbucket" | "local" => s.platform.tracker = None,
                 _ => {
-                    let options = [
-                        ("jira", ()),
-                        ("gitlab", ()),
-                        ("bitbucket", ()),
-                        ("local", ()),
-                    ];
+                    let options = [("jira", ()), ("gitlab", ()), ("bitbucket", ()), ("local", ())];
                     let _ = choice(&name, "platform.tracker", &options, sink);
                 }
             }
@@ -450,11 +399,7 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     }
     if let Some(branch) = &p.target_branch {
         if branch.value.trim().is_empty() {
-            sink.error(
-                branch.line,
-                branch.column,
-                "`platform.target_branch` is empty",
-            );
+            sink.error(branch.line, branch.column, "`platform.target_branch` is empty");
         } else {
             s.platform.target_branch = Some(branch.value.trim().to_string());
         }
@@ -462,10 +407,7 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     if let Some(wait) = val(p.wait_for_ci.as_ref()) {
         s.platform.wait_for_ci = wait;
     }
-    if let Some(push) = raw
-        .advisory
-        .as_ref()
-        .and_then(|a| a.value.push_to_issues.as_ref())
+    if let Some(push) = raw.advisory.as_ref().and_then(|a| a.value.push_to_issues.as_ref())
         && push.value
         && s.platform.kind == PlatformKind::Local
         && s.platform.tracker.is_none()
@@ -503,9 +445,7 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
         }
     }
     match &llm.model {
-        Some(m) if m.value.trim().is_empty() => {
-            sink.error(m.line, m.column, "`llm.model` is empty")
-        }
+        Some(m) if m.value.trim().is_empty() => sink.error(m.line, m.column, "`llm.model` is empty"),
         Some(m) => s.llm.model = m.value.trim().to_string(),
         None if s.llm.provider == Provider::OpenAi => {
             let (l, c) = raw.llm.as_ref().map_or((1, 1), |x| (x.line, x.column));
@@ -519,8 +459,8 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
         }
         None => {}
     }
-    s.llm.analysis_model = val(llm.analysis_model.as_ref())
-        .map_or_else(|| s.llm.model.clone(), |m| m.trim().to_string());
+    s.llm.analysis_model =
+        val(llm.analysis_model.as_ref()).map_or_else(|| s.llm.model.clone(), |m| m.trim().to_string());
     if let Some(url) = &llm.base_url {
         let u = url.value.trim();
         if u.starts_with("http://") || u.starts_with("https://") {
@@ -549,11 +489,7 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
     };
     if let Some(c) = &llm.cassette {
         let p = PathBuf::from(c.value.trim());
-        s.llm.cassette = Some(if p.is_absolute() {
-            p
-        } else {
-            repo_root.join(p)
-        });
+        s.llm.cassette = Some(if p.is_absolute() { p } else { repo_root.join(p) });
     }
     if s.llm.provider == Provider::Replay && s.llm.cassette.is_none() {
         let at = llm.provider.as_ref();
@@ -579,11 +515,7 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
         let mut positive = |at: Option<&At<u32>>, key: &str| -> Option<u32> {
             let at = at?;
             if at.value == 0 {
-                sink.error(
-                    at.line,
-                    at.column,
-                    format!("`llm.limits.{key}` must be positive"),
-                );
+                sink.error(at.line, at.column, format!("`llm.limits.{key}` must be positive"));
                 return None;
             }
             Some(at.value)
@@ -591,19 +523,13 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
         if let Some(v) = positive(limits.forge_output_tokens.as_ref(), "forge_output_tokens") {
             s.llm.forge_max_tokens = v;
         }
-        if let Some(v) = positive(
-            limits.analysis_output_tokens.as_ref(),
-            "analysis_output_tokens",
-        ) {
+        if let Some(v) = positive(limits.analysis_output_tokens.as_ref(), "analysis_output_tokens") {
             s.llm.analysis_max_tokens = v;
         }
         if let Some(v) = positive(limits.forge_input_tokens.as_ref(), "forge_input_tokens") {
             s.input_limits.forge_input_tokens = v;
         }
-        if let Some(v) = positive(
-            limits.analysis_input_tokens.as_ref(),
-            "analysis_input_tokens",
-        ) {
+        if let Some(v) = positive(limits.analysis_input_tokens.as_ref(), "analysis_input_tokens") {
             s.input_limits.analysis_input_tokens = v;
         }
     }
@@ -621,22 +547,14 @@ fn resolve_forge(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     }
     if let Some(v) = &f.max_iterations {
         if v.value < 1 {
-            sink.error(
-                v.line,
-                v.column,
-                "`forge.max_iterations` must be at least 1",
-            );
+            sink.error(v.line, v.column, "`forge.max_iterations` must be at least 1");
         } else {
             s.forge.max_iterations = v.value;
         }
     }
     if let Some(v) = &f.retry_iterations {
         if v.value >= 100 {
-            sink.error(
-                v.line,
-                v.column,
-                "`forge.retry_iterations` is a percentage below 100",
-            );
+            sink.error(v.line, v.column, "`forge.retry_iterations` is a percentage below 100");
         } else {
             s.forge.retry_iterations = v.value;
         }
@@ -666,18 +584,11 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
                 "name the release, e.g. `name: v1`",
             );
         }
-        for (at, key) in [
-            (&v.release_days, "release_days"),
-            (&v.sprint_days, "sprint_days"),
-        ] {
+        for (at, key) in [(&v.release_days, "release_days"), (&v.sprint_days, "sprint_days")] {
             if let Some(at) = at
                 && at.value == 0
             {
-                sink.error(
-                    at.line,
-                    at.column,
-                    format!("`{path}.{key}` must be positive"),
-                );
+                sink.error(at.line, at.column, format!("`{path}.{key}` must be positive"));
             }
         }
         if let (Some(r_days), Some(s_days)) = (&v.release_days, &v.sprint_days)
@@ -780,9 +691,7 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
                 sink.warning(
                     var.line,
                     var.column,
-                    format!(
-                        "`sandbox.env` passes `{name}` into the sandbox; it looks like a secret"
-                    ),
+                    format!("`sandbox.env` passes `{name}` into the sandbox; it looks like a secret"),
                 );
             }
             names.push(name.to_string());
@@ -844,10 +753,7 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
         s.sandbox.collect = out;
     }
     if let Some(w) = &x.workspace {
-        let options = [
-            ("upload", WorkspaceMode::Upload),
-            ("bind", WorkspaceMode::Bind),
-        ];
+        let options = [("upload", WorkspaceMode::Upload), ("bind", WorkspaceMode::Bind)];
         if let Some(mode) = choice(w, "sandbox.workspace", &options, sink) {
             s.sandbox.workspace = mode;
         }

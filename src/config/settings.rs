@@ -276,9 +276,7 @@ impl Settings {
                 max_story_ac: 5,
                 max_story_cost_usd: 0.0,
             },
-            reporter: Reporter {
-                timezone: "UTC".into(),
-            },
+            reporter: Reporter { timezone: "UTC".into() },
             input_limits: InputLimits {
                 forge_input_tokens: 160_000,
                 analysis_input_tokens: 80_000,

@@ -75,12 +75,7 @@ impl Node {
         match &self.kind {
             Kind::Scalar { .. } => 1,
             Kind::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
-            Kind::Map(entries) => {
-                1 + entries
-                    .iter()
-                    .map(|(k, v)| k.count() + v.count())
-                    .sum::<usize>()
-            }
+            Kind::Map(entries) => 1 + entries.iter().map(|(k, v)| k.count() + v.count()).sum::<usize>(),
         }
     }
 }
@@ -113,20 +108,13 @@ pub fn read_source(path: &Path, sink: &mut Sink) -> Option<String> {
         sink.error_hint(
             0,
             0,
-            format!(
-                "`{}` is larger than 1 MiB; refusing to parse it",
-                sink.file().display()
-            ),
+            format!("`{}` is larger than 1 MiB; refusing to parse it", sink.file().display()),
             "a pace config or plan is a few kilobytes; check that the right file is named",
         );
         return None;
     }
     match String::from_utf8(bytes) {
-        Ok(text) => Some(
-            text.strip_prefix('\u{feff}')
-                .map(str::to_string)
-                .unwrap_or(text),
-        ),
+        Ok(text) => Some(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text)),
         Err(err) => {
             let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
             // `valid` is valid UTF-8 by construction.
@@ -148,9 +136,7 @@ pub fn read_source(path: &Path, sink: &mut Sink) -> Option<String> {
 /// reason is in `sink`). An empty document is reported as an error.
 pub fn parse(text: &str, sink: &mut Sink) -> Option<Node> {
     if let Err(err) = budget_pass(text) {
-        let (line, column) = err
-            .location()
-            .map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
+        let (line, column) = err.location().map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
         let message = saphyr_message(&err);
         if message.contains("Documents") {
             sink.error_hint(
@@ -182,12 +168,9 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Node> {
     match builder.document() {
         Ok(Some(node)) => Some(node),
         Ok(None) => {
-            builder.sink.error_hint(
-                1,
-                1,
-                "the file is empty",
-                "see the README for a minimal example",
-            );
+            builder
+                .sink
+                .error_hint(1, 1, "the file is empty", "see the README for a minimal example");
             None
         }
         Err((line, column, message)) => {
@@ -275,11 +258,7 @@ impl<'a> Builder<'a, '_> {
                     return Ok(if node.is_null() { None } else { Some(node) });
                 }
                 _ => {
-                    return Err((
-                        pos(&span).0,
-                        pos(&span).1,
-                        "invalid YAML: unexpected event".into(),
-                    ));
+                    return Err((pos(&span).0, pos(&span).1, "invalid YAML: unexpected event".into()));
                 }
             }
         }
@@ -331,11 +310,7 @@ impl<'a> Builder<'a, '_> {
                 };
                 self.alias_nodes += target.count();
                 if self.alias_nodes > MAX_ALIAS_NODES {
-                    return Err((
-                        line,
-                        column,
-                        "too many nodes through aliases (YAML alias bomb?)".into(),
-                    ));
+                    return Err((line, column, "too many nodes through aliases (YAML alias bomb?)".into()));
                 }
                 let mut node = target.clone();
                 node.line = line;
@@ -429,10 +404,7 @@ mod tests {
     fn parse_ok(text: &str) -> (Option<Node>, Vec<String>) {
         let mut sink = Sink::new("t.yaml".into());
         let node = parse(text, &mut sink);
-        (
-            node,
-            sink.diagnostics.iter().map(ToString::to_string).collect(),
-        )
+        (node, sink.diagnostics.iter().map(ToString::to_string).collect())
     }
 
     #[test]
@@ -507,9 +479,7 @@ mod tests {
             assert!(node.is_none());
             assert_eq!(
                 diags,
-                vec![
-                    "t.yaml:1:1: error: the file is empty\n  hint: see the README for a minimal example"
-                ]
+                vec!["t.yaml:1:1: error: the file is empty\n  hint: see the README for a minimal example"]
             );
         }
     }

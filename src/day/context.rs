@@ -79,12 +79,23 @@ impl DayContext {
 
     /// Starts timing an agent; [`AgentTimer::finish`] records and prints it.
     pub fn start_agent(&self, agent: &str, attempt: u32) -> AgentTimer {
-        self.emit(&Event::AgentStarted { agent: agent.to_string(), attempt });
-        AgentTimer { agent: agent.to_string(), started: Instant::now(), usage_before: self.usage_of(agent) }
+        self.emit(&Event::AgentStarted {
+            agent: agent.to_string(),
+            attempt,
+        });
+        AgentTimer {
+            agent: agent.to_string(),
+            started: Instant::now(),
+            usage_before: self.usage_of(agent),
+        }
     }
 
     fn usage_of(&self, agent: &str) -> crate::llm::AgentUsage {
-        self.llm.usage_by_agent().into_iter().find(|u| u.agent == agent).unwrap_or_default()
+        self.llm
+            .usage_by_agent()
+            .into_iter()
+            .find(|u| u.agent == agent)
+            .unwrap_or_default()
     }
 
     pub fn finish_agent(&self, timer: AgentTimer, decision: Option<&str>) {
@@ -143,7 +154,15 @@ impl DayContext {
     ) -> Result<T, AskError> {
         let mut messages = vec![Message::user_text(user)];
         for round in 0..2 {
-            let response = self.call(agent, &system, &messages, &self.settings.llm.analysis_model, self.settings.llm.analysis_max_tokens).await?;
+            let response = self
+                .call(
+                    agent,
+                    &system,
+                    &messages,
+                    &self.settings.llm.analysis_model,
+                    self.settings.llm.analysis_max_tokens,
+                )
+                .await?;
             let text = response.text();
             match parse(&text) {
                 Ok(value) => return Ok(value),
@@ -154,13 +173,24 @@ impl DayContext {
                         "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block."
                     )));
                 }
-                Err(problem) => return Err(AskError::Invalid(format!("{agent} output invalid after one re-ask: {problem}"))),
+                Err(problem) => {
+                    return Err(AskError::Invalid(format!(
+                        "{agent} output invalid after one re-ask: {problem}"
+                    )));
+                }
             }
         }
         Err(AskError::Invalid(format!("{agent} output invalid")))
     }
 
-    pub async fn call(&self, agent: &str, system: &str, messages: &[Message], model: &str, max_tokens: u32) -> Result<ChatResponse, LlmError> {
+    pub async fn call(
+        &self,
+        agent: &str,
+        system: &str,
+        messages: &[Message],
+        model: &str,
+        max_tokens: u32,
+    ) -> Result<ChatResponse, LlmError> {
         let request = ChatRequest {
             agent: agent.to_string(),
             model: model.to_string(),
@@ -174,7 +204,9 @@ impl DayContext {
 
     /// Reads a context document, wrapped as untrusted data for a prompt.
     pub fn context_doc(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.pace.context_doc(name)).ok().map(|t| untrusted(name, &t))
+        std::fs::read_to_string(self.pace.context_doc(name))
+            .ok()
+            .map(|t| untrusted(name, &t))
     }
 }
 

@@ -17,16 +17,25 @@ pub enum Verdict {
 pub fn combine(gate: &GateReport, reviews: &[&ReviewReport], advisory_retry_available: bool) -> Verdict {
     let mut holds = Vec::new();
     if gate.gate_decision == Decision::Hold {
-        holds.push(format!("GATE: {}", non_empty(&gate.hold_reason, "held without a reason")));
+        holds.push(format!(
+            "GATE: {}",
+            non_empty(&gate.hold_reason, "held without a reason")
+        ));
     }
     for r in reviews {
         if r.decision == Decision::Hold {
-            let reason = if r.hold_reason.is_empty() { r.blockers.join("; ") } else { r.hold_reason.clone() };
+            let reason = if r.hold_reason.is_empty() {
+                r.blockers.join("; ")
+            } else {
+                r.hold_reason.clone()
+            };
             holds.push(format!("{}: {}", r.agent, non_empty(&reason, "held without a reason")));
         }
     }
     if !holds.is_empty() {
-        return Verdict::Hold { reason: holds.join(" | ") };
+        return Verdict::Hold {
+            reason: holds.join(" | "),
+        };
     }
     let advisories: Vec<(String, String)> = reviews
         .iter()
@@ -38,7 +47,9 @@ pub fn combine(gate: &GateReport, reviews: &[&ReviewReport], advisory_retry_avai
         for r in reviews.iter().filter(|r| r.decision == Decision::Advisory) {
             by_agent.push(format!("{} ADVISORY (one retry): {}", r.agent, r.advisories.join("; ")));
         }
-        return Verdict::AdvisoryRetry { reason: by_agent.join(" | ") };
+        return Verdict::AdvisoryRetry {
+            reason: by_agent.join(" | "),
+        };
     }
     Verdict::Ship { advisories }
 }
@@ -56,7 +67,12 @@ pub fn is_clearance_day(day: u32, every: u32) -> bool {
 pub fn cleared_ids(review: &ReviewReport, open_ids: &[String]) -> Vec<String> {
     open_ids
         .iter()
-        .filter(|id| review.findings.iter().any(|f| f.check.contains(id.as_str()) && f.result == "PASS"))
+        .filter(|id| {
+            review
+                .findings
+                .iter()
+                .any(|f| f.check.contains(id.as_str()) && f.result == "PASS")
+        })
         .cloned()
         .collect()
 }
@@ -73,7 +89,11 @@ mod tests {
             criteria_results: vec![],
             blockers: vec![],
             deferred: vec![],
-            hold_reason: if decision == Decision::Hold { "tests fail".into() } else { String::new() },
+            hold_reason: if decision == Decision::Hold {
+                "tests fail".into()
+            } else {
+                String::new()
+            },
             gate_decision: decision,
             test_run: TestRun::default(),
         }
@@ -83,10 +103,22 @@ mod tests {
         ReviewReport {
             day: 1,
             agent: agent.into(),
-            findings: vec![Finding { check: "sentinel-day1-1".into(), result: "PASS".into(), evidence: "ok".into() }],
-            advisories: if decision == Decision::Advisory { vec!["pin the image".into()] } else { vec![] },
+            findings: vec![Finding {
+                check: "sentinel-day1-1".into(),
+                result: "PASS".into(),
+                evidence: "ok".into(),
+            }],
+            advisories: if decision == Decision::Advisory {
+                vec!["pin the image".into()]
+            } else {
+                vec![]
+            },
             blockers: vec![],
-            hold_reason: if decision == Decision::Hold { "secret in code".into() } else { String::new() },
+            hold_reason: if decision == Decision::Hold {
+                "secret in code".into()
+            } else {
+                String::new()
+            },
             decision,
         }
     }
@@ -97,7 +129,10 @@ mod tests {
         let c = review("CONDUIT", Decision::Advisory);
         match combine(&gate(Decision::Hold), &[&s, &c], true) {
             Verdict::Hold { reason } => {
-                assert!(reason.contains("GATE: tests fail") && reason.contains("SENTINEL: secret in code"), "{reason}");
+                assert!(
+                    reason.contains("GATE: tests fail") && reason.contains("SENTINEL: secret in code"),
+                    "{reason}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -107,17 +142,27 @@ mod tests {
     fn advisory_retries_once_then_ships_with_backlog() {
         let s = review("SENTINEL", Decision::Ship);
         let c = review("CONDUIT", Decision::Advisory);
-        assert!(matches!(combine(&gate(Decision::Ship), &[&s, &c], true), Verdict::AdvisoryRetry { .. }));
+        assert!(matches!(
+            combine(&gate(Decision::Ship), &[&s, &c], true),
+            Verdict::AdvisoryRetry { .. }
+        ));
         assert_eq!(
             combine(&gate(Decision::Ship), &[&s, &c], false),
-            Verdict::Ship { advisories: vec![("CONDUIT".into(), "pin the image".into())] }
+            Verdict::Ship {
+                advisories: vec![("CONDUIT".into(), "pin the image".into())]
+            }
         );
     }
 
     #[test]
     fn clearance_days_and_cleared_items() {
-        assert!(is_clearance_day(7, 7) && is_clearance_day(14, 7) && !is_clearance_day(6, 7) && !is_clearance_day(7, 0));
+        assert!(
+            is_clearance_day(7, 7) && is_clearance_day(14, 7) && !is_clearance_day(6, 7) && !is_clearance_day(7, 0)
+        );
         let r = review("SENTINEL", Decision::Ship);
-        assert_eq!(cleared_ids(&r, &["sentinel-day1-1".into(), "sentinel-day1-2".into()]), vec!["sentinel-day1-1"]);
+        assert_eq!(
+            cleared_ids(&r, &["sentinel-day1-1".into(), "sentinel-day1-2".into()]),
+            vec!["sentinel-day1-1"]
+        );
     }
 }

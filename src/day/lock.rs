@@ -25,14 +25,19 @@ pub enum LockError {
 impl RunLock {
     pub fn acquire(path: &Path, day: u32) -> Result<Self, LockError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| LockError::Io { path: path.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| LockError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
                 Ok(mut file) => {
                     let started = chrono::Utc::now().timestamp();
                     let _ = writeln!(file, "pid={}\nstarted={started}\nday={day}", std::process::id());
-                    return Ok(Self { path: path.to_path_buf() });
+                    return Ok(Self {
+                        path: path.to_path_buf(),
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -41,12 +46,23 @@ impl RunLock {
                         let _ = std::fs::remove_file(path);
                         continue;
                     }
-                    return Err(LockError::Held { path: path.to_path_buf(), holder: text.replace('\n', " ").trim().to_string() });
+                    return Err(LockError::Held {
+                        path: path.to_path_buf(),
+                        holder: text.replace('\n', " ").trim().to_string(),
+                    });
                 }
-                Err(source) => return Err(LockError::Io { path: path.to_path_buf(), source }),
+                Err(source) => {
+                    return Err(LockError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
             }
         }
-        Err(LockError::Held { path: path.to_path_buf(), holder: "a concurrent run took it first".into() })
+        Err(LockError::Held {
+            path: path.to_path_buf(),
+            holder: "a concurrent run took it first".into(),
+        })
     }
 }
 
@@ -55,7 +71,9 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn is_stale(text: &str) -> bool {
-    let Some(started) = field(text, "started").and_then(|s| s.trim().parse::<i64>().ok()) else { return true };
+    let Some(started) = field(text, "started").and_then(|s| s.trim().parse::<i64>().ok()) else {
+        return true;
+    };
     let age = chrono::Utc::now().timestamp() - started;
     if age > i64::try_from(STALE_AFTER.as_secs()).unwrap_or(i64::MAX) {
         return true;

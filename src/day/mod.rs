@@ -129,7 +129,11 @@ pub struct DayReport {
 /// removes its containers, records what it has and exits 130/143.
 pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl Future<Output = Signal>) -> DayReport {
     let redactor = redactor_for(&req.env, &req.settings);
-    let git = match Git::open(&req.settings.repo_root, &req.settings.git.author_name, &req.settings.git.author_email) {
+    let git = match Git::open(
+        &req.settings.repo_root,
+        &req.settings.git.author_name,
+        &req.settings.git.author_email,
+    ) {
         Ok(g) => g,
         Err(e) => return early_exit(ExitKind::Config, e.to_string(), e.hint()),
     };
@@ -143,14 +147,24 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         return DayReport {
             exit: ExitKind::Ship,
             decision: Some(RunDecision::Ship),
-            message: format!("Day {} was already shipped at `{}`; nothing to do", req.plan.day, short(&shipped.commit)),
+            message: format!(
+                "Day {} was already shipped at `{}`; nothing to do",
+                req.plan.day,
+                short(&shipped.commit)
+            ),
             hint: None,
         };
     }
     let _lock = match lock::RunLock::acquire(&pace.lock(), req.plan.day) {
         Ok(l) => l,
         Err(e) => {
-            return early_exit(ExitKind::Infrastructure, e.to_string(), Some("wait for the other run to finish; a lock left by a killed run is taken over automatically".into()));
+            return early_exit(
+                ExitKind::Infrastructure,
+                e.to_string(),
+                Some(
+                    "wait for the other run to finish; a lock left by a killed run is taken over automatically".into(),
+                ),
+            );
         }
     };
     if let Err(e) = day_dir.create() {
@@ -161,31 +175,75 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     let base_commit = git.head();
 
     // Credentials and Docker are checked before any token is spent.
-    let llm = match Client::from_settings(&req.settings.llm, &req.settings.budget, &req.env, day_dir.transcript(), redactor.clone()) {
+    let llm = match Client::from_settings(
+        &req.settings.llm,
+        &req.settings.budget,
+        &req.env,
+        day_dir.transcript(),
+        redactor.clone(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             let err = DayError::from(e);
-            return finish_without_context(&req, &git, &day_dir, &pace, &branch, &redactor, &started_at, prior_attempts.len() as u32 + 1, err);
+            return finish_without_context(
+                &req,
+                &git,
+                &day_dir,
+                &pace,
+                &branch,
+                &redactor,
+                &started_at,
+                prior_attempts.len() as u32 + 1,
+                err,
+            );
         }
     };
     let sandbox_ctx = SandboxContext {
         settings: req.settings.sandbox.clone(),
         run_id: req.run_id.clone(),
         day: req.plan.day,
-        env: req.settings.sandbox.env.iter().filter_map(|name| req.env.get(name).map(|v| (name.clone(), v.to_string()))).collect(),
+        env: req
+            .settings
+            .sandbox
+            .env
+            .iter()
+            .filter_map(|name| req.env.get(name).map(|v| (name.clone(), v.to_string())))
+            .collect(),
     };
     let sandbox = match Sandbox::connect(sandbox_ctx).await {
         Ok(s) => s,
         Err(e) => {
-            return finish_without_context(&req, &git, &day_dir, &pace, &branch, &redactor, &started_at, prior_attempts.len() as u32 + 1, e.into());
+            return finish_without_context(
+                &req,
+                &git,
+                &day_dir,
+                &pace,
+                &branch,
+                &redactor,
+                &started_at,
+                prior_attempts.len() as u32 + 1,
+                e.into(),
+            );
         }
     };
     if let Ok(n) = sandbox.remove_stale().await
         && n > 0
     {
-        req.printer.emit(&Event::Info(format!("removed {n} stale sandbox container(s) of killed runs")));
+        req.printer.emit(&Event::Info(format!(
+            "removed {n} stale sandbox container(s) of killed runs"
+        )));
     }
-    let ctx = DayContext::new(req.settings.clone(), req.plan.clone(), llm, sandbox, git, redactor, req.printer.clone(), branch, base_commit);
+    let ctx = DayContext::new(
+        req.settings.clone(),
+        req.plan.clone(),
+        llm,
+        sandbox,
+        git,
+        redactor,
+        req.printer.clone(),
+        branch,
+        base_commit,
+    );
     let mut state = CycleState::new(prior_attempts);
     let outcome = tokio::select! {
         outcome = cycle(&ctx, &req, &mut state) => outcome,
@@ -199,7 +257,12 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
 }
 
 fn early_exit(exit: ExitKind, message: String, hint: Option<String>) -> DayReport {
-    DayReport { exit, decision: None, message, hint }
+    DayReport {
+        exit,
+        decision: None,
+        message,
+        hint,
+    }
 }
 
 fn short(commit: &str) -> &str {
@@ -231,7 +294,17 @@ pub struct CycleState {
 
 impl CycleState {
     fn new(prior: Vec<AttemptRecord>) -> Self {
-        Self { prior, attempts: Vec::new(), story: None, handoff: None, gate: None, sentinel: None, conduit: None, result: None, human_gate: false }
+        Self {
+            prior,
+            attempts: Vec::new(),
+            story: None,
+            handoff: None,
+            gate: None,
+            sentinel: None,
+            conduit: None,
+            result: None,
+            human_gate: false,
+        }
     }
     fn attempt_number(&self) -> u32 {
         (self.prior.len() + self.attempts.len()).max(1) as u32
@@ -247,24 +320,39 @@ fn carried_hold_reason(ctx: &DayContext, state: &CycleState, retry: bool) -> Opt
     if last.outcome == "SHIP" {
         return None;
     }
-    let mut reason = if last.hold_reason.is_empty() { format!("the previous attempt ended with {}", last.outcome) } else { last.hold_reason.clone() };
-    if retry && let Ok(commits) = ctx.git.human_commits_since(&last.commit)
+    let mut reason = if last.hold_reason.is_empty() {
+        format!("the previous attempt ended with {}", last.outcome)
+    } else {
+        last.hold_reason.clone()
+    };
+    if retry
+        && let Ok(commits) = ctx.git.human_commits_since(&last.commit)
         && !commits.is_empty()
     {
-        reason.push_str(&format!("\nA human pushed these commits since; build on them:\n- {}", commits.join("\n- ")));
+        reason.push_str(&format!(
+            "\nA human pushed these commits since; build on them:\n- {}",
+            commits.join("\n- ")
+        ));
     }
     Some(reason)
 }
 
 async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Result<(), DayError> {
     let attempt0 = state.next_attempt();
-    ctx.emit(&Event::DayStarted { day: ctx.plan.day, target: ctx.plan.target.clone(), attempt: attempt0 });
+    ctx.emit(&Event::DayStarted {
+        day: ctx.plan.day,
+        target: ctx.plan.target.clone(),
+        attempt: attempt0,
+    });
     if agents::scribe::context_is_stale(ctx) {
         agents::scribe::run(ctx, ScribeMode::Generate, attempt0).await?;
     }
     if ctx.plan.human_gate {
         state.human_gate = true;
-        state.result = Some((RunDecision::Hold, format!("Day {} is a human gate: the sprint stops here for review", ctx.plan.day)));
+        state.result = Some((
+            RunDecision::Hold,
+            format!("Day {} is a human gate: the sprint stops here for review", ctx.plan.day),
+        ));
         return Ok(());
     }
     let story = match agents::prime::run(ctx, attempt0).await? {
@@ -279,10 +367,21 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
     let mut hold_reason = carried_hold_reason(ctx, state, req.retry);
     let clearance = decide::is_clearance_day(ctx.plan.day, ctx.settings.sprint.clearance_every);
     let mut backlog = artifacts::read_backlog(&ctx.pace);
-    let open_at_start: Vec<BacklogItem> = if clearance { backlog.iter().filter(|i| i.status == "open").cloned().collect() } else { Vec::new() };
+    let open_at_start: Vec<BacklogItem> = if clearance {
+        backlog.iter().filter(|i| i.status == "open").cloned().collect()
+    } else {
+        Vec::new()
+    };
     if !open_at_start.is_empty() {
-        let items: Vec<String> = open_at_start.iter().map(|i| format!("- [{}] {} (raised Day {}): {}", i.id, i.agent, i.day_raised, i.finding)).collect();
-        let text = format!("Advisory backlog to clear (Day {} is a clearance day):\n{}", ctx.plan.day, items.join("\n"));
+        let items: Vec<String> = open_at_start
+            .iter()
+            .map(|i| format!("- [{}] {} (raised Day {}): {}", i.id, i.agent, i.day_raised, i.finding))
+            .collect();
+        let text = format!(
+            "Advisory backlog to clear (Day {} is a clearance day):\n{}",
+            ctx.plan.day,
+            items.join("\n")
+        );
         hold_reason = Some(match hold_reason {
             Some(r) => format!("{r}\n\n{text}"),
             None => text,
@@ -293,7 +392,16 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
     let max_attempts = ctx.settings.forge.max_retries + 1;
     for local in 1..=max_attempts {
         let attempt = state.next_attempt();
-        let forge = agents::forge::run(ctx, ForgeInput { story: &story, hold_reason: hold_reason.as_deref(), attempt, red_phase_confirmed: red_phase }).await?;
+        let forge = agents::forge::run(
+            ctx,
+            ForgeInput {
+                story: &story,
+                hold_reason: hold_reason.as_deref(),
+                attempt,
+                red_phase_confirmed: red_phase,
+            },
+        )
+        .await?;
         let handoff = match forge {
             ForgeOutcome::Handoff(h) => h,
             ForgeOutcome::NoHandoff { reason, commit, .. } => {
@@ -307,7 +415,8 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
         };
         red_phase = red_phase || handoff.tdd_red_phase_confirmed;
         state.handoff = Some(handoff.clone());
-        let sentinel_backlog: Vec<BacklogItem> = open_at_start.iter().filter(|i| i.agent == SENTINEL).cloned().collect();
+        let sentinel_backlog: Vec<BacklogItem> =
+            open_at_start.iter().filter(|i| i.agent == SENTINEL).cloned().collect();
         let conduit_backlog: Vec<BacklogItem> = open_at_start.iter().filter(|i| i.agent == CONDUIT).cloned().collect();
         let (gate, sentinel, conduit) = tokio::join!(
             agents::gate::run(ctx, &story, &handoff, attempt),
@@ -373,12 +482,22 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
         }
     }
     if state.result.is_none() {
-        state.result = Some((RunDecision::Hold, hold_reason.unwrap_or_else(|| "retries exhausted".into())));
+        state.result = Some((
+            RunDecision::Hold,
+            hold_reason.unwrap_or_else(|| "retries exhausted".into()),
+        ));
     }
     Ok(())
 }
 
-fn record_attempt(ctx: &DayContext, state: &mut CycleState, attempt: u32, outcome: &str, reason: &str, commit: &str) -> Result<(), DayError> {
+fn record_attempt(
+    ctx: &DayContext,
+    state: &mut CycleState,
+    attempt: u32,
+    outcome: &str,
+    reason: &str,
+    commit: &str,
+) -> Result<(), DayError> {
     state.attempts.push(AttemptRecord {
         attempt,
         date: artifacts::now_rfc3339(),
@@ -405,9 +524,18 @@ async fn finish(
         (Ok(()), Some((RunDecision::Ship, _))) => (RunDecision::Ship, String::new(), ExitKind::Ship, None),
         (Ok(()), Some((d, reason))) if state.human_gate => (*d, reason.clone(), ExitKind::Ship, None),
         (Ok(()), Some((_, reason))) => (RunDecision::Hold, reason.clone(), ExitKind::Hold, None),
-        (Ok(()), None) => (RunDecision::Error, "the day ended without a decision".into(), ExitKind::Infrastructure, None),
+        (Ok(()), None) => (
+            RunDecision::Error,
+            "the day ended without a decision".into(),
+            ExitKind::Infrastructure,
+            None,
+        ),
         (Err(e), _) => {
-            let decision = if e.exit_kind() == ExitKind::Budget { RunDecision::Budget } else { RunDecision::Error };
+            let decision = if e.exit_kind() == ExitKind::Budget {
+                RunDecision::Budget
+            } else {
+                RunDecision::Error
+            };
             (decision, ctx.redactor.redact(&e.to_string()), e.exit_kind(), e.hint())
         }
     };
@@ -443,8 +571,14 @@ async fn finish(
     if push_error.is_none() {
         let published = match decision {
             RunDecision::Ship => platform.ship(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
-            RunDecision::Hold if state.human_gate => platform.request_review(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
-            RunDecision::Hold => platform.escalate(&summary, &ctx.day_dir).await.map(|p| issue_url = p.url),
+            RunDecision::Hold if state.human_gate => platform
+                .request_review(&summary, &ctx.day_dir)
+                .await
+                .map(|p| mr_url = p.url),
+            RunDecision::Hold => platform
+                .escalate(&summary, &ctx.day_dir)
+                .await
+                .map(|p| issue_url = p.url),
             _ => Ok(()),
         };
         if let Err(e) = published {
@@ -472,10 +606,16 @@ async fn finish(
     if let Err(e) = &written {
         warnings.push(format!("could not write the day's artifacts: {e}"));
     }
-    let message = ctx.redactor.redact(&format!("Day {}: {} — artifacts (attempt {})", ctx.plan.day, decision.as_str(), record.attempt));
+    let message = ctx.redactor.redact(&format!(
+        "Day {}: {} — artifacts (attempt {})",
+        ctx.plan.day,
+        decision.as_str(),
+        record.attempt
+    ));
     if let Err(e) = commit_artifacts(ctx, &message) {
         warnings.push(format!("could not commit the artifacts: {e}"));
-    } else if !req.dry_run && push_error.is_none()
+    } else if !req.dry_run
+        && push_error.is_none()
         && let Err(e) = platform.push(&ctx.git, &ctx.branch).await
     {
         push_error = Some(e.to_string());
@@ -484,41 +624,95 @@ async fn finish(
         ctx.warn(w.clone());
     }
     if let Some(push) = push_error {
-        let exit = if exit == ExitKind::Ship || exit == ExitKind::Hold { ExitKind::Infrastructure } else { exit };
-        return DayReport { exit, decision: Some(decision), message: ctx.redactor.redact(&push), hint: Some("the work is committed locally and in the artifacts; fix the push rights and re-run the day".into()) };
+        let exit = if exit == ExitKind::Ship || exit == ExitKind::Hold {
+            ExitKind::Infrastructure
+        } else {
+            exit
+        };
+        return DayReport {
+            exit,
+            decision: Some(decision),
+            message: ctx.redactor.redact(&push),
+            hint: Some(
+                "the work is committed locally and in the artifacts; fix the push rights and re-run the day".into(),
+            ),
+        };
     }
     let _ = summary_for;
     let message = match decision {
         RunDecision::Ship if state.human_gate => reason.clone(),
-        RunDecision::Ship => format!("Day {} shipped: {}", ctx.plan.day, mr_url.as_deref().unwrap_or("no merge request")),
-        RunDecision::Hold if state.human_gate => format!("{reason}; review request: {}", mr_url.as_deref().unwrap_or("-")),
-        RunDecision::Hold => format!("Day {} held after {} attempt(s): {reason}", ctx.plan.day, record.attempt),
+        RunDecision::Ship => format!(
+            "Day {} shipped: {}",
+            ctx.plan.day,
+            mr_url.as_deref().unwrap_or("no merge request")
+        ),
+        RunDecision::Hold if state.human_gate => {
+            format!("{reason}; review request: {}", mr_url.as_deref().unwrap_or("-"))
+        }
+        RunDecision::Hold => format!(
+            "Day {} held after {} attempt(s): {reason}",
+            ctx.plan.day, record.attempt
+        ),
         _ => reason.clone(),
     };
-    DayReport { exit, decision: Some(decision), message: format!("{message}\nartifacts: {}", ctx.day_dir.dir.display()), hint }
+    DayReport {
+        exit,
+        decision: Some(decision),
+        message: format!("{message}\nartifacts: {}", ctx.day_dir.dir.display()),
+        hint,
+    }
 }
 
 fn totals(ctx: &DayContext) -> Totals {
     let t = ctx.llm.totals();
     let duration_ms = ctx.agent_records().iter().map(|a| a.duration_ms).sum();
-    Totals { duration_ms, input_tokens: t.input_tokens, output_tokens: t.output_tokens, cache_read_tokens: t.cache_read_tokens, cost_usd: t.cost_usd }
+    Totals {
+        duration_ms,
+        input_tokens: t.input_tokens,
+        output_tokens: t.output_tokens,
+        cache_read_tokens: t.cache_read_tokens,
+        cost_usd: t.cost_usd,
+    }
 }
 
 fn artifacts_location(env: &Env, day: &DayDir) -> String {
     env.get("CI_JOB_URL")
         .map(|u| format!("{u}/artifacts/browse/.pace/day-{}/", day.day))
-        .or_else(|| env.get("BITBUCKET_GIT_HTTP_ORIGIN").zip(env.get("BITBUCKET_BUILD_NUMBER")).map(|(o, n)| format!("{o}/pipelines/results/{n}")))
+        .or_else(|| {
+            env.get("BITBUCKET_GIT_HTTP_ORIGIN")
+                .zip(env.get("BITBUCKET_BUILD_NUMBER"))
+                .map(|(o, n)| format!("{o}/pipelines/results/{n}"))
+        })
         .unwrap_or_else(|| format!(".pace/day-{}/", day.day))
 }
 
-fn write_day_files(ctx: &DayContext, req: &DayRequest, record: &RunRecord, summary: &DaySummary) -> Result<(), artifacts::ArtifactError> {
+fn write_day_files(
+    ctx: &DayContext,
+    req: &DayRequest,
+    record: &RunRecord,
+    summary: &DaySummary,
+) -> Result<(), artifacts::ArtifactError> {
     artifacts::write_json(&ctx.day_dir.run_json(), record, &ctx.redactor)?;
     artifacts::write_text(&ctx.day_dir.summary(), &summary.render_markdown(), &ctx.redactor)?;
-    write_progress(&ctx.pace, &req.settings, &req.progress_days, req.start_date.as_deref(), ctx.plan.day, &ctx.redactor)?;
+    write_progress(
+        &ctx.pace,
+        &req.settings,
+        &req.progress_days,
+        req.start_date.as_deref(),
+        ctx.plan.day,
+        &ctx.redactor,
+    )?;
     write_dotenv(&req.settings, record, &ctx.redactor)
 }
 
-pub fn write_progress(pace: &PaceDir, settings: &Settings, days: &[ProgressDay], start: Option<&str>, current: u32, redactor: &Redactor) -> Result<(), artifacts::ArtifactError> {
+pub fn write_progress(
+    pace: &PaceDir,
+    settings: &Settings,
+    days: &[ProgressDay],
+    start: Option<&str>,
+    current: u32,
+    redactor: &Redactor,
+) -> Result<(), artifacts::ArtifactError> {
     let updated = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let text = crate::report::progress::render(
         pace,
@@ -540,16 +734,29 @@ fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) ->
     text.push_str(&artifacts::dotenv_line("PACE_DECISION", record.decision.as_str()));
     text.push_str(&artifacts::dotenv_line("PACE_EXIT_CODE", &record.exit_code.to_string()));
     text.push_str(&artifacts::dotenv_line("PACE_COMMIT", &record.commit));
-    text.push_str(&artifacts::dotenv_line("PACE_MR_URL", record.mr_url.as_deref().unwrap_or("")));
-    text.push_str(&artifacts::dotenv_line("PACE_ISSUE_URL", record.issue_url.as_deref().unwrap_or("")));
-    text.push_str(&artifacts::dotenv_line("PACE_COST_USD", &format!("{:.4}", record.totals.cost_usd)));
+    text.push_str(&artifacts::dotenv_line(
+        "PACE_MR_URL",
+        record.mr_url.as_deref().unwrap_or(""),
+    ));
+    text.push_str(&artifacts::dotenv_line(
+        "PACE_ISSUE_URL",
+        record.issue_url.as_deref().unwrap_or(""),
+    ));
+    text.push_str(&artifacts::dotenv_line(
+        "PACE_COST_USD",
+        &format!("{:.4}", record.totals.cost_usd),
+    ));
     artifacts::write_text(&settings.repo_root.join("pace-env.env"), &text, redactor)
 }
 
 /// `.pace/` (without the lock and the raw test log, which can be huge and stays a CI
 /// artifact) and `PROGRESS.md`.
 fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, GitError> {
-    let mut paths = vec![".pace".to_string(), ":(exclude).pace/pipeline.lock".to_string(), ":(exclude).pace/day-*/gate/output.log".to_string()];
+    let mut paths = vec![
+        ".pace".to_string(),
+        ":(exclude).pace/pipeline.lock".to_string(),
+        ":(exclude).pace/day-*/gate/output.log".to_string(),
+    ];
     if ctx.settings.repo_root.join("PROGRESS.md").exists() {
         paths.push("PROGRESS.md".into());
     }
@@ -608,9 +815,21 @@ fn finish_without_context(
     };
     let _ = artifacts::write_json(&day_dir.run_json(), &record, redactor);
     let _ = artifacts::write_text(&day_dir.summary(), &summary.render_markdown(), redactor);
-    let _ = write_progress(pace, &req.settings, &req.progress_days, req.start_date.as_deref(), req.plan.day, redactor);
+    let _ = write_progress(
+        pace,
+        &req.settings,
+        &req.progress_days,
+        req.start_date.as_deref(),
+        req.plan.day,
+        redactor,
+    );
     let _ = write_dotenv(&req.settings, &record, redactor);
-    DayReport { exit, decision: Some(RunDecision::Error), message: reason, hint: error.hint() }
+    DayReport {
+        exit,
+        decision: Some(RunDecision::Error),
+        message: reason,
+        hint: error.hint(),
+    }
 }
 
 /// A bounded wait used when cleaning up after a signal.

@@ -60,11 +60,7 @@ impl Provider for Anthropic {
         if !response.status().is_success() {
             return Err(error_from_response(response).await);
         }
-        if let Some(id) = response
-            .headers()
-            .get("request-id")
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(id) = response.headers().get("request-id").and_then(|v| v.to_str().ok()) {
             tracing::debug!(request_id = id, agent = %request.agent, "anthropic answered");
         }
         let is_stream = response
@@ -74,10 +70,7 @@ impl Provider for Anthropic {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_stream {
             // A proxy that ignores `stream`: one JSON message.
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| AttemptError::from_reqwest(&e))?;
+            let body = response.bytes().await.map_err(|e| AttemptError::from_reqwest(&e))?;
             let message: Value = serde_json::from_slice(&body)
                 .map_err(|e| AttemptError::decode(format!("the answer is not JSON: {e}")))?;
             return message_from_json(&message);
@@ -170,8 +163,7 @@ fn block_json(block: &Block) -> Value {
             content,
             is_error,
         } => {
-            let mut v =
-                json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content});
+            let mut v = json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content});
             if *is_error {
                 v["is_error"] = json!(true);
             }
@@ -260,35 +252,22 @@ pub struct StreamState {
 impl StreamState {
     /// Applies one event; an `error` event ends the attempt.
     pub fn apply(&mut self, event: &SseEvent) -> Result<(), AttemptError> {
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-            AttemptError::decode(format!("event `{}` is not JSON: {e}", event.event))
-        })?;
-        let kind = data
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or(&event.event);
+        let data: Value = serde_json::from_str(&event.data)
+            .map_err(|e| AttemptError::decode(format!("event `{}` is not JSON: {e}", event.event)))?;
+        let kind = data.get("type").and_then(Value::as_str).unwrap_or(&event.event);
         let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
         match kind {
             "message_start" => {
                 self.started = true;
                 let message = data.get("message").unwrap_or(&Value::Null);
-                self.model = message
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .map(String::from);
+                self.model = message.get("model").and_then(Value::as_str).map(String::from);
                 if let Some(usage) = message.get("usage") {
                     merge_usage(&mut self.usage, usage);
                 }
             }
             "content_block_start" => {
                 let block = data.get("content_block").unwrap_or(&Value::Null);
-                let text = |key: &str| {
-                    block
-                        .get(key)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
+                let text = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
                 let partial = match block.get("type").and_then(Value::as_str) {
                     Some("text") => PartialBlock::Text(text("text")),
                     Some("tool_use") => PartialBlock::ToolUse {
@@ -304,13 +283,8 @@ impl StreamState {
             "content_block_delta" => {
                 let delta = data.get("delta").unwrap_or(&Value::Null);
                 let piece = |key: &str| delta.get(key).and_then(Value::as_str).unwrap_or_default();
-                match (
-                    self.blocks.get_mut(&index),
-                    delta.get("type").and_then(Value::as_str),
-                ) {
-                    (Some(PartialBlock::Text(text)), Some("text_delta")) => {
-                        text.push_str(piece("text"))
-                    }
+                match (self.blocks.get_mut(&index), delta.get("type").and_then(Value::as_str)) {
+                    (Some(PartialBlock::Text(text)), Some("text_delta")) => text.push_str(piece("text")),
                     (Some(PartialBlock::ToolUse { json, .. }), Some("input_json_delta")) => {
                         json.push_str(piece("partial_json"));
                     }
@@ -365,9 +339,7 @@ impl StreamState {
             } else {
                 "without any event"
             };
-            return Err(AttemptError::stream_cut(format!(
-                "the event stream ended {what}"
-            )));
+            return Err(AttemptError::stream_cut(format!("the event stream ended {what}")));
         }
         let content: Vec<Block> = self
             .blocks
@@ -408,17 +380,9 @@ pub fn message_from_json(message: &Value) -> Result<ChatResponse, AttemptError> 
         .ok_or_else(|| AttemptError::decode("the answer has no `content` array"))?;
     let mut content = Vec::new();
     for block in blocks {
-        let text = |key: &str| {
-            block
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let text = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
         match block.get("type").and_then(Value::as_str) {
-            Some("text") if !text("text").is_empty() => {
-                content.push(Block::Text { text: text("text") })
-            }
+            Some("text") if !text("text").is_empty() => content.push(Block::Text { text: text("text") }),
             Some("tool_use") => content.push(Block::ToolUse {
                 id: text("id"),
                 name: text("name"),
@@ -433,10 +397,7 @@ pub fn message_from_json(message: &Value) -> Result<ChatResponse, AttemptError> 
     }
     let has_tools = content.iter().any(|b| matches!(b, Block::ToolUse { .. }));
     Ok(ChatResponse {
-        stop_reason: stop_reason(
-            message.get("stop_reason").and_then(Value::as_str),
-            has_tools,
-        ),
+        stop_reason: stop_reason(message.get("stop_reason").and_then(Value::as_str), has_tools),
         content,
         usage,
         model: message
@@ -516,11 +477,7 @@ mod tests {
         let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n";
         let cut = feed(start).unwrap_err();
         assert!(cut.retryable);
-        assert!(
-            cut.message.contains("before `message_stop`"),
-            "{}",
-            cut.message
-        );
+        assert!(cut.message.contains("before `message_stop`"), "{}", cut.message);
 
         let overloaded = format!(
             "{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n"
@@ -543,10 +500,7 @@ mod tests {
             "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\"},\"usage\":{\"output_tokens\":0}}\n\n",
             "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
         );
-        assert_eq!(
-            feed(stream).unwrap().stop_reason,
-            StopReason::Other("refusal".into())
-        );
+        assert_eq!(feed(stream).unwrap().stop_reason, StopReason::Other("refusal".into()));
     }
 
     #[test]
@@ -568,9 +522,7 @@ mod tests {
                 Message {
                     role: Role::User,
                     content: vec![
-                        Block::Text {
-                            text: "note".into(),
-                        },
+                        Block::Text { text: "note".into() },
                         Block::ToolResult {
                             tool_use_id: "t1".into(),
                             content: "boom".into(),
@@ -595,20 +547,10 @@ mod tests {
         };
         let body = request_body(&request);
         assert_eq!(body["stream"], json!(true));
-        assert_eq!(
-            body["system"][0]["cache_control"],
-            json!({"type": "ephemeral"})
-        );
+        assert_eq!(body["system"][0]["cache_control"], json!({"type": "ephemeral"}));
         assert!(body["tools"][0].get("cache_control").is_none());
-        assert_eq!(
-            body["tools"][1]["cache_control"],
-            json!({"type": "ephemeral"})
-        );
-        assert!(
-            body["messages"][0]["content"][0]
-                .get("cache_control")
-                .is_none()
-        );
+        assert_eq!(body["tools"][1]["cache_control"], json!({"type": "ephemeral"}));
+        assert!(body["messages"][0]["content"][0].get("cache_control").is_none());
         let last = &body["messages"][2]["content"];
         assert_eq!(
             last[0],

@@ -83,11 +83,7 @@ impl Client {
         redactor: Redactor,
     ) -> Result<Self, LlmError> {
         transport::install_crypto_provider();
-        let base_url = settings
-            .base_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty());
+        let base_url = settings.base_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
         let key = env.get(&settings.api_key_env).map(String::from);
         let provider: Box<dyn Provider> = match settings.provider {
             ProviderKind::Anthropic => {
@@ -163,10 +159,7 @@ impl Client {
         let call = self.start_call(&request.agent);
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let started = Instant::now();
-        let result = transport::with_retries(&self.retry, self.provider.name(), || {
-            self.provider.send(&request)
-        })
-        .await;
+        let result = transport::with_retries(&self.retry, self.provider.name(), || self.provider.send(&request)).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut entry = Entry {
             seq: 0,
@@ -227,9 +220,7 @@ impl Client {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AgentUsage>> {
-        self.accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stops before a call once the budget is spent. Concurrent calls that pass together
@@ -291,8 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cassette = dir.path().join("cassette.jsonl");
         std::fs::write(&cassette, "").unwrap();
-        let mut settings =
-            crate::config::settings::Settings::defaults(dir.path().to_path_buf()).llm;
+        let mut settings = crate::config::settings::Settings::defaults(dir.path().to_path_buf()).llm;
         settings.provider = ProviderKind::Replay;
         settings.cassette = Some(cassette);
         let client = Client::from_settings(

@@ -160,10 +160,7 @@ mod tests {
         let m = usage(1_000_000, 1_000_000, 0, 0);
         assert!(close(cost_usd("claude-opus-4-6", &m), 90.0));
         assert!(close(cost_usd("claude-sonnet-4-6", &m), 18.0));
-        assert!(close(
-            cost_usd("anthropic/claude-sonnet-4-5-20250929", &m),
-            18.0
-        ));
+        assert!(close(cost_usd("anthropic/claude-sonnet-4-5-20250929", &m), 18.0));
         assert!(close(cost_usd("claude-haiku-4-5-20251001", &m), 6.0));
         assert!(close(cost_usd("gpt-4o", &m), 12.5));
         assert!(close(cost_usd("openai/gpt-4o-mini", &m), 0.75));
@@ -173,18 +170,9 @@ mod tests {
     #[test]
     fn cache_rates() {
         // 1M cache reads at 0.1 × $3, 1M cache writes at 1.25 × $3.
-        assert!(close(
-            cost_usd("claude-sonnet-4-6", &usage(0, 0, 1_000_000, 0)),
-            0.3
-        ));
-        assert!(close(
-            cost_usd("claude-sonnet-4-6", &usage(0, 0, 0, 1_000_000)),
-            3.75
-        ));
-        assert!(close(
-            cost_usd("claude-sonnet-4-6", &usage(1000, 200, 0, 0)),
-            0.006
-        ));
+        assert!(close(cost_usd("claude-sonnet-4-6", &usage(0, 0, 1_000_000, 0)), 0.3));
+        assert!(close(cost_usd("claude-sonnet-4-6", &usage(0, 0, 0, 1_000_000)), 3.75));
+        assert!(close(cost_usd("claude-sonnet-4-6", &usage(1000, 200, 0, 0)), 0.006));
     }
 
     #[test]
@@ -194,10 +182,7 @@ mod tests {
         let m = usage(1_000_000, 1_000_000, 0, 0);
         assert!(close(local.cost_usd("ollama/qwen2.5-coder:32b", &m), 0.0));
         assert!(close(local.cost_usd("gpt-4o", &m), 12.5));
-        assert_eq!(
-            Pricing::for_endpoint(Provider::OpenAi, None),
-            Pricing::Standard
-        );
+        assert_eq!(Pricing::for_endpoint(Provider::OpenAi, None), Pricing::Standard);
         assert_eq!(
             Pricing::for_endpoint(Provider::OpenAi, Some("https://api.openai.com/v1")),
             Pricing::Standard

@@ -180,19 +180,12 @@ pub enum LlmError {
     Budget(String),
     /// Replay: the run asked for something the cassette does not hold.
     #[error("replay diverged from the cassette at {agent} call {call}: {detail}")]
-    Divergence {
-        agent: String,
-        call: u32,
-        detail: String,
-    },
+    Divergence { agent: String, call: u32, detail: String },
     /// The key variable is missing.
     #[error("missing API key: `{0}` is not set")]
     MissingKey(String),
     #[error("cannot write the transcript `{path}`: {source}")]
-    Transcript {
-        path: String,
-        source: std::io::Error,
-    },
+    Transcript { path: String, source: std::io::Error },
     /// Replay: the cassette is not configured, unreadable or malformed (`message` names
     /// the line).
     #[error("cannot replay from the cassette `{path}`: {message}")]

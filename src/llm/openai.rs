@@ -47,17 +47,11 @@ impl Provider for OpenAi {
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| AttemptError::from_reqwest(&e))?;
+        let response = builder.send().await.map_err(|e| AttemptError::from_reqwest(&e))?;
         if !response.status().is_success() {
             return Err(error_from_response(response).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| AttemptError::from_reqwest(&e))?;
+        let body = response.bytes().await.map_err(|e| AttemptError::from_reqwest(&e))?;
         let json: Value = serde_json::from_slice(&body).map_err(|e| {
             AttemptError::decode(format!(
                 "the answer is not JSON ({e}): {}",
@@ -122,7 +116,8 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
                     _ => None,
                 })
                 .collect();
-            let mut m = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+            let mut m =
+                json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
             if !calls.is_empty() {
                 m["tool_calls"] = Value::Array(calls);
             }
@@ -142,9 +137,7 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
                     } else {
                         content.clone()
                     };
-                    out.push(
-                        json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}),
-                    );
+                    out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}));
                 }
             }
             if !text.is_empty() {
@@ -155,10 +148,7 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
 }
 
 /// Decodes `choices[0]` and `usage`.
-pub fn response_from_json(
-    json: &Value,
-    requested_model: &str,
-) -> Result<ChatResponse, AttemptError> {
+pub fn response_from_json(json: &Value, requested_model: &str) -> Result<ChatResponse, AttemptError> {
     if let Some(message) = super::transport::error_message(json) {
         // Some servers answer 200 with an error object.
         return Err(AttemptError::decode(message));
@@ -168,14 +158,8 @@ pub fn response_from_json(
         .ok_or_else(|| AttemptError::decode(format!("the answer has no `choices`: {json}")))?;
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
-    if let Some(text) = message
-        .get("content")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-    {
-        content.push(Block::Text {
-            text: text.to_string(),
-        });
+    if let Some(text) = message.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        content.push(Block::Text { text: text.to_string() });
     }
     let calls = message
         .get("tool_calls")
@@ -183,10 +167,7 @@ pub fn response_from_json(
         .map(Vec::as_slice)
         .unwrap_or_default();
     for (i, call) in calls.iter().enumerate() {
-        let id = call
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
+        let id = call.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
         let name = call
             .pointer("/function/name")
             .and_then(Value::as_str)
@@ -248,9 +229,7 @@ mod tests {
                 Message {
                     role: Role::Assistant,
                     content: vec![
-                        Block::Text {
-                            text: "reading".into(),
-                        },
+                        Block::Text { text: "reading".into() },
                         Block::ToolUse {
                             id: "c1".into(),
                             name: "read".into(),
@@ -349,8 +328,7 @@ mod tests {
             }
         );
 
-        let length =
-            json!({"choices": [{"finish_reason": "length", "message": {"content": "abc"}}]});
+        let length = json!({"choices": [{"finish_reason": "length", "message": {"content": "abc"}}]});
         let r = response_from_json(&length, "m").unwrap();
         assert_eq!(r.stop_reason, StopReason::MaxTokens);
         assert_eq!(r.model, "m");

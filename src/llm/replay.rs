@@ -39,25 +39,22 @@ impl Replay {
             path: path.display().to_string(),
             message,
         };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
         let mut calls: HashMap<String, Vec<Recorded>> = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line_no = i + 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let value: Value = serde_json::from_str(line)
-                .map_err(|e| fail(format!("line {line_no} is not JSON: {e}")))?;
+            let value: Value =
+                serde_json::from_str(line).map_err(|e| fail(format!("line {line_no} is not JSON: {e}")))?;
             if value.get("response").is_none_or(Value::is_null) {
                 continue; // a failed call
             }
             let entry: Entry = serde_json::from_value(value)
                 .map_err(|e| fail(format!("line {line_no} is not a transcript entry: {e}")))?;
             let Some(request) = entry.request else {
-                return Err(fail(format!(
-                    "line {line_no} has a response but no request"
-                )));
+                return Err(fail(format!("line {line_no} has a response but no request")));
             };
             let Some(response) = entry.response else {
                 continue;
@@ -83,10 +80,7 @@ impl Replay {
     }
 
     fn next(&self, agent: &str) -> u32 {
-        let mut served = self
-            .served
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut served = self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = served.entry(agent.to_string()).or_insert(0);
         *n += 1;
         *n
@@ -144,9 +138,7 @@ fn mismatch(recorded: &ChatRequest, actual: &ChatRequest) -> Option<String> {
     }
     let (want, got) = (tool_names(recorded), tool_names(actual));
     if want != got {
-        return Some(format!(
-            "the request offers tools {got:?}, the recording {want:?}"
-        ));
+        return Some(format!("the request offers tools {got:?}, the recording {want:?}"));
     }
     None
 }
@@ -208,13 +200,7 @@ mod tests {
         }
     }
 
-    fn line(
-        seq: u64,
-        agent: &str,
-        call: u32,
-        req: &ChatRequest,
-        resp: Option<&ChatResponse>,
-    ) -> String {
+    fn line(seq: u64, agent: &str, call: u32, req: &ChatRequest, resp: Option<&ChatResponse>) -> String {
         let entry = Entry {
             seq,
             agent: agent.into(),
@@ -294,19 +280,11 @@ mod tests {
             }],
         }];
         let recorded = request("SCRIBE", base.clone(), &["read"]);
-        std::fs::write(
-            &path,
-            line(1, "SCRIBE", 1, &recorded, Some(&response("r"))) + "\n",
-        )
-        .unwrap();
+        std::fs::write(&path, line(1, "SCRIBE", 1, &recorded, Some(&response("r"))) + "\n").unwrap();
 
         let cases = [
             (
-                request(
-                    "SCRIBE",
-                    vec![base[0].clone(), Message::user_text("x")],
-                    &["read"],
-                ),
+                request("SCRIBE", vec![base[0].clone(), Message::user_text("x")], &["read"]),
                 "2 messages",
             ),
             (
@@ -324,10 +302,7 @@ mod tests {
                 ),
                 "answers tool calls [\"t9\"]",
             ),
-            (
-                request("SCRIBE", base.clone(), &["read", "write"]),
-                "offers tools",
-            ),
+            (request("SCRIBE", base.clone(), &["read", "write"]), "offers tools"),
         ];
         for (req, expected) in cases {
             let replay = Replay::from_path(&path).unwrap();
@@ -342,10 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.jsonl");
         let err = Replay::from_path(&missing).unwrap_err().to_string();
-        assert!(
-            err.contains("nope.jsonl") && err.contains("cannot read"),
-            "{err}"
-        );
+        assert!(err.contains("nope.jsonl") && err.contains("cannot read"), "{err}");
 
         let bad = dir.path().join("bad.jsonl");
         std::fs::write(
@@ -356,11 +328,7 @@ mod tests {
         let err = Replay::from_path(&bad).unwrap_err().to_string();
         assert!(err.contains("bad.jsonl") && err.contains("line 3"), "{err}");
 
-        std::fs::write(
-            &bad,
-            "{\"seq\":1,\"agent\":\"A\",\"call\":1,\"response\":{\"x\":1}}\n",
-        )
-        .unwrap();
+        std::fs::write(&bad, "{\"seq\":1,\"agent\":\"A\",\"call\":1,\"response\":{\"x\":1}}\n").unwrap();
         let err = Replay::from_path(&bad).unwrap_err().to_string();
         assert!(err.contains("line 1 is not a transcript entry"), "{err}");
     }

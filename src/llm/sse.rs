@@ -115,11 +115,7 @@ mod tests {
     #[test]
     fn unfinished_event_is_pending() {
         let mut parser = SseParser::new();
-        assert!(
-            parser
-                .feed(b"event: message_delta\ndata: {\"x\":")
-                .is_empty()
-        );
+        assert!(parser.feed(b"event: message_delta\ndata: {\"x\":").is_empty());
         assert!(parser.has_pending());
     }
 }

@@ -56,11 +56,7 @@ impl TranscriptWriter {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
         let existing = count_lines(&path).map_err(fail)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(fail)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(fail)?;
         Ok(Self {
             path,
             redactor,
@@ -78,10 +74,7 @@ impl TranscriptWriter {
             path: self.path.display().to_string(),
             source,
         };
-        let mut guard = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (file, seq) = &mut *guard;
         entry.seq = *seq + 1;
         let mut value = serde_json::to_value(&entry).map_err(|e| fail(std::io::Error::other(e)))?;
@@ -151,8 +144,7 @@ mod tests {
             response: None,
             error: Some(error.into()),
         };
-        let writer =
-            TranscriptWriter::open(path.clone(), Redactor::new(vec!["hunter22".into()])).unwrap();
+        let writer = TranscriptWriter::open(path.clone(), Redactor::new(vec!["hunter22".into()])).unwrap();
         assert_eq!(writer.append(entry("key hunter22 refused")).unwrap(), 1);
         drop(writer);
         let writer = TranscriptWriter::open(path.clone(), Redactor::default()).unwrap();

@@ -139,19 +139,11 @@ impl AttemptError {
         } else if err.is_timeout() {
             Self::new(AttemptKind::Timeout, true, format!("timed out: {detail}"))
         } else if err.is_connect() {
-            Self::new(
-                AttemptKind::Connection,
-                true,
-                format!("connection failed: {detail}"),
-            )
+            Self::new(AttemptKind::Connection, true, format!("connection failed: {detail}"))
         } else if err.is_body() || err.is_request() || err.is_decode() {
             // reqwest reports a body cut off while streaming as a decode error; pace
             // decodes JSON itself, so a reqwest decode error is always a broken transfer.
-            Self::new(
-                AttemptKind::StreamCut,
-                true,
-                format!("connection broken: {detail}"),
-            )
+            Self::new(AttemptKind::StreamCut, true, format!("connection broken: {detail}"))
         } else {
             Self::new(AttemptKind::Connection, true, detail)
         }
@@ -224,12 +216,7 @@ pub fn status_is_retryable(status: u16) -> bool {
 /// The delay the server asked for: `retry-after-ms`, else `retry-after` in seconds (float
 /// allowed) or as an HTTP date. Capped at [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let delay = if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         secs(ms / 1000.0)
     } else {
@@ -247,8 +234,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 fn secs(value: f64) -> Option<Duration> {
-    (value.is_finite() && value >= 0.0)
-        .then(|| Duration::from_secs_f64(value.min(MAX_RETRY_AFTER.as_secs_f64())))
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value.min(MAX_RETRY_AFTER.as_secs_f64())))
 }
 
 /// Builds the [`AttemptError`] for a non-success response: status, the provider's error
@@ -354,9 +340,7 @@ impl RetryPolicy {
 
     /// Backoff before retry number `retry` (0-based) when the server named no delay.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let step = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retry.min(20)));
+        let step = self.base_delay.saturating_mul(2u32.saturating_pow(retry.min(20)));
         let capped = step.min(self.max_delay);
         capped.mul_f64(1.0 - 0.25 * fastrand::f64())
     }
@@ -369,11 +353,7 @@ impl RetryPolicy {
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the retries are used up.
-pub async fn with_retries<T, F, Fut>(
-    policy: &RetryPolicy,
-    provider: &str,
-    mut attempt: F,
-) -> Result<T, LlmError>
+pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, provider: &str, mut attempt: F) -> Result<T, LlmError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AttemptError>>,
@@ -425,20 +405,14 @@ mod tests {
             retry_after(&headers(&[("retry-after", "1.5")])),
             Some(Duration::from_millis(1500))
         );
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "3600")])),
-            Some(MAX_RETRY_AFTER)
-        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "3600")])), Some(MAX_RETRY_AFTER));
         assert_eq!(
             retry_after(&headers(&[("retry-after-ms", "20"), ("retry-after", "5")])),
             Some(Duration::from_millis(20))
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
         assert_eq!(retry_after(&headers(&[])), None);
-        let past = retry_after(&headers(&[(
-            "retry-after",
-            "Wed, 21 Oct 2015 07:28:00 GMT",
-        )]));
+        let past = retry_after(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]));
         assert_eq!(past, Some(Duration::ZERO));
     }
 
@@ -493,10 +467,7 @@ mod tests {
                 "{d0:?}"
             );
             let d3 = p.backoff(3);
-            assert!(
-                d3 <= Duration::from_secs(4) && d3 >= Duration::from_secs(3),
-                "{d3:?}"
-            );
+            assert!(d3 <= Duration::from_secs(4) && d3 >= Duration::from_secs(3), "{d3:?}");
             let d9 = p.backoff(9);
             assert!(d9 <= MAX_DELAY && d9 >= Duration::from_secs(6), "{d9:?}");
         }
@@ -528,10 +499,7 @@ mod tests {
         })
         .await;
         assert_eq!(calls, 3);
-        assert!(matches!(
-            result,
-            Err(LlmError::Unavailable { attempts: 3, .. })
-        ));
+        assert!(matches!(result, Err(LlmError::Unavailable { attempts: 3, .. })));
 
         let mut calls = 0;
         let result: Result<(), _> = with_retries(&policy, "x", || {
@@ -540,10 +508,7 @@ mod tests {
         })
         .await;
         assert_eq!(calls, 1);
-        assert!(matches!(
-            result,
-            Err(LlmError::Rejected { status: 404, .. })
-        ));
+        assert!(matches!(result, Err(LlmError::Rejected { status: 404, .. })));
 
         let mut calls = 0;
         let result = with_retries(&policy, "x", || {

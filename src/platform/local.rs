@@ -23,9 +23,16 @@ impl Platform for LocalPlatform {
     }
 
     async fn ship(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
-        let body = format!("# {}\n\nSource branch: `{}`\n\n{}", summary.title(), summary.branch, summary.render_merge_request());
+        let body = format!(
+            "# {}\n\nSource branch: `{}`\n\n{}",
+            summary.title(),
+            summary.branch,
+            summary.render_merge_request()
+        );
         write_text(&day.merge_request(), &body, &self.redactor)?;
-        Ok(Published { url: Some(day.merge_request().display().to_string()) })
+        Ok(Published {
+            url: Some(day.merge_request().display().to_string()),
+        })
     }
 
     async fn escalate(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
@@ -37,6 +44,8 @@ impl Platform for LocalPlatform {
             summary.render_escalation()
         );
         write_text(&day.escalation(), &body, &self.redactor)?;
-        Ok(Published { url: Some(day.escalation().display().to_string()) })
+        Ok(Published {
+            url: Some(day.escalation().display().to_string()),
+        })
     }
 }

@@ -17,7 +17,11 @@ pub enum PlatformError {
     #[error("push of `{branch}` was rejected: {reason}")]
     PushRejected { branch: String, reason: String },
     #[error("{platform} API call `{call}` failed: {message}")]
-    Api { platform: &'static str, call: String, message: String },
+    Api {
+        platform: &'static str,
+        call: String,
+        message: String,
+    },
 }
 
 /// What publishing produced: links for `run.json` and the dotenv report.

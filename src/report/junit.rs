@@ -71,7 +71,10 @@ fn attr(tag: &str, name: &str) -> u64 {
         if before_ok && let Some(rest) = rest.strip_prefix('=') {
             let rest = rest.trim_start();
             let quote = rest.chars().next().unwrap_or('"');
-            let value: String = rest[quote.len_utf8().min(rest.len())..].chars().take_while(|c| *c != quote).collect();
+            let value: String = rest[quote.len_utf8().min(rest.len())..]
+                .chars()
+                .take_while(|c| *c != quote)
+                .collect();
             // Some runners write floats ("3.0"); take the integer part.
             return value.split('.').next().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
         }
@@ -85,7 +88,9 @@ pub fn counts_in_files(files: &[std::path::PathBuf]) -> Option<JunitCounts> {
     let mut total = JunitCounts::default();
     let mut any = false;
     for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "xml")) {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         if text.contains("<testsuite") {
             any = true;
             total.add(parse_counts(&text));
@@ -112,10 +117,20 @@ pub fn synthesize(command: &str, exit_code: i64, timed_out: bool, seconds: f64, 
         "<testsuite name=\"pace-gate\" tests=\"1\" failures=\"{}\" errors=\"0\" skipped=\"0\" time=\"{seconds:.3}\">\n",
         u8::from(failed)
     ));
-    xml.push_str(&format!("  <testcase classname=\"pace.gate\" name=\"{}\" time=\"{seconds:.3}\">\n", escape(command)));
+    xml.push_str(&format!(
+        "  <testcase classname=\"pace.gate\" name=\"{}\" time=\"{seconds:.3}\">\n",
+        escape(command)
+    ));
     if failed {
-        let what = if timed_out { "timed out".to_string() } else { format!("exit code {exit_code}") };
-        xml.push_str(&format!("    <failure message=\"test command failed: {what}\">{}</failure>\n", escape(tail)));
+        let what = if timed_out {
+            "timed out".to_string()
+        } else {
+            format!("exit code {exit_code}")
+        };
+        xml.push_str(&format!(
+            "    <failure message=\"test command failed: {what}\">{}</failure>\n",
+            escape(tail)
+        ));
     }
     xml.push_str(&format!("    <system-out>{}</system-out>\n", escape(tail)));
     xml.push_str("  </testcase>\n</testsuite>\n");
@@ -137,12 +152,26 @@ mod tests {
     fn sums_suites_and_ignores_testsuites_root() {
         let xml = r#"<testsuites tests="9"><testsuite name="a" tests="3" failures="1" errors="0" skipped="1"></testsuite>
             <testsuite name="b" tests='2' failures='0' errors='1'/></testsuites>"#;
-        assert_eq!(parse_counts(xml), JunitCounts { tests: 5, failures: 1, errors: 1, skipped: 1 });
+        assert_eq!(
+            parse_counts(xml),
+            JunitCounts {
+                tests: 5,
+                failures: 1,
+                errors: 1,
+                skipped: 1
+            }
+        );
     }
 
     #[test]
     fn malformed_is_zero_not_panic() {
-        for xml in ["<testsuite", "<testsuite tests=", "<testsuite tests=\"x\">", "", "<testsuite tests=\"3.0\" failures=\"1\">"] {
+        for xml in [
+            "<testsuite",
+            "<testsuite tests=",
+            "<testsuite tests=\"x\">",
+            "",
+            "<testsuite tests=\"3.0\" failures=\"1\">",
+        ] {
             let _ = parse_counts(xml);
         }
         assert_eq!(parse_counts("<testsuite tests=\"3.0\" failures=\"1\">").tests, 3);
@@ -151,7 +180,15 @@ mod tests {
     #[test]
     fn synthesized_report_round_trips() {
         let xml = synthesize("make test & <x>", 1, false, 1.5, "FAIL: x");
-        assert_eq!(parse_counts(&xml), JunitCounts { tests: 1, failures: 1, errors: 0, skipped: 0 });
+        assert_eq!(
+            parse_counts(&xml),
+            JunitCounts {
+                tests: 1,
+                failures: 1,
+                errors: 0,
+                skipped: 0
+            }
+        );
         assert!(xml.contains("make test &amp; &lt;x&gt;"));
     }
 }

@@ -14,9 +14,23 @@ pub enum Verbosity {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    DayStarted { day: u32, target: String, attempt: u32 },
-    AgentStarted { agent: String, attempt: u32 },
-    AgentFinished { agent: String, decision: Option<String>, duration: Duration, input_tokens: u64, output_tokens: u64, cost_usd: f64 },
+    DayStarted {
+        day: u32,
+        target: String,
+        attempt: u32,
+    },
+    AgentStarted {
+        agent: String,
+        attempt: u32,
+    },
+    AgentFinished {
+        agent: String,
+        decision: Option<String>,
+        duration: Duration,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: f64,
+    },
     Info(String),
     Warning(String),
 }
@@ -34,22 +48,37 @@ impl Printer {
     }
 
     pub fn quiet() -> Self {
-        Self { verbosity: Verbosity::Quiet, color: false }
+        Self {
+            verbosity: Verbosity::Quiet,
+            color: false,
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     pub fn emit(&self, event: &Event) {
         let line = match event {
             Event::Warning(w) => Some(format!("{} {w}", self.paint("33", "warning:"))),
             _ if self.verbosity == Verbosity::Quiet => None,
-            Event::DayStarted { day, target, attempt } => {
-                Some(format!("{} Day {day} (attempt {attempt}): {target}", self.paint("1", "pace")))
-            }
+            Event::DayStarted { day, target, attempt } => Some(format!(
+                "{} Day {day} (attempt {attempt}): {target}",
+                self.paint("1", "pace")
+            )),
             Event::AgentStarted { agent, attempt } => Some(format!("  ▶ {agent:<8} started (attempt {attempt})")),
-            Event::AgentFinished { agent, decision, duration, input_tokens, output_tokens, cost_usd } => {
+            Event::AgentFinished {
+                agent,
+                decision,
+                duration,
+                input_tokens,
+                output_tokens,
+                cost_usd,
+            } => {
                 let d = decision.clone().unwrap_or_else(|| "done".into());
                 let colored = match d.as_str() {
                     "SHIP" | "PASS" | "done" => self.paint("32", &d),

@@ -71,7 +71,11 @@ impl DaySummary {
     /// The escalation (issue / Jira / `escalation.md`) on HOLD.
     pub fn render_escalation(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "PACE held Day {} after {} attempt(s) and needs a human.\n", self.day, self.attempt);
+        let _ = writeln!(
+            md,
+            "PACE held Day {} after {} attempt(s) and needs a human.\n",
+            self.day, self.attempt
+        );
         let _ = writeln!(md, "**Hold reason:** {}\n", self.reason);
         let _ = writeln!(md, "**Target:** {}", one_line(&self.target, 300));
         let _ = writeln!(md, "**Branch:** `{}` at `{}`", self.branch, short(&self.commit));
@@ -90,19 +94,42 @@ impl DaySummary {
         if let Some(story) = &self.story {
             let _ = writeln!(md, "\n## Story card\n\n**{}**\n", one_line(&story.story, 500));
             let _ = writeln!(md, "| Given | When | Then |\n|---|---|---|");
-            let _ = writeln!(md, "| {} | {} | {} |\n", cell(&story.given), cell(&story.when), cell(&story.then));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |\n",
+                cell(&story.given),
+                cell(&story.when),
+                cell(&story.then)
+            );
             let _ = writeln!(md, "Acceptance criteria:");
             for ac in &story.acceptance {
                 let _ = writeln!(md, "- {}", one_line(ac, 300));
             }
             if !story.out_of_scope.is_empty() {
-                let _ = writeln!(md, "\nOut of scope: {}", story.out_of_scope.iter().map(|s| one_line(s, 120)).collect::<Vec<_>>().join("; "));
+                let _ = writeln!(
+                    md,
+                    "\nOut of scope: {}",
+                    story
+                        .out_of_scope
+                        .iter()
+                        .map(|s| one_line(s, 120))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
             }
         }
         if let Some(h) = &self.handoff {
             let _ = writeln!(md, "\n## FORGE handoff\n\n{}", one_line(&h.built, 600));
             if !h.files_changed.is_empty() {
-                let _ = writeln!(md, "\nFiles changed: {}", h.files_changed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    md,
+                    "\nFiles changed: {}",
+                    h.files_changed
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             if !h.known_gaps.is_empty() {
                 let _ = writeln!(md, "\nKnown gaps: {}", h.known_gaps.join("; "));
@@ -112,7 +139,11 @@ impl DaySummary {
             let d = g.gate_decision.as_str();
             let t = &g.test_run;
             let _ = writeln!(md, "\n## GATE — {} {d}\n", icon(d));
-            let status = if t.timed_out { "timed out".to_string() } else { format!("exit code {}", t.exit_code) };
+            let status = if t.timed_out {
+                "timed out".to_string()
+            } else {
+                format!("exit code {}", t.exit_code)
+            };
             let _ = writeln!(
                 md,
                 "Tests: `{}` → {status}; {} tests, {} failures, {} errors, {} skipped\n",
@@ -123,7 +154,13 @@ impl DaySummary {
                 t.skipped
             );
             for c in &g.criteria_results {
-                let _ = writeln!(md, "- {} {} — *{}*", icon(&c.result), one_line(&c.criterion, 300), one_line(&c.evidence, 300));
+                let _ = writeln!(
+                    md,
+                    "- {} {} — *{}*",
+                    icon(&c.result),
+                    one_line(&c.criterion, 300),
+                    one_line(&c.evidence, 300)
+                );
             }
             list(md, "Blockers", &g.blockers);
             list(md, "Deferred", &g.deferred);
@@ -135,7 +172,13 @@ impl DaySummary {
             let d = review.decision.as_str();
             let _ = writeln!(md, "\n## {} — {} {d}\n", review.agent, icon(d));
             for f in &review.findings {
-                let _ = writeln!(md, "- {} {} — *{}*", icon(&f.result), one_line(&f.check, 200), one_line(&f.evidence, 300));
+                let _ = writeln!(
+                    md,
+                    "- {} {} — *{}*",
+                    icon(&f.result),
+                    one_line(&f.check, 200),
+                    one_line(&f.evidence, 300)
+                );
             }
             list(md, "Advisories", &review.advisories);
             list(md, "Blockers", &review.blockers);
@@ -144,7 +187,10 @@ impl DaySummary {
             }
         }
         if !self.agents.is_empty() {
-            let _ = writeln!(md, "\n## Agents\n\n| Agent | Decision | Time | Input tokens | Output tokens | Cache read | Cost |\n|---|---|---|---|---|---|---|");
+            let _ = writeln!(
+                md,
+                "\n## Agents\n\n| Agent | Decision | Time | Input tokens | Output tokens | Cache read | Cost |\n|---|---|---|---|---|---|---|"
+            );
             for a in &self.agents {
                 let _ = writeln!(
                     md,

@@ -10,8 +10,8 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
@@ -19,8 +19,8 @@ use tokio::io::AsyncWriteExt;
 use super::output::{HeadTail, NetworkFailureScan, network_hint};
 use super::workspace::{self, Manifest, PackPlan};
 use super::{
-    LABEL_CREATED, LABEL_DAY, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome,
-    RunRequest, SandboxContext, SandboxError,
+    LABEL_CREATED, LABEL_DAY, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome, RunRequest,
+    SandboxContext, SandboxError,
 };
 use crate::config::settings::{NetworkMode, WorkspaceMode};
 
@@ -115,12 +115,7 @@ impl Sandbox {
         Ok(outcome)
     }
 
-    async fn run_in(
-        &self,
-        id: &str,
-        req: &RunRequest<'_>,
-        started: Instant,
-    ) -> Result<RunOutcome, SandboxError> {
+    async fn run_in(&self, id: &str, req: &RunRequest<'_>, started: Instant) -> Result<RunOutcome, SandboxError> {
         let settings = &self.ctx.settings;
         if settings.workspace == WorkspaceMode::Upload {
             self.upload_workspace(id, req.repo, None).await?;
@@ -182,9 +177,7 @@ impl Sandbox {
                 (137, true)
             }
         };
-        log.flush()
-            .await
-            .map_err(|source| io_err(req.output_log, source))?;
+        log.flush().await.map_err(|source| io_err(req.output_log, source))?;
 
         let oom_killed = match self.docker.inspect_container(id, None).await {
             Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
@@ -196,9 +189,7 @@ impl Sandbox {
 
         let collected = self.collect(id, req.collect_into).await;
         let (head, tail) = view.parts();
-        let network_hint =
-            (settings.network == NetworkMode::None && exit_code != 0 && scan.found())
-                .then(network_hint);
+        let network_hint = (settings.network == NetworkMode::None && exit_code != 0 && scan.found()).then(network_hint);
         Ok(RunOutcome {
             exit_code,
             timed_out,
@@ -237,19 +228,14 @@ impl Sandbox {
                 return Vec::new();
             }
         };
-        let opts = DownloadFromContainerOptionsBuilder::default()
-            .path(WORKSPACE)
-            .build();
+        let opts = DownloadFromContainerOptionsBuilder::default().path(WORKSPACE).build();
         let stream = self
             .docker
             .download_from_container(id, Some(opts))
             .map_err(std::io::Error::other);
-        let reader =
-            tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
         let dest = dest.to_path_buf();
-        match tokio::task::spawn_blocking(move || workspace::extract_matching(reader, &dest, &set))
-            .await
-        {
+        match tokio::task::spawn_blocking(move || workspace::extract_matching(reader, &dest, &set)).await {
             Ok(Ok(files)) => files,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "sandbox: collecting result files failed");
@@ -287,10 +273,7 @@ impl Sandbox {
         let now = unix_now();
         let mut removed = 0;
         for (id, labels) in self.list_labelled(LABEL_RUN_ID).await? {
-            let Some(created) = labels
-                .get(LABEL_CREATED)
-                .and_then(|c| c.parse::<u64>().ok())
-            else {
+            let Some(created) = labels.get(LABEL_CREATED).and_then(|c| c.parse::<u64>().ok()) else {
                 continue;
             };
             if now.saturating_sub(created) > max_age.as_secs() {
@@ -308,10 +291,7 @@ impl Sandbox {
         Ok(removed)
     }
 
-    async fn list_labelled(
-        &self,
-        label_filter: &str,
-    ) -> Result<Vec<(String, HashMap<String, String>)>, SandboxError> {
+    async fn list_labelled(&self, label_filter: &str) -> Result<Vec<(String, HashMap<String, String>)>, SandboxError> {
         let filters = HashMap::from([("label".to_string(), vec![label_filter.to_string()])]);
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
@@ -336,11 +316,7 @@ impl Sandbox {
         repo: &Path,
     ) -> Result<ContainerGuard, SandboxError> {
         let s = &self.ctx.settings;
-        let name = format!(
-            "pace-{}-{role}-{:08x}",
-            sanitize(&self.ctx.run_id),
-            fastrand::u32(..)
-        );
+        let name = format!("pace-{}-{role}-{:08x}", sanitize(&self.ctx.run_id), fastrand::u32(..));
         let labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), self.ctx.run_id.clone()),
             (LABEL_DAY.to_string(), self.ctx.day.to_string()),
@@ -377,13 +353,7 @@ impl Sandbox {
             image: Some(s.image.clone()),
             cmd: Some(cmd),
             working_dir: Some(WORKSPACE.to_string()),
-            env: Some(
-                self.ctx
-                    .env
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
-            ),
+            env: Some(self.ctx.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
             user: s.user.clone(),
             tty: Some(false),
@@ -413,12 +383,7 @@ impl Sandbox {
 
     /// Numeric owner for uploaded files: `sandbox.user`, else the image's user.
     pub(super) fn owner(&self) -> Option<(u64, u64)> {
-        let user = self
-            .ctx
-            .settings
-            .user
-            .as_deref()
-            .or(self.image_user.as_deref());
+        let user = self.ctx.settings.user.as_deref().or(self.image_user.as_deref());
         let owner = workspace::parse_owner(user);
         if owner.is_none() && user.is_some_and(|u| !u.is_empty() && u != "root" && u != "0") {
             tracing::warn!(user = ?user, "sandbox: a named user cannot own the uploaded files; use `uid:gid` in `sandbox.user`");
@@ -460,11 +425,7 @@ impl Sandbox {
 }
 
 /// Uploads one archive into `/workspace` with a timeout scaled to its size.
-pub(super) async fn upload(
-    docker: &Docker,
-    id: &str,
-    plan: PackPlan,
-) -> Result<Manifest, SandboxError> {
+pub(super) async fn upload(docker: &Docker, id: &str, plan: PackPlan) -> Result<Manifest, SandboxError> {
     let repo = plan.repo.clone();
     let bytes: u64 = plan
         .files
@@ -476,9 +437,7 @@ pub(super) async fn upload(
     let timeout = Duration::from_secs(120 + bytes / (2 * 1024 * 1024));
     let client = docker.clone().with_timeout(timeout);
     let (stream, packer) = workspace::tar_stream(plan);
-    let opts = UploadToContainerOptionsBuilder::default()
-        .path(WORKSPACE)
-        .build();
+    let opts = UploadToContainerOptionsBuilder::default().path(WORKSPACE).build();
     let uploaded = client
         .upload_to_container(id, Some(opts), bollard::body_try_stream(stream))
         .await;
@@ -539,15 +498,11 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>, Sa
     };
     match docker.inspect_image(image).await {
         Ok(info) => return Ok(info.config.and_then(|c| c.user).filter(|u| !u.is_empty())),
-        Err(DockerError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => {}
+        Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
         Err(e) => return Err(image_err(e.to_string())),
     }
     tracing::info!(image, "sandbox: image not on the daemon, pulling it");
-    let opts = CreateImageOptionsBuilder::default()
-        .from_image(image)
-        .build();
+    let opts = CreateImageOptionsBuilder::default().from_image(image).build();
     let mut pull = docker.create_image(Some(opts), None, None);
     while let Some(progress) = pull.next().await {
         let progress = progress.map_err(|e| image_err(format!("pull failed: {e}")))?;
@@ -563,9 +518,7 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>, Sa
 
 /// The exit status of a container that has stopped (or will).
 pub(super) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, SandboxError> {
-    let opts = WaitContainerOptionsBuilder::default()
-        .condition("not-running")
-        .build();
+    let opts = WaitContainerOptionsBuilder::default().condition("not-running").build();
     let mut wait = docker.wait_container(id, Some(opts));
     let mut code = None;
     while let Some(item) = wait.next().await {
@@ -590,24 +543,16 @@ pub(super) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, SandboxE
 
 /// SIGKILL, ignoring "not running".
 pub(super) async fn kill(docker: &Docker, id: &str) {
-    let opts = KillContainerOptionsBuilder::default()
-        .signal("SIGKILL")
-        .build();
+    let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
     if let Err(e) = docker.kill_container(id, Some(opts)).await {
         tracing::debug!(container = id, error = %e, "sandbox: kill");
     }
 }
 
 async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
-    let opts = RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .v(true)
-        .build();
+    let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
     match docker.remove_container(id, Some(opts)).await {
-        Ok(())
-        | Err(DockerError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(()),
+        Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -627,10 +572,7 @@ impl ContainerGuard {
         self.done = true;
         if self.keep {
             tracing::warn!(container = %self.name, "sandbox: keeping the container (`sandbox.keep: true`); remove it with `docker rm -fv {}`", self.name);
-            eprintln!(
-                "pace: kept sandbox container `{}` (sandbox.keep)",
-                self.name
-            );
+            eprintln!("pace: kept sandbox container `{}` (sandbox.keep)", self.name);
             return Ok(());
         }
         remove(&self.docker, &self.id)
@@ -659,11 +601,7 @@ impl Drop for ContainerGuard {
     }
 }
 
-pub(super) fn container_err(
-    operation: &'static str,
-    container: &str,
-    source: DockerError,
-) -> SandboxError {
+pub(super) fn container_err(operation: &'static str, container: &str, source: DockerError) -> SandboxError {
     SandboxError::Container {
         operation,
         container: container.to_string(),
@@ -679,9 +617,7 @@ pub(super) fn io_err(path: &Path, source: std::io::Error) -> SandboxError {
 }
 
 pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A container-name-safe version of the run id.

@@ -95,15 +95,9 @@ pub enum SandboxError {
         source: bollard::errors::Error,
     },
     #[error("failed to pack the workspace `{path}`: {source}")]
-    Workspace {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Workspace { path: PathBuf, source: std::io::Error },
     #[error("failed to write `{path}`: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("sandbox interrupted")]
     Interrupted,
 }

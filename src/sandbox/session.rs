@@ -39,11 +39,7 @@ pub struct ExecSession {
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
-    let cmd = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        "sleep 2147483647".to_string(),
-    ];
+    let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
     let guard = sandbox.create_container("forge", cmd, repo).await?;
     let bind = sandbox.ctx.settings.workspace == WorkspaceMode::Bind;
     let manifest = if bind {
@@ -94,11 +90,7 @@ impl ExecSession {
 
     /// Runs `/bin/sh -c command` in `/workspace` after syncing the repository files that
     /// changed since the last call, then copies changed files back into the repository.
-    pub async fn exec(
-        &mut self,
-        command: &str,
-        timeout: Duration,
-    ) -> Result<ExecOutcome, SandboxError> {
+    pub async fn exec(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
         if self.bind {
             return self.exec_bind(command, timeout).await;
         }
@@ -106,11 +98,7 @@ impl ExecSession {
 
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
         let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
-        let ran = tokio::time::timeout(
-            timeout,
-            run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c)),
-        )
-        .await;
+        let ran = tokio::time::timeout(timeout, run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c))).await;
         let (exit_code, timed_out) = match ran {
             Ok(result) => (result?, false),
             Err(_) => {
@@ -135,19 +123,11 @@ impl ExecSession {
     }
 
     /// Bind mode: the container writes the repository directly; report what changed.
-    async fn exec_bind(
-        &mut self,
-        command: &str,
-        timeout: Duration,
-    ) -> Result<ExecOutcome, SandboxError> {
+    async fn exec_bind(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
         let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
         let before = self.scan_repo()?;
-        let ran = tokio::time::timeout(
-            timeout,
-            run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c)),
-        )
-        .await;
+        let ran = tokio::time::timeout(timeout, run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c))).await;
         let (exit_code, timed_out) = match ran {
             Ok(result) => (result?, false),
             Err(_) => {
@@ -172,8 +152,7 @@ impl ExecSession {
     }
 
     fn scan_repo(&self) -> Result<Manifest, SandboxError> {
-        let files =
-            workspace::list_files(&self.repo).map_err(|source| ws_err(&self.repo, source))?;
+        let files = workspace::list_files(&self.repo).map_err(|source| ws_err(&self.repo, source))?;
         workspace::scan(&self.repo, &files).map_err(|source| ws_err(&self.repo, source))
     }
 
@@ -219,10 +198,7 @@ impl ExecSession {
                 cmd.extend(batch.iter().map(|p| p.to_string_lossy().into_owned()));
                 let code = run_exec(&self.docker, self.id(), cmd, &mut |_| {}).await?;
                 if code != 0 {
-                    tracing::warn!(
-                        code,
-                        "sandbox: removing deleted files from the container failed"
-                    );
+                    tracing::warn!(code, "sandbox: removing deleted files from the container failed");
                 }
             }
             for p in &removed {
@@ -242,15 +218,8 @@ impl ExecSession {
     /// Finds what the command changed in `/workspace` and brings it into the repository.
     async fn sync_out(&mut self) -> Result<Vec<PathBuf>, SandboxError> {
         let mut listing = Vec::new();
-        let cmd = vec![
-            "/bin/sh".to_string(),
-            "-c".to_string(),
-            LISTING_SCRIPT.to_string(),
-        ];
-        let code = run_exec(&self.docker, self.id(), cmd, &mut |c| {
-            listing.extend_from_slice(c)
-        })
-        .await?;
+        let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), LISTING_SCRIPT.to_string()];
+        let code = run_exec(&self.docker, self.id(), cmd, &mut |c| listing.extend_from_slice(c)).await?;
         if code != 0 {
             return Err(ws_err(
                 &self.repo,
@@ -295,10 +264,8 @@ impl ExecSession {
             .filter(|p| !self.manifest.contains_key(*p))
             .cloned()
             .collect();
-        let ignored = workspace::ignored(&self.repo, &unknown)
-            .map_err(|source| ws_err(&self.repo, source))?;
-        let mut candidates: BTreeSet<PathBuf> =
-            newer.into_iter().filter(|p| all.contains(p)).collect();
+        let ignored = workspace::ignored(&self.repo, &unknown).map_err(|source| ws_err(&self.repo, source))?;
+        let mut candidates: BTreeSet<PathBuf> = newer.into_iter().filter(|p| all.contains(p)).collect();
         candidates.extend(unknown.into_iter().filter(|p| !ignored.contains(p)));
         candidates.retain(|p| !ignored.contains(p));
 
@@ -322,12 +289,7 @@ impl ExecSession {
             }
         }
 
-        let deleted: Vec<PathBuf> = self
-            .manifest
-            .keys()
-            .filter(|p| !all.contains(*p))
-            .cloned()
-            .collect();
+        let deleted: Vec<PathBuf> = self.manifest.keys().filter(|p| !all.contains(*p)).cloned().collect();
         for rel in deleted {
             self.manifest.remove(&rel);
             match workspace::delete(&self.repo, &rel) {
@@ -344,15 +306,12 @@ impl ExecSession {
 
     async fn download_back(&self, rel: &Path) -> std::io::Result<WriteBack> {
         let path = format!("{WORKSPACE}/{}", rel.to_string_lossy());
-        let opts = DownloadFromContainerOptionsBuilder::default()
-            .path(&path)
-            .build();
+        let opts = DownloadFromContainerOptionsBuilder::default().path(&path).build();
         let stream = self
             .docker
             .download_from_container(self.id(), Some(opts))
             .map_err(std::io::Error::other);
-        let reader =
-            tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
         let repo = self.repo.clone();
         let rel = rel.to_path_buf();
         tokio::task::spawn_blocking(move || workspace::write_back(reader, &repo, &rel))
@@ -391,7 +350,7 @@ async fn run_exec(
     docker: &Docker,
     id: &str,
     cmd: Vec<String>,
-    sink: &mut dyn FnMut(&[u8]),
+    sink: &mut (dyn FnMut(&[u8]) + Send),
 ) -> Result<i64, SandboxError> {
     let opts = CreateExecOptions {
         attach_stdout: Some(true),
@@ -412,8 +371,7 @@ async fn run_exec(
     {
         StartExecResults::Attached { mut output, .. } => {
             while let Some(chunk) = output.next().await {
-                let chunk =
-                    chunk.map_err(|source| container_err("read exec output from", id, source))?;
+                let chunk = chunk.map_err(|source| container_err("read exec output from", id, source))?;
                 sink(&chunk.into_bytes());
             }
         }

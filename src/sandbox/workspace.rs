@@ -133,10 +133,7 @@ fn is_executable(_meta: &fs::Metadata) -> bool {
 
 fn is_vanished(e: &io::Error) -> bool {
     // NotADirectory: a parent was replaced by a file between listing and packing.
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
 /// Stamps of the listed files that exist.
@@ -183,18 +180,12 @@ pub(crate) fn pack<W: Write>(w: W, plan: &PackPlan) -> io::Result<Manifest> {
     let mut builder = tar::Builder::new(w);
     builder.follow_symlinks(false);
     let (uid, gid) = plan.owner.unwrap_or((0, 0));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut dirs: HashSet<PathBuf> = HashSet::new();
     let mut manifest = Manifest::new();
 
     let mut add_parents = |builder: &mut tar::Builder<W>, rel: &Path| -> io::Result<()> {
-        let mut parents: Vec<&Path> = rel
-            .ancestors()
-            .skip(1)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect();
+        let mut parents: Vec<&Path> = rel.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
         parents.reverse();
         for dir in parents {
             if dirs.insert(dir.to_path_buf()) {
@@ -301,9 +292,7 @@ impl<R: Read> Read for Padded<R> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let max = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = match self.inner.read(&mut buf[..max])? {
             0 => {
                 buf[..max].fill(0);
@@ -330,12 +319,9 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the upload stopped reading the archive",
-            )
-        })
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped reading the archive"))
     }
 }
 
@@ -374,9 +360,7 @@ pub(crate) fn tar_stream(
         }
         result
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     (stream, handle)
 }
 
@@ -460,11 +444,7 @@ fn remove_non_dir(path: &Path) -> io::Result<()> {
 /// Extracts the regular files of a `/workspace` download (entries `workspace/…`) whose
 /// relative path matches `globs` into `dest`, keeping their relative paths. Returns the
 /// absolute paths written. Unsafe paths and non-regular entries are skipped.
-pub(crate) fn extract_matching<R: Read>(
-    reader: R,
-    dest: &Path,
-    globs: &globset::GlobSet,
-) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset::GlobSet) -> io::Result<Vec<PathBuf>> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
@@ -542,11 +522,7 @@ pub(crate) fn write_back<R: Read>(reader: R, repo: &Path, rel: &Path) -> io::Res
             Ok(WriteBack::Written)
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let executable = entry
-                .header()
-                .mode()
-                .map(|m| m & 0o111 != 0)
-                .unwrap_or(false);
+            let executable = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
             let dir = safe_parent_dirs(repo, rel)?;
             let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
             io::copy(&mut entry, tmp.as_file_mut())?;
@@ -582,10 +558,7 @@ fn make_symlink(_link: &Path, _target: &Path) -> io::Result<()> {
 #[cfg(unix)]
 fn set_mode(path: &Path, executable: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(
-        path,
-        fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }),
-    )
+    fs::set_permissions(path, fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
 }
 
 #[cfg(not(unix))]

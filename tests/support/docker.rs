@@ -55,8 +55,7 @@ async fn build_busybox() {
     if docker.inspect_image(BUSYBOX_IMAGE).await.is_ok() {
         return;
     }
-    let busybox =
-        std::fs::read(BUSYBOX_BINARY).expect("a static /bin/busybox (Debian: busybox-static)");
+    let busybox = std::fs::read(BUSYBOX_BINARY).expect("a static /bin/busybox (Debian: busybox-static)");
     let mut context = Vec::new();
     {
         let mut tar = tar::Builder::new(&mut context);
@@ -87,10 +86,7 @@ async fn build_busybox() {
                     log.push_str(&s);
                 }
                 if let Some(detail) = info.error_detail {
-                    panic!(
-                        "building {BUSYBOX_IMAGE} failed: {:?}\n{log}",
-                        detail.message
-                    );
+                    panic!("building {BUSYBOX_IMAGE} failed: {:?}\n{log}", detail.message);
                 }
             }
             Err(e) => panic!("building {BUSYBOX_IMAGE} failed: {e}\n{log}"),

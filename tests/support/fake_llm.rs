@@ -25,14 +25,22 @@ impl Turn {
     pub fn first_user_text(&self) -> String {
         self.body["messages"][0]["content"]
             .as_array()
-            .map(|blocks| blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n"))
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .filter_map(|b| b["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .or_else(|| self.body["messages"][0]["content"].as_str().map(str::to_string))
             .unwrap_or_default()
     }
 
     /// Tool results in the last user message: (tool_use_id, content).
     pub fn last_tool_results(&self) -> Vec<(String, String)> {
-        let Some(messages) = self.body["messages"].as_array() else { return Vec::new() };
+        let Some(messages) = self.body["messages"].as_array() else {
+            return Vec::new();
+        };
         let Some(last) = messages.last() else { return Vec::new() };
         last["content"]
             .as_array()
@@ -42,7 +50,10 @@ impl Turn {
                     .filter(|b| b["type"] == "tool_result")
                     .map(|b| {
                         let content = b["content"].as_str().map(str::to_string).unwrap_or_else(|| {
-                            b["content"].as_array().map(|a| a.iter().filter_map(|x| x["text"].as_str()).collect::<String>()).unwrap_or_default()
+                            b["content"]
+                                .as_array()
+                                .map(|a| a.iter().filter_map(|x| x["text"].as_str()).collect::<String>())
+                                .unwrap_or_default()
                         });
                         (b["tool_use_id"].as_str().unwrap_or_default().to_string(), content)
                     })
@@ -61,7 +72,12 @@ pub enum Reply {
     /// Tool calls (name, input), optionally preceded by text.
     Tools(Vec<(&'static str, Value)>),
     /// An HTTP error with an Anthropic error body and extra headers.
-    Error { status: u16, kind: &'static str, message: &'static str, headers: Vec<(&'static str, &'static str)> },
+    Error {
+        status: u16,
+        kind: &'static str,
+        message: &'static str,
+        headers: Vec<(&'static str, &'static str)>,
+    },
 }
 
 pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
@@ -82,14 +98,25 @@ struct Responder {
 fn agent_of(body: &Value) -> String {
     let system = match &body["system"] {
         Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
         _ => String::new(),
     };
-    AGENTS.iter().find(|a| system.starts_with(&format!("You are {a}"))).map(|a| (*a).to_string()).unwrap_or_else(|| "UNKNOWN".into())
+    AGENTS
+        .iter()
+        .find(|a| system.starts_with(&format!("You are {a}")))
+        .map(|a| (*a).to_string())
+        .unwrap_or_else(|| "UNKNOWN".into())
 }
 
 fn sse(events: &[(&str, Value)]) -> String {
-    events.iter().map(|(name, data)| format!("event: {name}\ndata: {data}\n\n")).collect()
+    events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect()
 }
 
 fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, input_tokens: u64) -> String {
@@ -103,9 +130,16 @@ fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, in
             Some("text") => {
                 let text = block["text"].as_str().unwrap_or_default();
                 output_tokens += text.len() as u64 / 4 + 1;
-                events.push(("content_block_start", json!({"type":"content_block_start","index":index,"content_block":{"type":"text","text":""}})));
+                events.push((
+                    "content_block_start",
+                    json!({"type":"content_block_start","index":index,"content_block":{"type":"text","text":""}}),
+                ));
                 // Two deltas, so the client really accumulates.
-                let mid = text.char_indices().nth(text.chars().count() / 2).map(|(i, _)| i).unwrap_or(0);
+                let mid = text
+                    .char_indices()
+                    .nth(text.chars().count() / 2)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
                 events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":&text[..mid]}})));
                 events.push(("ping", json!({"type":"ping"})));
                 events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":&text[mid..]}})));
@@ -117,7 +151,11 @@ fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, in
                     "content_block_start",
                     json!({"type":"content_block_start","index":index,"content_block":{"type":"tool_use","id":block["id"],"name":block["name"],"input":{}}}),
                 ));
-                let mid = input.char_indices().nth(input.chars().count() / 2).map(|(i, _)| i).unwrap_or(0);
+                let mid = input
+                    .char_indices()
+                    .nth(input.chars().count() / 2)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
                 events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"input_json_delta","partial_json":&input[..mid]}})));
                 events.push(("content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"input_json_delta","partial_json":&input[mid..]}})));
             }
@@ -134,7 +172,11 @@ impl Respond for Responder {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let agent = agent_of(&body);
         if let Some(expected) = &self.expected_key {
-            let sent = request.headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let sent = request
+                .headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             if sent != expected {
                 return ResponseTemplate::new(401).set_body_json(json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_fake"}));
             }
@@ -146,12 +188,24 @@ impl Respond for Responder {
             *c
         };
         self.requests.lock().unwrap().push((agent.clone(), body.clone()));
-        let turn = Turn { agent: agent.clone(), call, body: body.clone() };
+        let turn = Turn {
+            agent: agent.clone(),
+            call,
+            body: body.clone(),
+        };
         let input_tokens = (request.body.len() / 4) as u64;
         match (self.script)(&turn) {
             Reply::Text(text) => {
-                let sse = message_events(&agent, call, &[json!({"type":"text","text":text})], "end_turn", input_tokens);
-                ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(sse)
+                let sse = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":text})],
+                    "end_turn",
+                    input_tokens,
+                );
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(sse)
             }
             Reply::Tools(calls) => {
                 let blocks: Vec<Value> = calls
@@ -160,10 +214,19 @@ impl Respond for Responder {
                     .map(|(i, (name, input))| json!({"type":"tool_use","id":format!("toolu_{agent}_{call}_{i}"),"name":name,"input":input}))
                     .collect();
                 let sse = message_events(&agent, call, &blocks, "tool_use", input_tokens);
-                ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(sse)
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(sse)
             }
-            Reply::Error { status, kind, message, headers } => {
-                let mut t = ResponseTemplate::new(status).set_body_json(json!({"type":"error","error":{"type":kind,"message":message},"request_id":"req_fake"}));
+            Reply::Error {
+                status,
+                kind,
+                message,
+                headers,
+            } => {
+                let mut t = ResponseTemplate::new(status).set_body_json(
+                    json!({"type":"error","error":{"type":kind,"message":message},"request_id":"req_fake"}),
+                );
                 for (k, v) in headers {
                     t = t.insert_header(k, v);
                 }
@@ -177,9 +240,21 @@ impl FakeLlm {
     pub async fn start(script: Script, expected_key: Option<&str>) -> Self {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let responder = Responder { script, counts: Mutex::new(HashMap::new()), requests: requests.clone(), expected_key: expected_key.map(str::to_string) };
-        Mock::given(method("POST")).and(path("/v1/messages")).respond_with(responder).mount(&server).await;
-        Self { server: Arc::new(server), requests }
+        let responder = Responder {
+            script,
+            counts: Mutex::new(HashMap::new()),
+            requests: requests.clone(),
+            expected_key: expected_key.map(str::to_string),
+        };
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(responder)
+            .mount(&server)
+            .await;
+        Self {
+            server: Arc::new(server),
+            requests,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -191,6 +266,12 @@ impl FakeLlm {
     }
 
     pub fn all_request_text(&self) -> String {
-        self.requests.lock().unwrap().iter().map(|(_, b)| b.to_string()).collect::<Vec<_>>().join("\n")
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

@@ -34,7 +34,11 @@ pub fn git(root: &Path, args: &[&str]) -> String {
         .current_dir(root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -96,7 +100,9 @@ impl Project {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
     }
 
     /// Every text file under `.pace/`, `PROGRESS.md` and `pace-env.env`, concatenated.

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::fake_llm::{Reply, Script, Turn};
 
 pub const TEST_GREET: &str = "out=$(sh src/greet.sh Ada) && [ \"$out\" = \"Hello, Ada!\" ] || { echo \"expected 'Hello, Ada!', got '$out'\"; exit 1; }\nout=$(sh src/greet.sh) && [ \"$out\" = \"Hello, World!\" ] || { echo \"expected 'Hello, World!', got '$out'\"; exit 1; }\n";
-pub const GREET_OK: &str = "#!/bin/sh\n# Prints a greeting for the name given, or for the World.\necho \"Hello, ${1:-World}!\"\n";
+pub const GREET_OK: &str =
+    "#!/bin/sh\n# Prints a greeting for the name given, or for the World.\necho \"Hello, ${1:-World}!\"\n";
 pub const GREET_BUGGY: &str = "#!/bin/sh\necho \"Hello, $1\"\n";
 
 pub const AC1: &str = "`sh src/greet.sh Ada` prints `Hello, Ada!`";
@@ -36,8 +37,16 @@ pub fn review_yaml(agent: &str, decision: &str, advisory: Option<&str>) -> Strin
         Some(a) => (format!("[\"{a}\"]"), "ADVISORY"),
         None => ("[]".to_string(), "PASS"),
     };
-    let hold = if decision == "HOLD" { "\"hard-coded credential in src/greet.sh\"" } else { "\"\"" };
-    let blockers = if decision == "HOLD" { "[\"hard-coded credential\"]" } else { "[]" };
+    let hold = if decision == "HOLD" {
+        "\"hard-coded credential in src/greet.sh\""
+    } else {
+        "\"\""
+    };
+    let blockers = if decision == "HOLD" {
+        "[\"hard-coded credential\"]"
+    } else {
+        "[]"
+    };
     format!(
         "```yaml\nfindings:\n  - check: \"diff review\"\n    result: {result}\n    evidence: \"src/greet.sh\"\nadvisories: {advisories}\nblockers: {blockers}\n{key}: {decision}\nhold_reason: {hold}\n```\n"
     )
@@ -59,7 +68,10 @@ fn scribe(turn: &Turn) -> Reply {
     }
     if turn.last_tool_results().is_empty() {
         return Reply::Tools(vec![
-            ("write_doc", json!({"name": "engineering.md", "content": "# engineering.md\n\n## Module Map\n- `src/greet.sh`: prints `Hello, NAME!`\n\n## Test Patterns\n`tests/test_*.sh`, run by `sh tests/run.sh`.\n"})),
+            (
+                "write_doc",
+                json!({"name": "engineering.md", "content": "# engineering.md\n\n## Module Map\n- `src/greet.sh`: prints `Hello, NAME!`\n\n## Test Patterns\n`tests/test_*.sh`, run by `sh tests/run.sh`.\n"}),
+            ),
             ("finish", json!({"summary": "documented greet.sh"})),
         ]);
     }
@@ -74,19 +86,31 @@ fn forge(turn: &Turn, first_code: &'static str) -> Reply {
     let step = turn.body["messages"].as_array().map(|m| m.len() / 2).unwrap_or(0);
     if retry {
         return match step {
-            0 => Reply::Tools(vec![("write_file", json!({"path": "src/greet.sh", "content": GREET_OK}))]),
+            0 => Reply::Tools(vec![(
+                "write_file",
+                json!({"path": "src/greet.sh", "content": GREET_OK}),
+            )]),
             1 => Reply::Tools(vec![("run", json!({"command": "sh tests/run.sh"}))]),
             _ => handoff("fixed the default name"),
         };
     }
     match step {
-        0 => Reply::Tools(vec![("write_file", json!({"path": "tests/test_greet.sh", "content": TEST_GREET}))]),
+        0 => Reply::Tools(vec![(
+            "write_file",
+            json!({"path": "tests/test_greet.sh", "content": TEST_GREET}),
+        )]),
         1 => Reply::Tools(vec![("run", json!({"command": "sh tests/run.sh"}))]),
         2 => {
             let output = results.first().map(|(_, c)| c.clone()).unwrap_or_default();
-            Reply::Tools(vec![("confirm_red_phase", json!({"failing_tests": output, "tests_written": ["tests/test_greet.sh"]}))])
+            Reply::Tools(vec![(
+                "confirm_red_phase",
+                json!({"failing_tests": output, "tests_written": ["tests/test_greet.sh"]}),
+            )])
         }
-        3 => Reply::Tools(vec![("write_file", json!({"path": "src/greet.sh", "content": first_code}))]),
+        3 => Reply::Tools(vec![(
+            "write_file",
+            json!({"path": "src/greet.sh", "content": first_code}),
+        )]),
         4 => Reply::Tools(vec![("run", json!({"command": "sh tests/run.sh"}))]),
         _ => handoff("test first, then a one-line implementation"),
     }
@@ -118,7 +142,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { first_code: GREET_OK, prime_invalid: false, sentinel_advisory: false }
+        Self {
+            first_code: GREET_OK,
+            prime_invalid: false,
+            sentinel_advisory: false,
+        }
     }
 }
 
@@ -128,7 +156,9 @@ pub fn greeter(options: Options) -> Script {
         "PRIME" => Reply::Text(story_card()),
         "FORGE" => forge(turn, options.first_code),
         "GATE" => Reply::Text(gate_yaml()),
-        "SENTINEL" if options.sentinel_advisory => Reply::Text(review_yaml("SENTINEL", "ADVISORY", Some("quote \"$1\" in greet.sh"))),
+        "SENTINEL" if options.sentinel_advisory => {
+            Reply::Text(review_yaml("SENTINEL", "ADVISORY", Some("quote \"$1\" in greet.sh")))
+        }
         "SENTINEL" => Reply::Text(review_yaml("SENTINEL", "SHIP", None)),
         "CONDUIT" => Reply::Text(review_yaml("CONDUIT", "SHIP", None)),
         "SCRIBE" => scribe(turn),

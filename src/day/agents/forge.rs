@@ -21,7 +21,11 @@ const MAX_NUDGES: u32 = 2;
 pub enum ForgeOutcome {
     Handoff(Handoff),
     /// No handoff: the attempt holds with this reason (its work is committed anyway).
-    NoHandoff { reason: String, commit: String, files_changed: Vec<String> },
+    NoHandoff {
+        reason: String,
+        commit: String,
+        files_changed: Vec<String>,
+    },
 }
 
 pub struct ForgeInput<'a> {
@@ -41,7 +45,13 @@ struct LoopResult {
 
 pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome, DayError> {
     let timer = ctx.start_agent(FORGE, input.attempt);
-    let cost_before = ctx.llm.usage_by_agent().into_iter().find(|u| u.agent == FORGE).map(|u| u.cost_usd).unwrap_or(0.0);
+    let cost_before = ctx
+        .llm
+        .usage_by_agent()
+        .into_iter()
+        .find(|u| u.agent == FORGE)
+        .map(|u| u.cost_usd)
+        .unwrap_or(0.0);
     let mut session = match ctx.sandbox.start_session(&ctx.settings.repo_root).await {
         Ok(s) => s,
         Err(e) => {
@@ -64,9 +74,19 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
     };
     let Some(raw) = looped.handoff else {
         ctx.finish_agent(timer, Some("HOLD"));
-        return Ok(ForgeOutcome::NoHandoff { reason: looped.end_reason, commit, files_changed });
+        return Ok(ForgeOutcome::NoHandoff {
+            reason: looped.end_reason,
+            commit,
+            files_changed,
+        });
     };
-    let cost_after = ctx.llm.usage_by_agent().into_iter().find(|u| u.agent == FORGE).map(|u| u.cost_usd).unwrap_or(0.0);
+    let cost_after = ctx
+        .llm
+        .usage_by_agent()
+        .into_iter()
+        .find(|u| u.agent == FORGE)
+        .map(|u| u.cost_usd)
+        .unwrap_or(0.0);
     let handoff = match handoff_fields(&raw) {
         Ok((approach, risk, dependencies, built, edge_cases_tested, known_gaps)) => Handoff {
             day: ctx.plan.day,
@@ -85,7 +105,11 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
         },
         Err(problem) => {
             ctx.finish_agent(timer, Some("HOLD"));
-            return Ok(ForgeOutcome::NoHandoff { reason: format!("FORGE handoff invalid: {problem}"), commit, files_changed });
+            return Ok(ForgeOutcome::NoHandoff {
+                reason: format!("FORGE handoff invalid: {problem}"),
+                commit,
+                files_changed,
+            });
         }
     };
     crate::artifacts::write_yaml(&ctx.day_dir.handoff(), &handoff, &ctx.redactor)?;
@@ -116,7 +140,14 @@ fn system_prompt(ctx: &DayContext) -> String {
             ("ci_system", &s.tech.ci_system),
             ("build_command", s.tech.build_command.as_deref().unwrap_or("(none)")),
             ("test_command", &s.tech.test_command),
-            ("tdd_tool", if s.forge.tdd_enforcement { ", `confirm_red_phase`" } else { "" }),
+            (
+                "tdd_tool",
+                if s.forge.tdd_enforcement {
+                    ", `confirm_red_phase`"
+                } else {
+                    ""
+                },
+            ),
             ("workflow", if s.forge.tdd_enforcement { TDD } else { BASIC }),
             ("coverage_rule", if s.forge.coverage_rule { COVERAGE } else { "" }),
         ],
@@ -139,7 +170,11 @@ fn first_message(ctx: &DayContext, input: &ForgeInput<'_>) -> String {
     parts.join("\n\n")
 }
 
-async fn tool_loop(ctx: &DayContext, input: &ForgeInput<'_>, session: &mut crate::sandbox::ExecSession) -> Result<LoopResult, DayError> {
+async fn tool_loop(
+    ctx: &DayContext,
+    input: &ForgeInput<'_>,
+    session: &mut crate::sandbox::ExecSession,
+) -> Result<LoopResult, DayError> {
     let settings = &ctx.settings;
     let max_iterations = settings.forge.max_iterations.max(1);
     let warn_at = max_iterations * (100 - settings.forge.retry_iterations.min(99)) / 100;
@@ -164,8 +199,10 @@ async fn tool_loop(ctx: &DayContext, input: &ForgeInput<'_>, session: &mut crate
         };
         let response = ctx.llm.chat(request).await?;
         messages.push(response.to_assistant_message());
-        let calls: Vec<(String, String, Value)> =
-            response.tool_calls().map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone())).collect();
+        let calls: Vec<(String, String, Value)> = response
+            .tool_calls()
+            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone()))
+            .collect();
         let mut results = Vec::new();
         let mut handoff = None;
         for (id, name, call_input) in &calls {
@@ -181,7 +218,12 @@ async fn tool_loop(ctx: &DayContext, input: &ForgeInput<'_>, session: &mut crate
             }
         }
         if handoff.is_some() {
-            return Ok(LoopResult { handoff, iterations: iteration, red_phase_confirmed: tools.red_phase_confirmed(), end_reason: String::new() });
+            return Ok(LoopResult {
+                handoff,
+                iterations: iteration,
+                red_phase_confirmed: tools.red_phase_confirmed(),
+                end_reason: String::new(),
+            });
         }
         if calls.is_empty() {
             // The original ended FORGE on a text-only answer; a nudge saves the attempt.
@@ -206,14 +248,22 @@ async fn tool_loop(ctx: &DayContext, input: &ForgeInput<'_>, session: &mut crate
                 ),
             });
         }
-        messages.push(Message { role: Role::User, content: results });
+        messages.push(Message {
+            role: Role::User,
+            content: results,
+        });
     }
     let reason = if nudges > MAX_NUDGES {
         "FORGE stopped using its tools without calling `complete_handoff`".to_string()
     } else {
         format!("FORGE did not call `complete_handoff` within {max_iterations} iterations (`forge.max_iterations`)")
     };
-    Ok(LoopResult { handoff: None, iterations: max_iterations, red_phase_confirmed: tools.red_phase_confirmed(), end_reason: reason })
+    Ok(LoopResult {
+        handoff: None,
+        iterations: max_iterations,
+        red_phase_confirmed: tools.red_phase_confirmed(),
+        end_reason: reason,
+    })
 }
 
 /// Commits FORGE's changes in the writable directories; returns HEAD and the files.
@@ -222,9 +272,15 @@ fn commit_work(ctx: &DayContext, story: &StoryCard, attempt: u32) -> Result<(Str
     let mut dirs: Vec<String> = s.source.dirs.iter().map(|d| d.path.clone()).collect();
     dirs.extend(s.source.test_dirs.iter().cloned());
     dirs.retain(|d| ctx.settings.repo_root.join(d).exists());
-    let files = if dirs.is_empty() { Vec::new() } else { ctx.git.changed_files(&dirs)? };
+    let files = if dirs.is_empty() {
+        Vec::new()
+    } else {
+        ctx.git.changed_files(&dirs)?
+    };
     let subject = crate::report::summary::one_line(&story.story, 60);
-    let message = ctx.redactor.redact(&format!("Day {}: FORGE — {subject} (attempt {attempt})", ctx.plan.day));
+    let message = ctx
+        .redactor
+        .redact(&format!("Day {}: FORGE — {subject} (attempt {attempt})", ctx.plan.day));
     if !files.is_empty() {
         ctx.git.commit_paths(&files, &message)?;
     }

@@ -33,7 +33,13 @@ pub async fn run_suite(
     let log = gate_dir.join("output.log");
     let collected_dir = gate_dir.join("collected");
     let outcome = sandbox
-        .run(RunRequest { repo, command: command.to_string(), output_log: &log, collect_into: &collected_dir, on_output })
+        .run(RunRequest {
+            repo,
+            command: command.to_string(),
+            output_log: &log,
+            collect_into: &collected_dir,
+            on_output,
+        })
         .await?;
     let test_run = test_run_from(command, &outcome, &gate_dir.join("junit.xml"));
     Ok((outcome, test_run))
@@ -44,7 +50,13 @@ fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> Test
     match &counts {
         Some(_) => merge_junit(&outcome.collected, junit_path),
         None => {
-            let xml = junit::synthesize(command, outcome.exit_code, outcome.timed_out, outcome.duration.as_secs_f64(), &outcome.tail);
+            let xml = junit::synthesize(
+                command,
+                outcome.exit_code,
+                outcome.timed_out,
+                outcome.duration.as_secs_f64(),
+                &outcome.tail,
+            );
             let _ = junit::write_synthesized(junit_path, &xml);
         }
     }
@@ -81,7 +93,9 @@ fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> Test
 fn merge_junit(files: &[PathBuf], target: &Path) {
     let mut suites = Vec::new();
     for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "xml")) {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         if !text.contains("<testsuite") {
             continue;
         }
@@ -96,17 +110,35 @@ fn merge_junit(files: &[PathBuf], target: &Path) {
     } else {
         let inner: Vec<String> = suites
             .iter()
-            .map(|s| s.trim_start_matches("<testsuites>").trim_end_matches("</testsuites>").to_string())
+            .map(|s| {
+                s.trim_start_matches("<testsuites>")
+                    .trim_end_matches("</testsuites>")
+                    .to_string()
+            })
             .collect();
-        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{}\n</testsuites>\n", inner.join("\n"))
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{}\n</testsuites>\n",
+            inner.join("\n")
+        )
     };
     let _ = junit::write_synthesized(target, &xml);
 }
 
 pub async fn run(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, attempt: u32) -> Result<GateReport, DayError> {
     let timer = ctx.start_agent(GATE, attempt);
-    let command = gate_command(ctx.settings.tech.build_command.as_deref(), &ctx.settings.tech.test_command);
-    let (outcome, test_run) = match run_suite(&ctx.sandbox, &ctx.settings.repo_root, &command, &ctx.day_dir.gate_dir(), None).await {
+    let command = gate_command(
+        ctx.settings.tech.build_command.as_deref(),
+        &ctx.settings.tech.test_command,
+    );
+    let (outcome, test_run) = match run_suite(
+        &ctx.sandbox,
+        &ctx.settings.repo_root,
+        &command,
+        &ctx.day_dir.gate_dir(),
+        None,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             ctx.finish_agent(timer, Some("ERROR"));
@@ -117,11 +149,25 @@ pub async fn run(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, attempt
     let user = user_message(ctx, story, handoff, &outcome, &test_run);
     let mapped = ctx.ask_validated(GATE, system, user, parse_gate_criteria).await;
     let report = match mapped {
-        Ok((criteria, blockers, deferred, model_reason)) => {
-            decide(ctx.plan.day, story, criteria, blockers, deferred, model_reason, test_run)
-        }
+        Ok((criteria, blockers, deferred, model_reason)) => decide(
+            ctx.plan.day,
+            story,
+            criteria,
+            blockers,
+            deferred,
+            model_reason,
+            test_run,
+        ),
         Err(AskError::Invalid(reason)) => {
-            let mut r = decide(ctx.plan.day, story, Vec::new(), Vec::new(), Vec::new(), String::new(), test_run);
+            let mut r = decide(
+                ctx.plan.day,
+                story,
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                String::new(),
+                test_run,
+            );
             r.gate_decision = Decision::Hold;
             r.hold_reason = format!("GATE could not map the evidence: {reason}");
             r
@@ -154,7 +200,10 @@ pub fn decide(
         } else if test_run.exit_code != 0 {
             format!("the test command exited with {}", test_run.exit_code)
         } else {
-            format!("JUnit reports {} failure(s) and {} error(s)", test_run.failures, test_run.errors)
+            format!(
+                "JUnit reports {} failure(s) and {} error(s)",
+                test_run.failures, test_run.errors
+            )
         };
         reasons.push(match &test_run.note {
             Some(note) => format!("{what} ({note})"),
@@ -165,7 +214,11 @@ pub fn decide(
     if !failed.is_empty() {
         reasons.push(format!(
             "acceptance criteria not met: {}",
-            failed.iter().map(|c| c.criterion.as_str()).collect::<Vec<_>>().join("; ")
+            failed
+                .iter()
+                .map(|c| c.criterion.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     let missing: Vec<&String> = story
@@ -174,9 +227,16 @@ pub fn decide(
         .filter(|ac| !criteria.iter().any(|c| normalise(&c.criterion) == normalise(ac)))
         .collect();
     if !missing.is_empty() && !criteria.is_empty() {
-        reasons.push(format!("no evidence for: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")));
+        reasons.push(format!(
+            "no evidence for: {}",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+        ));
     }
-    let decision = if reasons.is_empty() { Decision::Ship } else { Decision::Hold };
+    let decision = if reasons.is_empty() {
+        Decision::Ship
+    } else {
+        Decision::Hold
+    };
     let hold_reason = if reasons.is_empty() {
         String::new()
     } else if model_reason.is_empty() {
@@ -197,7 +257,12 @@ pub fn decide(
 }
 
 fn normalise(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase().trim_end_matches('.').to_string()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase()
+        .trim_end_matches('.')
+        .to_string()
 }
 
 fn user_message(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, outcome: &RunOutcome, t: &TestRun) -> String {
@@ -206,7 +271,12 @@ fn user_message(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, outcome:
     let output = if outcome.output_bytes as usize <= outcome.head.len() + outcome.tail.len() {
         format!("{}{}", outcome.head, outcome.tail)
     } else {
-        format!("{}\n[... {} bytes omitted; the full log is gate/output.log ...]\n{}", outcome.head, outcome.output_bytes as usize - outcome.head.len() - outcome.tail.len(), outcome.tail)
+        format!(
+            "{}\n[... {} bytes omitted; the full log is gate/output.log ...]\n{}",
+            outcome.head,
+            outcome.output_bytes as usize - outcome.head.len() - outcome.tail.len(),
+            outcome.tail
+        )
     };
     let mut parts = vec![
         format!("Story card:\n```yaml\n{story_yaml}```"),
@@ -221,12 +291,18 @@ fn user_message(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, outcome:
             t.errors,
             t.skipped
         ),
-        format!("Test output (head and tail):\n{}", untrusted("test output", &head_tail(&output, 6000, 10000))),
+        format!(
+            "Test output (head and tail):\n{}",
+            untrusted("test output", &head_tail(&output, 6000, 10000))
+        ),
     ];
     if let Some(eng) = ctx.context_doc("engineering.md") {
         parts.push(format!("Engineering context:\n{eng}"));
     }
-    parts.push(format!("Map the evidence to each acceptance criterion for Day {}.", ctx.plan.day));
+    parts.push(format!(
+        "Map the evidence to each acceptance criterion for Day {}.",
+        ctx.plan.day
+    ));
     parts.join("\n\n")
 }
 
@@ -248,30 +324,65 @@ mod tests {
     }
 
     fn pass(c: &str) -> CriterionResult {
-        CriterionResult { criterion: c.into(), result: "PASS".into(), evidence: "ok".into() }
+        CriterionResult {
+            criterion: c.into(),
+            result: "PASS".into(),
+            evidence: "ok".into(),
+        }
     }
 
     fn green() -> TestRun {
-        TestRun { command: "t".into(), tests: 2, ..TestRun::default() }
+        TestRun {
+            command: "t".into(),
+            tests: 2,
+            ..TestRun::default()
+        }
     }
 
     #[test]
     fn failing_suite_holds_even_if_every_criterion_passes() {
-        let run = TestRun { exit_code: 1, ..green() };
-        let r = decide(1, &story(), vec![pass("prints hello"), pass("exits 0")], vec![], vec![], String::new(), run);
+        let run = TestRun {
+            exit_code: 1,
+            ..green()
+        };
+        let r = decide(
+            1,
+            &story(),
+            vec![pass("prints hello"), pass("exits 0")],
+            vec![],
+            vec![],
+            String::new(),
+            run,
+        );
         assert_eq!(r.gate_decision, Decision::Hold);
         assert!(r.hold_reason.contains("exited with 1"), "{}", r.hold_reason);
     }
 
     #[test]
     fn green_suite_and_all_criteria_ship() {
-        let r = decide(1, &story(), vec![pass("Prints hello."), pass("exits 0")], vec![], vec![], String::new(), green());
+        let r = decide(
+            1,
+            &story(),
+            vec![pass("Prints hello."), pass("exits 0")],
+            vec![],
+            vec![],
+            String::new(),
+            green(),
+        );
         assert_eq!(r.gate_decision, Decision::Ship);
     }
 
     #[test]
     fn missing_criterion_holds() {
-        let r = decide(1, &story(), vec![pass("prints hello")], vec![], vec![], String::new(), green());
+        let r = decide(
+            1,
+            &story(),
+            vec![pass("prints hello")],
+            vec![],
+            vec![],
+            String::new(),
+            green(),
+        );
         assert_eq!(r.gate_decision, Decision::Hold);
         assert!(r.hold_reason.contains("no evidence for: exits 0"));
     }
@@ -279,7 +390,15 @@ mod tests {
     #[test]
     fn junit_failures_hold_with_exit_zero() {
         let run = TestRun { failures: 2, ..green() };
-        let r = decide(1, &story(), vec![pass("prints hello"), pass("exits 0")], vec![], vec![], String::new(), run);
+        let r = decide(
+            1,
+            &story(),
+            vec![pass("prints hello"), pass("exits 0")],
+            vec![],
+            vec![],
+            String::new(),
+            run,
+        );
         assert_eq!(r.gate_decision, Decision::Hold);
     }
 

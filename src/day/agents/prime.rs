@@ -33,7 +33,9 @@ pub async fn run(ctx: &DayContext, attempt: u32) -> Result<PrimeOutcome, DayErro
         ],
     );
     let day = ctx.plan.day;
-    let result = ctx.ask_validated(PRIME, system, user_message(ctx), |text| parse_story_card(text, day)).await;
+    let result = ctx
+        .ask_validated(PRIME, system, user_message(ctx), |text| parse_story_card(text, day))
+        .await;
     let outcome = match result {
         Ok(card) => {
             write_yaml(&path, &card, &ctx.redactor)?;
@@ -45,14 +47,19 @@ pub async fn run(ctx: &DayContext, attempt: u32) -> Result<PrimeOutcome, DayErro
             return Err(e.into());
         }
     };
-    let decision = matches!(outcome, PrimeOutcome::Card(_)).then_some("done").unwrap_or("HOLD");
+    let decision = matches!(outcome, PrimeOutcome::Card(_))
+        .then_some("done")
+        .unwrap_or("HOLD");
     ctx.finish_agent(timer, Some(decision));
     Ok(outcome)
 }
 
 fn user_message(ctx: &DayContext) -> String {
     let day = ctx.plan.day;
-    let mut parts = vec![format!("Day: {day}"), format!("Today's story target from the plan: {}", ctx.plan.target)];
+    let mut parts = vec![
+        format!("Day: {day}"),
+        format!("Today's story target from the plan: {}", ctx.plan.target),
+    ];
     if let Some(criterion) = &ctx.plan.gate_criterion {
         parts.push(format!("The plan's gate criterion for today: {criterion}"));
     }

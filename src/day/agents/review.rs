@@ -16,11 +16,18 @@ const DELIVERY_FILE_CAP: usize = 8_000;
 
 /// Files CONDUIT reviews (the original only looked at `.github/workflows/*.yml`).
 fn delivery_files(repo: &std::path::Path) -> Vec<String> {
-    let mut files: Vec<String> = [".gitlab-ci.yml", "bitbucket-pipelines.yml", "Jenkinsfile", "Makefile", "Dockerfile", "docker-compose.yml"]
-        .into_iter()
-        .filter(|f| repo.join(f).is_file())
-        .map(String::from)
-        .collect();
+    let mut files: Vec<String> = [
+        ".gitlab-ci.yml",
+        "bitbucket-pipelines.yml",
+        "Jenkinsfile",
+        "Makefile",
+        "Dockerfile",
+        "docker-compose.yml",
+    ]
+    .into_iter()
+    .filter(|f| repo.join(f).is_file())
+    .map(String::from)
+    .collect();
     for dir in [".github/workflows", ".gitlab", "images"] {
         let mut stack = vec![repo.join(dir)];
         while let Some(d) = stack.pop() {
@@ -52,11 +59,21 @@ pub async fn run(
 ) -> Result<ReviewReport, DayError> {
     let timer = ctx.start_agent(agent, attempt);
     let backlog_text = backlog_section(ctx.plan.day, backlog);
-    let template = if agent == SENTINEL { SENTINEL_SYSTEM } else { CONDUIT_SYSTEM };
-    let system = render(template, &[("product", &ctx.settings.product.name), ("backlog", &backlog_text)]);
+    let template = if agent == SENTINEL {
+        SENTINEL_SYSTEM
+    } else {
+        CONDUIT_SYSTEM
+    };
+    let system = render(
+        template,
+        &[("product", &ctx.settings.product.name), ("backlog", &backlog_text)],
+    );
     let user = user_message(ctx, agent, story, handoff)?;
     let day = ctx.plan.day;
-    let report = match ctx.ask_validated(agent, system, user, |text| parse_review(text, day, agent)).await {
+    let report = match ctx
+        .ask_validated(agent, system, user, |text| parse_review(text, day, agent))
+        .await
+    {
         Ok(r) => r,
         Err(AskError::Invalid(reason)) => ReviewReport {
             day,
@@ -83,7 +100,15 @@ fn backlog_section(day: u32, backlog: &[BacklogItem]) -> String {
     if backlog.is_empty() {
         return String::new();
     }
-    let items: Vec<String> = backlog.iter().map(|i| format!("- id: {}\n  raised: day {}\n  finding: {}", i.id, i.day_raised, i.finding)).collect();
+    let items: Vec<String> = backlog
+        .iter()
+        .map(|i| {
+            format!(
+                "- id: {}\n  raised: day {}\n  finding: {}",
+                i.id, i.day_raised, i.finding
+            )
+        })
+        .collect();
     format!(
         "\nDay {day} is a clearance day: evaluate each backlog item below as its own check (use the item id as `check`); PASS means resolved.\n{}\n",
         items.join("\n")
@@ -93,9 +118,18 @@ fn backlog_section(day: u32, backlog: &[BacklogItem]) -> String {
 fn user_message(ctx: &DayContext, agent: &str, story: &StoryCard, handoff: &Handoff) -> Result<String, DayError> {
     let diff = ctx.git.diff_since(&ctx.base_commit)?;
     let mut parts = vec![
-        format!("Story card:\n```yaml\n{}```", serde_saphyr::to_string(story).unwrap_or_default()),
-        format!("FORGE handoff:\n```yaml\n{}```", serde_saphyr::to_string(handoff).unwrap_or_default()),
-        format!("Diff of today's work:\n{}", untrusted("git diff", &head_tail(&diff, DIFF_HEAD, DIFF_TAIL))),
+        format!(
+            "Story card:\n```yaml\n{}```",
+            serde_saphyr::to_string(story).unwrap_or_default()
+        ),
+        format!(
+            "FORGE handoff:\n```yaml\n{}```",
+            serde_saphyr::to_string(handoff).unwrap_or_default()
+        ),
+        format!(
+            "Diff of today's work:\n{}",
+            untrusted("git diff", &head_tail(&diff, DIFF_HEAD, DIFF_TAIL))
+        ),
     ];
     if agent == SENTINEL {
         parts.push(format!("Secret scan of the added lines:\n{}", secret_scan(&diff)));
@@ -119,8 +153,12 @@ fn user_message(ctx: &DayContext, agent: &str, story: &StoryCard, handoff: &Hand
 /// Added lines that look like hard-coded credentials; the values are masked so a real
 /// secret is never put into the prompt (the original sent the matched values).
 pub fn secret_scan(diff: &str) -> String {
-    let pattern = regex::Regex::new(r#"(?i)(password|passwd|secret|token|api[_-]?key|apikey|private[_-]?key)\s*[=:]\s*["']([^"']{8,})["']"#);
-    let Ok(pattern) = pattern else { return "scan unavailable".into() };
+    let pattern = regex::Regex::new(
+        r#"(?i)(password|passwd|secret|token|api[_-]?key|apikey|private[_-]?key)\s*[=:]\s*["']([^"']{8,})["']"#,
+    );
+    let Ok(pattern) = pattern else {
+        return "scan unavailable".into();
+    };
     let hits: Vec<String> = diff
         .lines()
         .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
@@ -131,7 +169,11 @@ pub fn secret_scan(diff: &str) -> String {
         })
         .take(50)
         .collect();
-    if hits.is_empty() { "No hard-coded secret patterns detected.".into() } else { hits.join("\n") }
+    if hits.is_empty() {
+        "No hard-coded secret patterns detected.".into()
+    } else {
+        hits.join("\n")
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,11 @@ pub async fn run(ctx: &DayContext, mode: ScribeMode, attempt: u32) -> Result<Scr
     };
     write_yaml(&ctx.day_dir.scribe_report(), &report, &ctx.redactor)?;
     write_manifest(ctx)?;
-    let decision = if report.missing_docs.is_empty() { "done" } else { "PARTIAL" };
+    let decision = if report.missing_docs.is_empty() {
+        "done"
+    } else {
+        "PARTIAL"
+    };
     ctx.finish_agent(timer, Some(decision));
     Ok(report)
 }
@@ -48,7 +52,11 @@ fn user_message(ctx: &DayContext, mode: ScribeMode) -> Result<String, DayError> 
             let missing = ctx.pace.missing_context_docs();
             format!(
                 "Generate the context documents. Missing now: {}. Write all four documents, then call `finish`.",
-                if missing.is_empty() { "none (they are stale)".to_string() } else { missing.join(", ") }
+                if missing.is_empty() {
+                    "none (they are stale)".to_string()
+                } else {
+                    missing.join(", ")
+                }
             )
         }
         ScribeMode::Update => {
@@ -67,10 +75,19 @@ async fn tool_loop(ctx: &DayContext, mode: ScribeMode) -> Result<ScribeReport, D
     let mut tools = ToolContext::scribe(settings, ctx.redactor.clone())
         .map_err(|e| DayError::Io(format!("cannot resolve the repository root: {e}")))?;
     let specs = tools.specs();
-    let docs_note = settings.source.docs_dir.as_ref().map(|d| format!(" `{}`", d.display())).unwrap_or_default();
+    let docs_note = settings
+        .source
+        .docs_dir
+        .as_ref()
+        .map(|d| format!(" `{}`", d.display()))
+        .unwrap_or_default();
     let system = render(
         SYSTEM,
-        &[("product", &settings.product.name), ("product_description", &settings.product.description), ("docs_dir", &docs_note)],
+        &[
+            ("product", &settings.product.name),
+            ("product_description", &settings.product.description),
+            ("docs_dir", &docs_note),
+        ],
     );
     let mut messages = vec![Message::user_text(user_message(ctx, mode)?)];
     let mut read = Vec::new();
@@ -89,8 +106,10 @@ async fn tool_loop(ctx: &DayContext, mode: ScribeMode) -> Result<ScribeReport, D
         };
         let response = ctx.llm.chat(request).await?;
         messages.push(response.to_assistant_message());
-        let calls: Vec<(String, String, Value)> =
-            response.tool_calls().map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone())).collect();
+        let calls: Vec<(String, String, Value)> = response
+            .tool_calls()
+            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone()))
+            .collect();
         if calls.is_empty() {
             break;
         }
@@ -114,7 +133,10 @@ async fn tool_loop(ctx: &DayContext, mode: ScribeMode) -> Result<ScribeReport, D
                 finished = true;
             }
         }
-        messages.push(Message { role: Role::User, content: results });
+        messages.push(Message {
+            role: Role::User,
+            content: results,
+        });
         if finished {
             break;
         }
@@ -139,7 +161,11 @@ fn write_manifest(ctx: &DayContext) -> Result<(), DayError> {
         "source_hashes": source_hashes(&ctx.settings.repo_root),
         "files": CONTEXT_DOCS.iter().filter(|d| ctx.pace.context_doc(d).is_file()).collect::<Vec<_>>(),
     });
-    write_yaml(&ctx.pace.context_dir().join("context.manifest.yaml"), &manifest, &ctx.redactor)?;
+    write_yaml(
+        &ctx.pace.context_dir().join("context.manifest.yaml"),
+        &manifest,
+        &ctx.redactor,
+    )?;
     Ok(())
 }
 

@@ -50,10 +50,7 @@ type Replacements = HashMap<(usize, usize), String>;
 /// Shrinks stale tool results and old write payloads in place (see the module docs).
 pub fn evict_stale(messages: &mut [Message]) {
     let calls = collect_calls(messages);
-    let turns = messages
-        .iter()
-        .filter(|m| m.role == Role::Assistant)
-        .count();
+    let turns = messages.iter().filter(|m| m.role == Role::Assistant).count();
 
     // Decide everything from the history as it is, then apply.
     let mut replace = Replacements::new();
@@ -61,9 +58,7 @@ pub fn evict_stale(messages: &mut [Message]) {
     let superseded = plan_superseded_runs(&calls, &mut replace);
     plan_old_run_outputs(&calls, &superseded, turns, &mut replace);
     for ((m, b), new_text) in replace {
-        if let Some(Block::ToolResult { content, .. }) =
-            messages.get_mut(m).and_then(|msg| msg.content.get_mut(b))
-        {
+        if let Some(Block::ToolResult { content, .. }) = messages.get_mut(m).and_then(|msg| msg.content.get_mut(b)) {
             *content = new_text;
         }
     }
@@ -136,12 +131,7 @@ fn plan_superseded_runs(calls: &[Call], replace: &mut Replacements) -> HashSet<u
 }
 
 /// (d) Long outputs of older runs keep head and tail.
-fn plan_old_run_outputs(
-    calls: &[Call],
-    superseded: &HashSet<usize>,
-    turns: usize,
-    replace: &mut Replacements,
-) {
+fn plan_old_run_outputs(calls: &[Call], superseded: &HashSet<usize>, turns: usize, replace: &mut Replacements) {
     for (i, call) in calls.iter().enumerate() {
         if call.name != "run" || superseded.contains(&i) || call.turn + KEEP_RUN_TURNS >= turns {
             continue;
@@ -149,10 +139,7 @@ fn plan_old_run_outputs(
         if let Some((pos, text)) = &call.result
             && text.len() > OLD_RUN_MAX_BYTES
         {
-            replace.insert(
-                *pos,
-                head_tail(text, OLD_RUN_HEAD_BYTES, OLD_RUN_TAIL_BYTES),
-            );
+            replace.insert(*pos, head_tail(text, OLD_RUN_HEAD_BYTES, OLD_RUN_TAIL_BYTES));
         }
     }
 }
@@ -160,14 +147,11 @@ fn plan_old_run_outputs(
 /// (c) Old write payloads become stubs (the input stays a valid JSON object).
 fn stub_old_writes(messages: &mut [Message], calls: &[Call], turns: usize) {
     for call in calls {
-        if !matches!(call.name.as_str(), "write_file" | "write_doc")
-            || call.turn + KEEP_WRITE_TURNS >= turns
-        {
+        if !matches!(call.name.as_str(), "write_file" | "write_doc") || call.turn + KEEP_WRITE_TURNS >= turns {
             continue;
         }
         let (m, b) = call.at;
-        if let Some(Block::ToolUse { input, .. }) =
-            messages.get_mut(m).and_then(|msg| msg.content.get_mut(b))
+        if let Some(Block::ToolUse { input, .. }) = messages.get_mut(m).and_then(|msg| msg.content.get_mut(b))
             && let Some(Value::String(content)) = input.get_mut("content")
             && !is_write_stub(content)
         {
@@ -185,9 +169,7 @@ fn collect_calls(messages: &[Message]) -> Vec<Call> {
     for (m, msg) in messages.iter().enumerate() {
         for (b, block) in msg.content.iter().enumerate() {
             if let Block::ToolResult {
-                tool_use_id,
-                content,
-                ..
+                tool_use_id, content, ..
             } = block
             {
                 results
@@ -209,9 +191,7 @@ fn collect_calls(messages: &[Message]) -> Vec<Call> {
                     turn,
                     name: name.clone(),
                     input: input.clone(),
-                    result: results
-                        .get(id.as_str())
-                        .map(|(pos, text)| (*pos, (*text).to_string())),
+                    result: results.get(id.as_str()).map(|(pos, text)| (*pos, (*text).to_string())),
                 });
             }
         }
@@ -232,11 +212,7 @@ fn path_of(input: &Value) -> Option<String> {
 }
 
 fn command_of(input: &Value) -> Option<&str> {
-    input
-        .get("command")?
-        .as_str()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
+    input.get("command")?.as_str().map(str::trim).filter(|c| !c.is_empty())
 }
 
 /// Rough token count (characters / 4) of everything the model is sent back.
@@ -246,13 +222,9 @@ pub fn estimate_tokens(messages: &[Message]) -> usize {
         .flat_map(|m| m.content.iter())
         .map(|block| match block {
             Block::Text { text } => text.chars().count(),
-            Block::ToolUse { name, input, id } => {
-                name.len() + id.len() + input.to_string().chars().count()
-            }
+            Block::ToolUse { name, input, id } => name.len() + id.len() + input.to_string().chars().count(),
             Block::ToolResult {
-                content,
-                tool_use_id,
-                ..
+                content, tool_use_id, ..
             } => content.chars().count() + tool_use_id.len(),
         })
         .sum();
@@ -290,9 +262,7 @@ pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
         let results = result_ids(msg);
         match msg.role {
             Role::Assistant if !results.is_empty() => {
-                return Err(format!(
-                    "message {i}: an assistant message holds tool_result blocks"
-                ));
+                return Err(format!("message {i}: an assistant message holds tool_result blocks"));
             }
             Role::User if !uses.is_empty() => {
                 return Err(format!("message {i}: a user message holds tool_use blocks"));
@@ -312,10 +282,7 @@ pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
             for id in &uses {
                 let n = answered.iter().filter(|a| *a == id).count();
                 if n != 1 {
-                    return Err(format!(
-                        "message {}: tool_use `{id}` is answered {n} times",
-                        i + 1
-                    ));
+                    return Err(format!("message {}: tool_use `{id}` is answered {n} times", i + 1));
                 }
             }
         }
@@ -325,10 +292,7 @@ pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
                 .iter()
                 .position(|b| matches!(b, Block::Text { .. }))
                 .unwrap_or(usize::MAX);
-            let last_result = msg
-                .content
-                .iter()
-                .rposition(|b| matches!(b, Block::ToolResult { .. }));
+            let last_result = msg.content.iter().rposition(|b| matches!(b, Block::ToolResult { .. }));
             if last_result.is_some_and(|r| first_text < r) {
                 return Err(format!("message {i}: text comes before a tool_result"));
             }
@@ -398,9 +362,7 @@ mod tests {
                 .flat_map(|m| m.content.iter())
                 .find_map(|b| match b {
                     Block::ToolResult {
-                        tool_use_id,
-                        content,
-                        ..
+                        tool_use_id, content, ..
                     } if tool_use_id == id => Some(content.clone()),
                     _ => None,
                 })
@@ -447,11 +409,7 @@ mod tests {
             h.result(&first[0]),
             "[evicted: src/lib.rs was rewritten after this read — read it again if needed]"
         );
-        assert_eq!(
-            h.result(&second[0]),
-            "new content",
-            "a read after the last write stays"
-        );
+        assert_eq!(h.result(&second[0]), "new content", "a read after the last write stays");
         assert_eq!(h.result(&other[0]), "untouched");
         check_pairing(&h.messages).unwrap();
     }
@@ -463,11 +421,7 @@ mod tests {
         let (wn, wi) = write("src/a.rs", "x");
         let ids = h.turn(&[(wn, wi, "OK"), (rn, ri, "x")]);
         evict_stale(&mut h.messages);
-        assert_eq!(
-            h.result(&ids[1]),
-            "x",
-            "the read came after the write in the same turn"
-        );
+        assert_eq!(h.result(&ids[1]), "x", "the read came after the write in the same turn");
     }
 
     #[test]
@@ -492,10 +446,7 @@ mod tests {
         let (n, i) = run("cargo test");
         let a = h.turn(&[(n, i.clone(), "exit code: 101\n1 failed")]);
         let (n2, i2) = run("cargo build");
-        let b = h.turn(&[
-            (n, i.clone(), "exit code: 101\n2 failed"),
-            (n2, i2, "exit code: 0"),
-        ]);
+        let b = h.turn(&[(n, i.clone(), "exit code: 101\n2 failed"), (n2, i2, "exit code: 0")]);
         let c = h.turn(&[(n, i, "exit code: 0\nall passed")]);
         evict_stale(&mut h.messages);
         let stub = "[superseded: a later run of `cargo test` is below]";
@@ -517,10 +468,7 @@ mod tests {
         h.turn(&[(n, i, "exit code: 0")]);
         evict_stale(&mut h.messages);
         assert!(h.result(&first[0]).starts_with("[superseded:"));
-        assert!(
-            h.result(&first[0])
-                .ends_with(&format!("{CHANGED_MARKER}src/lib.rs]"))
-        );
+        assert!(h.result(&first[0]).ends_with(&format!("{CHANGED_MARKER}src/lib.rs]")));
         assert!(h.result(&r[0]).starts_with("[evicted:"));
     }
 
@@ -558,10 +506,7 @@ mod tests {
         let recent = format!("toolu_{:03}", h.next_id);
         evict_stale(&mut h.messages);
         let cut = h.result(&old[0]);
-        assert!(
-            cut.starts_with("exit code: 1\naaa") && cut.ends_with("zzz"),
-            "{cut}"
-        );
+        assert!(cut.starts_with("exit code: 1\naaa") && cut.ends_with("zzz"), "{cut}");
         assert!(cut.contains("bytes omitted") && cut.len() < 2_000);
         assert_eq!(h.result(&recent), long);
     }
@@ -596,9 +541,7 @@ mod tests {
         assert!(check_pairing(&orphan).is_err());
 
         let mut text_first = h.messages.clone();
-        text_first[1]
-            .content
-            .insert(0, Block::Text { text: "hi".into() });
+        text_first[1].content.insert(0, Block::Text { text: "hi".into() });
         assert!(check_pairing(&text_first).is_err());
 
         let mut twice = h.messages.clone();
@@ -622,16 +565,8 @@ mod tests {
         for round in 0..4 {
             let p = format!("src/mod{}.rs", round % 2);
             steps.push((read(&p).0, read(&p).1, file("before")));
-            steps.push((
-                write(&p, &file("after")).0,
-                write(&p, &file("after")).1,
-                "OK".into(),
-            ));
-            steps.push((
-                run("cargo test").0,
-                run("cargo test").1,
-                test_output(3 - round),
-            ));
+            steps.push((write(&p, &file("after")).0, write(&p, &file("after")).1, "OK".into()));
+            steps.push((run("cargo test").0, run("cargo test").1, test_output(3 - round)));
             steps.push((read(&p).0, read(&p).1, file("after")));
             steps.push((run("cargo clippy").0, run("cargo clippy").1, test_output(0)));
         }
@@ -648,10 +583,7 @@ mod tests {
             plain_total += estimate_tokens(&plain.messages);
             evicted_total += estimate_tokens(&evicted.messages);
         }
-        let (plain_last, evicted_last) = (
-            estimate_tokens(&plain.messages),
-            estimate_tokens(&evicted.messages),
-        );
+        let (plain_last, evicted_last) = (estimate_tokens(&plain.messages), estimate_tokens(&evicted.messages));
         assert!(
             evicted_last * 2 < plain_last,
             "final context {evicted_last} vs {plain_last}"

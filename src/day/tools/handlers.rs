@@ -83,19 +83,12 @@ pub fn write_file(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
         return path_error(&e);
     }
     ctx.record_written(resolved.rel.clone());
-    ToolOutcome::ok(format!(
-        "OK: wrote {} bytes to {}",
-        content.len(),
-        resolved.rel
-    ))
+    ToolOutcome::ok(format!("OK: wrote {} bytes to {}", content.len(), resolved.rel))
 }
 
 pub fn list_files(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
     let raw = input.get("path").and_then(Value::as_str).unwrap_or(".");
-    let recursive = input
-        .get("recursive")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let recursive = input.get("recursive").and_then(Value::as_bool).unwrap_or(false);
     let resolved = match ctx.jail.resolve_read(raw) {
         Ok(r) => r,
         Err(e) => return path_error(&e),
@@ -112,24 +105,20 @@ pub fn search(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
     if pattern.is_empty() {
         return ToolOutcome::error("search requires a non-empty 'pattern' argument (string)");
     }
-    let re = match RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-    {
+    let re = match RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build() {
         Ok(re) => re,
         Err(e) => return ToolOutcome::error(format!("invalid regular expression: {e}")),
     };
     let raw = input.get("path").and_then(Value::as_str).unwrap_or(".");
-    let max =
-        input
-            .get("max_results")
-            .and_then(Value::as_f64)
-            .map_or(DEFAULT_SEARCH_RESULTS, |n| {
-                // Saturating float-to-int conversion; the value is clamped right after.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let n = n as usize;
-                n.clamp(1, MAX_SEARCH_RESULTS)
-            });
+    let max = input
+        .get("max_results")
+        .and_then(Value::as_f64)
+        .map_or(DEFAULT_SEARCH_RESULTS, |n| {
+            // Saturating float-to-int conversion; the value is clamped right after.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let n = n as usize;
+            n.clamp(1, MAX_SEARCH_RESULTS)
+        });
     let resolved = match ctx.jail.resolve_read(raw) {
         Ok(r) => r,
         Err(e) => return path_error(&e),
@@ -205,10 +194,7 @@ pub async fn run(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
             .collect::<Vec<_>>()
             .join(", ");
         if changed.len() > MAX_CHANGED_LISTED {
-            listed.push_str(&format!(
-                ", ... ({} more)",
-                changed.len() - MAX_CHANGED_LISTED
-            ));
+            listed.push_str(&format!(", ... ({} more)", changed.len() - MAX_CHANGED_LISTED));
         }
         if !out.ends_with('\n') {
             out.push('\n');
@@ -229,9 +215,7 @@ pub fn confirm_red_phase(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcom
     }
     let tests = string_list(input.get("tests_written"));
     if tests.is_empty() {
-        return ToolOutcome::error(
-            "confirm_red_phase requires at least one test file path in tests_written.",
-        );
+        return ToolOutcome::error("confirm_red_phase requires at least one test file path in tests_written.");
     }
     ctx.red_phase_confirmed = true;
     ToolOutcome::ok(format!(
@@ -260,10 +244,7 @@ pub fn complete_handoff(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome
     for field in ["edge_cases_tested", "known_gaps"] {
         handoff.insert(field.to_string(), json!(string_list(input.get(field))));
     }
-    handoff.insert(
-        "tdd_red_phase_confirmed".into(),
-        json!(ctx.red_phase_confirmed),
-    );
+    handoff.insert("tdd_red_phase_confirmed".into(), json!(ctx.red_phase_confirmed));
     handoff.insert("files_written".into(), json!(ctx.written));
     ToolOutcome::Handoff(Value::Object(handoff))
 }
@@ -394,9 +375,7 @@ fn read_text(resolved: &Resolved, raw: &str, cap: usize) -> ToolOutcome {
         return ToolOutcome::error(format!("Could not read {raw}: {e}"));
     }
     if search::is_binary(&bytes) {
-        return ToolOutcome::error(format!(
-            "{raw} is a binary file ({size} bytes); it cannot be shown"
-        ));
+        return ToolOutcome::error(format!("{raw} is a binary file ({size} bytes); it cannot be shown"));
     }
     let mut text = String::from_utf8_lossy(&bytes).into_owned();
     if size > limit {
@@ -418,11 +397,7 @@ fn list_one_level(dir: &Resolved, recursive: bool) -> (Vec<String>, bool) {
     let mut cut = false;
     if recursive {
         cut = search::walk(&dir.abs, &dir.rel, &mut |e: &Entry| {
-            out.push(if e.is_dir {
-                format!("{}/", e.rel)
-            } else {
-                e.rel.clone()
-            });
+            out.push(if e.is_dir { format!("{}/", e.rel) } else { e.rel.clone() });
             out.len() < MAX_LIST_ENTRIES
         });
     } else if let Ok(read) = fs::read_dir(&dir.abs) {
@@ -430,10 +405,7 @@ fn list_one_level(dir: &Resolved, recursive: bool) -> (Vec<String>, bool) {
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if paths::INTERNAL_DIRS
-                    .iter()
-                    .any(|d| name.eq_ignore_ascii_case(d))
-                {
+                if paths::INTERNAL_DIRS.iter().any(|d| name.eq_ignore_ascii_case(d)) {
                     return None;
                 }
                 let rel = if dir.rel.is_empty() {
@@ -474,11 +446,7 @@ fn render_entries((entries, cut): &(Vec<String>, bool), raw: &str) -> String {
 /// `- `/`* `/`• ` stripped, empty lines and lone bullets dropped).
 pub fn string_list(value: Option<&Value>) -> Vec<String> {
     let items: Vec<String> = match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         Some(Value::String(s)) => s.lines().map(str::to_string).collect(),
         _ => Vec::new(),
     };
@@ -511,12 +479,7 @@ pub fn head_tail(s: &str, head: usize, tail: usize) -> String {
     while !s.is_char_boundary(t) {
         t += 1;
     }
-    format!(
-        "{}\n[... {} bytes omitted ...]\n{}",
-        &s[..h],
-        t - h,
-        &s[t..]
-    )
+    format!("{}\n[... {} bytes omitted ...]\n{}", &s[..h], t - h, &s[t..])
 }
 
 /// The repository-relative paths named on a `run` result's changed-files line.

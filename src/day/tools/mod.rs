@@ -180,12 +180,7 @@ impl<'a> ToolContext<'a> {
     /// `source.test_dirs`; TDD from `forge.tdd_enforcement`; the `run` timeout is capped by
     /// `sandbox.timeout`. Fails only when the repository root cannot be resolved.
     pub fn forge(settings: &Settings, redactor: Redactor) -> std::io::Result<Self> {
-        let mut dirs: Vec<&str> = settings
-            .source
-            .dirs
-            .iter()
-            .map(|d| d.path.as_str())
-            .collect();
+        let mut dirs: Vec<&str> = settings.source.dirs.iter().map(|d| d.path.as_str()).collect();
         dirs.extend(settings.source.test_dirs.iter().map(String::as_str));
         Self::new(
             Toolset::Forge {

@@ -42,9 +42,7 @@ pub enum PathError {
     Absolute(String),
     #[error("`{0}` starts with `~`: use a path relative to the repository root")]
     Home(String),
-    #[error(
-        "`{0}` is a Windows drive, UNC or backslash path: use `/` and a path relative to the repository root"
-    )]
+    #[error("`{0}` is a Windows drive, UNC or backslash path: use `/` and a path relative to the repository root")]
     Windows(String),
     #[error("`{0}` contains percent-encoded path characters: write the path literally")]
     Encoded(String),
@@ -62,19 +60,14 @@ pub enum PathError {
     Protected(String),
     #[error("`{0}` is a symbolic link; writing through links is not allowed")]
     Symlink(String),
-    #[error(
-        "`{0}` has other hard links (it may be shared with a file outside the repository); it cannot be written"
-    )]
+    #[error("`{0}` has other hard links (it may be shared with a file outside the repository); it cannot be written")]
     HardLink(String),
     #[error("File not found: {0}")]
     NotFound(String),
     #[error("'{0}' is a directory, not a file. Specify the full file path (e.g. '{0}/main.rs')")]
     IsDirectory(String),
     #[error("cannot access `{path}`: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 /// A path that passed confinement.
@@ -125,11 +118,7 @@ impl Jail {
 
     /// A file to create or replace. `writable` holds normalised directory prefixes
     /// (see [`normalise_dir`]); `None` skips that check (pace's own files).
-    pub fn resolve_write(
-        &self,
-        raw: &str,
-        writable: Option<&[String]>,
-    ) -> Result<Resolved, PathError> {
+    pub fn resolve_write(&self, raw: &str, writable: Option<&[String]>) -> Result<Resolved, PathError> {
         let comps = lexical(raw, false)?;
         let Some((name, parents)) = comps.split_last() else {
             return Err(PathError::Empty);
@@ -185,10 +174,7 @@ impl Jail {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
                 Err(source) => {
-                    return Err(PathError::Io {
-                        path: shown,
-                        source,
-                    });
+                    return Err(PathError::Io { path: shown, source });
                 }
             }
         }
@@ -202,11 +188,7 @@ impl Jail {
 
     /// Canonicalises the longest existing prefix of `comps` (following symlinks) and checks
     /// it stays inside the root. Returns it with the components that do not exist yet.
-    fn existing_prefix<'c>(
-        &self,
-        raw: &str,
-        comps: &'c [String],
-    ) -> Result<(PathBuf, &'c [String]), PathError> {
+    fn existing_prefix<'c>(&self, raw: &str, comps: &'c [String]) -> Result<(PathBuf, &'c [String]), PathError> {
         for i in (0..=comps.len()).rev() {
             let mut candidate = self.root.clone();
             candidate.extend(comps[..i].iter());
@@ -228,10 +210,7 @@ impl Jail {
                     if i > 0
                         && let Ok(target) = fs::read_link(&candidate)
                     {
-                        let base = candidate
-                            .parent()
-                            .map(Path::to_path_buf)
-                            .unwrap_or_default();
+                        let base = candidate.parent().map(Path::to_path_buf).unwrap_or_default();
                         let joined = base.join(target);
                         if !lexically_inside(&joined, &self.root) {
                             return Err(PathError::Escapes(raw.to_string()));
@@ -325,11 +304,7 @@ fn has_encoded_separator(s: &str) -> bool {
         w[0] == b'%'
             && matches!(
                 (w[1].to_ascii_lowercase(), w[2].to_ascii_lowercase()),
-                (b'2', b'e' | b'f' | b'5')
-                    | (b'5', b'c')
-                    | (b'0', b'0')
-                    | (b'3', b'a')
-                    | (b'7', b'e')
+                (b'2', b'e' | b'f' | b'5') | (b'5', b'c') | (b'0', b'0') | (b'3', b'a') | (b'7', b'e')
             )
     })
 }
@@ -348,25 +323,17 @@ fn check_internal(raw: &str, rel: &str) -> Result<(), PathError> {
 
 fn check_writable(raw: &str, rel: &str, dirs: &[String]) -> Result<(), PathError> {
     let first = rel.split('/').next().unwrap_or_default();
-    if PROTECTED_WRITES
-        .iter()
-        .any(|p| first.eq_ignore_ascii_case(p))
-    {
+    if PROTECTED_WRITES.iter().any(|p| first.eq_ignore_ascii_case(p)) {
         return Err(PathError::Protected(raw.to_string()));
     }
-    let inside = dirs
-        .iter()
-        .any(|d| d.is_empty() || rel.starts_with(&format!("{d}/")));
+    let inside = dirs.iter().any(|d| d.is_empty() || rel.starts_with(&format!("{d}/")));
     if inside {
         return Ok(());
     }
     let listed = if dirs.is_empty() {
         "(none configured)".to_string()
     } else {
-        dirs.iter()
-            .map(|d| format!("`{d}/`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        dirs.iter().map(|d| format!("`{d}/`")).collect::<Vec<_>>().join(", ")
     };
     Err(PathError::NotWritable {
         path: raw.to_string(),
@@ -381,18 +348,9 @@ pub fn looks_like_secret(rel: &str) -> bool {
         return true;
     }
     if let Some(suffix) = name.strip_prefix(".env.") {
-        return !matches!(
-            suffix,
-            "example" | "sample" | "template" | "dist" | "defaults"
-        );
+        return !matches!(suffix, "example" | "sample" | "template" | "dist" | "defaults");
     }
-    let exact = [
-        ".git-credentials",
-        ".netrc",
-        "_netrc",
-        ".pgpass",
-        "credentials.json",
-    ];
+    let exact = [".git-credentials", ".netrc", "_netrc", ".pgpass", "credentials.json"];
     if exact.contains(&name.as_str()) {
         return true;
     }
@@ -512,14 +470,7 @@ mod tests {
 
     #[test]
     fn secret_names() {
-        for s in [
-            ".env",
-            "a/.env.local",
-            "k.pem",
-            "x/server.key",
-            "id_rsa.pub",
-            ".netrc",
-        ] {
+        for s in [".env", "a/.env.local", "k.pem", "x/server.key", "id_rsa.pub", ".netrc"] {
             assert!(looks_like_secret(s), "{s}");
         }
         for s in [".env.example", "src/keyboard.rs", "README.md", "monkey.txt"] {

@@ -15,12 +15,7 @@ pub const INVALID_ARGUMENTS_KEY: &str = "_invalid_arguments";
 /// [`ToolOutcome::Result`] with `is_error: true` and an `ERROR: ...` text; only
 /// infrastructure failures are [`ToolOutcome::Abort`]. Results, handoffs and summaries
 /// are redacted before they are returned.
-pub async fn dispatch(
-    ctx: &mut ToolContext<'_>,
-    call_id: &str,
-    name: &str,
-    input: &Value,
-) -> ToolOutcome {
+pub async fn dispatch(ctx: &mut ToolContext<'_>, call_id: &str, name: &str, input: &Value) -> ToolOutcome {
     let started = Instant::now();
     ctx.calls = ctx.calls.saturating_add(1);
     let outcome = route(ctx, name, input).await;
@@ -37,22 +32,10 @@ pub async fn dispatch(
             "tool call"
         ),
         ToolOutcome::Handoff(_) => {
-            tracing::info!(
-                tool = name,
-                call_id,
-                call = ctx.calls,
-                elapsed_ms,
-                "handoff accepted"
-            );
+            tracing::info!(tool = name, call_id, call = ctx.calls, elapsed_ms, "handoff accepted");
         }
         ToolOutcome::Finished(_) => {
-            tracing::info!(
-                tool = name,
-                call_id,
-                call = ctx.calls,
-                elapsed_ms,
-                "finish accepted"
-            );
+            tracing::info!(tool = name, call_id, call = ctx.calls, elapsed_ms, "finish accepted");
         }
         ToolOutcome::Abort(e) => {
             tracing::warn!(tool = name, call_id, call = ctx.calls, elapsed_ms, error = %e, "tool aborted the attempt");
@@ -158,10 +141,7 @@ fn check_arguments(spec: &ToolSpec, input: &Value) -> Result<(), String> {
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     for (arg, schema) in properties {
-        let expected = schema
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("string");
+        let expected = schema.get("type").and_then(Value::as_str).unwrap_or("string");
         let value = args.get(arg).filter(|v| !v.is_null());
         match value {
             None if required.contains(&arg.as_str()) => {

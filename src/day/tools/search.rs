@@ -115,11 +115,7 @@ pub fn search_file(abs: &Path, rel: &str, re: &Regex, max: usize, hits: &mut Vec
     let Ok(file) = fs::File::open(abs) else {
         return;
     };
-    if file
-        .take(MAX_SEARCH_FILE_BYTES)
-        .read_to_end(&mut bytes)
-        .is_err()
-    {
+    if file.take(MAX_SEARCH_FILE_BYTES).read_to_end(&mut bytes).is_err() {
         return;
     }
     if is_binary(&bytes) {

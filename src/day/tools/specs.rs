@@ -243,25 +243,15 @@ mod tests {
             ]
         );
         assert!(!names(&forge_tools(false)).contains(&"confirm_red_phase"));
-        assert_eq!(
-            names(&scribe_tools()),
-            ["read_file", "list_dir", "write_doc", "finish"]
-        );
+        assert_eq!(names(&scribe_tools()), ["read_file", "list_dir", "write_doc", "finish"]);
     }
 
     #[test]
     fn schemas_are_objects_with_known_required_properties() {
         for tool in forge_tools(true).into_iter().chain(scribe_tools()) {
             assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
-            let props = tool.input_schema["properties"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            for req in tool.input_schema["required"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
+            let props = tool.input_schema["properties"].as_object().cloned().unwrap_or_default();
+            for req in tool.input_schema["required"].as_array().cloned().unwrap_or_default() {
                 let req = req.as_str().unwrap_or_default().to_string();
                 assert!(props.contains_key(&req), "{}: {req}", tool.name);
             }
@@ -269,10 +259,7 @@ mod tests {
         }
         // The model does not need a SHA: pace commits.
         let handoff = complete_handoff();
-        let required = handoff.input_schema["required"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let required = handoff.input_schema["required"].as_array().cloned().unwrap_or_default();
         assert!(!required.contains(&json!("commit")));
     }
 

@@ -35,17 +35,9 @@ fn fixture() -> Fixture {
         .status()
         .unwrap();
     assert!(status.success());
-    fs::write(
-        repo.join("src/lib.rs"),
-        "pub fn answer() -> u32 {\n    42\n}\n",
-    )
-    .unwrap();
+    fs::write(repo.join("src/lib.rs"), "pub fn answer() -> u32 {\n    42\n}\n").unwrap();
     fs::write(repo.join("src/nested/deep.rs"), "// needle here\n").unwrap();
-    fs::write(
-        repo.join("node_modules/dep/index.js"),
-        "needle in a dependency\n",
-    )
-    .unwrap();
+    fs::write(repo.join("node_modules/dep/index.js"), "needle in a dependency\n").unwrap();
     fs::write(repo.join("src/blob.bin"), b"needle\0\x01\x02").unwrap();
     fs::write(repo.join("README.md"), "# demo\nneedle at the root\n").unwrap();
     fs::write(repo.join(".pace/day-1/run.json"), "{}").unwrap();
@@ -94,18 +86,12 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
             let p = e.path();
             let ft = e.file_type().unwrap();
             if ft.is_symlink() {
-                out.insert(
-                    p.clone(),
-                    format!("-> {}", fs::read_link(&p).unwrap().display()),
-                );
+                out.insert(p.clone(), format!("-> {}", fs::read_link(&p).unwrap().display()));
             } else if ft.is_dir() {
                 out.insert(p.clone(), "dir".into());
                 stack.push(p);
             } else {
-                out.insert(
-                    p.clone(),
-                    String::from_utf8_lossy(&fs::read(&p).unwrap()).into(),
-                );
+                out.insert(p.clone(), String::from_utf8_lossy(&fs::read(&p).unwrap()).into());
             }
         }
     }
@@ -208,12 +194,7 @@ async fn confinement_table_refuses_every_escape() {
         ("", "the path is empty"),
     ];
     for (path, why) in refused_writes {
-        let out = call(
-            &mut ctx,
-            "write_file",
-            json!({ "path": path, "content": "pwned" }),
-        )
-        .await;
+        let out = call(&mut ctx, "write_file", json!({ "path": path, "content": "pwned" })).await;
         let text = expect_error(&out, why);
         assert!(!text.contains("pwned"));
     }
@@ -223,17 +204,10 @@ async fn confinement_table_refuses_every_escape() {
         before_outside,
         "something outside the repo changed"
     );
-    assert_eq!(
-        snapshot(&f.repo),
-        before_repo,
-        "a refused write changed the repo"
-    );
+    assert_eq!(snapshot(&f.repo), before_repo, "a refused write changed the repo");
     assert!(ctx.written_paths().is_empty());
     // Nothing appeared beside the repository either.
-    let names: Vec<_> = fs::read_dir(&f.base)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names: Vec<_> = fs::read_dir(&f.base).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
@@ -257,10 +231,7 @@ async fn allowed_reads_and_writes_work() {
     )
     .await;
     assert_eq!(expect_ok(&out), "OK: wrote 6 bytes to src/new/mod.rs");
-    assert_eq!(
-        fs::read_to_string(f.repo.join("src/new/mod.rs")).unwrap(),
-        "héllo"
-    );
+    assert_eq!(fs::read_to_string(f.repo.join("src/new/mod.rs")).unwrap(), "héllo");
     let out = call(
         &mut ctx,
         "write_file",
@@ -273,18 +244,8 @@ async fn allowed_reads_and_writes_work() {
     // Overwrite keeps the file's mode.
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(f.repo.join("src/lib.rs"), fs::Permissions::from_mode(0o755)).unwrap();
-    expect_ok(
-        &call(
-            &mut ctx,
-            "write_file",
-            json!({"path": "src/lib.rs", "content": "y"}),
-        )
-        .await,
-    );
-    let mode = fs::metadata(f.repo.join("src/lib.rs"))
-        .unwrap()
-        .permissions()
-        .mode();
+    expect_ok(&call(&mut ctx, "write_file", json!({"path": "src/lib.rs", "content": "y"})).await);
+    let mode = fs::metadata(f.repo.join("src/lib.rs")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
     // No temporary files are left behind.
     let leftovers: Vec<_> = fs::read_dir(f.repo.join("src"))
@@ -316,14 +277,7 @@ async fn read_file_on_a_directory_lists_it_and_missing_files_are_reported() {
     let root = expect_ok(&call(&mut ctx, "list_files", json!({})).await);
     assert!(root.contains("README.md") && root.contains("src/"));
     assert!(!root.contains(".git/") && !root.contains(".pace"));
-    let tree = expect_ok(
-        &call(
-            &mut ctx,
-            "list_files",
-            json!({"path": "src", "recursive": true}),
-        )
-        .await,
-    );
+    let tree = expect_ok(&call(&mut ctx, "list_files", json!({"path": "src", "recursive": true})).await);
     assert!(tree.contains("src/nested/deep.rs"), "{tree}");
 }
 
@@ -331,22 +285,13 @@ async fn read_file_on_a_directory_lists_it_and_missing_files_are_reported() {
 async fn large_reads_are_cut_with_a_note_and_large_writes_refused() {
     let f = fixture();
     let mut ctx = forge_ctx(&f, false);
-    fs::write(
-        f.repo.join("src/big.txt"),
-        "a".repeat(handlers::READ_CAP_BYTES + 10),
-    )
-    .unwrap();
+    fs::write(f.repo.join("src/big.txt"), "a".repeat(handlers::READ_CAP_BYTES + 10)).unwrap();
     let text = expect_ok(&call(&mut ctx, "read_file", json!({"path": "src/big.txt"})).await);
     assert!(text.contains("[truncated: src/big.txt is 262154 bytes"));
     assert!(text.len() < handlers::READ_CAP_BYTES + 200);
     let big = "b".repeat(handlers::WRITE_CAP_BYTES + 1);
     expect_error(
-        &call(
-            &mut ctx,
-            "write_file",
-            json!({"path": "src/x", "content": big}),
-        )
-        .await,
+        &call(&mut ctx, "write_file", json!({"path": "src/x", "content": big})).await,
         "at most",
     );
     assert!(!f.repo.join("src/x").exists());
@@ -357,10 +302,7 @@ async fn search_finds_lines_and_skips_internal_dependency_and_binary_files() {
     let f = fixture();
     let mut ctx = forge_ctx(&f, false);
     let text = expect_ok(&call(&mut ctx, "search", json!({"pattern": "need+le"})).await);
-    assert!(
-        text.contains("src/nested/deep.rs:1: // needle here"),
-        "{text}"
-    );
+    assert!(text.contains("src/nested/deep.rs:1: // needle here"), "{text}");
     assert!(text.contains("README.md:2: needle at the root"), "{text}");
     assert!(!text.contains("node_modules"), "{text}");
     assert!(!text.contains("blob.bin"), "{text}");
@@ -379,10 +321,7 @@ async fn search_finds_lines_and_skips_internal_dependency_and_binary_files() {
         "invalid regular expression",
     );
     let text = expect_ok(&call(&mut ctx, "search", json!({"pattern": "dont-leak"})).await);
-    assert!(
-        text.starts_with("No matches"),
-        "secret files are not searched: {text}"
-    );
+    assert!(text.starts_with("No matches"), "secret files are not searched: {text}");
 }
 
 #[tokio::test]
@@ -394,16 +333,11 @@ async fn dispatch_rejects_unknown_tools_and_bad_arguments() {
         "Unknown tool: git_commit",
     );
     assert!(
-        text.contains(
-            "Available: read_file, write_file, list_files, search, run, complete_handoff"
-        ),
+        text.contains("Available: read_file, write_file, list_files, search, run, complete_handoff"),
         "{text}"
     );
     // TDD off: confirm_red_phase is not a tool.
-    expect_error(
-        &call(&mut ctx, "confirm_red_phase", json!({})).await,
-        "Unknown tool",
-    );
+    expect_error(&call(&mut ctx, "confirm_red_phase", json!({})).await, "Unknown tool");
 
     expect_error(
         &call(&mut ctx, "read_file", json!({})).await,
@@ -422,12 +356,7 @@ async fn dispatch_rejects_unknown_tools_and_bad_arguments() {
         "list_files requires a 'recursive' argument (boolean), got a string",
     );
     expect_error(
-        &call(
-            &mut ctx,
-            "run",
-            json!({"command": "ls", "timeout_seconds": "10"}),
-        )
-        .await,
+        &call(&mut ctx, "run", json!({"command": "ls", "timeout_seconds": "10"})).await,
         "'timeout_seconds' argument (integer)",
     );
     expect_error(
@@ -458,10 +387,7 @@ async fn call_cap_refuses_all_but_the_final_tool() {
         "limit of 2 tool calls",
     );
     assert!(text.contains("call complete_handoff"));
-    expect_error(
-        &call(&mut ctx, "nonsense", json!({})).await,
-        "limit of 2 tool calls",
-    );
+    expect_error(&call(&mut ctx, "nonsense", json!({})).await, "limit of 2 tool calls");
     assert_eq!(ctx.calls(), 4);
     let handoff = json!({"approach": "a", "risk": "low", "dependencies": "none", "built": "b",
         "edge_cases_tested": [], "known_gaps": []});
@@ -524,13 +450,9 @@ async fn run_reports_exit_code_timeouts_changes_and_redacts() {
         let text = expect_ok(&call(&mut ctx, "run", json!({"command": "cargo test"})).await);
         assert_eq!(text, "exit code: 0\nall good\n");
 
-        let text =
-            expect_error_like_run(&call(&mut ctx, "run", json!({"command": "cargo test"})).await);
+        let text = expect_error_like_run(&call(&mut ctx, "run", json!({"command": "cargo test"})).await);
         assert!(text.starts_with("exit code: 101\n"), "{text}");
-        assert!(
-            text.contains("token=[REDACTED]") && !text.contains("s3cr3t"),
-            "{text}"
-        );
+        assert!(text.contains("token=[REDACTED]") && !text.contains("s3cr3t"), "{text}");
 
         let text = expect_error_like_run(
             &call(
@@ -555,10 +477,7 @@ async fn run_reports_exit_code_timeouts_changes_and_redacts() {
         assert!(text.ends_with("tttt"), "the end of the output is kept");
 
         let out = call(&mut ctx, "run", json!({"command": "ls"})).await;
-        assert!(
-            matches!(out, ToolOutcome::Abort(ToolAbort::Runner(_))),
-            "{out:?}"
-        );
+        assert!(matches!(out, ToolOutcome::Abort(ToolAbort::Runner(_))), "{out:?}");
         expect_error(
             &call(&mut ctx, "run", json!({"command": "  "})).await,
             "non-empty 'command'",
@@ -647,10 +566,7 @@ async fn tdd_gate_and_handoff() {
     let ToolOutcome::Handoff(h) = call(&mut ctx, "complete_handoff", handoff).await else {
         panic!("handoff refused")
     };
-    assert_eq!(
-        h["edge_cases_tested"],
-        json!(["empty input", "unicode", "overflow"])
-    );
+    assert_eq!(h["edge_cases_tested"], json!(["empty input", "unicode", "overflow"]));
     assert_eq!(h["known_gaps"], json!([]));
     assert_eq!(h["tdd_red_phase_confirmed"], json!(true));
     assert!(h.get("commit").is_none(), "pace sets the commit itself");
@@ -697,14 +613,8 @@ async fn scribe_tools_read_prefixes_write_docs_and_finish() {
     )
     .unwrap();
     assert_eq!(ctx.specs(), scribe_tools());
-    assert!(
-        expect_ok(&call(&mut ctx, "read_file", json!({"path": "docs:mvp.md"})).await)
-            .contains("# MVP")
-    );
-    assert!(
-        expect_ok(&call(&mut ctx, "read_file", json!({"path": "repo:README.md"})).await)
-            .contains("# demo")
-    );
+    assert!(expect_ok(&call(&mut ctx, "read_file", json!({"path": "docs:mvp.md"})).await).contains("# MVP"));
+    assert!(expect_ok(&call(&mut ctx, "read_file", json!({"path": "repo:README.md"})).await).contains("# demo"));
     expect_error(
         &call(&mut ctx, "read_file", json!({"path": "docs:../repo/.env"})).await,
         "`..`",
@@ -714,21 +624,14 @@ async fn scribe_tools_read_prefixes_write_docs_and_finish() {
         "Use list_dir instead",
     );
     expect_error(
-        &call(
-            &mut ctx,
-            "read_file",
-            json!({"path": ".pace/day-1/run.json"}),
-        )
-        .await,
+        &call(&mut ctx, "read_file", json!({"path": ".pace/day-1/run.json"})).await,
         "`.pace/`",
     );
     let listing = expect_ok(&call(&mut ctx, "list_dir", json!({"path": "."})).await);
     assert!(listing.lines().any(|l| l == "dir  src"), "{listing}");
     assert!(listing.lines().any(|l| l == "file  README.md"), "{listing}");
     assert!(
-        !listing
-            .lines()
-            .any(|l| l.ends_with(" .git") || l.ends_with(" .pace")),
+        !listing.lines().any(|l| l.ends_with(" .git") || l.ends_with(" .pace")),
         "{listing}"
     );
     assert!(!listing.contains("node_modules"), "{listing}");
@@ -741,22 +644,12 @@ async fn scribe_tools_read_prefixes_write_docs_and_finish() {
         "Use read_file instead",
     );
     expect_error(
-        &call(
-            &mut ctx,
-            "write_file",
-            json!({"path": "src/x", "content": "x"}),
-        )
-        .await,
+        &call(&mut ctx, "write_file", json!({"path": "src/x", "content": "x"})).await,
         "Unknown tool",
     );
 
     expect_error(
-        &call(
-            &mut ctx,
-            "write_doc",
-            json!({"name": "../../evil.md", "content": "x"}),
-        )
-        .await,
+        &call(&mut ctx, "write_doc", json!({"name": "../../evil.md", "content": "x"})).await,
         "Unknown doc '../../evil.md'. Allowed: devops.md, engineering.md, product.md, security.md",
     );
     expect_error(
@@ -764,23 +657,14 @@ async fn scribe_tools_read_prefixes_write_docs_and_finish() {
         "still missing: product.md",
     );
     for doc in specs::SCRIBE_DOCS {
-        let text = expect_ok(
-            &call(
-                &mut ctx,
-                "write_doc",
-                json!({"name": doc, "content": "## Vision\n"}),
-            )
-            .await,
-        );
+        let text = expect_ok(&call(&mut ctx, "write_doc", json!({"name": doc, "content": "## Vision\n"})).await);
         assert_eq!(text, format!("OK: wrote {doc} (10 bytes)"));
     }
     assert_eq!(
         fs::read_to_string(f.repo.join(".pace/context/security.md")).unwrap(),
         "## Vision\n"
     );
-    let ToolOutcome::Finished(summary) =
-        call(&mut ctx, "finish", json!({"summary": "all four"})).await
-    else {
+    let ToolOutcome::Finished(summary) = call(&mut ctx, "finish", json!({"summary": "all four"})).await else {
         panic!("finish refused")
     };
     assert_eq!(summary, "all four");
