@@ -13,13 +13,7 @@ use pace::sandbox::{
     SandboxContext, SandboxError,
 };
 
-// `tests/all.rs` declares this file as a module, but without `autotests = false` Cargo also
-// builds it as its own test crate, where `crate::support` does not exist: include the
-// helper by file path, which resolves the same way in both cases.
-mod docker_support {
-    include!("support/docker.rs");
-}
-use docker_support::{busybox_image, docker_available};
+use crate::support::docker::{busybox_image, docker_available};
 
 macro_rules! require_docker {
     () => {

@@ -752,15 +752,24 @@ fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) ->
 /// `.pace/` (without the lock and the raw test log, which can be huge and stays a CI
 /// artifact) and `PROGRESS.md`.
 fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, GitError> {
-    let mut paths = vec![
-        ".pace".to_string(),
-        ":(exclude).pace/pipeline.lock".to_string(),
-        ":(exclude).pace/day-*/gate/output.log".to_string(),
-    ];
+    ensure_pace_gitignore(&ctx.pace);
+    let mut paths = vec![".pace".to_string()];
     if ctx.settings.repo_root.join("PROGRESS.md").exists() {
         paths.push("PROGRESS.md".into());
     }
     ctx.git.commit_paths(&paths, message)
+}
+
+/// What pace writes under `.pace/` but never commits: the lock of the running process and
+/// the raw test logs (complete, possibly huge; they stay CI artifacts).
+const PACE_GITIGNORE: &str = "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\ngate/\n";
+
+fn ensure_pace_gitignore(pace: &PaceDir) {
+    let path = pace.root.join(".gitignore");
+    if !path.exists() {
+        let _ = std::fs::create_dir_all(&pace.root);
+        let _ = std::fs::write(path, PACE_GITIGNORE);
+    }
 }
 
 /// The day stopped before the agents could run (bad key, Docker down): the artifacts

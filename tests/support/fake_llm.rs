@@ -203,9 +203,7 @@ impl Respond for Responder {
                     "end_turn",
                     input_tokens,
                 );
-                ResponseTemplate::new(200)
-                    .insert_header("content-type", "text/event-stream")
-                    .set_body_string(sse)
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
             }
             Reply::Tools(calls) => {
                 let blocks: Vec<Value> = calls
@@ -214,9 +212,7 @@ impl Respond for Responder {
                     .map(|(i, (name, input))| json!({"type":"tool_use","id":format!("toolu_{agent}_{call}_{i}"),"name":name,"input":input}))
                     .collect();
                 let sse = message_events(&agent, call, &blocks, "tool_use", input_tokens);
-                ResponseTemplate::new(200)
-                    .insert_header("content-type", "text/event-stream")
-                    .set_body_string(sse)
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
             }
             Reply::Error {
                 status,
