@@ -345,3 +345,38 @@ async fn hostile_tool_calls_are_refused_and_nothing_leaks() {
     assert!(!p.read(".git/hooks/pre-commit.sample").is_empty() || !p.exists(".git/hooks/pre-commit"));
     assert!(!p.exists(".git/hooks/pre-commit"));
 }
+
+/// Records the example's cassette: `cargo test --test all record_example_cassette -- --ignored`.
+/// Run it after changing a prompt, a tool or the example; the replay test below then
+/// checks the committed cassette still drives a whole day.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "writes examples/greeter/cassette/day-1.jsonl"]
+async fn record_example_cassette() {
+    let (p, _fake) = project_with(Options::default(), "").await;
+    let out = p.pace(&["--day", "1"], &[("ANTHROPIC_API_KEY", KEY)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let target = crate::support::project::example_dir().join("cassette/day-1.jsonl");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::copy(p.path(".pace/day-1/transcript.jsonl"), &target).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bundled_example_ships_offline_from_its_cassette() {
+    let p = Project::example_with_image(&busybox_image());
+    // No key, no network: the replay provider and a real container.
+    let out = p.pace(&["--day", "1"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(run_json(&p, 1)["decision"], "SHIP");
+    assert!(p.read(".pace/day-1/gate/output.log").contains("PASS test_greet"));
+    assert_eq!(p.read("src/greet.sh"), scripts::GREET_OK);
+    assert!(run_json(&p, 1)["totals"]["cost_usd"].as_f64().unwrap() > 0.0, "replayed usage is accounted");
+
+    // A changed repository diverges from the cassette with a clear error.
+    let q = Project::example_with_image(&busybox_image());
+    let config = q.read("pace.config.yaml").replace("tdd_enforcement: true", "tdd_enforcement: false");
+    std::fs::write(q.path("pace.config.yaml"), config).unwrap();
+    q.git(&["commit", "-q", "-am", "tdd off"]);
+    let out = q.pace(&["--day", "1"], &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("replay diverged from the cassette at FORGE call 1"), "{}", stderr(&out));
+}

@@ -46,10 +46,27 @@ impl Project {
     /// The greeter example in a fresh repository on branch `sprint/demo`, without its
     /// cassette (the tests talk to a fake server).
     pub fn greeter() -> Self {
+        let project = Self::example_as_is();
+        let _ = std::fs::remove_dir_all(project.root.join("cassette"));
+        project.git(&["add", "-A"]);
+        project.git(&["commit", "-q", "--allow-empty", "-m", "without the cassette"]);
+        project
+    }
+
+    /// The example exactly as `make demo` uses it (replay provider and cassette), with
+    /// the sandbox image replaced by `image`.
+    pub fn example_with_image(image: &str) -> Self {
+        let project = Self::example_as_is();
+        let config = project.read("pace.config.yaml").replace("image: pace-example/busybox:1", &format!("image: {image}"));
+        std::fs::write(project.path("pace.config.yaml"), config).unwrap();
+        project.git(&["commit", "-q", "-am", "test image"]);
+        project
+    }
+
+    fn example_as_is() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("greeter");
         copy_dir(&example_dir(), &root);
-        let _ = std::fs::remove_dir_all(root.join("cassette"));
         git(&root, &["init", "-q", "-b", "sprint/demo"]);
         git(&root, &["add", "-A"]);
         git(&root, &["commit", "-q", "-m", "initial"]);
