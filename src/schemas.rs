@@ -302,8 +302,16 @@ pub fn parse_story_card(text: &str, day: u32) -> Result<StoryCard, String> {
     })
 }
 
-/// GATE's model part: the criteria mapping. The decision is computed by the caller.
-pub fn parse_gate_criteria(text: &str) -> Result<(Vec<CriterionResult>, Vec<String>, Vec<String>, String), String> {
+/// GATE's model part: the evidence per criterion. The decision is computed by GATE.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateMapping {
+    pub criteria: Vec<CriterionResult>,
+    pub blockers: Vec<String>,
+    pub deferred: Vec<String>,
+    pub hold_reason: String,
+}
+
+pub fn parse_gate_criteria(text: &str) -> Result<GateMapping, String> {
     let v = yaml_from_model_text(text)?;
     let mut p = Problems::default();
     p.require_list_of_objects(
@@ -329,12 +337,12 @@ pub fn parse_gate_criteria(text: &str) -> Result<(Vec<CriterionResult>, Vec<Stri
                 .collect()
         })
         .unwrap_or_default();
-    Ok((
+    Ok(GateMapping {
         criteria,
-        strings(&v, "blockers"),
-        strings(&v, "deferred"),
-        string(&v, "hold_reason"),
-    ))
+        blockers: strings(&v, "blockers"),
+        deferred: strings(&v, "deferred"),
+        hold_reason: string(&v, "hold_reason"),
+    })
 }
 
 pub fn parse_review(text: &str, day: u32, agent: &str) -> Result<ReviewReport, String> {
@@ -391,21 +399,32 @@ fn check_review_consistency(r: &ReviewReport) -> Result<(), String> {
     }
 }
 
+/// The fields of an accepted `complete_handoff` that come from the model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandoffFields {
+    pub approach: String,
+    pub risk: String,
+    pub dependencies: String,
+    pub built: String,
+    pub edge_cases_tested: Vec<String>,
+    pub known_gaps: Vec<String>,
+}
+
 /// `complete_handoff` input → the handoff's model fields (lists coerced from bullets).
-pub fn handoff_fields(input: &Value) -> Result<(String, String, String, String, Vec<String>, Vec<String>), String> {
+pub fn handoff_fields(input: &Value) -> Result<HandoffFields, String> {
     let mut p = Problems::default();
     for key in ["approach", "risk", "built"] {
         p.require_string(input, key);
     }
     p.into_result()?;
-    Ok((
-        string(input, "approach"),
-        string(input, "risk"),
-        string(input, "dependencies"),
-        string(input, "built"),
-        bullet_list(input.get("edge_cases_tested")),
-        bullet_list(input.get("known_gaps")),
-    ))
+    Ok(HandoffFields {
+        approach: string(input, "approach"),
+        risk: string(input, "risk"),
+        dependencies: string(input, "dependencies"),
+        built: string(input, "built"),
+        edge_cases_tested: bullet_list(input.get("edge_cases_tested")),
+        known_gaps: bullet_list(input.get("known_gaps")),
+    })
 }
 
 /// A list, or a markdown bullet string turned into one (models send both).

@@ -196,9 +196,9 @@ async fn a_hold_after_all_retries_escalates_and_retry_after_a_human_fix_ships() 
     let requests = fake.requests.lock().unwrap();
     let brief = requests
         .iter()
-        .filter(|(a, _)| a == "FORGE")
+        .rev()
+        .find(|(a, _)| a == "FORGE")
         .map(|(_, b)| b["messages"][0].to_string())
-        .last()
         .unwrap();
     assert!(
         brief.contains("fix default name by hand"),
@@ -369,14 +369,23 @@ async fn the_bundled_example_ships_offline_from_its_cassette() {
     assert_eq!(run_json(&p, 1)["decision"], "SHIP");
     assert!(p.read(".pace/day-1/gate/output.log").contains("PASS test_greet"));
     assert_eq!(p.read("src/greet.sh"), scripts::GREET_OK);
-    assert!(run_json(&p, 1)["totals"]["cost_usd"].as_f64().unwrap() > 0.0, "replayed usage is accounted");
+    assert!(
+        run_json(&p, 1)["totals"]["cost_usd"].as_f64().unwrap() > 0.0,
+        "replayed usage is accounted"
+    );
 
     // A changed repository diverges from the cassette with a clear error.
     let q = Project::example_with_image(&busybox_image());
-    let config = q.read("pace.config.yaml").replace("tdd_enforcement: true", "tdd_enforcement: false");
+    let config = q
+        .read("pace.config.yaml")
+        .replace("tdd_enforcement: true", "tdd_enforcement: false");
     std::fs::write(q.path("pace.config.yaml"), config).unwrap();
     q.git(&["commit", "-q", "-am", "tdd off"]);
     let out = q.pace(&["--day", "1"], &[]).await;
     assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stderr(&out).contains("replay diverged from the cassette at FORGE call 1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("replay diverged from the cassette at FORGE call 1"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -59,7 +59,7 @@ fn non_empty<'a>(s: &'a str, fallback: &'a str) -> &'a str {
 }
 
 pub fn is_clearance_day(day: u32, every: u32) -> bool {
-    every > 0 && day % every == 0
+    every > 0 && day.is_multiple_of(every)
 }
 
 /// Backlog items an agent evaluated as resolved: a finding whose `check` names the item

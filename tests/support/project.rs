@@ -57,7 +57,9 @@ impl Project {
     /// the sandbox image replaced by `image`.
     pub fn example_with_image(image: &str) -> Self {
         let project = Self::example_as_is();
-        let config = project.read("pace.config.yaml").replace("image: pace-example/busybox:1", &format!("image: {image}"));
+        let config = project
+            .read("pace.config.yaml")
+            .replace("image: pace-example/busybox:1", &format!("image: {image}"));
         std::fs::write(project.path("pace.config.yaml"), config).unwrap();
         project.git(&["commit", "-q", "-am", "test image"]);
         project

@@ -88,16 +88,16 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
         .map(|u| u.cost_usd)
         .unwrap_or(0.0);
     let handoff = match handoff_fields(&raw) {
-        Ok((approach, risk, dependencies, built, edge_cases_tested, known_gaps)) => Handoff {
+        Ok(fields) => Handoff {
             day: ctx.plan.day,
             agent: FORGE.into(),
             commit,
-            approach,
-            risk,
-            dependencies,
-            built,
-            edge_cases_tested,
-            known_gaps,
+            approach: fields.approach,
+            risk: fields.risk,
+            dependencies: fields.dependencies,
+            built: fields.built,
+            edge_cases_tested: fields.edge_cases_tested,
+            known_gaps: fields.known_gaps,
             iterations_used: looped.iterations,
             tdd_red_phase_confirmed: looped.red_phase_confirmed,
             forge_cost_usd: ((cost_after - cost_before) * 10_000.0).round() / 10_000.0,

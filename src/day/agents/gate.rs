@@ -10,7 +10,9 @@ use crate::day::DayError;
 use crate::day::context::{AskError, DayContext, head_tail, render, untrusted};
 use crate::report::junit;
 use crate::sandbox::{RunOutcome, RunRequest};
-use crate::schemas::{CriterionResult, Decision, GateReport, Handoff, StoryCard, TestRun, parse_gate_criteria};
+use crate::schemas::{
+    CriterionResult, Decision, GateMapping, GateReport, Handoff, StoryCard, TestRun, parse_gate_criteria,
+};
 
 const SYSTEM: &str = include_str!("prompts/gate.md");
 
@@ -28,7 +30,7 @@ pub async fn run_suite(
     repo: &Path,
     command: &str,
     gate_dir: &Path,
-    on_output: Option<&(dyn Fn(&[u8]) + Send + Sync)>,
+    on_output: Option<crate::sandbox::OutputSink<'_>>,
 ) -> Result<(RunOutcome, TestRun), crate::sandbox::SandboxError> {
     let log = gate_dir.join("output.log");
     let collected_dir = gate_dir.join("collected");
@@ -149,25 +151,9 @@ pub async fn run(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, attempt
     let user = user_message(ctx, story, handoff, &outcome, &test_run);
     let mapped = ctx.ask_validated(GATE, system, user, parse_gate_criteria).await;
     let report = match mapped {
-        Ok((criteria, blockers, deferred, model_reason)) => decide(
-            ctx.plan.day,
-            story,
-            criteria,
-            blockers,
-            deferred,
-            model_reason,
-            test_run,
-        ),
+        Ok(mapping) => decide(ctx.plan.day, story, mapping, test_run),
         Err(AskError::Invalid(reason)) => {
-            let mut r = decide(
-                ctx.plan.day,
-                story,
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                String::new(),
-                test_run,
-            );
+            let mut r = decide(ctx.plan.day, story, GateMapping::default(), test_run);
             r.gate_decision = Decision::Hold;
             r.hold_reason = format!("GATE could not map the evidence: {reason}");
             r
@@ -184,15 +170,13 @@ pub async fn run(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, attempt
 
 /// The verdict: the suite decides pass/fail; every acceptance criterion needs a PASS (or a
 /// PARTIAL that is deferred); the model's opinion of the tests never overrules the exit code.
-pub fn decide(
-    day: u32,
-    story: &StoryCard,
-    criteria: Vec<CriterionResult>,
-    blockers: Vec<String>,
-    deferred: Vec<String>,
-    model_reason: String,
-    test_run: TestRun,
-) -> GateReport {
+pub fn decide(day: u32, story: &StoryCard, mapping: GateMapping, test_run: TestRun) -> GateReport {
+    let GateMapping {
+        criteria,
+        blockers,
+        deferred,
+        hold_reason: model_reason,
+    } = mapping;
     let mut reasons = Vec::new();
     if !test_run.passed() {
         let what = if test_run.timed_out {
@@ -331,6 +315,13 @@ mod tests {
         }
     }
 
+    fn mapping(criteria: Vec<CriterionResult>) -> GateMapping {
+        GateMapping {
+            criteria,
+            ..GateMapping::default()
+        }
+    }
+
     fn green() -> TestRun {
         TestRun {
             command: "t".into(),
@@ -345,15 +336,7 @@ mod tests {
             exit_code: 1,
             ..green()
         };
-        let r = decide(
-            1,
-            &story(),
-            vec![pass("prints hello"), pass("exits 0")],
-            vec![],
-            vec![],
-            String::new(),
-            run,
-        );
+        let r = decide(1, &story(), mapping(vec![pass("prints hello"), pass("exits 0")]), run);
         assert_eq!(r.gate_decision, Decision::Hold);
         assert!(r.hold_reason.contains("exited with 1"), "{}", r.hold_reason);
     }
@@ -363,10 +346,7 @@ mod tests {
         let r = decide(
             1,
             &story(),
-            vec![pass("Prints hello."), pass("exits 0")],
-            vec![],
-            vec![],
-            String::new(),
+            mapping(vec![pass("Prints hello."), pass("exits 0")]),
             green(),
         );
         assert_eq!(r.gate_decision, Decision::Ship);
@@ -374,15 +354,7 @@ mod tests {
 
     #[test]
     fn missing_criterion_holds() {
-        let r = decide(
-            1,
-            &story(),
-            vec![pass("prints hello")],
-            vec![],
-            vec![],
-            String::new(),
-            green(),
-        );
+        let r = decide(1, &story(), mapping(vec![pass("prints hello")]), green());
         assert_eq!(r.gate_decision, Decision::Hold);
         assert!(r.hold_reason.contains("no evidence for: exits 0"));
     }
@@ -390,15 +362,7 @@ mod tests {
     #[test]
     fn junit_failures_hold_with_exit_zero() {
         let run = TestRun { failures: 2, ..green() };
-        let r = decide(
-            1,
-            &story(),
-            vec![pass("prints hello"), pass("exits 0")],
-            vec![],
-            vec![],
-            String::new(),
-            run,
-        );
+        let r = decide(1, &story(), mapping(vec![pass("prints hello"), pass("exits 0")]), run);
         assert_eq!(r.gate_decision, Decision::Hold);
     }
 
