@@ -207,6 +207,9 @@ pub struct Totals {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub schema_version: u32,
+    /// Labels this run's sandbox containers (`pace.run-id`).
+    #[serde(default)]
+    pub run_id: String,
     pub day: u32,
     pub attempt: u32,
     pub decision: RunDecision,

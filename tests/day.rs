@@ -389,3 +389,119 @@ async fn the_bundled_example_ships_offline_from_its_cassette() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_reports_config_plan_and_pause_with_their_exit_codes() {
+    let p = Project::greeter();
+    // Paused: nothing runs.
+    let out = p.pace(&["--day", "1"], &[("PACE_PAUSED", "true")]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("paused"));
+    // A day beyond the sprint and a day missing from the plan are plan errors.
+    let out = p.pace(&["--day", "9"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("duration_days"), "{}", stderr(&out));
+    let plan = p.read("plan.yaml");
+    let cut = plan.find("  - day: 2").unwrap();
+    let end = plan.find("  - day: 3").unwrap();
+    std::fs::write(p.path("plan.yaml"), format!("{}{}", &plan[..cut], &plan[end..])).unwrap();
+    let out = p.pace(&["--day", "2"], &[("PACE_DAY", "1")]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plan.yaml"), "{}", stderr(&out));
+    // PACE_DAY is read when --day is absent.
+    let out = p.pace(&[], &[("PACE_DAY", "2")]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // A broken config: every problem, each with file:line:column, exit 2.
+    let config = p.read("pace.config.yaml").replace(
+        "sprint:\n  duration_days: 3",
+        "sprint:\n  duration_days: three\n  lenght: 3",
+    );
+    std::fs::write(p.path("pace.config.yaml"), config).unwrap();
+    let out = p.pace(&["validate"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("pace.config.yaml:12:"), "{err}");
+    assert!(err.contains("lenght"), "{err}");
+    let out = p.pace(&["--day", "1"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_forge_leaves_no_container_and_records_the_stop() {
+    let run_marker = "sleep 120";
+    let inner = scripts::greeter_day1();
+    let script = Arc::new(move |turn: &Turn| {
+        if turn.agent == "FORGE" && turn.call == 1 {
+            return Reply::Tools(vec![("run", json!({"command": run_marker}))]);
+        }
+        inner(turn)
+    });
+    let fake = FakeLlm::start(script, Some(KEY)).await;
+    let p = Project::greeter();
+    p.use_fake_llm(&fake.url(), &busybox_image(), "");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pace"))
+        .args(["--day", "1"])
+        .current_dir(&p.root)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until FORGE's command runs in its container (labelled with this run's id).
+    let mut seen_run_ids = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let ps = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "--filter",
+                "label=pace.day=1",
+                "--format",
+                "{{.Label \"pace.run-id\"}}",
+            ])
+            .output()
+            .unwrap();
+        seen_run_ids = String::from_utf8_lossy(&ps.stdout).to_string();
+        if fake.calls_of("FORGE") >= 1 && !seen_run_ids.trim().is_empty() {
+            break;
+        }
+    }
+    assert!(!seen_run_ids.trim().is_empty(), "FORGE's container never started");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    send_signal(child.id(), "TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(143));
+    let run = run_json(&p, 1);
+    assert_eq!(run["decision"], "ERROR");
+    assert!(run["reason"].as_str().unwrap().contains("SIGTERM"), "{run}");
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+    assert!(
+        seen_run_ids.lines().any(|l| l == run_id),
+        "the container carried {seen_run_ids}, run.json says {run_id}"
+    );
+    let left = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=pace.run-id={run_id}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "containers left behind"
+    );
+}
+
+fn send_signal(pid: u32, signal: &str) {
+    std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+}

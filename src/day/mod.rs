@@ -588,6 +588,7 @@ async fn finish(
     summary.artifacts_location = artifacts_location(&req.env, &ctx.day_dir);
     let record = RunRecord {
         schema_version: artifacts::RUN_SCHEMA_VERSION,
+        run_id: req.run_id.clone(),
         day: ctx.plan.day,
         attempt: state.attempt_number(),
         decision,
@@ -790,6 +791,7 @@ fn finish_without_context(
     let reason = redactor.redact(&error.to_string());
     let record = RunRecord {
         schema_version: artifacts::RUN_SCHEMA_VERSION,
+        run_id: req.run_id.clone(),
         day: req.plan.day,
         attempt,
         decision: RunDecision::Error,
