@@ -32,9 +32,9 @@ lint:
 fmt:
 	$(CARGO) fmt
 
+## Speed figures with their baselines (see tests/bench.rs).
 bench:
-	$(CARGO) build --release --quiet
-	scripts/bench.sh target/release/pace
+	scripts/bench.sh
 
 clean:
 	$(CARGO) clean

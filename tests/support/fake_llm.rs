@@ -93,6 +93,7 @@ struct Responder {
     counts: Mutex<HashMap<String, u32>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
     expected_key: Option<String>,
+    latency: std::time::Duration,
 }
 
 fn agent_of(body: &Value) -> String {
@@ -194,7 +195,7 @@ impl Respond for Responder {
             body: body.clone(),
         };
         let input_tokens = (request.body.len() / 4) as u64;
-        match (self.script)(&turn) {
+        let template = match (self.script)(&turn) {
             Reply::Text(text) => {
                 let sse = message_events(
                     &agent,
@@ -228,12 +229,18 @@ impl Respond for Responder {
                 }
                 t
             }
-        }
+        };
+        template.set_delay(self.latency)
     }
 }
 
 impl FakeLlm {
     pub async fn start(script: Script, expected_key: Option<&str>) -> Self {
+        Self::start_with_latency(script, expected_key, std::time::Duration::ZERO).await
+    }
+
+    /// Every answer is delayed by `latency` (benchmarks of the day's concurrency).
+    pub async fn start_with_latency(script: Script, expected_key: Option<&str>, latency: std::time::Duration) -> Self {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let responder = Responder {
@@ -241,6 +248,7 @@ impl FakeLlm {
             counts: Mutex::new(HashMap::new()),
             requests: requests.clone(),
             expected_key: expected_key.map(str::to_string),
+            latency,
         };
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
