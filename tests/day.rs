@@ -505,3 +505,60 @@ fn send_signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_down_exits_4_with_a_hint_and_still_writes_artifacts() {
+    let (p, fake) = project_with(Options::default(), "").await;
+    let mut env = env_with_key();
+    env.push(("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
+    let out = p.pace(&["--day", "1"], &env).await;
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("hint: is the Docker daemon running?"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        fake.requests.lock().unwrap().len(),
+        0,
+        "no token is spent before Docker answers"
+    );
+    assert_eq!(run_json(&p, 1)["decision"], "ERROR");
+    assert!(p.exists(".pace/day-1/summary.md") && p.exists("PROGRESS.md"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_advisory_retries_once_then_ships_into_the_backlog() {
+    let (p, fake) = project_with(
+        Options {
+            sentinel_advisory: true,
+            ..Options::default()
+        },
+        "",
+    )
+    .await;
+    let out = p.pace(&["--day", "1"], &env_with_key()).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let attempts = p.read(".pace/day-1/attempts.yaml");
+    assert!(
+        attempts.contains("outcome: ADVISORY") && attempts.contains("outcome: SHIP"),
+        "{attempts}"
+    );
+    let backlog = p.read(".pace/advisory-backlog.yaml");
+    assert!(
+        backlog.contains("sentinel-day1-1") && backlog.contains("status: open"),
+        "{backlog}"
+    );
+    assert_eq!(fake.calls_of("SENTINEL"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_human_gate_day_stops_for_review_without_running_the_agents() {
+    let (p, fake) = project_with(Options::default(), "").await;
+    let out = p.pace(&["--day", "3"], &env_with_key()).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("human gate"), "{}", stdout(&out));
+    assert_eq!(fake.calls_of("FORGE"), 0);
+    assert_eq!(fake.calls_of("PRIME"), 0);
+    assert!(p.read(".pace/day-3/merge-request.md").contains("review"));
+}

@@ -35,6 +35,21 @@ impl Platform for LocalPlatform {
         })
     }
 
+    async fn request_review(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
+        let body = format!(
+            "# [PACE review] Day {}: human gate\n\nSource branch: `{}`\n\nDay {} is a human gate: review the sprint so far on `{}`, then run the next day.\n\n{}",
+            summary.day,
+            summary.branch,
+            summary.day,
+            summary.branch,
+            summary.render_markdown()
+        );
+        write_text(&day.merge_request(), &body, &self.redactor)?;
+        Ok(Published {
+            url: Some(day.merge_request().display().to_string()),
+        })
+    }
+
     async fn escalate(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
         let body = format!(
             "# [PACE HOLD] Day {}: {}\n\nLabels: pace-hold, pace-day-{}\n\n{}",

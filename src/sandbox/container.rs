@@ -55,7 +55,13 @@ impl Sandbox {
             source,
         })?;
 
-        let deadline = Instant::now() + CONNECT_WAIT;
+        // A daemon that is starting (GitLab's DinD service) gets time to answer; a unix
+        // socket that does not exist means no daemon here, so fail at once.
+        let socket_missing = host
+            .strip_prefix("unix://")
+            .is_some_and(|path| !std::path::Path::new(path).exists());
+        let wait = if socket_missing { Duration::ZERO } else { CONNECT_WAIT };
+        let deadline = Instant::now() + wait;
         let pinger = docker.clone().with_timeout(Duration::from_secs(5));
         loop {
             match pinger.ping().await {

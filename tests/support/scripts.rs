@@ -156,9 +156,11 @@ pub fn greeter(options: Options) -> Script {
         "PRIME" => Reply::Text(story_card()),
         "FORGE" => forge(turn, options.first_code),
         "GATE" => Reply::Text(gate_yaml()),
-        "SENTINEL" if options.sentinel_advisory => {
-            Reply::Text(review_yaml("SENTINEL", "ADVISORY", Some("quote \"$1\" in greet.sh")))
-        }
+        "SENTINEL" if options.sentinel_advisory => Reply::Text(review_yaml(
+            "SENTINEL",
+            "ADVISORY",
+            Some("quote the name argument in greet.sh"),
+        )),
         "SENTINEL" => Reply::Text(review_yaml("SENTINEL", "SHIP", None)),
         "CONDUIT" => Reply::Text(review_yaml("CONDUIT", "SHIP", None)),
         "SCRIBE" => scribe(turn),
