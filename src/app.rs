@@ -43,7 +43,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, PaceError> {
 }
 
 /// The repository root: the git top level of the working directory, else the directory.
-fn repo_root() -> Result<PathBuf, PaceError> {
+pub(crate) fn repo_root() -> Result<PathBuf, PaceError> {
     let cwd =
         std::env::current_dir().map_err(|e| PaceError::config(format!("cannot read the working directory: {e}")))?;
     let out = std::process::Command::new("git")

@@ -16,7 +16,7 @@ struct Check {
 
 pub async fn doctor(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError> {
     let mut checks = Vec::new();
-    let root = std::env::current_dir().map_err(|e| PaceError::config(e.to_string()))?;
+    let root = crate::app::repo_root()?;
     let loaded = crate::config::load(&root, explicit, env);
     let settings = match loaded {
         Ok(l) => {

@@ -424,7 +424,6 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
             agents::review::run(ctx, CONDUIT, &story, &handoff, &conduit_backlog, attempt),
         );
         // Keep whatever finished before reporting an error of another reviewer.
-        let (gate, sentinel, conduit) = (gate, sentinel, conduit);
         if let Ok(g) = &gate {
             state.gate = Some(g.clone());
         }
@@ -539,7 +538,7 @@ async fn finish(
             (decision, ctx.redactor.redact(&e.to_string()), e.exit_kind(), e.hint())
         }
     };
-    let summary_for = |mr: Option<String>| DaySummary {
+    let summary = DaySummary {
         product: ctx.settings.product.name.clone(),
         day: ctx.plan.day,
         target: ctx.plan.target.clone(),
@@ -555,9 +554,8 @@ async fn finish(
         conduit: state.conduit.clone(),
         agents: ctx.agent_records(),
         totals: totals(ctx),
-        artifacts_location: mr.unwrap_or_else(|| artifacts_location(&req.env, &ctx.day_dir)),
+        artifacts_location: artifacts_location(&req.env, &ctx.day_dir),
     };
-    let mut summary = summary_for(None);
     let mut warnings = Vec::new();
     // Push the work first so the MR/issue can point at it; a failed push is reported
     // but the artifacts below are still written and committed locally.
@@ -585,7 +583,6 @@ async fn finish(
             warnings.push(format!("{} could not publish the result: {e}", platform.name()));
         }
     }
-    summary.artifacts_location = artifacts_location(&req.env, &ctx.day_dir);
     let record = RunRecord {
         schema_version: artifacts::RUN_SCHEMA_VERSION,
         run_id: req.run_id.clone(),
@@ -639,7 +636,6 @@ async fn finish(
             ),
         };
     }
-    let _ = summary_for;
     let message = match decision {
         RunDecision::Ship if state.human_gate => reason.clone(),
         RunDecision::Ship => format!(
@@ -763,7 +759,7 @@ fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, G
 
 /// What pace writes under `.pace/` but never commits: the lock of the running process and
 /// the raw test logs (complete, possibly huge; they stay CI artifacts).
-const PACE_GITIGNORE: &str = "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\ngate/\n";
+const PACE_GITIGNORE: &str = "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\n/gate/\n";
 
 fn ensure_pace_gitignore(pace: &PaceDir) {
     let path = pace.root.join(".gitignore");
