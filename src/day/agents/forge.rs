@@ -5,10 +5,11 @@
 use serde_json::Value;
 
 use super::FORGE;
+use super::turn::{LoopRequest, Turn, tool_turn};
 use crate::day::DayError;
 use crate::day::context::{DayContext, render, untrusted};
-use crate::day::tools::{ToolContext, ToolOutcome, evict, router};
-use crate::llm::{Block, ChatRequest, Message, Role, StopReason};
+use crate::day::tools::ToolContext;
+use crate::llm::{Block, Message, Role, StopReason};
 use crate::schemas::{Handoff, StoryCard, handoff_fields};
 
 const SYSTEM: &str = include_str!("prompts/forge.md");
@@ -187,36 +188,20 @@ async fn tool_loop(
     let mut messages = vec![Message::user_text(first_message(ctx, input))];
     let mut nudges = 0;
     let mut warned = false;
+    let request = LoopRequest {
+        agent: FORGE,
+        system: &system,
+        specs: &specs,
+        max_tokens: settings.llm.forge_max_tokens,
+    };
     for iteration in 1..=max_iterations {
-        evict::evict_stale(&mut messages);
-        let request = ChatRequest {
-            agent: FORGE.into(),
-            model: settings.llm.model.clone(),
-            system: system.clone(),
-            messages: messages.clone(),
-            tools: specs.clone(),
-            max_tokens: settings.llm.forge_max_tokens,
-        };
-        let response = ctx.llm.chat(request).await?;
-        messages.push(response.to_assistant_message());
-        let calls: Vec<(String, String, Value)> = response
-            .tool_calls()
-            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone()))
-            .collect();
-        let mut results = Vec::new();
-        let mut handoff = None;
-        for (id, name, call_input) in &calls {
-            let outcome = router::dispatch(&mut tools, id, name, call_input).await;
-            if let ToolOutcome::Abort(abort) = &outcome {
-                return Err(DayError::Infra(format!("FORGE tool `{name}` aborted: {abort}")));
-            }
-            if let Some(block) = outcome.to_block(id) {
-                results.push(block);
-            }
-            if let ToolOutcome::Handoff(value) = outcome {
-                handoff = Some(value);
-            }
-        }
+        let Turn {
+            mut results,
+            called,
+            handoff,
+            stop_reason,
+            ..
+        } = tool_turn(ctx, &request, &mut tools, &mut messages).await?;
         if handoff.is_some() {
             return Ok(LoopResult {
                 handoff,
@@ -225,13 +210,13 @@ async fn tool_loop(
                 end_reason: String::new(),
             });
         }
-        if calls.is_empty() {
+        if called.is_empty() {
             // The original ended FORGE on a text-only answer; a nudge saves the attempt.
             nudges += 1;
             if nudges > MAX_NUDGES {
                 break;
             }
-            let why = if response.stop_reason == StopReason::MaxTokens {
+            let why = if stop_reason == StopReason::MaxTokens {
                 "Your answer was cut off by the output limit. Continue with smaller steps (write one file per call)."
             } else {
                 "Continue with the tools. When the story is implemented and the tests pass, call `complete_handoff`."

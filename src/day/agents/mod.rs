@@ -6,6 +6,7 @@ pub mod gate;
 pub mod prime;
 pub mod review;
 pub mod scribe;
+pub mod turn;
 
 pub const PRIME: &str = "PRIME";
 pub const FORGE: &str = "FORGE";

@@ -4,11 +4,12 @@
 use serde_json::Value;
 
 use super::SCRIBE;
+use super::turn::{LoopRequest, tool_turn};
 use crate::artifacts::{CONTEXT_DOCS, write_yaml};
 use crate::day::DayError;
 use crate::day::context::{DayContext, head_tail, render, untrusted};
-use crate::day::tools::{ToolContext, ToolOutcome, evict, router};
-use crate::llm::{ChatRequest, Message, Role};
+use crate::day::tools::ToolContext;
+use crate::llm::{Message, Role};
 use crate::schemas::ScribeReport;
 
 const SYSTEM: &str = include_str!("prompts/scribe.md");
@@ -93,46 +94,29 @@ async fn tool_loop(ctx: &DayContext, mode: ScribeMode) -> Result<ScribeReport, D
     let mut read = Vec::new();
     let mut summary = String::new();
     let mut iterations = 0;
+    let request = LoopRequest {
+        agent: SCRIBE,
+        system: &system,
+        specs: &specs,
+        max_tokens: settings.llm.forge_max_tokens,
+    };
     while iterations < MAX_ITERATIONS {
         iterations += 1;
-        evict::evict_stale(&mut messages);
-        let request = ChatRequest {
-            agent: SCRIBE.into(),
-            model: settings.llm.model.clone(),
-            system: system.clone(),
-            messages: messages.clone(),
-            tools: specs.clone(),
-            max_tokens: settings.llm.forge_max_tokens,
-        };
-        let response = ctx.llm.chat(request).await?;
-        messages.push(response.to_assistant_message());
-        let calls: Vec<(String, String, Value)> = response
-            .tool_calls()
-            .map(|(id, name, input)| (id.to_string(), name.to_string(), input.clone()))
-            .collect();
-        if calls.is_empty() {
+        let turn = tool_turn(ctx, &request, &mut tools, &mut messages).await?;
+        if turn.called.is_empty() {
             break;
         }
-        let mut results = Vec::new();
-        let mut finished = false;
-        for (id, name, input) in &calls {
-            if name == "read_file"
-                && let Some(path) = input.get("path").and_then(Value::as_str)
-            {
-                read.push(path.to_string());
-            }
-            let outcome = router::dispatch(&mut tools, id, name, input).await;
-            if let ToolOutcome::Abort(abort) = &outcome {
-                return Err(DayError::Infra(format!("SCRIBE tool `{name}` aborted: {abort}")));
-            }
-            if let Some(block) = outcome.to_block(id) {
-                results.push(block);
-            }
-            if let ToolOutcome::Finished(text) = outcome {
-                summary = text;
-                finished = true;
-            }
+        read.extend(
+            turn.called
+                .iter()
+                .filter(|(name, _)| name == "read_file")
+                .filter_map(|(_, input)| input.get("path").and_then(Value::as_str).map(str::to_string)),
+        );
+        let finished = turn.finished.is_some();
+        if let Some(text) = turn.finished {
+            summary = text;
         }
+        let results = turn.results;
         messages.push(Message {
             role: Role::User,
             content: results,
