@@ -3,7 +3,8 @@
 //! the printer decides what is shown (`-q`, `-v`, terminal or not).
 
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -39,18 +40,72 @@ pub enum Event {
 pub struct Printer {
     verbosity: Verbosity,
     color: bool,
+    /// Present only on a terminal: the agents running now, drawn by a spinner thread.
+    spinner: Option<Arc<Mutex<SpinnerState>>>,
+}
+
+#[derive(Debug, Default)]
+struct SpinnerState {
+    running: Vec<(String, Instant)>,
+    /// A status line is on screen and must be cleared before the next line.
+    drawn: bool,
+}
+
+const SPINNER_FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+fn clear_status(state: &mut SpinnerState, err: &mut impl Write) {
+    if state.drawn {
+        let _ = write!(err, "\r\x1b[2K");
+        state.drawn = false;
+    }
+}
+
+/// Redraws `⠋ GATE 3s, SENTINEL 2s` every 100 ms while agents run; stops when the
+/// printer is dropped everywhere.
+fn spawn_spinner(state: &Arc<Mutex<SpinnerState>>) {
+    let weak = Arc::downgrade(state);
+    let _ = std::thread::Builder::new().name("pace-spinner".into()).spawn(move || {
+        let mut frame = 0usize;
+        while let Some(state) = weak.upgrade() {
+            if let Ok(mut s) = state.lock()
+                && !s.running.is_empty()
+            {
+                let agents: Vec<String> =
+                    s.running.iter().map(|(a, t)| format!("{a} {}s", t.elapsed().as_secs())).collect();
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K  {} {}", SPINNER_FRAMES[frame % SPINNER_FRAMES.len()], agents.join(", "));
+                let _ = err.flush();
+                s.drawn = true;
+            }
+            drop(state);
+            frame += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
 }
 
 impl Printer {
     pub fn new(verbosity: Verbosity, no_color: bool) -> Self {
-        let color = !no_color && std::io::stderr().is_terminal();
-        Self { verbosity, color }
+        let terminal = std::io::stderr().is_terminal();
+        let spinner = (terminal && verbosity == Verbosity::Normal).then(|| {
+            let state = Arc::new(Mutex::new(SpinnerState::default()));
+            spawn_spinner(&state);
+            state
+        });
+        Self { verbosity, color: !no_color && terminal, spinner }
     }
 
     pub fn quiet() -> Self {
-        Self {
-            verbosity: Verbosity::Quiet,
-            color: false,
+        Self { verbosity: Verbosity::Quiet, color: false, spinner: None }
+    }
+
+    fn track(&self, event: &Event) {
+        let Some(state) = &self.spinner else { return };
+        let Ok(mut s) = state.lock() else { return };
+        match event {
+            Event::AgentStarted { agent, .. } => s.running.push((agent.clone(), Instant::now())),
+            Event::AgentFinished { agent, .. } => s.running.retain(|(a, _)| a != agent),
+            _ => {}
         }
     }
 
@@ -80,21 +135,32 @@ impl Printer {
                 cost_usd,
             } => {
                 let d = decision.clone().unwrap_or_else(|| "done".into());
+                // Pad before painting: escape codes must not count as width.
+                let padded = format!("{d:<8}");
                 let colored = match d.as_str() {
-                    "SHIP" | "PASS" | "done" => self.paint("32", &d),
-                    "ADVISORY" => self.paint("33", &d),
-                    _ => self.paint("31", &d),
+                    "SHIP" | "PASS" | "done" => self.paint("32", &padded),
+                    "ADVISORY" => self.paint("33", &padded),
+                    _ => self.paint("31", &padded),
                 };
                 Some(format!(
-                    "  ✓ {agent:<8} {colored:<8} {:>6.1}s  {input_tokens} in / {output_tokens} out  ${cost_usd:.4}",
+                    "  ✓ {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out  ${cost_usd:.4}",
                     duration.as_secs_f64()
                 ))
             }
             Event::Info(i) => Some(format!("  {i}")),
         };
+        self.track(event);
         if let Some(line) = line {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{line}");
+            match self.spinner.as_ref().and_then(|s| s.lock().ok()) {
+                Some(mut state) => {
+                    clear_status(&mut state, &mut err);
+                    let _ = writeln!(err, "{line}");
+                }
+                None => {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
         }
     }
 }
