@@ -70,10 +70,18 @@ fn spawn_spinner(state: &Arc<Mutex<SpinnerState>>) {
             if let Ok(mut s) = state.lock()
                 && !s.running.is_empty()
             {
-                let agents: Vec<String> =
-                    s.running.iter().map(|(a, t)| format!("{a} {}s", t.elapsed().as_secs())).collect();
+                let agents: Vec<String> = s
+                    .running
+                    .iter()
+                    .map(|(a, t)| format!("{a} {}s", t.elapsed().as_secs()))
+                    .collect();
                 let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K  {} {}", SPINNER_FRAMES[frame % SPINNER_FRAMES.len()], agents.join(", "));
+                let _ = write!(
+                    err,
+                    "\r\x1b[2K  {} {}",
+                    SPINNER_FRAMES[frame % SPINNER_FRAMES.len()],
+                    agents.join(", ")
+                );
                 let _ = err.flush();
                 s.drawn = true;
             }
@@ -92,11 +100,19 @@ impl Printer {
             spawn_spinner(&state);
             state
         });
-        Self { verbosity, color: !no_color && terminal, spinner }
+        Self {
+            verbosity,
+            color: !no_color && terminal,
+            spinner,
+        }
     }
 
     pub fn quiet() -> Self {
-        Self { verbosity: Verbosity::Quiet, color: false, spinner: None }
+        Self {
+            verbosity: Verbosity::Quiet,
+            color: false,
+            spinner: None,
+        }
     }
 
     fn track(&self, event: &Event) {
