@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/start-dockerd.sh
-cargo test --release --test all bench:: -- --ignored --nocapture --test-threads=1 2>&1 | grep '^BENCH' | sed 's/^BENCH /  /'
+cargo test --release --test all bench:: -- --ignored --nocapture --test-threads=1 2>&1 | grep -o 'BENCH .*' | sed 's/^BENCH /  /'
