@@ -265,6 +265,14 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The entries of the list under `key`, each converted by `make` (already validated).
+fn items<T>(v: &Value, key: &str, make: impl Fn(&Value) -> T) -> Vec<T> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|list| list.iter().map(make).collect())
+        .unwrap_or_default()
+}
+
 fn string(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_str)
@@ -323,20 +331,11 @@ pub fn parse_gate_criteria(text: &str) -> Result<GateMapping, String> {
     p.require_string_list(&v, "blockers", 0);
     p.require_string_list(&v, "deferred", 0);
     p.into_result()?;
-    let criteria = v
-        .get("criteria_results")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| CriterionResult {
-                    criterion: string(i, "criterion"),
-                    result: string(i, "result").to_ascii_uppercase(),
-                    evidence: string(i, "evidence"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let criteria = items(&v, "criteria_results", |i| CriterionResult {
+        criterion: string(i, "criterion"),
+        result: string(i, "result").to_ascii_uppercase(),
+        evidence: string(i, "evidence"),
+    });
     Ok(GateMapping {
         criteria,
         blockers: strings(&v, "blockers"),
@@ -359,20 +358,11 @@ pub fn parse_review(text: &str, day: u32, agent: &str) -> Result<ReviewReport, S
     p.require_string_list(&v, "blockers", 0);
     p.require_enum(&v, &decision_key, &["SHIP", "HOLD", "ADVISORY"]);
     p.into_result()?;
-    let findings = v
-        .get("findings")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| Finding {
-                    check: string(i, "check"),
-                    result: string(i, "result").to_ascii_uppercase(),
-                    evidence: string(i, "evidence"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let findings = items(&v, "findings", |i| Finding {
+        check: string(i, "check"),
+        result: string(i, "result").to_ascii_uppercase(),
+        evidence: string(i, "evidence"),
+    });
     let report = ReviewReport {
         day,
         agent: agent.to_string(),

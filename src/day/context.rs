@@ -98,6 +98,11 @@ impl DayContext {
             .unwrap_or_default()
     }
 
+    /// What an agent's calls cost so far (USD).
+    pub fn agent_cost(&self, agent: &str) -> f64 {
+        self.usage_of(agent).cost_usd
+    }
+
     pub fn finish_agent(&self, timer: AgentTimer, decision: Option<&str>) {
         let now = self.usage_of(&timer.agent);
         let before = &timer.usage_before;

@@ -174,7 +174,22 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     let prior_attempts = artifacts::read_attempts(&day_dir);
     let base_commit = git.head();
 
-    // Credentials and Docker are checked before any token is spent.
+    // Credentials and Docker are checked before any token is spent; a failure still
+    // leaves run.json, the summary and PROGRESS.md.
+    let attempt = prior_attempts.len() as u32 + 1;
+    let stop_early = |error: DayError| {
+        finish_without_context(
+            &req,
+            &git,
+            &day_dir,
+            &pace,
+            &branch,
+            &redactor,
+            &started_at,
+            attempt,
+            error,
+        )
+    };
     let llm = match Client::from_settings(
         &req.settings.llm,
         &req.settings.budget,
@@ -183,48 +198,24 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         redactor.clone(),
     ) {
         Ok(c) => c,
-        Err(e) => {
-            let err = DayError::from(e);
-            return finish_without_context(
-                &req,
-                &git,
-                &day_dir,
-                &pace,
-                &branch,
-                &redactor,
-                &started_at,
-                prior_attempts.len() as u32 + 1,
-                err,
-            );
-        }
+        Err(e) => return stop_early(e.into()),
     };
+    let sandbox_env = req
+        .settings
+        .sandbox
+        .env
+        .iter()
+        .filter_map(|name| req.env.get(name).map(|v| (name.clone(), v.to_string())))
+        .collect();
     let sandbox_ctx = SandboxContext {
         settings: req.settings.sandbox.clone(),
         run_id: req.run_id.clone(),
         day: req.plan.day,
-        env: req
-            .settings
-            .sandbox
-            .env
-            .iter()
-            .filter_map(|name| req.env.get(name).map(|v| (name.clone(), v.to_string())))
-            .collect(),
+        env: sandbox_env,
     };
     let sandbox = match Sandbox::connect(sandbox_ctx).await {
         Ok(s) => s,
-        Err(e) => {
-            return finish_without_context(
-                &req,
-                &git,
-                &day_dir,
-                &pace,
-                &branch,
-                &redactor,
-                &started_at,
-                prior_attempts.len() as u32 + 1,
-                e.into(),
-            );
-        }
+        Err(e) => return stop_early(e.into()),
     };
     if let Ok(n) = sandbox.remove_stale().await
         && n > 0

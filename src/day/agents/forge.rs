@@ -46,13 +46,7 @@ struct LoopResult {
 
 pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome, DayError> {
     let timer = ctx.start_agent(FORGE, input.attempt);
-    let cost_before = ctx
-        .llm
-        .usage_by_agent()
-        .into_iter()
-        .find(|u| u.agent == FORGE)
-        .map(|u| u.cost_usd)
-        .unwrap_or(0.0);
+    let cost_before = ctx.agent_cost(FORGE);
     let mut session = match ctx.sandbox.start_session(&ctx.settings.repo_root).await {
         Ok(s) => s,
         Err(e) => {
@@ -81,13 +75,7 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
             files_changed,
         });
     };
-    let cost_after = ctx
-        .llm
-        .usage_by_agent()
-        .into_iter()
-        .find(|u| u.agent == FORGE)
-        .map(|u| u.cost_usd)
-        .unwrap_or(0.0);
+    let cost_after = ctx.agent_cost(FORGE);
     let handoff = match handoff_fields(&raw) {
         Ok(fields) => Handoff {
             day: ctx.plan.day,
