@@ -223,6 +223,9 @@ pub struct RunRecord {
     pub issue_url: Option<String>,
     pub agents: Vec<AgentRecord>,
     pub totals: Totals,
+    /// A human-gate day: stopped for review (decision HOLD, exit 0).
+    #[serde(default)]
+    pub human_gate: bool,
 }
 
 /// One entry of `attempts.yaml`.
@@ -236,6 +239,8 @@ pub struct AttemptRecord {
     pub cost_usd: f64,
     #[serde(default)]
     pub commit: String,
+    #[serde(default)]
+    pub red_phase_confirmed: bool,
 }
 
 pub fn read_attempts(day: &DayDir) -> Vec<AttemptRecord> {

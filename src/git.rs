@@ -108,11 +108,15 @@ impl Git {
         let mut args = vec!["add", "--all", "--"];
         args.extend(paths.iter().map(String::as_str));
         self.run(&args)?;
-        let staged = self.run(&["diff", "--cached", "--name-only"])?;
-        if staged.trim().is_empty() {
+        let mut staged_args = vec!["diff", "--cached", "--name-only", "--"];
+        staged_args.extend(paths.iter().map(String::as_str));
+        if self.run(&staged_args)?.trim().is_empty() {
             return Ok(None);
         }
-        self.run(&["commit", "--quiet", "--no-verify", "-m", message])?;
+        // Only these paths: whatever else a person had staged stays out of pace's commit.
+        let mut commit = vec!["commit", "--quiet", "--no-verify", "-m", message, "--"];
+        commit.extend(paths.iter().map(String::as_str));
+        self.run(&commit)?;
         Ok(Some(self.head()))
     }
 
@@ -191,6 +195,18 @@ mod tests {
         assert_eq!(git.head(), sha);
         assert_eq!(git.changed_files(&[".".into()]).unwrap(), vec!["other.txt"]);
         assert_eq!(git.commit_paths(&["src".into()], "nothing").unwrap(), None);
+        // A person's staged change elsewhere stays staged, out of pace's commit.
+        Command::new("git")
+            .args(["add", "other.txt"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        std::fs::write(dir.path().join("src/b.txt"), "b").unwrap();
+        git.commit_paths(&["src".into()], "Day 1: more").unwrap().unwrap();
+        assert_eq!(
+            git.run(&["diff", "--cached", "--name-only"]).unwrap().trim(),
+            "other.txt"
+        );
         assert_eq!(git.current_branch().unwrap(), "main");
     }
 

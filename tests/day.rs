@@ -432,7 +432,13 @@ async fn sigterm_during_forge_leaves_no_container_and_records_the_stop() {
     let inner = scripts::greeter_day1();
     let script = Arc::new(move |turn: &Turn| {
         if turn.agent == "FORGE" && turn.call == 1 {
-            return Reply::Tools(vec![("run", json!({"command": run_marker}))]);
+            return Reply::Tools(vec![
+                (
+                    "write_file",
+                    json!({"path": "tests/test_greet.sh", "content": scripts::TEST_GREET}),
+                ),
+                ("run", json!({"command": run_marker})),
+            ]);
         }
         inner(turn)
     });
@@ -476,6 +482,13 @@ async fn sigterm_during_forge_leaves_no_container_and_records_the_stop() {
     let run = run_json(&p, 1);
     assert_eq!(run["decision"], "ERROR");
     assert!(run["reason"].as_str().unwrap().contains("SIGTERM"), "{run}");
+    // FORGE's edit before the signal is committed, not lost with the CI job.
+    assert!(
+        p.git(&["log", "--format=%s"])
+            .contains("work in progress (interrupted by SIGTERM)")
+    );
+    assert_eq!(p.git(&["status", "--porcelain", "--", "tests"]), "");
+    assert_eq!(p.read("tests/test_greet.sh"), scripts::TEST_GREET);
     let run_id = run["run_id"].as_str().unwrap().to_string();
     assert!(
         seen_run_ids.lines().any(|l| l == run_id),

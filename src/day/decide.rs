@@ -71,7 +71,7 @@ pub fn cleared_ids(review: &ReviewReport, open_ids: &[String]) -> Vec<String> {
             review
                 .findings
                 .iter()
-                .any(|f| f.check.contains(id.as_str()) && f.result == "PASS")
+                .any(|f| f.check.trim() == id.as_str() && f.result == "PASS")
         })
         .cloned()
         .collect()
@@ -160,9 +160,18 @@ mod tests {
             is_clearance_day(7, 7) && is_clearance_day(14, 7) && !is_clearance_day(6, 7) && !is_clearance_day(7, 0)
         );
         let r = review("SENTINEL", Decision::Ship);
+        let ids = [
+            "sentinel-day1-1".to_string(),
+            "sentinel-day1-2".into(),
+            "sentinel-day1-10".into(),
+        ];
+        assert_eq!(cleared_ids(&r, &ids), vec!["sentinel-day1-1"]);
+        // A PASS for item 10 does not clear item 1.
+        let mut other = review("SENTINEL", Decision::Ship);
+        other.findings[0].check = "sentinel-day1-10".into();
         assert_eq!(
-            cleared_ids(&r, &["sentinel-day1-1".into(), "sentinel-day1-2".into()]),
-            vec!["sentinel-day1-1"]
+            cleared_ids(&other, &["sentinel-day1-1".to_string()]),
+            Vec::<String>::new()
         );
     }
 }

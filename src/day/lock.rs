@@ -30,11 +30,19 @@ impl RunLock {
                 source,
             })?;
         }
+        let io = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        // The content is written first and the file linked into place, so a competing run
+        // never reads a half-written lock (which it would take for a stale one).
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let started = chrono::Utc::now().timestamp();
+        writeln!(tmp, "pid={}\nstarted={started}\nday={day}", std::process::id()).map_err(io)?;
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut file) => {
-                    let started = chrono::Utc::now().timestamp();
-                    let _ = writeln!(file, "pid={}\nstarted={started}\nday={day}", std::process::id());
+            match std::fs::hard_link(tmp.path(), path) {
+                Ok(()) => {
                     return Ok(Self {
                         path: path.to_path_buf(),
                     });

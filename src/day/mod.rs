@@ -85,7 +85,7 @@ impl DayError {
         match self {
             Self::Llm(LlmError::Auth { .. }) => Some("check the API key variable (`llm.api_key_env`) and that the key is active".into()),
             Self::Llm(LlmError::MissingKey(name)) => Some(format!("set `{name}` (a CI/CD variable, masked) or choose `llm.provider: replay` for an offline run")),
-            Self::Llm(LlmError::Budget(_)) => Some("the work so far is committed; raise `budget.max_usd` / `budget.max_tokens` and re-run the day".into()),
+            Self::Llm(LlmError::Budget(_)) => Some("the work so far is committed; the budget applies to each run: re-run the day to continue, or raise `budget.max_usd` / `budget.max_tokens`".into()),
             Self::Llm(LlmError::Divergence { .. }) => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
             Self::Llm(LlmError::Unavailable { .. }) => Some("the provider is down or rate-limited; re-run the day later (the story card and committed work are kept)".into()),
             Self::Sandbox(e) => e.hint(),
@@ -172,7 +172,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     }
     let started_at = artifacts::now_rfc3339();
     let prior_attempts = artifacts::read_attempts(&day_dir);
-    let base_commit = git.head();
+    let base_commit = day_base_commit(&day_dir, &git);
 
     // Credentials and Docker are checked before any token is spent; a failure still
     // leaves run.json, the summary and PROGRESS.md.
@@ -240,11 +240,60 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         outcome = cycle(&ctx, &req, &mut state) => outcome,
         signal = interrupt => Err(DayError::Interrupted(signal)),
     };
-    if matches!(outcome, Err(DayError::Interrupted(_))) {
-        // The cycle future is gone; its containers may still run.
-        let _ = ctx.sandbox.remove_run_containers().await;
+    if let Err(DayError::Interrupted(signal)) = outcome {
+        // The cycle future is gone: its containers may still run, and FORGE's edits are
+        // not committed yet. Both are handled within a bound so a hung daemon cannot
+        // keep a cancelled CI job alive.
+        let message = format!(
+            "Day {}: FORGE — work in progress (interrupted by {signal})",
+            ctx.plan.day
+        );
+        let cleanup = async {
+            let _ = ctx.sandbox.remove_run_containers().await;
+            if let Err(e) = agents::forge::commit_writable(&ctx, &message) {
+                ctx.warn(format!("could not commit FORGE's work in progress: {e}"));
+            }
+            finish(
+                &ctx,
+                &req,
+                platform.as_ref(),
+                &state,
+                Err(DayError::Interrupted(signal)),
+                &started_at,
+            )
+            .await
+        };
+        return match tokio::time::timeout(CLEANUP_TIMEOUT, cleanup).await {
+            Ok(report) => report,
+            Err(_) => DayReport {
+                exit: DayError::Interrupted(signal).exit_kind(),
+                decision: Some(RunDecision::Error),
+                message: format!(
+                    "interrupted by {signal}; cleanup did not finish within {} s",
+                    CLEANUP_TIMEOUT.as_secs()
+                ),
+                hint: Some(
+                    "remove leftover containers with `docker rm -f $(docker ps -aq --filter label=pace.run-id)`".into(),
+                ),
+            },
+        };
     }
     finish(&ctx, &req, platform.as_ref(), &state, outcome, &started_at).await
+}
+
+/// HEAD when the day first started, kept in `.pace/day-N/base-commit`: a re-run or
+/// `--retry` reviews the whole day's work, not only this run's.
+fn day_base_commit(day_dir: &DayDir, git: &Git) -> String {
+    let path = day_dir.path("base-commit");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let commit = text.trim().to_string();
+        if git.is_ancestor(&commit) {
+            return commit;
+        }
+    }
+    let head = git.head();
+    let _ = std::fs::write(&path, format!("{head}\n"));
+    head
 }
 
 fn early_exit(exit: ExitKind, message: String, hint: Option<String>) -> DayReport {
@@ -261,7 +310,7 @@ fn short(commit: &str) -> &str {
 }
 
 fn already_shipped(day: &DayDir) -> Option<RunRecord> {
-    artifacts::read_json::<RunRecord>(&day.run_json()).filter(|r| r.decision == RunDecision::Ship)
+    artifacts::read_json::<RunRecord>(&day.run_json()).filter(|r| r.decision == RunDecision::Ship && r.exit_code == 0)
 }
 
 /// Every credential value (contract "Secrets"), including the configured LLM key variable.
@@ -281,6 +330,10 @@ pub struct CycleState {
     pub conduit: Option<ReviewReport>,
     pub result: Option<(RunDecision, String)>,
     pub human_gate: bool,
+    /// FORGE confirmed a failing test (TDD) in some attempt of this day.
+    pub red_phase_confirmed: bool,
+    /// LLM spend when the previous attempt was recorded (attempt costs are differences).
+    pub spend_recorded: f64,
 }
 
 impl CycleState {
@@ -295,6 +348,8 @@ impl CycleState {
             conduit: None,
             result: None,
             human_gate: false,
+            red_phase_confirmed: false,
+            spend_recorded: 0.0,
         }
     }
     fn attempt_number(&self) -> u32 {
@@ -379,7 +434,7 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
         });
     }
     let mut advisory_retry_used = false;
-    let mut red_phase = state.prior.iter().any(|a| a.outcome != "SHIP");
+    let mut red_phase = state.prior.iter().any(|a| a.red_phase_confirmed);
     let max_attempts = ctx.settings.forge.max_retries + 1;
     for local in 1..=max_attempts {
         let attempt = state.next_attempt();
@@ -396,6 +451,10 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
         let handoff = match forge {
             ForgeOutcome::Handoff(h) => h,
             ForgeOutcome::NoHandoff { reason, commit, .. } => {
+                // An earlier attempt's reviews no longer describe the code.
+                state.gate = None;
+                state.sentinel = None;
+                state.conduit = None;
                 record_attempt(ctx, state, attempt, "HOLD", &reason, &commit)?;
                 hold_reason = Some(reason.clone());
                 if local == max_attempts {
@@ -405,6 +464,7 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
             }
         };
         red_phase = red_phase || handoff.tdd_red_phase_confirmed;
+        state.red_phase_confirmed = red_phase;
         state.handoff = Some(handoff.clone());
         let sentinel_backlog: Vec<BacklogItem> =
             open_at_start.iter().filter(|i| i.agent == SENTINEL).cloned().collect();
@@ -465,8 +525,13 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
                     return Ok(());
                 }
                 record_attempt(ctx, state, attempt, "SHIP", "", &handoff.commit)?;
-                agents::scribe::run(ctx, ScribeMode::Update, attempt).await?;
                 state.result = Some((RunDecision::Ship, String::new()));
+                // The day has shipped: a documentation update that fails is reported, not
+                // allowed to turn the SHIP into an error (a budget stop still is one).
+                match agents::scribe::run(ctx, ScribeMode::Update, attempt).await {
+                    Err(DayError::Llm(LlmError::Budget(_))) | Ok(_) => {}
+                    Err(e) => ctx.warn(format!("SCRIBE could not update the context documents: {e}")),
+                }
                 return Ok(());
             }
         }
@@ -493,9 +558,11 @@ fn record_attempt(
         date: artifacts::now_rfc3339(),
         outcome: outcome.into(),
         hold_reason: reason.chars().take(2000).collect(),
-        cost_usd: (ctx.llm.totals().cost_usd * 10_000.0).round() / 10_000.0,
+        cost_usd: ((ctx.llm.totals().cost_usd - state.spend_recorded) * 10_000.0).round() / 10_000.0,
         commit: commit.to_string(),
+        red_phase_confirmed: state.red_phase_confirmed,
     });
+    state.spend_recorded = ctx.llm.totals().cost_usd;
     let all: Vec<AttemptRecord> = state.prior.iter().chain(state.attempts.iter()).cloned().collect();
     artifacts::write_yaml(&ctx.day_dir.attempts(), &all, &ctx.redactor)?;
     Ok(())
@@ -556,6 +623,16 @@ async fn finish(
     {
         push_error = Some(e.to_string());
     }
+    // A push that failed makes the day an infrastructure error whatever the agents decided:
+    // run.json and the dotenv report say so, and a re-run does the day's publishing again.
+    let (exit, reason) = match &push_error {
+        Some(e) if matches!(exit, ExitKind::Ship | ExitKind::Hold) => (
+            ExitKind::Infrastructure,
+            ctx.redactor
+                .redact(&format!("{} (the day was {})", e, decision.as_str())),
+        ),
+        _ => (exit, reason),
+    };
     let (mut mr_url, mut issue_url) = (None, None);
     if push_error.is_none() {
         let published = match decision {
@@ -590,6 +667,7 @@ async fn finish(
         issue_url: issue_url.clone(),
         agents: ctx.agent_records(),
         totals: totals(ctx),
+        human_gate: state.human_gate,
     };
     let written = write_day_files(ctx, req, &record, &summary);
     if let Err(e) = &written {
@@ -613,11 +691,6 @@ async fn finish(
         ctx.warn(w.clone());
     }
     if let Some(push) = push_error {
-        let exit = if exit == ExitKind::Ship || exit == ExitKind::Hold {
-            ExitKind::Infrastructure
-        } else {
-            exit
-        };
         return DayReport {
             exit,
             decision: Some(decision),
@@ -646,7 +719,9 @@ async fn finish(
     DayReport {
         exit,
         decision: Some(decision),
-        message: format!("{message}\nartifacts: {}", ctx.day_dir.dir.display()),
+        message: ctx
+            .redactor
+            .redact(&format!("{message}\nartifacts: {}", ctx.day_dir.dir.display())),
         hint,
     }
 }
@@ -792,6 +867,7 @@ fn finish_without_context(
         issue_url: None,
         agents: Vec::new(),
         totals: Totals::default(),
+        human_gate: false,
     };
     let summary = DaySummary {
         product: req.settings.product.name.clone(),

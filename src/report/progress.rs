@@ -23,6 +23,9 @@ pub struct ProgressInput<'a> {
 }
 
 fn status_of(record: Option<&RunRecord>, day: u32, current: u32) -> &'static str {
+    if record.is_some_and(|r| r.human_gate) {
+        return "👀 REVIEW";
+    }
     match record.map(|r| r.decision.as_str()) {
         Some("SHIP") => "✅ SHIP",
         Some("HOLD") => "🔴 HOLD",
@@ -43,7 +46,10 @@ pub fn render(pace: &PaceDir, input: &ProgressInput<'_>) -> String {
         .count();
     let held = records
         .iter()
-        .filter(|(_, r)| r.as_ref().is_some_and(|r| r.decision.as_str() == "HOLD"))
+        .filter(|(_, r)| {
+            r.as_ref()
+                .is_some_and(|r| r.decision.as_str() == "HOLD" && !r.human_gate)
+        })
         .count();
     let cost: f64 = records
         .iter()

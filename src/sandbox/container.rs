@@ -269,6 +269,14 @@ impl Sandbox {
                 removed += 1;
             }
         }
+        // A removal already under way (a dropped session's guard) answers 409 at once;
+        // wait until the daemon no longer lists any, so nothing is left when pace exits.
+        for _ in 0..50 {
+            if self.list_labelled(&filter).await?.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(removed)
     }
 

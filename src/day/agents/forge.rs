@@ -241,21 +241,27 @@ async fn tool_loop(
 
 /// Commits FORGE's changes in the writable directories; returns HEAD and the files.
 fn commit_work(ctx: &DayContext, story: &StoryCard, attempt: u32) -> Result<(String, Vec<String>), DayError> {
+    let subject = crate::report::summary::one_line(&story.story, 60);
+    commit_writable(
+        ctx,
+        &format!("Day {}: FORGE — {subject} (attempt {attempt})", ctx.plan.day),
+    )
+}
+
+/// Commits whatever changed in the source and test directories (also used when the day is
+/// interrupted, so FORGE's edits survive a cancelled CI job).
+pub fn commit_writable(ctx: &DayContext, message: &str) -> Result<(String, Vec<String>), DayError> {
     let s = &ctx.settings;
     let mut dirs: Vec<String> = s.source.dirs.iter().map(|d| d.path.clone()).collect();
     dirs.extend(s.source.test_dirs.iter().cloned());
-    dirs.retain(|d| ctx.settings.repo_root.join(d).exists());
+    dirs.retain(|d| s.repo_root.join(d).exists());
     let files = if dirs.is_empty() {
         Vec::new()
     } else {
         ctx.git.changed_files(&dirs)?
     };
-    let subject = crate::report::summary::one_line(&story.story, 60);
-    let message = ctx
-        .redactor
-        .redact(&format!("Day {}: FORGE — {subject} (attempt {attempt})", ctx.plan.day));
     if !files.is_empty() {
-        ctx.git.commit_paths(&files, &message)?;
+        ctx.git.commit_paths(&files, &ctx.redactor.redact(message))?;
     }
     Ok((ctx.git.head(), files))
 }

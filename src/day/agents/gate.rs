@@ -210,7 +210,24 @@ pub fn decide(day: u32, story: &StoryCard, mapping: GateMapping, test_run: TestR
         .iter()
         .filter(|ac| !criteria.iter().any(|c| normalise(&c.criterion) == normalise(ac)))
         .collect();
-    if !missing.is_empty() && !criteria.is_empty() {
+    // A PARTIAL is acceptable only with the missing part named in `deferred` (the prompt
+    // asks for it to map to the card's `out_of_scope`).
+    let partial_without_deferral: Vec<&CriterionResult> = criteria
+        .iter()
+        .filter(|c| c.result == "PARTIAL")
+        .filter(|_| deferred.is_empty())
+        .collect();
+    if !partial_without_deferral.is_empty() {
+        reasons.push(format!(
+            "only partly met, with nothing deferred: {}",
+            partial_without_deferral
+                .iter()
+                .map(|c| c.criterion.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    if !missing.is_empty() {
         reasons.push(format!(
             "no evidence for: {}",
             missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
@@ -357,6 +374,30 @@ mod tests {
         let r = decide(1, &story(), mapping(vec![pass("prints hello")]), green());
         assert_eq!(r.gate_decision, Decision::Hold);
         assert!(r.hold_reason.contains("no evidence for: exits 0"));
+    }
+
+    #[test]
+    fn no_evidence_at_all_holds_and_partial_needs_a_deferral() {
+        let r = decide(1, &story(), mapping(vec![]), green());
+        assert_eq!(r.gate_decision, Decision::Hold);
+        let partial = CriterionResult {
+            criterion: "exits 0".into(),
+            result: "PARTIAL".into(),
+            evidence: "x".into(),
+        };
+        let r = decide(
+            1,
+            &story(),
+            mapping(vec![pass("prints hello"), partial.clone()]),
+            green(),
+        );
+        assert_eq!(r.gate_decision, Decision::Hold, "{}", r.hold_reason);
+        let deferred = GateMapping {
+            criteria: vec![pass("prints hello"), partial],
+            deferred: vec!["exit codes for errors".into()],
+            ..GateMapping::default()
+        };
+        assert_eq!(decide(1, &story(), deferred, green()).gate_decision, Decision::Ship);
     }
 
     #[test]
