@@ -8,6 +8,7 @@ use crate::git::Git;
 use crate::redact::Redactor;
 use crate::report::summary::DaySummary;
 
+pub mod http;
 pub mod local;
 
 #[derive(Debug, thiserror::Error)]
