@@ -2,7 +2,17 @@
 CARGO ?= cargo
 DEMO_IMAGE ?= pace-example/busybox:1
 
-.PHONY: all build test docker demo demo-image lint fmt bench clean
+.PHONY: all build test docker demo demo-image lint fmt bench clean static images image-go image-node image-temurin image-dotnet
+
+MUSL_TARGET := x86_64-unknown-linux-musl
+STATIC_BIN := target/$(MUSL_TARGET)/release/pace
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+SOURCE := $(shell git remote get-url origin 2>/dev/null || echo unknown)
+LANGS := go node temurin dotnet
+# Empty: each Dockerfile's pinned official image. `make images BASE_IMAGE=...` overrides all four.
+BASE_IMAGE ?=
+IMAGE_BUILD_ARGS ?=
 
 all: build
 
@@ -35,6 +45,24 @@ fmt:
 ## Speed figures with their baselines (see tests/bench.rs).
 bench:
 	scripts/bench.sh
+
+## A stripped, fully static musl binary (needs `musl-tools`); checked and measured.
+static:
+	@rustup target list --installed | grep -q $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	@command -v musl-gcc >/dev/null || { echo "make static: install musl-tools (apt-get install musl-tools)"; exit 1; }
+	$(CARGO) build --release --locked --target $(MUSL_TARGET)
+	@file $(STATIC_BIN) | grep -Eq 'static(-pie)? linked|statically linked' || { file $(STATIC_BIN); echo "make static: not a static binary"; exit 1; }
+	@! ldd $(STATIC_BIN) 2>&1 | grep -q '=>' || { echo "make static: links shared libraries"; exit 1; }
+	@echo "$(STATIC_BIN): static, $$(stat -c %s $(STATIC_BIN)) bytes ($$(( $$(stat -c %s $(STATIC_BIN)) / 1024 / 1024 )) MiB; target < 15 MiB)"
+
+## The four runner images, tagged pace/runner-<lang>:$(VERSION) and :latest.
+images: $(addprefix image-,$(LANGS))
+
+$(addprefix image-,$(LANGS)): image-%: static
+	docker build -f images/runner-$*/Dockerfile \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	  --build-arg PACE_VERSION=$(VERSION) --build-arg PACE_REVISION=$(REVISION) --build-arg PACE_SOURCE=$(SOURCE) \
+	  $(IMAGE_BUILD_ARGS) -t pace/runner-$*:$(VERSION) -t pace/runner-$*:latest .
 
 clean:
 	$(CARGO) clean

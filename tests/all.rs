@@ -4,5 +4,6 @@ mod support;
 mod bench;
 mod config_validate;
 mod day;
+mod images;
 mod llm_providers;
 mod sandbox_docker;
