@@ -86,6 +86,8 @@ pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
 pub struct FakeLlm {
     pub server: Arc<MockServer>,
     pub requests: Arc<Mutex<Vec<(String, Value)>>>,
+    /// When the first request arrived (benchmarks: time to the first agent's call).
+    pub first_request_at: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 struct Responder {
@@ -94,6 +96,7 @@ struct Responder {
     requests: Arc<Mutex<Vec<(String, Value)>>>,
     expected_key: Option<String>,
     latency: std::time::Duration,
+    first_request_at: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 fn agent_of(body: &Value) -> String {
@@ -170,6 +173,10 @@ fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, in
 
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.first_request_at
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let agent = agent_of(&body);
         if let Some(expected) = &self.expected_key {
@@ -243,12 +250,14 @@ impl FakeLlm {
     pub async fn start_with_latency(script: Script, expected_key: Option<&str>, latency: std::time::Duration) -> Self {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let first_request_at = Arc::new(Mutex::new(None));
         let responder = Responder {
             script,
             counts: Mutex::new(HashMap::new()),
             requests: requests.clone(),
             expected_key: expected_key.map(str::to_string),
             latency,
+            first_request_at: first_request_at.clone(),
         };
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
@@ -258,6 +267,7 @@ impl FakeLlm {
         Self {
             server: Arc::new(server),
             requests,
+            first_request_at,
         }
     }
 
