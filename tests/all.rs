@@ -4,5 +4,6 @@ mod support;
 mod bench;
 mod config_validate;
 mod day;
+mod gitlab;
 mod llm_providers;
 mod sandbox_docker;
