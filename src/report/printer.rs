@@ -45,8 +45,11 @@ pub struct Printer {
     spinner: Option<Arc<Mutex<SpinnerState>>>,
     /// In a GitLab job (`GITLAB_CI`): each agent's start time (unix seconds) and attempt,
     /// so its finish is emitted as a collapsible section of the job log.
-    sections: Option<Arc<Mutex<HashMap<String, (u64, u32)>>>>,
+    sections: Option<Arc<Mutex<OpenSections>>>,
 }
+
+/// Agent → (start in unix seconds, attempt).
+type OpenSections = HashMap<String, (u64, u32)>;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
