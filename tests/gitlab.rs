@@ -125,6 +125,14 @@ async fn ship_opens_one_merge_request_and_the_next_day_adds_a_note() {
         Some(p.git(&["rev-parse", "HEAD"]).trim())
     );
 
+    // Day 3 is a human gate: the review request lands on the same MR as a note.
+    let out = p.pace(&["--day", "3"], &pairs(&env)).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(gitlab.merge_requests().len(), 1);
+    let notes = gitlab.notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[1].2.contains("Review requested (Day 3)"), "{}", notes[1].2);
+
     // No secret in anything sent to GitLab (API and git), to the model, or written.
     assert_no_secret(&gitlab.all_bodies());
     assert_no_secret(&llm.all_request_text());
