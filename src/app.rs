@@ -65,7 +65,8 @@ pub fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
     } else {
         Verbosity::Normal
     };
-    let printer = Printer::new(verbosity, env.get(env::NO_COLOR).is_some());
+    let printer = Printer::new(verbosity, env.get(env::NO_COLOR).is_some())
+        .with_gitlab_sections(env.get(env::GITLAB_CI).is_some());
     match cli.command {
         Some(Command::Validate) => validate(cli.config.as_deref(), &env),
         Some(Command::Doctor) => runtime()?.block_on(crate::app_doctor::doctor(cli.config.as_deref(), &env)),
@@ -167,13 +168,10 @@ fn platform_for(
     }
     match settings.platform.kind {
         PlatformKind::Local => Ok(crate::platform::local(redactor)),
-        PlatformKind::Gitlab | PlatformKind::Bitbucket => Err(PaceError::config(format!(
+        PlatformKind::Gitlab => crate::platform::gitlab(env, &settings.platform, redactor),
+        PlatformKind::Bitbucket => Err(PaceError::config(format!(
             "`platform.type: {}` is not available in this build yet",
-            if settings.platform.kind == PlatformKind::Gitlab {
-                "gitlab"
-            } else {
-                "bitbucket"
-            }
+            "bitbucket"
         ))
         .with_hint("use `platform.type: local`, or `--dry-run` to write the merge request and escalation as files")),
     }

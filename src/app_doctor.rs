@@ -87,6 +87,11 @@ pub async fn doctor(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError>
             }),
         }
     }
+    if let Some(settings) = &settings
+        && settings.platform.kind == crate::config::settings::PlatformKind::Gitlab
+    {
+        checks.extend(gitlab_checks(settings, env).await);
+    }
     let mut failed = false;
     for c in &checks {
         let mark = if c.ok { "ok  " } else { "FAIL" };
@@ -142,4 +147,19 @@ fn llm_key_check(settings: &crate::config::settings::Settings, env: &Env) -> Che
             }
         }
     }
+}
+
+/// GitLab: variables, token and `api` scope, project, target branch (read-only calls).
+async fn gitlab_checks(settings: &crate::config::settings::Settings, env: &Env) -> Vec<Check> {
+    let redactor = crate::day::redactor_for(env, settings);
+    crate::platform::gitlab::doctor(env, &settings.platform, redactor)
+        .await
+        .into_iter()
+        .map(|c| Check {
+            name: c.name,
+            ok: c.ok,
+            detail: c.detail,
+            hint: c.hint,
+        })
+        .collect()
 }

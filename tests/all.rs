@@ -4,6 +4,7 @@ mod support;
 mod bench;
 mod config_validate;
 mod day;
+mod gitlab;
 mod images;
 mod llm_providers;
 mod sandbox_docker;

@@ -691,13 +691,20 @@ async fn finish(
         ctx.warn(w.clone());
     }
     if let Some(push) = push_error {
+        let patch = match write_changes_patch(ctx) {
+            Ok(path) => format!(" (also as `{}`)", path.display()),
+            Err(e) => {
+                ctx.warn(format!("could not write the day's patch: {e}"));
+                String::new()
+            }
+        };
         return DayReport {
             exit,
             decision: Some(decision),
             message: ctx.redactor.redact(&push),
-            hint: Some(
-                "the work is committed locally and in the artifacts; fix the push rights and re-run the day".into(),
-            ),
+            hint: Some(format!(
+                "the work is committed locally and in the artifacts{patch}; fix the push rights and re-run the day"
+            )),
         };
     }
     let message = match decision {
@@ -724,6 +731,25 @@ async fn finish(
             .redact(&format!("{message}\nartifacts: {}", ctx.day_dir.dir.display())),
         hint,
     }
+}
+
+/// After a failed push: the day's commits (since its base commit) as `changes.patch` in
+/// the day directory, so the work survives an ephemeral CI runner through its artifacts
+/// (`git am .pace/day-N/changes.patch`).
+fn write_changes_patch(ctx: &DayContext) -> Result<std::path::PathBuf, DayError> {
+    let range = if ctx.base_commit.is_empty() {
+        "--root".to_string()
+    } else {
+        format!("{}..HEAD", ctx.base_commit)
+    };
+    let mut args = vec!["format-patch", "--stdout", range.as_str()];
+    if ctx.base_commit.is_empty() {
+        args.push("HEAD");
+    }
+    let patch = ctx.git.run(&args)?;
+    let path = ctx.day_dir.path("changes.patch");
+    std::fs::write(&path, ctx.redactor.redact(&patch)).map_err(|e| DayError::Io(format!("{}: {e}", path.display())))?;
+    Ok(path)
 }
 
 fn totals(ctx: &DayContext) -> Totals {
@@ -825,7 +851,8 @@ fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, G
 
 /// What pace writes under `.pace/` but never commits: the lock of the running process and
 /// the raw test logs (complete, possibly huge; they stay CI artifacts).
-const PACE_GITIGNORE: &str = "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\n/gate/\n";
+const PACE_GITIGNORE: &str =
+    "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\nday-*/changes.patch\n/gate/\n";
 
 fn ensure_pace_gitignore(pace: &PaceDir) {
     let path = pace.root.join(".gitignore");

@@ -8,6 +8,7 @@ use crate::git::Git;
 use crate::redact::Redactor;
 use crate::report::summary::DaySummary;
 
+pub mod gitlab;
 pub mod http;
 pub mod local;
 
@@ -44,8 +45,27 @@ pub trait Platform: Send + Sync {
     async fn request_review(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
         self.ship(summary, day).await
     }
+    /// `platform.wait_for_ci`: waits for the CI pipeline of the pushed `sha` and returns
+    /// a one-line result for GATE's evidence; `None` where the platform has no CI to ask.
+    async fn wait_for_ci(&self, _sha: &str) -> Result<Option<String>, PlatformError> {
+        Ok(None)
+    }
 }
 
 pub fn local(redactor: Redactor) -> Box<dyn Platform> {
     Box::new(local::LocalPlatform { redactor })
+}
+
+/// GitLab from the environment (`GITLAB_TOKEN`, `GITLAB_PROJECT`/`CI_PROJECT_ID`,
+/// `GITLAB_URL`/`CI_SERVER_URL`); a missing variable or the CI job token is a config
+/// error, reported before any LLM call.
+pub fn gitlab(
+    env: &crate::env::Env,
+    settings: &crate::config::settings::PlatformSettings,
+    redactor: Redactor,
+) -> Result<Box<dyn Platform>, crate::error::PaceError> {
+    let (config, token) = gitlab::GitlabConfig::from_env(env, settings)?;
+    let platform = gitlab::GitlabPlatform::new(config, token, redactor)
+        .map_err(|e| crate::error::PaceError::config(e.to_string()))?;
+    Ok(Box::new(platform))
 }

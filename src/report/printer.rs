@@ -2,6 +2,7 @@
 //! agent start and finish with duration, tokens and cost. The day emits [`Event`]s; only
 //! the printer decides what is shown (`-q`, `-v`, terminal or not).
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,6 +43,32 @@ pub struct Printer {
     color: bool,
     /// Present only on a terminal: the agents running now, drawn by a spinner thread.
     spinner: Option<Arc<Mutex<SpinnerState>>>,
+    /// In a GitLab job (`GITLAB_CI`): each agent's start time (unix seconds) and attempt,
+    /// so its finish is emitted as a collapsible section of the job log.
+    sections: Option<Arc<Mutex<OpenSections>>>,
+}
+
+/// Agent → (start in unix seconds, attempt).
+type OpenSections = HashMap<String, (u64, u32)>;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A section of a GitLab job log (GitLab's documented `section_start`/`section_end`
+/// markers): `title` is the header line, `body` what unfolds; `collapsed` folds it.
+pub fn gitlab_section(name: &str, start: u64, end: u64, title: &str, body: &[String], collapsed: bool) -> String {
+    let options = if collapsed { "[collapsed=true]" } else { "" };
+    let mut out = format!("\x1b[0Ksection_start:{start}:{name}{options}\r\x1b[0K{title}\n");
+    for line in body {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!("\x1b[0Ksection_end:{end}:{name}\r\x1b[0K"));
+    out
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +131,7 @@ impl Printer {
             verbosity,
             color: !no_color && terminal,
             spinner,
+            sections: None,
         }
     }
 
@@ -112,7 +140,26 @@ impl Printer {
             verbosity: Verbosity::Quiet,
             color: false,
             spinner: None,
+            sections: None,
         }
+    }
+
+    /// In a GitLab job: a start line streams when an agent starts (long agents stay
+    /// visible), and its finish is a section spanning the agent's run, collapsed when it
+    /// finished green, expanded otherwise.
+    #[must_use]
+    pub fn with_gitlab_sections(mut self, enabled: bool) -> Self {
+        self.sections = enabled.then(|| Arc::new(Mutex::new(HashMap::new())));
+        self
+    }
+
+    /// The finished agent as a GitLab section, when sections are on.
+    fn section(&self, agent: &str, decision: &str, line: &str, detail: String) -> Option<String> {
+        let sections = self.sections.as_ref()?;
+        let (start, attempt) = sections.lock().ok()?.remove(agent).unwrap_or((unix_now(), 1));
+        let name = format!("pace_{}_{attempt}", agent.to_ascii_lowercase());
+        let green = matches!(decision, "SHIP" | "PASS" | "done");
+        Some(gitlab_section(&name, start, unix_now(), line, &[detail], green))
     }
 
     fn track(&self, event: &Event) {
@@ -158,14 +205,24 @@ impl Printer {
                     "ADVISORY" => self.paint("33", &padded),
                     _ => self.paint("31", &padded),
                 };
-                Some(format!(
+                let line = format!(
                     "  ✓ {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out  ${cost_usd:.4}",
                     duration.as_secs_f64()
-                ))
+                );
+                let detail = format!(
+                    "    {agent}: {d} after {:.1}s; {input_tokens} input and {output_tokens} output tokens; ${cost_usd:.4}",
+                    duration.as_secs_f64()
+                );
+                self.section(agent, &d, &line, detail).or(Some(line))
             }
             Event::Info(i) => Some(format!("  {i}")),
         };
         self.track(event);
+        if let (Some(sections), Event::AgentStarted { agent, attempt }) = (&self.sections, event)
+            && let Ok(mut open) = sections.lock()
+        {
+            open.insert(agent.clone(), (unix_now(), *attempt));
+        }
         if let Some(line) = line {
             let mut err = std::io::stderr().lock();
             match self.spinner.as_ref().and_then(|s| s.lock().ok()) {
@@ -178,5 +235,42 @@ impl Printer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitlab_sections_use_the_documented_markers() {
+        let green = gitlab_section("pace_gate_1", 100, 112, "  ✓ GATE SHIP", &["detail".into()], true);
+        assert_eq!(
+            green,
+            "\x1b[0Ksection_start:100:pace_gate_1[collapsed=true]\r\x1b[0K  ✓ GATE SHIP\ndetail\n\x1b[0Ksection_end:112:pace_gate_1\r\x1b[0K"
+        );
+        let red = gitlab_section("pace_gate_2", 1, 2, "x", &[], false);
+        assert!(red.starts_with("\x1b[0Ksection_start:1:pace_gate_2\r"), "{red:?}");
+    }
+
+    #[test]
+    fn a_green_agent_is_a_collapsed_section_a_red_one_expanded() {
+        let p = Printer::quiet().with_gitlab_sections(true);
+        p.track(&Event::AgentStarted {
+            agent: "GATE".into(),
+            attempt: 2,
+        });
+        if let Some(s) = &p.sections {
+            s.lock().unwrap().insert("GATE".into(), (10, 2));
+            s.lock().unwrap().insert("FORGE".into(), (10, 1));
+        }
+        let green = p.section("GATE", "SHIP", "line", "d".into()).unwrap();
+        assert!(
+            green.contains("section_start:10:pace_gate_2[collapsed=true]"),
+            "{green:?}"
+        );
+        let red = p.section("FORGE", "HOLD", "line", "d".into()).unwrap();
+        assert!(red.contains("section_start:10:pace_forge_1\r"), "{red:?}");
+        assert!(Printer::quiet().section("GATE", "SHIP", "l", "d".into()).is_none());
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod fake_gitlab;
 pub mod fake_llm;
 pub mod project;
 pub mod scripts;
