@@ -167,15 +167,12 @@ fn platform_for(
     }
     match settings.platform.kind {
         PlatformKind::Local => Ok(crate::platform::local(redactor)),
-        PlatformKind::Gitlab | PlatformKind::Bitbucket => Err(PaceError::config(format!(
-            "`platform.type: {}` is not available in this build yet",
-            if settings.platform.kind == PlatformKind::Gitlab {
-                "gitlab"
-            } else {
-                "bitbucket"
-            }
-        ))
-        .with_hint("use `platform.type: local`, or `--dry-run` to write the merge request and escalation as files")),
+        PlatformKind::Bitbucket => crate::platform::bitbucket(&settings.platform, env, redactor),
+        PlatformKind::Gitlab => Err(
+            PaceError::config("`platform.type: gitlab` is not available in this build yet").with_hint(
+                "use `platform.type: local`, or `--dry-run` to write the merge request and escalation as files",
+            ),
+        ),
     }
 }
 
