@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod fake_bitbucket;
+pub mod fake_jira;
 pub mod fake_llm;
 pub mod project;
 pub mod scripts;
