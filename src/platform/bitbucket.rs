@@ -562,9 +562,15 @@ impl Platform for BitbucketPlatform {
                 Some(local)
             }
         };
-        match (published, problems.is_empty()) {
-            (Some(p), true) => Ok(p),
-            (_, _) => Err(PlatformError::Api {
+        match published {
+            // The issue exists: its link is what the run records; the rest is a warning.
+            Some(p) => {
+                for problem in &problems {
+                    tracing::warn!("{problem}");
+                }
+                Ok(p)
+            }
+            None => Err(PlatformError::Api {
                 platform: "bitbucket",
                 call: "escalate".into(),
                 message: format!(
