@@ -169,11 +169,7 @@ fn platform_for(
     match settings.platform.kind {
         PlatformKind::Local => Ok(crate::platform::local(redactor)),
         PlatformKind::Gitlab => crate::platform::gitlab(env, &settings.platform, redactor),
-        PlatformKind::Bitbucket => Err(PaceError::config(format!(
-            "`platform.type: {}` is not available in this build yet",
-            "bitbucket"
-        ))
-        .with_hint("use `platform.type: local`, or `--dry-run` to write the merge request and escalation as files")),
+        PlatformKind::Bitbucket => crate::platform::bitbucket(&settings.platform, env, redactor),
     }
 }
 

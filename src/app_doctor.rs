@@ -66,6 +66,9 @@ pub async fn doctor(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError>
     }
     if let Some(settings) = &settings {
         checks.push(llm_key_check(settings, env));
+        if settings.platform.kind == crate::config::settings::PlatformKind::Bitbucket {
+            checks.extend(bitbucket_checks(settings, env).await);
+        }
         let ctx = crate::sandbox::SandboxContext {
             settings: settings.sandbox.clone(),
             run_id: "doctor".into(),
@@ -162,4 +165,94 @@ async fn gitlab_checks(settings: &crate::config::settings::Settings, env: &Env) 
             hint: c.hint,
         })
         .collect()
+}
+
+/// Bitbucket: credential, token valid, repository found, target branch exists, and Jira
+/// reachable when it is the tracker. Read-only calls; no LLM.
+async fn bitbucket_checks(settings: &crate::config::settings::Settings, env: &Env) -> Vec<Check> {
+    let fail = |name: &'static str, detail: String, hint: Option<String>| Check {
+        name,
+        ok: false,
+        detail,
+        hint,
+    };
+    let redactor = crate::day::redactor_for(env, settings);
+    let platform = match crate::platform::bitbucket_platform(&settings.platform, env, redactor) {
+        Ok(p) => p,
+        Err(e) => return vec![fail("bitbucket", e.message, e.hint)],
+    };
+    let repo = format!("{}/{}", platform.config().workspace, platform.config().slug);
+    let mut checks = Vec::new();
+    match platform.check_token().await {
+        Ok(detail) => checks.push(Check {
+            name: "token",
+            ok: true,
+            detail,
+            hint: None,
+        }),
+        Err(e) => {
+            checks.push(fail(
+                "token",
+                e.to_string(),
+                Some("create a repository access token (repository:write, pullrequest:write, pipeline:write) as BITBUCKET_ACCESS_TOKEN, or a user API token with scopes as BITBUCKET_API_TOKEN with BITBUCKET_EMAIL".into()),
+            ));
+            return checks;
+        }
+    }
+    match platform.repository().await {
+        Ok(_) => checks.push(Check {
+            name: "repo",
+            ok: true,
+            detail: format!("repository `{repo}` found"),
+            hint: None,
+        }),
+        Err(e) => {
+            checks.push(fail(
+                "repo",
+                e.to_string(),
+                Some("check BITBUCKET_WORKSPACE and BITBUCKET_REPO_SLUG (Pipelines injects them when Pipelines is enabled)".into()),
+            ));
+            return checks;
+        }
+    }
+    let branch = platform.target_branch().await;
+    match branch {
+        Ok(b) => match platform.branch_exists(&b).await {
+            Ok(true) => checks.push(Check {
+                name: "branch",
+                ok: true,
+                detail: format!("target branch `{b}` exists"),
+                hint: None,
+            }),
+            Ok(false) => checks.push(fail(
+                "branch",
+                format!("target branch `{b}` does not exist in `{repo}`"),
+                Some("set `platform.target_branch` to an existing branch, or push it first".into()),
+            )),
+            Err(e) => checks.push(fail("branch", e.to_string(), None)),
+        },
+        Err(e) => checks.push(fail("branch", e.to_string(), None)),
+    }
+    match platform.jira() {
+        Some(jira) => match jira.check().await {
+            Ok(detail) => checks.push(Check {
+                name: "jira",
+                ok: true,
+                detail,
+                hint: None,
+            }),
+            Err(e) => checks.push(fail(
+                "jira",
+                e.to_string(),
+                Some("check JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN and `platform.tracker.project`".into()),
+            )),
+        },
+        None => checks.push(Check {
+            name: "tracker",
+            ok: true,
+            detail: "no Jira: a HOLD is a FAILED build status, a Code Insights report and .pace/day-N/escalation.md (Bitbucket Issues were removed on 2026-08-20)".into(),
+            hint: None,
+        }),
+    }
+    checks
 }

@@ -23,6 +23,33 @@ pub const CI_JOB_IMAGE: &str = "CI_JOB_IMAGE";
 pub const GITLAB_CI: &str = "GITLAB_CI";
 pub const NO_COLOR: &str = "NO_COLOR";
 
+// Bitbucket Cloud (`platform.type: bitbucket`).
+/// Repository/project/workspace access token (`Authorization: Bearer`).
+pub const BITBUCKET_ACCESS_TOKEN: &str = "BITBUCKET_ACCESS_TOKEN";
+/// Atlassian account email, with `BITBUCKET_API_TOKEN` (user API token, Basic auth).
+pub const BITBUCKET_EMAIL: &str = "BITBUCKET_EMAIL";
+pub const BITBUCKET_API_TOKEN: &str = "BITBUCKET_API_TOKEN";
+/// App-password variables: only read to explain that app passwords are gone.
+pub const BITBUCKET_USER: &str = "BITBUCKET_USER";
+pub const BITBUCKET_APP_PASSWORD: &str = "BITBUCKET_APP_PASSWORD";
+/// Injected by Pipelines (when Pipelines is enabled for the repository).
+pub const BITBUCKET_WORKSPACE: &str = "BITBUCKET_WORKSPACE";
+pub const BITBUCKET_REPO_SLUG: &str = "BITBUCKET_REPO_SLUG";
+pub const BITBUCKET_BUILD_NUMBER: &str = "BITBUCKET_BUILD_NUMBER";
+pub const BITBUCKET_GIT_HTTP_ORIGIN: &str = "BITBUCKET_GIT_HTTP_ORIGIN";
+/// API base override (default `https://api.bitbucket.org/2.0`).
+pub const BITBUCKET_API_URL: &str = "BITBUCKET_API_URL";
+/// Test seams: the URL the sprint branch is pushed to, and the Code Insights proxy.
+pub const PACE_BITBUCKET_GIT_URL: &str = "PACE_BITBUCKET_GIT_URL";
+pub const PACE_BITBUCKET_INSIGHTS_PROXY: &str = "PACE_BITBUCKET_INSIGHTS_PROXY";
+
+// Jira Cloud (`platform.tracker: jira`).
+pub const JIRA_URL: &str = "JIRA_URL";
+pub const JIRA_EMAIL: &str = "JIRA_EMAIL";
+pub const JIRA_API_TOKEN: &str = "JIRA_API_TOKEN";
+/// Issue type of a HOLD escalation (default `Bug`).
+pub const JIRA_HOLD_ISSUE_TYPE: &str = "JIRA_HOLD_ISSUE_TYPE";
+
 /// Name fragments that make a variable a secret (contract: "Secrets").
 pub const SECRET_NAME_FRAGMENTS: [&str; 4] = ["TOKEN", "KEY", "SECRET", "PASSWORD"];
 

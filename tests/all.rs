@@ -2,6 +2,7 @@
 mod support;
 
 mod bench;
+mod bitbucket;
 mod config_validate;
 mod day;
 mod gitlab;

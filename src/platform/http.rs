@@ -26,6 +26,8 @@ pub enum Auth {
     Bearer(String),
     /// `Authorization: Basic base64(user:secret)`.
     Basic { user: String, secret: String },
+    /// No credential: a proxy that adds its own (Bitbucket Pipelines' Code Insights proxy).
+    None,
 }
 
 /// One answer: the status and the decoded JSON body (`Value::Null` when empty or not JSON).
@@ -48,17 +50,40 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(platform: &'static str, auth: Auth, redactor: Redactor) -> Result<Self, PlatformError> {
+        Self::build(platform, auth, redactor, None)
+    }
+
+    /// A client whose every request goes through the HTTP proxy `proxy` (e.g.
+    /// `http://localhost:29418`, the Code Insights proxy inside Bitbucket Pipelines).
+    pub fn through_proxy(
+        platform: &'static str,
+        auth: Auth,
+        redactor: Redactor,
+        proxy: &str,
+    ) -> Result<Self, PlatformError> {
+        Self::build(platform, auth, redactor, Some(proxy))
+    }
+
+    fn build(
+        platform: &'static str,
+        auth: Auth,
+        redactor: Redactor,
+        proxy: Option<&str>,
+    ) -> Result<Self, PlatformError> {
         crate::llm::transport::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let failed = |e: reqwest::Error| PlatformError::Api {
+            platform,
+            call: "client".into(),
+            message: e.to_string(),
+        };
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(TIMEOUT)
-            .user_agent(concat!("pace/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PlatformError::Api {
-                platform,
-                call: "client".into(),
-                message: e.to_string(),
-            })?;
+            .user_agent(concat!("pace/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = proxy {
+            builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(failed)?);
+        }
+        let client = builder.build().map_err(failed)?;
         Ok(Self {
             client,
             platform,
@@ -83,6 +108,7 @@ impl ApiClient {
             Auth::PrivateToken(t) => request.header("PRIVATE-TOKEN", t),
             Auth::Bearer(t) => request.bearer_auth(t),
             Auth::Basic { user, secret } => request.basic_auth(user, Some(secret)),
+            Auth::None => request,
         }
     }
 

@@ -8,8 +8,10 @@ use crate::git::Git;
 use crate::redact::Redactor;
 use crate::report::summary::DaySummary;
 
+pub mod bitbucket;
 pub mod gitlab;
 pub mod http;
+pub mod jira;
 pub mod local;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,4 +70,32 @@ pub fn gitlab(
     let platform = gitlab::GitlabPlatform::new(config, token, redactor)
         .map_err(|e| crate::error::PaceError::config(e.to_string()))?;
     Ok(Box::new(platform))
+}
+
+/// Bitbucket Cloud, with Jira as the escalation tracker when `platform.tracker: jira`.
+/// Credentials and repository variables are checked here, before any LLM call.
+pub fn bitbucket(
+    settings: &crate::config::settings::PlatformSettings,
+    env: &crate::env::Env,
+    redactor: Redactor,
+) -> Result<Box<dyn Platform>, crate::error::PaceError> {
+    Ok(Box::new(bitbucket_platform(settings, env, redactor)?))
+}
+
+/// The concrete Bitbucket platform (also used by `pace doctor`).
+pub fn bitbucket_platform(
+    settings: &crate::config::settings::PlatformSettings,
+    env: &crate::env::Env,
+    redactor: Redactor,
+) -> Result<bitbucket::BitbucketPlatform, crate::error::PaceError> {
+    let config = bitbucket::BitbucketConfig::from_env(env, settings)?;
+    let jira = match settings.tracker.as_deref() {
+        Some("jira") => Some(jira::Jira::from_env(
+            env,
+            settings.tracker_project.as_deref(),
+            redactor.clone(),
+        )?),
+        _ => None,
+    };
+    bitbucket::BitbucketPlatform::new(config, jira, redactor)
 }

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod fake_bitbucket;
 pub mod fake_gitlab;
+pub mod fake_jira;
 pub mod fake_llm;
 pub mod project;
 pub mod scripts;
