@@ -5,4 +5,5 @@ mod bench;
 mod config_validate;
 mod day;
 mod llm_providers;
+mod sandbox_conn;
 mod sandbox_docker;

@@ -38,7 +38,11 @@ const TABLE: &[(Degradable, &str, &[&str])] = &[
     (Degradable::CapDrop, "--cap-drop ALL", &["cap-drop", "capdrop"]),
     (Degradable::PidsLimit, "--pids-limit", &["pids-limit", "pidslimit"]),
     (Degradable::Init, "--init", &["--init"]),
-    (Degradable::Memory, "--memory", &["--memory", "memory-swap", "memoryswap"]),
+    (
+        Degradable::Memory,
+        "--memory",
+        &["--memory", "memory-swap", "memoryswap"],
+    ),
     (Degradable::Cpus, "--cpus", &["--cpus", "nanocpus", "nano-cpus"]),
     // A bind of anything outside the clone directory: the cache volume goes first, the
     // workspace bind only if the daemon still refuses.
@@ -132,17 +136,47 @@ mod tests {
                 "authorization denied by plugin pipelines: -v only supports $BITBUCKET_CLONE_DIR and its subdirectories",
                 &[CacheVolume, WorkspaceBind],
             ),
-            ("authorization denied by plugin pipelines: --security-opt is not allowed", &[SecurityOpt]),
-            ("authorization denied by plugin pipelines: SecurityOpt=[no-new-privileges:true] is not allowed", &[SecurityOpt]),
-            ("authorization denied by plugin pipelines: --cap-drop is not allowed", &[CapDrop]),
-            ("authorization denied by plugin pipelines: CapDrop is not allowed", &[CapDrop]),
-            ("authorization denied by plugin pipelines: --pids-limit is not allowed", &[PidsLimit]),
-            ("authorization denied by plugin pipelines: PidsLimit is not allowed", &[PidsLimit]),
-            ("authorization denied by plugin pipelines: --init is not allowed", &[Init]),
+            (
+                "authorization denied by plugin pipelines: --security-opt is not allowed",
+                &[SecurityOpt],
+            ),
+            (
+                "authorization denied by plugin pipelines: SecurityOpt=[no-new-privileges:true] is not allowed",
+                &[SecurityOpt],
+            ),
+            (
+                "authorization denied by plugin pipelines: --cap-drop is not allowed",
+                &[CapDrop],
+            ),
+            (
+                "authorization denied by plugin pipelines: CapDrop is not allowed",
+                &[CapDrop],
+            ),
+            (
+                "authorization denied by plugin pipelines: --pids-limit is not allowed",
+                &[PidsLimit],
+            ),
+            (
+                "authorization denied by plugin pipelines: PidsLimit is not allowed",
+                &[PidsLimit],
+            ),
+            (
+                "authorization denied by plugin pipelines: --init is not allowed",
+                &[Init],
+            ),
             ("authorization denied by plugin pipelines: Init is not allowed", &[Init]),
-            ("authorization denied by plugin pipelines: --memory is not allowed", &[Memory]),
-            ("authorization denied by plugin pipelines: NanoCpus is not allowed", &[Cpus]),
-            ("authorization denied by plugin pipelines: --privileged=true is not allowed", &[]),
+            (
+                "authorization denied by plugin pipelines: --memory is not allowed",
+                &[Memory],
+            ),
+            (
+                "authorization denied by plugin pipelines: NanoCpus is not allowed",
+                &[Cpus],
+            ),
+            (
+                "authorization denied by plugin pipelines: --privileged=true is not allowed",
+                &[],
+            ),
             ("authorization denied by plugin pipelines: --mounts is not allowed", &[]),
             // "initial" or "initialise" must not count as `--init`.
             ("authorization denied by plugin pipelines: initial check failed", &[]),

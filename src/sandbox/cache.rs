@@ -46,17 +46,21 @@ pub(crate) const CACHE_DIRS: [&str; 8] = [
 /// The cache volume's name for a repository: keyed by its `origin` remote when it has one
 /// (clones of one project share it), else by its absolute path.
 pub fn volume_name(repo: &Path) -> String {
-    let key = origin_url(repo)
-        .map(|u| normalize_remote(&u))
-        .unwrap_or_else(|| {
-            std::fs::canonicalize(repo)
-                .unwrap_or_else(|_| repo.to_path_buf())
-                .to_string_lossy()
-                .into_owned()
-        });
+    let key = origin_url(repo).map(|u| normalize_remote(&u)).unwrap_or_else(|| {
+        std::fs::canonicalize(repo)
+            .unwrap_or_else(|_| repo.to_path_buf())
+            .to_string_lossy()
+            .into_owned()
+    });
     let name: String = project_name(repo)
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(30)
         .collect();
     let name = name.trim_matches('-');

@@ -76,7 +76,10 @@ impl Sandbox {
 
     /// Options an authorization plugin refused so far (empty on an unrestricted daemon).
     pub fn degraded(&self) -> Vec<Degradable> {
-        self.degraded.lock().map(|d| d.iter().copied().collect()).unwrap_or_default()
+        self.degraded
+            .lock()
+            .map(|d| d.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn context(&self) -> &SandboxContext {
@@ -100,7 +103,12 @@ impl Sandbox {
         Ok(outcome)
     }
 
-    async fn run_in(&self, guard: &ContainerGuard, req: &RunRequest<'_>, started: Instant) -> Result<RunOutcome, SandboxError> {
+    async fn run_in(
+        &self,
+        guard: &ContainerGuard,
+        req: &RunRequest<'_>,
+        started: Instant,
+    ) -> Result<RunOutcome, SandboxError> {
         let settings = &self.ctx.settings;
         let id = guard.id.as_str();
         if let Some(parent) = req.output_log.parent() {

@@ -120,7 +120,10 @@ pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Pa
     let shared = match probe {
         Ok(Ok(shared)) => Ok(shared),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!("the probe container did not finish in {} s", PROBE_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "the probe container did not finish in {} s",
+            PROBE_TIMEOUT.as_secs()
+        )),
     };
     let bind_configured = settings.workspace == WorkspaceMode::Bind;
     checks.push(match (shared, bind_configured) {
