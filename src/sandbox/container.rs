@@ -456,9 +456,11 @@ impl Sandbox {
         ]);
         let bind = s.workspace == WorkspaceMode::Bind && on(Degradable::WorkspaceBind);
         let mut binds = Vec::new();
-        // Upload mode: an anonymous volume, because the archive API refuses uploads into a
-        // read-only root filesystem unless the target is a volume (and it is removed with
-        // the container, `remove(v=true)`).
+        // Upload mode: `/workspace` is an anonymous volume (removed with the container,
+        // `remove(v=true)`). The root filesystem is deliberately not read-only: the archive
+        // API refuses uploads into a read-only root unless the target is a volume, which
+        // would break handing `/workspace` and `/cache` to a non-root user (an upload to
+        // `/`), and test tools commonly write outside `/workspace` (`~/.cache`, `/tmp`).
         let volumes = if bind {
             let abs = std::fs::canonicalize(repo).map_err(|source| io_err(repo, source))?;
             binds.push(format!("{}:{WORKSPACE}", abs.display()));
