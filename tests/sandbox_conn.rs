@@ -327,7 +327,10 @@ async fn doctor_reports_the_daemon_and_fails_without_one() {
     assert_eq!(out.status.code(), Some(4), "{text}");
     assert!(text.contains("FAIL docker"), "{text}");
     assert!(text.contains("/nonexistent.sock"), "{text}");
-    assert!(text.contains("hint: no Docker socket at `/nonexistent.sock`"), "{text}");
+    assert!(
+        text.contains("hint: is the Docker daemon running? there is no socket at `/nonexistent.sock`"),
+        "{text}"
+    );
 }
 
 // --- TLS -------------------------------------------------------------------------------

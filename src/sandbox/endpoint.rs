@@ -124,7 +124,7 @@ impl Endpoint {
                 dir.display()
             ),
             (None, Some(path)) if !path.exists() => format!(
-                "no Docker socket at `{}`: start the daemon, or set `DOCKER_HOST` (for TLS also `DOCKER_TLS_VERIFY`, \
+                "is the Docker daemon running? there is no socket at `{}`: start it, or set `DOCKER_HOST` (for TLS also `DOCKER_TLS_VERIFY`, \
                  `DOCKER_CERT_PATH`; Podman: `unix:///run/user/$UID/podman/podman.sock`)",
                 path.display()
             ),
