@@ -66,34 +66,20 @@ pub async fn doctor(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError>
     }
     if let Some(settings) = &settings {
         checks.push(llm_key_check(settings, env));
-        if settings.platform.kind == crate::config::settings::PlatformKind::Bitbucket {
-            checks.extend(bitbucket_checks(settings, env).await);
+        match settings.platform.kind {
+            crate::config::settings::PlatformKind::Bitbucket => checks.extend(bitbucket_checks(settings, env).await),
+            crate::config::settings::PlatformKind::Gitlab => checks.extend(gitlab_checks(settings, env).await),
+            crate::config::settings::PlatformKind::Local => {}
         }
-        let ctx = crate::sandbox::SandboxContext {
-            settings: settings.sandbox.clone(),
-            run_id: "doctor".into(),
-            day: 0,
-            env: Vec::new(),
-        };
-        match crate::sandbox::Sandbox::connect(ctx).await {
-            Ok(_) => checks.push(Check {
-                name: "docker",
-                ok: true,
-                detail: format!("daemon answers; image `{}` available", settings.sandbox.image),
-                hint: None,
-            }),
-            Err(e) => checks.push(Check {
-                name: "docker",
-                ok: false,
-                detail: e.to_string(),
-                hint: e.hint(),
-            }),
+        let endpoint = crate::sandbox::Endpoint::from_env(env);
+        for c in crate::sandbox::doctor::diagnose(&settings.sandbox, &endpoint, &root).await {
+            checks.push(Check {
+                name: c.name,
+                ok: c.ok,
+                detail: c.detail,
+                hint: c.hint,
+            });
         }
-    }
-    if let Some(settings) = &settings
-        && settings.platform.kind == crate::config::settings::PlatformKind::Gitlab
-    {
-        checks.extend(gitlab_checks(settings, env).await);
     }
     let mut failed = false;
     for c in &checks {

@@ -8,4 +8,5 @@ mod day;
 mod gitlab;
 mod images;
 mod llm_providers;
+mod sandbox_conn;
 mod sandbox_docker;

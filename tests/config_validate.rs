@@ -244,7 +244,7 @@ fn full_original_template_loads() {
 fn pace_sections_resolve() {
     let text = format!(
         "{MINIMAL_CONFIG}llm:\n  provider: litellm\n  model: qwen2.5-coder\n  base_url: http://localhost:11434/v1/\n  max_retries: 2\n  timeout_seconds: 30\n\
-sandbox:\n  image: golang:1.23\n  network: bridge\n  env: [GOFLAGS]\n  memory: 512m\n  cpus: 1.5\n  pids_limit: 256\n  timeout: 15m\n  user: \"1000:1000\"\n  keep: yes\n  collect: [\"**/report.xml\"]\n  workspace: bind\n\
+sandbox:\n  image: golang:1.23\n  network: bridge\n  env: [GOFLAGS]\n  memory: 512m\n  cpus: 1.5\n  pids_limit: 256\n  timeout: 15m\n  user: \"1000:1000\"\n  keep: yes\n  collect: [\"**/report.xml\"]\n  workspace: bind\n  caches: no\n\
 platform:\n  type: bitbucket\n  tracker: {{type: jira, project: SHOP}}\n  target_branch: main\n  wait_for_ci: on\n\
 budget: {{max_usd: 2.5, max_tokens: 1000000}}\ngit: {{author_name: Bot, author_email: bot@example.com}}\n\
 sprint: {{duration_days: 10, clearance_every: 0}}\nforge: {{max_retries: 1}}\nsource_extra_is_not_allowed: 1\n"
@@ -271,6 +271,7 @@ sprint: {{duration_days: 10, clearance_every: 0}}\nforge: {{max_retries: 1}}\nso
     assert!(s.sandbox.keep);
     assert_eq!(s.sandbox.collect, vec!["**/report.xml".to_string()]);
     assert_eq!(s.sandbox.workspace, WorkspaceMode::Bind);
+    assert!(!s.sandbox.caches);
     assert_eq!(s.platform.kind, PlatformKind::Bitbucket);
     assert_eq!(s.platform.tracker.as_deref(), Some("jira"));
     assert_eq!(s.platform.tracker_project.as_deref(), Some("SHOP"));

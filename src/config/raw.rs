@@ -518,6 +518,7 @@ raw_struct! {
         "keep" => keep: bool,
         "collect" => collect: Vec<At<String>>,
         "workspace" => workspace: String,
+        "caches" => caches: bool,
     }
     ignored: []
 }

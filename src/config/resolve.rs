@@ -738,6 +738,9 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
     if let Some(k) = val(x.keep.as_ref()) {
         s.sandbox.keep = k;
     }
+    if let Some(c) = val(x.caches.as_ref()) {
+        s.sandbox.caches = c;
+    }
     if let Some(globs) = &x.collect {
         let mut out = Vec::new();
         for (i, g) in globs.value.iter().enumerate() {

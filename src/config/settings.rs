@@ -150,6 +150,8 @@ pub struct SandboxSettings {
     /// Globs (relative to /workspace) of result files copied back into `.pace/day-N/gate/`.
     pub collect: Vec<String>,
     pub workspace: WorkspaceMode,
+    /// A per-project named volume at `/cache` for Go, npm, Maven, Gradle and NuGet caches.
+    pub caches: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +260,7 @@ impl Settings {
                 keep: false,
                 collect: default_collect_globs(),
                 workspace: WorkspaceMode::Upload,
+                caches: true,
             },
             platform: PlatformSettings {
                 kind: PlatformKind::Local,

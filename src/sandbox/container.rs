@@ -1,8 +1,9 @@
 //! The Docker side: connection, container lifecycle (create, upload, start, logs, wait,
 //! collect, remove) and the cleanup of pace-labelled containers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -16,6 +17,9 @@ use bollard::query_parameters::{
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
+use super::authz::{self, Degradable};
+use super::cache;
+use super::endpoint::{self, Endpoint};
 use super::output::{HeadTail, NetworkFailureScan, network_hint};
 use super::workspace::{self, Manifest, PackPlan};
 use super::{
@@ -34,70 +38,48 @@ const STALE_MARGIN: Duration = Duration::from_secs(10 * 60);
 pub struct Sandbox {
     pub(super) ctx: SandboxContext,
     pub(super) docker: Docker,
+    endpoint: Endpoint,
     /// The image's own `User` (used for file ownership when `sandbox.user` is unset).
     image_user: Option<String>,
+    /// Options a Docker authorization plugin refused in this run (not asked for again).
+    degraded: Mutex<BTreeSet<Degradable>>,
+    /// Cache volumes already created in this run.
+    cache_volumes: Mutex<BTreeSet<String>>,
 }
 
 impl Sandbox {
-    /// Connects with the Docker defaults (`DOCKER_HOST`, else the unix socket), negotiates
-    /// the API version and checks the daemon answers; then makes sure the image exists
-    /// (pulling it when the daemon does not have it).
+    /// Connects to the daemon named by the process environment (`DOCKER_HOST`,
+    /// `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`; else the unix socket). See [`Sandbox::connect_to`].
     pub async fn connect(ctx: SandboxContext) -> Result<Self, SandboxError> {
-        // bollard's TLS needs a process-wide rustls provider; "already installed" is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        // Only for messages: bollard itself reads DOCKER_HOST.
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.trim().is_empty())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-        let docker = Docker::connect_with_defaults().map_err(|source| SandboxError::Connect {
-            host: host.clone(),
-            source,
-        })?;
+        Self::connect_to(ctx, Endpoint::from_process_env()).await
+    }
 
-        // A daemon that is starting (GitLab's DinD service) gets time to answer; a unix
-        // socket that does not exist means no daemon here, so fail at once.
-        let socket_missing = host
-            .strip_prefix("unix://")
-            .is_some_and(|path| !std::path::Path::new(path).exists());
-        let wait = if socket_missing { Duration::ZERO } else { CONNECT_WAIT };
-        let deadline = Instant::now() + wait;
-        let pinger = docker.clone().with_timeout(Duration::from_secs(5));
-        loop {
-            match pinger.ping().await {
-                Ok(_) => break,
-                Err(source) if Instant::now() >= deadline => {
-                    return Err(SandboxError::Connect { host, source });
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "sandbox: Docker daemon not answering yet");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|source| SandboxError::Connect {
-                host: host.clone(),
-                source,
-            })?;
-        if let Ok(v) = docker.version().await {
-            tracing::debug!(
-                api = v.api_version.as_deref().unwrap_or("?"),
-                min_api = v.min_api_version.as_deref().unwrap_or("?"),
-                engine = v.version.as_deref().unwrap_or("?"),
-                os = v.os.as_deref().unwrap_or("?"),
-                "sandbox: connected to {host}"
-            );
-        }
-
+    /// Connects to `endpoint`, negotiates the API version and checks the daemon answers;
+    /// then makes sure the image exists (pulling it when the daemon does not have it).
+    pub async fn connect_to(ctx: SandboxContext, endpoint: Endpoint) -> Result<Self, SandboxError> {
+        let docker = connect_daemon(&endpoint).await?;
         let image_user = ensure_image(&docker, &ctx.settings.image).await?;
         Ok(Self {
             ctx,
             docker,
+            endpoint,
             image_user,
+            degraded: Mutex::new(BTreeSet::new()),
+            cache_volumes: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// The daemon this sandbox talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Options an authorization plugin refused so far (empty on an unrestricted daemon).
+    pub fn degraded(&self) -> Vec<Degradable> {
+        self.degraded
+            .lock()
+            .map(|d| d.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn context(&self) -> &SandboxContext {
@@ -113,24 +95,22 @@ impl Sandbox {
     pub async fn run(&self, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
         let started = Instant::now();
         let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), req.command.clone()];
-        let guard = self.create_container("gate", cmd, req.repo).await?;
-        let result = self.run_in(&guard.id, &req, started).await;
+        let (guard, _) = self.launch("gate", cmd, req.repo).await?;
+        let result = self.run_in(&guard, &req, started).await;
         let removed = guard.remove().await;
         let outcome = result?;
         removed?;
         Ok(outcome)
     }
 
-    async fn run_in(&self, id: &str, req: &RunRequest<'_>, started: Instant) -> Result<RunOutcome, SandboxError> {
+    async fn run_in(
+        &self,
+        guard: &ContainerGuard,
+        req: &RunRequest<'_>,
+        started: Instant,
+    ) -> Result<RunOutcome, SandboxError> {
         let settings = &self.ctx.settings;
-        if settings.workspace == WorkspaceMode::Upload {
-            self.upload_workspace(id, req.repo, None).await?;
-        }
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|source| container_err("start", id, source))?;
-
+        let id = guard.id.as_str();
         if let Some(parent) = req.output_log.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -193,7 +173,12 @@ impl Sandbox {
             }
         };
 
-        let collected = self.collect(id, req.collect_into).await;
+        let collected = if guard.bind {
+            // The files are the repository's own: read them where they are.
+            self.collect_from_repo(req.repo, req.collect_into).await
+        } else {
+            self.collect(id, req.collect_into).await
+        };
         let (head, tail) = view.parts();
         let network_hint = (settings.network == NetworkMode::None && exit_code != 0 && scan.found()).then(network_hint);
         Ok(RunOutcome {
@@ -209,12 +194,11 @@ impl Sandbox {
         })
     }
 
-    /// Copies the files matching `sandbox.collect` out of `/workspace` (never fatal: a
-    /// failure is logged and whatever was extracted is returned).
-    async fn collect(&self, id: &str, dest: &Path) -> Vec<PathBuf> {
+    /// The `sandbox.collect` globs (invalid ones logged and ignored); `None` when empty.
+    fn collect_globs(&self) -> Option<globset::GlobSet> {
         let globs = &self.ctx.settings.collect;
         if globs.is_empty() {
-            return Vec::new();
+            return None;
         }
         let mut builder = globset::GlobSetBuilder::new();
         for g in globs {
@@ -227,12 +211,39 @@ impl Sandbox {
                 }
             }
         }
-        let set = match builder.build() {
-            Ok(set) => set,
+        match builder.build() {
+            Ok(set) => Some(set),
             Err(e) => {
                 tracing::warn!(error = %e, "sandbox: invalid `sandbox.collect` globs");
-                return Vec::new();
+                None
             }
+        }
+    }
+
+    /// Bind mode: copies the files matching `sandbox.collect` from the repository itself.
+    async fn collect_from_repo(&self, repo: &Path, dest: &Path) -> Vec<PathBuf> {
+        let Some(set) = self.collect_globs() else {
+            return Vec::new();
+        };
+        let (repo, dest) = (repo.to_path_buf(), dest.to_path_buf());
+        match tokio::task::spawn_blocking(move || workspace::copy_matching(&repo, &dest, &set)).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "sandbox: collecting result files failed");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sandbox: collecting result files failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Copies the files matching `sandbox.collect` out of `/workspace` (never fatal: a
+    /// failure is logged and whatever was extracted is returned).
+    async fn collect(&self, id: &str, dest: &Path) -> Vec<PathBuf> {
+        let Some(set) = self.collect_globs() else {
+            return Vec::new();
         };
         let opts = DownloadFromContainerOptionsBuilder::default().path(WORKSPACE).build();
         let stream = self
@@ -322,6 +333,111 @@ impl Sandbox {
             .collect())
     }
 
+    /// Creates a container, fills `/workspace` (upload mode) and starts it.
+    ///
+    /// When a Docker authorization plugin denies the create or the start and names an
+    /// option pace can do without (see [`authz`]), that option is dropped for the rest of
+    /// the run and the container is made again; the manifest is `None` in bind mode.
+    pub(super) async fn launch(
+        &self,
+        role: &str,
+        cmd: Vec<String>,
+        repo: &Path,
+    ) -> Result<(ContainerGuard, Option<Manifest>), SandboxError> {
+        loop {
+            let guard = match self.create_container(role, cmd.clone(), repo).await {
+                Ok(g) => g,
+                Err(e) if self.degrade_on(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if guard.cache
+                && let Some(owner) = self.owner()
+            {
+                own_dirs(&self.docker, &guard.id, owner, &cache::CACHE_DIRS).await;
+            }
+            let manifest = if guard.bind {
+                None
+            } else {
+                Some(self.upload_workspace(&guard.id, repo, None).await?)
+            };
+            match self.docker.start_container(&guard.id, None).await {
+                Ok(()) => return Ok((guard, manifest)),
+                Err(source) => {
+                    let err = container_err("start", &guard.name, source);
+                    if self.degrade_on(&err) {
+                        guard.discard().await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Whether pace sets `option` at all with these settings.
+    fn uses(&self, option: Degradable) -> bool {
+        let s = &self.ctx.settings;
+        match option {
+            Degradable::CacheVolume => s.caches,
+            Degradable::WorkspaceBind => s.workspace == WorkspaceMode::Bind,
+            Degradable::Memory => s.memory_bytes > 0,
+            Degradable::Cpus => s.cpus > 0.0,
+            Degradable::PidsLimit => s.pids_limit > 0,
+            Degradable::SecurityOpt | Degradable::CapDrop | Degradable::Init => true,
+        }
+    }
+
+    /// On an authorization-plugin denial that names an option still in use: records it as
+    /// dropped, says so, and returns true (try again). Anything else: false.
+    fn degrade_on(&self, err: &SandboxError) -> bool {
+        let SandboxError::Container { source, .. } = err else {
+            return false;
+        };
+        let Some(message) = authz::denial(source) else {
+            return false;
+        };
+        let Ok(mut degraded) = self.degraded.lock() else {
+            return false;
+        };
+        let Some(option) = authz::next_to_drop(message, |d| !degraded.contains(&d) && self.uses(d)) else {
+            tracing::warn!(%message, "sandbox: the Docker daemon's authorization plugin refused the container");
+            return false;
+        };
+        degraded.insert(option);
+        let consequence = match option {
+            Degradable::WorkspaceBind => "uploading the workspace instead",
+            Degradable::CacheVolume => "running without the dependency cache",
+            _ => "running the sandbox without it",
+        };
+        tracing::warn!(option = option.flag(), %message, "sandbox: option refused by the daemon's authorization plugin");
+        eprintln!(
+            "pace: the Docker daemon refused `{}` ({}); {consequence}",
+            option.flag(),
+            message.trim()
+        );
+        true
+    }
+
+    /// The cache volume for `repo`, created on first use; `None` when caches are off, were
+    /// refused, or the volume cannot be created (logged).
+    async fn cache_volume(&self, repo: &Path, degraded: &BTreeSet<Degradable>) -> Option<String> {
+        if !self.ctx.settings.caches || degraded.contains(&Degradable::CacheVolume) {
+            return None;
+        }
+        let name = cache::volume_name(repo);
+        let known = self.cache_volumes.lock().map(|v| v.contains(&name)).unwrap_or(false);
+        if !known {
+            if let Err(e) = cache::ensure_volume(&self.docker, &name, repo).await {
+                tracing::warn!(volume = %name, error = %e, "sandbox: cannot create the dependency cache volume; running without it");
+                return None;
+            }
+            if let Ok(mut v) = self.cache_volumes.lock() {
+                v.insert(name.clone());
+            }
+        }
+        Some(name)
+    }
+
     /// Creates a labelled, locked-down container (not started) and returns its guard.
     pub(super) async fn create_container(
         &self,
@@ -330,19 +446,35 @@ impl Sandbox {
         repo: &Path,
     ) -> Result<ContainerGuard, SandboxError> {
         let s = &self.ctx.settings;
+        let degraded = self.degraded.lock().map(|d| d.clone()).unwrap_or_default();
+        let on = |d: Degradable| !degraded.contains(&d);
         let name = format!("pace-{}-{role}-{:08x}", sanitize(&self.ctx.run_id), fastrand::u32(..));
         let labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), self.ctx.run_id.clone()),
             (LABEL_DAY.to_string(), self.ctx.day.to_string()),
             (LABEL_CREATED.to_string(), unix_now().to_string()),
         ]);
-        let (volumes, binds) = match s.workspace {
-            WorkspaceMode::Upload => (Some(vec![WORKSPACE.to_string()]), None),
-            WorkspaceMode::Bind => {
-                let abs = std::fs::canonicalize(repo).map_err(|source| io_err(repo, source))?;
-                (None, Some(vec![format!("{}:{WORKSPACE}", abs.display())]))
-            }
+        let bind = s.workspace == WorkspaceMode::Bind && on(Degradable::WorkspaceBind);
+        let mut binds = Vec::new();
+        // Upload mode: `/workspace` is an anonymous volume (removed with the container,
+        // `remove(v=true)`). The root filesystem is deliberately not read-only: the archive
+        // API refuses uploads into a read-only root unless the target is a volume, which
+        // would break handing `/workspace` and `/cache` to a non-root user (an upload to
+        // `/`), and test tools commonly write outside `/workspace` (`~/.cache`, `/tmp`).
+        let volumes = if bind {
+            let abs = std::fs::canonicalize(repo).map_err(|source| io_err(repo, source))?;
+            binds.push(format!("{}:{WORKSPACE}", abs.display()));
+            None
+        } else {
+            Some(vec![WORKSPACE.to_string()])
         };
+        let mut env: Vec<String> = self.ctx.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let cache_volume = self.cache_volume(repo, &degraded).await;
+        if let Some(volume) = &cache_volume {
+            binds.push(format!("{volume}:{}", cache::CACHE_MOUNT));
+            env.extend(cache::env_for(&self.ctx.env));
+        }
+        let memory = (s.memory_bytes > 0 && on(Degradable::Memory)).then_some(s.memory_bytes);
         let host_config = HostConfig {
             network_mode: Some(
                 match s.network {
@@ -352,22 +484,22 @@ impl Sandbox {
                 }
                 .to_string(),
             ),
-            memory: (s.memory_bytes > 0).then_some(s.memory_bytes),
-            memory_swap: (s.memory_bytes > 0).then_some(s.memory_bytes),
-            nano_cpus: (s.cpus > 0.0).then_some((s.cpus * 1e9) as i64),
-            pids_limit: (s.pids_limit > 0).then_some(s.pids_limit),
-            cap_drop: Some(vec!["ALL".to_string()]),
-            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+            memory,
+            memory_swap: memory,
+            nano_cpus: (s.cpus > 0.0 && on(Degradable::Cpus)).then_some((s.cpus * 1e9) as i64),
+            pids_limit: (s.pids_limit > 0 && on(Degradable::PidsLimit)).then_some(s.pids_limit),
+            cap_drop: on(Degradable::CapDrop).then(|| vec!["ALL".to_string()]),
+            security_opt: on(Degradable::SecurityOpt).then(|| vec!["no-new-privileges:true".to_string()]),
             privileged: Some(false),
-            init: Some(true),
-            binds,
+            init: on(Degradable::Init).then_some(true),
+            binds: (!binds.is_empty()).then_some(binds),
             ..Default::default()
         };
         let body = ContainerCreateBody {
             image: Some(s.image.clone()),
             cmd: Some(cmd),
             working_dir: Some(WORKSPACE.to_string()),
-            env: Some(self.ctx.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(env),
             labels: Some(labels),
             user: s.user.clone(),
             tty: Some(false),
@@ -392,6 +524,8 @@ impl Sandbox {
             name,
             keep: s.keep,
             done: false,
+            bind,
+            cache: cache_volume.is_some(),
         })
     }
 
@@ -422,7 +556,7 @@ impl Sandbox {
         };
         let owner = self.owner();
         if let Some(owner) = owner {
-            own_workspace_root(&self.docker, id, owner).await;
+            own_dirs(&self.docker, id, owner, &["workspace"]).await;
         }
         upload(
             &self.docker,
@@ -475,21 +609,23 @@ pub(super) async fn upload(docker: &Docker, id: &str, plan: PackPlan) -> Result<
     }
 }
 
-/// Makes the volume's root directory belong to the (non-root) user so the command can
-/// create files at the top of `/workspace`. Best effort: the archive API refuses it on a
-/// read-only root filesystem, and then only the uploaded subdirectories are writable.
-async fn own_workspace_root(docker: &Docker, id: &str, (uid, gid): (u64, u64)) {
+/// Makes directories at the root of the container (`workspace`, `cache/...`) belong to the
+/// (non-root) user so the command can write there. Best effort: the archive API refuses it
+/// on a read-only root filesystem, and then only the uploaded subdirectories are writable.
+async fn own_dirs(docker: &Docker, id: &str, (uid, gid): (u64, u64), dirs: &[&str]) {
     let mut data = Vec::new();
     let built = (|| -> std::io::Result<()> {
         let mut b = tar::Builder::new(&mut data);
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_mtime(unix_now());
-        h.set_size(0);
-        b.append_data(&mut h, "workspace", std::io::empty())?;
+        for dir in dirs {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_mtime(unix_now());
+            h.set_size(0);
+            b.append_data(&mut h, dir, std::io::empty())?;
+        }
         b.finish()
     })();
     if built.is_err() {
@@ -500,12 +636,51 @@ async fn own_workspace_root(docker: &Docker, id: &str, (uid, gid): (u64, u64)) {
         .upload_to_container(id, Some(opts), bollard::body_full(data.into()))
         .await
     {
-        tracing::debug!(error = %e, "sandbox: cannot hand /workspace to the sandbox user");
+        tracing::debug!(error = %e, ?dirs, "sandbox: cannot hand directories to the sandbox user");
     }
 }
 
+/// A client for `endpoint` that has answered a ping, with the API version negotiated.
+///
+/// A daemon that is starting (GitLab's DinD service) gets [`CONNECT_WAIT`] to answer;
+/// errors that waiting cannot fix (a missing socket, certificates) fail at once.
+pub(super) async fn connect_daemon(endpoint: &Endpoint) -> Result<Docker, SandboxError> {
+    let connect_err = |source| SandboxError::Connect {
+        host: endpoint.host.clone(),
+        source,
+        hint: endpoint.hint(),
+    };
+    let docker = endpoint.client().map_err(connect_err)?;
+    let deadline = Instant::now() + CONNECT_WAIT;
+    let pinger = docker.clone().with_timeout(Duration::from_secs(5));
+    loop {
+        match pinger.ping().await {
+            Ok(_) => break,
+            Err(source) if Instant::now() >= deadline || endpoint::is_permanent(&source) => {
+                return Err(connect_err(source));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "sandbox: Docker daemon not answering yet");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let docker = docker.negotiate_version().await.map_err(connect_err)?;
+    if let Ok(v) = docker.version().await {
+        tracing::debug!(
+            api = v.api_version.as_deref().unwrap_or("?"),
+            min_api = v.min_api_version.as_deref().unwrap_or("?"),
+            engine = v.version.as_deref().unwrap_or("?"),
+            os = v.os.as_deref().unwrap_or("?"),
+            "sandbox: connected to {}",
+            endpoint.describe()
+        );
+    }
+    Ok(docker)
+}
+
 /// Makes sure the image is on the daemon (pulls it otherwise); returns its configured user.
-async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>, SandboxError> {
+pub(super) async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>, SandboxError> {
     let image_err = |message: String| SandboxError::Image {
         image: image.to_string(),
         message,
@@ -563,7 +738,7 @@ pub(super) async fn kill(docker: &Docker, id: &str) {
     }
 }
 
-async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
+pub(super) async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
     let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
     match docker.remove_container(id, Some(opts)).await {
         Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
@@ -579,14 +754,29 @@ pub(super) struct ContainerGuard {
     pub(super) name: String,
     keep: bool,
     done: bool,
+    /// The repository is bind-mounted at `/workspace` (no upload, no sync).
+    pub(super) bind: bool,
+    /// The dependency cache volume is mounted at `/cache`.
+    pub(super) cache: bool,
 }
 
 impl ContainerGuard {
+    /// Removes the container whatever `sandbox.keep` says (a failed attempt to start it).
+    pub(super) async fn discard(mut self) {
+        self.done = true;
+        if let Err(e) = remove(&self.docker, &self.id).await {
+            tracing::warn!(container = %self.name, error = %e, "sandbox: cannot remove the container");
+        }
+    }
+
     pub(super) async fn remove(mut self) -> Result<(), SandboxError> {
         self.done = true;
         if self.keep {
             tracing::warn!(container = %self.name, "sandbox: keeping the container (`sandbox.keep: true`); remove it with `docker rm -fv {}`", self.name);
-            eprintln!("pace: kept sandbox container `{}` (sandbox.keep)", self.name);
+            eprintln!(
+                "pace: kept sandbox container `{}` (sandbox.keep); remove it with `docker rm -fv {}`",
+                self.name, self.name
+            );
             return Ok(());
         }
         remove(&self.docker, &self.id)
@@ -597,7 +787,14 @@ impl ContainerGuard {
 
 impl Drop for ContainerGuard {
     fn drop(&mut self) {
-        if self.done || self.keep {
+        if self.done {
+            return;
+        }
+        if self.keep {
+            eprintln!(
+                "pace: kept sandbox container `{}` (sandbox.keep); remove it with `docker rm -fv {}`",
+                self.name, self.name
+            );
             return;
         }
         // Dropped mid-operation (error, cancellation): remove it in the background.

@@ -9,12 +9,19 @@ use std::time::Duration;
 
 use crate::config::settings::SandboxSettings;
 
+mod authz;
+mod cache;
 mod container;
+pub mod doctor;
+mod endpoint;
 mod output;
 mod session;
 mod workspace;
 
+pub use authz::Degradable;
+pub use cache::{CACHE_ENV, CACHE_MOUNT, LABEL_CACHE, volume_name as cache_volume_name};
 pub use container::Sandbox;
+pub use endpoint::Endpoint;
 pub use session::ExecSession;
 
 /// Labels every pace container carries (cleanup finds them by these).
@@ -81,10 +88,12 @@ pub struct ExecOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("cannot connect to the Docker daemon at `{host}`: {source}")]
+    #[error("cannot connect to the Docker daemon at `{host}`: {}", error_chain(.source))]
     Connect {
         host: String,
         source: bollard::errors::Error,
+        /// What to try, for this endpoint (TLS files, socket path).
+        hint: String,
     },
     #[error("image `{image}` is not available: {message}")]
     Image { image: String, message: String },
@@ -106,16 +115,29 @@ impl SandboxError {
     /// What the user should try next.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Connect { .. } => Some(
-                "is the Docker daemon running? set `DOCKER_HOST` (and `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH` for TLS), or run `pace doctor`"
-                    .into(),
-            ),
+            Self::Connect { hint, .. } => Some(hint.clone()),
             Self::Image { image, .. } => Some(format!(
                 "build or pull `{image}` on the daemon, or set `sandbox.image` in pace.config.yaml"
             )),
             _ => None,
         }
     }
+}
+
+/// An error and its causes on one line (bollard's TLS and connection errors keep the
+/// useful part, such as "invalid peer certificate: UnknownIssuer", in the sources).
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
 }
 
 /// Output caps (prompts get head + tail; the log file has everything).

@@ -14,7 +14,6 @@ use super::container::{self, ContainerGuard, Sandbox, WORKSPACE, container_err, 
 use super::output::HeadTail;
 use super::workspace::{self, Manifest, PackPlan, WriteBack};
 use super::{EXEC_OUTPUT_CAP, ExecOutcome, SandboxError};
-use crate::config::settings::WorkspaceMode;
 
 /// Lists the workspace after a command: files newer than the stamp, a separator, then
 /// every file (both without `.git` and `.pace`). Plain POSIX `find`, so busybox works.
@@ -40,19 +39,16 @@ pub struct ExecSession {
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
     let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
-    let guard = sandbox.create_container("forge", cmd, repo).await?;
-    let bind = sandbox.ctx.settings.workspace == WorkspaceMode::Bind;
-    let manifest = if bind {
-        let files = workspace::list_files(repo).map_err(|source| ws_err(repo, source))?;
-        workspace::scan(repo, &files).map_err(|source| ws_err(repo, source))?
-    } else {
-        sandbox.upload_workspace(&guard.id, repo, None).await?
+    let (guard, uploaded) = sandbox.launch("forge", cmd, repo).await?;
+    // Bind mode: the container edits the repository in place; nothing to sync.
+    let bind = guard.bind;
+    let manifest = match uploaded {
+        Some(m) => m,
+        None => {
+            let files = workspace::list_files(repo).map_err(|source| ws_err(repo, source))?;
+            workspace::scan(repo, &files).map_err(|source| ws_err(repo, source))?
+        }
     };
-    sandbox
-        .docker
-        .start_container(&guard.id, None)
-        .await
-        .map_err(|source| container_err("start", &guard.id, source))?;
     let clock_skew = match sandbox.docker.info().await.ok().and_then(|i| i.system_time) {
         Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
             .map(|d| d.timestamp() - unix_now() as i64)

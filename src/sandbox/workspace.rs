@@ -485,6 +485,37 @@ pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset:
     Ok(written)
 }
 
+/// Bind mode's result collection: copies the repository's files matching `globs` (outside
+/// `.git` and `.pace`, symlinks not followed) to the same relative paths under `dest`.
+pub(crate) fn copy_matching(repo: &Path, dest: &Path, globs: &globset::GlobSet) -> io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(repo.join(&rel_dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let rel = rel_dir.join(entry.file_name());
+            if is_excluded(&rel) {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(rel);
+            } else if kind.is_file() && globs.is_match(&rel) {
+                let target = dest.join(&rel);
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::copy(entry.path(), &target)?;
+                written.push(target);
+            }
+        }
+    }
+    written.sort();
+    Ok(written)
+}
+
 /// What writing one downloaded file back into the repository did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum WriteBack {

@@ -52,6 +52,12 @@ pub fn busybox_image() -> String {
 
 async fn build_busybox() {
     let docker = client().expect("docker client");
+    build_busybox_on(&docker).await;
+}
+
+/// Builds the busybox test image on `docker` (any daemon, e.g. a second one started by a
+/// test) unless it is there already.
+pub async fn build_busybox_on(docker: &bollard::Docker) {
     if docker.inspect_image(BUSYBOX_IMAGE).await.is_ok() {
         return;
     }

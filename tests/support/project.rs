@@ -81,7 +81,7 @@ impl Project {
         let start = config.find("llm:").unwrap();
         let end = config.find("platform:").unwrap();
         let llm = format!(
-            "llm:\n  provider: anthropic\n  model: claude-sonnet-4-6\n  analysis_model: claude-haiku-4-5-20251001\n  base_url: {base_url}\n  max_retries: 2\n\nsandbox:\n  image: {image}\n  network: none\n  timeout: 60\n\n"
+            "llm:\n  provider: anthropic\n  model: claude-sonnet-4-6\n  analysis_model: claude-haiku-4-5-20251001\n  base_url: {base_url}\n  max_retries: 2\n\nsandbox:\n  image: {image}\n  network: none\n  timeout: 60\n  caches: false\n\n"
         );
         let mut out = format!("{}{}{}", &config[..start], llm, &config[end..]);
         out.push_str(extra);

@@ -1,0 +1,223 @@
+//! `pace doctor`'s Docker checks: TLS files, the daemon, its API version, the sandbox image
+//! and whether bind mounts reach this filesystem, each with a hint when it fails.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
+use futures_util::StreamExt;
+
+use super::container::{connect_daemon, ensure_image, remove, unix_now, wait_exit};
+use super::endpoint::{Endpoint, TLS_FILES};
+use super::{LABEL_CREATED, LABEL_RUN_ID, error_chain};
+use crate::config::settings::{SandboxSettings, WorkspaceMode};
+
+/// One line of `pace doctor`.
+#[derive(Debug, Clone)]
+pub struct DockerCheck {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    pub hint: Option<String>,
+}
+
+impl DockerCheck {
+    fn ok(name: &'static str, detail: String) -> Self {
+        Self {
+            name,
+            ok: true,
+            detail,
+            hint: None,
+        }
+    }
+
+    fn fail(name: &'static str, detail: String, hint: String) -> Self {
+        Self {
+            name,
+            ok: false,
+            detail,
+            hint: Some(hint),
+        }
+    }
+}
+
+/// How long the bind-mount probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the checks in order; a failure that makes the later ones meaningless ends the list.
+pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Path) -> Vec<DockerCheck> {
+    let mut checks = Vec::new();
+    if let Some(dir) = &endpoint.tls_dir {
+        let problems = endpoint.tls_problems();
+        if problems.is_empty() {
+            checks.push(DockerCheck::ok(
+                "tls",
+                format!("{} readable in `{}`", TLS_FILES.join(", "), dir.display()),
+            ));
+        } else {
+            checks.push(DockerCheck::fail(
+                "tls",
+                format!("`DOCKER_TLS_VERIFY` is set but {}", problems.join("; ")),
+                "set `DOCKER_CERT_PATH` to the directory with the daemon's client certificates \
+                 (GitLab DinD: `$DOCKER_TLS_CERTDIR/client`, i.e. `/certs/client`), or unset `DOCKER_TLS_VERIFY` \
+                 for a plain `tcp://` daemon"
+                    .into(),
+            ));
+        }
+    }
+
+    let docker = match connect_daemon(endpoint).await {
+        Ok(d) => {
+            checks.push(DockerCheck::ok(
+                "docker",
+                format!("daemon answers at {}", describe_host(endpoint)),
+            ));
+            d
+        }
+        Err(e) => {
+            let hint = e.hint().unwrap_or_else(|| endpoint.hint());
+            checks.push(DockerCheck::fail("docker", e.to_string(), hint));
+            return checks;
+        }
+    };
+
+    match docker.version().await {
+        Ok(v) => checks.push(DockerCheck::ok(
+            "api",
+            format!(
+                "Docker Engine {} ({}/{}), API {} (minimum {}); pace uses API {}",
+                v.version.as_deref().unwrap_or("?"),
+                v.os.as_deref().unwrap_or("?"),
+                v.arch.as_deref().unwrap_or("?"),
+                v.api_version.as_deref().unwrap_or("?"),
+                v.min_api_version.as_deref().unwrap_or("?"),
+                docker.client_version()
+            ),
+        )),
+        Err(e) => checks.push(DockerCheck::fail(
+            "api",
+            format!("cannot read the daemon's version: {}", error_chain(&e)),
+            "the daemon answered a ping but not `GET /version`; is `DOCKER_HOST` a Docker-compatible API?".into(),
+        )),
+    }
+
+    match ensure_image(&docker, &settings.image).await {
+        Ok(_) => checks.push(DockerCheck::ok(
+            "image",
+            format!("`{}` is on the daemon", settings.image),
+        )),
+        Err(e) => {
+            let hint = e.hint().unwrap_or_default();
+            checks.push(DockerCheck::fail("image", e.to_string(), hint));
+            return checks;
+        }
+    }
+
+    let probe = tokio::time::timeout(PROBE_TIMEOUT, probe_bind(&docker, &settings.image, repo)).await;
+    let shared = match probe {
+        Ok(Ok(shared)) => Ok(shared),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!(
+            "the probe container did not finish in {} s",
+            PROBE_TIMEOUT.as_secs()
+        )),
+    };
+    let bind_configured = settings.workspace == WorkspaceMode::Bind;
+    checks.push(match (shared, bind_configured) {
+        (Ok(true), true) => DockerCheck::ok("bind", "bind mounts work; `sandbox.workspace: bind` is used".into()),
+        (Ok(true), false) => DockerCheck::ok(
+            "bind",
+            "bind mounts work; upload mode is configured (`sandbox.workspace: bind` would skip the upload)".into(),
+        ),
+        (Ok(false), false) => DockerCheck::ok(
+            "bind",
+            "the daemon does not see this filesystem (DinD or a socket from another host); upload mode will be used"
+                .into(),
+        ),
+        (Err(e), false) => DockerCheck::ok(
+            "bind",
+            format!("bind mounts are not possible ({e}); upload mode will be used"),
+        ),
+        (Ok(false), true) => DockerCheck::fail(
+            "bind",
+            "`sandbox.workspace: bind` is set, but the daemon does not see this filesystem".into(),
+            "remove `sandbox.workspace: bind` (or set `upload`): the workspace is then uploaded as a tar".into(),
+        ),
+        (Err(e), true) => DockerCheck::fail(
+            "bind",
+            format!("`sandbox.workspace: bind` is set, but bind mounts are not possible: {e}"),
+            "remove `sandbox.workspace: bind` (or set `upload`): the workspace is then uploaded as a tar".into(),
+        ),
+    });
+    checks
+}
+
+fn describe_host(endpoint: &Endpoint) -> String {
+    let from = if endpoint.host_from_env {
+        "from `DOCKER_HOST`"
+    } else {
+        "the default; `DOCKER_HOST` is unset"
+    };
+    format!("{} ({from})", endpoint.describe())
+}
+
+/// Bind-mounts a directory holding a marker file into a container and reads the marker:
+/// `Ok(true)` when the container sees it (the daemon shares this filesystem).
+async fn probe_bind(docker: &Docker, image: &str, repo: &Path) -> Result<bool, String> {
+    // Inside the repository: where `sandbox.workspace: bind` would mount from (and the
+    // only place Bitbucket's daemon allows binds from).
+    let base = repo.join(".pace");
+    std::fs::create_dir_all(&base).map_err(|e| format!("cannot create `{}`: {e}", base.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("doctor-bind-")
+        .tempdir_in(&base)
+        .map_err(|e| format!("cannot create a probe directory: {e}"))?;
+    let token = format!("pace-bind-probe-{:016x}", fastrand::u64(..));
+    std::fs::write(dir.path().join("marker"), &token).map_err(|e| format!("cannot write the marker: {e}"))?;
+    let abs = std::fs::canonicalize(dir.path()).map_err(|e| e.to_string())?;
+    let labels = HashMap::from([
+        (LABEL_RUN_ID.to_string(), format!("doctor-{}", std::process::id())),
+        (LABEL_CREATED.to_string(), unix_now().to_string()),
+    ]);
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "cat /pace-probe/marker 2>/dev/null; true".into(),
+        ]),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{}:/pace-probe:ro", abs.display())]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let name = format!("pace-doctor-bind-{:08x}", fastrand::u32(..));
+    let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+    let id = docker
+        .create_container(Some(opts), body)
+        .await
+        .map_err(|e| error_chain(&e))?
+        .id;
+    let result = async {
+        docker.start_container(&id, None).await.map_err(|e| error_chain(&e))?;
+        wait_exit(docker, &id).await.map_err(|e| e.to_string())?;
+        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+        let mut logs = docker.logs(&id, Some(opts));
+        let mut out = Vec::new();
+        while let Some(chunk) = logs.next().await {
+            out.extend_from_slice(&chunk.map_err(|e| error_chain(&e))?.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&out).contains(&token))
+    }
+    .await;
+    if let Err(e) = remove(docker, &id).await {
+        tracing::warn!(container = %name, error = %e, "doctor: cannot remove the probe container");
+    }
+    result
+}
