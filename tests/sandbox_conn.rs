@@ -276,7 +276,7 @@ fn example_project(extra_sandbox: &str) -> Project {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_prints_the_kept_container_names() {
     require_docker!();
-    let project = example_project("  keep: true\n  caches: false\n");
+    let project = example_project("  keep: true\n");
     let out = project.pace(&["gate"], &[]).await;
     let err = stderr(&out);
     let line = err
@@ -560,7 +560,7 @@ async fn tls_daemon_over_tcp_runs_the_suite_and_a_wrong_ca_is_a_clear_error() {
     drop(sb);
 
     // Through `pace gate` too (the binary reads the three variables).
-    let project = example_project("  caches: false\n");
+    let project = example_project("");
     let out = project
         .pace(
             &["gate"],

@@ -619,21 +619,12 @@ async fn finish(
     // but the artifacts below are still written and committed locally.
     let mut push_error = None;
     if !req.dry_run
-        && let Err(e) = platform.push(&ctx.git, &ctx.branch).await
+        && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
     {
         push_error = Some(e.to_string());
     }
-    // A push that failed makes the day an infrastructure error whatever the agents decided:
-    // run.json and the dotenv report say so, and a re-run does the day's publishing again.
-    let (exit, reason) = match &push_error {
-        Some(e) if matches!(exit, ExitKind::Ship | ExitKind::Hold) => (
-            ExitKind::Infrastructure,
-            ctx.redactor
-                .redact(&format!("{} (the day was {})", e, decision.as_str())),
-        ),
-        _ => (exit, reason),
-    };
     let (mut mr_url, mut issue_url) = (None, None);
+    let mut publish_error = None;
     if push_error.is_none() {
         let published = match decision {
             RunDecision::Ship => platform.ship(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
@@ -647,10 +638,19 @@ async fn finish(
                 .map(|p| issue_url = p.url),
             _ => Ok(()),
         };
-        if let Err(e) = published {
-            warnings.push(format!("{} could not publish the result: {e}", platform.name()));
-        }
+        publish_error = published
+            .err()
+            .map(|e| format!("{} could not publish the result: {e}", platform.name()));
     }
+    // A push or an MR/issue call that failed makes the day an infrastructure error whatever
+    // the agents decided: run.json and the dotenv report say so, and a re-run publishes again.
+    let (exit, reason) = match push_error.as_ref().or(publish_error.as_ref()) {
+        Some(e) if matches!(exit, ExitKind::Ship | ExitKind::Hold) => (
+            ExitKind::Infrastructure,
+            ctx.redactor.redact(&format!("{e} (the day was {})", decision.as_str())),
+        ),
+        _ => (exit, reason),
+    };
     let record = RunRecord {
         schema_version: artifacts::RUN_SCHEMA_VERSION,
         run_id: req.run_id.clone(),
@@ -683,7 +683,7 @@ async fn finish(
         warnings.push(format!("could not commit the artifacts: {e}"));
     } else if !req.dry_run
         && push_error.is_none()
-        && let Err(e) = platform.push(&ctx.git, &ctx.branch).await
+        && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
     {
         push_error = Some(e.to_string());
     }
@@ -705,6 +705,14 @@ async fn finish(
             hint: Some(format!(
                 "the work is committed locally and in the artifacts{patch}; fix the push rights and re-run the day"
             )),
+        };
+    }
+    if let Some(publish) = publish_error {
+        return DayReport {
+            exit,
+            decision: Some(decision),
+            message: ctx.redactor.redact(&publish),
+            hint: Some("the branch is pushed and the artifacts are written; fix the token or project settings (`pace doctor`) and re-run the day to publish".into()),
         };
     }
     let message = match decision {

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::http::{ApiClient, ApiResponse, Auth};
 use super::jira::{Jira, encode_query};
 use super::{Platform, PlatformError, Published};
-use crate::artifacts::{DayDir, PaceDir, write_text};
+use crate::artifacts::{DayDir, PaceDir};
 use crate::config::settings::PlatformSettings;
 use crate::env::{self, Env};
 use crate::error::PaceError;
@@ -482,22 +482,14 @@ impl Platform for BitbucketPlatform {
         "bitbucket"
     }
 
-    async fn push(&self, git: &Git, branch: &str) -> Result<(), PlatformError> {
-        let day = running_day(git.root());
-        if let Some(day) = day {
-            self.copy_test_results(git.root(), day);
-        }
+    async fn push(&self, git: &Git, branch: &str, day: &DayDir) -> Result<(), PlatformError> {
+        self.copy_test_results(git.root(), day.day);
         let header = self.config.credential.git_header();
         let Err(e) = git.push(&self.config.git_url, branch, &header) else {
             return Ok(());
         };
+        // The day's commits go to `changes.patch` in `finish()`, for every platform.
         let mut reason = self.redactor.redact(&e.to_string());
-        if let Some(day) = day {
-            match write_patch(git, &PaceDir::new(git.root()).day(day), &self.redactor) {
-                Ok(path) => reason.push_str(&format!("; the day's commits are in `{path}`")),
-                Err(why) => reason.push_str(&format!("; no patch written: {why}")),
-            }
-        }
         reason.push_str(&format!(
             ". Check that the {} has repository:write (write:repository for API tokens) and that `{branch}` is not protected against this user (Repository settings → Branch restrictions)",
             self.config.credential.kind()
@@ -581,33 +573,6 @@ impl Platform for BitbucketPlatform {
             }),
         }
     }
-}
-
-/// The day this process is running, from `.pace/pipeline.lock` (the push does not get the
-/// day directory; the lock names it and is owned by this process).
-fn running_day(root: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(PaceDir::new(root).lock()).ok()?;
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .map(str::trim)
-    };
-    if field("pid")? != std::process::id().to_string() {
-        return None;
-    }
-    field("day")?.parse().ok()
-}
-
-/// `.pace/day-N/changes.patch`: the day's commits since `.pace/day-N/base-commit`.
-fn write_patch(git: &Git, day: &DayDir, redactor: &Redactor) -> Result<String, String> {
-    let base = std::fs::read_to_string(day.path("base-commit")).map_err(|e| format!("no base commit: {e}"))?;
-    let range = format!("{}..HEAD", base.trim());
-    let patch = git
-        .run(&["format-patch", "--stdout", &range])
-        .map_err(|e| e.to_string())?;
-    let path = day.path("changes.patch");
-    write_text(&path, &patch, redactor).map_err(|e| e.to_string())?;
-    Ok(format!(".pace/day-{}/changes.patch", day.day))
 }
 
 fn html_link(value: &Value) -> Option<String> {

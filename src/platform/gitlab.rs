@@ -507,7 +507,7 @@ impl Platform for GitlabPlatform {
         PLATFORM
     }
 
-    async fn push(&self, git: &Git, branch: &str) -> Result<(), PlatformError> {
+    async fn push(&self, git: &Git, branch: &str, _day: &DayDir) -> Result<(), PlatformError> {
         let Some(url) = self.config.push_url(git) else {
             return Err(PlatformError::PushRejected {
                 branch: branch.to_string(),

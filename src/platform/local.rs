@@ -18,7 +18,7 @@ impl Platform for LocalPlatform {
         "local"
     }
 
-    async fn push(&self, _git: &Git, _branch: &str) -> Result<(), PlatformError> {
+    async fn push(&self, _git: &Git, _branch: &str, _day: &DayDir) -> Result<(), PlatformError> {
         Ok(())
     }
 

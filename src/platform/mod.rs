@@ -37,8 +37,8 @@ pub struct Published {
 #[async_trait]
 pub trait Platform: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Pushes the sprint branch (no-op for local).
-    async fn push(&self, git: &Git, branch: &str) -> Result<(), PlatformError>;
+    /// Pushes the sprint branch (no-op for local). `day` is the day being published.
+    async fn push(&self, git: &Git, branch: &str, day: &DayDir) -> Result<(), PlatformError>;
     /// SHIP: open or update the merge/pull request.
     async fn ship(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError>;
     /// HOLD after all retries: open or update the escalation.
