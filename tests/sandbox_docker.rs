@@ -74,6 +74,8 @@ fn context(name: &str, edit: impl FnOnce(&mut pace::config::settings::SandboxSet
     settings.timeout = Duration::from_secs(60);
     settings.memory_bytes = 256 * 1024 * 1024;
     settings.cpus = 1.0;
+    // Temporary repositories would each leave a cache volume behind.
+    settings.caches = false;
     edit(&mut settings);
     let env = settings
         .env
