@@ -245,3 +245,99 @@ fn cell(text: &str) -> String {
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schemas::{CriterionResult, Decision, Finding, TestRun};
+
+    fn summary(decision: RunDecision, reason: &str) -> DaySummary {
+        DaySummary {
+            product: "Greeter".into(),
+            day: 2,
+            target: "Add a `--shout` option\nthat prints in capitals".into(),
+            decision,
+            reason: reason.into(),
+            attempt: 2,
+            branch: "sprint/demo".into(),
+            commit: "0123456789abcdef0123".into(),
+            story: Some(StoryCard {
+                day: 2,
+                agent: "PRIME".into(),
+                story: "As a user, when I shout, I see capitals.".into(),
+                given: "the greeter".into(),
+                when: "I run `greet --shout Ada`".into(),
+                then: "it prints `HELLO, ADA!` | loudly".into(),
+                acceptance: vec!["prints HELLO, ADA!".into()],
+                out_of_scope: vec!["colours".into()],
+            }),
+            handoff: None,
+            gate: Some(GateReport {
+                day: 2,
+                agent: "GATE".into(),
+                criteria_results: vec![CriterionResult {
+                    criterion: "prints HELLO, ADA!".into(),
+                    result: "FAIL".into(),
+                    evidence: "FAIL test_shout".into(),
+                }],
+                blockers: vec![],
+                deferred: vec![],
+                gate_decision: Decision::Hold,
+                hold_reason: "the test command exited with 1".into(),
+                test_run: TestRun {
+                    command: "sh tests/run.sh".into(),
+                    exit_code: 1,
+                    tests: 2,
+                    failures: 1,
+                    ..TestRun::default()
+                },
+            }),
+            sentinel: Some(ReviewReport {
+                day: 2,
+                agent: "SENTINEL".into(),
+                findings: vec![Finding {
+                    check: "input handling".into(),
+                    result: "PASS".into(),
+                    evidence: "quoted".into(),
+                }],
+                advisories: vec![],
+                blockers: vec![],
+                decision: Decision::Ship,
+                hold_reason: String::new(),
+            }),
+            conduit: None,
+            agents: vec![AgentRecord {
+                name: "GATE".into(),
+                decision: Some("HOLD".into()),
+                duration_ms: 1500,
+                input_tokens: 900,
+                output_tokens: 80,
+                cache_read_tokens: 0,
+                cost_usd: 0.0031,
+            }],
+            totals: Totals {
+                duration_ms: 1500,
+                input_tokens: 900,
+                output_tokens: 80,
+                cache_read_tokens: 0,
+                cost_usd: 0.0031,
+            },
+            artifacts_location: "https://gitlab.example.com/g/p/-/jobs/7/artifacts/browse/.pace/day-2/".into(),
+        }
+    }
+
+    #[test]
+    fn summary_merge_request_and_escalation_share_their_sections() {
+        let hold = summary(RunDecision::Hold, "GATE: the test command exited with 1");
+        insta::assert_snapshot!("summary_md", hold.render_markdown());
+        insta::assert_snapshot!("escalation_body", hold.render_escalation());
+        insta::assert_snapshot!(
+            "merge_request_body",
+            summary(RunDecision::Ship, "").render_merge_request()
+        );
+        assert_eq!(
+            hold.title(),
+            "PACE Day 2: Add a `--shout` option that prints in capitals"
+        );
+    }
+}
