@@ -219,6 +219,12 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
         err.hint = hint;
         err
     })?;
+    // As at the start of a day: containers left by killed runs go first.
+    if let Ok(n) = sandbox.remove_stale().await
+        && n > 0
+    {
+        eprintln!("pace gate: removed {n} stale sandbox container(s) of killed runs");
+    }
     let gate_dir = settings.repo_root.join(".pace/gate");
     let command = day::agents::gate::gate_command(settings.tech.build_command.as_deref(), &settings.tech.test_command);
     eprintln!("pace gate: running `{command}` in `{}`", settings.sandbox.image);
