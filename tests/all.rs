@@ -6,3 +6,4 @@ mod config_validate;
 mod day;
 mod llm_providers;
 mod sandbox_docker;
+mod sandbox_more;
