@@ -22,42 +22,11 @@ macro_rules! require_docker {
     };
 }
 
-/// The example project with `test_command` and `sandbox.timeout` replaced (not committed:
-/// `pace gate` reads the work tree).
+/// The example project with `test_command` and `sandbox.timeout` replaced.
 fn gate_project(test_command: &str, timeout_secs: u64) -> Project {
     let p = Project::example_with_image(&busybox_image());
-    set_gate_config(&p, test_command, timeout_secs);
+    p.set_gate_config(test_command, timeout_secs);
     p
-}
-
-fn set_gate_config(p: &Project, test_command: &str, timeout_secs: u64) {
-    let config = p.read("pace.config.yaml");
-    let mut out = String::new();
-    for line in config.lines() {
-        if line.starts_with("  test_command:") {
-            out.push_str(&format!("  test_command: '{}'\n", test_command.replace('\'', "''")));
-        } else if line.starts_with("  timeout:") {
-            out.push_str(&format!("  timeout: {timeout_secs}\n"));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    assert!(out.contains("  test_command: '") && out.contains(&format!("  timeout: {timeout_secs}\n")));
-    std::fs::write(p.path("pace.config.yaml"), out).unwrap();
-}
-
-/// `pace gate` in `root` with only PATH, HOME and DOCKER_HOST from the test's environment.
-fn pace_gate(root: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pace"));
-    cmd.arg("gate").current_dir(root).env_clear();
-    for key in ["PATH", "HOME", "DOCKER_HOST"] {
-        if let Ok(v) = std::env::var(key) {
-            cmd.env(key, v);
-        }
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
 }
 
 async fn output_of(mut cmd: Command) -> Output {
@@ -168,7 +137,7 @@ async fn gate_saves_60_mb_of_output_whole_with_bounded_memory() {
 
 async fn interrupted_gate_leaves_no_container(signal: &str, expected: i32) {
     let p = gate_project("echo started; sleep 600", 900);
-    let mut cmd = pace_gate(&p.root);
+    let mut cmd = p.pace_gate();
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = child.id();
@@ -211,7 +180,7 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// SIGKILL, so nothing cleans up. `clock_offset` (libfaketime syntax, e.g. `-2h`) shifts
 /// pace's wall clock, hence the `pace.created` label of its container.
 async fn killed_gate_run(p: &Project, clock_offset: Option<&str>) -> String {
-    let mut cmd = pace_gate(&p.root);
+    let mut cmd = p.pace_gate();
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     if let Some(offset) = clock_offset {
         cmd.env("LD_PRELOAD", LIBFAKETIME)
@@ -293,8 +262,8 @@ async fn a_stale_container_of_a_killed_run_is_swept_by_the_next_gate() {
 
     // The next `pace gate` sweeps containers older than `sandbox.timeout` plus pace's
     // margin, and leaves the young one of the other (maybe still live) run alone.
-    set_gate_config(&p, "echo next run", 1);
-    let out = output_of(pace_gate(&p.root)).await;
+    p.set_gate_config("echo next run", 1);
+    let out = output_of(p.pace_gate()).await;
     let (old_left, recent_left) = (containers_of(&old), containers_of(&recent));
     drop(cleanup);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -314,8 +283,8 @@ async fn gate_exit_status_propagates_and_junit_is_written() {
     let p = gate_project("true", 120);
     let junit = p.path(".pace/gate/junit.xml");
     for (command, code) in [("echo fine", 0), ("echo broken; exit 1", 1), ("exit 3", 3)] {
-        set_gate_config(&p, command, 120);
-        let out = output_of(pace_gate(&p.root)).await;
+        p.set_gate_config(command, 120);
+        let out = output_of(p.pace_gate()).await;
         assert_eq!(out.status.code(), Some(code), "`{command}`: {}", stderr(&out));
         assert!(
             stderr(&out).contains(&format!("pace gate: exit code {code};")),
@@ -334,12 +303,11 @@ async fn gate_exit_status_propagates_and_junit_is_written() {
 
     // A suite that writes its own report: that report becomes gate/junit.xml.
     let own = "<testsuite name=\"own\" tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"1\"><testcase name=\"a\"/></testsuite>";
-    set_gate_config(
-        &p,
+    p.set_gate_config(
         &format!("mkdir -p reports && echo '{own}' > reports/junit.xml; exit 1"),
         120,
     );
-    let out = output_of(pace_gate(&p.root)).await;
+    let out = output_of(p.pace_gate()).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("name=\"own\"") && !xml.contains("pace-gate"), "{xml}");
@@ -399,7 +367,7 @@ fn build_ci_job_image(tag: &str, test_command: &str) {
     }
     // The project template (created as a repository inside the job container).
     let template = Project::example_with_image(&busybox_image());
-    set_gate_config(&template, test_command, 120);
+    template.set_gate_config(test_command, 120);
     for rel in [
         "pace.config.yaml",
         "plan.yaml",
