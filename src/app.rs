@@ -213,6 +213,7 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
         err.hint = hint;
         err
     })?;
+    // As at the start of a day: containers left by killed runs go first.
     if let Ok(n) = sandbox.remove_stale().await
         && n > 0
     {

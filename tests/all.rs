@@ -10,3 +10,4 @@ mod images;
 mod llm_providers;
 mod sandbox_conn;
 mod sandbox_docker;
+mod sandbox_more;

@@ -349,3 +349,235 @@ async fn bench_runner_image_start_and_size() {
         );
     }
 }
+
+// ---- sandbox: GATE, workspace upload and FORGE sessions against plain Docker ----
+
+fn sandbox_context(name: &str, timeout: Duration) -> pace::sandbox::SandboxContext {
+    let mut settings = pace::config::settings::Settings::defaults(std::path::PathBuf::from("/nonexistent")).sandbox;
+    settings.image = busybox_image();
+    settings.timeout = timeout;
+    pace::sandbox::SandboxContext {
+        settings,
+        run_id: format!("bench-{name}-{}", std::process::id()),
+        day: 0,
+        env: Vec::new(),
+    }
+}
+
+/// Untracked, not ignored files under `data/` (pace uploads them, as `docker cp` does):
+/// `mb` MiB in files of 25 KiB (so 500 MiB is 20,000 files), 200 files per directory.
+fn write_workspace_data(root: &std::path::Path, mb: u64) -> u64 {
+    const FILE: usize = 25 * 1024;
+    let mut buf = vec![0u8; FILE];
+    buf.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    let files = mb * 1024 * 1024 / FILE as u64;
+    for i in 0..files {
+        let dir = root.join(format!("data/d{:04}", i / 200));
+        if i % 200 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        buf[..8].copy_from_slice(&i.to_le_bytes());
+        std::fs::write(dir.join(format!("f{i:06}.bin")), &buf).unwrap();
+    }
+    files
+}
+
+/// `pace gate` under GNU time: wall time and peak RSS (KiB, pace and the git it runs).
+fn timed_pace_gate(p: &Project) -> (Duration, u64) {
+    let rss = tempfile::NamedTempFile::new().unwrap();
+    let gate = p.pace_gate();
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(rss.path())
+        .arg(gate.get_program())
+        .args(gate.get_args())
+        .current_dir(&p.root)
+        .env_clear()
+        .envs(gate.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdout(std::process::Stdio::null());
+    let start = Instant::now();
+    let out = cmd.output().unwrap();
+    let wall = start.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kib = std::fs::read_to_string(rss.path()).unwrap().trim().parse().unwrap();
+    (wall, kib)
+}
+
+/// `docker cp` of the project into a fresh container's `/workspace` volume: (the copy,
+/// create + copy + start + wait + remove, docker CLI's peak RSS in KiB).
+fn timed_docker_cp(p: &Project) -> (Duration, Duration, u64) {
+    let image = busybox_image();
+    let start = Instant::now();
+    let created = std::process::Command::new("docker")
+        .args([
+            "create",
+            "--network",
+            "none",
+            "-v",
+            "/workspace",
+            "-w",
+            "/workspace",
+            &image,
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    let id = stdout(&created).trim().to_string();
+    let rss = tempfile::NamedTempFile::new().unwrap();
+    let copy_start = Instant::now();
+    let cp = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(rss.path())
+        .arg("docker")
+        .arg("cp")
+        .arg(format!("{}/.", p.root.display()))
+        .arg(format!("{id}:/workspace"))
+        .output()
+        .unwrap();
+    let copy = copy_start.elapsed();
+    assert!(cp.status.success(), "{}", stderr(&cp));
+    let started = std::process::Command::new("docker")
+        .args(["start", "-a", &id])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", stderr(&started));
+    let removed = std::process::Command::new("docker")
+        .args(["rm", "-fv", &id])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let kib = std::fs::read_to_string(rss.path()).unwrap().trim().parse().unwrap();
+    (copy, start.elapsed(), kib)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: make bench"]
+async fn bench_gate_trivial_command_vs_docker_run() {
+    let image = busybox_image();
+    let p = Project::example_with_image(&image);
+    let sb = pace::sandbox::Sandbox::connect(sandbox_context("gate", Duration::from_secs(120)))
+        .await
+        .unwrap();
+    let gate_dir = tempfile::tempdir().unwrap();
+    let runs = 5;
+    let mut pace_samples = Vec::new();
+    for i in 0..=runs {
+        let start = Instant::now();
+        let (outcome, _) = pace::day::agents::gate::run_suite(&sb, &p.root, "true", gate_dir.path(), None)
+            .await
+            .unwrap();
+        assert_eq!(outcome.exit_code, 0);
+        if i > 0 {
+            pace_samples.push(start.elapsed()); // the first run warms up
+        }
+    }
+    let mut docker_samples = Vec::new();
+    for i in 0..=runs {
+        let start = Instant::now();
+        let status = std::process::Command::new("docker")
+            .args(["run", "--rm", "--network", "none", &image, "true"])
+            .output()
+            .unwrap()
+            .status;
+        assert!(status.success());
+        if i > 0 {
+            docker_samples.push(start.elapsed());
+        }
+    }
+    let (t_pace, t_docker) = (median(pace_samples), median(docker_samples));
+    println!(
+        "BENCH GATE on `true` (library run_suite: create, upload the example repo, start, wait, collect, remove): median {:.0} ms over {runs} runs vs `docker run --rm --network none … true`: {:.0} ms → {:.2}x (target ≤ 1.0x)",
+        ms(t_pace),
+        ms(t_docker),
+        ms(t_pace) / ms(t_docker)
+    );
+}
+
+#[test]
+#[ignore = "benchmark: make bench"]
+fn bench_workspace_upload_vs_docker_cp() {
+    // PACE_BENCH_MB: comma-separated workspace sizes in MiB (default 50,500,1000).
+    let sizes: Vec<u64> = std::env::var("PACE_BENCH_MB")
+        .unwrap_or_else(|_| "50,500,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let p = Project::example_with_image(&busybox_image());
+    p.set_gate_config("true", 1800);
+    timed_pace_gate(&p); // warm-up
+    let (empty_wall, empty_kib) = timed_pace_gate(&p);
+    println!(
+        "BENCH upload: `pace gate` on `true` with the bare example repo: {:.0} ms, peak RSS {:.1} MiB (container lifecycle without data)",
+        ms(empty_wall),
+        empty_kib as f64 / 1024.0
+    );
+    for mb in sizes {
+        let _ = std::fs::remove_dir_all(p.path("data"));
+        let files = write_workspace_data(&p.root, mb);
+        let (wall, kib) = timed_pace_gate(&p);
+        let (cp, cp_lifecycle, cp_kib) = timed_docker_cp(&p);
+        let upload = wall.saturating_sub(empty_wall);
+        println!(
+            "BENCH upload {mb} MiB in {files} files: `pace gate` {:.0} ms (≈ {:.0} ms upload beyond the bare run), peak RSS {:.1} MiB (target < 64) vs `docker cp` {:.0} ms (create+cp+start+rm {:.0} ms, CLI RSS {:.1} MiB) → whole gate / docker lifecycle {:.2}x, upload / cp {:.2}x (target ≤ 1.2x)",
+            ms(wall),
+            ms(upload),
+            kib as f64 / 1024.0,
+            ms(cp),
+            ms(cp_lifecycle),
+            cp_kib as f64 / 1024.0,
+            ms(wall) / ms(cp_lifecycle),
+            ms(upload) / ms(cp)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: make bench"]
+async fn bench_forge_session_vs_full_uploads() {
+    // PACE_BENCH_FORGE_MB: workspace size for this comparison (default 50 MiB).
+    let mb: u64 = std::env::var("PACE_BENCH_FORGE_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let p = Project::example_with_image(&busybox_image());
+    let files = write_workspace_data(&p.root, mb);
+    let sb = pace::sandbox::Sandbox::connect(sandbox_context("forge", Duration::from_secs(120)))
+        .await
+        .unwrap();
+    let commands = 30;
+
+    let start = Instant::now();
+    let mut session = sb.start_session(&p.root).await.unwrap();
+    for i in 0..commands {
+        std::fs::write(p.path("src/edited.txt"), format!("edit {i}\n")).unwrap();
+        let out = session.exec("true", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(out.exit_code, 0, "{}", out.output);
+    }
+    session.close().await.unwrap();
+    let t_session = start.elapsed();
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    for i in 0..commands {
+        std::fs::write(p.path("src/edited.txt"), format!("edit {i}\n")).unwrap();
+        let outcome = sb
+            .run(pace::sandbox::RunRequest {
+                repo: &p.root,
+                command: "true".into(),
+                output_log: &out_dir.path().join("log"),
+                collect_into: &out_dir.path().join("collected"),
+                on_output: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(outcome.exit_code, 0);
+    }
+    let t_runs = start.elapsed();
+    println!(
+        "BENCH FORGE {commands} commands on a {mb} MiB workspace ({files} data files), one file edited before each: one session (upload once, exec, sync) {:.1} s vs {commands} fresh containers with full uploads {:.1} s → {:.1}x faster",
+        t_session.as_secs_f64(),
+        t_runs.as_secs_f64(),
+        t_runs.as_secs_f64() / t_session.as_secs_f64()
+    );
+}

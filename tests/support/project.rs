@@ -89,6 +89,39 @@ impl Project {
         git(&self.root, &["commit", "-q", "-am", "test config"]);
     }
 
+    /// Sets `tech.test_command` and `sandbox.timeout` in the work tree's config (not
+    /// committed: `pace gate` reads the work tree).
+    pub fn set_gate_config(&self, test_command: &str, timeout_secs: u64) {
+        let config = self.read("pace.config.yaml");
+        let mut out = String::new();
+        for line in config.lines() {
+            if line.starts_with("  test_command:") {
+                out.push_str(&format!("  test_command: '{}'\n", test_command.replace('\'', "''")));
+            } else if line.starts_with("  timeout:") {
+                out.push_str(&format!("  timeout: {timeout_secs}\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        assert!(out.contains("  test_command: '") && out.contains(&format!("  timeout: {timeout_secs}\n")));
+        std::fs::write(self.path("pace.config.yaml"), out).unwrap();
+    }
+
+    /// `pace gate` in the project with only PATH, HOME and DOCKER_HOST from the test's
+    /// environment (not started).
+    pub fn pace_gate(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pace"));
+        cmd.arg("gate").current_dir(&self.root).env_clear();
+        for key in ["PATH", "HOME", "DOCKER_HOST"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+        cmd
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
