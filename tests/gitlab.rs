@@ -359,3 +359,31 @@ fn the_gitlab_ci_template_is_valid_against_the_gitlab_ci_schema() {
         ),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_for_ci_gives_gate_the_pipeline_of_the_pushed_commit() {
+    let (p, llm, gitlab) = gitlab_project(
+        scripts::greeter(Options::default()),
+        &[(
+            "platform:\n  type: gitlab",
+            "platform:\n  type: gitlab\n  wait_for_ci: true",
+        )],
+    )
+    .await;
+    let env = env(&gitlab);
+    let out = p.pace(&["--day", "1"], &pairs(&env)).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    // FORGE's commit was pushed before GATE, and its pipeline polled by sha.
+    assert!(gitlab.count("GET", "/pipelines") >= 1);
+    let requests = llm.requests.lock().unwrap();
+    let gate = requests
+        .iter()
+        .find(|(a, _)| a == "GATE")
+        .map(|(_, b)| b.to_string())
+        .unwrap();
+    assert!(gate.contains("CI pipeline of the pushed commit"), "{gate}");
+    assert!(
+        gate.contains("GitLab pipeline #7") && gate.contains("success"),
+        "{gate}"
+    );
+}

@@ -237,7 +237,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     );
     let mut state = CycleState::new(prior_attempts);
     let outcome = tokio::select! {
-        outcome = cycle(&ctx, &req, &mut state) => outcome,
+        outcome = cycle(&ctx, &req, platform.as_ref(), &mut state) => outcome,
         signal = interrupt => Err(DayError::Interrupted(signal)),
     };
     if let Err(DayError::Interrupted(signal)) = outcome {
@@ -383,7 +383,12 @@ fn carried_hold_reason(ctx: &DayContext, state: &CycleState, retry: bool) -> Opt
     Some(reason)
 }
 
-async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Result<(), DayError> {
+async fn cycle(
+    ctx: &DayContext,
+    req: &DayRequest,
+    platform: &dyn Platform,
+    state: &mut CycleState,
+) -> Result<(), DayError> {
     let attempt0 = state.next_attempt();
     ctx.emit(&Event::DayStarted {
         day: ctx.plan.day,
@@ -469,8 +474,9 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
         let sentinel_backlog: Vec<BacklogItem> =
             open_at_start.iter().filter(|i| i.agent == SENTINEL).cloned().collect();
         let conduit_backlog: Vec<BacklogItem> = open_at_start.iter().filter(|i| i.agent == CONDUIT).cloned().collect();
+        let ci = ci_evidence(ctx, req, platform, &handoff.commit).await;
         let (gate, sentinel, conduit) = tokio::join!(
-            agents::gate::run(ctx, &story, &handoff, attempt),
+            agents::gate::run(ctx, &story, &handoff, ci.as_deref(), attempt),
             agents::review::run(ctx, SENTINEL, &story, &handoff, &sentinel_backlog, attempt),
             agents::review::run(ctx, CONDUIT, &story, &handoff, &conduit_backlog, attempt),
         );
@@ -543,6 +549,29 @@ async fn cycle(ctx: &DayContext, req: &DayRequest, state: &mut CycleState) -> Re
         ));
     }
     Ok(())
+}
+
+/// `platform.wait_for_ci`: push FORGE's commit and wait for its pipeline; the result is
+/// evidence for GATE. A failure here is reported to GATE as such, not fatal.
+async fn ci_evidence(ctx: &DayContext, req: &DayRequest, platform: &dyn Platform, commit: &str) -> Option<String> {
+    if !ctx.settings.platform.wait_for_ci || req.dry_run || commit.is_empty() {
+        return None;
+    }
+    if let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await {
+        ctx.warn(format!("wait_for_ci: could not push `{}`: {e}", ctx.branch));
+        return Some(format!("not available: the push of `{}` failed ({e})", ctx.branch));
+    }
+    ctx.emit(&Event::Info(format!(
+        "waiting for the CI pipeline of {}",
+        short(commit)
+    )));
+    match platform.wait_for_ci(commit).await {
+        Ok(result) => result,
+        Err(e) => {
+            ctx.warn(format!("wait_for_ci: {e}"));
+            Some(format!("not available: {e}"))
+        }
+    }
 }
 
 fn record_attempt(

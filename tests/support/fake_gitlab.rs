@@ -219,6 +219,19 @@ impl Respond for Responder {
                     json_response(404, json!({"message": "404 Branch Not Found"}))
                 }
             }
+            // A pipeline exists for every pushed commit and has already succeeded.
+            ("GET", ["pipelines"]) => {
+                let sha = query.get("sha").cloned().unwrap_or_default();
+                if self.bare_has_commit(&sha) {
+                    json_response(200, json!([{"id": 7, "sha": sha, "status": "success"}]))
+                } else {
+                    json_response(200, json!([]))
+                }
+            }
+            ("GET", ["pipelines", "7"]) => json_response(
+                200,
+                json!({"id": 7, "status": "success", "web_url": format!("{base}/{PROJECT_PATH}/-/pipelines/7")}),
+            ),
             ("GET", ["merge_requests"]) => {
                 let list: Vec<Value> = state
                     .merge_requests
@@ -320,6 +333,15 @@ impl Respond for Responder {
 }
 
 impl Responder {
+    fn bare_has_commit(&self, sha: &str) -> bool {
+        !sha.is_empty()
+            && Command::new("git")
+                .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+                .current_dir(self.git_root.join(format!("{PROJECT_PATH}.git")))
+                .status()
+                .is_ok_and(|s| s.success())
+    }
+
     fn bare_has_branch(&self, branch: &str) -> bool {
         Command::new("git")
             .args(["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")])

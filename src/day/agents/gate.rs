@@ -126,7 +126,15 @@ fn merge_junit(files: &[PathBuf], target: &Path) {
     let _ = junit::write_synthesized(target, &xml);
 }
 
-pub async fn run(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, attempt: u32) -> Result<GateReport, DayError> {
+/// `ci`: the CI pipeline's result for the pushed commit (`platform.wait_for_ci`), evidence
+/// for the model next to the sandbox run.
+pub async fn run(
+    ctx: &DayContext,
+    story: &StoryCard,
+    handoff: &Handoff,
+    ci: Option<&str>,
+    attempt: u32,
+) -> Result<GateReport, DayError> {
     let timer = ctx.start_agent(GATE, attempt);
     let command = gate_command(
         ctx.settings.tech.build_command.as_deref(),
@@ -148,7 +156,7 @@ pub async fn run(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, attempt
         }
     };
     let system = render(SYSTEM, &[("product", &ctx.settings.product.name)]);
-    let user = user_message(ctx, story, handoff, &outcome, &test_run);
+    let user = user_message(ctx, story, handoff, &outcome, &test_run, ci);
     let mapped = ctx.ask_validated(GATE, system, user, parse_gate_criteria).await;
     let report = match mapped {
         Ok(mapping) => decide(ctx.plan.day, story, mapping, test_run),
@@ -266,7 +274,14 @@ fn normalise(s: &str) -> String {
         .to_string()
 }
 
-fn user_message(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, outcome: &RunOutcome, t: &TestRun) -> String {
+fn user_message(
+    ctx: &DayContext,
+    story: &StoryCard,
+    handoff: &Handoff,
+    outcome: &RunOutcome,
+    t: &TestRun,
+    ci: Option<&str>,
+) -> String {
     let story_yaml = serde_saphyr::to_string(story).unwrap_or_default();
     let handoff_yaml = serde_saphyr::to_string(handoff).unwrap_or_default();
     let output = if outcome.output_bytes as usize <= outcome.head.len() + outcome.tail.len() {
@@ -297,6 +312,9 @@ fn user_message(ctx: &DayContext, story: &StoryCard, handoff: &Handoff, outcome:
             untrusted("test output", &head_tail(&output, 6000, 10000))
         ),
     ];
+    if let Some(ci) = ci {
+        parts.push(format!("CI pipeline of the pushed commit:\n{}", untrusted("ci", ci)));
+    }
     if let Some(eng) = ctx.context_doc("engineering.md") {
         parts.push(format!("Engineering context:\n{eng}"));
     }
