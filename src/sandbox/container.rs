@@ -30,6 +30,12 @@ use crate::config::settings::{NetworkMode, WorkspaceMode};
 
 /// Where the workspace lives in the container.
 pub(crate) const WORKSPACE: &str = "/workspace";
+/// Where the wrapper lists the workspace's files after the suite (inside the volume, so it
+/// outlives the container's process and any tmpfs).
+const FILE_LIST: &str = "/workspace/.pace-files";
+const COLLECT_WRAPPER: &str = "/bin/sh -c \"$1\"; status=$?; \
+    find /workspace -type f ! -path '/workspace/.git/*' ! -path '/workspace/.pace-files' > /workspace/.pace-files 2>/dev/null; \
+    exit $status";
 /// How long `connect` waits for a daemon that is still starting (DinD services).
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
 /// Added to the sandbox timeout before a labelled container counts as stale.
@@ -94,7 +100,16 @@ impl Sandbox {
     /// Runs one command to completion in a fresh container (GATE).
     pub async fn run(&self, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
         let started = Instant::now();
-        let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), req.command.clone()];
+        // The suite runs as given; afterwards one `find` lists the workspace so that only
+        // the result files are downloaded (not the whole workspace). The user's command is
+        // a separate argument: no quoting is involved.
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            COLLECT_WRAPPER.to_string(),
+            "pace-gate".to_string(),
+            req.command.clone(),
+        ];
         let (guard, _) = self.launch("gate", cmd, req.repo).await?;
         let result = self.run_in(&guard, &req, started).await;
         let removed = guard.remove().await;
@@ -176,6 +191,9 @@ impl Sandbox {
         let collected = if guard.bind {
             // The files are the repository's own: read them where they are.
             self.collect_from_repo(req.repo, req.collect_into).await
+        } else if timed_out {
+            // A killed suite wrote no listing and rarely complete reports.
+            Vec::new()
         } else {
             self.collect(id, req.collect_into).await
         };
@@ -245,6 +263,64 @@ impl Sandbox {
         let Some(set) = self.collect_globs() else {
             return Vec::new();
         };
+        match self.download_file(id, Path::new(FILE_LIST)).await {
+            Some(listing) => {
+                let mut written = Vec::new();
+                for rel in workspace::listed_paths(&String::from_utf8_lossy(&listing)) {
+                    if set.is_match(&rel)
+                        && let Some(path) = self.download_into(id, &rel, dest).await
+                    {
+                        written.push(path);
+                    }
+                }
+                written
+            }
+            // An image without `find`: scan a download of the whole workspace instead.
+            None => self.collect_by_full_download(id, dest, set).await,
+        }
+    }
+
+    /// One small file of a stopped container, in memory (the file listing).
+    async fn download_file(&self, id: &str, path: &Path) -> Option<Vec<u8>> {
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(&path.to_string_lossy())
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut tar_bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            tar_bytes.extend_from_slice(&chunk.ok()?);
+        }
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let mut entry = archive.entries().ok()?.next()?.ok()?;
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).ok()?;
+        Some(content)
+    }
+
+    /// Downloads `/workspace/<rel>` into `dest/<rel>`, streamed.
+    async fn download_into(&self, id: &str, rel: &Path, dest: &Path) -> Option<PathBuf> {
+        let path = format!("{WORKSPACE}/{}", rel.to_string_lossy());
+        let opts = DownloadFromContainerOptionsBuilder::default().path(&path).build();
+        let stream = self
+            .docker
+            .download_from_container(id, Some(opts))
+            .map_err(std::io::Error::other);
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
+        let (dest, rel) = (dest.to_path_buf(), rel.to_path_buf());
+        match tokio::task::spawn_blocking(move || workspace::extract_single(reader, &dest, &rel)).await {
+            Ok(Ok(written)) => written,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, path, "sandbox: collecting a result file failed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path, "sandbox: collecting a result file failed");
+                None
+            }
+        }
+    }
+
+    async fn collect_by_full_download(&self, id: &str, dest: &Path, set: globset::GlobSet) -> Vec<PathBuf> {
         let opts = DownloadFromContainerOptionsBuilder::default().path(WORKSPACE).build();
         let stream = self
             .docker

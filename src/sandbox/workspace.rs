@@ -485,6 +485,45 @@ pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset:
     Ok(written)
 }
 
+/// Extracts the one regular file of a single-file download (`GET /archive` of a file: one
+/// entry named by its base name) to `dest/rel`. `rel` comes from the container, so it is
+/// checked like any other untrusted path.
+pub(crate) fn extract_single<R: Read>(reader: R, dest: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
+    if !is_safe_relative(rel) || is_excluded(rel) {
+        return Ok(None);
+    }
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(false);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            continue;
+        }
+        fs::create_dir_all(dest)?;
+        let dir = safe_parent_dirs(dest, rel)?;
+        let Some(name) = rel.file_name() else { return Ok(None) };
+        let target = dir.join(name);
+        remove_non_dir(&target)?;
+        let mut out = fs::File::create(&target)?;
+        io::copy(&mut entry, &mut out)?;
+        return Ok(Some(target));
+    }
+    Ok(None)
+}
+
+/// The repository-relative paths of a `find /workspace -type f` listing.
+pub(crate) fn listed_paths(listing: &str) -> Vec<PathBuf> {
+    listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("/workspace/"))
+        .map(PathBuf::from)
+        .filter(|p| is_safe_relative(p) && !is_excluded(p))
+        .collect()
+}
+
 /// Bind mode's result collection: copies the repository's files matching `globs` (outside
 /// `.git` and `.pace`, symlinks not followed) to the same relative paths under `dest`.
 pub(crate) fn copy_matching(repo: &Path, dest: &Path, globs: &globset::GlobSet) -> io::Result<Vec<PathBuf>> {
@@ -754,5 +793,42 @@ mod tests {
         let set = gb.build().unwrap();
         let written = extract_matching(&data[..], dest.path(), &set).unwrap();
         assert_eq!(written, vec![dest.path().join("reports/junit.xml")]);
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn listed_paths_keep_only_safe_workspace_files() {
+        let listing = "/workspace/reports/junit.xml\n/workspace/../etc/passwd\n/etc/shadow\n/workspace/.git/config\n/workspace/a b.txt\n";
+        assert_eq!(
+            listed_paths(listing),
+            vec![PathBuf::from("reports/junit.xml"), PathBuf::from("a b.txt")]
+        );
+    }
+
+    #[test]
+    fn extract_single_writes_under_dest_only() {
+        let mut data = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut data);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(12);
+            h.set_mode(0o644);
+            b.append_data(&mut h, "junit.xml", "<testsuite/>".as_bytes()).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let written = extract_single(data.as_slice(), dir.path(), Path::new("reports/junit.xml"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(written, dir.path().join("reports/junit.xml"));
+        assert_eq!(fs::read_to_string(written).unwrap(), "<testsuite/>");
+        assert!(
+            extract_single(data.as_slice(), dir.path(), Path::new("../x.xml"))
+                .unwrap()
+                .is_none()
+        );
     }
 }
