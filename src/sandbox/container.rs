@@ -178,6 +178,35 @@ impl Sandbox {
                 (137, true)
             }
         };
+        if !timed_out {
+            // A follow stream can end before the daemon has delivered the last of a large
+            // output (seen with the json-file logger under load): read the log once more
+            // and append whatever the stream missed, so `output.log` is complete.
+            let seen = view.total();
+            let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+            let mut again = self.docker.logs(id, Some(opts));
+            let mut skipped: u64 = 0;
+            while let Some(chunk) = again.next().await {
+                let Ok(chunk) = chunk else { break };
+                let bytes = chunk.into_bytes();
+                let len = bytes.len() as u64;
+                if skipped + len <= seen {
+                    skipped += len;
+                    continue;
+                }
+                let start = usize::try_from(seen.saturating_sub(skipped)).unwrap_or(0);
+                skipped = seen;
+                let missing = &bytes[start..];
+                log.write_all(missing)
+                    .await
+                    .map_err(|source| io_err(req.output_log, source))?;
+                view.push(missing);
+                scan.push(missing);
+                if let Some(cb) = req.on_output {
+                    cb(missing);
+                }
+            }
+        }
         log.flush().await.map_err(|source| io_err(req.output_log, source))?;
 
         let oom_killed = match self.docker.inspect_container(id, None).await {
