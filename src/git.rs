@@ -14,6 +14,22 @@ pub enum GitError {
     NotARepo(PathBuf),
     #[error("HEAD is detached in `{0}`: pace commits on a branch")]
     DetachedHead(PathBuf),
+    #[error("the work tree has uncommitted changes that pace would mix with its own work: {}", list_files(.0))]
+    DirtyWorkTree(Vec<String>),
+}
+
+fn list_files(files: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        text.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    text
 }
 
 impl GitError {
@@ -22,6 +38,10 @@ impl GitError {
             Self::NotARepo(_) => Some("run pace at the root of the project's git checkout (`git init` for a new one)".into()),
             Self::DetachedHead(_) => Some(
                 "check out the sprint branch first (`git checkout -B sprint/NAME`); in GitLab CI set `GIT_STRATEGY: clone` and run the pipeline on the branch"
+                    .into(),
+            ),
+            Self::DirtyWorkTree(_) => Some(
+                "commit them (`git add -A && git commit`) or stash them (`git stash -u`), then run the day again; pace never commits changes it did not make"
                     .into(),
             ),
             _ => None,
@@ -139,6 +159,35 @@ impl Git {
         Ok(files)
     }
 
+    /// A person's uncommitted work: every tracked file changed in the index or the work
+    /// tree, and untracked (not ignored) files under `untracked_dirs` (where FORGE's commit
+    /// would pick them up). Paths under `except` (pace's own outputs) are left out.
+    pub fn uncommitted_changes(&self, untracked_dirs: &[String], except: &[&str]) -> Result<Vec<String>, GitError> {
+        let out = self.run(&["status", "--porcelain=v1", "-z", "--untracked-files=all"])?;
+        let under = |path: &str, dir: &str| {
+            let dir = dir.trim_end_matches('/');
+            dir.is_empty() || dir == "." || path == dir || path.starts_with(&format!("{dir}/"))
+        };
+        let mut files = Vec::new();
+        let mut entries = out.split('\0').filter(|e| !e.is_empty());
+        while let Some(entry) = entries.next() {
+            if entry.starts_with('R') || entry.starts_with('C') {
+                entries.next();
+            }
+            let (Some(code), Some(path)) = (entry.get(..2), entry.get(3..)) else {
+                continue;
+            };
+            if except.iter().any(|e| under(path, e)) {
+                continue;
+            }
+            if code == "??" && !untracked_dirs.iter().any(|d| under(path, d)) {
+                continue;
+            }
+            files.push(path.to_string());
+        }
+        Ok(files)
+    }
+
     /// The diff of `base..HEAD` (the day's work), capped for prompts by the caller.
     pub fn diff_since(&self, base: &str) -> Result<String, GitError> {
         if base.is_empty() {
@@ -241,6 +290,30 @@ mod tests {
             "other.txt"
         );
         assert_eq!(git.current_branch().unwrap(), "main");
+    }
+
+    #[test]
+    fn uncommitted_changes_are_tracked_edits_and_untracked_files_in_the_source_dirs() {
+        let (dir, git) = repo();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join("README"), "r").unwrap();
+        git.commit_paths(&["src".into(), "README".into()], "one").unwrap();
+        let dirs = vec!["src/".to_string()];
+        let except = [".pace", "PROGRESS.md"];
+        assert!(git.uncommitted_changes(&dirs, &except).unwrap().is_empty());
+        std::fs::write(dir.path().join("notes.txt"), "untracked outside").unwrap();
+        std::fs::create_dir_all(dir.path().join(".pace")).unwrap();
+        std::fs::write(dir.path().join(".pace/pipeline.lock"), "pid=1").unwrap();
+        std::fs::write(dir.path().join("PROGRESS.md"), "p").unwrap();
+        assert!(git.uncommitted_changes(&dirs, &except).unwrap().is_empty());
+        std::fs::write(dir.path().join("src/new.txt"), "n").unwrap();
+        std::fs::write(dir.path().join("README"), "changed").unwrap();
+        let mut found = git.uncommitted_changes(&dirs, &except).unwrap();
+        found.sort();
+        assert_eq!(found, vec!["README", "src/new.txt"]);
+        let e = GitError::DirtyWorkTree(found);
+        assert!(e.to_string().contains("`README`") && e.hint().unwrap().contains("git stash -u"));
     }
 
     #[test]

@@ -167,6 +167,16 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
             );
         }
     };
+    // A person's uncommitted edits would end up in FORGE's commit (or be tested by GATE
+    // as if they were the day's work): the day refuses to start before writing anything.
+    match uncommitted_user_changes(&git, &req.settings) {
+        Ok(files) if !files.is_empty() => {
+            let e = GitError::DirtyWorkTree(files);
+            return early_exit(ExitKind::Config, e.to_string(), e.hint());
+        }
+        Ok(_) => {}
+        Err(e) => return early_exit(ExitKind::Infrastructure, e.to_string(), e.hint()),
+    }
     if let Err(e) = day_dir.create() {
         return early_exit(ExitKind::Infrastructure, e.to_string(), None);
     }
@@ -294,6 +304,14 @@ fn day_base_commit(day_dir: &DayDir, git: &Git) -> String {
     let head = git.head();
     let _ = std::fs::write(&path, format!("{head}\n"));
     head
+}
+
+/// Uncommitted changes that are not pace's own outputs (`.pace/`, `PROGRESS.md`, the
+/// dotenv report): tracked files anywhere, untracked files in the source and test dirs.
+fn uncommitted_user_changes(git: &Git, settings: &Settings) -> Result<Vec<String>, GitError> {
+    let mut dirs: Vec<String> = settings.source.dirs.iter().map(|d| d.path.clone()).collect();
+    dirs.extend(settings.source.test_dirs.iter().cloned());
+    git.uncommitted_changes(&dirs, &[".pace", "PROGRESS.md", "pace-env.env"])
 }
 
 fn early_exit(exit: ExitKind, message: String, hint: Option<String>) -> DayReport {
