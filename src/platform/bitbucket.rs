@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{ApiClient, ApiResponse, Auth};
+use super::http::{ApiClient, ApiResponse, Auth, Created};
 use super::jira::{Jira, encode_query};
 use super::{Platform, PlatformError, Published};
 use crate::artifacts::{DayDir, PaceDir};
@@ -348,10 +348,18 @@ impl BitbucketPlatform {
             "close_source_branch": false,
         });
         let url = format!("{}/pullrequests", self.config.repo_url());
-        let pr = self
-            .call("create pull request", Method::POST, &url, Some(&body))
+        let call = "create pull request";
+        // An attempt whose answer was lost may have opened it: look before posting again.
+        let response = match self
+            .api
+            .create(call, &url, &body, || self.open_pull_request(branch))
             .await?
-            .body;
+        {
+            Created::Found((_, link)) => return Ok(link),
+            Created::Answer(r) if r.status.is_success() => r,
+            Created::Answer(r) => return Err(self.fail(call, &r)),
+        };
+        let pr = response.body;
         let id = pr["id"].as_u64().unwrap_or_default();
         Ok(html_link(&pr).unwrap_or_else(|| self.pr_web_url(id)))
     }

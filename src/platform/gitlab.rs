@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
-use super::http::{ApiClient, ApiResponse, Auth};
+use super::http::{ApiClient, ApiResponse, Auth, Created};
 use super::{Platform, PlatformError, Published};
 use crate::artifacts::DayDir;
 use crate::config::settings::PlatformSettings;
@@ -343,6 +343,17 @@ impl GitlabPlatform {
         }
     }
 
+    /// The open issue carrying all of `labels` (comma-separated), if any.
+    async fn find_open_issue(&self, labels: &str) -> Result<Option<Item>, PlatformError> {
+        let call = "GET /projects/:id/issues";
+        let url = self.project_url(&["issues"], &[("labels", labels), ("state", "opened")])?;
+        let found = self.get_ok(call, &url).await?;
+        match found.as_array().and_then(|a| a.first()) {
+            Some(issue) => self.item(call, issue).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Finds the open MR of `source` or creates it; a 409 (created meanwhile) is adopted.
     /// Returns the MR and whether it already existed.
     async fn open_mr(&self, source: &str, title: &str, description: &str) -> Result<(Item, bool), PlatformError> {
@@ -362,14 +373,12 @@ impl GitlabPlatform {
             "labels": "pace",
             "remove_source_branch": false,
         });
-        let r = self
-            .send(
-                call,
-                Method::POST,
-                &self.project_url(&["merge_requests"], &[])?,
-                Some(&body),
-            )
-            .await?;
+        let url = self.project_url(&["merge_requests"], &[])?;
+        // An attempt whose answer was lost may have created it: look before posting again.
+        let r = match self.api.create(call, &url, &body, || self.find_open_mr(source)).await? {
+            Created::Found(mr) => return Ok((mr, false)),
+            Created::Answer(r) => r,
+        };
         if r.status.is_success() {
             return Ok((self.item(call, &r.body)?, false));
         }
@@ -570,11 +579,7 @@ impl Platform for GitlabPlatform {
             body.push_str(&format!("\nJob: {job}\n"));
         }
         let body = self.clean(&body);
-        let find = "GET /projects/:id/issues";
-        let url = self.project_url(&["issues"], &[("labels", &labels), ("state", "opened")])?;
-        let found = self.get_ok(find, &url).await?;
-        if let Some(issue) = found.as_array().and_then(|a| a.first()) {
-            let issue = self.item(find, issue)?;
+        if let Some(issue) = self.find_open_issue(&labels).await? {
             let note = self.clean(&format!("## Held again (attempt {})\n\n{body}", summary.attempt));
             self.add_note("issues", issue.iid, &note).await?;
             return Ok(Published {
@@ -588,9 +593,19 @@ impl Platform for GitlabPlatform {
             one_line(&summary.reason, 120)
         ));
         let request = json!({ "title": title, "description": body, "labels": labels });
-        let r = self
-            .send(call, Method::POST, &self.project_url(&["issues"], &[])?, Some(&request))
-            .await?;
+        let url = self.project_url(&["issues"], &[])?;
+        let r = match self
+            .api
+            .create(call, &url, &request, || self.find_open_issue(&labels))
+            .await?
+        {
+            Created::Found(issue) => {
+                return Ok(Published {
+                    url: Some(issue.web_url),
+                });
+            }
+            Created::Answer(r) => r,
+        };
         if !r.status.is_success() {
             return Err(self.fail(call, &r));
         }

@@ -112,9 +112,59 @@ impl ApiClient {
         }
     }
 
+    /// One request: the answer (status, body, the server's `retry-after`), or the
+    /// transport error when none arrived (refused, reset, timed out).
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(ApiResponse, Option<Duration>), reqwest::Error> {
+        let mut request = self.authorise(self.client.request(method.clone(), url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let delay = crate::llm::transport::retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok((
+            ApiResponse {
+                status,
+                body,
+                text: self.redactor.redact(&text),
+            },
+            delay,
+        ))
+    }
+
+    fn no_answer(&self, call: &str, attempt: u32, e: &reqwest::Error) -> PlatformError {
+        PlatformError::Api {
+            platform: self.platform,
+            call: call.to_string(),
+            message: self
+                .redactor
+                .redact(&format!("no answer after {attempt} attempts: {e}")),
+        }
+    }
+
+    /// Waits before the next attempt: the server's `retry-after` (at most a minute), else
+    /// an exponential backoff.
+    async fn pause(&self, call: &str, attempt: u32, retry_after: Option<Duration>, last: &str) {
+        let backoff = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt - 1))
+            .min(MAX_DELAY);
+        let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(60));
+        tracing::debug!(platform = self.platform, call, attempt, %last, ?wait, "retrying");
+        tokio::time::sleep(wait).await;
+    }
+
     /// Sends `method url` with an optional JSON body; retries 429/5xx and connection
     /// errors. Every answer that arrives is returned (also 4xx): the caller maps statuses
-    /// to what they mean for its call. `call` names the operation in errors.
+    /// to what they mean for its call. `call` names the operation in errors. For a POST
+    /// that creates something use [`ApiClient::create`], which never creates a twin.
     pub async fn send(
         &self,
         call: &str,
@@ -125,45 +175,60 @@ impl ApiClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = self.authorise(self.client.request(method.clone(), url));
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let outcome = request.send().await;
-            let (retry_delay, last) = match outcome {
-                Ok(response) => {
-                    let status = response.status();
-                    let delay = crate::llm::transport::retry_after(response.headers());
-                    let text = response.text().await.unwrap_or_default();
-                    let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    if !retryable || attempt >= MAX_ATTEMPTS {
-                        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        return Ok(ApiResponse {
-                            status,
-                            body,
-                            text: self.redactor.redact(&text),
-                        });
+            let (retry_after, last) = match self.attempt(&method, url, body).await {
+                Ok((response, delay)) => {
+                    if !retryable(response.status) || attempt >= MAX_ATTEMPTS {
+                        return Ok(response);
                     }
-                    (delay, format!("HTTP {status}"))
+                    (delay, format!("HTTP {}", response.status))
+                }
+                Err(e) if attempt >= MAX_ATTEMPTS => return Err(self.no_answer(call, attempt, &e)),
+                Err(e) => (None, e.to_string()),
+            };
+            self.pause(call, attempt, retry_after, &last).await;
+        }
+    }
+
+    /// `POST url` that creates one object (a merge request, an issue), retried like
+    /// [`ApiClient::send`] with one difference: when the outcome of an attempt is unknown
+    /// (no answer, a timeout, a 5xx from a proxy after the server acted), `find` looks
+    /// for the object first, and a found one is returned instead of posting again.
+    pub async fn create<T, F, Fut>(
+        &self,
+        call: &str,
+        url: &str,
+        body: &Value,
+        find: F,
+    ) -> Result<Created<T>, PlatformError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, PlatformError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if attempt > 1
+                && let Some(found) = find().await?
+            {
+                tracing::debug!(platform = self.platform, call, attempt, "created by an earlier attempt");
+                return Ok(Created::Found(found));
+            }
+            let (retry_after, last) = match self.attempt(&Method::POST, url, Some(body)).await {
+                Ok((response, delay)) => {
+                    if !retryable(response.status) || attempt >= MAX_ATTEMPTS {
+                        return Ok(Created::Answer(response));
+                    }
+                    (delay, format!("HTTP {}", response.status))
                 }
                 Err(e) if attempt >= MAX_ATTEMPTS => {
-                    return Err(PlatformError::Api {
-                        platform: self.platform,
-                        call: call.to_string(),
-                        message: self
-                            .redactor
-                            .redact(&format!("no answer after {attempt} attempts: {e}")),
-                    });
+                    if let Some(found) = find().await? {
+                        return Ok(Created::Found(found));
+                    }
+                    return Err(self.no_answer(call, attempt, &e));
                 }
                 Err(e) => (None, e.to_string()),
             };
-            let backoff = self
-                .base_delay
-                .saturating_mul(2u32.saturating_pow(attempt - 1))
-                .min(MAX_DELAY);
-            let wait = retry_delay.unwrap_or(backoff).min(Duration::from_secs(60));
-            tracing::debug!(platform = self.platform, call, attempt, %last, ?wait, "retrying");
-            tokio::time::sleep(wait).await;
+            self.pause(call, attempt, retry_after, &last).await;
         }
     }
 
@@ -176,6 +241,19 @@ impl ApiClient {
             message: format!("HTTP {}: {server}; {what_to_do}", response.status.as_u16()),
         }
     }
+}
+
+/// What [`ApiClient::create`] ended with.
+#[derive(Debug)]
+pub enum Created<T> {
+    /// The server's answer to the last POST (success or an error to report).
+    Answer(ApiResponse),
+    /// The object an earlier attempt created although its answer was lost.
+    Found(T),
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// The human part of an error body (`message`, `error`, `error.message`, `errorMessages`).

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::PlatformError;
-use super::http::{ApiClient, Auth};
+use super::http::{ApiClient, Auth, Created};
 use crate::env::{self, Env};
 use crate::error::PaceError;
 use crate::redact::Redactor;
@@ -144,7 +144,11 @@ impl Jira {
             }
         });
         let url = format!("{}/rest/api/3/issue", self.base);
-        let response = self.api.send(call, Method::POST, &url, Some(&body)).await?;
+        // An attempt whose answer was lost may have created it: look before posting again.
+        let response = match self.api.create(call, &url, &body, || self.find_open(labels)).await? {
+            Created::Found(key) => return Ok(key),
+            Created::Answer(r) => r,
+        };
         if response.status != StatusCode::CREATED {
             return Err(self.api.error(call, &response, &self.hint(response.status)));
         }
