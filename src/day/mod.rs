@@ -246,9 +246,10 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         base_commit,
     );
     let mut state = CycleState::new(prior_attempts);
+    let mut interrupt = std::pin::pin!(interrupt);
     let outcome = tokio::select! {
         outcome = cycle(&ctx, &req, platform.as_ref(), &mut state) => outcome,
-        signal = interrupt => Err(DayError::Interrupted(signal)),
+        signal = &mut interrupt => Err(DayError::Interrupted(signal)),
     };
     if let Err(DayError::Interrupted(signal)) = outcome {
         // The cycle future is gone: its containers may still run, and FORGE's edits are
@@ -270,6 +271,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
                 &state,
                 Err(DayError::Interrupted(signal)),
                 &started_at,
+                None,
             )
             .await
         };
@@ -288,7 +290,18 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
             },
         };
     }
-    finish(&ctx, &req, platform.as_ref(), &state, outcome, &started_at).await
+    // A signal while the result is pushed and published stops that too (the artifacts
+    // are still written and committed locally, within the cleanup bound).
+    finish(
+        &ctx,
+        &req,
+        platform.as_ref(),
+        &state,
+        outcome,
+        &started_at,
+        Some(interrupt.as_mut()),
+    )
+    .await
 }
 
 /// HEAD when the day first started, kept in `.pace/day-N/base-commit`: a re-run or
@@ -623,8 +636,9 @@ async fn finish(
     state: &CycleState,
     outcome: Result<(), DayError>,
     started_at: &str,
+    interrupt: Option<std::pin::Pin<&mut (dyn Future<Output = Signal> + '_)>>,
 ) -> DayReport {
-    let (decision, reason, exit, hint) = match (&outcome, &state.result) {
+    let (mut decision, mut reason, mut exit, mut hint) = match (&outcome, &state.result) {
         (Ok(()), Some((RunDecision::Ship, _))) => (RunDecision::Ship, String::new(), ExitKind::Ship, None),
         (Ok(()), Some((d, reason))) if state.human_gate => (*d, reason.clone(), ExitKind::Ship, None),
         (Ok(()), Some((_, reason))) => (RunDecision::Hold, reason.clone(), ExitKind::Hold, None),
@@ -643,7 +657,7 @@ async fn finish(
             (decision, ctx.redactor.redact(&e.to_string()), e.exit_kind(), e.hint())
         }
     };
-    let summary = DaySummary {
+    let mut summary = DaySummary {
         product: ctx.settings.product.name.clone(),
         day: ctx.plan.day,
         target: ctx.plan.target.clone(),
@@ -664,15 +678,13 @@ async fn finish(
     let mut warnings = Vec::new();
     // Push the work first so the MR/issue can point at it; a failed push is reported
     // but the artifacts below are still written and committed locally.
-    let mut push_error = None;
-    if !req.dry_run
-        && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
-    {
-        push_error = Some(e.to_string());
-    }
-    let (mut mr_url, mut issue_url) = (None, None);
-    let mut publish_error = None;
-    if push_error.is_none() {
+    let publishing = async {
+        let (mut mr_url, mut issue_url) = (None, None);
+        if !req.dry_run
+            && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
+        {
+            return (Some(e.to_string()), None, mr_url, issue_url);
+        }
         let published = match decision {
             RunDecision::Ship => platform.ship(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
             RunDecision::Hold if state.human_gate => platform
@@ -685,10 +697,31 @@ async fn finish(
                 .map(|p| issue_url = p.url),
             _ => Ok(()),
         };
-        publish_error = published
+        let publish_error = published
             .err()
             .map(|e| format!("{} could not publish the result: {e}", platform.name()));
-    }
+        (None, publish_error, mr_url, issue_url)
+    };
+    let published = match interrupt {
+        Some(signal) => tokio::select! {
+            published = publishing => Ok(published),
+            signal = signal => Err(signal),
+        },
+        None => Ok(publishing.await),
+    };
+    let (mut push_error, publish_error, mr_url, issue_url) = match published {
+        Ok(p) => p,
+        Err(signal) => {
+            // Stopped while pushing or publishing: recorded like any interrupted day (a
+            // re-run pushes and publishes again); the patch below keeps the work.
+            let e = DayError::Interrupted(signal);
+            reason = format!("{e} while publishing (the day was {})", decision.as_str());
+            (decision, exit, hint) = (RunDecision::Error, e.exit_kind(), e.hint());
+            summary.decision = decision;
+            summary.reason = reason.clone();
+            (Some(reason.clone()), None, None, None)
+        }
+    };
     // A push or an MR/issue call that failed makes the day an infrastructure error whatever
     // the agents decided: run.json and the dotenv report say so, and a re-run publishes again.
     let (exit, reason) = match push_error.as_ref().or(publish_error.as_ref()) {
@@ -749,9 +782,15 @@ async fn finish(
             exit,
             decision: Some(decision),
             message: ctx.redactor.redact(&push),
-            hint: Some(format!(
-                "the work is committed locally and in the artifacts{patch}; fix the push rights and re-run the day"
-            )),
+            hint: Some(if matches!(exit, ExitKind::Interrupted | ExitKind::Terminated) {
+                format!(
+                    "the work is committed locally and in the artifacts{patch}; re-run the day to push and publish it"
+                )
+            } else {
+                format!(
+                    "the work is committed locally and in the artifacts{patch}; fix the push (network, rights) and re-run the day"
+                )
+            }),
         };
     }
     if let Some(publish) = publish_error {
