@@ -30,6 +30,9 @@ pub struct State {
     pub statuses: Vec<(String, Value)>,
     /// (sha, report id, body)
     pub reports: Vec<(String, String, Value)>,
+    /// Answers for the next `POST .../pullrequests`, before any is created: (status,
+    /// `retry-after` header).
+    pub pr_create_errors: std::collections::VecDeque<(u16, Option<&'static str>)>,
 }
 
 #[derive(Clone)]
@@ -126,6 +129,13 @@ impl Respond for Responder {
                 json_ok(200, json!({"values": values, "pagelen": 10, "size": values.len()}))
             }
             ("POST", "/pullrequests") => {
+                if let Some((status, retry_after)) = state.pr_create_errors.pop_front() {
+                    let mut answer = error(status, "Try again later");
+                    if let Some(after) = retry_after {
+                        answer = answer.insert_header("retry-after", after);
+                    }
+                    return answer;
+                }
                 let source = body.pointer("/source/branch/name").and_then(Value::as_str);
                 let dest = body.pointer("/destination/branch/name").and_then(Value::as_str);
                 let title = body["title"].as_str().unwrap_or_default();

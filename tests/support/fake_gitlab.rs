@@ -59,6 +59,11 @@ pub struct State {
     pub fail_mr_create: u32,
     /// Refuse every git push with 403 (a read-only token or a protected branch).
     pub refuse_push: bool,
+    /// For the next N `POST .../merge_requests` and `POST .../issues`: create the object,
+    /// then drop the connection without an answer (a timeout after the server acted).
+    pub lose_create_answer: u32,
+    /// Hold every git push (`git-receive-pack`) this long before answering.
+    pub push_delay: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -104,6 +109,12 @@ fn query_map(query: &str) -> HashMap<String, String> {
         .filter(|p| !p.is_empty())
         .filter_map(|p| p.split_once('=').map(|(k, v)| (decode(k), decode(v))))
         .collect()
+}
+
+/// Ends the request's connection without an answer: the server task unwinds (without
+/// the panic hook's message) and the client sees the connection closed.
+fn drop_connection() -> ! {
+    std::panic::resume_unwind(Box::new("fake GitLab drops the connection"))
 }
 
 fn json_response(status: u16, body: Value) -> ResponseTemplate {
@@ -275,6 +286,11 @@ impl Respond for Responder {
                 };
                 let answer = mr.json(&base);
                 state.merge_requests.push(mr);
+                if state.lose_create_answer > 0 {
+                    state.lose_create_answer -= 1;
+                    drop(state);
+                    drop_connection();
+                }
                 json_response(201, answer)
             }
             ("PUT", ["merge_requests", iid]) => {
@@ -325,6 +341,11 @@ impl Respond for Responder {
                 };
                 let answer = issue.json(&base);
                 state.issues.push(issue);
+                if state.lose_create_answer > 0 {
+                    state.lose_create_answer -= 1;
+                    drop(state);
+                    drop_connection();
+                }
                 json_response(201, answer)
             }
             _ => json_response(404, json!({"error": "404 Not Found"})),
@@ -370,6 +391,10 @@ impl Responder {
             && (path.ends_with("git-receive-pack") || request.url.query() == Some("service=git-receive-pack"))
         {
             return ResponseTemplate::new(403).set_body_string("You are not allowed to push code to this project.");
+        }
+        let push_delay = self.state.lock().unwrap().push_delay;
+        if let Some(delay) = push_delay.filter(|_| path.ends_with("git-receive-pack")) {
+            std::thread::sleep(delay);
         }
         let header = |name: &str| {
             request

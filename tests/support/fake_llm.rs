@@ -78,6 +78,8 @@ pub enum Reply {
         message: &'static str,
         headers: Vec<(&'static str, &'static str)>,
     },
+    /// `reply`, answered only after `delay` (holds the day inside one agent's call).
+    Delayed(std::time::Duration, Box<Reply>),
 }
 
 pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
@@ -202,7 +204,13 @@ impl Respond for Responder {
             body: body.clone(),
         };
         let input_tokens = (request.body.len() / 4) as u64;
-        let template = match (self.script)(&turn) {
+        let mut reply = (self.script)(&turn);
+        let mut extra_delay = std::time::Duration::ZERO;
+        while let Reply::Delayed(delay, inner) = reply {
+            extra_delay += delay;
+            reply = *inner;
+        }
+        let template = match reply {
             Reply::Text(text) => {
                 let sse = message_events(
                     &agent,
@@ -236,8 +244,9 @@ impl Respond for Responder {
                 }
                 t
             }
+            Reply::Delayed(..) => unreachable!("unwrapped above"),
         };
-        template.set_delay(self.latency)
+        template.set_delay(self.latency + extra_delay)
     }
 }
 
