@@ -36,6 +36,8 @@ pub struct DayContext {
     /// HEAD when the day started: the day's diff is `base_commit..HEAD`.
     pub base_commit: String,
     records: Mutex<Vec<AgentRecord>>,
+    /// Agents started and not finished yet (what a stopped day was doing).
+    running: Mutex<Vec<String>>,
 }
 
 impl DayContext {
@@ -66,6 +68,7 @@ impl DayContext {
             branch,
             base_commit,
             records: Mutex::new(Vec::new()),
+            running: Mutex::new(Vec::new()),
         }
     }
 
@@ -83,6 +86,9 @@ impl DayContext {
             agent: agent.to_string(),
             attempt,
         });
+        if let Ok(mut running) = self.running.lock() {
+            running.push(agent.to_string());
+        }
         AgentTimer {
             agent: agent.to_string(),
             started: Instant::now(),
@@ -103,7 +109,18 @@ impl DayContext {
         self.usage_of(agent).cost_usd
     }
 
+    /// Agents that started and have not finished (in start order), e.g. when the day was
+    /// stopped by its time budget.
+    pub fn running_agents(&self) -> Vec<String> {
+        self.running.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     pub fn finish_agent(&self, timer: AgentTimer, decision: Option<&str>) {
+        if let Ok(mut running) = self.running.lock()
+            && let Some(i) = running.iter().position(|a| *a == timer.agent)
+        {
+            running.remove(i);
+        }
         let now = self.usage_of(&timer.agent);
         let before = &timer.usage_before;
         let record = AgentRecord {
