@@ -90,7 +90,7 @@ impl DayError {
             Self::Llm(LlmError::MissingKey(name)) => Some(format!("set `{name}` (a CI/CD variable, masked) or choose `llm.provider: replay` for an offline run")),
             Self::Llm(LlmError::Budget(_)) => Some("the work so far is committed; the budget applies to each run: re-run the day to continue, or raise `budget.max_usd` / `budget.max_tokens`".into()),
             Self::Llm(LlmError::Divergence { .. }) => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
-            Self::Llm(LlmError::Unavailable { .. }) => Some("the provider is down or rate-limited; re-run the day later (the story card and committed work are kept)".into()),
+            Self::Llm(LlmError::Unavailable { last, .. }) => Some(unavailable_hint(last)),
             Self::TimeBudget(_) => Some("the work so far is committed and the artifacts are written; re-run the day to continue (the story card is kept), or raise `budget.max_minutes`".into()),
             Self::Sandbox(e) => e.hint(),
             Self::Git(e) => e.hint(),
@@ -104,6 +104,18 @@ impl DayError {
         e.hint = hint;
         e
     }
+}
+
+/// What to try when the provider still failed after all retries, by the last failure.
+fn unavailable_hint(last: &str) -> String {
+    let what = if last.starts_with("timed out") {
+        "the provider did not answer within `llm.timeout_seconds`; check that it is up (a proxy or a local server may hang), raise `llm.timeout_seconds` for slow models, "
+    } else if last.starts_with("connection failed") {
+        "the provider could not be reached; check `llm.base_url`, the network and any proxy, "
+    } else {
+        "the provider is down or rate-limited: wait, "
+    };
+    format!("{what}then re-run the day (the story card and committed work are kept)")
 }
 
 /// The error for a day stopped by `budget.max_minutes`.
