@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::artifacts::{AgentRecord, DayDir, PaceDir};
 use crate::config::settings::Settings;
 use crate::git::Git;
-use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message};
+use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, StopReason};
 use crate::redact::Redactor;
 use crate::report::printer::{Event, Printer};
 use crate::sandbox::Sandbox;
@@ -189,10 +189,23 @@ impl DayContext {
             match parse(&text) {
                 Ok(value) => return Ok(value),
                 Err(problem) if round == 0 => {
+                    // An answer cut off by the output limit is named as such: the model
+                    // must answer shorter, not only fix the YAML.
+                    let (problem, advice) = if response.stop_reason == StopReason::MaxTokens {
+                        (
+                            format!(
+                                "it was cut off at the output limit of {max_tokens} tokens ({problem})",
+                                max_tokens = self.settings.llm.analysis_max_tokens
+                            ),
+                            " Keep it short: brief evidence, no repetition.",
+                        )
+                    } else {
+                        (problem, "")
+                    };
                     self.warn(format!("{agent} answer was invalid ({problem}); asking once more"));
                     messages.push(response.to_assistant_message());
                     messages.push(Message::user_text(format!(
-                        "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block."
+                        "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block.{advice}"
                     )));
                 }
                 Err(problem) => {
