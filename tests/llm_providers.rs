@@ -831,6 +831,7 @@ async fn budget_stops_the_next_call() {
     let budget = Budget {
         max_usd: Some(0.004),
         max_tokens: None,
+        max_duration: None,
     };
     let client = anthropic_with_budget(&server, dir.path(), &budget).await;
 
@@ -852,6 +853,7 @@ async fn budget_stops_the_next_call() {
     let budget = Budget {
         max_usd: None,
         max_tokens: Some(1100),
+        max_duration: None,
     };
     let client = anthropic_with_budget(&server, dir.path(), &budget).await;
     client

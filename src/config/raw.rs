@@ -527,6 +527,7 @@ raw_struct! {
     pub struct RawBudget {
         "max_usd" => max_usd: f64,
         "max_tokens" => max_tokens: u64,
+        "max_minutes" => max_minutes: f64,
     }
     ignored: []
 }

@@ -200,6 +200,18 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
                 s.budget.max_tokens = Some(v.value);
             }
         }
+        if let Some(v) = &b.max_minutes {
+            // Fractions are allowed (0.5 = 30 s); more than a week is surely a typo.
+            if !(v.value > 0.0 && v.value <= 7.0 * 24.0 * 60.0) {
+                sink.error(
+                    v.line,
+                    v.column,
+                    "`budget.max_minutes` must be a positive number of minutes, at most 10080 (leave it out for no limit)",
+                );
+            } else {
+                s.budget.max_duration = Some(Duration::from_secs_f64(v.value * 60.0));
+            }
+        }
     }
 
     // git

@@ -176,6 +176,10 @@ pub struct PlatformSettings {
 pub struct Budget {
     pub max_usd: Option<f64>,
     pub max_tokens: Option<u64>,
+    /// `budget.max_minutes`: wall-clock limit of one run of a day (PRIME to SCRIBE). When it
+    /// passes, the day stops like on a signal (containers removed, FORGE's work committed,
+    /// artifacts written) and exits 5.
+    pub max_duration: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

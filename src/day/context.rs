@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::artifacts::{AgentRecord, DayDir, PaceDir};
 use crate::config::settings::Settings;
 use crate::git::Git;
-use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message};
+use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, StopReason};
 use crate::redact::Redactor;
 use crate::report::printer::{Event, Printer};
 use crate::sandbox::Sandbox;
@@ -36,6 +36,8 @@ pub struct DayContext {
     /// HEAD when the day started: the day's diff is `base_commit..HEAD`.
     pub base_commit: String,
     records: Mutex<Vec<AgentRecord>>,
+    /// Agents started and not finished yet (what a stopped day was doing).
+    running: Mutex<Vec<String>>,
 }
 
 impl DayContext {
@@ -66,6 +68,7 @@ impl DayContext {
             branch,
             base_commit,
             records: Mutex::new(Vec::new()),
+            running: Mutex::new(Vec::new()),
         }
     }
 
@@ -83,6 +86,9 @@ impl DayContext {
             agent: agent.to_string(),
             attempt,
         });
+        if let Ok(mut running) = self.running.lock() {
+            running.push(agent.to_string());
+        }
         AgentTimer {
             agent: agent.to_string(),
             started: Instant::now(),
@@ -103,7 +109,18 @@ impl DayContext {
         self.usage_of(agent).cost_usd
     }
 
+    /// Agents that started and have not finished (in start order), e.g. when the day was
+    /// stopped by its time budget.
+    pub fn running_agents(&self) -> Vec<String> {
+        self.running.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     pub fn finish_agent(&self, timer: AgentTimer, decision: Option<&str>) {
+        if let Ok(mut running) = self.running.lock()
+            && let Some(i) = running.iter().position(|a| *a == timer.agent)
+        {
+            running.remove(i);
+        }
         let now = self.usage_of(&timer.agent);
         let before = &timer.usage_before;
         let record = AgentRecord {
@@ -172,10 +189,23 @@ impl DayContext {
             match parse(&text) {
                 Ok(value) => return Ok(value),
                 Err(problem) if round == 0 => {
+                    // An answer cut off by the output limit is named as such: the model
+                    // must answer shorter, not only fix the YAML.
+                    let (problem, advice) = if response.stop_reason == StopReason::MaxTokens {
+                        (
+                            format!(
+                                "it was cut off at the output limit of {max_tokens} tokens ({problem})",
+                                max_tokens = self.settings.llm.analysis_max_tokens
+                            ),
+                            " Keep it short: brief evidence, no repetition.",
+                        )
+                    } else {
+                        (problem, "")
+                    };
                     self.warn(format!("{agent} answer was invalid ({problem}); asking once more"));
                     messages.push(response.to_assistant_message());
                     messages.push(Message::user_text(format!(
-                        "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block."
+                        "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block.{advice}"
                     )));
                 }
                 Err(problem) => {

@@ -53,6 +53,9 @@ pub enum DayError {
     Io(String),
     #[error("interrupted by {0}")]
     Interrupted(Signal),
+    /// `budget.max_minutes` passed; the message names the limit and what was running.
+    #[error("{0}")]
+    TimeBudget(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +76,7 @@ impl std::fmt::Display for Signal {
 impl DayError {
     pub fn exit_kind(&self) -> ExitKind {
         match self {
-            Self::Llm(LlmError::Budget(_)) => ExitKind::Budget,
+            Self::Llm(LlmError::Budget(_)) | Self::TimeBudget(_) => ExitKind::Budget,
             Self::Llm(LlmError::MissingKey(_) | LlmError::Cassette { .. }) => ExitKind::Config,
             Self::Interrupted(Signal::Interrupt) => ExitKind::Interrupted,
             Self::Interrupted(Signal::Terminate) => ExitKind::Terminated,
@@ -87,7 +90,8 @@ impl DayError {
             Self::Llm(LlmError::MissingKey(name)) => Some(format!("set `{name}` (a CI/CD variable, masked) or choose `llm.provider: replay` for an offline run")),
             Self::Llm(LlmError::Budget(_)) => Some("the work so far is committed; the budget applies to each run: re-run the day to continue, or raise `budget.max_usd` / `budget.max_tokens`".into()),
             Self::Llm(LlmError::Divergence { .. }) => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
-            Self::Llm(LlmError::Unavailable { .. }) => Some("the provider is down or rate-limited; re-run the day later (the story card and committed work are kept)".into()),
+            Self::Llm(LlmError::Unavailable { last, .. }) => Some(unavailable_hint(last)),
+            Self::TimeBudget(_) => Some("the work so far is committed and the artifacts are written; re-run the day to continue (the story card is kept), or raise `budget.max_minutes`".into()),
             Self::Sandbox(e) => e.hint(),
             Self::Git(e) => e.hint(),
             _ => None,
@@ -99,6 +103,42 @@ impl DayError {
         let mut e = PaceError::new(self.exit_kind(), self.to_string());
         e.hint = hint;
         e
+    }
+}
+
+/// What to try when the provider still failed after all retries, by the last failure.
+fn unavailable_hint(last: &str) -> String {
+    let what = if last.starts_with("timed out") {
+        "the provider did not answer within `llm.timeout_seconds`; check that it is up (a proxy or a local server may hang), raise `llm.timeout_seconds` for slow models, "
+    } else if last.starts_with("connection failed") {
+        "the provider could not be reached; check `llm.base_url`, the network and any proxy, "
+    } else {
+        "the provider is down or rate-limited: wait, "
+    };
+    format!("{what}then re-run the day (the story card and committed work are kept)")
+}
+
+/// The error for a day stopped by `budget.max_minutes`.
+fn out_of_time(ctx: &DayContext, limit: Duration) -> DayError {
+    let running = ctx.running_agents();
+    let during = if running.is_empty() {
+        String::new()
+    } else {
+        format!(" during {}", running.join(", "))
+    };
+    DayError::TimeBudget(format!(
+        "time budget exhausted: the day ran for {} (`budget.max_minutes: {}`) and was stopped{during}",
+        human_duration(limit),
+        limit.as_secs_f64() / 60.0
+    ))
+}
+
+fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 120.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{:.1} min", secs / 60.0)
     }
 }
 
@@ -126,8 +166,10 @@ pub struct DayReport {
 }
 
 /// Runs the day. `interrupt` resolves when SIGINT/SIGTERM arrives; the day then stops,
-/// removes its containers, records what it has and exits 130/143.
+/// removes its containers, records what it has and exits 130/143. `budget.max_minutes`
+/// stops it the same way (FORGE's work committed, exit 5, decision BUDGET).
 pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl Future<Output = Signal>) -> DayReport {
+    let day_started = tokio::time::Instant::now();
     let redactor = redactor_for(&req.env, &req.settings);
     let git = match Git::open(
         &req.settings.repo_root,
@@ -247,43 +289,49 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     );
     let mut state = CycleState::new(prior_attempts);
     let mut interrupt = std::pin::pin!(interrupt);
+    // `budget.max_minutes` bounds the whole day, a provider that never answers included.
+    let time_budget = req.settings.budget.max_duration;
+    let out_of_time_at = async {
+        match time_budget {
+            Some(limit) => tokio::time::sleep_until(day_started + limit).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
     let outcome = tokio::select! {
         outcome = cycle(&ctx, &req, platform.as_ref(), &mut state) => outcome,
         signal = &mut interrupt => Err(DayError::Interrupted(signal)),
+        () = out_of_time_at => Err(out_of_time(&ctx, time_budget.unwrap_or_default())),
     };
-    if let Err(DayError::Interrupted(signal)) = outcome {
+    let stopped = match &outcome {
+        Err(DayError::Interrupted(signal)) => Some((
+            format!("interrupted by {signal}"),
+            DayError::Interrupted(*signal).exit_kind(),
+        )),
+        Err(DayError::TimeBudget(_)) => Some(("stopped by `budget.max_minutes`".to_string(), ExitKind::Budget)),
+        _ => None,
+    };
+    if let Some((why, exit)) = stopped {
         // The cycle future is gone: its containers may still run, and FORGE's edits are
         // not committed yet. Both are handled within a bound so a hung daemon cannot
         // keep a cancelled CI job alive.
-        let message = format!(
-            "Day {}: FORGE — work in progress (interrupted by {signal})",
-            ctx.plan.day
-        );
+        let message = format!("Day {}: FORGE — work in progress ({why})", ctx.plan.day);
         let cleanup = async {
             let _ = ctx.sandbox.remove_run_containers().await;
             if let Err(e) = agents::forge::commit_writable(&ctx, &message) {
                 ctx.warn(format!("could not commit FORGE's work in progress: {e}"));
             }
-            finish(
-                &ctx,
-                &req,
-                platform.as_ref(),
-                &state,
-                Err(DayError::Interrupted(signal)),
-                &started_at,
-                None,
-            )
-            .await
+            finish(&ctx, &req, platform.as_ref(), &state, outcome, &started_at, None).await
         };
         return match tokio::time::timeout(CLEANUP_TIMEOUT, cleanup).await {
             Ok(report) => report,
             Err(_) => DayReport {
-                exit: DayError::Interrupted(signal).exit_kind(),
-                decision: Some(RunDecision::Error),
-                message: format!(
-                    "interrupted by {signal}; cleanup did not finish within {} s",
-                    CLEANUP_TIMEOUT.as_secs()
-                ),
+                exit,
+                decision: Some(if exit == ExitKind::Budget {
+                    RunDecision::Budget
+                } else {
+                    RunDecision::Error
+                }),
+                message: format!("{why}; cleanup did not finish within {} s", CLEANUP_TIMEOUT.as_secs()),
                 hint: Some(
                     "remove leftover containers with `docker rm -f $(docker ps -aq --filter label=pace.run-id)`".into(),
                 ),

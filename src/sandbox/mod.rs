@@ -119,6 +119,17 @@ impl SandboxError {
             Self::Image { image, .. } => Some(format!(
                 "build or pull `{image}` on the daemon, or set `sandbox.image` in pace.config.yaml"
             )),
+            Self::Container {
+                source: bollard::errors::Error::DockerResponseServerError { .. },
+                ..
+            } => Some(
+                "the Docker daemon refused the operation (see its message; `pace doctor` checks the setup); then re-run the day (committed work is kept)"
+                    .into(),
+            ),
+            Self::Container { .. } => Some(
+                "the connection to the Docker daemon broke during the run (was it stopped or restarted?): check it with `docker info` or `pace doctor`, then re-run the day (committed work is kept)"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -80,6 +80,17 @@ pub enum Reply {
     },
     /// `reply`, answered only after `delay` (holds the day inside one agent's call).
     Delayed(std::time::Duration, Box<Reply>),
+    /// Accepts the request and never answers (a hung provider or proxy).
+    Hang,
+    /// HTTP 200 and an event stream that stops after the first text delta, without
+    /// `message_stop` (a proxy or load balancer closing the stream early).
+    Cut,
+    /// An answer stopped by the output limit (`stop_reason: max_tokens`): `text`, then
+    /// optionally a tool call whose arguments are the (incomplete) raw JSON given.
+    Truncated {
+        text: String,
+        partial_tool: Option<(&'static str, &'static str)>,
+    },
 }
 
 pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
@@ -173,6 +184,47 @@ fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, in
     sse(&events)
 }
 
+/// The events of an answer cut off at the output limit: the text and the raw start of a
+/// tool call's arguments as the model streamed them, then `stop_reason: max_tokens`.
+fn truncated_events(
+    agent: &str,
+    call: u32,
+    text: &str,
+    partial_tool: Option<(&str, &str)>,
+    input_tokens: u64,
+) -> String {
+    let mut events = vec![(
+        "message_start",
+        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":"fake-model","content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1}}}),
+    )];
+    events.push((
+        "content_block_start",
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+    ));
+    events.push((
+        "content_block_delta",
+        json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":text}}),
+    ));
+    events.push(("content_block_stop", json!({"type":"content_block_stop","index":0})));
+    if let Some((name, raw)) = partial_tool {
+        events.push((
+            "content_block_start",
+            json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":format!("toolu_{agent}_{call}_cut"),"name":name,"input":{}}}),
+        ));
+        events.push((
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":raw}}),
+        ));
+        events.push(("content_block_stop", json!({"type":"content_block_stop","index":1})));
+    }
+    events.push((
+        "message_delta",
+        json!({"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":64}}),
+    ));
+    events.push(("message_stop", json!({"type":"message_stop"})));
+    sse(&events)
+}
+
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         self.first_request_at
@@ -210,6 +262,7 @@ impl Respond for Responder {
             extra_delay += delay;
             reply = *inner;
         }
+        let hang = matches!(reply, Reply::Hang);
         let template = match reply {
             Reply::Text(text) => {
                 let sse = message_events(
@@ -245,8 +298,32 @@ impl Respond for Responder {
                 t
             }
             Reply::Delayed(..) => unreachable!("unwrapped above"),
+            // Held for an hour: the client's read timeout or the day's deadline ends it.
+            Reply::Hang => ResponseTemplate::new(200)
+                .set_body_raw(String::new(), "text/event-stream")
+                .set_delay(std::time::Duration::from_secs(3600)),
+            Reply::Cut => {
+                let whole = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":"this answer will not arrive in full"})],
+                    "end_turn",
+                    input_tokens,
+                );
+                // Up to the first text delta (after `message_start` and the block start).
+                let cut_at = whole.find("event: ping").unwrap_or(whole.len() / 2);
+                ResponseTemplate::new(200).set_body_raw(whole[..cut_at].to_string(), "text/event-stream")
+            }
+            Reply::Truncated { text, partial_tool } => {
+                let sse = truncated_events(&agent, call, &text, partial_tool, input_tokens);
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
         };
-        template.set_delay(self.latency + extra_delay)
+        if hang {
+            template
+        } else {
+            template.set_delay(self.latency + extra_delay)
+        }
     }
 }
 

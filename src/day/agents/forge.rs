@@ -212,6 +212,12 @@ async fn tool_loop(
             results.push(Block::Text { text: why.into() });
         } else {
             nudges = 0;
+            if stop_reason == StopReason::MaxTokens {
+                // The last call's arguments are incomplete (the tool reported them invalid).
+                results.push(Block::Text {
+                    text: "Your answer was cut off by the output limit, so its last tool call was incomplete. Repeat it in smaller steps (one file per call, shorter content).".into(),
+                });
+            }
         }
         if !warned && iteration >= warn_at {
             warned = true;

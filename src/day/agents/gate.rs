@@ -75,6 +75,12 @@ fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> Test
     if outcome.oom_killed {
         notes.push("killed: out of memory (exit 137); raise `sandbox.memory`".to_string());
     }
+    if outcome.exit_code != 0 && output_says_disk_full(outcome) {
+        notes.push(
+            "the container ran out of disk space (`No space left on device`); free space on the Docker daemon's disk or make the suite write less"
+                .to_string(),
+        );
+    }
     if let Some(hint) = &outcome.network_hint {
         notes.push(hint.clone());
     }
@@ -89,6 +95,12 @@ fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> Test
         duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     }
+}
+
+/// The suite's output (head or tail) reports a full filesystem.
+fn output_says_disk_full(outcome: &RunOutcome) -> bool {
+    const ENOSPC: &str = "No space left on device";
+    outcome.tail.contains(ENOSPC) || outcome.head.contains(ENOSPC)
 }
 
 /// `gate/junit.xml` holds the suite's own reports (several files become one `<testsuites>`).
