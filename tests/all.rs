@@ -8,6 +8,7 @@ mod day;
 mod gitlab;
 mod images;
 mod llm_providers;
+mod reliability_input;
 mod sandbox_conn;
 mod sandbox_docker;
 mod sandbox_more;
