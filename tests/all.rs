@@ -10,6 +10,7 @@ mod images;
 mod llm_providers;
 mod reliability_faults;
 mod reliability_git;
+mod reliability_input;
 mod sandbox_conn;
 mod sandbox_docker;
 mod sandbox_more;

@@ -417,7 +417,7 @@ impl BitbucketPlatform {
             let run = &gate.test_run;
             data.push(json!({"title": "GATE", "type": "TEXT", "value": gate.gate_decision.as_str()}));
             data.push(json!({"title": "Tests", "type": "NUMBER", "value": run.tests}));
-            data.push(json!({"title": "Failures", "type": "NUMBER", "value": run.failures + run.errors}));
+            data.push(json!({"title": "Failures", "type": "NUMBER", "value": run.failures.saturating_add(run.errors)}));
         }
         let body = json!({
             "title": format!("PACE Day {}", summary.day),

@@ -158,7 +158,10 @@ pub async fn run(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
         .get("timeout_seconds")
         .and_then(Value::as_f64)
         .filter(|s| s.is_finite() && *s >= 1.0)
-        .map_or(DEFAULT_RUN_TIMEOUT, Duration::from_secs_f64)
+        // A number too large for a Duration (`1e300`) means "as long as allowed".
+        .map_or(DEFAULT_RUN_TIMEOUT, |s| {
+            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+        })
         .min(ctx.max_run_timeout);
     let Some(runner) = ctx.runner.as_deref_mut() else {
         return ToolOutcome::error("run is not available: this attempt has no sandbox session");
