@@ -303,6 +303,18 @@ async fn forge_session_syncs_both_ways() {
     assert_eq!(first.output, "tracked\nno-secret\n");
     assert!(first.changed.is_empty(), "{:?}", first.changed);
 
+    // Processes a command leaves running are stopped before the next command.
+    let daemon = exec(&mut session, "sleep 1000 >/dev/null 2>&1 & echo started").await;
+    assert!(
+        daemon
+            .output
+            .contains("processes the command left running were stopped"),
+        "{}",
+        daemon.output
+    );
+    let after = exec(&mut session, "ps | grep -c '[s]leep 1000' || true").await;
+    assert_eq!(after.output.trim(), "0", "{}", after.output);
+
     // Host-side changes between execs reach the container; deletions too.
     std::fs::write(p.join("notes.txt"), "written between execs\n").unwrap();
     std::fs::write(p.join("a.txt"), "changed on host\n").unwrap();

@@ -35,6 +35,9 @@ pub struct ExecSession {
     manifest: Manifest,
     /// Daemon clock minus host clock, in seconds.
     clock_skew: i64,
+    /// Processes of the idle container (init and its `sleep`): more after a command means
+    /// it left something running.
+    idle_processes: usize,
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
@@ -56,6 +59,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         None => 0,
     };
     tracing::debug!(container = %guard.name, files = manifest.len(), clock_skew, "sandbox: FORGE session started");
+    let idle_processes = process_count(&sandbox.docker, &guard.id).await.unwrap_or(usize::MAX);
     Ok(ExecSession {
         docker: sandbox.docker.clone(),
         owner: sandbox.owner(),
@@ -64,7 +68,13 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         bind,
         manifest,
         clock_skew,
+        idle_processes,
     })
+}
+
+async fn process_count(docker: &Docker, id: &str) -> Option<usize> {
+    let top = docker.top_processes(id, None).await.ok()?;
+    Some(top.processes.map_or(0, |p| p.len()))
 }
 
 fn ws_err(repo: &Path, source: std::io::Error) -> SandboxError {
@@ -109,6 +119,20 @@ impl ExecSession {
                 (137, true)
             }
         };
+        // A command that left processes behind (a server, a fork bomb holding every pid)
+        // would starve the next one: each `run` is self-contained, so they are stopped.
+        if !timed_out
+            && process_count(&self.docker, self.id())
+                .await
+                .is_some_and(|n| n > self.idle_processes)
+        {
+            tracing::debug!(
+                container = self.id(),
+                "sandbox: the command left processes running; restarting"
+            );
+            self.restart().await?;
+            view.push(b"\n[pace: processes the command left running were stopped]\n");
+        }
         let changed = self.sync_out().await?;
         Ok(ExecOutcome {
             exit_code,
@@ -319,10 +343,7 @@ impl ExecSession {
     /// `/workspace` lives on the container's volume and survives.
     async fn restart(&self) -> Result<(), SandboxError> {
         let id = self.id();
-        tracing::warn!(
-            container = id,
-            "sandbox: command timed out; restarting the session container"
-        );
+        tracing::debug!(container = id, "sandbox: restarting the session container");
         container::kill(&self.docker, id).await;
         let _ = container::wait_exit(&self.docker, id).await;
         self.docker
