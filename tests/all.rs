@@ -1,4 +1,5 @@
 //! One integration-test binary (faster to link, shared fakes in `support`).
+#[macro_use]
 mod support;
 
 mod bench;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::docker::{build_busybox_on, busybox_image, docker_available};
+use crate::support::docker::{build_busybox_on, busybox_image};
 use crate::support::fake_llm::{FakeLlm, Reply, Script, Turn};
 use crate::support::project::{Project, stderr, stdout};
 use crate::support::scripts;
@@ -24,18 +24,6 @@ const SECRETS: [(&str, &str); 2] = [
     ("GITLAB_TOKEN", "glpat-RELIABILITY-SECRET-77"),
     ("DB_PASSWORD", "hunter2-RELIABILITY-SECRET"),
 ];
-
-macro_rules! require_docker {
-    () => {
-        if !docker_available() {
-            eprintln!(
-                "SKIPPED {}: no Docker daemon reachable (DOCKER_HOST / /var/run/docker.sock)",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
 
 fn env_with_key() -> Vec<(&'static str, &'static str)> {
     let mut env = vec![("ANTHROPIC_API_KEY", KEY)];

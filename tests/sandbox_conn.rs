@@ -16,38 +16,9 @@ use pace::sandbox::{
     SandboxError, cache_volume_name,
 };
 
-use crate::support::docker::{build_busybox_on, busybox_image, docker_available};
+use crate::support::docker::{build_busybox_on, busybox_image};
+use crate::support::project::git;
 use crate::support::project::{Project, stderr, stdout};
-
-macro_rules! require_docker {
-    () => {
-        if !docker_available() {
-            eprintln!(
-                "SKIPPED {}: no Docker daemon reachable (DOCKER_HOST / /var/run/docker.sock)",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(repo)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
 
 fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

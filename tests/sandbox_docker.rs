@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,37 +12,8 @@ use pace::sandbox::{
     SandboxContext, SandboxError,
 };
 
-use crate::support::docker::{busybox_image, docker_available};
-
-macro_rules! require_docker {
-    () => {
-        if !docker_available() {
-            eprintln!(
-                "SKIPPED {}: no Docker daemon reachable (DOCKER_HOST / /var/run/docker.sock)",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(repo)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
+use crate::support::docker::busybox_image;
+use crate::support::project::git;
 
 /// A repository with a tracked file, an untracked file and an ignored one.
 fn repo() -> tempfile::TempDir {

@@ -7,20 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::docker::{busybox_image, docker_available};
+use crate::support::docker::busybox_image;
 use crate::support::project::{Project, stderr, stdout};
-
-macro_rules! require_docker {
-    () => {
-        if !docker_available() {
-            eprintln!(
-                "SKIPPED {}: no Docker daemon reachable (DOCKER_HOST / /var/run/docker.sock)",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
 
 /// The example project with `test_command` and `sandbox.timeout` replaced.
 fn gate_project(test_command: &str, timeout_secs: u64) -> Project {

@@ -103,3 +103,16 @@ pub async fn build_busybox_on(docker: &bollard::Docker) {
         .await
         .unwrap_or_else(|e| panic!("{BUSYBOX_IMAGE} missing after build: {e}\n{log}"));
 }
+
+/// Skips the calling test (with a printed notice) when no Docker daemon answers.
+macro_rules! require_docker {
+    () => {
+        if !$crate::support::docker::docker_available() {
+            eprintln!(
+                "SKIPPED {}: no Docker daemon reachable (DOCKER_HOST / /var/run/docker.sock)",
+                module_path!()
+            );
+            return;
+        }
+    };
+}

@@ -1,6 +1,7 @@
 //! Shared test helpers: temp git repos, fake servers, local Docker images.
 #![allow(dead_code)]
 
+#[macro_use]
 pub mod docker;
 pub mod fake_bitbucket;
 pub mod fake_gitlab;
