@@ -516,25 +516,7 @@ impl PrivateDaemon {
     }
 
     fn spawn(dir: &std::path::Path) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("dockerd.log"))
-            .unwrap();
-        Command::new("dockerd")
-            .arg("-H")
-            .arg(format!("unix://{}", dir.join("d.sock").display()))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("d.pid"))
-            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+        crate::support::dockerd::command(dir).spawn().unwrap()
     }
 
     async fn start() -> Option<Self> {

@@ -454,9 +454,8 @@ async fn start_tls_daemon() -> Option<TlsDaemon> {
         .local_addr()
         .unwrap()
         .port();
-    let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
     let c = d.join("certs");
-    let child = Command::new("dockerd")
+    let child = crate::support::dockerd::command(d)
         .arg("--tlsverify")
         .arg("--tlscacert")
         .arg(c.join("ca.pem"))
@@ -466,17 +465,6 @@ async fn start_tls_daemon() -> Option<TlsDaemon> {
         .arg(c.join("server-key.pem"))
         .arg("-H")
         .arg(format!("tcp://127.0.0.1:{port}"))
-        .arg("-H")
-        .arg(format!("unix://{}", d.join("d.sock").display()))
-        .arg("--data-root")
-        .arg(d.join("data"))
-        .arg("--exec-root")
-        .arg(d.join("exec"))
-        .arg("--pidfile")
-        .arg(d.join("d.pid"))
-        .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"])
-        .stdout(Stdio::null())
-        .stderr(log)
         .spawn()
         .unwrap();
     let daemon = TlsDaemon { child, dir, port };

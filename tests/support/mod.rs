@@ -3,6 +3,7 @@
 
 #[macro_use]
 pub mod docker;
+pub mod dockerd;
 pub mod fake_bitbucket;
 pub mod fake_gitlab;
 pub mod fake_jira;
