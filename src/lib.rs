@@ -9,6 +9,7 @@ use clap::Parser;
 pub mod app;
 mod app_doctor;
 pub mod artifacts;
+pub mod boundary;
 pub mod cli;
 pub mod config;
 pub mod day;

@@ -15,20 +15,8 @@ use std::path::{Component, Path, PathBuf};
 const MAX_PATH_LEN: usize = 4096;
 
 /// Directories no tool may read, list or write (compared case-insensitively, any depth).
-pub const INTERNAL_DIRS: [&str; 2] = [".git", ".pace"];
-
-/// Files FORGE may not write even when a writable directory covers them: pace's own
-/// configuration and the CI definitions (weakening CI is the classic escape).
-const PROTECTED_WRITES: [&str; 8] = [
-    "pace.config.yaml",
-    "plan.yaml",
-    "pace",
-    ".github",
-    ".gitlab-ci.yml",
-    "bitbucket-pipelines.yml",
-    "Jenkinsfile",
-    ".gitlab",
-];
+pub use crate::boundary::INTERNAL_DIRS;
+use crate::boundary::{self, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PathError {
@@ -56,7 +44,7 @@ pub enum PathError {
     Secret(String),
     #[error("`{path}` is outside the writable directories: {dirs}")]
     NotWritable { path: String, dirs: String },
-    #[error("`{0}` is pace or CI configuration and cannot be written")]
+    #[error("`{0}` is pace, git or CI configuration and cannot be written")]
     Protected(String),
     #[error("`{0}` is a symbolic link; writing through links is not allowed")]
     Symlink(String),
@@ -245,10 +233,7 @@ impl Jail {
 
 /// `src/`, `./tests`, `/lib/` → `src`, `tests`, `lib`; `.` and `` → `` (the whole tree).
 pub fn normalise_dir(dir: &str) -> String {
-    dir.split(['/', '\\'])
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect::<Vec<_>>()
-        .join("/")
+    boundary::normalise_dir(dir)
 }
 
 /// `./src//a.rs` → `src/a.rs`: the form eviction compares paths in.
@@ -311,34 +296,28 @@ fn has_encoded_separator(s: &str) -> bool {
 
 fn check_internal(raw: &str, rel: &str) -> Result<(), PathError> {
     for comp in rel.split('/') {
-        if let Some(dir) = INTERNAL_DIRS.iter().find(|d| comp.eq_ignore_ascii_case(d)) {
+        if boundary::is_internal_component(comp) {
             return Err(PathError::Internal {
                 path: raw.to_string(),
-                dir: (*dir).to_string(),
+                dir: comp.to_string(),
             });
         }
     }
     Ok(())
 }
 
+/// The return-path policy's write rules (the same the sandbox applies to what comes back).
 fn check_writable(raw: &str, rel: &str, dirs: &[String]) -> Result<(), PathError> {
-    let first = rel.split('/').next().unwrap_or_default();
-    if PROTECTED_WRITES.iter().any(|p| first.eq_ignore_ascii_case(p)) {
-        return Err(PathError::Protected(raw.to_string()));
+    let policy = boundary::Boundary::new(dirs, boundary::Limits::default());
+    match policy.check_path(rel) {
+        Ok(()) => Ok(()),
+        Err(Refusal::NotWritable(_)) => Err(PathError::NotWritable {
+            path: raw.to_string(),
+            dirs: policy.describe_writable(),
+        }),
+        Err(Refusal::Protected(_) | Refusal::ControlName { .. }) => Err(PathError::Protected(raw.to_string())),
+        Err(_) => Err(PathError::Traversal(raw.to_string())),
     }
-    let inside = dirs.iter().any(|d| d.is_empty() || rel.starts_with(&format!("{d}/")));
-    if inside {
-        return Ok(());
-    }
-    let listed = if dirs.is_empty() {
-        "(none configured)".to_string()
-    } else {
-        dirs.iter().map(|d| format!("`{d}/`")).collect::<Vec<_>>().join(", ")
-    };
-    Err(PathError::NotWritable {
-        path: raw.to_string(),
-        dirs: listed,
-    })
 }
 
 /// `.env`, `*.pem`, `*.key`, `id_rsa*` and friends (`.env.example` and the like are fine).

@@ -189,7 +189,9 @@ async fn confinement_table_refuses_every_escape() {
         ("/proc/self/environ", "absolute"),
         ("docs/new.md", "outside the writable directories"),
         ("README.md", "outside the writable directories"),
-        ("pace.config.yaml", "pace or CI configuration"),
+        ("pace.config.yaml", "CI configuration"),
+        ("src/.gitattributes", "CI configuration"),
+        ("src/vendor/.GIT/config", "`.GIT/`"),
         ("src", "directory"),
         ("", "the path is empty"),
     ];
