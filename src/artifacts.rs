@@ -100,6 +100,11 @@ impl DayDir {
     pub fn transcript(&self) -> PathBuf {
         self.path("transcript.jsonl")
     }
+    /// What the sandbox's return-path policy kept out of the repository.
+    pub fn refused(&self) -> PathBuf {
+        self.path("refused.yaml")
+    }
+
     pub fn attempts(&self) -> PathBuf {
         self.path("attempts.yaml")
     }

@@ -141,6 +141,13 @@ impl Boundary {
         Self { writable, limits }
     }
 
+    /// The rules for a configured project: `source.dirs[].path` ∪ `source.test_dirs`.
+    pub fn for_settings(settings: &crate::config::settings::Settings) -> Self {
+        let mut dirs: Vec<&str> = settings.source.dirs.iter().map(|d| d.path.as_str()).collect();
+        dirs.extend(settings.source.test_dirs.iter().map(String::as_str));
+        Self::new(&dirs, Limits::default())
+    }
+
     /// The writable directories, normalised (`""` for the whole repository).
     pub fn writable(&self) -> &[String] {
         &self.writable
@@ -198,7 +205,13 @@ impl Boundary {
         }
         self.writable
             .iter()
-            .map(|d| if d.is_empty() { "`.`".to_string() } else { format!("`{d}/`") })
+            .map(|d| {
+                if d.is_empty() {
+                    "`.`".to_string()
+                } else {
+                    format!("`{d}/`")
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -381,7 +394,13 @@ mod tests {
         ] {
             assert!(b.check_path(rel).is_err(), "accepted {rel:?}");
         }
-        for rel in ["src/git/x.go", "src/.gitignore", "src/gitattributes.md", "tests/.pacer", "src/my.git.rs"] {
+        for rel in [
+            "src/git/x.go",
+            "src/.gitignore",
+            "src/gitattributes.md",
+            "tests/.pacer",
+            "src/my.git.rs",
+        ] {
             assert_eq!(b.check_path(rel), Ok(()), "{rel}");
         }
     }
@@ -408,13 +427,25 @@ mod tests {
         assert!(all.check_path("x/.gitattributes").is_err());
         // A project may have its own `src/pace/` or `src/plan.yaml`: only the top level is pace's.
         assert_eq!(all.check_path("src/pace/plan.yaml"), Ok(()));
-        assert!(Boundary::new::<&str>(&[], Limits::default()).check_path("src/a").is_err());
+        assert!(
+            Boundary::new::<&str>(&[], Limits::default())
+                .check_path("src/a")
+                .is_err()
+        );
     }
 
     #[test]
     fn unsafe_and_control_names() {
         let b = src_tests();
-        for rel in ["", "/etc/passwd", "src/../x", "src//a", "src/./a", "src/a\nb", "src/\u{1b}[31m"] {
+        for rel in [
+            "",
+            "/etc/passwd",
+            "src/../x",
+            "src//a",
+            "src/./a",
+            "src/a\nb",
+            "src/\u{1b}[31m",
+        ] {
             assert!(b.check_path(rel).is_err(), "accepted {rel:?}");
         }
     }
@@ -425,7 +456,14 @@ mod tests {
         assert_eq!(b.check_link("src/a", Path::new("b")), Ok(()));
         assert_eq!(b.check_link("src/x/a", Path::new("../b")), Ok(()));
         assert_eq!(b.check_link("src/a", Path::new("../tests/t")), Ok(()));
-        for target in ["/etc/passwd", "../../x", "../../../etc", "", "../.git/config", "../.git"] {
+        for target in [
+            "/etc/passwd",
+            "../../x",
+            "../../../etc",
+            "",
+            "../.git/config",
+            "../.git",
+        ] {
             assert!(b.check_link("src/a", Path::new(target)).is_err(), "accepted {target:?}");
         }
     }
@@ -454,6 +492,9 @@ mod tests {
             Some(PathBuf::from("src/vendor/lib/.git"))
         );
         assert_eq!(refused_prefix("src/ok.rs"), None);
-        assert_eq!(refused_prefix(".github/workflows/x.yml"), Some(PathBuf::from(".github")));
+        assert_eq!(
+            refused_prefix(".github/workflows/x.yml"),
+            Some(PathBuf::from(".github"))
+        );
     }
 }

@@ -49,6 +49,15 @@ impl GitError {
     }
 }
 
+/// A git process for `dir` that runs no program the repository configures.
+pub fn hardened_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .args(["-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null"])
+        .env("GIT_TERMINAL_PROMPT", "0");
+    cmd
+}
+
 #[derive(Debug, Clone)]
 pub struct Git {
     root: PathBuf,

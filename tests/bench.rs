@@ -361,6 +361,7 @@ fn sandbox_context(name: &str, timeout: Duration) -> pace::sandbox::SandboxConte
         run_id: format!("bench-{name}-{}", std::process::id()),
         day: 0,
         env: Vec::new(),
+        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
     }
 }
 

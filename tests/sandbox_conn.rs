@@ -44,6 +44,7 @@ fn context(name: &str, edit: impl FnOnce(&mut SandboxSettings)) -> SandboxContex
         run_id: format!("t-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)),
         day: 2,
         env: Vec::new(),
+        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
     }
 }
 

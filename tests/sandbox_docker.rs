@@ -57,6 +57,7 @@ fn context(name: &str, edit: impl FnOnce(&mut pace::config::settings::SandboxSet
         run_id: run_id(name),
         day: 3,
         env,
+        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
     }
 }
 

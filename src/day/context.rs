@@ -38,6 +38,8 @@ pub struct DayContext {
     records: Mutex<Vec<AgentRecord>>,
     /// Agents started and not finished yet (what a stopped day was doing).
     running: Mutex<Vec<String>>,
+    /// Paths the return-path policy kept out of the repository today.
+    refused: Mutex<Vec<crate::boundary::Refused>>,
 }
 
 impl DayContext {
@@ -69,7 +71,43 @@ impl DayContext {
             base_commit,
             records: Mutex::new(Vec::new()),
             running: Mutex::new(Vec::new()),
+            refused: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Records paths the sandbox's return path refused: `.pace/day-N/refused.yaml` is
+    /// rewritten at once (so a day that stops later still lists them) and the job log says so.
+    pub fn record_refused(&self, items: Vec<crate::boundary::Refused>) {
+        if items.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = items.iter().take(5).map(|r| format!("`{}`", r.path)).collect();
+        let more = items.len().saturating_sub(shown.len());
+        let all = match self.refused.lock() {
+            Ok(mut list) => {
+                list.extend(items);
+                list.clone()
+            }
+            Err(_) => return,
+        };
+        self.warn(format!(
+            "kept out of the repository (sandbox return-path policy): {}{} — see {}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+            self.day_dir.refused().display()
+        ));
+        if let Err(e) = crate::artifacts::write_yaml(&self.day_dir.refused(), &all, &self.redactor) {
+            self.warn(format!("could not write the refused-paths list: {e}"));
+        }
+    }
+
+    /// Everything refused so far today.
+    pub fn refused(&self) -> Vec<crate::boundary::Refused> {
+        self.refused.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     pub fn emit(&self, event: &Event) {

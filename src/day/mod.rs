@@ -264,6 +264,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         run_id: req.run_id.clone(),
         day: req.plan.day,
         env: sandbox_env,
+        boundary: crate::boundary::Boundary::for_settings(&req.settings),
     };
     let sandbox = match Sandbox::connect(sandbox_ctx).await {
         Ok(s) => s,
@@ -722,6 +723,7 @@ async fn finish(
         agents: ctx.agent_records(),
         totals: totals(ctx),
         artifacts_location: artifacts_location(&req.env, &ctx.day_dir),
+        refused: ctx.refused(),
     };
     let mut warnings = Vec::new();
     // Push the work first so the MR/issue can point at it; a failed push is reported
@@ -1055,6 +1057,7 @@ fn finish_without_context(
         agents: Vec::new(),
         totals: Totals::default(),
         artifacts_location: artifacts_location(&req.env, day_dir),
+        refused: Vec::new(),
     };
     let _ = artifacts::write_json(&day_dir.run_json(), &record, redactor);
     let _ = artifacts::write_text(&day_dir.summary(), &summary.render_markdown(), redactor);

@@ -25,6 +25,8 @@ pub struct DaySummary {
     pub totals: Totals,
     /// Where the full artifacts are: a CI job URL, else the local `.pace/day-N/` path.
     pub artifacts_location: String,
+    /// Paths from the sandbox that pace kept out of the repository.
+    pub refused: Vec<crate::boundary::Refused>,
 }
 
 fn icon(decision: &str) -> &'static str {
@@ -55,7 +57,35 @@ impl DaySummary {
             let _ = writeln!(md, "\n**Reason:** {}", self.reason);
         }
         self.render_sections(&mut md);
+        self.render_refused(&mut md);
         md
+    }
+
+    /// What the sandbox's return path refused (summary.md only: the paths come from the
+    /// suite and the model, and the list is in the artifacts).
+    fn render_refused(&self, md: &mut String) {
+        if self.refused.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## Refused from the sandbox\n\nThese paths were written in the sandbox but kept out of the repository (`refused.yaml` has the list):\n"
+        );
+        for r in self.refused.iter().take(50) {
+            let from = match r.from {
+                crate::boundary::Origin::Run => "FORGE run",
+                crate::boundary::Origin::Gate => "GATE",
+            };
+            let _ = writeln!(
+                md,
+                "- `{}` ({from}): {}",
+                r.path.replace('`', "'"),
+                r.reason.replace('`', "'")
+            );
+        }
+        if self.refused.len() > 50 {
+            let _ = writeln!(md, "- ... and {} more", self.refused.len() - 50);
+        }
     }
 
     /// The MR/PR description on SHIP.
@@ -322,6 +352,7 @@ mod tests {
                 cache_read_tokens: 0,
                 cost_usd: 0.0031,
             },
+            refused: Vec::new(),
             artifacts_location: "https://gitlab.example.com/g/p/-/jobs/7/artifacts/browse/.pace/day-2/".into(),
         }
     }

@@ -22,10 +22,12 @@ use super::cache;
 use super::endpoint::{self, Endpoint};
 use super::output::{HeadTail, NetworkFailureScan, network_hint};
 use super::workspace::{self, Manifest, PackPlan};
+use super::writeback;
 use super::{
     LABEL_CREATED, LABEL_DAY, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome, RunRequest,
     SandboxContext, SandboxError,
 };
+use crate::boundary::{self, Origin, Refused, SyncBudget};
 use crate::config::settings::{NetworkMode, WorkspaceMode};
 
 /// Where the workspace lives in the container.
@@ -34,7 +36,7 @@ pub(crate) const WORKSPACE: &str = "/workspace";
 /// outlives the container's process and any tmpfs).
 const FILE_LIST: &str = "/workspace/.pace-files";
 const COLLECT_WRAPPER: &str = "/bin/sh -c \"$1\"; status=$?; \
-    find /workspace -type f ! -path '/workspace/.git/*' ! -path '/workspace/.pace-files' > /workspace/.pace-files 2>/dev/null; \
+    find /workspace -type f ! -path '/workspace/.git/*' ! -path '/workspace/.pace-files' -exec stat -c '%s %n' {} + > /workspace/.pace-files 2>/dev/null; \
     exit $status";
 /// How long `connect` waits for a daemon that is still starting (DinD services).
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
@@ -110,11 +112,23 @@ impl Sandbox {
             "pace-gate".to_string(),
             req.command.clone(),
         ];
+        // Bind mode: the suite writes the checkout itself; what it changed is policed after.
+        let before = match self.ctx.settings.workspace == WorkspaceMode::Bind {
+            true => Some(writeback::BindSnapshot::take(req.repo).map_err(|source| io_err(req.repo, source))?),
+            false => None,
+        };
         let (guard, _) = self.launch("gate", cmd, req.repo).await?;
+        let bind = guard.bind;
         let result = self.run_in(&guard, &req, started).await;
         let removed = guard.remove().await;
-        let outcome = result?;
+        let mut outcome = result?;
         removed?;
+        if bind && let Some(before) = before {
+            let (_, refused) = before
+                .enforce(req.repo, &self.ctx.boundary, Origin::Gate)
+                .map_err(|source| io_err(req.repo, source))?;
+            outcome.refused.extend(refused);
+        }
         Ok(outcome)
     }
 
@@ -217,6 +231,7 @@ impl Sandbox {
             }
         };
 
+        let mut refused = Vec::new();
         let collected = if guard.bind {
             // The files are the repository's own: read them where they are.
             self.collect_from_repo(req.repo, req.collect_into).await
@@ -224,7 +239,7 @@ impl Sandbox {
             // A killed suite wrote no listing and rarely complete reports.
             Vec::new()
         } else {
-            self.collect(id, req.collect_into).await
+            self.collect(id, req.collect_into, &mut refused).await
         };
         let (head, tail) = view.parts();
         let network_hint = (settings.network == NetworkMode::None && exit_code != 0 && scan.found()).then(network_hint);
@@ -238,6 +253,7 @@ impl Sandbox {
             output_bytes: view.total(),
             collected,
             network_hint,
+            refused,
         })
     }
 
@@ -288,17 +304,29 @@ impl Sandbox {
 
     /// Copies the files matching `sandbox.collect` out of `/workspace` (never fatal: a
     /// failure is logged and whatever was extracted is returned).
-    async fn collect(&self, id: &str, dest: &Path) -> Vec<PathBuf> {
+    async fn collect(&self, id: &str, dest: &Path, refused: &mut Vec<Refused>) -> Vec<PathBuf> {
         let Some(set) = self.collect_globs() else {
             return Vec::new();
         };
         match self.download_file(id, Path::new(FILE_LIST)).await {
             Some(listing) => {
                 let mut written = Vec::new();
-                for rel in workspace::listed_paths(&String::from_utf8_lossy(&listing)) {
-                    if set.is_match(&rel)
-                        && let Some(path) = self.download_into(id, &rel, dest).await
-                    {
+                let mut budget = SyncBudget::new(self.ctx.boundary.limits);
+                for (size, rel) in workspace::listed_paths(&String::from_utf8_lossy(&listing)) {
+                    if !set.is_match(&rel) {
+                        continue;
+                    }
+                    // Result files land in `.pace/day-N/gate/`, which is committed: the
+                    // name rules and the caps hold there as in the repository.
+                    let shown = rel.to_string_lossy().into_owned();
+                    let verdict = boundary::check_name(&shown)
+                        .and_then(|()| self.ctx.boundary.check_size(size))
+                        .and_then(|()| budget.take(size));
+                    if let Err(why) = verdict {
+                        refused.push(Refused::new(shown, &why, Origin::Gate));
+                        continue;
+                    }
+                    if let Some(path) = self.download_into(id, &rel, dest).await {
                         written.push(path);
                     }
                 }
@@ -336,7 +364,8 @@ impl Sandbox {
             .map_err(std::io::Error::other);
         let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
         let (dest, rel) = (dest.to_path_buf(), rel.to_path_buf());
-        match tokio::task::spawn_blocking(move || workspace::extract_single(reader, &dest, &rel)).await {
+        let cap = self.ctx.boundary.limits.max_file_bytes;
+        match tokio::task::spawn_blocking(move || workspace::extract_single(reader, &dest, &rel, cap)).await {
             Ok(Ok(written)) => written,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, path, "sandbox: collecting a result file failed");
@@ -566,9 +595,11 @@ impl Sandbox {
         // API refuses uploads into a read-only root unless the target is a volume, which
         // would break handing `/workspace` and `/cache` to a non-root user (an upload to
         // `/`), and test tools commonly write outside `/workspace` (`~/.cache`, `/tmp`).
+        let mut mounts = Vec::new();
         let volumes = if bind {
             let abs = std::fs::canonicalize(repo).map_err(|source| io_err(repo, source))?;
             binds.push(format!("{}:{WORKSPACE}", abs.display()));
+            mounts = hide_internal_dirs(&abs);
             None
         } else {
             Some(vec![WORKSPACE.to_string()])
@@ -598,6 +629,7 @@ impl Sandbox {
             privileged: Some(false),
             init: on(Degradable::Init).then_some(true),
             binds: (!binds.is_empty()).then_some(binds),
+            mounts: (!mounts.is_empty()).then_some(mounts),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -934,6 +966,41 @@ pub(super) fn io_err(path: &Path, source: std::io::Error) -> SandboxError {
 
 pub(super) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Bind mode: `.git` and `.pace` of the checkout are covered inside the container, so the
+/// suite and FORGE's commands can neither read the remote's credentials in `.git/config`
+/// nor write git's config, hooks or pace's artifacts. A directory gets an empty read-only
+/// tmpfs over it; a file (`.git` of a worktree or submodule) `/dev/null`, read-only.
+fn hide_internal_dirs(repo: &Path) -> Vec<bollard::models::Mount> {
+    use bollard::models::{Mount, MountTmpfsOptions, MountType};
+    boundary::INTERNAL_DIRS
+        .iter()
+        .filter_map(|name| {
+            let meta = std::fs::symlink_metadata(repo.join(name)).ok()?;
+            let target = Some(format!("{WORKSPACE}/{name}"));
+            Some(if meta.is_dir() {
+                Mount {
+                    target,
+                    typ: Some(MountType::TMPFS),
+                    read_only: Some(true),
+                    tmpfs_options: Some(MountTmpfsOptions {
+                        size_bytes: Some(4096),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+            } else {
+                Mount {
+                    target,
+                    source: Some("/dev/null".into()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                }
+            })
+        })
+        .collect()
 }
 
 /// A container-name-safe version of the run id.

@@ -17,6 +17,7 @@ mod endpoint;
 mod output;
 mod session;
 mod workspace;
+mod writeback;
 
 pub use authz::Degradable;
 pub use cache::{CACHE_ENV, CACHE_MOUNT, LABEL_CACHE, volume_name as cache_volume_name};
@@ -37,6 +38,8 @@ pub struct SandboxContext {
     pub day: u32,
     /// Values for `settings.env` names (read from pace's environment by the caller).
     pub env: Vec<(String, String)>,
+    /// What may come back from the container into the repository.
+    pub boundary: crate::boundary::Boundary,
 }
 
 /// Receives each chunk of a command's output as it arrives.
@@ -72,6 +75,8 @@ pub struct RunOutcome {
     pub collected: Vec<PathBuf>,
     /// The network was `none` and the output looks like a failed network access.
     pub network_hint: Option<String>,
+    /// Paths the return-path policy kept out (result files, bind-mode changes).
+    pub refused: Vec<crate::boundary::Refused>,
 }
 
 /// One FORGE command (`docker exec` in the long-lived container of an attempt).
@@ -84,6 +89,8 @@ pub struct ExecOutcome {
     /// Repository-relative paths of files the command created, changed or deleted; their new
     /// contents are already written back into the repository.
     pub changed: Vec<PathBuf>,
+    /// What the command wrote that the return-path policy kept out of the repository.
+    pub refused: Vec<crate::boundary::Refused>,
 }
 
 #[derive(Debug, thiserror::Error)]

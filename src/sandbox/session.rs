@@ -1,29 +1,74 @@
 //! FORGE sessions: one long-lived container per attempt, `docker exec` per command, and an
-//! incremental two-way sync of the workspace (only what changed travels).
+//! incremental two-way sync of the writable directories whose cost follows what changed.
+//!
+//! Each command runs inside a wrapper script (one exec) that, in the container, lists the
+//! writable directories (inode, size, ctime, mtime: a write with a backdated mtime still
+//! changes the ctime) before and after the command and prints only the differences, plus
+//! whether the command left processes behind. What changed comes back in one tar stream
+//! (`tar -c` of exactly those paths, streamed from a second exec) and is written into the
+//! repository through the return-path policy ([`crate::boundary`]): nothing else on the
+//! runner is ever touched, and what is refused is reported.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 
-use super::container::{self, ContainerGuard, Sandbox, WORKSPACE, container_err, unix_now};
+use super::container::{self, ContainerGuard, Sandbox, WORKSPACE, container_err};
 use super::output::HeadTail;
-use super::workspace::{self, Manifest, PackPlan, WriteBack};
+use super::workspace::{self, Manifest, PackPlan};
+use super::writeback;
 use super::{EXEC_OUTPUT_CAP, ExecOutcome, SandboxError};
+use crate::boundary::{self, Boundary, Origin, Refusal, Refused, SyncBudget};
 
-/// Lists the workspace after a command: files newer than the stamp, a separator, then
-/// every file (both without `.git` and `.pace`). Plain POSIX `find`, so busybox works.
-const LISTING_SCRIPT: &str = "cd /workspace || exit 97; \
-     find . \\( -path ./.git -o -path ./.pace \\) -prune -o \\( -type f -o -type l \\) -newer ./.pace/stamp -print || exit 98; \
-     echo ---; \
-     find . \\( -path ./.git -o -path ./.pace \\) -prune -o \\( -type f -o -type l \\) -print || exit 98";
+/// Marks the start of the wrapper's report on its stdout (the command's own output goes to
+/// stderr). A command can forge a report; that only makes pace fetch or skip paths, and
+/// everything fetched still passes the policy.
+const REPORT_MARK: &str = "\u{1}PACE-REPORT";
 
-/// How many paths one `rm` exec removes.
-const RM_BATCH: usize = 200;
+/// The wrapper: `$1` the command (empty: report only), `$2` how many paths to delete first,
+/// then those paths, then the writable directories to watch. POSIX sh plus find, stat and
+/// awk, so busybox images work.
+const WRAPPER: &str = r#"cmd=$1; ndel=$2; shift 2
+cd /workspace || exit 97
+while [ "$ndel" -gt 0 ]; do rm -f -- "./$1"; shift; ndel=$((ndel-1)); done
+S=/workspace/.pace
+mkdir -p "$S" 2>/dev/null
+NL='
+'
+pace_list() { find "$@" -path ./.pace -prune -o ! -type d ! -name "*$NL*" -exec stat -c '%i/%s/%z/%y/%n' {} + 2>/dev/null; }
+pace_procs() { n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo "$n"; }
+status=0; before=0; after=0
+if [ -n "$cmd" ]; then
+  touch -d "@$(( $(date +%s) - 2 ))" "$S/started" 2>/dev/null || touch "$S/started"
+  pace_list "$@" > "$S/before"
+  before=$(pace_procs)
+  /bin/sh -c "$cmd" 1>&2 </dev/null
+  status=$?
+  after=$(pace_procs)
+fi
+pace_list "$@" > "$S/after"
+printf '\001PACE-REPORT\nstatus %s\nprocs %s %s\n' "$status" "$before" "$after"
+echo changed
+awk 'NR==FNR { seen[$0] = 1; next } !($0 in seen)' "$S/before" "$S/after"
+echo deleted
+awk 'function name(l,  i) { for (i = 0; i < 4; i++) l = substr(l, index(l, "/") + 1); return l }
+     NR==FNR { now[name($0)] = 1; next } !(name($0) in now) { print name($0) }' "$S/after" "$S/before"
+echo newlines
+find "$@" -path ./.pace -prune -o -name "*$NL*" -print0 2>/dev/null | head -c 65536
+exit "$status"
+"#;
+
+/// Lists, in the container, files written outside the writable directories since the last
+/// listing (report only: pace never brings them back). `$@`: the writable directories.
+const OUTSIDE_SCRIPT: &str = r#"cd /workspace || exit 97
+for d in "$@"; do set -- "$@" -path "./$d" -prune -o; shift; done
+find . -path ./.pace -prune -o "$@" ! -type d -newer ./.pace/started -print 2>/dev/null | head -n 200
+"#;
 
 pub struct ExecSession {
     docker: Docker,
@@ -31,50 +76,43 @@ pub struct ExecSession {
     repo: PathBuf,
     bind: bool,
     owner: Option<(u64, u64)>,
-    /// What the container's `/workspace` holds, as last synced (repository-relative).
-    manifest: Manifest,
-    /// Daemon clock minus host clock, in seconds.
-    clock_skew: i64,
-    /// Processes of the idle container (init and its `sleep`): more after a command means
-    /// it left something running.
-    idle_processes: usize,
+    boundary: Boundary,
+    /// Stamps of the files in the writable directories on the host, as last synced.
+    host: Manifest,
+    /// The writable directories that exist, as `find` start points (`.` for the whole tree).
+    watched: Vec<String>,
+    /// Everything refused in this session so far (the day lists it).
+    refused: Vec<Refused>,
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
     let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
-    let (guard, uploaded) = sandbox.launch("forge", cmd, repo).await?;
-    // Bind mode: the container edits the repository in place; nothing to sync.
-    let bind = guard.bind;
-    let manifest = match uploaded {
-        Some(m) => m,
-        None => {
-            let files = workspace::list_files(repo).map_err(|source| ws_err(repo, source))?;
-            workspace::scan(repo, &files).map_err(|source| ws_err(repo, source))?
-        }
-    };
-    let clock_skew = match sandbox.docker.info().await.ok().and_then(|i| i.system_time) {
-        Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
-            .map(|d| d.timestamp() - unix_now() as i64)
-            .unwrap_or(0),
-        None => 0,
-    };
-    tracing::debug!(container = %guard.name, files = manifest.len(), clock_skew, "sandbox: FORGE session started");
-    let idle_processes = process_count(&sandbox.docker, &guard.id).await.unwrap_or(usize::MAX);
+    let (guard, _uploaded) = sandbox.launch("forge", cmd, repo).await?;
+    let boundary = sandbox.ctx.boundary.clone();
+    let watched = watched_dirs(repo, &boundary);
+    let host = writeback::scan_dirs(repo, &watched).map_err(|source| ws_err(repo, source))?;
+    tracing::debug!(container = %guard.name, files = host.len(), "sandbox: FORGE session started");
     Ok(ExecSession {
         docker: sandbox.docker.clone(),
         owner: sandbox.owner(),
+        bind: guard.bind,
         guard: Some(guard),
         repo: repo.to_path_buf(),
-        bind,
-        manifest,
-        clock_skew,
-        idle_processes,
+        boundary,
+        host,
+        watched,
+        refused: Vec::new(),
     })
 }
 
-async fn process_count(docker: &Docker, id: &str) -> Option<usize> {
-    let top = docker.top_processes(id, None).await.ok()?;
-    Some(top.processes.map_or(0, |p| p.len()))
+/// The writable directories that exist in the repository, as relative `find` start points.
+fn watched_dirs(repo: &Path, boundary: &Boundary) -> Vec<String> {
+    boundary
+        .writable()
+        .iter()
+        .map(|d| if d.is_empty() { ".".to_string() } else { d.clone() })
+        .filter(|d| std::fs::symlink_metadata(repo.join(d)).is_ok_and(|m| m.is_dir()))
+        .collect()
 }
 
 fn ws_err(repo: &Path, source: std::io::Error) -> SandboxError {
@@ -82,6 +120,70 @@ fn ws_err(repo: &Path, source: std::io::Error) -> SandboxError {
         path: repo.to_path_buf(),
         source,
     }
+}
+
+/// What the wrapper reported after a command.
+#[derive(Debug, Default)]
+struct Report {
+    status: i64,
+    leftover_processes: bool,
+    /// `(size, path)` of files new or changed in the writable directories.
+    changed: Vec<(u64, String)>,
+    deleted: Vec<String>,
+    /// Names containing a newline (never brought back).
+    newline_names: Vec<String>,
+}
+
+impl Report {
+    /// Parses the wrapper's stdout (`None` when it holds no report: the wrapper was killed).
+    fn parse(stdout: &[u8]) -> Option<Self> {
+        let start = find_last(stdout, REPORT_MARK.as_bytes())?;
+        let body = &stdout[start + REPORT_MARK.len()..];
+        let (text, nul_part) = match find_last(body, b"\nnewlines\n") {
+            Some(i) => (&body[..i], &body[i + "\nnewlines\n".len()..]),
+            None => (body, &b""[..]),
+        };
+        let text = String::from_utf8_lossy(text);
+        let mut report = Report::default();
+        let mut section = "";
+        for line in text.lines() {
+            match line {
+                "changed" | "deleted" => section = if line == "changed" { "changed" } else { "deleted" },
+                _ if section.is_empty() => {
+                    if let Some(s) = line.strip_prefix("status ") {
+                        report.status = s.trim().parse().unwrap_or(-1);
+                    } else if let Some(p) = line.strip_prefix("procs ") {
+                        let mut n = p.split_whitespace().filter_map(|x| x.parse::<u64>().ok());
+                        if let (Some(before), Some(after)) = (n.next(), n.next()) {
+                            report.leftover_processes = after > before;
+                        }
+                    }
+                }
+                _ if section == "changed" => {
+                    let mut fields = line.splitn(5, '/');
+                    let (_inode, size, _c, _m) = (fields.next(), fields.next(), fields.next(), fields.next());
+                    if let (Some(size), Some(name)) = (size.and_then(|s| s.parse().ok()), fields.next()) {
+                        report.changed.push((size, strip_dot(name)));
+                    }
+                }
+                _ => report.deleted.push(strip_dot(line)),
+            }
+        }
+        report.newline_names = nul_part
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| strip_dot(&String::from_utf8_lossy(s)))
+            .collect();
+        Some(report)
+    }
+}
+
+fn strip_dot(name: &str) -> String {
+    name.strip_prefix("./").unwrap_or(name).to_string()
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
 impl ExecSession {
@@ -95,17 +197,17 @@ impl ExecSession {
     }
 
     /// Runs `/bin/sh -c command` in `/workspace` after syncing the repository files that
-    /// changed since the last call, then copies changed files back into the repository.
+    /// changed since the last call, then brings what the command changed back into the
+    /// repository through the return-path policy.
     pub async fn exec(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
         if self.bind {
             return self.exec_bind(command, timeout).await;
         }
-        self.sync_in().await?;
+        let deleted_on_host = self.sync_in().await?;
 
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
-        let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
-        let ran = tokio::time::timeout(timeout, run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c))).await;
-        let (exit_code, timed_out) = match ran {
+        let ran = tokio::time::timeout(timeout, self.wrapper_into(command, &deleted_on_host, &mut view)).await;
+        let (report, timed_out) = match ran {
             Ok(result) => (result?, false),
             Err(_) => {
                 self.restart().await?;
@@ -116,16 +218,22 @@ impl ExecSession {
                     )
                     .as_bytes(),
                 );
-                (137, true)
+                (None, true)
+            }
+        };
+        let report = match report {
+            Some(r) => r,
+            // Timed out, or the command killed the wrapper: list once more on its own.
+            None => {
+                self.ensure_running().await?;
+                let mut again = self.wrapper("", &[]).await?;
+                again.status = if timed_out { 137 } else { -1 };
+                again
             }
         };
         // A command that left processes behind (a server, a fork bomb holding every pid)
         // would starve the next one: each `run` is self-contained, so they are stopped.
-        if !timed_out
-            && process_count(&self.docker, self.id())
-                .await
-                .is_some_and(|n| n > self.idle_processes)
-        {
+        if report.leftover_processes {
             tracing::debug!(
                 container = self.id(),
                 "sandbox: the command left processes running; restarting"
@@ -133,21 +241,270 @@ impl ExecSession {
             self.restart().await?;
             view.push(b"\n[pace: processes the command left running were stopped]\n");
         }
-        let changed = self.sync_out().await?;
+        let mut refused = Vec::new();
+        let changed = self.sync_out(&report, &mut refused).await?;
+        self.report_outside_writes(&mut refused).await;
+        self.refused.extend(refused.iter().cloned());
         Ok(ExecOutcome {
-            exit_code,
+            exit_code: report.status,
             timed_out,
             output: view.joined(),
             changed,
+            refused,
         })
     }
 
-    /// Bind mode: the container writes the repository directly; report what changed.
+    /// Runs the wrapper for `command` with the output shown to the model in `view`; the
+    /// report is `None` when the wrapper did not get to print it.
+    async fn wrapper_into(
+        &self,
+        command: &str,
+        deletions: &[String],
+        view: &mut HeadTail,
+    ) -> Result<Option<Report>, SandboxError> {
+        let mut stdout = Vec::new();
+        run_exec(
+            &self.docker,
+            self.id(),
+            self.wrapper_cmd(command, deletions),
+            &mut |out| match out {
+                LogOutput::StdOut { message } => stdout.extend_from_slice(message),
+                other => view.push(&other.clone().into_bytes()),
+            },
+        )
+        .await?;
+        Ok(Report::parse(&stdout))
+    }
+
+    /// The wrapper without a command: the listing and the report alone.
+    async fn wrapper(&self, command: &str, deletions: &[String]) -> Result<Report, SandboxError> {
+        let mut sink = HeadTail::new(1024, 1024);
+        self.wrapper_into(command, deletions, &mut sink).await?.ok_or_else(|| {
+            ws_err(
+                &self.repo,
+                std::io::Error::other(format!(
+                    "listing the workspace in the container failed: {}",
+                    sink.joined().trim()
+                )),
+            )
+        })
+    }
+
+    fn wrapper_cmd(&self, command: &str, deletions: &[String]) -> Vec<String> {
+        let mut cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            WRAPPER.to_string(),
+            "pace-run".to_string(),
+            command.to_string(),
+            deletions.len().to_string(),
+        ];
+        cmd.extend(deletions.iter().cloned());
+        cmd.extend(self.watched.iter().cloned());
+        cmd
+    }
+
+    /// Uploads what FORGE's tools changed in the writable directories since the last sync
+    /// and returns what they deleted (the wrapper removes it before the command).
+    async fn sync_in(&mut self) -> Result<Vec<String>, SandboxError> {
+        let current = writeback::scan_dirs(&self.repo, &self.watched).map_err(|source| ws_err(&self.repo, source))?;
+        let changed: Vec<PathBuf> = current
+            .iter()
+            .filter(|(p, s)| self.host.get(*p) != Some(*s))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let removed: Vec<String> = self
+            .host
+            .keys()
+            .filter(|p| !current.contains_key(*p))
+            .filter_map(|p| boundary::rel_string(p))
+            .collect();
+        if !changed.is_empty() {
+            let plan = PackPlan {
+                repo: self.repo.clone(),
+                files: changed.clone(),
+                owner: self.owner,
+                stamp_mtime: None,
+            };
+            container::upload(&self.docker, self.id(), plan).await?;
+            tracing::debug!(count = changed.len(), "sandbox: changed files uploaded");
+        }
+        self.host = current;
+        Ok(removed)
+    }
+
+    /// Brings the reported changes back: refused paths are listed, the rest streamed in one
+    /// archive and written through the policy; deletions are applied.
+    async fn sync_out(&mut self, report: &Report, refused: &mut Vec<Refused>) -> Result<Vec<PathBuf>, SandboxError> {
+        let mut seen_prefixes = BTreeSet::new();
+        let mut refuse = |path: &str, why: &Refusal, refused: &mut Vec<Refused>| {
+            // A refused directory (`src/lib/.git`) is listed once, not once per file.
+            let shown =
+                boundary::refused_prefix(path).map_or_else(|| path.to_string(), |p| p.to_string_lossy().into_owned());
+            if seen_prefixes.insert(shown.clone()) {
+                refused.push(Refused::new(shown, why, Origin::Run));
+            }
+        };
+        for name in &report.newline_names {
+            refuse(name, &Refusal::BadName, refused);
+        }
+        let unknown: Vec<PathBuf> = report
+            .changed
+            .iter()
+            .map(|(_, p)| PathBuf::from(p))
+            .filter(|p| !self.host.contains_key(p))
+            .collect();
+        let ignored = workspace::ignored(&self.repo, &unknown).map_err(|source| ws_err(&self.repo, source))?;
+        let mut budget = SyncBudget::new(self.boundary.limits);
+        let mut wanted = Vec::new();
+        for (size, path) in &report.changed {
+            let verdict = self
+                .boundary
+                .check_path(path)
+                .and_then(|()| self.boundary.check_size(*size))
+                .and_then(|()| budget.take(*size));
+            match verdict {
+                // New files git ignores are build output, not work: left in the container.
+                Ok(()) if ignored.contains(Path::new(path)) => {}
+                Ok(()) => wanted.push(path.clone()),
+                Err(why) => refuse(path, &why, refused),
+            }
+        }
+        let mut changed = Vec::new();
+        if !wanted.is_empty() {
+            let fetched = self.fetch(&wanted).await?;
+            for (path, result) in fetched {
+                match result {
+                    Ok(true) => changed.push(PathBuf::from(&path)),
+                    Ok(false) => {}
+                    Err(why) => refuse(&path, &why, refused),
+                }
+            }
+        }
+        for path in &report.deleted {
+            if self.boundary.check_path(path).is_err() {
+                continue;
+            }
+            match workspace::delete(&self.repo, Path::new(path)) {
+                Ok(true) => changed.push(PathBuf::from(path)),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(path, error = %e, "sandbox: cannot delete a file the command deleted"),
+            }
+        }
+        // What was written or deleted is now the host's state: not uploaded again.
+        for path in &changed {
+            match workspace::stamp(&self.repo, path) {
+                Ok(Some(s)) => {
+                    self.host.insert(path.clone(), s);
+                }
+                _ => {
+                    self.host.remove(path);
+                }
+            }
+        }
+        changed.sort();
+        changed.dedup();
+        Ok(changed)
+    }
+
+    /// Streams `tar -c` of `paths` out of the container and writes each entry through the
+    /// policy. Returns each path with whether it was written (`false`: same contents).
+    async fn fetch(&self, paths: &[String]) -> Result<Vec<(String, Result<bool, Refusal>)>, SandboxError> {
+        let mut results = Vec::new();
+        // Batches keep the argument list well under the kernel's limit.
+        for batch in paths.chunks(500) {
+            let mut cmd = vec!["tar".to_string(), "-cf".to_string(), "-".to_string(), "--".to_string()];
+            cmd.extend(batch.iter().cloned());
+            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+            let (repo, boundary) = (self.repo.clone(), self.boundary.clone());
+            let stream =
+                futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+            let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
+            let writer = tokio::task::spawn_blocking(move || writeback::write_back_archive(reader, &repo, &boundary));
+            let mut stderr = Vec::new();
+            let mut output = start_exec(&self.docker, self.id(), cmd).await?;
+            while let Some(frame) = output.next().await {
+                match frame.map_err(|source| container_err("read exec output from", self.id(), source))? {
+                    LogOutput::StdOut { message } => {
+                        // The extractor stopped reading (an error): it says why below.
+                        if tx.send(Ok(message)).await.is_err() {
+                            break;
+                        }
+                    }
+                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    _ => {}
+                }
+            }
+            drop(tx);
+            let written = writer
+                .await
+                .map_err(|e| ws_err(&self.repo, std::io::Error::other(e.to_string())))?;
+            if !stderr.is_empty() {
+                tracing::debug!(stderr = %String::from_utf8_lossy(&stderr), "sandbox: tar in the container");
+            }
+            results.extend(written.map_err(|source| ws_err(&self.repo, source))?);
+        }
+        Ok(results)
+    }
+
+    /// Lists files the command wrote outside the writable directories (not brought back;
+    /// the model is told). Best effort: git-ignored ones (build output) are left out.
+    async fn report_outside_writes(&self, refused: &mut Vec<Refused>) {
+        if self.watched.iter().any(|d| d == ".") {
+            return;
+        }
+        let mut cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            OUTSIDE_SCRIPT.to_string(),
+            "pace-outside".to_string(),
+        ];
+        cmd.extend(self.boundary.writable().iter().cloned());
+        let mut out = Vec::new();
+        if run_exec(&self.docker, self.id(), cmd, &mut |o| {
+            if let LogOutput::StdOut { message } = o {
+                out.extend_from_slice(message);
+            }
+        })
+        .await
+        .is_err()
+        {
+            return;
+        }
+        let paths: Vec<String> = String::from_utf8_lossy(&out).lines().map(strip_dot).collect();
+        let as_paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        let ignored = workspace::ignored(&self.repo, &as_paths).unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for path in paths {
+            if ignored.contains(Path::new(&path)) {
+                continue;
+            }
+            let why = self
+                .boundary
+                .check_path(&path)
+                .err()
+                .unwrap_or(Refusal::NotWritable(self.boundary.describe_writable()));
+            let shown =
+                boundary::refused_prefix(&path).map_or_else(|| path.clone(), |p| p.to_string_lossy().into_owned());
+            if seen.insert(shown.clone()) {
+                refused.push(Refused::new(shown, &why, Origin::Run));
+            }
+        }
+    }
+
+    /// Bind mode: the container writes the repository directly; what it changed passes the
+    /// policy afterwards (refused changes are undone) and is reported.
     async fn exec_bind(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
         let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
-        let before = self.scan_repo()?;
-        let ran = tokio::time::timeout(timeout, run_exec(&self.docker, self.id(), cmd, &mut |c| view.push(c))).await;
+        let before = writeback::BindSnapshot::take(&self.repo).map_err(|source| ws_err(&self.repo, source))?;
+        let ran = tokio::time::timeout(
+            timeout,
+            run_exec(&self.docker, self.id(), cmd, &mut |o| {
+                view.push(&o.clone().into_bytes())
+            }),
+        )
+        .await;
         let (exit_code, timed_out) = match ran {
             Ok(result) => (result?, false),
             Err(_) => {
@@ -155,188 +512,36 @@ impl ExecSession {
                 (137, true)
             }
         };
-        let after = self.scan_repo()?;
-        let mut changed: BTreeSet<PathBuf> = after
-            .iter()
-            .filter(|(p, s)| before.get(*p) != Some(*s))
-            .map(|(p, _)| p.clone())
-            .collect();
-        changed.extend(before.keys().filter(|p| !after.contains_key(*p)).cloned());
-        self.manifest = after;
+        let (changed, refused) = before
+            .enforce(&self.repo, &self.boundary, Origin::Run)
+            .map_err(|source| ws_err(&self.repo, source))?;
+        self.refused.extend(refused.iter().cloned());
         Ok(ExecOutcome {
             exit_code,
             timed_out,
             output: view.joined(),
-            changed: changed.into_iter().collect(),
+            changed,
+            refused,
         })
     }
 
-    fn scan_repo(&self) -> Result<Manifest, SandboxError> {
-        let files = workspace::list_files(&self.repo).map_err(|source| ws_err(&self.repo, source))?;
-        workspace::scan(&self.repo, &files).map_err(|source| ws_err(&self.repo, source))
-    }
-
-    /// Uploads what changed in the repository since the last sync (plus a fresh stamp) and
-    /// deletes what disappeared.
-    async fn sync_in(&mut self) -> Result<(), SandboxError> {
-        let current = self.scan_repo()?;
-        let changed: Vec<PathBuf> = current
-            .iter()
-            .filter(|(p, s)| self.manifest.get(*p) != Some(*s))
-            .map(|(p, _)| p.clone())
-            .collect();
-        let removed: Vec<PathBuf> = self
-            .manifest
-            .keys()
-            .filter(|p| !current.contains_key(*p))
-            .cloned()
-            .collect();
-
-        // Backdated so that busybox `find -newer` (whole seconds) sees writes made in the
-        // same second; false positives are filtered by comparing contents.
-        let stamp = (unix_now() as i64 + self.clock_skew - 2).max(0) as u64;
-        let plan = PackPlan {
-            repo: self.repo.clone(),
-            files: changed.clone(),
-            owner: self.owner,
-            stamp_mtime: Some(stamp),
-        };
-        let packed = container::upload(&self.docker, self.id(), plan).await?;
-        for p in &changed {
-            match packed.get(p) {
-                Some(s) => {
-                    self.manifest.insert(p.clone(), s.clone());
-                }
-                None => {
-                    self.manifest.remove(p);
-                }
-            }
-        }
-        if !removed.is_empty() {
-            for batch in removed.chunks(RM_BATCH) {
-                let mut cmd = vec!["rm".to_string(), "-f".to_string(), "--".to_string()];
-                cmd.extend(batch.iter().map(|p| p.to_string_lossy().into_owned()));
-                let code = run_exec(&self.docker, self.id(), cmd, &mut |_| {}).await?;
-                if code != 0 {
-                    tracing::warn!(code, "sandbox: removing deleted files from the container failed");
-                }
-            }
-            for p in &removed {
-                self.manifest.remove(p);
-            }
-            tracing::debug!(
-                count = removed.len(),
-                "sandbox: deleted files removed from the container"
-            );
-        }
-        if !changed.is_empty() {
-            tracing::debug!(count = changed.len(), "sandbox: changed files uploaded");
-        }
-        Ok(())
-    }
-
-    /// Finds what the command changed in `/workspace` and brings it into the repository.
-    async fn sync_out(&mut self) -> Result<Vec<PathBuf>, SandboxError> {
-        let mut listing = Vec::new();
-        let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), LISTING_SCRIPT.to_string()];
-        let code = run_exec(&self.docker, self.id(), cmd, &mut |c| listing.extend_from_slice(c)).await?;
-        if code != 0 {
-            return Err(ws_err(
-                &self.repo,
-                std::io::Error::other(format!(
-                    "listing /workspace in the container failed (exit {code}): {}",
-                    String::from_utf8_lossy(&listing).trim()
-                )),
-            ));
-        }
-        let text = String::from_utf8_lossy(&listing);
-        let mut newer = BTreeSet::new();
-        let mut all = BTreeSet::new();
-        let mut after_separator = false;
-        for line in text.lines() {
-            if line == "---" {
-                after_separator = true;
-                continue;
-            }
-            let Some(rel) = line.strip_prefix("./") else {
-                continue;
-            };
-            let rel = PathBuf::from(rel);
-            if !workspace::is_safe_relative(&rel) || workspace::is_excluded(&rel) {
-                continue;
-            }
-            if after_separator {
-                all.insert(rel);
-            } else {
-                newer.insert(rel);
-            }
-        }
-        if !after_separator {
-            return Err(ws_err(
-                &self.repo,
-                std::io::Error::other("listing /workspace in the container was cut short"),
-            ));
-        }
-
-        // New paths must not be ignored by git; known ones were uploaded, so they are not.
-        let unknown: Vec<PathBuf> = all
-            .iter()
-            .filter(|p| !self.manifest.contains_key(*p))
-            .cloned()
-            .collect();
-        let ignored = workspace::ignored(&self.repo, &unknown).map_err(|source| ws_err(&self.repo, source))?;
-        let mut candidates: BTreeSet<PathBuf> = newer.into_iter().filter(|p| all.contains(p)).collect();
-        candidates.extend(unknown.into_iter().filter(|p| !ignored.contains(p)));
-        candidates.retain(|p| !ignored.contains(p));
-
-        let mut changed = Vec::new();
-        for rel in candidates {
-            match self.download_back(&rel).await {
-                Ok(WriteBack::Written) => changed.push(rel.clone()),
-                Ok(WriteBack::Unchanged | WriteBack::Skipped) => {}
-                Err(e) => {
-                    tracing::warn!(path = %rel.display(), error = %e, "sandbox: cannot copy a changed file back");
-                    continue;
-                }
-            }
-            match workspace::stamp(&self.repo, &rel) {
-                Ok(Some(s)) => {
-                    self.manifest.insert(rel, s);
-                }
-                _ => {
-                    self.manifest.remove(&rel);
-                }
-            }
-        }
-
-        let deleted: Vec<PathBuf> = self.manifest.keys().filter(|p| !all.contains(*p)).cloned().collect();
-        for rel in deleted {
-            self.manifest.remove(&rel);
-            match workspace::delete(&self.repo, &rel) {
-                Ok(true) => changed.push(rel),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(path = %rel.display(), error = %e, "sandbox: cannot delete a file the command deleted")
-                }
-            }
-        }
-        changed.sort();
-        Ok(changed)
-    }
-
-    async fn download_back(&self, rel: &Path) -> std::io::Result<WriteBack> {
-        let path = format!("{WORKSPACE}/{}", rel.to_string_lossy());
-        let opts = DownloadFromContainerOptionsBuilder::default().path(&path).build();
-        let stream = self
+    /// Starts the container again if a command stopped it (`kill 1`).
+    async fn ensure_running(&self) -> Result<(), SandboxError> {
+        let running = self
             .docker
-            .download_from_container(self.id(), Some(opts))
-            .map_err(std::io::Error::other);
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
-        let repo = self.repo.clone();
-        let rel = rel.to_path_buf();
-        tokio::task::spawn_blocking(move || workspace::write_back(reader, &repo, &rel))
+            .inspect_container(self.id(), None)
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.running)
+            .unwrap_or(false);
+        if running {
+            return Ok(());
+        }
+        self.docker
+            .start_container(self.id(), None)
+            .await
+            .map_err(|source| container_err("restart", self.id(), source))
     }
 
     /// Kills every process of the session (by killing the container) and starts it again;
@@ -352,6 +557,11 @@ impl ExecSession {
             .map_err(|source| container_err("restart", id, source))
     }
 
+    /// What this session refused so far, handed over once (the day records it).
+    pub fn take_refused(&mut self) -> Vec<Refused> {
+        std::mem::take(&mut self.refused)
+    }
+
     /// Stops and removes the container (unless `sandbox.keep`).
     pub async fn close(mut self) -> Result<(), SandboxError> {
         match self.guard.take() {
@@ -361,13 +571,44 @@ impl ExecSession {
     }
 }
 
-/// Runs `cmd` in `/workspace` of the container, feeding its output to `sink`; returns the
-/// exit code.
+/// Starts `cmd` in `/workspace` and returns its output frames.
+async fn start_exec(
+    docker: &Docker,
+    id: &str,
+    cmd: Vec<String>,
+) -> Result<
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    SandboxError,
+> {
+    let opts = CreateExecOptions {
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        cmd: Some(cmd),
+        working_dir: Some(WORKSPACE.to_string()),
+        ..Default::default()
+    };
+    let exec = docker
+        .create_exec(id, opts)
+        .await
+        .map_err(|source| container_err("exec in", id, source))?;
+    match docker
+        .start_exec(&exec.id, None)
+        .await
+        .map_err(|source| container_err("exec in", id, source))?
+    {
+        StartExecResults::Attached { output, .. } => Ok(output),
+        StartExecResults::Detached => Ok(Box::pin(futures_util::stream::empty())),
+    }
+}
+
+/// Runs `cmd` in `/workspace` of the container, feeding its output frames to `sink`;
+/// returns the exit code.
 async fn run_exec(
     docker: &Docker,
     id: &str,
     cmd: Vec<String>,
-    sink: &mut (dyn FnMut(&[u8]) + Send),
+    sink: &mut (dyn FnMut(&LogOutput) + Send),
 ) -> Result<i64, SandboxError> {
     let opts = CreateExecOptions {
         attach_stdout: Some(true),
@@ -389,7 +630,7 @@ async fn run_exec(
         StartExecResults::Attached { mut output, .. } => {
             while let Some(chunk) = output.next().await {
                 let chunk = chunk.map_err(|source| container_err("read exec output from", id, source))?;
-                sink(&chunk.into_bytes());
+                sink(&chunk);
             }
         }
         StartExecResults::Detached => {}
@@ -406,4 +647,28 @@ async fn run_exec(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(-1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_parsing() {
+        let mut out = b"noise from a forged channel\n".to_vec();
+        out.extend_from_slice(
+            "\u{1}PACE-REPORT\nstatus 3\nprocs 4 6\nchanged\n12/5/2026-12-02 03:00:00.1 +0000/2026-12-02 03:00:00.1 +0000/src/a b.rs\n13/7/x/y/./src/.git/config\ndeleted\n./src/gone.rs\nnewlines\nsrc/a\nb\0"
+                .as_bytes(),
+        );
+        let r = Report::parse(&out).unwrap();
+        assert_eq!(r.status, 3);
+        assert!(r.leftover_processes);
+        assert_eq!(
+            r.changed,
+            vec![(5, "src/a b.rs".to_string()), (7, "src/.git/config".to_string())]
+        );
+        assert_eq!(r.deleted, vec!["src/gone.rs"]);
+        assert_eq!(r.newline_names, vec!["src/a\nb"]);
+        assert!(Report::parse(b"no report").is_none());
+    }
 }

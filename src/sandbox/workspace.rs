@@ -98,7 +98,7 @@ pub(crate) fn stamp(repo: &Path, rel: &Path) -> io::Result<Option<Stamp>> {
     }
 }
 
-fn stamp_of(meta: &fs::Metadata) -> Option<Stamp> {
+pub(crate) fn stamp_of(meta: &fs::Metadata) -> Option<Stamp> {
     let kind = if meta.file_type().is_symlink() {
         Kind::Symlink
     } else if meta.is_file() {
@@ -134,17 +134,6 @@ fn is_executable(_meta: &fs::Metadata) -> bool {
 fn is_vanished(e: &io::Error) -> bool {
     // NotADirectory: a parent was replaced by a file between listing and packing.
     matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
-}
-
-/// Stamps of the listed files that exist.
-pub(crate) fn scan(repo: &Path, files: &[PathBuf]) -> io::Result<Manifest> {
-    let mut manifest = Manifest::new();
-    for rel in files {
-        if let Some(s) = stamp(repo, rel)? {
-            manifest.insert(rel.clone(), s);
-        }
-    }
-    Ok(manifest)
 }
 
 /// Numeric owner of the uploaded files (`uid[:gid]`); names cannot be resolved here.
@@ -488,7 +477,7 @@ pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset:
 /// Extracts the one regular file of a single-file download (`GET /archive` of a file: one
 /// entry named by its base name) to `dest/rel`. `rel` comes from the container, so it is
 /// checked like any other untrusted path.
-pub(crate) fn extract_single<R: Read>(reader: R, dest: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
+pub(crate) fn extract_single<R: Read>(reader: R, dest: &Path, rel: &Path, cap: u64) -> io::Result<Option<PathBuf>> {
     if !is_safe_relative(rel) || is_excluded(rel) {
         return Ok(None);
     }
@@ -508,19 +497,28 @@ pub(crate) fn extract_single<R: Read>(reader: R, dest: &Path, rel: &Path) -> io:
         let target = dir.join(name);
         remove_non_dir(&target)?;
         let mut out = fs::File::create(&target)?;
-        io::copy(&mut entry, &mut out)?;
+        if entry.size() > cap || io::copy(&mut (&mut entry).take(cap + 1), &mut out)? > cap {
+            drop(out);
+            fs::remove_file(&target)?;
+            return Ok(None);
+        }
         return Ok(Some(target));
     }
     Ok(None)
 }
 
 /// The repository-relative paths of a `find /workspace -type f` listing.
-pub(crate) fn listed_paths(listing: &str) -> Vec<PathBuf> {
+/// Lines are `SIZE /workspace/PATH` (from `stat`) or a bare `/workspace/PATH` (size
+/// unknown, 0: the download is capped anyway).
+pub(crate) fn listed_paths(listing: &str) -> Vec<(u64, PathBuf)> {
     listing
         .lines()
-        .filter_map(|l| l.strip_prefix("/workspace/"))
-        .map(PathBuf::from)
-        .filter(|p| is_safe_relative(p) && !is_excluded(p))
+        .filter_map(|l| match l.split_once(' ') {
+            Some((size, path)) if !l.starts_with('/') => Some((size.parse().unwrap_or(u64::MAX), path)),
+            _ => Some((0, l)),
+        })
+        .filter_map(|(size, l)| Some((size, PathBuf::from(l.strip_prefix("/workspace/")?))))
+        .filter(|(_, p)| is_safe_relative(p) && !is_excluded(p))
         .collect()
 }
 
@@ -553,112 +551,6 @@ pub(crate) fn copy_matching(repo: &Path, dest: &Path, globs: &globset::GlobSet) 
     }
     written.sort();
     Ok(written)
-}
-
-/// What writing one downloaded file back into the repository did.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WriteBack {
-    /// The repository already had these contents.
-    Unchanged,
-    Written,
-    /// The archive held no file or symlink (e.g. it became a directory).
-    Skipped,
-}
-
-/// Writes the single entry of a one-file download to `repo/rel` if its contents differ
-/// from what is there. Never writes through symlinks.
-pub(crate) fn write_back<R: Read>(reader: R, repo: &Path, rel: &Path) -> io::Result<WriteBack> {
-    if !is_safe_relative(rel) || is_excluded(rel) {
-        return Ok(WriteBack::Skipped);
-    }
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(false);
-    let Some(entry) = archive.entries()?.next() else {
-        return Ok(WriteBack::Skipped);
-    };
-    let mut entry = entry?;
-    let target = repo.join(rel);
-    match entry.header().entry_type() {
-        tar::EntryType::Symlink => {
-            let Some(link) = entry.link_name()?.map(|l| l.into_owned()) else {
-                return Ok(WriteBack::Skipped);
-            };
-            if fs::read_link(&target).ok().as_deref() == Some(link.as_path()) {
-                return Ok(WriteBack::Unchanged);
-            }
-            safe_parent_dirs(repo, rel)?;
-            remove_non_dir(&target)?;
-            make_symlink(&link, &target)?;
-            Ok(WriteBack::Written)
-        }
-        tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let executable = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
-            let dir = safe_parent_dirs(repo, rel)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-            io::copy(&mut entry, tmp.as_file_mut())?;
-            tmp.as_file_mut().flush()?;
-            let same_exec = fs::symlink_metadata(&target)
-                .map(|m| m.is_file() && is_executable(&m) == executable)
-                .unwrap_or(false);
-            if same_exec && same_contents(tmp.path(), &target)? {
-                return Ok(WriteBack::Unchanged);
-            }
-            set_mode(tmp.path(), executable)?;
-            remove_non_dir(&target)?;
-            tmp.persist(&target).map_err(|e| e.error)?;
-            Ok(WriteBack::Written)
-        }
-        _ => Ok(WriteBack::Skipped),
-    }
-}
-
-#[cfg(unix)]
-fn make_symlink(link: &Path, target: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(link, target)
-}
-
-#[cfg(not(unix))]
-fn make_symlink(_link: &Path, _target: &Path) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "symlinks are not supported here",
-    ))
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, executable: bool) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_path: &Path, _executable: bool) -> io::Result<()> {
-    Ok(())
-}
-
-/// Byte-for-byte comparison of two files (streamed).
-fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
-    let (ma, mb) = match (fs::metadata(a), fs::symlink_metadata(b)) {
-        (Ok(ma), Ok(mb)) if mb.is_file() => (ma, mb),
-        _ => return Ok(false),
-    };
-    if ma.len() != mb.len() {
-        return Ok(false);
-    }
-    let mut fa = io::BufReader::new(fs::File::open(a)?);
-    let mut fb = io::BufReader::new(fs::File::open(b)?);
-    let mut ba = vec![0u8; 64 * 1024];
-    let mut bb = vec![0u8; 64 * 1024];
-    loop {
-        let n = fa.read(&mut ba)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        fb.read_exact(&mut bb[..n])?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
-    }
 }
 
 /// Deletes `repo/rel` (a file or symlink) if present; `true` when something was removed.
@@ -802,10 +694,10 @@ mod listing_tests {
 
     #[test]
     fn listed_paths_keep_only_safe_workspace_files() {
-        let listing = "/workspace/reports/junit.xml\n/workspace/../etc/passwd\n/etc/shadow\n/workspace/.git/config\n/workspace/a b.txt\n";
+        let listing = "/workspace/reports/junit.xml\n/workspace/../etc/passwd\n/etc/shadow\n/workspace/.git/config\n12 /workspace/a b.txt\n";
         assert_eq!(
             listed_paths(listing),
-            vec![PathBuf::from("reports/junit.xml"), PathBuf::from("a b.txt")]
+            vec![(0, PathBuf::from("reports/junit.xml")), (12, PathBuf::from("a b.txt"))]
         );
     }
 
@@ -820,13 +712,13 @@ mod listing_tests {
             b.append_data(&mut h, "junit.xml", "<testsuite/>".as_bytes()).unwrap();
         }
         let dir = tempfile::tempdir().unwrap();
-        let written = extract_single(data.as_slice(), dir.path(), Path::new("reports/junit.xml"))
+        let written = extract_single(data.as_slice(), dir.path(), Path::new("reports/junit.xml"), 1 << 20)
             .unwrap()
             .unwrap();
         assert_eq!(written, dir.path().join("reports/junit.xml"));
         assert_eq!(fs::read_to_string(written).unwrap(), "<testsuite/>");
         assert!(
-            extract_single(data.as_slice(), dir.path(), Path::new("../x.xml"))
+            extract_single(data.as_slice(), dir.path(), Path::new("../x.xml"), 1 << 20)
                 .unwrap()
                 .is_none()
         );

@@ -55,6 +55,7 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
         }
     };
     let looped = tool_loop(ctx, &input, &mut session).await;
+    ctx.record_refused(session.take_refused());
     if let Err(e) = session.close().await {
         ctx.warn(format!("could not remove FORGE's sandbox container: {e}"));
     }

@@ -167,6 +167,7 @@ pub async fn run(
             return Err(e.into());
         }
     };
+    ctx.record_refused(outcome.refused.clone());
     let system = render(SYSTEM, &[("product", &ctx.settings.product.name)]);
     let user = user_message(ctx, story, handoff, &outcome, &test_run, ci);
     let mapped = ctx.ask_validated(GATE, system, user, parse_gate_criteria).await;

@@ -204,10 +204,36 @@ pub async fn run(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
         }
         out.push_str(&format!("{CHANGED_MARKER}{listed}]"));
     }
+    if !result.refused.is_empty() {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&refused_line(&result.refused));
+    }
     ToolOutcome::Result {
         content: out,
         is_error: result.exit_code != 0 || result.timed_out,
     }
+}
+
+/// Starts the line of a `run` result that names what pace kept out of the repository.
+pub const REFUSED_MARKER: &str = "[refused by pace: ";
+
+/// `[refused by pace: src/lib/.git (…), … — not written to the repository; write only
+/// regular files in the writable directories]`.
+fn refused_line(refused: &[crate::boundary::Refused]) -> String {
+    let mut items: Vec<String> = refused
+        .iter()
+        .take(MAX_CHANGED_LISTED)
+        .map(|r| format!("{} ({})", r.path, r.reason))
+        .collect();
+    if refused.len() > MAX_CHANGED_LISTED {
+        items.push(format!("... ({} more)", refused.len() - MAX_CHANGED_LISTED));
+    }
+    format!(
+        "{REFUSED_MARKER}{} — these were not written to the repository; only regular files inside the writable directories come back from `run`]",
+        items.join(", ")
+    )
 }
 
 pub fn confirm_red_phase(ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {

@@ -120,6 +120,8 @@ pub struct CommandResult {
     pub output: String,
     /// Repository-relative paths the command created, changed or deleted.
     pub changed: Vec<PathBuf>,
+    /// What the command wrote that pace kept out of the repository.
+    pub refused: Vec<crate::boundary::Refused>,
 }
 
 /// Runs FORGE's `run` commands. The sandbox's [`ExecSession`] in production, fakes in tests.
@@ -137,6 +139,7 @@ impl CommandRunner for ExecSession {
             timed_out: outcome.timed_out,
             output: outcome.output,
             changed: outcome.changed,
+            refused: outcome.refused,
         })
     }
 }
