@@ -286,51 +286,59 @@ async fn forge_session_syncs_both_ways() {
     let after = exec(&mut session, "ps | grep -c '[s]leep 1000' || true").await;
     assert_eq!(after.output.trim(), "0", "{}", after.output);
 
-    // Host-side changes between execs reach the container; deletions too.
-    std::fs::write(p.join("notes.txt"), "written between execs\n").unwrap();
-    std::fs::write(p.join("a.txt"), "changed on host\n").unwrap();
-    std::fs::remove_file(p.join("b.txt")).unwrap();
-    let second = exec(&mut session, "cat notes.txt a.txt; test ! -e b.txt && echo b-gone").await;
-    assert_eq!(second.output, "written between execs\nchanged on host\nb-gone\n");
+    // Host-side changes in the writable directories reach the container; deletions too.
+    std::fs::write(p.join("src/notes.txt"), "written between execs\n").unwrap();
+    std::fs::write(p.join("src/lib.txt"), "changed on host\n").unwrap();
+    let second = exec(&mut session, "cat src/notes.txt src/lib.txt").await;
+    assert_eq!(second.output, "written between execs\nchanged on host\n");
     assert!(second.changed.is_empty(), "{:?}", second.changed);
+    std::fs::remove_file(p.join("src/notes.txt")).unwrap();
+    let gone = exec(&mut session, "test ! -e src/notes.txt && echo notes-gone").await;
+    assert_eq!(gone.output, "notes-gone\n");
 
-    // Files the command creates, changes and deletes come back; ignored ones do not.
+    // Files the command creates, changes and deletes in the writable directories come back;
+    // ignored ones stay in the container; changes elsewhere are refused and reported.
     let third = exec(
         &mut session,
-        "mkdir -p src && echo gen > src/gen.txt && echo edited >> a.txt && rm src/lib.txt \
-         && echo junk > secret.env && mkdir -p build && echo o > build/out.o && echo made",
+        "mkdir -p src/sub && echo gen > src/gen.txt && echo edited >> src/lib.txt && echo t > src/sub/t.txt \
+         && echo junk > secret.env && echo root > a.txt && mkdir -p build && echo o > build/out.o && echo made",
     )
     .await;
     assert_eq!(third.exit_code, 0, "{}", third.output);
     assert_eq!(
         third.changed,
         vec![
-            PathBuf::from("a.txt"),
             PathBuf::from("src/gen.txt"),
-            PathBuf::from("src/lib.txt")
+            PathBuf::from("src/lib.txt"),
+            PathBuf::from("src/sub/t.txt")
         ]
     );
     assert_eq!(std::fs::read_to_string(p.join("src/gen.txt")).unwrap(), "gen\n");
     assert_eq!(
-        std::fs::read_to_string(p.join("a.txt")).unwrap(),
+        std::fs::read_to_string(p.join("src/lib.txt")).unwrap(),
         "changed on host\nedited\n"
     );
-    assert!(!p.join("src/lib.txt").exists());
+    assert_eq!(std::fs::read_to_string(p.join("a.txt")).unwrap(), "tracked\n");
     assert_eq!(
         std::fs::read_to_string(p.join("secret.env")).unwrap(),
         "TOKEN=ignored\n"
     );
     assert!(!p.join("build").exists());
+    let refused: Vec<&str> = third.refused.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(refused, vec!["a.txt"], "{:?}", third.refused);
 
-    // A command that changes nothing reports nothing (and a rename is seen as such).
+    // A command that changes nothing reports nothing; a rename is a deletion and a creation.
     let quiet = exec(&mut session, "true").await;
-    assert!(quiet.changed.is_empty(), "{:?}", quiet.changed);
-    let moved = exec(&mut session, "mv notes.txt src/notes.txt").await;
+    assert!(quiet.changed.is_empty() && quiet.refused.is_empty(), "{quiet:?}");
+    let moved = exec(&mut session, "mv src/gen.txt src/sub/gen.txt").await;
     assert_eq!(
         moved.changed,
-        vec![PathBuf::from("notes.txt"), PathBuf::from("src/notes.txt")]
+        vec![PathBuf::from("src/gen.txt"), PathBuf::from("src/sub/gen.txt")]
     );
-    assert!(p.join("src/notes.txt").exists() && !p.join("notes.txt").exists());
+    assert!(p.join("src/sub/gen.txt").exists() && !p.join("src/gen.txt").exists());
+    let removed = exec(&mut session, "rm src/lib.txt").await;
+    assert_eq!(removed.changed, vec![PathBuf::from("src/lib.txt")]);
+    assert!(!p.join("src/lib.txt").exists());
 
     // Exit codes and the output cap.
     let failed = exec(&mut session, "echo nope; exit 3").await;
@@ -342,13 +350,13 @@ async fn forge_session_syncs_both_ways() {
     // A timeout kills the command, and the session goes on with its files intact.
     let started = std::time::Instant::now();
     let slow = session
-        .exec("echo writing > late.txt; sleep 600", Duration::from_secs(2))
+        .exec("echo writing > src/late.txt; sleep 600", Duration::from_secs(2))
         .await
         .unwrap();
     assert!(slow.timed_out && slow.exit_code == 137);
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert_eq!(slow.changed, vec![PathBuf::from("late.txt")]);
-    let alive = exec(&mut session, "cat src/gen.txt").await;
+    assert_eq!(slow.changed, vec![PathBuf::from("src/late.txt")]);
+    let alive = exec(&mut session, "cat src/sub/gen.txt").await;
     assert_eq!(alive.output, "gen\n");
 
     let run_id = sb.context().run_id.clone();

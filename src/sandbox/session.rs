@@ -33,6 +33,7 @@ const REPORT_MARK: &str = "\u{1}PACE-REPORT";
 /// The wrapper: `$1` the command (empty: report only), `$2` how many paths to delete first,
 /// then those paths, then the writable directories to watch. POSIX sh plus find, stat and
 /// awk, so busybox images work.
+// (awk compares by FILENAME, not NR==FNR: an empty first listing would swallow the second.)
 const WRAPPER: &str = r#"cmd=$1; ndel=$2; shift 2
 cd /workspace || exit 97
 while [ "$ndel" -gt 0 ]; do rm -f -- "./$1"; shift; ndel=$((ndel-1)); done
@@ -41,33 +42,35 @@ mkdir -p "$S" 2>/dev/null
 NL='
 '
 pace_list() { find "$@" -path ./.pace -prune -o ! -type d ! -name "*$NL*" -exec stat -c '%i/%s/%z/%y/%n' {} + 2>/dev/null; }
+pace_outside() {
+  for d in "$@"; do [ "$d" = . ] && return; done
+  for d in "$@"; do set -- "$@" -path "./$d" -prune -o; shift; done
+  find . -path ./.pace -prune -o "$@" ! -type d -newer "$S/started" -exec stat -c '%i/%s/%z/%y/%n' {} + 2>/dev/null | head -n 500
+}
 pace_procs() { n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo "$n"; }
 status=0; before=0; after=0
 if [ -n "$cmd" ]; then
   touch -d "@$(( $(date +%s) - 2 ))" "$S/started" 2>/dev/null || touch "$S/started"
   pace_list "$@" > "$S/before"
+  pace_outside "$@" > "$S/outside-before"
   before=$(pace_procs)
   /bin/sh -c "$cmd" 1>&2 </dev/null
   status=$?
   after=$(pace_procs)
 fi
 pace_list "$@" > "$S/after"
+pace_outside "$@" > "$S/outside-after"
 printf '\001PACE-REPORT\nstatus %s\nprocs %s %s\n' "$status" "$before" "$after"
 echo changed
-awk 'NR==FNR { seen[$0] = 1; next } !($0 in seen)' "$S/before" "$S/after"
+awk 'FILENAME == ARGV[1] { seen[$0] = 1; next } !($0 in seen)' "$S/before" "$S/after"
 echo deleted
 awk 'function name(l,  i) { for (i = 0; i < 4; i++) l = substr(l, index(l, "/") + 1); return l }
-     NR==FNR { now[name($0)] = 1; next } !(name($0) in now) { print name($0) }' "$S/after" "$S/before"
+     FILENAME == ARGV[1] { now[name($0)] = 1; next } !(name($0) in now) { print name($0) }' "$S/after" "$S/before"
+echo outside
+awk 'FILENAME == ARGV[1] { seen[$0] = 1; next } !($0 in seen)' "$S/outside-before" "$S/outside-after"
 echo newlines
 find "$@" -path ./.pace -prune -o -name "*$NL*" -print0 2>/dev/null | head -c 65536
 exit "$status"
-"#;
-
-/// Lists, in the container, files written outside the writable directories since the last
-/// listing (report only: pace never brings them back). `$@`: the writable directories.
-const OUTSIDE_SCRIPT: &str = r#"cd /workspace || exit 97
-for d in "$@"; do set -- "$@" -path "./$d" -prune -o; shift; done
-find . -path ./.pace -prune -o "$@" ! -type d -newer ./.pace/started -print 2>/dev/null | head -n 200
 "#;
 
 pub struct ExecSession {
@@ -130,6 +133,8 @@ struct Report {
     /// `(size, path)` of files new or changed in the writable directories.
     changed: Vec<(u64, String)>,
     deleted: Vec<String>,
+    /// Files changed outside the writable directories (never brought back, reported).
+    outside: Vec<String>,
     /// Names containing a newline (never brought back).
     newline_names: Vec<String>,
 }
@@ -148,7 +153,9 @@ impl Report {
         let mut section = "";
         for line in text.lines() {
             match line {
-                "changed" | "deleted" => section = if line == "changed" { "changed" } else { "deleted" },
+                "changed" => section = "changed",
+                "deleted" => section = "deleted",
+                "outside" => section = "outside",
                 _ if section.is_empty() => {
                     if let Some(s) = line.strip_prefix("status ") {
                         report.status = s.trim().parse().unwrap_or(-1);
@@ -159,11 +166,15 @@ impl Report {
                         }
                     }
                 }
-                _ if section == "changed" => {
+                _ if section == "changed" || section == "outside" => {
                     let mut fields = line.splitn(5, '/');
                     let (_inode, size, _c, _m) = (fields.next(), fields.next(), fields.next(), fields.next());
                     if let (Some(size), Some(name)) = (size.and_then(|s| s.parse().ok()), fields.next()) {
-                        report.changed.push((size, strip_dot(name)));
+                        if section == "changed" {
+                            report.changed.push((size, strip_dot(name)));
+                        } else {
+                            report.outside.push(strip_dot(name));
+                        }
                     }
                 }
                 _ => report.deleted.push(strip_dot(line)),
@@ -243,7 +254,7 @@ impl ExecSession {
         }
         let mut refused = Vec::new();
         let changed = self.sync_out(&report, &mut refused).await?;
-        self.report_outside_writes(&mut refused).await;
+        self.report_outside_writes(&report, &mut refused);
         self.refused.extend(refused.iter().cloned());
         Ok(ExecOutcome {
             exit_code: report.status,
@@ -447,45 +458,26 @@ impl ExecSession {
         Ok(results)
     }
 
-    /// Lists files the command wrote outside the writable directories (not brought back;
-    /// the model is told). Best effort: git-ignored ones (build output) are left out.
-    async fn report_outside_writes(&self, refused: &mut Vec<Refused>) {
-        if self.watched.iter().any(|d| d == ".") {
+    /// Reports files the command wrote outside the writable directories (never brought
+    /// back). Git-ignored ones (build output) are left out.
+    fn report_outside_writes(&self, report: &Report, refused: &mut Vec<Refused>) {
+        if report.outside.is_empty() {
             return;
         }
-        let mut cmd = vec![
-            "/bin/sh".to_string(),
-            "-c".to_string(),
-            OUTSIDE_SCRIPT.to_string(),
-            "pace-outside".to_string(),
-        ];
-        cmd.extend(self.boundary.writable().iter().cloned());
-        let mut out = Vec::new();
-        if run_exec(&self.docker, self.id(), cmd, &mut |o| {
-            if let LogOutput::StdOut { message } = o {
-                out.extend_from_slice(message);
-            }
-        })
-        .await
-        .is_err()
-        {
-            return;
-        }
-        let paths: Vec<String> = String::from_utf8_lossy(&out).lines().map(strip_dot).collect();
-        let as_paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        let as_paths: Vec<PathBuf> = report.outside.iter().map(PathBuf::from).collect();
         let ignored = workspace::ignored(&self.repo, &as_paths).unwrap_or_default();
         let mut seen = BTreeSet::new();
-        for path in paths {
-            if ignored.contains(Path::new(&path)) {
+        for path in &report.outside {
+            if ignored.contains(Path::new(path)) {
                 continue;
             }
             let why = self
                 .boundary
-                .check_path(&path)
+                .check_path(path)
                 .err()
-                .unwrap_or(Refusal::NotWritable(self.boundary.describe_writable()));
+                .unwrap_or_else(|| Refusal::NotWritable(self.boundary.describe_writable()));
             let shown =
-                boundary::refused_prefix(&path).map_or_else(|| path.clone(), |p| p.to_string_lossy().into_owned());
+                boundary::refused_prefix(path).map_or_else(|| path.clone(), |p| p.to_string_lossy().into_owned());
             if seen.insert(shown.clone()) {
                 refused.push(Refused::new(shown, &why, Origin::Run));
             }
