@@ -632,10 +632,15 @@ impl Git {
                 cmd.env(key, value);
             }
         }
-        if let Some(transport) = push_transport(url) {
+        let transport = push_transport(url);
+        if let Some(transport) = transport {
             cmd.arg("-c").arg(format!("protocol.{transport}.allow=always"));
         }
-        append_config_env(&mut cmd, OsStr::new("http.extraHeader"), OsStr::new(auth_header));
+        // Only an HTTP remote gets the header: git hands its `GIT_CONFIG_*` environment on
+        // to a local receive-pack (and that repository's hooks), where it would mean nothing.
+        if matches!(transport, Some("https" | "http")) {
+            append_config_env(&mut cmd, OsStr::new("http.extraHeader"), OsStr::new(auth_header));
+        }
         let out = cmd
             .args(["push", "--porcelain", "--no-verify", "--no-recurse-submodules", url])
             .arg(format!("{sha}:refs/heads/{branch}"))
