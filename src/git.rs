@@ -147,7 +147,7 @@ fn command_in(dir: &Path, pin: Option<(&Path, Option<&Path>)>) -> Command {
 fn base_command(dir: &Path, pin: Option<(&Path, Option<&Path>)>) -> Command {
     let mut cmd = Command::new("git");
     cmd.current_dir(dir).env_clear().stdin(Stdio::null());
-    if let Some(path) = sanitised_path(dir) {
+    if let Some(path) = std::env::var_os("PATH").and_then(|path| sanitised_path(&path, dir)) {
         cmd.env("PATH", path);
     }
     for key in INHERITED_ENV {
@@ -179,13 +179,11 @@ fn base_command(dir: &Path, pin: Option<(&Path, Option<&Path>)>) -> Command {
 /// pace's `PATH` without relative entries and without directories inside `dir`: the work
 /// tree (e.g. `node_modules/.bin` added by a CI job) must not provide `git` or a program
 /// git starts.
-fn sanitised_path(dir: &Path) -> Option<OsString> {
-    let path = std::env::var_os("PATH")?;
+fn sanitised_path(path: &OsStr, dir: &Path) -> Option<OsString> {
     let real_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let guard = real_dir.parent().is_some();
-    let kept = std::env::split_paths(&path).filter(|p| {
-        p.is_absolute()
-            && !(guard && (p.starts_with(dir) || p.canonicalize().is_ok_and(|c| c.starts_with(&real_dir))))
+    let kept = std::env::split_paths(path).filter(|p| {
+        p.is_absolute() && !(guard && (p.starts_with(dir) || p.canonicalize().is_ok_and(|c| c.starts_with(&real_dir))))
     });
     std::env::join_paths(kept.collect::<Vec<_>>()).ok()
 }
@@ -231,9 +229,12 @@ fn repository_overrides(listing: &[u8]) -> Vec<(OsString, &'static str)> {
         let (section, name, var) = (&key[..first_dot], &key[first_dot + 1..last_dot], &key[last_dot + 1..]);
         let repository = scope == b"local" || scope == b"worktree";
         let overrides: &[(&[u8], &'static str)] = match (section, var) {
-            (b"filter", b"clean" | b"smudge" | b"process" | b"required") if repository => {
-                &[(b"clean", ""), (b"smudge", ""), (b"process", ""), (b"required", "false")]
-            }
+            (b"filter", b"clean" | b"smudge" | b"process" | b"required") if repository => &[
+                (b"clean", ""),
+                (b"smudge", ""),
+                (b"process", ""),
+                (b"required", "false"),
+            ],
             (b"diff", b"textconv" | b"command") if repository => &[(b"textconv", "cat"), (b"command", "false")],
             (b"merge", b"driver") if repository => &[(b"driver", "false")],
             (b"hook", _) if scope != b"command" => &[(b"enabled", "false")],
@@ -594,7 +595,10 @@ impl Git {
     /// header elsewhere. Only the push gets the proxy and TLS variables of the runner.
     pub fn push(&self, url: &str, branch: &str, auth_header: &str) -> Result<(), GitError> {
         let refspec = format!("HEAD:refs/heads/{branch}");
-        let sha = self.run(&["rev-parse", "--verify", "HEAD^{commit}"])?.trim().to_string();
+        let sha = self
+            .run(&["rev-parse", "--verify", "HEAD^{commit}"])?
+            .trim()
+            .to_string();
         let format = self.run(&["rev-parse", "--show-object-format"])?.trim().to_string();
         let common = self.run(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?;
         let common = PathBuf::from(common.trim_end_matches('\n'));
@@ -624,7 +628,8 @@ impl Git {
         // A shallow clone (CI): the history ends where this repository says it does.
         let shallow = common.join("shallow");
         if shallow.is_file() {
-            std::fs::copy(&shallow, shadow_dir.join("shallow")).map_err(|e| GitError::PushRepository(shallow.clone(), e))?;
+            std::fs::copy(&shallow, shadow_dir.join("shallow"))
+                .map_err(|e| GitError::PushRepository(shallow.clone(), e))?;
         }
         let mut cmd = command_in(shadow_dir, Some((shadow_dir, None)));
         for key in PUSH_ENV {
@@ -671,7 +676,6 @@ fn gitlinks(listing: &str, prefix: &str) -> BTreeSet<String> {
         .filter_map(|e| e.split_once('\t').map(|(_, path)| path.to_string()))
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -762,6 +766,66 @@ mod tests {
             .push("file:///nonexistent/repo.git", "b", "Authorization: Basic c2VjcmV0")
             .unwrap_err();
         assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
+    }
+
+    #[test]
+    fn the_repositorys_drivers_and_config_hooks_are_switched_off_by_name() {
+        let listing = b"global\0filter.lfs.process\ngit-lfs filter-process\0\
+local\0filter.x=y.clean\ntouch /tmp/c\0\
+local\0diff.a.b.textconv\nevil\0\
+worktree\0merge.m.driver\nevil\0\
+local\0filter.\xff.smudge\nevil\0\
+global\0hook.lint.command\nlint\0\
+command\0filter.ours.clean\n\0\
+local\0core.bare\0";
+        let found: Vec<(String, &str)> = repository_overrides(listing)
+            .into_iter()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v))
+            .collect();
+        let expected = [
+            ("diff.a.b.command", "false"),
+            ("diff.a.b.textconv", "cat"),
+            ("filter.x=y.clean", ""),
+            ("filter.x=y.process", ""),
+            ("filter.x=y.required", "false"),
+            ("filter.x=y.smudge", ""),
+            ("filter.\u{fffd}.clean", ""),
+            ("filter.\u{fffd}.process", ""),
+            ("filter.\u{fffd}.required", "false"),
+            ("filter.\u{fffd}.smudge", ""),
+            ("hook.lint.enabled", "false"),
+            ("merge.m.driver", "false"),
+        ];
+        let expected: Vec<(String, &str)> = expected.iter().map(|(k, v)| ((*k).to_string(), *v)).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn path_keeps_only_absolute_directories_outside_the_work_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("node_modules/.bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let path = std::env::join_paths([
+            PathBuf::from("/usr/bin"),
+            PathBuf::from("."),
+            PathBuf::from("bin"),
+            bin,
+            PathBuf::from("/bin"),
+        ])
+        .unwrap();
+        let kept = sanitised_path(&path, dir.path()).unwrap();
+        assert_eq!(kept, OsString::from("/usr/bin:/bin"));
+    }
+
+    #[test]
+    fn the_push_allows_only_its_own_transport() {
+        assert_eq!(push_transport("https://gitlab.com/g/p.git"), Some("https"));
+        assert_eq!(push_transport("HTTP://host/p.git"), Some("http"));
+        assert_eq!(push_transport("file:///tmp/r.git"), Some("file"));
+        assert_eq!(push_transport("/tmp/r.git"), Some("file"));
+        assert_eq!(push_transport("git@host:g/p.git"), Some("ssh"));
+        assert_eq!(push_transport("ext::sh -c touch% x"), None);
+        assert_eq!(push_transport("git://host/p.git"), None);
     }
 
     #[test]

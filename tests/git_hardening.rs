@@ -106,7 +106,11 @@ impl Hostile {
         assert!(g.human_commits_since(&base).unwrap().is_empty());
         assert!(g.is_ancestor(&base));
         let range = format!("{base}..HEAD");
-        assert!(g.run(&["format-patch", "--stdout", &range]).unwrap().contains("Day 1: FORGE"));
+        assert!(
+            g.run(&["format-patch", "--stdout", &range])
+                .unwrap()
+                .contains("Day 1: FORGE")
+        );
         self.sandbox_listing();
         assert!(!check_ignore_quiet(&self.root, "src/a.txt"));
         let url = format!("file://{}", self.remote.display());
@@ -119,7 +123,15 @@ impl Hostile {
     #[track_caller]
     fn sandbox_listing(&self) {
         let out = hardened_command(&self.root)
-            .args(["-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+            .args([
+                "-c",
+                "core.quotepath=off",
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -138,7 +150,11 @@ impl Hostile {
 
     #[track_caller]
     fn assert_contained(&self) {
-        assert_eq!(self.canaries(), Vec::<String>::new(), "a program from the repository ran on the host");
+        assert_eq!(
+            self.canaries(),
+            Vec::<String>::new(),
+            "a program from the repository ran on the host"
+        );
     }
 }
 
@@ -204,7 +220,11 @@ fn a_nested_repository_is_refused_and_its_fsmonitor_never_runs() {
     assert_eq!(refused, vec!["src/vendor/lib"]);
     let tree = git(&h.root, &["ls-tree", "-r", "HEAD"]);
     assert!(!tree.contains("160000") && !tree.contains("src/vendor"), "{tree}");
-    assert!(git(&h.root, &["ls-files", "-s"]).lines().all(|l| !l.starts_with("160000")));
+    assert!(
+        git(&h.root, &["ls-files", "-s"])
+            .lines()
+            .all(|l| !l.starts_with("160000"))
+    );
     // The other changes went in.
     assert!(tree.contains("src/new.txt"), "{tree}");
     h.assert_contained();
@@ -217,7 +237,10 @@ fn a_gitlink_already_in_head_is_not_recursed_into() {
     let lib = h.root.join("src/vendor/lib");
     nested_repo_with_fsmonitor(&h, &lib, "submodule-fsmonitor");
     git(&h.root, &["-c", "core.fsmonitor=false", "add", "src/vendor/lib"]);
-    git(&h.root, &["-c", "core.fsmonitor=false", "commit", "-q", "-m", "gitlink"]);
+    git(
+        &h.root,
+        &["-c", "core.fsmonitor=false", "commit", "-q", "-m", "gitlink"],
+    );
     std::fs::write(lib.join("dirty.c"), "int y;\n").unwrap();
     let refused = h.exercise();
     assert!(refused.is_empty(), "a gitlink HEAD has is not refused: {refused:?}");
@@ -270,7 +293,13 @@ fn hooks_in_the_hooks_directory_do_not_run() {
 #[test]
 fn core_hooks_path_into_the_work_tree_does_not_run() {
     let h = Hostile::new();
-    for hook in ["pre-commit", "post-commit", "reference-transaction", "post-index-change", "pre-push"] {
+    for hook in [
+        "pre-commit",
+        "post-commit",
+        "reference-transaction",
+        "post-index-change",
+        "pre-push",
+    ] {
         h.script(&h.root.join("src/hooks").join(hook), &format!("hookspath-{hook}"));
     }
     h.append_config("[core]\n\thooksPath = src/hooks\n");
@@ -331,7 +360,10 @@ fn diff_drivers_and_external_diff_do_not_run() {
 fn an_included_config_from_the_work_tree_is_overridden() {
     // `include.path` and `includeIf` cannot be switched off: everything the included file
     // sets must lose against pace's overrides or be found by the driver listing.
-    for include in ["[include]\n\tpath = ../src/evil.cfg\n", "[includeIf \"onbranch:main\"]\n\tpath = ../src/evil.cfg\n"] {
+    for include in [
+        "[include]\n\tpath = ../src/evil.cfg\n",
+        "[includeIf \"onbranch:main\"]\n\tpath = ../src/evil.cfg\n",
+    ] {
         let h = Hostile::new();
         h.script(&h.root.join("src/hooks/pre-commit"), "included-hook");
         h.write(
@@ -344,7 +376,10 @@ fn an_included_config_from_the_work_tree_is_overridden() {
                 h.payload("included-textconv"),
             ),
         );
-        let gitdir = format!("[includeIf \"gitdir:{}/\"]\n\tpath = ../src/evil.cfg\n", h.root.join(".git").display());
+        let gitdir = format!(
+            "[includeIf \"gitdir:{}/\"]\n\tpath = ../src/evil.cfg\n",
+            h.root.join(".git").display()
+        );
         h.append_config(include);
         h.append_config(&gitdir);
         h.write(".gitattributes", "*.txt filter=inc diff=inc\n");
@@ -376,7 +411,10 @@ fn the_push_cannot_be_redirected_by_the_repository_config() {
     // `receivepack`: each would send the commit (and the credential header) elsewhere.
     let h = Hostile::new();
     let attacker = h.remote.with_file_name("attacker.git");
-    git(h.remote.parent().unwrap(), &["init", "-q", "--bare", attacker.to_str().unwrap()]);
+    git(
+        h.remote.parent().unwrap(),
+        &["init", "-q", "--bare", attacker.to_str().unwrap()],
+    );
     let url = format!("file://{}", h.remote.display());
     let evil = format!("file://{}", attacker.display());
     h.append_config(&format!(
@@ -384,7 +422,10 @@ fn the_push_cannot_be_redirected_by_the_repository_config() {
         rp = h.payload("receivepack"),
     ));
     h.exercise();
-    assert!(git(&attacker, &["for-each-ref"]).trim().is_empty(), "nothing reached the attacker's repository");
+    assert!(
+        git(&attacker, &["for-each-ref"]).trim().is_empty(),
+        "nothing reached the attacker's repository"
+    );
     h.assert_contained();
     // A transport that runs a command is never allowed, even as pace's own push URL.
     let g = Git::open(&h.root, "pace", "pace@localhost").unwrap();
@@ -421,7 +462,10 @@ fn env_probe_child() {
     };
     let out = PathBuf::from(out);
     let alias = format!("alias.probe=!env > '{}'", out.join("git-child.env").display());
-    let status = hardened_command(Path::new(&repo)).args(["-c", &alias, "probe"]).status().unwrap();
+    let status = hardened_command(Path::new(&repo))
+        .args(["-c", &alias, "probe"])
+        .status()
+        .unwrap();
     assert!(status.success());
     let g = Git::open(Path::new(&repo), "pace", "pace@localhost").unwrap();
     let url = format!("file://{}", Path::new(&remote).display());
@@ -434,14 +478,24 @@ fn the_environment_of_git_holds_no_secret() {
     let out = h.canaries.with_file_name("env");
     std::fs::create_dir_all(&out).unwrap();
     let hook = h.remote.join("hooks/pre-receive");
-    std::fs::write(&hook, format!("#!/bin/sh\nenv > '{}'\n", out.join("push.env").display())).unwrap();
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\nenv > '{}'\n", out.join("push.env").display()),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "git_hardening::env_probe_child", "--ignored", "--test-threads=1", "-q"])
+        .args([
+            "--exact",
+            "git_hardening::env_probe_child",
+            "--ignored",
+            "--test-threads=1",
+            "-q",
+        ])
         .env("PROBE_OUT", &out)
         .env("PROBE_REPO", &h.root)
         .env("PROBE_REMOTE", &h.remote)
@@ -459,7 +513,10 @@ fn the_environment_of_git_holds_no_secret() {
     for env in [&child, &push] {
         assert!(!env.contains("PROBE-SECRET"), "a secret reached git's children:\n{env}");
         assert!(!env.contains("SEADERSECRET"), "the push header reached a child:\n{env}");
-        assert!(!env.contains("touch /tmp/never"), "the caller's git config leaked in:\n{env}");
+        assert!(
+            !env.contains("touch /tmp/never"),
+            "the caller's git config leaked in:\n{env}"
+        );
     }
     assert!(child.contains("GIT_TERMINAL_PROMPT=0"), "{child}");
     assert!(!child.contains("HTTPS_PROXY"), "only the push gets the proxy: {child}");
