@@ -441,6 +441,9 @@ impl Git {
         args.extend(paths.iter().map(String::as_str));
         self.run(&args)?;
         let refused = self.unstage_new_gitlinks(paths)?;
+        if !refused.is_empty() {
+            tracing::warn!(paths = ?refused, "git: nested repositories HEAD does not have are not committed");
+        }
         // The refused paths are excluded from the pathspec too: `commit -- <paths>` re-adds
         // what it lists from the work tree, and a path that was a file in HEAD and is now a
         // nested repository would come back as a gitlink.
