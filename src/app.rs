@@ -46,7 +46,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, PaceError> {
 pub(crate) fn repo_root() -> Result<PathBuf, PaceError> {
     let cwd =
         std::env::current_dir().map_err(|e| PaceError::config(format!("cannot read the working directory: {e}")))?;
-    let out = std::process::Command::new("git")
+    let out = crate::git::hardened_command(&cwd)
         .args(["rev-parse", "--show-toplevel"])
         .current_dir(&cwd)
         .output();

@@ -6,6 +6,7 @@ mod bench;
 mod bitbucket;
 mod config_validate;
 mod day;
+mod git_hardening;
 mod gitlab;
 mod images;
 mod llm_providers;

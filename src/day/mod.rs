@@ -990,7 +990,7 @@ fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, G
     if ctx.settings.repo_root.join("PROGRESS.md").exists() {
         paths.push("PROGRESS.md".into());
     }
-    ctx.git.commit_paths(&paths, message)
+    ctx.git.commit_paths(&paths, message).map(|c| c.sha)
 }
 
 /// What pace writes under `.pace/` but never commits: the lock of the running process and

@@ -106,7 +106,7 @@ fn project_name(repo: &Path) -> String {
 }
 
 fn origin_url(repo: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
+    let out = crate::git::hardened_command(repo)
         .args(["config", "--get", "remote.origin.url"])
         .current_dir(repo)
         .output()

@@ -18,7 +18,7 @@ const EXCLUDED_DIRS: [&str; 2] = [".git", ".pace"];
 /// (without `.git/` and `.pace/`). Tracked files deleted from the work tree are listed too;
 /// packing skips them.
 pub fn list_files(repo: &Path) -> io::Result<Vec<PathBuf>> {
-    let out = std::process::Command::new("git")
+    let out = crate::git::hardened_command(repo)
         .args([
             "-c",
             "core.quotepath=off",
@@ -358,7 +358,7 @@ pub(crate) fn ignored(repo: &Path, paths: &[PathBuf]) -> io::Result<HashSet<Path
     if paths.is_empty() {
         return Ok(HashSet::new());
     }
-    let mut child = std::process::Command::new("git")
+    let mut child = crate::git::hardened_command(repo)
         .args(["check-ignore", "-z", "--stdin"])
         .current_dir(repo)
         .stdin(std::process::Stdio::piped())

@@ -267,8 +267,28 @@ pub fn commit_writable(ctx: &DayContext, message: &str) -> Result<(String, Vec<S
     } else {
         ctx.git.changed_files(&dirs)?
     };
+    let mut files = files;
     if !files.is_empty() {
-        ctx.git.commit_paths(&files, &ctx.redactor.redact(message))?;
+        let committed = ctx.git.commit_paths(&files, &ctx.redactor.redact(message))?;
+        // A nested repository (a gitlink) under the writable directories is never committed:
+        // its config would steer every later git on the host. It is listed as refused.
+        let gitlinks = committed.refused_gitlinks;
+        files.retain(|f| !gitlinks.iter().any(|g| f == g || f.starts_with(&format!("{}/", g.trim_end_matches('/')))));
+        ctx.record_refused(
+            gitlinks
+                .into_iter()
+                .map(|path| {
+                    crate::boundary::Refused::new(
+                        path,
+                        &crate::boundary::Refusal::ControlName {
+                            name: ".git".into(),
+                            what: "inside a nested git repository, which pace never commits (it would become a gitlink)",
+                        },
+                        crate::boundary::Origin::Run,
+                    )
+                })
+                .collect(),
+        );
     }
     Ok((ctx.git.head(), files))
 }

@@ -345,9 +345,7 @@ pub fn looks_like_secret(rel: &str) -> bool {
 /// True only when git answers that `rel` is not ignored (tracked or plainly untracked,
 /// hence in the sandbox's workspace anyway). Any failure counts as ignored.
 fn git_says_not_ignored(root: &Path, rel: &str) -> bool {
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
+    crate::git::hardened_command(root)
         .args(["check-ignore", "-q", "--"])
         .arg(rel)
         .stdin(std::process::Stdio::null())
