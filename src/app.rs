@@ -174,8 +174,15 @@ fn platform_for(
 }
 
 /// A run id unique enough to label this run's containers.
+/// Unique per run also on a shared Docker daemon: CI jobs in their own PID namespaces
+/// often share a PID, and `remove_run_containers` removes every container with this id.
 fn run_id() -> String {
-    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"), std::process::id())
+    format!(
+        "{}-{}-{:08x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+        std::process::id(),
+        fastrand::u32(..)
+    )
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
@@ -214,7 +221,7 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
         err
     })?;
     // As at the start of a day: containers left by killed runs go first.
-    if let Ok(n) = sandbox.remove_stale().await
+    if let Ok(n) = sandbox.remove_stale(&settings.repo_root).await
         && n > 0
     {
         eprintln!("pace gate: removed {n} stale sandbox container(s) of killed runs");
