@@ -173,15 +173,15 @@ fn platform_for(
     }
 }
 
-/// A run id unique enough to label this run's containers.
-/// Unique per run also on a shared Docker daemon: CI jobs in their own PID namespaces
-/// often share a PID, and `remove_run_containers` removes every container with this id.
+/// A run id unique enough to label this run's containers, also on a shared Docker daemon:
+/// CI jobs in their own PID namespaces often share a PID (hence the random part), and
+/// `remove_run_containers` removes every container with this id. Ends with `-<pid>`.
 fn run_id() -> String {
     format!(
-        "{}-{}-{:08x}",
+        "{}-{:08x}-{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S"),
-        std::process::id(),
-        fastrand::u32(..)
+        fastrand::u32(..),
+        std::process::id()
     )
 }
 
