@@ -156,9 +156,9 @@ impl LogCap {
 fn size(bytes: u64) -> String {
     const KIB: u64 = 1024;
     const MIB: u64 = 1024 * 1024;
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
-    } else if bytes >= KIB && bytes % KIB == 0 {
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
         format!("{} KiB", bytes / KIB)
     } else if bytes == 1 {
         "1 byte".to_string()
@@ -352,9 +352,8 @@ mod tests {
 
     #[test]
     fn log_cap_names_sizes() {
-        let cap = LogCap::new(256 * 1024 * 1024);
-        let mut cap = cap;
-        let _ = cap.push(&vec![0; 1]);
+        let mut cap = LogCap::new(256 * 1024 * 1024);
+        assert_eq!(cap.push(&[0; 1]), &[0]);
         assert!(cap.ending().0.is_none());
         assert_eq!(size(256 * 1024 * 1024), "256 MiB");
         assert_eq!(size(64 * 1024), "64 KiB");
