@@ -432,6 +432,34 @@ mod tests {
         assert_eq!(r.gate_decision, Decision::Hold);
     }
 
+    /// A sparse 2 GiB `junit.xml` is not read; the gate report's note says so, and the
+    /// exit status decides (a synthesized report takes its place).
+    #[test]
+    fn an_oversized_junit_is_named_in_the_note_and_the_exit_status_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("junit.xml");
+        let file = std::fs::File::create(&huge).unwrap();
+        std::io::Write::write_all(&mut &file, br#"<testsuite tests="9000" failures="0">"#).unwrap();
+        file.set_len(2 << 30).unwrap();
+        let outcome = RunOutcome {
+            exit_code: 1,
+            timed_out: false,
+            oom_killed: false,
+            duration: std::time::Duration::from_secs(1),
+            head: String::new(),
+            tail: "FAIL".into(),
+            output_bytes: 4,
+            collected: vec![huge],
+            network_hint: None,
+        };
+        let target = dir.path().join("gate/junit.xml");
+        let run = test_run_from("t", &outcome, &target);
+        assert_eq!((run.tests, run.failures), (1, 1));
+        let note = run.note.unwrap_or_default();
+        assert!(note.contains("(2147483648 bytes) was not read"), "{note}");
+        assert!(std::fs::metadata(&target).unwrap().len() < 4096);
+    }
+
     #[test]
     fn build_runs_before_tests() {
         assert_eq!(gate_command(Some("make"), "make test"), "( make ) && ( make test )");
