@@ -93,8 +93,14 @@ async fn output_of(mut cmd: Command) -> Output {
         .unwrap()
 }
 
-/// The example project with `test_command`, a 60 s timeout and `sandbox` lines added.
+/// The example project with `test_command`, a 60 s timeout and `sandbox` lines added
+/// (`caches: false` unless they say otherwise: each temporary project would leave a volume).
 fn gate_project(test_command: &str, sandbox_lines: &str) -> Project {
+    let sandbox_lines = if sandbox_lines.contains("caches:") {
+        sandbox_lines.to_string()
+    } else {
+        format!("{sandbox_lines}  caches: false\n")
+    };
     let p = Project::example_with_image(&busybox_image());
     p.set_gate_config(test_command, 60);
     let config = p.read("pace.config.yaml");
