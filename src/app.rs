@@ -173,9 +173,16 @@ fn platform_for(
     }
 }
 
-/// A run id unique enough to label this run's containers.
+/// A run id unique enough to label this run's containers, also on a shared Docker daemon:
+/// CI jobs in their own PID namespaces often share a PID (hence the random part), and
+/// `remove_run_containers` removes every container with this id. Ends with `-<pid>`.
 fn run_id() -> String {
-    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"), std::process::id())
+    format!(
+        "{}-{:08x}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+        fastrand::u32(..),
+        std::process::id()
+    )
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
@@ -215,7 +222,7 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
         err
     })?;
     // As at the start of a day: containers left by killed runs go first.
-    if let Ok(n) = sandbox.remove_stale().await
+    if let Ok(n) = sandbox.remove_stale(&settings.repo_root).await
         && n > 0
     {
         eprintln!("pace gate: removed {n} stale sandbox container(s) of killed runs");

@@ -21,6 +21,8 @@ pub const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
 pub const CI_JOB_URL: &str = "CI_JOB_URL";
 pub const CI_JOB_IMAGE: &str = "CI_JOB_IMAGE";
 pub const GITLAB_CI: &str = "GITLAB_CI";
+/// `true` when the pipeline's branch or tag is protected (chooses the cache volume).
+pub const CI_COMMIT_REF_PROTECTED: &str = "CI_COMMIT_REF_PROTECTED";
 pub const NO_COLOR: &str = "NO_COLOR";
 
 // Bitbucket Cloud (`platform.type: bitbucket`).
@@ -36,6 +38,8 @@ pub const BITBUCKET_APP_PASSWORD: &str = "BITBUCKET_APP_PASSWORD";
 pub const BITBUCKET_WORKSPACE: &str = "BITBUCKET_WORKSPACE";
 pub const BITBUCKET_REPO_SLUG: &str = "BITBUCKET_REPO_SLUG";
 pub const BITBUCKET_BUILD_NUMBER: &str = "BITBUCKET_BUILD_NUMBER";
+/// The pipeline's branch (unset for tag and commit pipelines; chooses the cache volume).
+pub const BITBUCKET_BRANCH: &str = "BITBUCKET_BRANCH";
 pub const BITBUCKET_GIT_HTTP_ORIGIN: &str = "BITBUCKET_GIT_HTTP_ORIGIN";
 /// API base override (default `https://api.bitbucket.org/2.0`).
 pub const BITBUCKET_API_URL: &str = "BITBUCKET_API_URL";

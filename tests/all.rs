@@ -16,3 +16,4 @@ mod reliability_input;
 mod sandbox_conn;
 mod sandbox_docker;
 mod sandbox_more;
+mod sandbox_ops;

@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pace::config::settings::{SandboxSettings, Settings, WorkspaceMode};
+use pace::config::settings::{CacheScope, SandboxSettings, Settings, WorkspaceMode};
 use pace::sandbox::{
-    CACHE_MOUNT, Endpoint, LABEL_CACHE, LABEL_CREATED, LABEL_RUN_ID, RunOutcome, RunRequest, Sandbox, SandboxContext,
-    SandboxError, cache_volume_name,
+    CACHE_MOUNT, Endpoint, LABEL_CACHE, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, RunOutcome,
+    RunRequest, Sandbox, SandboxContext, SandboxError, cache_volume_name, project_id,
 };
 
 use crate::support::docker::{build_busybox_on, busybox_image};
@@ -131,8 +131,8 @@ async fn cache_volume_survives_runs_and_is_per_project() {
     require_docker!();
     let first = repo();
     let second = repo();
-    let volume = cache_volume_name(first.path());
-    let other_volume = cache_volume_name(second.path());
+    let volume = cache_volume_name(first.path(), &CacheScope::Checkout);
+    let other_volume = cache_volume_name(second.path(), &CacheScope::Checkout);
     assert_ne!(volume, other_volume);
 
     let sb = connect(context("cache", |s| s.user = Some("1000:1000".into()))).await;
@@ -192,12 +192,15 @@ async fn stale_sweep_removes_workspace_volumes_but_keeps_caches() {
         .as_secs()
         - 7 * 24 * 3600;
     let run = format!("t-stalevol-{}", std::process::id());
+    let checkout = repo();
     let body = bollard::models::ContainerCreateBody {
         image: Some(busybox_image()),
         cmd: Some(vec!["true".into()]),
         labels: Some(HashMap::from([
             (LABEL_RUN_ID.to_string(), run.clone()),
             (LABEL_CREATED.to_string(), week_ago.to_string()),
+            (LABEL_PROJECT.to_string(), project_id(checkout.path())),
+            (LABEL_TIMEOUT.to_string(), "60".to_string()),
         ])),
         volumes: Some(vec!["/workspace".into()]),
         host_config: Some(bollard::models::HostConfig {
@@ -215,7 +218,7 @@ async fn stale_sweep_removes_workspace_volumes_but_keeps_caches() {
         .expect("anonymous workspace volume");
 
     let sb = connect(context("stalevol", |_| {})).await;
-    assert!(sb.remove_stale().await.unwrap() >= 1);
+    assert!(sb.remove_stale(checkout.path()).await.unwrap() >= 1);
     assert!(
         docker().inspect_container(&id, None).await.is_err(),
         "stale container left"

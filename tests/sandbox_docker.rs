@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use pace::config::settings::Settings;
 use pace::sandbox::{
-    ExecOutcome, LABEL_CREATED, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome, RunRequest, Sandbox,
-    SandboxContext, SandboxError,
+    ExecOutcome, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES,
+    RunOutcome, RunRequest, Sandbox, SandboxContext, SandboxError, project_id,
 };
 
 use crate::support::docker::busybox_image;
@@ -365,11 +365,13 @@ async fn forge_session_syncs_both_ways() {
     assert!(containers_of(&run_id).await.is_empty());
 }
 
-/// Creates a stopped, pace-labelled container by hand.
-async fn labelled_container(run_id: &str, created: u64) -> String {
+/// Creates a stopped, pace-labelled container of `project` (a 60 s lifetime) by hand.
+async fn labelled_container(run_id: &str, created: u64, project: &str) -> String {
     let labels = HashMap::from([
         (LABEL_RUN_ID.to_string(), run_id.to_string()),
         (LABEL_CREATED.to_string(), created.to_string()),
+        (LABEL_PROJECT.to_string(), project.to_string()),
+        (LABEL_TIMEOUT.to_string(), "60".to_string()),
     ]);
     let body = bollard::models::ContainerCreateBody {
         image: Some(busybox_image()),
@@ -389,11 +391,13 @@ async fn stale_sweep_and_run_cleanup() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    labelled_container(&old_run, now - 7 * 24 * 3600).await;
+    let checkout = repo();
+    let project = project_id(checkout.path());
+    labelled_container(&old_run, now - 7 * 24 * 3600, &project).await;
     let fresh_run = run_id("fresh");
-    labelled_container(&fresh_run, now).await;
+    labelled_container(&fresh_run, now, &project).await;
 
-    assert!(sb.remove_stale().await.unwrap() >= 1);
+    assert!(sb.remove_stale(checkout.path()).await.unwrap() >= 1);
     assert!(containers_of(&old_run).await.is_empty());
     assert_eq!(
         containers_of(&fresh_run).await.len(),
@@ -402,7 +406,7 @@ async fn stale_sweep_and_run_cleanup() {
     );
 
     let own = sb.context().run_id.clone();
-    labelled_container(&own, now).await;
+    labelled_container(&own, now, &project).await;
     assert_eq!(sb.remove_run_containers().await.unwrap(), 1);
     assert!(containers_of(&own).await.is_empty());
 

@@ -221,15 +221,16 @@ async fn a_stale_container_of_a_killed_run_is_swept_by_the_next_gate() {
         return;
     }
     let p = gate_project("sleep 600", 900);
-    // A run killed 630 s ago (its clock was set back) and one killed just now. The next
-    // run's `sandbox.timeout: 1` makes anything older than 1 s + pace's 600 s margin
-    // stale; the other tests' configs (timeouts of 60 s and more) do not reach 630 s, so
-    // their runs, which sweep too, leave this container to the run under test.
+    // A run killed 1800 s ago (its clock was set back) and one killed just now, both with
+    // `sandbox.timeout: 900` recorded on their containers: stale is older than that plus
+    // pace's 600 s margin, whatever the sweeping run's own timeout. The sweep only
+    // touches this project's containers, so other tests' runs leave them alone. The young
+    // one first: its run's own sweep would remove the old one.
     let mut cleanup = RemoveOnDrop(Vec::new());
-    let old = killed_gate_run(&p, Some("-630")).await;
-    cleanup.0.push(old.clone());
     let recent = killed_gate_run(&p, None).await;
     cleanup.0.push(recent.clone());
+    let old = killed_gate_run(&p, Some("-1800")).await;
+    cleanup.0.push(old.clone());
     let created = docker_cli(&[
         "ps",
         "-a",
@@ -243,13 +244,13 @@ async fn a_stale_container_of_a_killed_run_is_swept_by_the_next_gate() {
         .unwrap()
         .as_secs();
     let age = now - created.trim().parse::<u64>().unwrap();
-    assert!((620..650).contains(&age), "label age {age} s");
+    assert!((1790..1820).contains(&age), "label age {age} s");
     // SIGKILL: no cleanup happened, both containers are still there (and running).
     assert_eq!(containers_of(&old).len(), 1);
     assert_eq!(containers_of(&recent).len(), 1);
 
-    // The next `pace gate` sweeps containers older than `sandbox.timeout` plus pace's
-    // margin, and leaves the young one of the other (maybe still live) run alone.
+    // The next `pace gate` sweeps containers older than their own `sandbox.timeout` plus
+    // pace's margin, and leaves the young one of the other (maybe still live) run alone.
     p.set_gate_config("echo next run", 1);
     let out = output_of(p.pace_gate()).await;
     let (old_left, recent_left) = (containers_of(&old), containers_of(&recent));

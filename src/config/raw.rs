@@ -277,6 +277,27 @@ pub fn parse_memory(text: &str) -> Option<i64> {
     number.checked_mul(1_i64 << shift)
 }
 
+/// `sandbox.log_limit`: a size as for [`Memory`], where `0` is allowed (no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromNode for ByteSize {
+    fn from_node(node: &Node, path: &str, sink: &mut Sink) -> Option<Self> {
+        let expected = "a size such as `256m`, `1g`, a number of bytes, or `0` for no limit";
+        let Some(text) = node.scalar() else {
+            type_error(node, path, expected, sink);
+            return None;
+        };
+        match parse_memory(text).and_then(|bytes| u64::try_from(bytes).ok()) {
+            Some(bytes) => Some(ByteSize(bytes)),
+            None => {
+                type_error(node, path, expected, sink);
+                None
+            }
+        }
+    }
+}
+
 /// `sandbox.timeout`: seconds, or `90s`, `15m`, `1h`, `1h30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub Duration);
@@ -519,6 +540,7 @@ raw_struct! {
         "collect" => collect: Vec<At<String>>,
         "workspace" => workspace: String,
         "caches" => caches: bool,
+        "log_limit" => log_limit: ByteSize,
     }
     ignored: []
 }
@@ -584,6 +606,13 @@ mod tests {
             walk("sandbox:\n  env: [A, {b: 1}]\n"),
             vec!["c.yaml:2:12: error: `sandbox.env[1]`: expected a string, found a mapping"]
         );
+        assert_eq!(
+            walk("sandbox:\n  log_limit: lots\n"),
+            vec![
+                "c.yaml:2:14: error: `sandbox.log_limit`: expected a size such as `256m`, `1g`, a number of bytes, or `0` for no limit, found `lots`"
+            ]
+        );
+        assert!(walk("sandbox: {log_limit: 0}\n").is_empty());
         // null means "not set"; YAML 1.1 booleans for bool fields; numbers as text for strings.
         assert!(walk("llm: ~\nadvisory: {push_to_issues: On}\nframework_version: 1.0\n").is_empty());
     }

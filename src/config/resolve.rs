@@ -3,7 +3,8 @@
 //! Precedence, written down once (highest first):
 //! 1. CLI: `--config PATH` chooses the file (see `config::load`); no other flag overrides a key.
 //! 2. Environment: only *defaults* come from it, never overrides of a value in the file:
-//!    `sandbox.image` defaults to `CI_JOB_IMAGE` when `GITLAB_CI` is set.
+//!    `sandbox.image` defaults to `CI_JOB_IMAGE` when `GITLAB_CI` is set. The cache scope
+//!    (not a key of the file) comes from `CI_COMMIT_REF_PROTECTED` / `BITBUCKET_BRANCH`.
 //! 3. The file.
 //! 4. [`Settings::defaults`], plus per-provider defaults (`llm.api_key_env`, `llm.model`).
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use super::diagnostic::{Sink, suggest};
 use super::raw::{At, RawConfig, RawRelease, RawTracker};
-use super::settings::{NetworkMode, PlatformKind, Provider, Settings, SourceDir, WorkspaceMode};
+use super::settings::{CacheScope, NetworkMode, PlatformKind, Provider, Settings, SourceDir, WorkspaceMode};
 use crate::env::{self, Env};
 
 /// Image used when neither the file nor the CI job names one.
@@ -657,6 +658,29 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
     }
 }
 
+/// Which cache volume this run may write. GitLab says whether the ref is protected (the
+/// same split as GitLab's own `cache:` separation); Bitbucket Pipelines does not, so each
+/// branch gets its own; outside CI the checked-out branch decides (see [`CacheScope`]).
+fn cache_scope(env: &Env) -> CacheScope {
+    if let Some(protected) = env.get(env::CI_COMMIT_REF_PROTECTED) {
+        return if protected.trim() == "true" {
+            CacheScope::Protected
+        } else {
+            CacheScope::Unprotected
+        };
+    }
+    if env.get(env::GITLAB_CI).is_some() {
+        return CacheScope::Unprotected;
+    }
+    if let Some(branch) = env.get(env::BITBUCKET_BRANCH) {
+        return CacheScope::Branch(branch.to_string());
+    }
+    if env.get(env::BITBUCKET_BUILD_NUMBER).is_some() {
+        return CacheScope::Unprotected;
+    }
+    CacheScope::Checkout
+}
+
 fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink) {
     let sandbox = raw.sandbox.as_ref().map(|x| &x.value);
     let file_image = sandbox.and_then(|x| x.image.as_ref()).and_then(|image| {
@@ -674,6 +698,7 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
     s.sandbox.image = file_image
         .or(ci_image)
         .unwrap_or_else(|| DEFAULT_SANDBOX_IMAGE.to_string());
+    s.sandbox.cache_scope = cache_scope(env);
     let Some(x) = sandbox else { return };
     if let Some(n) = &x.network {
         let options = [
@@ -753,6 +778,9 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
     if let Some(c) = val(x.caches.as_ref()) {
         s.sandbox.caches = c;
     }
+    if let Some(l) = val(x.log_limit.as_ref()) {
+        s.sandbox.log_limit = l.0;
+    }
     if let Some(globs) = &x.collect {
         let mut out = Vec::new();
         for (i, g) in globs.value.iter().enumerate() {
@@ -772,5 +800,39 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
         if let Some(mode) = choice(w, "sandbox.workspace", &options, sink) {
             s.sandbox.workspace = mode;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(pairs: &[(&str, &str)]) -> CacheScope {
+        cache_scope(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn cache_scope_follows_the_ci_environment() {
+        let gitlab = [(env::GITLAB_CI, "true")];
+        assert_eq!(
+            scope(&[gitlab[0], (env::CI_COMMIT_REF_PROTECTED, "true")]),
+            CacheScope::Protected
+        );
+        assert_eq!(
+            scope(&[gitlab[0], (env::CI_COMMIT_REF_PROTECTED, "false")]),
+            CacheScope::Unprotected
+        );
+        // An unknown value, or an old GitLab without the variable, is not protected.
+        assert_eq!(
+            scope(&[gitlab[0], (env::CI_COMMIT_REF_PROTECTED, "TRUE ish")]),
+            CacheScope::Unprotected
+        );
+        assert_eq!(scope(&gitlab), CacheScope::Unprotected);
+        assert_eq!(
+            scope(&[(env::BITBUCKET_BUILD_NUMBER, "7"), (env::BITBUCKET_BRANCH, "feature/x")]),
+            CacheScope::Branch("feature/x".into())
+        );
+        assert_eq!(scope(&[(env::BITBUCKET_BUILD_NUMBER, "7")]), CacheScope::Unprotected);
+        assert_eq!(scope(&[]), CacheScope::Checkout);
     }
 }

@@ -152,6 +152,32 @@ pub struct SandboxSettings {
     pub workspace: WorkspaceMode,
     /// A per-project named volume at `/cache` for Go, npm, Maven, Gradle and NuGet caches.
     pub caches: bool,
+    /// Which of the project's cache volumes this run mounts (from the CI environment).
+    pub cache_scope: CacheScope,
+    /// `sandbox.log_limit`: the most bytes of output `gate/output.log` keeps (its first and
+    /// last halves, with a marker between); 0 keeps everything.
+    pub log_limit: u64,
+}
+
+/// Default `sandbox.log_limit`: generous for any real suite, small next to a runner's disk.
+pub const DEFAULT_LOG_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Which cache volume of a project a run uses. Runs whose code may be untrusted (any
+/// branch anyone can push to) must not write the cache that protected branches' runs read:
+/// a poisoned Go module or npm tarball there would run in the protected branch's tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheScope {
+    /// GitLab: a protected branch or tag (`CI_COMMIT_REF_PROTECTED=true`).
+    Protected,
+    /// GitLab: any other ref; also a detached checkout or a Bitbucket pipeline without a
+    /// branch (tags, commits).
+    Unprotected,
+    /// Bitbucket Pipelines: one cache per branch (`BITBUCKET_BRANCH`; Pipelines does not
+    /// say whether a branch is protected).
+    Branch(String),
+    /// Outside CI: the branch checked out in the repository, read when the volume is named
+    /// (a detached HEAD counts as [`CacheScope::Unprotected`]).
+    Checkout,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +291,8 @@ impl Settings {
                 collect: default_collect_globs(),
                 workspace: WorkspaceMode::Upload,
                 caches: true,
+                cache_scope: CacheScope::Checkout,
+                log_limit: DEFAULT_LOG_LIMIT,
             },
             platform: PlatformSettings {
                 kind: PlatformKind::Local,

@@ -270,7 +270,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         Ok(s) => s,
         Err(e) => return stop_early(e.into()),
     };
-    if let Ok(n) = sandbox.remove_stale().await
+    if let Ok(n) = sandbox.remove_stale(&req.settings.repo_root).await
         && n > 0
     {
         req.printer.emit(&Event::Info(format!(

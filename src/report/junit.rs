@@ -84,20 +84,73 @@ fn attr(tag: &str, name: &str) -> u64 {
     0
 }
 
-/// Counts over every collected JUnit-looking XML file.
-pub fn counts_in_files(files: &[std::path::PathBuf]) -> Option<JunitCounts> {
-    let mut total = JunitCounts::default();
-    let mut any = false;
+/// The most bytes of collected JUnit read into memory, per file and in all. A suite can
+/// leave a sparse 2 GiB `junit.xml` (2 GiB of memory once read); real reports are far
+/// smaller. A file beyond it is skipped and the gate report says so.
+pub const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The suite's JUnit reports among the collected files, read within [`MAX_REPORT_BYTES`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reports {
+    /// Each report's text (XML files with a `<testsuite` element), in the given order.
+    pub texts: Vec<String>,
+    /// One sentence per XML file that was not read, for the gate report.
+    pub skipped: Vec<String>,
+}
+
+impl Reports {
+    /// Counts over all reports; `None` when there is none.
+    pub fn counts(&self) -> Option<JunitCounts> {
+        let mut total = JunitCounts::default();
+        for text in &self.texts {
+            total.add(parse_counts(text));
+        }
+        (!self.texts.is_empty()).then_some(total)
+    }
+}
+
+/// Reads the JUnit-looking XML files of `files`, skipping any that would take the bytes
+/// read past [`MAX_REPORT_BYTES`] (the size is checked before reading, and the read is
+/// bounded too, in case the file grows meanwhile).
+pub fn read_reports(files: &[std::path::PathBuf]) -> Reports {
+    let mut reports = Reports::default();
+    let mut budget = MAX_REPORT_BYTES;
     for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "xml")) {
-        let Ok(text) = std::fs::read_to_string(file) else {
+        let skipped = |size: u64| {
+            format!(
+                "JUnit report `{}` ({size} bytes) was not read: pace reads at most {} MiB of JUnit; the counts come from the other reports or the exit status",
+                file.display(),
+                MAX_REPORT_BYTES / (1024 * 1024)
+            )
+        };
+        let Ok(handle) = std::fs::File::open(file) else {
             continue;
         };
+        let size = handle.metadata().map_or(0, |m| m.len());
+        if size > budget {
+            reports.skipped.push(skipped(size));
+            continue;
+        }
+        let mut bytes = Vec::new();
+        if std::io::Read::read_to_end(&mut std::io::Read::take(handle, budget + 1), &mut bytes).is_err() {
+            continue;
+        }
+        if bytes.len() as u64 > budget {
+            reports.skipped.push(skipped(bytes.len() as u64));
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if text.contains("<testsuite") {
-            any = true;
-            total.add(parse_counts(&text));
+            budget -= bytes.len() as u64;
+            reports.texts.push(text);
         }
     }
-    any.then_some(total)
+    reports
+}
+
+/// Counts over every collected JUnit-looking XML file (within [`MAX_REPORT_BYTES`]).
+pub fn counts_in_files(files: &[std::path::PathBuf]) -> Option<JunitCounts> {
+    read_reports(files).counts()
 }
 
 fn escape(text: &str) -> String {
@@ -176,6 +229,37 @@ mod tests {
             let _ = parse_counts(xml);
         }
         assert_eq!(parse_counts("<testsuite tests=\"3.0\" failures=\"1\">").tests, 3);
+    }
+
+    #[test]
+    fn an_oversized_report_is_skipped_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("junit-small.xml");
+        std::fs::write(&small, r#"<testsuite tests="2" failures="1"/>"#).unwrap();
+        // Sparse: 2 GiB on paper, nothing on disk; reading it would take 2 GiB of memory.
+        let huge = dir.path().join("junit-huge.xml");
+        let file = std::fs::File::create(&huge).unwrap();
+        std::io::Write::write_all(&mut &file, br#"<testsuite tests="1000" failures="0">"#).unwrap();
+        file.set_len(2 << 30).unwrap();
+        let reports = read_reports(&[huge.clone(), small]);
+        assert_eq!(reports.texts.len(), 1);
+        assert_eq!(
+            reports.counts(),
+            Some(JunitCounts {
+                tests: 2,
+                failures: 1,
+                errors: 0,
+                skipped: 0
+            })
+        );
+        assert_eq!(reports.skipped.len(), 1);
+        assert!(
+            reports.skipped[0].contains(&format!("`{}` (2147483648 bytes) was not read", huge.display())),
+            "{:?}",
+            reports.skipped
+        );
+        // Alone, it leaves no counts: GATE falls back to the exit status.
+        assert_eq!(counts_in_files(&[huge]), None);
     }
 
     #[test]

@@ -20,12 +20,12 @@ use tokio::io::AsyncWriteExt;
 use super::authz::{self, Degradable};
 use super::cache;
 use super::endpoint::{self, Endpoint};
-use super::output::{HeadTail, NetworkFailureScan, network_hint};
+use super::output::{HeadTail, LogCap, NetworkFailureScan, create_log_file, network_hint};
 use super::workspace::{self, Manifest, PackPlan};
 use super::writeback;
 use super::{
-    LABEL_CREATED, LABEL_DAY, LABEL_RUN_ID, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome, RunRequest,
-    SandboxContext, SandboxError,
+    LABEL_CREATED, LABEL_DAY, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES,
+    RunOutcome, RunRequest, SandboxContext, SandboxError,
 };
 use crate::boundary::{self, Origin, Refused, SyncBudget};
 use crate::config::settings::{NetworkMode, WorkspaceMode};
@@ -40,8 +40,12 @@ const COLLECT_WRAPPER: &str = "/bin/sh -c \"$1\"; status=$?; \
     exit $status";
 /// How long `connect` waits for a daemon that is still starting (DinD services).
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
-/// Added to the sandbox timeout before a labelled container counts as stale.
+/// Added to a container's recorded lifetime before it counts as stale.
 const STALE_MARGIN: Duration = Duration::from_secs(10 * 60);
+/// The lifetime recorded on a FORGE session container: an attempt has no time bound of its
+/// own (`forge.max_iterations` LLM calls of up to `llm.timeout_seconds` each), and removing
+/// a live session of a concurrent run would break that run.
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 pub struct Sandbox {
     pub(super) ctx: SandboxContext,
@@ -140,15 +144,11 @@ impl Sandbox {
     ) -> Result<RunOutcome, SandboxError> {
         let settings = &self.ctx.settings;
         let id = guard.id.as_str();
-        if let Some(parent) = req.output_log.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|source| io_err(parent, source))?;
-        }
-        let file = tokio::fs::File::create(req.output_log)
-            .await
-            .map_err(|source| io_err(req.output_log, source))?;
-        let mut log = tokio::io::BufWriter::new(file);
+        let file = create_log_file(req.repo, req.output_log).map_err(|source| io_err(req.output_log, source))?;
+        let mut log = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        // `sandbox.log_limit`: the file keeps the head and the tail; the views below and
+        // the terminal still see every byte.
+        let mut cap = LogCap::new(settings.log_limit);
         let mut view = HeadTail::new(PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES);
         let mut scan = NetworkFailureScan::default();
 
@@ -163,7 +163,7 @@ impl Sandbox {
                 let chunk = chunk
                     .map_err(|source| container_err("read the output of", id, source))?
                     .into_bytes();
-                log.write_all(&chunk)
+                log.write_all(cap.push(&chunk))
                     .await
                     .map_err(|source| io_err(req.output_log, source))?;
                 view.push(&chunk);
@@ -185,7 +185,7 @@ impl Sandbox {
                     "\n[pace: the command timed out after {} s and was killed]\n",
                     settings.timeout.as_secs()
                 );
-                log.write_all(note.as_bytes())
+                log.write_all(cap.push(note.as_bytes()))
                     .await
                     .map_err(|source| io_err(req.output_log, source))?;
                 view.push(note.as_bytes());
@@ -211,7 +211,7 @@ impl Sandbox {
                 let start = usize::try_from(seen.saturating_sub(skipped)).unwrap_or(0);
                 skipped = seen;
                 let missing = &bytes[start..];
-                log.write_all(missing)
+                log.write_all(cap.push(missing))
                     .await
                     .map_err(|source| io_err(req.output_log, source))?;
                 view.push(missing);
@@ -220,6 +220,19 @@ impl Sandbox {
                     cb(missing);
                 }
             }
+        }
+        let (marker, (tail_a, tail_b)) = cap.ending();
+        if marker.is_some() {
+            tracing::info!(
+                left_out = cap.left_out(),
+                limit = settings.log_limit,
+                "sandbox: output.log reached `sandbox.log_limit`; its middle was left out"
+            );
+        }
+        for part in [marker.as_deref().unwrap_or_default().as_bytes(), tail_a, tail_b] {
+            log.write_all(part)
+                .await
+                .map_err(|source| io_err(req.output_log, source))?;
         }
         log.flush().await.map_err(|source| io_err(req.output_log, source))?;
 
@@ -404,12 +417,17 @@ impl Sandbox {
         super::session::start(self, repo).await
     }
 
-    /// Removes every container of this run (called on exit and on signals).
+    /// Removes every container of this run (called on exit and on signals): only those
+    /// labelled with this run's id, which is unique per run (see `app::run_id`).
     pub async fn remove_run_containers(&self) -> Result<usize, SandboxError> {
         let filter = format!("{LABEL_RUN_ID}={}", self.ctx.run_id);
         let ids = self.list_labelled(&filter).await?;
         let mut removed = 0;
-        for (id, _) in ids {
+        for (id, labels) in ids {
+            // Checked again: a daemon that ignored the filter must not widen the removal.
+            if labels.get(LABEL_RUN_ID) != Some(&self.ctx.run_id) {
+                continue;
+            }
             if remove(&self.docker, &id).await.is_ok() {
                 removed += 1;
             }
@@ -425,25 +443,35 @@ impl Sandbox {
         Ok(removed)
     }
 
-    /// Removes pace containers left by killed runs, older than the sandbox timeout (plus a
-    /// margin), whatever run created them.
-    pub async fn remove_stale(&self) -> Result<usize, SandboxError> {
-        let max_age = self.ctx.settings.timeout + STALE_MARGIN;
+    /// Removes this project's containers left by killed runs: those of `repo`'s project
+    /// (`pace.project`) whose own recorded lifetime (`pace.created` + `pace.timeout`, plus a
+    /// margin) has passed. Other projects' containers on a shared daemon, and containers
+    /// without these labels (older pace versions, other tools), are left alone.
+    pub async fn remove_stale(&self, repo: &Path) -> Result<usize, SandboxError> {
+        let project = cache::project_id(repo);
         let now = unix_now();
         let mut removed = 0;
-        for (id, labels) in self.list_labelled(LABEL_RUN_ID).await? {
-            let Some(created) = labels.get(LABEL_CREATED).and_then(|c| c.parse::<u64>().ok()) else {
+        for (id, labels) in self.list_labelled(&format!("{LABEL_PROJECT}={project}")).await? {
+            let number = |key: &str| labels.get(key).and_then(|v| v.trim().parse::<u64>().ok());
+            let (Some(created), Some(timeout)) = (number(LABEL_CREATED), number(LABEL_TIMEOUT)) else {
                 continue;
             };
-            if now.saturating_sub(created) > max_age.as_secs() {
-                match remove(&self.docker, &id).await {
-                    Ok(()) => {
-                        tracing::info!(container = %id, "sandbox: removed a stale pace container");
-                        removed += 1;
-                    }
-                    Err(e) => {
-                        tracing::warn!(container = %id, error = %e, "sandbox: cannot remove a stale container")
-                    }
+            // The daemon already filtered by label; checked again so that a filter the
+            // daemon ignored could never widen the sweep.
+            if labels.get(LABEL_PROJECT) != Some(&project) || !labels.contains_key(LABEL_RUN_ID) {
+                continue;
+            }
+            let expires = created.saturating_add(timeout).saturating_add(STALE_MARGIN.as_secs());
+            if now <= expires {
+                continue;
+            }
+            match remove(&self.docker, &id).await {
+                Ok(()) => {
+                    tracing::info!(container = %id, "sandbox: removed a stale pace container");
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "sandbox: cannot remove a stale container")
                 }
             }
         }
@@ -558,10 +586,11 @@ impl Sandbox {
         if !self.ctx.settings.caches || degraded.contains(&Degradable::CacheVolume) {
             return None;
         }
-        let name = cache::volume_name(repo);
+        let volume = cache::volume_for(repo, &self.ctx.settings.cache_scope);
+        let name = volume.name.clone();
         let known = self.cache_volumes.lock().map(|v| v.contains(&name)).unwrap_or(false);
         if !known {
-            if let Err(e) = cache::ensure_volume(&self.docker, &name, repo).await {
+            if let Err(e) = cache::ensure_volume(&self.docker, &volume).await {
                 tracing::warn!(volume = %name, error = %e, "sandbox: cannot create the dependency cache volume; running without it");
                 return None;
             }
@@ -583,10 +612,21 @@ impl Sandbox {
         let degraded = self.degraded.lock().map(|d| d.clone()).unwrap_or_default();
         let on = |d: Degradable| !degraded.contains(&d);
         let name = format!("pace-{}-{role}-{:08x}", sanitize(&self.ctx.run_id), fastrand::u32(..));
+        // The project and the container's own lifetime let a later run on a shared daemon
+        // tell its project's leftovers from other projects' and still-running containers.
+        // A GATE container lives at most `sandbox.timeout`; a FORGE session for a whole
+        // attempt, which has no bound of its own.
+        let lifetime = if role == "gate" {
+            s.timeout
+        } else {
+            SESSION_LIFETIME.max(s.timeout)
+        };
         let labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), self.ctx.run_id.clone()),
             (LABEL_DAY.to_string(), self.ctx.day.to_string()),
             (LABEL_CREATED.to_string(), unix_now().to_string()),
+            (LABEL_PROJECT.to_string(), cache::project_id(repo)),
+            (LABEL_TIMEOUT.to_string(), lifetime.as_secs().to_string()),
         ]);
         let bind = s.workspace == WorkspaceMode::Bind && on(Degradable::WorkspaceBind);
         let mut binds = Vec::new();

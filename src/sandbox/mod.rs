@@ -20,7 +20,10 @@ mod workspace;
 mod writeback;
 
 pub use authz::Degradable;
-pub use cache::{CACHE_ENV, CACHE_MOUNT, LABEL_CACHE, volume_name as cache_volume_name};
+pub use cache::{
+    CACHE_ENV, CACHE_MOUNT, CacheVolume, LABEL_CACHE, LABEL_CACHE_BRANCH, LABEL_CACHE_SCOPE, project_id,
+    volume_for as cache_volume, volume_name as cache_volume_name,
+};
 pub use container::Sandbox;
 pub use endpoint::Endpoint;
 pub use session::ExecSession;
@@ -29,6 +32,11 @@ pub use session::ExecSession;
 pub const LABEL_RUN_ID: &str = "pace.run-id";
 pub const LABEL_DAY: &str = "pace.day";
 pub const LABEL_CREATED: &str = "pace.created";
+/// The hashed project key (`cache::project_id`): cleanup touches only its own project's.
+pub const LABEL_PROJECT: &str = "pace.project";
+/// Seconds the container may live (its run's `sandbox.timeout`; longer for a FORGE
+/// session): stale once `pace.created` + this + a margin has passed.
+pub const LABEL_TIMEOUT: &str = "pace.timeout";
 
 /// Who runs the sandbox and what to label its containers with.
 #[derive(Debug, Clone)]
@@ -52,7 +60,8 @@ pub struct RunRequest<'a> {
     pub repo: &'a Path,
     /// Shell command, run as `/bin/sh -c <command>` in `/workspace`.
     pub command: String,
-    /// The complete output (stdout and stderr interleaved) is written here, never truncated.
+    /// The output (stdout and stderr interleaved) is written here, up to
+    /// `sandbox.log_limit` (head and tail, with a marker where it was cut).
     pub output_log: &'a Path,
     /// Files matching `settings.collect` are copied back under this directory.
     pub collect_into: &'a Path,

@@ -1,5 +1,10 @@
-//! Bounded views of command output: head + tail with an omission marker, and the
-//! "looks like a failed network access" detector.
+//! Bounded views of command output: head + tail with an omission marker, the capped
+//! `gate/output.log` (and how it is opened), and the "looks like a failed network access"
+//! detector.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Component, Path};
 
 /// Keeps the first `head_cap` and the last `tail_cap` bytes of a stream of any length.
 #[derive(Debug)]
@@ -68,6 +73,146 @@ impl HeadTail {
             n => format!("{head}\n[... {n} bytes omitted ...]\n{tail}"),
         }
     }
+}
+
+/// `gate/output.log` within `sandbox.log_limit`: a suite printing 50 GB must not fill the
+/// runner's disk. The first half of the limit goes to the file as it arrives; the last
+/// half waits in a ring buffer (in memory) and is written by [`LogCap::ending`] after a
+/// marker that says how much was left out and which key sets the limit. Output within the
+/// limit is written whole, without a marker. A limit of 0 keeps everything.
+#[derive(Debug)]
+pub(crate) struct LogCap {
+    limit: u64,
+    /// Bytes still to write straight through.
+    head_left: u64,
+    tail_cap: usize,
+    tail: VecDeque<u8>,
+    left_out: u64,
+}
+
+impl LogCap {
+    pub(crate) fn new(limit: u64) -> Self {
+        let head = limit / 2;
+        Self {
+            limit,
+            head_left: head,
+            tail_cap: usize::try_from(limit - head).unwrap_or(usize::MAX),
+            tail: VecDeque::new(),
+            left_out: 0,
+        }
+    }
+
+    /// Takes the next chunk of output; returns the part to write to the file now.
+    pub(crate) fn push<'a>(&mut self, chunk: &'a [u8]) -> &'a [u8] {
+        if self.limit == 0 {
+            return chunk;
+        }
+        let now = usize::try_from(self.head_left).unwrap_or(usize::MAX).min(chunk.len());
+        self.head_left -= now as u64;
+        let (head, rest) = chunk.split_at(now);
+        self.keep(rest);
+        head
+    }
+
+    fn keep(&mut self, rest: &[u8]) {
+        if rest.is_empty() {
+            return;
+        }
+        if rest.len() >= self.tail_cap {
+            self.left_out += (self.tail.len() + rest.len() - self.tail_cap) as u64;
+            self.tail.clear();
+            self.tail.extend(&rest[rest.len() - self.tail_cap..]);
+            return;
+        }
+        let overflow = (self.tail.len() + rest.len()).saturating_sub(self.tail_cap);
+        self.tail.drain(..overflow);
+        self.left_out += overflow as u64;
+        self.tail.extend(rest);
+    }
+
+    /// Bytes that will not be in the file.
+    pub(crate) fn left_out(&self) -> u64 {
+        self.left_out
+    }
+
+    /// What follows the head in the file: the marker (when something was left out), then
+    /// the tail in two slices.
+    pub(crate) fn ending(&self) -> (Option<String>, (&[u8], &[u8])) {
+        let marker = (self.left_out > 0).then(|| {
+            format!(
+                "\n[pace: {} of output left out here; `sandbox.log_limit` ({}) keeps the first {} and the last {}]\n",
+                size(self.left_out),
+                size(self.limit),
+                size(self.limit / 2),
+                size(self.limit - self.limit / 2),
+            )
+        });
+        (marker, self.tail.as_slices())
+    }
+}
+
+/// `268435456` as `256 MiB`; sizes that are not whole KiB or MiB in bytes (exact counts
+/// matter more than round numbers here).
+fn size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else if bytes == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Creates `path` afresh for a log, writing through no symbolic link: every directory
+/// between `repo` and the file must be a real directory (missing ones are created), and an
+/// existing file is replaced, never opened. A suite can leave links in the repository (bind
+/// mode, or a later write-back); following one would let it overwrite any file the runner's
+/// user can write. `create_new` (`O_CREAT | O_EXCL`) fails on any existing name, a link
+/// included, so it also refuses a link planted between the check and the open (what
+/// `O_NOFOLLOW` would do for the last component), and a hard link is replaced, not written.
+/// A `path` outside `repo` (pace's callers always put it inside) only gets the last check.
+pub(crate) fn create_log_file(repo: &Path, path: &Path) -> io::Result<std::fs::File> {
+    let refused = |p: &Path, what: &str| {
+        io::Error::other(format!(
+            "`{}` is {what}; pace does not write its logs through links: remove it and run again",
+            p.display()
+        ))
+    };
+    let parent = path.parent().unwrap_or(Path::new(""));
+    match parent.strip_prefix(repo) {
+        Ok(rel) => {
+            let mut dir = repo.to_path_buf();
+            for component in rel.components() {
+                let Component::Normal(name) = component else {
+                    return Err(io::Error::other(format!(
+                        "`{}`: the log's path must not contain `..` or `.`",
+                        path.display()
+                    )));
+                };
+                dir.push(name);
+                match std::fs::symlink_metadata(&dir) {
+                    Ok(m) if m.file_type().is_symlink() => return Err(refused(&dir, "a symbolic link")),
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => return Err(refused(&dir, "not a directory")),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(_) => std::fs::create_dir_all(parent)?,
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => return Err(refused(path, "a symbolic link")),
+        Ok(m) if m.is_dir() => return Err(refused(path, "a directory")),
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 /// Output fragments of a command that tried to reach the network and could not.
@@ -142,6 +287,109 @@ mod tests {
         let mut ht = HeadTail::new(4, 4);
         ht.push(b"abcdef");
         assert_eq!(ht.joined(), "abcdef");
+    }
+
+    /// The file `LogCap` produces for `chunks`.
+    fn capped(limit: u64, chunks: &[&[u8]]) -> (Vec<u8>, u64) {
+        let mut cap = LogCap::new(limit);
+        let mut file = Vec::new();
+        for chunk in chunks {
+            file.extend_from_slice(cap.push(chunk));
+        }
+        let (marker, (a, b)) = cap.ending();
+        file.extend_from_slice(marker.unwrap_or_default().as_bytes());
+        file.extend_from_slice(a);
+        file.extend_from_slice(b);
+        (file, cap.left_out())
+    }
+
+    #[test]
+    fn log_cap_keeps_head_marker_and_tail() {
+        let (file, left_out) = capped(8, &[b"abc", b"defgh", b"ij", b"klmnop"]);
+        assert_eq!(left_out, 8);
+        assert_eq!(
+            String::from_utf8(file).unwrap(),
+            "abcd\n[pace: 8 bytes of output left out here; `sandbox.log_limit` (8 bytes) keeps the first 4 bytes and the last 4 bytes]\nmnop"
+        );
+    }
+
+    #[test]
+    fn log_cap_exactly_at_the_limit_is_whole() {
+        let chunks: [&[u8]; 3] = [b"abc", b"defg", b"h"];
+        assert_eq!(capped(8, &chunks), (b"abcdefgh".to_vec(), 0));
+        // One byte more: one byte left out, the marker says so.
+        let (file, left_out) = capped(8, &[b"abc", b"defg", b"hi"]);
+        assert_eq!(left_out, 1);
+        let text = String::from_utf8(file).unwrap();
+        assert!(
+            text.starts_with("abcd\n[pace: 1 byte of output left out here;"),
+            "{text}"
+        );
+        assert!(text.ends_with("]\nfghi"), "{text}");
+    }
+
+    #[test]
+    fn log_cap_smaller_than_one_chunk() {
+        let chunk: Vec<u8> = (0..100u8).collect();
+        let (file, left_out) = capped(4, &[&chunk]);
+        assert_eq!(left_out, 96);
+        assert_eq!(&file[..2], &[0, 1]);
+        assert_eq!(&file[file.len() - 2..], &[98, 99]);
+        assert!(String::from_utf8_lossy(&file).contains("[pace: 96 bytes of output left out here;"));
+        // A limit of 1: no head, a one-byte tail.
+        let (file, left_out) = capped(1, &[&chunk, b"z"]);
+        assert_eq!(left_out, 100);
+        assert!(file.starts_with(b"\n[pace: 100 bytes"));
+        assert!(file.ends_with(b"]\nz"));
+    }
+
+    #[test]
+    fn log_cap_zero_keeps_everything() {
+        let big = vec![b'x'; 10_000];
+        assert_eq!(capped(0, &[&big, b"end"]).1, 0);
+        assert_eq!(capped(0, &[&big, b"end"]).0.len(), 10_003);
+    }
+
+    #[test]
+    fn log_cap_names_sizes() {
+        let mut cap = LogCap::new(256 * 1024 * 1024);
+        assert_eq!(cap.push(&[0; 1]), &[0]);
+        assert!(cap.ending().0.is_none());
+        assert_eq!(size(256 * 1024 * 1024), "256 MiB");
+        assert_eq!(size(64 * 1024), "64 KiB");
+        assert_eq!(size(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn log_file_is_created_through_no_link() {
+        use std::os::unix::fs::symlink;
+        let repo = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+
+        // Missing directories are created; an existing file is replaced, not written through
+        // (a hard link to a file elsewhere stays as it was).
+        let log = repo.path().join(".pace/day-1/gate/output.log");
+        std::io::Write::write_all(&mut create_log_file(repo.path(), &log).unwrap(), b"one").unwrap();
+        std::fs::remove_file(&log).unwrap();
+        std::fs::hard_link(&victim, &log).unwrap();
+        std::io::Write::write_all(&mut create_log_file(repo.path(), &log).unwrap(), b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "two");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+
+        // A link as the file itself.
+        std::fs::remove_file(&log).unwrap();
+        symlink(&victim, &log).unwrap();
+        let err = create_log_file(repo.path(), &log).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+
+        // A link as a directory on the way (`.pace/day-2` -> outside).
+        symlink(outside.path(), repo.path().join(".pace/day-2")).unwrap();
+        let err = create_log_file(repo.path(), &repo.path().join(".pace/day-2/output.log")).unwrap_err();
+        assert!(err.to_string().contains(".pace/day-2` is a symbolic link"), "{err}");
+        assert!(!outside.path().join("output.log").exists());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! JUnit counts decide whether the tests pass, the model maps evidence to each acceptance
 //! criterion. The full output goes to `gate/output.log`; the model sees head and tail.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::GATE;
 use crate::artifacts::write_yaml;
@@ -48,9 +48,10 @@ pub async fn run_suite(
 }
 
 fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> TestRun {
-    let counts = junit::counts_in_files(&outcome.collected);
+    let reports = junit::read_reports(&outcome.collected);
+    let counts = reports.counts();
     match &counts {
-        Some(_) => merge_junit(&outcome.collected, junit_path),
+        Some(_) => merge_junit(&reports.texts, junit_path),
         None => {
             let xml = junit::synthesize(
                 command,
@@ -68,7 +69,7 @@ fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> Test
         errors: 0,
         skipped: 0,
     });
-    let mut notes = Vec::new();
+    let mut notes = reports.skipped;
     if outcome.timed_out {
         notes.push(format!("timed out after {} s", outcome.duration.as_secs()));
     }
@@ -104,15 +105,9 @@ fn output_says_disk_full(outcome: &RunOutcome) -> bool {
 }
 
 /// `gate/junit.xml` holds the suite's own reports (several files become one `<testsuites>`).
-fn merge_junit(files: &[PathBuf], target: &Path) {
+fn merge_junit(texts: &[String], target: &Path) {
     let mut suites = Vec::new();
-    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "xml")) {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        if !text.contains("<testsuite") {
-            continue;
-        }
+    for text in texts {
         let body = match text.find("?>") {
             Some(i) if text.trim_start().starts_with("<?xml") => text[i + 2..].trim().to_string(),
             _ => text.trim().to_string(),
@@ -436,6 +431,34 @@ mod tests {
         let run = TestRun { failures: 2, ..green() };
         let r = decide(1, &story(), mapping(vec![pass("prints hello"), pass("exits 0")]), run);
         assert_eq!(r.gate_decision, Decision::Hold);
+    }
+
+    /// A sparse 2 GiB `junit.xml` is not read; the gate report's note says so, and the
+    /// exit status decides (a synthesized report takes its place).
+    #[test]
+    fn an_oversized_junit_is_named_in_the_note_and_the_exit_status_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("junit.xml");
+        let file = std::fs::File::create(&huge).unwrap();
+        std::io::Write::write_all(&mut &file, br#"<testsuite tests="9000" failures="0">"#).unwrap();
+        file.set_len(2 << 30).unwrap();
+        let outcome = RunOutcome {
+            exit_code: 1,
+            timed_out: false,
+            oom_killed: false,
+            duration: std::time::Duration::from_secs(1),
+            head: String::new(),
+            tail: "FAIL".into(),
+            output_bytes: 4,
+            collected: vec![huge],
+            network_hint: None,
+        };
+        let target = dir.path().join("gate/junit.xml");
+        let run = test_run_from("t", &outcome, &target);
+        assert_eq!((run.tests, run.failures), (1, 1));
+        let note = run.note.unwrap_or_default();
+        assert!(note.contains("(2147483648 bytes) was not read"), "{note}");
+        assert!(std::fs::metadata(&target).unwrap().len() < 4096);
     }
 
     #[test]
