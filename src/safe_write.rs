@@ -83,6 +83,14 @@ impl OwnFileError {
     }
 }
 
+/// An [`io::Error`] made from a refusal (e.g. by [`create_own_file`]): lets a caller that
+/// only sees `io::Error` tell "remove this link" from an I/O failure.
+pub fn is_refusal_io(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<OwnFileError>())
+        .is_some_and(OwnFileError::is_refusal)
+}
+
 impl From<OwnFileError> for io::Error {
     fn from(e: OwnFileError) -> Self {
         let kind = match &e {

@@ -34,6 +34,13 @@ pub async fn run_suite(
 ) -> Result<(RunOutcome, TestRun), crate::sandbox::SandboxError> {
     let log = gate_dir.join("output.log");
     let collected_dir = gate_dir.join("collected");
+    // The sandbox writes `output.log` and the collected files below `gate_dir`: it is
+    // created (or found) here without following links, so a planted `gate -> /etc` is
+    // refused before anything is written through it.
+    crate::safe_write::create_dir_all(repo, gate_dir).map_err(|e| crate::sandbox::SandboxError::Io {
+        path: gate_dir.to_path_buf(),
+        source: e.into(),
+    })?;
     let outcome = sandbox
         .run(RunRequest {
             repo,
@@ -43,14 +50,14 @@ pub async fn run_suite(
             on_output,
         })
         .await?;
-    let test_run = test_run_from(command, &outcome, &gate_dir.join("junit.xml"));
+    let test_run = test_run_from(repo, command, &outcome, &gate_dir.join("junit.xml"));
     Ok((outcome, test_run))
 }
 
-fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> TestRun {
+fn test_run_from(repo: &Path, command: &str, outcome: &RunOutcome, junit_path: &Path) -> TestRun {
     let counts = junit::counts_in_files(&outcome.collected);
     match &counts {
-        Some(_) => merge_junit(&outcome.collected, junit_path),
+        Some(_) => merge_junit(repo, &outcome.collected, junit_path),
         None => {
             let xml = junit::synthesize(
                 command,
@@ -59,7 +66,7 @@ fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> Test
                 outcome.duration.as_secs_f64(),
                 &outcome.tail,
             );
-            let _ = junit::write_synthesized(junit_path, &xml);
+            let _ = junit::write_synthesized(repo, junit_path, &xml);
         }
     }
     let counts = counts.unwrap_or(junit::JunitCounts {
@@ -104,7 +111,7 @@ fn output_says_disk_full(outcome: &RunOutcome) -> bool {
 }
 
 /// `gate/junit.xml` holds the suite's own reports (several files become one `<testsuites>`).
-fn merge_junit(files: &[PathBuf], target: &Path) {
+fn merge_junit(repo: &Path, files: &[PathBuf], target: &Path) {
     let mut suites = Vec::new();
     for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "xml")) {
         let Ok(text) = std::fs::read_to_string(file) else {
@@ -135,7 +142,7 @@ fn merge_junit(files: &[PathBuf], target: &Path) {
             inner.join("\n")
         )
     };
-    let _ = junit::write_synthesized(target, &xml);
+    let _ = junit::write_synthesized(repo, target, &xml);
 }
 
 /// `ci`: the CI pipeline's result for the pushed commit (`platform.wait_for_ci`), evidence
