@@ -1018,7 +1018,8 @@ fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) ->
 fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, GitError> {
     ensure_pace_gitignore(&ctx.pace);
     let mut paths = vec![".pace".to_string()];
-    if ctx.settings.repo_root.join("PROGRESS.md").exists() {
+    // Only a regular file: a link planted there is refused by the writer and not committed.
+    if std::fs::symlink_metadata(ctx.pace.progress()).is_ok_and(|m| m.is_file()) {
         paths.push("PROGRESS.md".into());
     }
     ctx.git.commit_paths(&paths, message)
