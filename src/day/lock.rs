@@ -1,6 +1,8 @@
 //! `.pace/pipeline.lock`: one run per repository at a time. Taken atomically
-//! (`create_new`); a lock whose process is gone, or older than [`STALE_AFTER`], is taken
-//! over; only the owner removes it.
+//! ([`safe_write::create_new`]); a lock whose process is gone, or older than
+//! [`STALE_AFTER`], is taken over; only the owner removes it. Taking, reading and removing
+//! it never follow a link (a `.pace -> /elsewhere` would otherwise lock, take over and
+//! delete a file there).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
