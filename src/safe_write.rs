@@ -242,8 +242,10 @@ pub fn check(root: &Path, path: &Path, is_dir: bool) -> Result<(), OwnFileError>
 }
 
 /// Checks every entry directly inside the directory `path` (if it exists) as [`check`]
-/// would: no links, no hard-linked files; subdirectories are not entered.
-pub fn check_entries(root: &Path, path: &Path) -> Result<(), OwnFileError> {
+/// would: no links, no hard-linked files; subdirectories are not entered. Entries named in
+/// `linked_ok` may have other hard links (a file pace never writes into, such as the lock,
+/// which [`create_new`] links into place), and another run's temporary files are skipped.
+pub fn check_entries(root: &Path, path: &Path, linked_ok: &[&str]) -> Result<(), OwnFileError> {
     let Some(parent) = open_parent(root, path, false)? else {
         return Ok(());
     };
@@ -254,7 +256,8 @@ pub fn check_entries(root: &Path, path: &Path) -> Result<(), OwnFileError> {
     for entry in listing {
         let entry = entry.map_err(|e| OwnFileError::io(&parent.shown, e))?;
         let name = OsStr::from_bytes(entry.file_name().to_bytes());
-        if name == "." || name == ".." {
+        // A concurrent write's temporary file: created with `O_EXCL`, never opened again.
+        if name == "." || name == ".." || name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
             continue;
         }
         let shown = parent.shown.join(name);
@@ -265,7 +268,7 @@ pub fn check_entries(root: &Path, path: &Path) -> Result<(), OwnFileError> {
         };
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Symlink => return Err(symlink_error(&dir, name, &shown)),
-            FileType::RegularFile if link_count(&st) > 1 => {
+            FileType::RegularFile if link_count(&st) > 1 && !linked_ok.iter().any(|ok| name == *ok) => {
                 return Err(OwnFileError::HardLink {
                     path: shown,
                     links: link_count(&st),
@@ -709,10 +712,23 @@ mod tests {
         let f = Fixture::new();
         std::fs::create_dir_all(f.repo.join(".pace/day-1/gate")).unwrap();
         std::fs::write(f.repo.join(".pace/day-1/summary.md"), "ok").unwrap();
-        check_entries(&f.repo, Path::new(".pace/day-1")).unwrap();
-        check_entries(&f.repo, Path::new(".pace/day-9")).unwrap();
+        check_entries(&f.repo, Path::new(".pace/day-1"), &[]).unwrap();
+        check_entries(&f.repo, Path::new(".pace/day-9"), &[]).unwrap();
+        // The lock while another run links it into place: two links, not a refusal.
+        std::fs::write(f.repo.join(".pace/day-1/.pace-write-0123"), "pid=1").unwrap();
+        std::fs::hard_link(
+            f.repo.join(".pace/day-1/.pace-write-0123"),
+            f.repo.join(".pace/day-1/pipeline.lock"),
+        )
+        .unwrap();
+        check_entries(&f.repo, Path::new(".pace/day-1"), &["pipeline.lock"]).unwrap();
+        assert!(matches!(
+            check_entries(&f.repo, Path::new(".pace/day-1"), &[]),
+            Err(OwnFileError::HardLink { .. })
+        ));
+        std::fs::remove_file(f.repo.join(".pace/day-1/pipeline.lock")).unwrap();
         symlink(f.outside.join("victim.txt"), f.repo.join(".pace/day-1/run.json")).unwrap();
-        let err = check_entries(&f.repo, Path::new(".pace/day-1")).unwrap_err();
+        let err = check_entries(&f.repo, Path::new(".pace/day-1"), &[]).unwrap_err();
         assert!(
             err.to_string().starts_with("`.pace/day-1/run.json` is a symbolic link"),
             "{err}"
