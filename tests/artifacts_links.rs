@@ -159,3 +159,49 @@ async fn a_link_planted_during_the_day_is_refused_when_the_results_are_written()
     let committed = p.git(&["ls-files", "PROGRESS.md"]);
     assert_eq!(committed.trim(), "", "the planted link was committed");
 }
+
+/// Inside Bitbucket Pipelines the day's JUnit is copied to `test-results/`; a repository
+/// whose `test-results` leads outside gets a warning naming it, nothing is written there,
+/// and the day's own result stands (the copy is best effort).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_results_link_is_refused_on_bitbucket() {
+    use crate::support::fake_bitbucket::FakeBitbucket;
+    require_docker!();
+    const TOKEN: &str = "bbat-ACCESS-SECRET-0001";
+    let outside = Outside::new();
+    let before = outside.snapshot();
+    let bb = FakeBitbucket::start("acme", "greeter", &format!("Bearer {TOKEN}"), None).await;
+    let (p, _fake) = greeter_with(scripts::greeter(Options::default())).await;
+    let config = p
+        .read("pace.config.yaml")
+        .replace("platform:\n  type: local\n", "platform:\n  type: bitbucket\n");
+    std::fs::write(p.path("pace.config.yaml"), config).unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path("test-results")).unwrap();
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-q", "-m", "bitbucket, and test-results leads outside"]);
+    let bare_dir = tempfile::tempdir().unwrap();
+    let bare = bare_dir.path().join("greeter.git");
+    crate::support::project::git(bare_dir.path(), &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    let api = bb.api_url();
+    let git_url = format!("file://{}", bare.display());
+    let env = [
+        ("ANTHROPIC_API_KEY", KEY),
+        ("BITBUCKET_WORKSPACE", "acme"),
+        ("BITBUCKET_REPO_SLUG", "greeter"),
+        ("BITBUCKET_API_URL", api.as_str()),
+        ("PACE_BITBUCKET_GIT_URL", git_url.as_str()),
+        ("BITBUCKET_ACCESS_TOKEN", TOKEN),
+        ("BITBUCKET_BUILD_NUMBER", "7"),
+        ("BITBUCKET_GIT_HTTP_ORIGIN", "http://bitbucket.org/acme/greeter"),
+    ];
+
+    let out = p.pace(&["--day", "1"], &env).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let expected = format!(
+        "could not copy the JUnit report to test-results/: `test-results` is a symbolic link (to {}); pace never writes through links: remove it and re-run",
+        outside.path().display()
+    );
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    assert_eq!(outside.snapshot(), before, "the copy was written outside the checkout");
+    assert!(p.read(".pace/day-1/gate/junit.xml").contains("greeter"));
+}
