@@ -153,6 +153,7 @@ async fn a_link_planted_during_the_day_is_refused_when_the_results_are_written()
         outside.victim().display()
     );
     assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(the day was SHIP;"), "{}", stderr(&out));
     assert_eq!(outside.snapshot(), before, "the file outside the checkout changed");
     // What was written before the refusal is in place and committed; the link is not.
     assert!(p.read(".pace/day-1/run.json").contains("\"decision\": \"SHIP\""));

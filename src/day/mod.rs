@@ -878,7 +878,10 @@ async fn finish(
         return DayReport {
             exit: ExitKind::Config,
             decision: Some(decision),
-            message: ctx.redactor.redact(&e.to_string()),
+            message: ctx.redactor.redact(&format!(
+                "{e} (the day was {}; run.json records that)",
+                decision.as_str()
+            )),
             hint: None,
         };
     }
