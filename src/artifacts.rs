@@ -1,52 +1,124 @@
 //! The `.pace/` layout and the files of a day (contract: "Outputs"). Everything written
-//! here passes through the [`Redactor`]; writes are atomic (temp file + rename) so a run
-//! killed half-way never leaves a truncated artifact.
+//! here passes through the [`Redactor`] and [`crate::safe_write`]: writes are atomic (temp
+//! file + rename) so a run killed half-way never leaves a truncated artifact, and never
+//! follow a link the checkout holds (the code under test can leave `.pace/day-2 -> /etc`).
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::redact::Redactor;
+use crate::safe_write::{self, OwnFileError};
 
 pub const RUN_SCHEMA_VERSION: u32 = 1;
 pub const CONTEXT_DOCS: [&str; 4] = ["product.md", "engineering.md", "security.md", "devops.md"];
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write `{path}`: {source}")]
-pub struct ArtifactError {
-    pub path: PathBuf,
-    pub source: std::io::Error,
+pub enum ArtifactError {
+    #[error(transparent)]
+    Write(#[from] OwnFileError),
+    #[error("cannot serialise `{path}`: {message}")]
+    Serialise { path: PathBuf, message: String },
 }
 
-/// Paths of one repository's `.pace/` directory.
+impl ArtifactError {
+    /// The write was refused because of a link or special file in the checkout.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Write(e) if e.is_refusal())
+    }
+}
+
+/// A file or directory of pace's own inside a repository: the absolute path (what
+/// `Deref` gives, for reading and messages) and the root it is written from, so every
+/// writer can refuse links below that root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnPath {
+    repo: PathBuf,
+    abs: PathBuf,
+}
+
+impl OwnPath {
+    pub fn new(repo: &Path, rel: impl AsRef<Path>) -> Self {
+        Self {
+            repo: repo.to_path_buf(),
+            abs: repo.join(rel),
+        }
+    }
+
+    /// The repository root the path is anchored at.
+    pub fn repo(&self) -> &Path {
+        &self.repo
+    }
+
+    /// `name` inside this directory, anchored at the same root.
+    #[must_use]
+    pub fn child(&self, name: impl AsRef<Path>) -> Self {
+        Self {
+            repo: self.repo.clone(),
+            abs: self.abs.join(name),
+        }
+    }
+}
+
+impl Deref for OwnPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.abs
+    }
+}
+
+impl AsRef<Path> for OwnPath {
+    fn as_ref(&self) -> &Path {
+        &self.abs
+    }
+}
+
+/// Paths of one repository's `.pace/` directory and of the files pace writes at the
+/// repository root.
 #[derive(Debug, Clone)]
 pub struct PaceDir {
-    pub root: PathBuf,
+    /// `.pace/`.
+    pub root: OwnPath,
 }
 
 impl PaceDir {
     pub fn new(repo_root: &Path) -> Self {
         Self {
-            root: repo_root.join(".pace"),
+            root: OwnPath::new(repo_root, ".pace"),
         }
+    }
+    pub fn repo(&self) -> &Path {
+        self.root.repo()
     }
     pub fn day(&self, day: u32) -> DayDir {
         DayDir {
-            dir: self.root.join(format!("day-{day}")),
+            dir: self.root.child(format!("day-{day}")),
             day,
         }
     }
-    pub fn context_dir(&self) -> PathBuf {
-        self.root.join("context")
+    pub fn context_dir(&self) -> OwnPath {
+        self.root.child("context")
     }
-    pub fn context_doc(&self, name: &str) -> PathBuf {
-        self.context_dir().join(name)
+    pub fn context_doc(&self, name: &str) -> OwnPath {
+        self.context_dir().child(name)
     }
-    pub fn backlog(&self) -> PathBuf {
-        self.root.join("advisory-backlog.yaml")
+    pub fn backlog(&self) -> OwnPath {
+        self.root.child("advisory-backlog.yaml")
     }
-    pub fn lock(&self) -> PathBuf {
-        self.root.join("pipeline.lock")
+    pub fn lock(&self) -> OwnPath {
+        self.root.child("pipeline.lock")
+    }
+    pub fn gitignore(&self) -> OwnPath {
+        self.root.child(".gitignore")
+    }
+    /// `PROGRESS.md` at the repository root.
+    pub fn progress(&self) -> OwnPath {
+        OwnPath::new(self.repo(), "PROGRESS.md")
+    }
+    /// `pace-env.env` (the dotenv report) at the repository root.
+    pub fn dotenv(&self) -> OwnPath {
+        OwnPath::new(self.repo(), "pace-env.env")
     }
     pub fn missing_context_docs(&self) -> Vec<&'static str> {
         CONTEXT_DOCS
@@ -54,107 +126,114 @@ impl PaceDir {
             .filter(|d| !self.context_doc(d).is_file())
             .collect()
     }
+
+    /// Before day `day` writes anything: none of pace's directories (`.pace`, the day's,
+    /// its `gate/`, `context/`), nothing directly inside them, and neither `PROGRESS.md`
+    /// nor `pace-env.env` is a link, a hard-linked file or of the wrong type. A repository
+    /// can commit such links and a suite can leave them; failing here costs no tokens.
+    pub fn check_no_links(&self, day: u32) -> Result<(), OwnFileError> {
+        let day = self.day(day);
+        let repo = self.repo();
+        for dir in [&self.root, &day.dir, &day.gate_dir(), &self.context_dir()] {
+            safe_write::check(repo, dir, true)?;
+            // A concurrent run may be linking its lock into place (two links for a moment);
+            // it then says "held" itself.
+            safe_write::check_entries(repo, dir, &["pipeline.lock"])?;
+        }
+        for file in [self.progress(), self.dotenv()] {
+            safe_write::check(repo, &file, false)?;
+        }
+        Ok(())
+    }
 }
 
 /// Paths of `.pace/day-N/`.
 #[derive(Debug, Clone)]
 pub struct DayDir {
-    pub dir: PathBuf,
+    pub dir: OwnPath,
     pub day: u32,
 }
 
 impl DayDir {
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+    pub fn path(&self, name: &str) -> OwnPath {
+        self.dir.child(name)
     }
-    pub fn run_json(&self) -> PathBuf {
+    pub fn run_json(&self) -> OwnPath {
         self.path("run.json")
     }
-    pub fn story_card(&self) -> PathBuf {
+    pub fn story_card(&self) -> OwnPath {
         self.path("story-card.yaml")
     }
-    pub fn handoff(&self) -> PathBuf {
+    pub fn handoff(&self) -> OwnPath {
         self.path("handoff.yaml")
     }
-    pub fn gate_report(&self) -> PathBuf {
+    pub fn gate_report(&self) -> OwnPath {
         self.path("gate-report.yaml")
     }
-    pub fn review_report(&self, agent: &str) -> PathBuf {
+    pub fn review_report(&self, agent: &str) -> OwnPath {
         self.path(&format!("{}-report.yaml", agent.to_ascii_lowercase()))
     }
-    pub fn scribe_report(&self) -> PathBuf {
+    pub fn scribe_report(&self) -> OwnPath {
         self.path("scribe-report.yaml")
     }
-    pub fn gate_dir(&self) -> PathBuf {
+    pub fn gate_dir(&self) -> OwnPath {
         self.path("gate")
     }
-    pub fn gate_log(&self) -> PathBuf {
-        self.gate_dir().join("output.log")
+    pub fn gate_log(&self) -> OwnPath {
+        self.gate_dir().child("output.log")
     }
-    pub fn gate_junit(&self) -> PathBuf {
-        self.gate_dir().join("junit.xml")
+    pub fn gate_junit(&self) -> OwnPath {
+        self.gate_dir().child("junit.xml")
     }
-    pub fn summary(&self) -> PathBuf {
+    pub fn summary(&self) -> OwnPath {
         self.path("summary.md")
     }
-    pub fn transcript(&self) -> PathBuf {
+    pub fn transcript(&self) -> OwnPath {
         self.path("transcript.jsonl")
     }
     /// What the sandbox's return-path policy kept out of the repository.
-    pub fn refused(&self) -> PathBuf {
+    pub fn refused(&self) -> OwnPath {
         self.path("refused.yaml")
     }
 
-    pub fn attempts(&self) -> PathBuf {
+    pub fn attempts(&self) -> OwnPath {
         self.path("attempts.yaml")
     }
-    pub fn merge_request(&self) -> PathBuf {
+    pub fn merge_request(&self) -> OwnPath {
         self.path("merge-request.md")
     }
-    pub fn escalation(&self) -> PathBuf {
+    pub fn escalation(&self) -> OwnPath {
         self.path("escalation.md")
     }
+    /// Creates `.pace/day-N/gate/` (the sandbox's `collect_into` is below it) without
+    /// following links.
     pub fn create(&self) -> Result<(), ArtifactError> {
-        std::fs::create_dir_all(self.gate_dir()).map_err(|source| ArtifactError {
-            path: self.gate_dir(),
-            source,
-        })
+        Ok(safe_write::create_dir_all(self.dir.repo(), &self.gate_dir())?)
     }
 }
 
 /// Writes text atomically after redaction.
-pub fn write_text(path: &Path, text: &str, redactor: &Redactor) -> Result<(), ArtifactError> {
-    let err = |source| ArtifactError {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    std::io::Write::write_all(&mut tmp, redactor.redact(text).as_bytes()).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+pub fn write_text(path: &OwnPath, text: &str, redactor: &Redactor) -> Result<(), ArtifactError> {
+    Ok(safe_write::write(path.repo(), path, redactor.redact(text).as_bytes())?)
 }
 
-pub fn write_yaml<T: Serialize>(path: &Path, value: &T, redactor: &Redactor) -> Result<(), ArtifactError> {
-    let text = serde_saphyr::to_string(value).map_err(|e| ArtifactError {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+pub fn write_yaml<T: Serialize>(path: &OwnPath, value: &T, redactor: &Redactor) -> Result<(), ArtifactError> {
+    let text = serde_saphyr::to_string(value).map_err(|e| serialise_error(path, e))?;
     write_text(path, &text, redactor)
 }
 
-pub fn write_json<T: Serialize>(path: &Path, value: &T, redactor: &Redactor) -> Result<(), ArtifactError> {
-    let mut v = serde_json::to_value(value).map_err(|e| ArtifactError {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
+pub fn write_json<T: Serialize>(path: &OwnPath, value: &T, redactor: &Redactor) -> Result<(), ArtifactError> {
+    let mut v = serde_json::to_value(value).map_err(|e| serialise_error(path, e))?;
     redactor.redact_json(&mut v);
-    let text = serde_json::to_string_pretty(&v).map_err(|e| ArtifactError {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
+    let text = serde_json::to_string_pretty(&v).map_err(|e| serialise_error(path, e))?;
     write_text(path, &(text + "\n"), redactor)
+}
+
+fn serialise_error(path: &Path, e: impl std::fmt::Display) -> ArtifactError {
+    ArtifactError::Serialise {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// Reads a YAML artifact written by pace; `None` when absent or unreadable.
@@ -324,10 +403,59 @@ mod tests {
     }
 
     #[test]
+    fn the_day_refuses_links_in_its_paths_before_it_starts() {
+        for (link, target_is_dir) in [
+            (".pace", true),
+            (".pace/day-1", true),
+            (".pace/day-1/gate", true),
+            (".pace/context", true),
+            (".pace/day-1/run.json", false),
+            (".pace/day-1/transcript.jsonl", false),
+            (".pace/context/product.md", false),
+            ("PROGRESS.md", false),
+            ("pace-env.env", false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = dir.path().join("repo");
+            let outside = dir.path().join("outside");
+            std::fs::create_dir_all(&outside).unwrap();
+            std::fs::write(outside.join("victim"), "x").unwrap();
+            let parent = repo.join(link);
+            std::fs::create_dir_all(parent.parent().unwrap()).unwrap();
+            let to = if target_is_dir {
+                outside.clone()
+            } else {
+                outside.join("victim")
+            };
+            std::os::unix::fs::symlink(&to, repo.join(link)).unwrap();
+            let pace = PaceDir::new(&repo);
+            let err = pace.check_no_links(1).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "`{link}` is a symbolic link (to {}); pace never writes through links: remove it and re-run",
+                    to.display()
+                )
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pace = PaceDir::new(dir.path());
+        pace.check_no_links(1).unwrap();
+        pace.day(1).create().unwrap();
+        write_text(&pace.progress(), "p", &Redactor::default()).unwrap();
+        pace.check_no_links(1).unwrap();
+        std::fs::hard_link(dir.path().join("PROGRESS.md"), dir.path().join("copy")).unwrap();
+        assert!(matches!(
+            pace.check_no_links(1),
+            Err(OwnFileError::HardLink { links: 2, .. })
+        ));
+    }
+
+    #[test]
     fn writes_are_redacted() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x/y.txt");
+        let path = OwnPath::new(dir.path(), "x/y.txt");
         write_text(&path, "token=abcd1234", &Redactor::new(vec!["abcd1234".into()])).unwrap();
-        assert_eq!(std::fs::read_to_string(path).unwrap(), "token=[REDACTED]");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "token=[REDACTED]");
     }
 }

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod platform;
 pub mod redact;
 pub mod report;
+pub mod safe_write;
 pub mod sandbox;
 pub mod schemas;
 

@@ -46,6 +46,7 @@ fn context(name: &str, edit: impl FnOnce(&mut SandboxSettings)) -> SandboxContex
         ),
         day: 4,
         env: Vec::new(),
+        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
     }
 }
 

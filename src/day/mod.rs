@@ -80,6 +80,12 @@ impl DayError {
             Self::Llm(LlmError::MissingKey(_) | LlmError::Cassette { .. }) => ExitKind::Config,
             Self::Interrupted(Signal::Interrupt) => ExitKind::Interrupted,
             Self::Interrupted(Signal::Terminate) => ExitKind::Terminated,
+            // A link or special file in pace's own paths: the checkout has to be fixed (as
+            // for a dirty work tree), re-running it as it is fails the same way.
+            Self::Artifact(e) | Self::Platform(PlatformError::Artifact(e)) if e.is_refusal() => ExitKind::Config,
+            Self::Sandbox(SandboxError::Io { source, .. }) if crate::safe_write::is_refusal_io(source) => {
+                ExitKind::Config
+            }
             _ => ExitKind::Infrastructure,
         }
     }
@@ -185,6 +191,12 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     };
     let pace = PaceDir::new(&req.settings.repo_root);
     let day_dir = pace.day(req.plan.day);
+    // A link in pace's own paths (committed to the repository, or left by a suite) is
+    // refused before anything there is read or written, and before a token is spent.
+    // Exit 2 as for a dirty work tree: the checkout has to be fixed, not the runner.
+    if let Err(e) = pace.check_no_links(req.plan.day) {
+        return early_exit(ExitKind::Config, e.to_string(), None);
+    }
     if let Some(shipped) = already_shipped(&day_dir) {
         return DayReport {
             exit: ExitKind::Ship,
@@ -197,8 +209,11 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
             hint: None,
         };
     }
-    let _lock = match lock::RunLock::acquire(&pace.lock(), req.plan.day) {
+    let _lock = match lock::RunLock::acquire(&pace, req.plan.day) {
         Ok(l) => l,
+        Err(lock::LockError::Io(e)) if e.is_refusal() => {
+            return early_exit(ExitKind::Config, e.to_string(), None);
+        }
         Err(e) => {
             return early_exit(
                 ExitKind::Infrastructure,
@@ -220,7 +235,12 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         Err(e) => return early_exit(ExitKind::Infrastructure, e.to_string(), e.hint()),
     }
     if let Err(e) = day_dir.create() {
-        return early_exit(ExitKind::Infrastructure, e.to_string(), None);
+        let exit = if e.is_refusal() {
+            ExitKind::Config
+        } else {
+            ExitKind::Infrastructure
+        };
+        return early_exit(exit, e.to_string(), None);
     }
     let started_at = artifacts::now_rfc3339();
     let prior_attempts = artifacts::read_attempts(&day_dir);
@@ -246,7 +266,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         &req.settings.llm,
         &req.settings.budget,
         &req.env,
-        day_dir.transcript(),
+        day_dir.transcript().to_path_buf(),
         redactor.clone(),
     ) {
         Ok(c) => c,
@@ -364,7 +384,7 @@ fn day_base_commit(day_dir: &DayDir, git: &Git) -> String {
         }
     }
     let head = git.head();
-    let _ = std::fs::write(&path, format!("{head}\n"));
+    let _ = crate::safe_write::write(path.repo(), &path, format!("{head}\n").as_bytes());
     head
 }
 
@@ -851,6 +871,22 @@ async fn finish(
             hint: Some("the branch is pushed and the artifacts are written; fix the token or project settings (`pace doctor`) and re-run the day to publish".into()),
         };
     }
+    // A link left in pace's own paths during the day (e.g. by the suite in bind mode):
+    // the artifacts are incomplete and the checkout needs fixing, whatever the agents
+    // decided (the refusal is also among the warnings above).
+    if let Err(e) = &written
+        && e.is_refusal()
+    {
+        return DayReport {
+            exit: ExitKind::Config,
+            decision: Some(decision),
+            message: ctx.redactor.redact(&format!(
+                "{e} (the day was {}; run.json records that)",
+                decision.as_str()
+            )),
+            hint: None,
+        };
+    }
     let message = match decision {
         RunDecision::Ship if state.human_gate => reason.clone(),
         RunDecision::Ship => format!(
@@ -892,8 +928,8 @@ fn write_changes_patch(ctx: &DayContext) -> Result<std::path::PathBuf, DayError>
     }
     let patch = ctx.git.run(&args)?;
     let path = ctx.day_dir.path("changes.patch");
-    std::fs::write(&path, ctx.redactor.redact(&patch)).map_err(|e| DayError::Io(format!("{}: {e}", path.display())))?;
-    Ok(path)
+    artifacts::write_text(&path, &patch, &ctx.redactor)?;
+    Ok(path.to_path_buf())
 }
 
 fn totals(ctx: &DayContext) -> Totals {
@@ -958,7 +994,7 @@ pub fn write_progress(
             updated_at: &updated,
         },
     );
-    artifacts::write_text(&settings.repo_root.join("PROGRESS.md"), &text, redactor)
+    artifacts::write_text(&pace.progress(), &text, redactor)
 }
 
 fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) -> Result<(), artifacts::ArtifactError> {
@@ -979,7 +1015,7 @@ fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) ->
         "PACE_COST_USD",
         &format!("{:.4}", record.totals.cost_usd),
     ));
-    artifacts::write_text(&settings.repo_root.join("pace-env.env"), &text, redactor)
+    artifacts::write_text(&PaceDir::new(&settings.repo_root).dotenv(), &text, redactor)
 }
 
 /// `.pace/` (without the lock and the raw test log, which can be huge and stays a CI
@@ -987,7 +1023,8 @@ fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) ->
 fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, GitError> {
     ensure_pace_gitignore(&ctx.pace);
     let mut paths = vec![".pace".to_string()];
-    if ctx.settings.repo_root.join("PROGRESS.md").exists() {
+    // Only a regular file: a link planted there is refused by the writer and not committed.
+    if std::fs::symlink_metadata(ctx.pace.progress()).is_ok_and(|m| m.is_file()) {
         paths.push("PROGRESS.md".into());
     }
     ctx.git.commit_paths(&paths, message).map(|c| c.sha)
@@ -999,10 +1036,9 @@ const PACE_GITIGNORE: &str =
     "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\nday-*/changes.patch\n/gate/\n";
 
 fn ensure_pace_gitignore(pace: &PaceDir) {
-    let path = pace.root.join(".gitignore");
-    if !path.exists() {
-        let _ = std::fs::create_dir_all(&pace.root);
-        let _ = std::fs::write(path, PACE_GITIGNORE);
+    let path = pace.gitignore();
+    if matches!(crate::safe_write::read_to_string(pace.repo(), &path), Ok(None)) {
+        let _ = crate::safe_write::write(pace.repo(), &path, PACE_GITIGNORE.as_bytes());
     }
 }
 

@@ -1,11 +1,17 @@
 //! `transcript.jsonl`: one line per LLM call, redacted, appended atomically. The same
 //! file is the replay cassette ([`super::replay`]).
 //!
+//! The file is opened once, through [`crate::safe_write::open_append`] (no link at the
+//! file, no hard-linked file, `O_NOFOLLOW`), and every line goes to that open inode, so a
+//! link planted at the path later is never followed. It is appended rather than rewritten
+//! atomically per line: a rewrite would copy the whole transcript (every request carries
+//! the conversation so far) on each of the day's calls.
+//!
 //! A successful call: `{"seq", "agent", "call", "at", "duration_ms", "request", "response"}`;
 //! a failed one: `{"seq", "agent", "call", "at", "duration_ms", "error"}`. `seq` numbers
 //! the lines of the file; `call` numbers the calls of one agent, from 1.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -45,18 +51,31 @@ pub struct TranscriptWriter {
 }
 
 impl TranscriptWriter {
-    /// Opens `path` for appending (creating its directory); numbering continues after the
-    /// lines already in the file.
+    /// Opens `path` for appending; numbering continues after the lines already in the
+    /// file. Its directory is the anchor below which no link is followed: the day creates
+    /// `.pace/day-N/` through [`crate::safe_write`] (refusing links from the repository
+    /// root) just before, while no container of the run exists yet. A missing directory
+    /// is created (tests, tools pointing elsewhere).
     pub fn open(path: PathBuf, redactor: Redactor) -> Result<Self, LlmError> {
         let fail = |source| LlmError::Transcript {
             path: path.display().to_string(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path.file_name().map(Path::new).ok_or_else(|| {
+            fail(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the transcript path names no file",
+            ))
+        })?;
+        if !dir.exists() {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
-        let existing = count_lines(&path).map_err(fail)?;
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(fail)?;
+        let mut file = crate::safe_write::open_append(dir, name).map_err(|e| fail(e.into()))?;
+        let existing = count_lines(&mut file).map_err(fail)?;
         Ok(Self {
             path,
             redactor,
@@ -110,20 +129,15 @@ fn ordered_line(value: &Value) -> String {
     format!("{{{}}}", fields.join(","))
 }
 
-fn count_lines(path: &Path) -> std::io::Result<u64> {
-    match File::open(path) {
-        Ok(file) => {
-            let mut n = 0;
-            for line in BufReader::new(file).split(b'\n') {
-                if !line?.is_empty() {
-                    n += 1;
-                }
-            }
-            Ok(n)
+/// Non-empty lines of the open file (read from its start; appends still go to the end).
+fn count_lines(file: &mut File) -> std::io::Result<u64> {
+    let mut n = 0;
+    for line in BufReader::new(file).split(b'\n') {
+        if !line?.is_empty() {
+            n += 1;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(e),
     }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -156,5 +170,17 @@ mod tests {
             r#"{"seq":1,"agent":"GATE","call":1,"duration_ms":5,"error":"key [REDACTED] refused"}"#
         );
         assert!(lines[1].starts_with(r#"{"seq":2,"#));
+    }
+
+    #[test]
+    fn a_linked_transcript_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched\n").unwrap();
+        let path = dir.path().join("t.jsonl");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = TranscriptWriter::open(path, Redactor::default()).unwrap_err();
+        assert!(err.to_string().contains("`t.jsonl` is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
     }
 }

@@ -466,18 +466,21 @@ impl BitbucketPlatform {
         Ok(())
     }
 
-    /// Inside Pipelines, the day's JUnit goes to `test-results/` for the Tests tab.
+    /// Inside Pipelines, the day's JUnit goes to `test-results/` for the Tests tab. Both
+    /// the read and the write refuse links ([`crate::safe_write`]): a suite could leave
+    /// `test-results -> /home/user` (overwriting outside the checkout) or
+    /// `gate/junit.xml -> ~/.netrc` (uploading it). Best effort: a failure, a refusal
+    /// included, is a warning and the day's result stands.
     fn copy_test_results(&self, root: &Path, day: u32) {
         if self.config.build_number.is_none() {
             return;
         }
         let junit = PaceDir::new(root).day(day).gate_junit();
-        if !junit.is_file() {
-            return;
-        }
-        let dir = root.join("test-results");
-        let copied =
-            std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(&junit, dir.join(format!("pace-day-{day}.xml"))));
+        let target = Path::new("test-results").join(format!("pace-day-{day}.xml"));
+        let copied = crate::safe_write::read_to_string(root, &junit).and_then(|xml| match xml {
+            Some(xml) => crate::safe_write::write(root, &target, xml.as_bytes()),
+            None => Ok(()),
+        });
         if let Err(e) = copied {
             tracing::warn!("could not copy the JUnit report to test-results/: {e}");
         }
@@ -739,6 +742,60 @@ mod tests {
         .unwrap();
         assert_eq!(outside.insights_proxy, None);
         assert_eq!(outside.run_url(), "https://bitbucket.org/acme/greeter");
+    }
+
+    fn pipelines_platform() -> BitbucketPlatform {
+        let config = BitbucketConfig::from_env(
+            &env(&[
+                ("BITBUCKET_ACCESS_TOKEN", "at-1234"),
+                ("BITBUCKET_WORKSPACE", "acme"),
+                ("BITBUCKET_REPO_SLUG", "greeter"),
+                ("BITBUCKET_BUILD_NUMBER", "42"),
+            ]),
+            &settings(),
+        )
+        .unwrap();
+        BitbucketPlatform::new(config, None, Redactor::default()).unwrap()
+    }
+
+    #[test]
+    fn test_results_are_copied_without_following_links() {
+        let platform = pipelines_platform();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(repo.join(".pace/day-1/gate")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(repo.join(".pace/day-1/gate/junit.xml"), "<testsuite name=\"greeter\"/>").unwrap();
+        std::fs::write(outside.join("secret"), "machine example.com password hunter2").unwrap();
+
+        // `test-results` leads outside: nothing is written there.
+        std::os::unix::fs::symlink(&outside, repo.join("test-results")).unwrap();
+        platform.copy_test_results(&repo, 1);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+
+        // The report itself leads outside: it is not copied (nor uploaded by Pipelines).
+        std::fs::remove_file(repo.join("test-results")).unwrap();
+        std::fs::rename(
+            repo.join(".pace/day-1/gate/junit.xml"),
+            repo.join(".pace/day-1/gate/real.xml"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), repo.join(".pace/day-1/gate/junit.xml")).unwrap();
+        platform.copy_test_results(&repo, 1);
+        assert!(!repo.join("test-results").exists());
+
+        std::fs::remove_file(repo.join(".pace/day-1/gate/junit.xml")).unwrap();
+        std::fs::rename(
+            repo.join(".pace/day-1/gate/real.xml"),
+            repo.join(".pace/day-1/gate/junit.xml"),
+        )
+        .unwrap();
+        platform.copy_test_results(&repo, 1);
+        assert_eq!(
+            std::fs::read_to_string(repo.join("test-results/pace-day-1.xml")).unwrap(),
+            "<testsuite name=\"greeter\"/>"
+        );
     }
 
     #[test]

@@ -191,11 +191,9 @@ pub fn synthesize(command: &str, exit_code: i64, timed_out: bool, seconds: f64, 
     xml
 }
 
-pub fn write_synthesized(path: &Path, xml: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, xml)
+/// Writes `gate/junit.xml` below `repo` without following links ([`crate::safe_write`]).
+pub fn write_synthesized(repo: &Path, path: &Path, xml: &str) -> std::io::Result<()> {
+    Ok(crate::safe_write::write(repo, path, xml.as_bytes())?)
 }
 
 #[cfg(test)]

@@ -34,6 +34,13 @@ pub async fn run_suite(
 ) -> Result<(RunOutcome, TestRun), crate::sandbox::SandboxError> {
     let log = gate_dir.join("output.log");
     let collected_dir = gate_dir.join("collected");
+    // The sandbox writes `output.log` and the collected files below `gate_dir`: it is
+    // created (or found) here without following links, so a planted `gate -> /etc` is
+    // refused before anything is written through it.
+    crate::safe_write::create_dir_all(repo, gate_dir).map_err(|e| crate::sandbox::SandboxError::Io {
+        path: gate_dir.to_path_buf(),
+        source: e.into(),
+    })?;
     let outcome = sandbox
         .run(RunRequest {
             repo,
@@ -43,15 +50,15 @@ pub async fn run_suite(
             on_output,
         })
         .await?;
-    let test_run = test_run_from(command, &outcome, &gate_dir.join("junit.xml"));
+    let test_run = test_run_from(repo, command, &outcome, &gate_dir.join("junit.xml"));
     Ok((outcome, test_run))
 }
 
-fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> TestRun {
+fn test_run_from(repo: &Path, command: &str, outcome: &RunOutcome, junit_path: &Path) -> TestRun {
     let reports = junit::read_reports(&outcome.collected);
     let counts = reports.counts();
     match &counts {
-        Some(_) => merge_junit(&reports.texts, junit_path),
+        Some(_) => merge_junit(repo, &reports.texts, junit_path),
         None => {
             let xml = junit::synthesize(
                 command,
@@ -60,7 +67,7 @@ fn test_run_from(command: &str, outcome: &RunOutcome, junit_path: &Path) -> Test
                 outcome.duration.as_secs_f64(),
                 &outcome.tail,
             );
-            let _ = junit::write_synthesized(junit_path, &xml);
+            let _ = junit::write_synthesized(repo, junit_path, &xml);
         }
     }
     let counts = counts.unwrap_or(junit::JunitCounts {
@@ -105,7 +112,7 @@ fn output_says_disk_full(outcome: &RunOutcome) -> bool {
 }
 
 /// `gate/junit.xml` holds the suite's own reports (several files become one `<testsuites>`).
-fn merge_junit(texts: &[String], target: &Path) {
+fn merge_junit(repo: &Path, texts: &[String], target: &Path) {
     let mut suites = Vec::new();
     for text in texts {
         let body = match text.find("?>") {
@@ -130,7 +137,7 @@ fn merge_junit(texts: &[String], target: &Path) {
             inner.join("\n")
         )
     };
-    let _ = junit::write_synthesized(target, &xml);
+    let _ = junit::write_synthesized(repo, target, &xml);
 }
 
 /// `ci`: the CI pipeline's result for the pushed commit (`platform.wait_for_ci`), evidence
@@ -452,9 +459,10 @@ mod tests {
             output_bytes: 4,
             collected: vec![huge],
             network_hint: None,
+            refused: Vec::new(),
         };
         let target = dir.path().join("gate/junit.xml");
-        let run = test_run_from("t", &outcome, &target);
+        let run = test_run_from(dir.path(), "t", &outcome, &target);
         assert_eq!((run.tests, run.failures), (1, 1));
         let note = run.note.unwrap_or_default();
         assert!(note.contains("(2147483648 bytes) was not read"), "{note}");

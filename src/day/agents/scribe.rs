@@ -146,7 +146,7 @@ fn write_manifest(ctx: &DayContext) -> Result<(), DayError> {
         "files": CONTEXT_DOCS.iter().filter(|d| ctx.pace.context_doc(d).is_file()).collect::<Vec<_>>(),
     });
     write_yaml(
-        &ctx.pace.context_dir().join("context.manifest.yaml"),
+        &ctx.pace.context_dir().child("context.manifest.yaml"),
         &manifest,
         &ctx.redactor,
     )?;

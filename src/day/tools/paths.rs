@@ -4,12 +4,14 @@
 //! characters, no percent-encoded separators, no Windows forms, never `.git/` or `.pace/`)
 //! and then on disk (the existing prefix is canonicalised, following symlinks, and must stay
 //! inside the root). Reads refuse secret-looking files that git ignores. Writes must land in
-//! a writable directory, never through a symlink or into a file with other hard links, and
-//! go to a temporary file in the same directory that is renamed over the target.
+//! a writable directory and go through [`crate::safe_write`], the one writer of pace: never
+//! through a symlink at any component or into a file with other hard links, always to a
+//! temporary file in the same directory that is renamed over the target.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
+
+use crate::safe_write::{self, OwnFileError};
 
 /// Longest path accepted from the model.
 const MAX_PATH_LEN: usize = 4096;
@@ -58,6 +60,27 @@ pub enum PathError {
     Io { path: String, source: std::io::Error },
 }
 
+impl PathError {
+    /// The writer's refusal in the tools' words (without a link's target: the model is not
+    /// told what exists outside the repository).
+    fn from_own(raw: &str, e: OwnFileError) -> Self {
+        match e {
+            OwnFileError::Symlink { .. } => Self::Symlink(raw.to_string()),
+            OwnFileError::HardLink { .. } => Self::HardLink(raw.to_string()),
+            OwnFileError::WrongType { found: "directory", .. } => Self::IsDirectory(raw.to_string()),
+            OwnFileError::Outside { .. } => Self::Escapes(raw.to_string()),
+            OwnFileError::Io { source, .. } => Self::Io {
+                path: raw.to_string(),
+                source,
+            },
+            e @ OwnFileError::WrongType { .. } => Self::Io {
+                path: raw.to_string(),
+                source: e.into(),
+            },
+        }
+    }
+}
+
 /// A path that passed confinement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -65,6 +88,8 @@ pub struct Resolved {
     pub abs: PathBuf,
     /// Relative to the root, `/`-separated, `""` for the root itself.
     pub rel: String,
+    /// The confinement root: writes refuse links below it.
+    root: PathBuf,
 }
 
 /// A confinement root (the repository, or SCRIBE's docs directory).
@@ -101,7 +126,11 @@ impl Jail {
         if prefix.is_file() && looks_like_secret(&rel) && !git_says_not_ignored(&self.root, &rel) {
             return Err(PathError::Secret(raw.to_string()));
         }
-        Ok(Resolved { abs: prefix, rel })
+        Ok(Resolved {
+            abs: prefix,
+            rel,
+            root: self.root.clone(),
+        })
     }
 
     /// A file to create or replace. `writable` holds normalised directory prefixes
@@ -112,66 +141,37 @@ impl Jail {
             return Err(PathError::Empty);
         };
         let (parent, rest) = self.existing_prefix(raw, parents)?;
-        if let Some(first_missing) = rest.first() {
-            // A dangling symlink would make directory creation follow it.
-            if fs::symlink_metadata(parent.join(first_missing)).is_ok() {
-                return Err(PathError::Symlink(raw.to_string()));
-            }
-        }
         let mut target = parent;
         target.extend(rest.iter());
         target.push(name);
         let rel = self.relative(raw, &target)?;
         check_internal(raw, &rel)?;
-        match fs::symlink_metadata(&target) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(PathError::Symlink(raw.to_string()));
-            }
-            Ok(meta) if meta.is_dir() => return Err(PathError::IsDirectory(raw.to_string())),
-            Ok(meta) if link_count(&meta) > 1 => {
-                return Err(PathError::HardLink(raw.to_string()));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(PathError::Io {
-                    path: raw.to_string(),
-                    source,
-                });
-            }
-        }
+        // Links (a dangling one included) and hard links, checked now so the model hears
+        // why; the write itself checks again without following anything.
+        safe_write::check(&self.root, &target, false).map_err(|e| PathError::from_own(raw, e))?;
         if let Some(dirs) = writable {
             check_writable(raw, &rel, dirs)?;
         }
-        Ok(Resolved { abs: target, rel })
+        Ok(Resolved {
+            abs: target,
+            rel,
+            root: self.root.clone(),
+        })
     }
 
     /// A file of pace's own under the root (e.g. `.pace/context/product.md`): the path is
     /// fixed by pace, so the internal-directory rule does not apply, but no existing
     /// component may be a symlink and the target may not have other hard links.
     pub fn resolve_own_file(&self, comps: &[&str]) -> Result<Resolved, PathError> {
-        let shown = comps.join("/");
-        let mut abs = self.root.clone();
-        for comp in comps {
-            abs.push(comp);
-            match fs::symlink_metadata(&abs) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(PathError::Symlink(shown));
-                }
-                Ok(meta) if link_count(&meta) > 1 => return Err(PathError::HardLink(shown)),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(source) => {
-                    return Err(PathError::Io { path: shown, source });
-                }
-            }
-        }
+        let rel = comps.join("/");
         let mut abs = self.root.clone();
         abs.extend(comps.iter());
-        if abs.is_dir() {
-            return Err(PathError::IsDirectory(shown));
-        }
-        Ok(Resolved { abs, rel: shown })
+        safe_write::check(&self.root, &abs, false).map_err(|e| PathError::from_own(&rel, e))?;
+        Ok(Resolved {
+            abs,
+            rel,
+            root: self.root.clone(),
+        })
     }
 
     /// Canonicalises the longest existing prefix of `comps` (following symlinks) and checks
@@ -369,44 +369,12 @@ fn lexically_inside(path: &Path, root: &Path) -> bool {
     out.starts_with(root)
 }
 
-#[cfg(unix)]
-fn link_count(meta: &fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    if meta.is_file() { meta.nlink() } else { 1 }
-}
-
-#[cfg(not(unix))]
-fn link_count(_meta: &fs::Metadata) -> u64 {
-    1
-}
-
-/// Writes `content` to a resolved path: parent directories are created, the bytes go to a
-/// temporary file in the same directory which is then renamed over the target (a symlink
-/// at the final component is replaced, never followed). An existing file keeps its mode.
+/// Writes `content` to a resolved path through [`safe_write::write`]: parent directories
+/// are created, the bytes go to a temporary file in the same directory which is then
+/// renamed over the target; a link at any component below the root is refused. An
+/// existing file keeps its mode.
 pub fn write_atomic(target: &Resolved, content: &[u8]) -> Result<(), PathError> {
-    let io_err = |source| PathError::Io {
-        path: target.rel.clone(),
-        source,
-    };
-    let parent = target.abs.parent().ok_or(PathError::Empty)?;
-    fs::create_dir_all(parent).map_err(io_err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pace-write-")
-        .tempfile_in(parent)
-        .map_err(io_err)?;
-    tmp.write_all(content).map_err(io_err)?;
-    tmp.flush().map_err(io_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::symlink_metadata(&target.abs)
-            .ok()
-            .filter(fs::Metadata::is_file)
-            .map_or(0o644, |m| m.permissions().mode() & 0o777);
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(io_err)?;
-    }
-    tmp.persist(&target.abs).map_err(|e| io_err(e.error))?;
-    Ok(())
+    safe_write::write(&target.root, &target.abs, content).map_err(|e| PathError::from_own(&target.rel, e))
 }
 
 #[cfg(test)]
@@ -453,6 +421,28 @@ mod tests {
         for s in [".env.example", "src/keyboard.rs", "README.md", "monkey.txt"] {
             assert!(!looks_like_secret(s), "{s}");
         }
+    }
+
+    #[test]
+    fn own_files_and_writes_refuse_links_also_when_planted_after_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(repo.join("src")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        let jail = Jail::new(&repo).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, repo.join(".pace")).unwrap();
+        assert!(matches!(
+            jail.resolve_own_file(&[".pace", "context", "product.md"]),
+            Err(PathError::Symlink(p)) if p == ".pace/context/product.md"
+        ));
+        // Resolved while `src/gen` did not exist; a link appears before the write.
+        let target = jail.resolve_write("src/gen/a.rs", None).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, repo.join("src/gen")).unwrap();
+        assert!(matches!(write_atomic(&target, b"x"), Err(PathError::Symlink(p)) if p == "src/gen/a.rs"));
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     }
 
     #[test]

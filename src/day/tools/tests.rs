@@ -435,12 +435,18 @@ async fn run_reports_exit_code_timeouts_changes_and_redacts() {
                 timed_out: true,
                 output: String::new(),
                 changed: vec![],
+                refused: vec![],
             }),
             Ok(CommandResult {
                 exit_code: 0,
                 timed_out: false,
                 output: "formatted".into(),
                 changed: vec![PathBuf::from("src/lib.rs"), PathBuf::from("./tests/x.rs")],
+                refused: vec![crate::boundary::Refused::new(
+                    "src/vendor/.git",
+                    &crate::boundary::Refusal::NotRegular("x"),
+                    crate::boundary::Origin::Run,
+                )],
             }),
             result(0, &format!("{}{}", "h".repeat(10_000), "t".repeat(20_000))),
             Err(ToolAbort::Runner("container vanished".into())),
@@ -468,7 +474,7 @@ async fn run_reports_exit_code_timeouts_changes_and_redacts() {
 
         let text = expect_ok(&call(&mut ctx, "run", json!({"command": "cargo fmt"})).await);
         assert!(
-            text.ends_with("[files changed by this command: src/lib.rs, tests/x.rs]"),
+            text.contains("[files changed by this command: src/lib.rs, tests/x.rs]\n[refused by pace: src/vendor/.git ("),
             "{text}"
         );
         assert_eq!(ctx.written_paths(), ["src/lib.rs", "tests/x.rs"]);
@@ -729,6 +735,7 @@ async fn run_results_feed_eviction() {
             timed_out: false,
             output: String::new(),
             changed: vec![PathBuf::from("src/lib.rs")],
+            refused: vec![],
         })],
         seen: Vec::new(),
     };
