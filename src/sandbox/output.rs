@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::path::{Component, Path};
+use std::path::Path;
 
 /// Keeps the first `head_cap` and the last `tail_cap` bytes of a stream of any length.
 #[derive(Debug)]
@@ -167,52 +167,22 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// Creates `path` afresh for a log, writing through no symbolic link: every directory
-/// between `repo` and the file must be a real directory (missing ones are created), and an
-/// existing file is replaced, never opened. A suite can leave links in the repository (bind
-/// mode, or a later write-back); following one would let it overwrite any file the runner's
-/// user can write. `create_new` (`O_CREAT | O_EXCL`) fails on any existing name, a link
-/// included, so it also refuses a link planted between the check and the open (what
-/// `O_NOFOLLOW` would do for the last component), and a hard link is replaced, not written.
-/// A `path` outside `repo` (pace's callers always put it inside) only gets the last check.
+/// Creates `path` for a log, writing through no symbolic link under `repo` (see
+/// [`crate::safe_write::create_own_file`]): a suite can leave links in the repository (bind
+/// mode), and following one would let it overwrite any file the runner's user can write.
+/// A `path` outside `repo` (tests, benchmarks) is created plainly.
 pub(crate) fn create_log_file(repo: &Path, path: &Path) -> io::Result<std::fs::File> {
-    let refused = |p: &Path, what: &str| {
-        io::Error::other(format!(
-            "`{}` is {what}; pace does not write its logs through links: remove it and run again",
-            p.display()
-        ))
-    };
-    let parent = path.parent().unwrap_or(Path::new(""));
-    match parent.strip_prefix(repo) {
-        Ok(rel) => {
-            let mut dir = repo.to_path_buf();
-            for component in rel.components() {
-                let Component::Normal(name) = component else {
-                    return Err(io::Error::other(format!(
-                        "`{}`: the log's path must not contain `..` or `.`",
-                        path.display()
-                    )));
-                };
-                dir.push(name);
-                match std::fs::symlink_metadata(&dir) {
-                    Ok(m) if m.file_type().is_symlink() => return Err(refused(&dir, "a symbolic link")),
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) => return Err(refused(&dir, "not a directory")),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Err(_) => std::fs::create_dir_all(parent)?,
+    if path.starts_with(repo) {
+        return crate::safe_write::create_own_file(repo, path);
     }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => return Err(refused(path, "a symbolic link")),
-        Ok(m) if m.is_dir() => return Err(refused(path, "a directory")),
-        Ok(_) => std::fs::remove_file(path)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
     }
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
 }
 
 /// Output fragments of a command that tried to reach the network and could not.

@@ -273,7 +273,11 @@ pub fn commit_writable(ctx: &DayContext, message: &str) -> Result<(String, Vec<S
         // A nested repository (a gitlink) under the writable directories is never committed:
         // its config would steer every later git on the host. It is listed as refused.
         let gitlinks = committed.refused_gitlinks;
-        files.retain(|f| !gitlinks.iter().any(|g| f == g || f.starts_with(&format!("{}/", g.trim_end_matches('/')))));
+        files.retain(|f| {
+            !gitlinks
+                .iter()
+                .any(|g| f == g || f.starts_with(&format!("{}/", g.trim_end_matches('/'))))
+        });
         ctx.record_refused(
             gitlinks
                 .into_iter()

@@ -474,7 +474,9 @@ async fn run_reports_exit_code_timeouts_changes_and_redacts() {
 
         let text = expect_ok(&call(&mut ctx, "run", json!({"command": "cargo fmt"})).await);
         assert!(
-            text.contains("[files changed by this command: src/lib.rs, tests/x.rs]\n[refused by pace: src/vendor/.git ("),
+            text.contains(
+                "[files changed by this command: src/lib.rs, tests/x.rs]\n[refused by pace: src/vendor/.git ("
+            ),
             "{text}"
         );
         assert_eq!(ctx.written_paths(), ["src/lib.rs", "tests/x.rs"]);
