@@ -147,10 +147,12 @@ fn run_day(
         settings,
     };
     let report = runtime()?.block_on(day::run(request, platform, signal()));
+    // The message quotes the hold reason (model text) and goes to the job log.
+    let message = crate::inert::log(&report.message);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", report.message);
+    let _ = writeln!(out, "{message}");
     if report.exit != ExitKind::Ship && report.exit != ExitKind::Hold {
-        let mut err = PaceError::new(report.exit, report.message);
+        let mut err = PaceError::new(report.exit, message);
         err.hint = report.hint;
         eprintln!("{err}");
     }

@@ -20,6 +20,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::redact::Redactor;
+
 /// Inserted where a character would otherwise start a command, a tag or a mention.
 pub const ZWSP: char = '\u{200B}';
 
@@ -138,9 +140,10 @@ fn regex(pattern: &str) -> Regex {
 
 /// Markdown for GitLab and Bitbucket (MR/PR and issue descriptions, notes, comments) and
 /// the local `summary.md` / `merge-request.md` / `escalation.md`:
-/// - controls and escapes removed ([`strip_controls`]);
+/// - controls and escapes removed ([`strip_controls`]), then secrets redacted (so an escape
+///   cannot split a secret past the redactor, and no zero-width space below can);
 /// - quick actions: a zero-width space before the `/` that starts a line (GitLab matches
-///   `^/command`; code blocks do not protect text that can close pace's fence);
+///   `^/command`; a code block would protect it only if model text could not close it);
 /// - HTML (comments, `<details>`, tags, autolinks): a zero-width space after `<`, so the
 ///   tag shows as text instead of hiding or folding what follows;
 /// - link reference definitions (`[x]: url`, not rendered): a zero-width space before `[`;
@@ -150,8 +153,8 @@ fn regex(pattern: &str) -> Regex {
 ///   space inside the keyword, so merging the MR closes nothing.
 ///
 /// Idempotent: the platforms apply it again to whatever they wrap around a summary.
-pub fn markdown(text: &str) -> String {
-    let text = strip_controls(text);
+pub fn markdown(text: &str, redactor: &Redactor) -> String {
+    let text = redactor.redact(&strip_controls(text));
     let text = QUICK_ACTION.replace_all(&text, format!("${{1}}{ZWSP}/").as_str());
     let text = LINK_DEFINITION.replace_all(&text, format!("${{1}}{ZWSP}[${{2}}").as_str());
     let text = HTML_START.replace_all(&text, format!("<{ZWSP}${{1}}").as_str());
@@ -167,10 +170,11 @@ fn neutralise_closing(text: &str) -> String {
 
 /// A title (MR/PR, issue, Jira summary, build status): [`markdown`] on one line of at most
 /// `max` characters (platform titles reject newlines).
-pub fn title(text: &str, max: usize) -> String {
-    crate::report::summary::one_line(&markdown(text), max)
+pub fn title(text: &str, max: usize, redactor: &Redactor) -> String {
+    crate::report::summary::one_line(&markdown(text, redactor), max)
 }
 
+/// For pace's own Markdown templates; the body they go into still passes [`markdown`].
 /// `text` as an inline code span that it cannot close: the fence is one backtick longer
 /// than the longest run of backticks inside (CommonMark), padded with a space when the
 /// text starts or ends with a backtick. Controls are removed and the span is one line.
@@ -187,11 +191,10 @@ pub fn code_span(text: &str) -> String {
 
 /// `text` as a fenced code block that no line of it can close: the fence is longer than
 /// any run of backticks in the text (CommonMark: a closing fence is at least as long as the
-/// opening one). Quick actions inside are neutralised all the same, so a platform that
-/// reads fences differently runs nothing either.
+/// opening one). The body it goes into still passes [`markdown`], which neutralises quick
+/// actions inside the block too, for a platform that reads fences differently.
 pub fn fenced(text: &str, info: &str) -> String {
     let text = strip_controls(text);
-    let text = QUICK_ACTION.replace_all(&text, format!("${{1}}{ZWSP}/").as_str());
     let fence = "`".repeat((longest_run(&text, '`') + 1).max(3));
     let info = crate::report::summary::one_line(&strip_controls(info), 40).replace('`', "");
     format!("{fence}{info}\n{}\n{fence}", text.trim_end_matches('\n'))
@@ -208,17 +211,18 @@ fn longest_run(text: &str, c: char) -> usize {
 }
 
 /// Text for a Jira ADF text node. ADF is a JSON tree: a text node is shown as it is (no
-/// wiki markup, no mentions: those are separate node types), so only the controls go.
+/// wiki markup, no mentions: those are separate node types), so only the controls go
+/// (the escalation body arrives rendered by [`markdown`], already redacted).
 pub fn jira(text: &str) -> String {
     strip_controls(text)
 }
 
-/// A commit message: controls removed; closing patterns neutralised (GitLab closes
+/// A commit message: controls removed, secrets redacted; closing patterns neutralised (GitLab closes
 /// `Closes #12` issues when the commit reaches the default branch); Jira smart-commit
 /// commands (`ABC-1 #close`, `#comment`, `#time`) neutralised on lines that name an issue
 /// key. Quick actions and HTML mean nothing in a commit message and are left as written.
-pub fn commit_message(text: &str) -> String {
-    let text = neutralise_closing(&strip_controls(text));
+pub fn commit_message(text: &str, redactor: &Redactor) -> String {
+    let text = neutralise_closing(&redactor.redact(&strip_controls(text)));
     text.split('\n')
         .map(|line| {
             if ISSUE_KEY.is_match(line) {
@@ -233,7 +237,8 @@ pub fn commit_message(text: &str) -> String {
         .join("\n")
 }
 
-/// A terminal line or the CI job log: controls removed (GitLab's log renderer acts on
+/// A terminal line or the CI job log (the caller has redacted it: the printer has no
+/// secrets): controls removed (GitLab's log renderer acts on
 /// ANSI escapes and `\r`), and `section_start:`/`section_end:` broken by a zero-width
 /// space (a marker needs `\r` and `ESC [0K`, which are gone, but a forged marker should not
 /// even look like one). pace's own sections are added after this, by the printer.

@@ -924,7 +924,11 @@ fn write_day_files(
     summary: &DaySummary,
 ) -> Result<(), artifacts::ArtifactError> {
     artifacts::write_json(&ctx.day_dir.run_json(), record, &ctx.redactor)?;
-    artifacts::write_text(&ctx.day_dir.summary(), &summary.render_markdown(), &ctx.redactor)?;
+    artifacts::write_text(
+        &ctx.day_dir.summary(),
+        &summary.render_markdown(&ctx.redactor),
+        &ctx.redactor,
+    )?;
     write_progress(
         &ctx.pace,
         &req.settings,
@@ -988,7 +992,8 @@ fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, G
     if ctx.settings.repo_root.join("PROGRESS.md").exists() {
         paths.push("PROGRESS.md".into());
     }
-    ctx.git.commit_paths(&paths, message)
+    ctx.git
+        .commit_paths(&paths, &crate::inert::commit_message(message, &ctx.redactor))
 }
 
 /// What pace writes under `.pace/` but never commits: the lock of the running process and
@@ -1057,7 +1062,7 @@ fn finish_without_context(
         artifacts_location: artifacts_location(&req.env, day_dir),
     };
     let _ = artifacts::write_json(&day_dir.run_json(), &record, redactor);
-    let _ = artifacts::write_text(&day_dir.summary(), &summary.render_markdown(), redactor);
+    let _ = artifacts::write_text(&day_dir.summary(), &summary.render_markdown(redactor), redactor);
     let _ = write_progress(
         pace,
         &req.settings,

@@ -90,7 +90,7 @@ fn render(sink: fn(&str) -> String) -> String {
 
 #[test]
 fn markdown_over_the_hostile_corpus() {
-    insta::assert_snapshot!("markdown", render(markdown));
+    insta::assert_snapshot!("markdown", render(|t| markdown(t, &Redactor::default())));
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn log_over_the_hostile_corpus() {
 
 #[test]
 fn commit_message_over_the_hostile_corpus() {
-    insta::assert_snapshot!("commit_message", render(commit_message));
+    insta::assert_snapshot!("commit_message", render(|t| commit_message(t, &Redactor::default())));
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn jira_over_the_hostile_corpus() {
 
 #[test]
 fn title_over_the_hostile_corpus() {
-    insta::assert_snapshot!("title", render(|t| title(t, 120)));
+    insta::assert_snapshot!("title", render(|t| title(t, 120, &Redactor::default())));
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn code_spans_and_fences_cannot_be_closed_by_the_text() {
     assert_eq!(code_span("`x`"), "`` `x` ``");
     assert_eq!(code_span("a\x1b[31m\nb"), "`a b`");
     let block = fenced("```\n/merge\n```\n", "text");
-    assert_eq!(block, format!("````text\n```\n{ZWSP}/merge\n```\n````"));
+    assert_eq!(block, "````text\n```\n/merge\n```\n````");
     assert_eq!(fenced("x", "a`b"), "```ab\nx\n```");
 }
 
@@ -131,7 +131,7 @@ fn every_quick_action_line_is_inert_and_still_readable() {
         .find(|(n, _)| *n == "quick actions")
         .copied()
         .unwrap_or_default();
-    let out = markdown(text);
+    let out = markdown(text, &Redactor::default());
     for line in out.lines() {
         assert!(!line.trim_start().starts_with('/'), "{line:?}");
     }
@@ -159,6 +159,17 @@ fn every_regex_compiles() {
     }
 }
 
+/// A secret that neutralising would split (a zero-width space after its `<`, `@` or
+/// leading `/`), or that escapes split, is still redacted: redaction comes first.
+#[test]
+fn secrets_are_redacted_before_anything_is_inserted_into_them() {
+    let r = Redactor::new(vec!["/x<y @zz-s3cr3t-v4lue".into()]);
+    let out = markdown("/x<y @zz-s3cr3t-v4lue\nand /x<y @zz-s3cr\x1b[0m3t-v4lue", &r);
+    assert_eq!(out, "[REDACTED]\nand [REDACTED]");
+    let out = commit_message("Day 1: FORGE — /x<y @zz-s3cr3t-v4lue", &r);
+    assert_eq!(out, "Day 1: FORGE — [REDACTED]");
+}
+
 fn no_line_is_a_quick_action(text: &str) -> bool {
     text.lines()
         .all(|l| !l.trim_start_matches([' ', '\t']).starts_with('/'))
@@ -175,11 +186,12 @@ proptest! {
     /// `<` opens a tag, and a second pass changes nothing (the platforms re-apply it).
     #[test]
     fn markdown_is_inert_and_idempotent(text in "[ -~\t\n\r\x1b\u{9b}\u{9d}\u{202e}@/<#\\[\\]`]{0,80}") {
-        let out = markdown(&text);
+        let r = Redactor::default();
+        let out = markdown(&text, &r);
         prop_assert!(nothing_executable(&out), "{:?}", out);
         prop_assert!(no_line_is_a_quick_action(&out), "{:?}", out);
         prop_assert!(!HTML_START.is_match(&out), "{:?}", out);
-        prop_assert_eq!(markdown(&out), out.clone());
+        prop_assert_eq!(markdown(&out, &r), out.clone());
     }
 
     #[test]

@@ -267,7 +267,9 @@ pub fn commit_writable(ctx: &DayContext, message: &str) -> Result<(String, Vec<S
         ctx.git.changed_files(&dirs)?
     };
     if !files.is_empty() {
-        ctx.git.commit_paths(&files, &ctx.redactor.redact(message))?;
+        // The subject carries the story's text: inert (no closing pattern, no smart commit).
+        ctx.git
+            .commit_paths(&files, &crate::inert::commit_message(message, &ctx.redactor))?;
     }
     Ok((ctx.git.head(), files))
 }
