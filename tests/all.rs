@@ -15,3 +15,4 @@ mod reliability_input;
 mod sandbox_conn;
 mod sandbox_docker;
 mod sandbox_more;
+mod untrusted_text;
