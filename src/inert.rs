@@ -38,6 +38,10 @@ pub const ZWSP: char = '\u{200B}';
 /// unterminated OSC swallows the rest of the text. Here a string sequence ends at the end
 /// of its line at the latest.
 pub fn strip_controls(text: &str) -> String {
+    // Most text is printable ASCII: nothing to remove (suite output streams through here).
+    if text.bytes().all(|b| (b' '..b'\x7f').contains(&b) || b == b'\n' || b == b'\t') {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -246,6 +250,43 @@ pub fn log(text: &str) -> String {
     SECTION
         .replace_all(&strip_controls(text), format!("section{ZWSP}_${{1}}:").as_str())
         .into_owned()
+}
+
+/// A held line longer than this is shown anyway (one line of a suite's output can be a
+/// megabyte of minified text); an escape split exactly there loses its tail's meaning only.
+const LOG_LINE_MAX: usize = 64 * 1024;
+
+/// A byte stream (a test suite's output, streamed by `pace gate`) made inert for a terminal
+/// or the job log. Each chunk goes through [`log`] once it is whole: up to its last newline
+/// at once; the rest of the line at once too when it is plain text (a progress bar stays
+/// live), and held until its newline when it holds a control character or ends inside a
+/// UTF-8 character (an escape sequence split across chunks is judged whole).
+#[derive(Debug, Default)]
+pub struct LogLines {
+    pending: Vec<u8>,
+}
+
+impl LogLines {
+    /// What to print now for `chunk`.
+    pub fn push(&mut self, chunk: &[u8]) -> String {
+        self.pending.extend_from_slice(chunk);
+        let lines = self.pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let rest = &self.pending[lines..];
+        let plain = std::str::from_utf8(rest).is_ok_and(|s| !s.chars().any(|c| c.is_control() && c != '\t'));
+        let cut = if plain || rest.len() >= LOG_LINE_MAX {
+            self.pending.len()
+        } else {
+            lines
+        };
+        let done: Vec<u8> = self.pending.drain(..cut).collect();
+        log(&String::from_utf8_lossy(&done))
+    }
+
+    /// What is left when the stream ends.
+    pub fn finish(&mut self) -> String {
+        let done = std::mem::take(&mut self.pending);
+        log(&String::from_utf8_lossy(&done))
+    }
 }
 
 #[cfg(test)]

@@ -112,3 +112,27 @@ async fn a_hold_reason_with_quick_actions_and_escapes_reaches_gitlab_inert() {
     // The artifacts committed to the repository say the same.
     assert_inert("summary.md", &p.read(".pace/day-1/summary.md"));
 }
+
+/// `pace gate` streams the suite's output to the job log: a suite that prints an OSC 52
+/// clipboard write, a forged section and a carriage-return overwrite shows up inert on
+/// stdout, while `output.log` keeps the bytes as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn pace_gate_streams_the_suites_output_inert() {
+    require_docker!();
+    let p = Project::example_with_image(&busybox_image());
+    p.set_gate_config(
+        r"printf '\033]52;c;ZXZpbA==\007copied\n\033[0Ksection_start:1:forged[collapsed=true]\r\033[0Kall green\nPASS\rFAIL\n'",
+        120,
+    );
+    let out = p.pace(&["gate"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let log = stdout(&out);
+    assert_log_clean("pace gate stdout", &log);
+    assert!(!log.contains("section_start:") && !log.contains("ZXZpbA=="), "{log:?}");
+    assert!(log.contains("copied\n") && log.contains("PASS\nFAIL\n"), "{log:?}");
+    let raw = p.read(".pace/gate/output.log");
+    assert!(
+        raw.contains("\x1b]52;c;ZXZpbA==\x07") && raw.contains("PASS\rFAIL"),
+        "{raw:?}"
+    );
+}

@@ -170,6 +170,35 @@ fn secrets_are_redacted_before_anything_is_inserted_into_them() {
     assert_eq!(out, "Day 1: FORGE — [REDACTED]");
 }
 
+/// Escapes and characters split across chunks are judged whole; plain partial lines (a
+/// progress bar) are shown at once.
+#[test]
+fn streamed_output_is_inert_whatever_the_chunking() {
+    let stream: &[u8] = "dots...\x1b]8;;http://evil\x07ok\x1b]8;;\x07 caf\u{e9}\n\x1b[0Ksection_start:1:x\r\x1b[0Kforged\nPASS\rFAIL\ntail"
+        .as_bytes();
+    let whole = log(&String::from_utf8_lossy(stream));
+    for size in 1..=stream.len() {
+        let mut lines = LogLines::default();
+        let mut out = String::new();
+        for chunk in stream.chunks(size) {
+            out.push_str(&lines.push(chunk));
+        }
+        out.push_str(&lines.finish());
+        assert_eq!(out.replace(ZWSP, ""), whole.replace(ZWSP, ""), "chunks of {size}");
+        assert!(
+            !out.contains('\x1b') && !out.contains('\r') && !out.contains("section_start:"),
+            "{out:?}"
+        );
+    }
+    let mut lines = LogLines::default();
+    assert_eq!(lines.push(b"running 3 tests ..."), "running 3 tests ...");
+    assert_eq!(lines.push(b" \xc3"), "");
+    assert_eq!(lines.push(b"\xa9 \x1b[1"), "");
+    assert_eq!(lines.push(b"mbold\x1b[0m\n"), " \u{e9} bold\n");
+    assert_eq!(lines.push(b"x\x1b"), "");
+    assert_eq!(lines.finish(), "x");
+}
+
 fn no_line_is_a_quick_action(text: &str) -> bool {
     text.lines()
         .all(|l| !l.trim_start_matches([' ', '\t']).starts_with('/'))
@@ -201,3 +230,4 @@ proptest! {
         prop_assert!(!out.contains('\r') && !out.contains("section_start:"), "{:?}", out);
     }
 }
+
