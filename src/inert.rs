@@ -39,7 +39,10 @@ pub const ZWSP: char = '\u{200B}';
 /// of its line at the latest.
 pub fn strip_controls(text: &str) -> String {
     // Most text is printable ASCII: nothing to remove (suite output streams through here).
-    if text.bytes().all(|b| (b' '..b'\x7f').contains(&b) || b == b'\n' || b == b'\t') {
+    if text
+        .bytes()
+        .all(|b| (b' '..b'\x7f').contains(&b) || b == b'\n' || b == b'\t')
+    {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());
@@ -94,16 +97,28 @@ fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 }
 
 /// After an OSC/DCS/SOS/PM/APC introducer: everything up to BEL, ST (`ESC \` or U+009C),
-/// or the end of the line (which stays).
+/// or the end of the line (which stays). Another `ESC` ends the string too and is left to
+/// start the next sequence.
 fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    while let Some(c) = chars.next_if(|c| *c != '\n' && *c != '\r') {
+    while let Some(&c) = chars.peek() {
         match c {
-            '\u{7}' | '\u{9c}' => return,
-            '\u{1b}' => {
-                chars.next_if_eq(&'\\');
+            '\n' | '\r' => return,
+            '\u{7}' | '\u{9c}' => {
+                chars.next();
                 return;
             }
-            _ => {}
+            '\u{1b}' => {
+                let mut ahead = chars.clone();
+                ahead.next();
+                if ahead.peek() == Some(&'\\') {
+                    chars.next();
+                    chars.next();
+                }
+                return;
+            }
+            _ => {
+                chars.next();
+            }
         }
     }
 }

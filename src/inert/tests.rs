@@ -19,6 +19,7 @@ const CORPUS: &[(&str, &str)] = &[
         "a\x1b]8;;http://evil\nnext line visible",
     ),
     ("dcs", "\x1bP1$r0m\x1b\\after dcs"),
+    ("osc ended by the next escape", "\x1b]0;title\x1b[31mred\x1b[0m"),
     ("apc pm sos", "\x1b_apc\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\kept"),
     ("single esc x and nF", "\x1bcreset \x1b(Bcharset \x1b7saved"),
     ("c1 csi and osc", "\u{9b}31mred\u{9b}0m \u{9d}8;;http://evil\u{9c}link"),
@@ -230,4 +231,3 @@ proptest! {
         prop_assert!(!out.contains('\r') && !out.contains("section_start:"), "{:?}", out);
     }
 }
-
