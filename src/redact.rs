@@ -257,6 +257,24 @@ mod tests {
         }
     }
 
+    /// What an HTTP error dump carries: `Authorization: Basic base64(user:token)`. The
+    /// token sits at byte 7 (`oauth2:`, GitLab) or 13 (`x-token-auth:`, Bitbucket).
+    #[test]
+    fn finds_the_token_inside_a_basic_auth_header() {
+        let r = Redactor::new(vec![SECRET.into()]);
+        for user in ["oauth2", "x-token-auth", "ci@example.com"] {
+            let header = format!("Authorization: Basic {}", STANDARD.encode(format!("{user}:{SECRET}")));
+            let out = r.redact(&header);
+            let kept = out.trim_start_matches("Authorization: Basic ");
+            assert!(kept.contains(REDACTED), "{user}: {out}");
+            // What is left decodes to the user name at most, never to a part of the token.
+            assert!(
+                kept.replace(REDACTED, "").len() <= STANDARD.encode(format!("{user}:")).len() + 4,
+                "{out}"
+            );
+        }
+    }
+
     #[test]
     fn finds_the_secret_url_encoded_in_either_case_and_with_plus_for_space() {
         let secret = "p@ss w/rd+€&key=1";
