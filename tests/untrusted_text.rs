@@ -19,10 +19,18 @@ const ZWSP: char = '\u{200B}';
 /// YAML double-quoted: `\n` newlines, `\x1b` ESC, `\\` a backslash (the ST of OSC 8).
 const HOSTILE_REASON: &str = r#"found a secret\n/merge\n/approve\n  /assign @mallory\n\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\ here\n\x1b[0Ksection_start:1:forged[collapsed=true]\r\x1b[0Kall green <!-- hidden --> @all"#;
 
-/// SENTINEL holds with the hostile reason; everything else is the greeter's script.
+/// The story PRIME writes: FORGE's commit subject is made of it.
+const HOSTILE_STORY: &str = r#"Closes #1 ABC-7 #close \x1b[31mgreet\x1b[0m for @all"#;
+
+/// PRIME writes the hostile story, SENTINEL holds with the hostile reason; everything else
+/// is the greeter's script.
 fn hostile_hold() -> Script {
     let inner = scripts::greeter(Options::default());
     Arc::new(move |turn: &Turn| match turn.agent.as_str() {
+        "PRIME" => Reply::Text(scripts::story_card().replace(
+            "As a user, when I run greet with a name, I see a friendly greeting.",
+            HOSTILE_STORY,
+        )),
         "SENTINEL" => Reply::Text(format!(
             "```yaml\nfindings:\n  - check: \"diff review\"\n    result: FAIL\n    evidence: \"src/greet.sh\"\nadvisories: []\nblockers: [\"credential\"]\nsentinel_decision: HOLD\nhold_reason: \"{HOSTILE_REASON}\"\n```\n"
         )),
@@ -108,6 +116,17 @@ async fn a_hold_reason_with_quick_actions_and_escapes_reaches_gitlab_inert() {
         err.matches("section_start:").count(),
         err.matches("section_end:").count(),
         "{err}"
+    );
+    // FORGE's commit subject carries the story: no closing pattern, no smart commit, no
+    // escape reaches the history.
+    let history = p.git(&["log", "--format=%B"]);
+    assert!(
+        history.contains(&format!("C{ZWSP}loses #1 ABC-7 #{ZWSP}close greet")),
+        "{history}"
+    );
+    assert!(
+        !history.contains("Closes #1") && !history.contains(" #close") && !history.contains('\x1b'),
+        "{history}"
     );
     // The artifacts committed to the repository say the same.
     assert_inert("summary.md", &p.read(".pace/day-1/summary.md"));
