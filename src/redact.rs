@@ -25,12 +25,21 @@ pub const REDACTED: &str = "[REDACTED]";
 /// Real tokens (GitLab, Bitbucket, Jira, LLM keys) are 20 bytes and more.
 pub const MIN_ENCODED_LEN: usize = 8;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+/// Never the secrets: a context that derives `Debug` and is logged must not print them.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.inner.secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
 struct Inner {
     /// The secrets as given, longest first (kept for [`Redactor::is_empty`]).
     secrets: Vec<String>,
@@ -202,6 +211,13 @@ mod tests {
     fn replaces_every_occurrence_longest_first() {
         let r = Redactor::new(vec!["abcd".into(), "abcdefgh".into()]);
         assert_eq!(r.redact("x abcdefgh y abcd"), "x [REDACTED] y [REDACTED]");
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let r = Redactor::new(vec![SECRET.into()]);
+        let debug = format!("{r:?}");
+        assert!(!debug.contains("Zk9Q2vX8") && debug.contains("secrets: 1"), "{debug}");
     }
 
     #[test]
