@@ -145,7 +145,7 @@ static CLOSING: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 /// Jira smart commits: `KEY-12 #close`, `#comment ...`, `#time 1h` in a commit message act
-/// on the issue; the command is a `#word` on a line that names an issue key.
+/// on the issue; a command is a `#word` in a message that names an issue key.
 static ISSUE_KEY: LazyLock<Regex> = LazyLock::new(|| regex(r"\b[A-Z][A-Z0-9_]+-\d+\b"));
 static SMART_COMMAND: LazyLock<Regex> = LazyLock::new(|| regex(r"(^|\s)#([A-Za-z])"));
 /// GitLab's job-log section markers.
@@ -238,22 +238,17 @@ pub fn jira(text: &str) -> String {
 
 /// A commit message: controls removed, secrets redacted; closing patterns neutralised (GitLab closes
 /// `Closes #12` issues when the commit reaches the default branch); Jira smart-commit
-/// commands (`ABC-1 #close`, `#comment`, `#time`) neutralised on lines that name an issue
-/// key. Quick actions and HTML mean nothing in a commit message and are left as written.
+/// commands (`ABC-1 #close`, `#comment`, `#time`) neutralised in a message that names an
+/// issue key (Jira reads the commands of a key on the following lines too). Quick actions and HTML mean nothing in a commit message and are left as written.
 pub fn commit_message(text: &str, redactor: &Redactor) -> String {
     let text = neutralise_closing(&redactor.redact(&strip_controls(text)));
-    text.split('\n')
-        .map(|line| {
-            if ISSUE_KEY.is_match(line) {
-                SMART_COMMAND
-                    .replace_all(line, format!("${{1}}#{ZWSP}${{2}}").as_str())
-                    .into_owned()
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    if ISSUE_KEY.is_match(&text) {
+        SMART_COMMAND
+            .replace_all(&text, format!("${{1}}#{ZWSP}${{2}}").as_str())
+            .into_owned()
+    } else {
+        text
+    }
 }
 
 /// A terminal line or the CI job log (the caller has redacted it: the printer has no

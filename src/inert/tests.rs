@@ -63,8 +63,9 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         "smart commits",
-        "ABC-1 #close #comment done\n#time 1h (no key on this line)\nABC-2 #in-progress",
+        "ABC-1 #close #comment done\n#time 1h (the key is on the line above)\nABC-2 #in-progress",
     ),
+    ("hashtags without an issue key", "release #notes, #123 and #done stay"),
 ];
 
 /// Shows what is invisible: the zero-width space as `⟨zwsp⟩`, any other control escaped.
