@@ -689,13 +689,30 @@ impl Scene {
     }
 }
 
-/// Both modes of one attack, in sequence (each test function is one attack class).
+/// Both modes of one attack, one after the other; a failure in one mode does not hide the
+/// other's (both are reported).
 macro_rules! both_modes {
     ($inner:ident) => {
         require_docker!();
-        $inner(Mode::Upload).await;
-        $inner(Mode::Bind).await;
+        let mut failures = Vec::new();
+        for mode in [Mode::Upload, Mode::Bind] {
+            if let Err(e) = tokio::spawn($inner(mode)).await {
+                failures.push(format!("[{}] {}", mode.name(), panic_text(e)));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
     };
+}
+
+fn panic_text(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".into()),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// A committed-looking git repository directory (HEAD, objects, refs, one commit) whose
