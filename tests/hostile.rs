@@ -622,19 +622,21 @@ impl Scene {
             listed == rel || listed.starts_with(&format!("{rel}/")) || rel.starts_with(&format!("{listed}/"))
         };
         let refused = self.refused();
-        let entry = refused.iter().find(|r| covers(&r.path));
-        let Some(entry) = entry else {
-            panic!(
-                "[{}] `{rel}` is not listed in .pace/day-1/refused.yaml: {refused:?}",
-                self.mode.name()
-            );
+        let listed: Vec<&Refusal> = refused.iter().filter(|r| covers(&r.path)).collect();
+        assert!(
+            !listed.is_empty(),
+            "[{}] `{rel}` is not listed in .pace/day-1/refused.yaml: {refused:?}",
+            self.mode.name()
+        );
+        let wanted = |r: &&&Refusal| match from {
+            Via::Run => r.from == "run",
+            Via::Gate => r.from == "gate",
+            Via::Any => r.from == "run" || r.from == "gate",
+        };
+        let Some(entry) = listed.iter().find(wanted) else {
+            panic!("[{}] `{rel}` is listed, but not as from {from:?}: {listed:?}", self.mode.name());
         };
         assert!(!entry.reason.trim().is_empty(), "no reason for {entry:?}");
-        match from {
-            Via::Run => assert_eq!(entry.from, "run", "{entry:?}"),
-            Via::Gate => assert_eq!(entry.from, "gate", "{entry:?}"),
-            Via::Any => assert!(entry.from == "run" || entry.from == "gate", "{entry:?}"),
-        }
         let summary = self.p.read(".pace/day-1/summary.md");
         let section = summary
             .split("\n#")
@@ -649,6 +651,20 @@ impl Scene {
                     .any(|l| l.starts_with(REFUSED_MARKER) && (l.contains(rel) || l.contains(&entry.path)))),
                 "no `{REFUSED_MARKER}` line naming `{rel}` in FORGE's run results: {results:#?}"
             );
+        }
+    }
+
+    /// [`Scene::assert_refused`] where the attack reaches pace in this mode: upload mode
+    /// brings every path back through FORGE's write-back (listed from `run`); bind mode
+    /// always shares `src/` and `tests/` (listed from `run` or `gate`), but may mount only
+    /// the writable directories, and then a root-level path written in the container never
+    /// reaches the host and there is nothing to list.
+    #[track_caller]
+    fn assert_refused_here(&self, rel: &str) {
+        match self.mode {
+            Mode::Upload => self.assert_refused(rel, Via::Run),
+            Mode::Bind if rel.starts_with("src/") || rel.starts_with("tests/") => self.assert_refused(rel, Via::Any),
+            Mode::Bind => {}
         }
     }
 
@@ -819,7 +835,7 @@ async fn hostile_nested_git_dir_with_fsmonitor() {
         let ran = s.day().await;
         s.assert_contained(&ran, Outcome::Hold);
         s.assert_absent("src/vendor/lib/.git");
-        s.assert_refused("src/vendor/lib/.git", if mode == Mode::Upload { Via::Run } else { Via::Any });
+        s.assert_refused_here("src/vendor/lib/.git");
         // The vendored code itself is an ordinary file in `src/`: it may come back.
     }
     both_modes!(case);
@@ -870,11 +886,10 @@ async fn hostile_top_level_git_config() {
         assert!(!s.p.exists(".git/hooks/post-commit"), "[{}] a hook was planted", mode.name());
         s.assert_absent("src/.gitattributes");
         s.assert_absent("src/sub/.git");
-        if mode == Mode::Upload {
-            s.assert_refused(".git", Via::Run);
-            s.assert_refused("src/sub/.git", Via::Run);
-        }
-        s.assert_refused("src/.gitattributes", if mode == Mode::Upload { Via::Run } else { Via::Any });
+        // A top-level `.git` made in the container need not be listed (it may never be
+        // looked at); the one in `src/` is a path that comes back.
+        s.assert_refused_here("src/sub/.git");
+        s.assert_refused_here("src/.gitattributes");
     }
     both_modes!(case);
 }
@@ -904,10 +919,9 @@ async fn hostile_protected_files_ci_gitattributes_config() {
             .await;
         let ran = s.day().await;
         s.assert_contained(&ran, Outcome::Ship);
-        let from = if mode == Mode::Upload { Via::Run } else { Via::Any };
         for rel in [".gitlab-ci.yml", "pace.config.yaml", "plan.yaml"] {
             s.assert_as_before(rel);
-            s.assert_refused(rel, from);
+            s.assert_refused_here(rel);
         }
         assert!(!s.p.read("pace.config.yaml").contains("evil.invalid"));
         for rel in [
@@ -922,7 +936,7 @@ async fn hostile_protected_files_ci_gitattributes_config() {
             "pace",
         ] {
             s.assert_absent(rel);
-            s.assert_refused(rel, from);
+            s.assert_refused_here(rel);
         }
     }
     both_modes!(case);
@@ -946,10 +960,9 @@ async fn hostile_git_and_pace_in_other_cases() {
             .await;
         let ran = s.day().await;
         s.assert_contained(&ran, Outcome::Ship);
-        let from = if mode == Mode::Upload { Via::Run } else { Via::Any };
         for rel in [".GIT", ".PACE", "src/.Git", "src/deep/.gIT", "tests/.pAcE"] {
             s.assert_absent(rel);
-            s.assert_refused(rel, from);
+            s.assert_refused_here(rel);
         }
     }
     both_modes!(case);
@@ -975,10 +988,9 @@ async fn hostile_symlinks_out_of_the_repository() {
             .await;
         let ran = s.day().await;
         s.assert_contained(&ran, Outcome::Ship);
-        let from = if mode == Mode::Upload { Via::Run } else { Via::Any };
         for rel in ["src/evil", "src/x", "tests/sentinel.txt", "src/abs-outside"] {
             s.assert_absent(rel);
-            s.assert_refused(rel, from);
+            s.assert_refused_here(rel);
         }
         assert!(
             !s.refused().iter().any(|r| r.path == "src/inside-link"),
@@ -1020,7 +1032,7 @@ async fn hostile_symlinks_at_pace_artifact_paths_bind() {
     if ran.code() == 0 {
         assert_eq!(s.run_json()["decision"], "SHIP");
         for rel in ["PROGRESS.md", "pace-env.env", "test-results"] {
-            s.assert_refused(rel, Via::Any);
+            s.assert_refused_here(rel);
         }
     } else {
         let err = ran.stderr();
@@ -1124,10 +1136,12 @@ async fn hostile_sparse_two_gib_file_in_src() {
         let ran = s.day().await;
         s.assert_contained(&ran, Outcome::Ship);
         s.assert_absent("src/big.bin");
-        s.assert_refused("src/big.bin", if mode == Mode::Upload { Via::Run } else { Via::Any });
+        s.assert_refused_here("src/big.bin");
         let refusal = s.refused().into_iter().find(|r| r.path == "src/big.bin").unwrap();
         assert!(
-            refusal.reason.contains("size") || refusal.reason.contains("MiB") || refusal.reason.contains("large"),
+            ["size", "MiB", "GiB", "large", "cap", "limit", "bytes"]
+                .iter()
+                .any(|w| refusal.reason.contains(w)),
             "the reason names the size cap: {refusal:?}"
         );
         assert!(ran.rss_kb < 512 * 1024, "pace's peak RSS was {} MiB", ran.rss_kb / 1024);
@@ -1381,7 +1395,7 @@ async fn hostile_file_names_with_newlines_and_invalid_utf8() {
         let ran = s.day().await;
         s.assert_contained(&ran, Outcome::Ship);
         s.assert_as_before("pace.config.yaml");
-        s.assert_refused("pace.config.yaml", Via::Any);
+        s.assert_refused_here("pace.config.yaml");
         // Whatever came back of the odd names is exactly what the container had, in `src/`.
         for e in std::fs::read_dir(s.p.path("src")).unwrap().flatten() {
             let meta = std::fs::symlink_metadata(e.path()).unwrap();
@@ -1405,7 +1419,11 @@ async fn hostile_fifo_and_device_node_in_src() {
         assert!(ran.secs < 180.0, "the day took {:.0}s", ran.secs);
         for rel in ["src/fifo", "tests/fifo.sh"] {
             s.assert_absent(rel);
-            s.assert_refused(rel, if mode == Mode::Upload { Via::Run } else { Via::Any });
+            // Upload mode: a FIFO is harmless in the container and need not be looked at;
+            // bind mode: it is on the host and must be removed and listed.
+            if mode == Mode::Bind {
+                s.assert_refused(rel, Via::Any);
+            }
         }
     }
     both_modes!(case);
@@ -1495,9 +1513,9 @@ async fn hostile_backdated_and_future_mtimes() {
         assert_eq!(s.p.read("src/old.txt"), "old\n", "[{}] a backdated new file", mode.name());
         assert_eq!(s.p.read("src/future.txt"), "future\n", "[{}] a future-dated file", mode.name());
         s.assert_absent("src/v/.git");
-        s.assert_refused("src/v/.git", if mode == Mode::Upload { Via::Run } else { Via::Any });
+        s.assert_refused_here("src/v/.git");
         s.assert_as_before(".gitlab-ci.yml");
-        s.assert_refused(".gitlab-ci.yml", if mode == Mode::Upload { Via::Run } else { Via::Any });
+        s.assert_refused_here(".gitlab-ci.yml");
     }
     both_modes!(case);
 }
@@ -1521,9 +1539,9 @@ async fn hostile_gitignore_hides_and_unignores() {
         let ran = s.day().await;
         s.assert_contained(&ran, Outcome::Ship);
         s.assert_absent("src/hidden/.git");
-        s.assert_refused("src/hidden/.git", if mode == Mode::Upload { Via::Run } else { Via::Any });
+        s.assert_refused_here("src/hidden/.git");
         s.assert_as_before(".gitignore");
-        s.assert_refused(".gitignore", if mode == Mode::Upload { Via::Run } else { Via::Any });
+        s.assert_refused_here(".gitignore");
     }
     both_modes!(case);
 }
