@@ -1154,60 +1154,49 @@ async fn hostile_quick_actions_and_log_markers() {
             "[{}] the model's text never reached GitLab: the test proves nothing",
             mode.name()
         );
-        for text in &texts {
-            for line in text.lines() {
-                let lower = line.to_ascii_lowercase();
-                for action in ["/merge", "/approve", "/assign", "/target_branch"] {
-                    assert!(
-                        !lower.starts_with(action),
-                        "[{}] a quick action reached GitLab at the start of a line: {line:?}\nin: {text}",
-                        mode.name()
-                    );
-                }
-                assert!(
-                    !line.contains('\u{1b}'),
-                    "[{}] an ESC reached GitLab: {line:?}",
-                    mode.name()
-                );
+        // Every channel is checked and every problem reported (one fix may land before
+        // another).
+        let mut problems = Vec::new();
+        for line in texts.iter().flat_map(|t| t.lines()) {
+            let lower = line.to_ascii_lowercase();
+            if ["/merge", "/approve", "/assign", "/target_branch"]
+                .iter()
+                .any(|a| lower.starts_with(a))
+            {
+                problems.push(format!(
+                    "a quick action reached GitLab at the start of a line: {line:?}"
+                ));
+            }
+            if line.contains('\u{1b}') {
+                problems.push(format!("an ESC reached GitLab: {line:?}"));
             }
         }
         // The dotenv report GitLab reads into later jobs: one variable per line, pace's own.
         let dotenv = s.p.read("pace-env.env");
         for line in dotenv.lines().filter(|l| !l.trim().is_empty()) {
-            assert!(
-                line.starts_with("PACE_"),
-                "[{}] pace-env.env: {line:?}\n{dotenv}",
-                mode.name()
-            );
+            if !line.starts_with("PACE_") {
+                problems.push(format!("pace-env.env has a line not of pace's: {line:?}"));
+            }
         }
         let decisions: Vec<&str> = dotenv.lines().filter(|l| l.starts_with("PACE_DECISION=")).collect();
-        assert_eq!(
-            decisions,
-            ["PACE_DECISION=HOLD"],
-            "[{}] pace-env.env:\n{dotenv}",
-            mode.name()
-        );
+        if decisions != ["PACE_DECISION=HOLD"] {
+            problems.push(format!("pace-env.env decisions: {decisions:?}"));
+        }
         // The job log: the day's and `pace gate`'s output (which streams the suite).
         let gate = s.gate(&[("GITLAB_CI", "true")], false).await;
         for (what, out) in [("pace --day", ran.both()), ("pace gate", gate.both())] {
-            assert!(
-                !out.contains(FORGED),
-                "[{}] {what}: a forged section marker",
-                mode.name()
-            );
-            assert!(
-                !out.contains("section_end:1700000000:pace_hostile_forged"),
-                "[{}] {what}: a forged section end",
-                mode.name()
-            );
+            if out.contains(FORGED) || out.contains("section_end:1700000000:pace_hostile_forged") {
+                problems.push(format!("{what}: the suite's forged section marker reached the job log"));
+            }
             for esc in ["\u{1b}[2J", "\u{1b}]8;;", "\u{1b}[H", "\u{7}"] {
-                assert!(
-                    !out.contains(esc),
-                    "[{}] {what}: the suite's {esc:?} reached the log",
-                    mode.name()
-                );
+                if out.contains(esc) {
+                    problems.push(format!("{what}: the suite's {esc:?} reached the job log"));
+                }
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        problems.retain(|p| seen.insert(p.clone()));
+        assert!(problems.is_empty(), "[{}]\n{}", mode.name(), problems.join("\n"));
     }
     both_modes!(case);
 }
