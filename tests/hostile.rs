@@ -719,13 +719,10 @@ impl Scene {
     #[track_caller]
     fn assert_never_committed(&self, rel: &str) {
         let names = inert_git(&self.p.root, &["log", "--all", "--format=", "--name-only", "-z"]);
-        let lower = rel.to_ascii_lowercase();
+        // Exact case: `.PACE` must not match pace's own committed `.pace/` artifacts.
         let hit: Vec<&str> = names
             .split(['\0', '\n'])
-            .filter(|n| {
-                let n = n.to_ascii_lowercase();
-                n == lower || n.starts_with(&format!("{lower}/"))
-            })
+            .filter(|n| *n == rel || n.starts_with(&format!("{rel}/")))
             .collect();
         assert!(hit.is_empty(), "[{}] `{rel}` was committed: {hit:?}", self.mode.name());
     }
@@ -1017,7 +1014,17 @@ async fn hostile_git_and_pace_in_other_cases() {
                 mode.name()
             );
         }
-        let committed = inert_git(&s.p.root, &["log", "-p", "--all", "--", ".pace"]);
+        let committed = inert_git(
+            &s.p.root,
+            &[
+                "log",
+                "-p",
+                "--all",
+                "--",
+                ".pace/context",
+                ".pace/day-1/story-card.yaml",
+            ],
+        );
         assert!(
             !committed.contains("INJECTED"),
             "[{}] the suite's text was committed under .pace",
