@@ -761,7 +761,13 @@ macro_rules! both_modes {
         let mut failures = Vec::new();
         for mode in [Mode::Upload, Mode::Bind] {
             if let Err(e) = tokio::spawn($inner(mode)).await {
-                failures.push(format!("[{}] {}", mode.name(), panic_text(e)));
+                let text = panic_text(e);
+                let tag = format!("[{}]", mode.name());
+                failures.push(if text.starts_with(&tag) {
+                    text
+                } else {
+                    format!("{tag} {text}")
+                });
             }
         }
         assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
