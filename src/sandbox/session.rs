@@ -248,8 +248,13 @@ impl ExecSession {
         };
         let report = match report {
             Some(r) => r,
-            // Timed out, or the command killed the wrapper: list once more on its own.
+            // Timed out, or the wrapper could not finish (killed, or a fork bomb holds every
+            // pid): stop whatever the command left, then list once more on its own.
             None => {
+                if !timed_out {
+                    self.restart().await?;
+                    view.push(b"\n[pace: the command's processes were stopped]\n");
+                }
                 self.ensure_running().await?;
                 let mut again = self.wrapper("", &[]).await?;
                 again.status = if timed_out { 137 } else { -1 };
