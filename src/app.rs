@@ -147,10 +147,12 @@ fn run_day(
         settings,
     };
     let report = runtime()?.block_on(day::run(request, platform, signal()));
+    // The message quotes the hold reason (model text) and goes to the job log.
+    let message = crate::inert::log(&report.message);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", report.message);
+    let _ = writeln!(out, "{message}");
     if report.exit != ExitKind::Ship && report.exit != ExitKind::Hold {
-        let mut err = PaceError::new(report.exit, report.message);
+        let mut err = PaceError::new(report.exit, message);
         err.hint = report.hint;
         eprintln!("{err}");
     }
@@ -230,8 +232,13 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
     let gate_dir = settings.repo_root.join(".pace/gate");
     let command = day::agents::gate::gate_command(settings.tech.build_command.as_deref(), &settings.tech.test_command);
     eprintln!("pace gate: running `{command}` in `{}`", settings.sandbox.image);
+    // The suite's output goes to the job log: inert, so it cannot forge pace's sections,
+    // overwrite lines or plant hyperlinks (colours go too).
+    let lines = std::sync::Mutex::new(crate::inert::LogLines::default());
     let stream = |chunk: &[u8]| {
-        let _ = std::io::stdout().lock().write_all(chunk);
+        if let Ok(mut lines) = lines.lock() {
+            let _ = std::io::stdout().lock().write_all(lines.push(chunk).as_bytes());
+        }
     };
     let run = day::agents::gate::run_suite(&sandbox, &settings.repo_root, &command, &gate_dir, Some(&stream));
     let result = tokio::select! {
@@ -241,6 +248,9 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
             return Ok(if s == Signal::Interrupt { ExitKind::Interrupted.code() } else { ExitKind::Terminated.code() });
         }
     };
+    if let Ok(mut lines) = lines.lock() {
+        let _ = std::io::stdout().lock().write_all(lines.finish().as_bytes());
+    }
     let (outcome, test_run) = result.map_err(|e| PaceError::infra(e.to_string()))?;
     eprintln!(
         "pace gate: exit code {}{}; {} tests, {} failures, {} errors; log: {}",

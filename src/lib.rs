@@ -16,6 +16,7 @@ pub mod day;
 pub mod env;
 pub mod error;
 pub mod git;
+pub mod inert;
 pub mod llm;
 pub mod plan;
 pub mod platform;

@@ -19,3 +19,4 @@ mod sandbox_conn;
 mod sandbox_docker;
 mod sandbox_more;
 mod sandbox_ops;
+mod untrusted_text;

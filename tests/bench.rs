@@ -582,3 +582,53 @@ async fn bench_forge_session_vs_full_uploads() {
         t_runs.as_secs_f64() / t_session.as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: make bench"]
+async fn bench_forge_run_vs_docker_exec() {
+    // One FORGE `run` (sync in, the wrapper's listings, the report, sync out) against a bare
+    // `docker exec` of the same command in the same container, on the same workspace.
+    let mb: u64 = std::env::var("PACE_BENCH_FORGE_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let p = Project::example_with_image(&busybox_image());
+    let files = write_workspace_data(&p.root, mb);
+    let sb = pace::sandbox::Sandbox::connect(sandbox_context("forge-exec", Duration::from_secs(120)))
+        .await
+        .unwrap();
+    let mut session = sb.start_session(&p.root).await.unwrap();
+    let runs = 20;
+    let mut pace_samples = Vec::new();
+    for i in 0..=runs {
+        let start = Instant::now();
+        let out = session.exec("true", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(out.exit_code, 0, "{}", out.output);
+        if i > 0 {
+            pace_samples.push(start.elapsed());
+        }
+    }
+    let name = session.container_name().to_string();
+    let mut docker_samples = Vec::new();
+    for i in 0..=runs {
+        let start = Instant::now();
+        let status = std::process::Command::new("docker")
+            .args(["exec", "-w", "/workspace", &name, "/bin/sh", "-c", "true"])
+            .output()
+            .unwrap()
+            .status;
+        assert!(status.success());
+        if i > 0 {
+            docker_samples.push(start.elapsed());
+        }
+    }
+    session.close().await.unwrap();
+    let (t_pace, t_docker) = (median(pace_samples), median(docker_samples));
+    println!(
+        "BENCH FORGE one `run` of `true` on a {mb} MiB workspace ({files} data files outside the writable dirs): median {:.0} ms over {runs} vs `docker exec … true` in the same container {:.0} ms → {:.2}x (target ≤ 1.2x)",
+        ms(t_pace),
+        ms(t_docker),
+        ms(t_pace) / ms(t_docker)
+    );
+}
+

@@ -962,7 +962,11 @@ fn write_day_files(
     summary: &DaySummary,
 ) -> Result<(), artifacts::ArtifactError> {
     artifacts::write_json(&ctx.day_dir.run_json(), record, &ctx.redactor)?;
-    artifacts::write_text(&ctx.day_dir.summary(), &summary.render_markdown(), &ctx.redactor)?;
+    artifacts::write_text(
+        &ctx.day_dir.summary(),
+        &summary.render_markdown(&ctx.redactor),
+        &ctx.redactor,
+    )?;
     write_progress(
         &ctx.pace,
         &req.settings,
@@ -1027,7 +1031,9 @@ fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, G
     if std::fs::symlink_metadata(ctx.pace.progress()).is_ok_and(|m| m.is_file()) {
         paths.push("PROGRESS.md".into());
     }
-    ctx.git.commit_paths(&paths, message).map(|c| c.sha)
+    ctx.git
+        .commit_paths(&paths, &crate::inert::commit_message(message, &ctx.redactor))
+        .map(|c| c.sha)
 }
 
 /// What pace writes under `.pace/` but never commits: the lock of the running process and
@@ -1096,7 +1102,7 @@ fn finish_without_context(
         refused: Vec::new(),
     };
     let _ = artifacts::write_json(&day_dir.run_json(), &record, redactor);
-    let _ = artifacts::write_text(&day_dir.summary(), &summary.render_markdown(), redactor);
+    let _ = artifacts::write_text(&day_dir.summary(), &summary.render_markdown(redactor), redactor);
     let _ = write_progress(
         pace,
         &req.settings,

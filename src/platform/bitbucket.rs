@@ -379,8 +379,9 @@ impl BitbucketPlatform {
         title: &str,
         text: &str,
     ) -> Result<Published, PlatformError> {
-        let text = self.redactor.redact(&truncate(text, MAX_BODY_CHARS));
-        let title = self.redactor.redact(title);
+        // Inert (and redacted) before the cut, so the cut cannot halve a secret.
+        let text = truncate(&crate::inert::markdown(text, &self.redactor), MAX_BODY_CHARS);
+        let title = crate::inert::title(title, 250, &self.redactor);
         let url = match self.open_pull_request(&summary.branch).await? {
             Some((id, url)) => {
                 self.comment(id, &format!("**{title}**\n\n{text}")).await?;
@@ -397,7 +398,7 @@ impl BitbucketPlatform {
             "key": format!("pace-day-{}", summary.day),
             "state": "FAILED",
             "name": format!("PACE Day {}: HOLD", summary.day),
-            "description": self.redactor.redact(&one_line(&summary.reason, 250)),
+            "description": crate::inert::title(&summary.reason, 250, &self.redactor),
             "url": self.config.run_url(),
         });
         let url = format!("{}/commit/{}/statuses/build", self.config.repo_url(), summary.commit);
@@ -515,9 +516,10 @@ impl Platform for BitbucketPlatform {
         let text = format!(
             "Source branch: `{}`\n\n{}",
             summary.branch,
-            summary.render_merge_request()
+            summary.render_merge_request(&self.redactor)
         );
-        self.publish_pull_request(summary, &summary.title(), &text).await
+        self.publish_pull_request(summary, &summary.title(&self.redactor), &text)
+            .await
     }
 
     async fn request_review(&self, summary: &DaySummary, _day: &DayDir) -> Result<Published, PlatformError> {
@@ -525,7 +527,7 @@ impl Platform for BitbucketPlatform {
             "Day {} is a human gate: review the sprint so far on `{}`, then run the next day.\n\n{}",
             summary.day,
             summary.branch,
-            summary.render_markdown()
+            summary.render_markdown(&self.redactor)
         );
         let title = format!("[PACE review] Day {}: human gate", summary.day);
         self.publish_pull_request(summary, &title, &text).await
@@ -548,8 +550,11 @@ impl Platform for BitbucketPlatform {
         let published = match &self.jira {
             Some(jira) => {
                 let title = format!("[PACE HOLD] Day {}: {}", summary.day, one_line(&summary.reason, 120));
-                let text = self.redactor.redact(&summary.render_escalation());
-                match jira.escalate(summary.day, &self.redactor.redact(&title), &text).await {
+                let text = summary.render_escalation(&self.redactor);
+                match jira
+                    .escalate(summary.day, &crate::inert::title(&title, 250, &self.redactor), &text)
+                    .await
+                {
                     Ok(issue) => Some(Published { url: Some(issue.url) }),
                     Err(e) => {
                         problems.push(e.to_string());

@@ -24,6 +24,8 @@ use crate::report::summary::{DaySummary, one_line};
 
 const PLATFORM: &str = "gitlab";
 const DEFAULT_URL: &str = "https://gitlab.com";
+/// GitLab's limit for MR and issue titles.
+const MAX_TITLE: usize = 255;
 /// GitLab's limit for MR and issue descriptions.
 const MAX_DESCRIPTION: usize = 1_000_000;
 const TOKEN_HINT: &str = "create a project access token (Settings → Access tokens) with the `api` and `write_repository` scopes and the Developer role, and store it as the masked CI/CD variable `GITLAB_TOKEN`";
@@ -418,8 +420,15 @@ impl GitlabPlatform {
         }
     }
 
+    /// Every MR and issue title: redacted, inert, one line within GitLab's 255 characters.
+    fn title(&self, text: &str) -> String {
+        crate::inert::title(text, MAX_TITLE, &self.redactor)
+    }
+
+    /// Every description and note: redacted and inert (`crate::inert::markdown`: no
+    /// quick action, escape, hidden HTML or mention acts), then cut to GitLab's limit.
     fn clean(&self, text: &str) -> String {
-        let text = self.redactor.redact(text);
+        let text = crate::inert::markdown(text, &self.redactor);
         if text.len() <= MAX_DESCRIPTION {
             return text;
         }
@@ -537,14 +546,14 @@ impl Platform for GitlabPlatform {
     }
 
     async fn ship(&self, summary: &DaySummary, _day: &DayDir) -> Result<Published, PlatformError> {
-        let description = self.clean(&summary.render_merge_request());
-        let title = self.clean(&summary.title());
+        let description = self.clean(&summary.render_merge_request(&self.redactor));
+        let title = self.title(&summary.title(&self.redactor));
         let (mr, existed) = self.open_mr(&summary.branch, &title, &description).await?;
         if existed {
             let note = self.clean(&format!(
                 "## Day {} shipped\n\n{}",
                 summary.day,
-                summary.render_merge_request()
+                summary.render_merge_request(&self.redactor)
             ));
             self.add_note("merge_requests", mr.iid, &note).await?;
             self.update_mr_description(mr.iid, &description).await?;
@@ -557,10 +566,10 @@ impl Platform for GitlabPlatform {
             "Day {} is a human gate: review the sprint so far on `{}`, then run the next day.\n\n{}",
             summary.day,
             summary.branch,
-            summary.render_markdown()
+            summary.render_markdown(&self.redactor)
         );
         let text = self.clean(&text);
-        let title = self.clean(&format!(
+        let title = self.title(&format!(
             "PACE review: Day {} human gate on {}",
             summary.day, summary.branch
         ));
@@ -574,7 +583,7 @@ impl Platform for GitlabPlatform {
 
     async fn escalate(&self, summary: &DaySummary, _day: &DayDir) -> Result<Published, PlatformError> {
         let labels = format!("pace-hold,pace-day-{}", summary.day);
-        let mut body = summary.render_escalation();
+        let mut body = summary.render_escalation(&self.redactor);
         if let Some(job) = &self.config.job_url {
             body.push_str(&format!("\nJob: {job}\n"));
         }
@@ -587,7 +596,7 @@ impl Platform for GitlabPlatform {
             });
         }
         let call = "POST /projects/:id/issues";
-        let title = self.clean(&format!(
+        let title = self.title(&format!(
             "[PACE HOLD] Day {}: {}",
             summary.day,
             one_line(&summary.reason, 120)

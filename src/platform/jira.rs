@@ -91,7 +91,9 @@ impl Jira {
     /// Opens the HOLD escalation of `day`, or comments on the open one.
     pub async fn escalate(&self, day: u32, summary: &str, body_markdown: &str) -> Result<JiraIssue, PlatformError> {
         let labels = [String::from("pace-hold"), format!("pace-day-{day}")];
-        let body = adf(&truncate(body_markdown, MAX_BODY_CHARS));
+        // ADF text nodes are shown as they are: only the controls need to go (the caller
+        // rendered the body through `inert::markdown`, redacted).
+        let body = adf(&crate::inert::jira(&truncate(body_markdown, MAX_BODY_CHARS)));
         if let Some(key) = self.find_open(&labels).await? {
             self.comment(&key, body).await?;
             return Ok(JiraIssue {
@@ -137,7 +139,7 @@ impl Jira {
         let body = json!({
             "fields": {
                 "project": {"key": self.project},
-                "summary": crate::report::summary::one_line(summary, 250),
+                "summary": crate::report::summary::one_line(&crate::inert::jira(summary), 250),
                 "description": description,
                 "issuetype": {"name": self.issue_type},
                 "labels": labels,

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::{Platform, PlatformError, Published};
 use crate::artifacts::{DayDir, write_text};
 use crate::git::Git;
+use crate::inert;
 use crate::redact::Redactor;
 use crate::report::summary::DaySummary;
 
@@ -25,11 +26,15 @@ impl Platform for LocalPlatform {
     async fn ship(&self, summary: &DaySummary, day: &DayDir) -> Result<Published, PlatformError> {
         let body = format!(
             "# {}\n\nSource branch: `{}`\n\n{}",
-            summary.title(),
+            summary.title(&self.redactor),
             summary.branch,
-            summary.render_merge_request()
+            summary.render_merge_request(&self.redactor)
         );
-        write_text(&day.merge_request(), &body, &self.redactor)?;
+        write_text(
+            &day.merge_request(),
+            &inert::markdown(&body, &self.redactor),
+            &self.redactor,
+        )?;
         Ok(Published {
             url: Some(day.merge_request().display().to_string()),
         })
@@ -42,9 +47,13 @@ impl Platform for LocalPlatform {
             summary.branch,
             summary.day,
             summary.branch,
-            summary.render_markdown()
+            summary.render_markdown(&self.redactor)
         );
-        write_text(&day.merge_request(), &body, &self.redactor)?;
+        write_text(
+            &day.merge_request(),
+            &inert::markdown(&body, &self.redactor),
+            &self.redactor,
+        )?;
         Ok(Published {
             url: Some(day.merge_request().display().to_string()),
         })
@@ -54,11 +63,15 @@ impl Platform for LocalPlatform {
         let body = format!(
             "# [PACE HOLD] Day {}: {}\n\nLabels: pace-hold, pace-day-{}\n\n{}",
             summary.day,
-            crate::report::summary::one_line(&summary.reason, 120),
+            inert::title(&summary.reason, 120, &self.redactor),
             summary.day,
-            summary.render_escalation()
+            summary.render_escalation(&self.redactor)
         );
-        write_text(&day.escalation(), &body, &self.redactor)?;
+        write_text(
+            &day.escalation(),
+            &inert::markdown(&body, &self.redactor),
+            &self.redactor,
+        )?;
         Ok(Published {
             url: Some(day.escalation().display().to_string()),
         })

@@ -1,6 +1,11 @@
 //! The progress of a run for people, on stderr (stdout stays for data): one line per
 //! agent start and finish with duration, tokens and cost. The day emits [`Event`]s; only
 //! the printer decides what is shown (`-q`, `-v`, terminal or not).
+//!
+//! Event text can come from the model or the repository (a warning quoting a model's
+//! answer, the plan's target): [`Printer::emit`] passes every string of an event through
+//! [`crate::inert::log`] before it adds its own colours and GitLab sections, so only
+//! pace's escapes and section markers reach the terminal or the job log.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -35,6 +40,41 @@ pub enum Event {
     },
     Info(String),
     Warning(String),
+}
+
+impl Event {
+    /// The event with every string made inert for a terminal or a job log.
+    fn inert(&self) -> Self {
+        let log = |s: &str| crate::inert::log(s);
+        match self {
+            Self::DayStarted { day, target, attempt } => Self::DayStarted {
+                day: *day,
+                target: log(target),
+                attempt: *attempt,
+            },
+            Self::AgentStarted { agent, attempt } => Self::AgentStarted {
+                agent: log(agent),
+                attempt: *attempt,
+            },
+            Self::AgentFinished {
+                agent,
+                decision,
+                duration,
+                input_tokens,
+                output_tokens,
+                cost_usd,
+            } => Self::AgentFinished {
+                agent: log(agent),
+                decision: decision.as_deref().map(log),
+                duration: *duration,
+                input_tokens: *input_tokens,
+                output_tokens: *output_tokens,
+                cost_usd: *cost_usd,
+            },
+            Self::Info(i) => Self::Info(log(i)),
+            Self::Warning(w) => Self::Warning(log(w)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +221,24 @@ impl Printer {
     }
 
     pub fn emit(&self, event: &Event) {
+        let event = &event.inert();
+        if let Some(line) = self.render(event) {
+            let mut err = std::io::stderr().lock();
+            match self.spinner.as_ref().and_then(|s| s.lock().ok()) {
+                Some(mut state) => {
+                    clear_status(&mut state, &mut err);
+                    let _ = writeln!(err, "{line}");
+                }
+                None => {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
+        }
+    }
+
+    /// The text `event` prints (`None`: nothing at this verbosity); tracks running agents
+    /// and open sections. `event` is already inert.
+    fn render(&self, event: &Event) -> Option<String> {
         let line = match event {
             Event::Warning(w) => Some(format!("{} {w}", self.paint("33", "warning:"))),
             _ if self.verbosity == Verbosity::Quiet => None,
@@ -223,18 +281,7 @@ impl Printer {
         {
             open.insert(agent.clone(), (unix_now(), *attempt));
         }
-        if let Some(line) = line {
-            let mut err = std::io::stderr().lock();
-            match self.spinner.as_ref().and_then(|s| s.lock().ok()) {
-                Some(mut state) => {
-                    clear_status(&mut state, &mut err);
-                    let _ = writeln!(err, "{line}");
-                }
-                None => {
-                    let _ = writeln!(err, "{line}");
-                }
-            }
-        }
+        line
     }
 }
 
@@ -251,6 +298,51 @@ mod tests {
         );
         let red = gitlab_section("pace_gate_2", 1, 2, "x", &[], false);
         assert!(red.starts_with("\x1b[0Ksection_start:1:pace_gate_2\r"), "{red:?}");
+    }
+
+    /// A model's text in a warning, the plan's target or a decision cannot forge a section,
+    /// a hyperlink or an overwritten line: only pace's own markers are in the output.
+    #[test]
+    fn event_text_cannot_forge_sections_or_escapes() {
+        let p = Printer {
+            verbosity: Verbosity::Normal,
+            color: false,
+            spinner: None,
+            sections: Some(Arc::new(Mutex::new(HashMap::new()))),
+        };
+        let forged = "\x1b[0Ksection_start:1:evil[collapsed=true]\r\x1b[0K\x1b]8;;http://evil\x07ok\x1b]8;;\x07\rPASS";
+        let events = [
+            Event::Warning(format!("FORGE answer was invalid ({forged})")),
+            Event::Info(forged.into()),
+            Event::DayStarted {
+                day: 1,
+                target: forged.into(),
+                attempt: 1,
+            },
+            Event::AgentStarted {
+                agent: "GATE".into(),
+                attempt: 1,
+            },
+            Event::AgentFinished {
+                agent: "GATE".into(),
+                decision: Some(format!("SHIP{forged}")),
+                duration: Duration::from_secs(1),
+                input_tokens: 1,
+                output_tokens: 1,
+                cost_usd: 0.0,
+            },
+        ];
+        let out: String = events
+            .iter()
+            .filter_map(|e| p.render(&e.inert()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(out.matches("section_start:").count(), 1, "{out:?}");
+        assert_eq!(out.matches("section_end:").count(), 1, "{out:?}");
+        // pace's own section: two `ESC [0K` and one `\r` around each marker.
+        assert_eq!(out.matches('\x1b').count(), 4, "{out:?}");
+        assert_eq!(out.matches('\r').count(), 2, "{out:?}");
+        assert!(!out.contains("http://evil") && out.contains("ok\nPASS"), "{out:?}");
     }
 
     #[test]

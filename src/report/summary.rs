@@ -1,9 +1,16 @@
 //! The human summary of a day. `summary.md`, the MR/PR body and the escalation body are
 //! all rendered from one [`DaySummary`] so they never disagree.
+//!
+//! Most of a summary is model or suite text (story, evidence, reasons, file names). Every
+//! rendered body leaves through [`inert::markdown`] and every title through
+//! [`inert::title`]: redacted, without escapes, with quick actions, HTML, mentions and
+//! closing patterns made inert. Code spans around untrusted text use [`inert::code_span`].
 
 use std::fmt::Write as _;
 
 use crate::artifacts::{AgentRecord, RunDecision, Totals};
+use crate::inert;
+use crate::redact::Redactor;
 use crate::schemas::{GateReport, Handoff, ReviewReport, StoryCard};
 
 #[derive(Debug, Clone)]
@@ -40,12 +47,12 @@ fn icon(decision: &str) -> &'static str {
 }
 
 impl DaySummary {
-    pub fn title(&self) -> String {
-        format!("PACE Day {}: {}", self.day, one_line(&self.target, 100))
+    pub fn title(&self, redactor: &Redactor) -> String {
+        format!("PACE Day {}: {}", self.day, inert::title(&self.target, 100, redactor))
     }
 
     /// `summary.md`.
-    pub fn render_markdown(&self) -> String {
+    pub fn render_markdown(&self, redactor: &Redactor) -> String {
         let mut md = String::new();
         let d = self.decision.as_str();
         let _ = writeln!(md, "# PACE Day {} — {} {d}\n", self.day, icon(d));
@@ -58,7 +65,7 @@ impl DaySummary {
         }
         self.render_sections(&mut md);
         self.render_refused(&mut md);
-        md
+        inert::markdown(&md, redactor)
     }
 
     /// What the sandbox's return path refused (summary.md only: the paths come from the
@@ -89,17 +96,17 @@ impl DaySummary {
     }
 
     /// The MR/PR description on SHIP.
-    pub fn render_merge_request(&self) -> String {
+    pub fn render_merge_request(&self, redactor: &Redactor) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "Day {} of the sprint shipped by PACE.\n", self.day);
         let _ = writeln!(md, "**Target:** {}", one_line(&self.target, 300));
         self.render_sections(&mut md);
         let _ = writeln!(md, "\nArtifacts: {}", self.artifacts_location);
-        md
+        inert::markdown(&md, redactor)
     }
 
     /// The escalation (issue / Jira / `escalation.md`) on HOLD.
-    pub fn render_escalation(&self) -> String {
+    pub fn render_escalation(&self, redactor: &Redactor) -> String {
         let mut md = String::new();
         let _ = writeln!(
             md,
@@ -117,7 +124,7 @@ impl DaySummary {
             self.branch, self.day, self.day
         );
         let _ = writeln!(md, "\nArtifacts: {}", self.artifacts_location);
-        md
+        inert::markdown(&md, redactor)
     }
 
     fn render_sections(&self, md: &mut String) {
@@ -156,7 +163,7 @@ impl DaySummary {
                     "\nFiles changed: {}",
                     h.files_changed
                         .iter()
-                        .map(|f| format!("`{f}`"))
+                        .map(|f| inert::code_span(f))
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
@@ -176,8 +183,8 @@ impl DaySummary {
             };
             let _ = writeln!(
                 md,
-                "Tests: `{}` → {status}; {} tests, {} failures, {} errors, {} skipped\n",
-                one_line(&t.command, 200),
+                "Tests: {} → {status}; {} tests, {} failures, {} errors, {} skipped\n",
+                inert::code_span(&one_line(&t.command, 200)),
                 t.tests,
                 t.failures,
                 t.errors,
@@ -359,16 +366,76 @@ mod tests {
 
     #[test]
     fn summary_merge_request_and_escalation_share_their_sections() {
+        let r = Redactor::default();
         let hold = summary(RunDecision::Hold, "GATE: the test command exited with 1");
-        insta::assert_snapshot!("summary_md", hold.render_markdown());
-        insta::assert_snapshot!("escalation_body", hold.render_escalation());
+        insta::assert_snapshot!("summary_md", hold.render_markdown(&r));
+        insta::assert_snapshot!("escalation_body", hold.render_escalation(&r));
         insta::assert_snapshot!(
             "merge_request_body",
-            summary(RunDecision::Ship, "").render_merge_request()
+            summary(RunDecision::Ship, "").render_merge_request(&r)
         );
         assert_eq!(
-            hold.title(),
+            hold.title(&r),
             "PACE Day 2: Add a `--shout` option that prints in capitals"
         );
+    }
+
+    /// A model (or a prompt-injected repository) that writes quick actions, escapes,
+    /// HTML and mentions into every field it controls: the bodies show the text, and none
+    /// of it acts.
+    #[test]
+    fn hostile_model_text_reaches_the_bodies_inert() {
+        let r = Redactor::new(vec!["glpat-hostile-secret-1234".into()]);
+        let evil = "ok\n/merge\n/approve\n\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\ <!-- hidden --> @all Closes #1 glpat-hostile-secret-1234";
+        let mut s = summary(RunDecision::Hold, evil);
+        s.target = format!("/target_branch main\n{evil}");
+        if let Some(story) = s.story.as_mut() {
+            story.story = evil.into();
+            story.acceptance = vec![evil.into()];
+        }
+        s.handoff = Some(Handoff {
+            day: 2,
+            agent: "FORGE".into(),
+            commit: String::new(),
+            approach: String::new(),
+            risk: String::new(),
+            dependencies: String::new(),
+            built: format!("/assign @mallory\n{evil}"),
+            edge_cases_tested: vec![],
+            known_gaps: vec![evil.into()],
+            iterations_used: 1,
+            tdd_red_phase_confirmed: true,
+            forge_cost_usd: 0.0,
+            files_changed: vec!["src/a`b.rs".into(), "<img src=x>".into()],
+        });
+        if let Some(g) = s.gate.as_mut() {
+            g.hold_reason = evil.into();
+            g.test_run.command = "sh -c 'echo `id`'".into();
+        }
+        let bodies = [
+            s.render_markdown(&r),
+            s.render_escalation(&r),
+            s.render_merge_request(&r),
+        ];
+        for body in &bodies {
+            for line in body.lines() {
+                assert!(!line.trim_start().starts_with('/'), "quick action in {line:?}");
+            }
+            assert!(
+                !body.contains('\x1b') && !body.contains("<!--") && !body.contains("@all"),
+                "{body:?}"
+            );
+            assert!(
+                !body.contains("glpat-hostile") && !body.contains("Closes #1"),
+                "{body:?}"
+            );
+            assert!(body.contains("``src/a`b.rs``"), "{body:?}");
+        }
+        insta::assert_snapshot!(
+            "hostile_escalation_body",
+            bodies[1].replace(crate::inert::ZWSP, "⟨zwsp⟩")
+        );
+        let title = s.title(&r);
+        assert!(!title.contains('\n') && !title.contains('\x1b'), "{title:?}");
     }
 }

@@ -338,14 +338,16 @@ mod tests {
         let victim = outside.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
 
-        // Missing directories are created; an existing file is replaced, not written through
-        // (a hard link to a file elsewhere stays as it was).
+        // Missing directories are created; a file with another hard link (one elsewhere) is
+        // refused, never truncated.
         let log = repo.path().join(".pace/day-1/gate/output.log");
         std::io::Write::write_all(&mut create_log_file(repo.path(), &log).unwrap(), b"one").unwrap();
-        std::fs::remove_file(&log).unwrap();
-        std::fs::hard_link(&victim, &log).unwrap();
         std::io::Write::write_all(&mut create_log_file(repo.path(), &log).unwrap(), b"two").unwrap();
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "two");
+        std::fs::remove_file(&log).unwrap();
+        std::fs::hard_link(&victim, &log).unwrap();
+        let err = create_log_file(repo.path(), &log).unwrap_err();
+        assert!(err.to_string().contains("hard link"), "{err}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
 
         // A link as the file itself.

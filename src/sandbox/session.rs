@@ -73,6 +73,17 @@ find "$@" -path ./.pace -prune -o -name "*$NL*" -print0 2>/dev/null | head -c 65
 exit "$status"
 "#;
 
+/// Bind mode's wrapper: the command, and whether it left processes behind.
+const BIND_WRAPPER: &str = r#"pace_procs() { n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo "$n"; }
+cd /workspace || exit 97
+before=$(pace_procs)
+/bin/sh -c "$1" 1>&2 </dev/null
+status=$?
+after=$(pace_procs)
+printf '\001PACE-REPORT\nstatus %s\nprocs %s %s\n' "$status" "$before" "$after"
+exit "$status"
+"#;
+
 pub struct ExecSession {
     docker: Docker,
     guard: Option<ContainerGuard>,
@@ -86,6 +97,8 @@ pub struct ExecSession {
     watched: Vec<String>,
     /// Everything refused in this session so far (the day lists it).
     refused: Vec<Refused>,
+    /// Bind mode: the checkout after the last command was policed.
+    bind_baseline: Option<writeback::BindSnapshot>,
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
@@ -105,6 +118,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         host,
         watched,
         refused: Vec::new(),
+        bind_baseline: None,
     })
 }
 
@@ -488,25 +502,58 @@ impl ExecSession {
     /// policy afterwards (refused changes are undone) and is reported.
     async fn exec_bind(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
-        let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
-        let before = writeback::BindSnapshot::take(&self.repo).map_err(|source| ws_err(&self.repo, source))?;
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            BIND_WRAPPER.to_string(),
+            "pace-run".to_string(),
+            command.to_string(),
+        ];
+        // The baseline is the checkout as the last command left it (after its refused
+        // changes were undone), so a write between commands is policed too.
+        let before = match self.bind_baseline.take() {
+            Some(b) => b,
+            None => writeback::BindSnapshot::take(&self.repo).map_err(|source| ws_err(&self.repo, source))?,
+        };
+        let mut stdout = Vec::new();
         let ran = tokio::time::timeout(
             timeout,
-            run_exec(&self.docker, self.id(), cmd, &mut |o| {
-                view.push(&o.clone().into_bytes())
+            run_exec(&self.docker, self.id(), cmd, &mut |out| match out {
+                LogOutput::StdOut { message } => stdout.extend_from_slice(message),
+                other => view.push(&other.clone().into_bytes()),
             }),
         )
         .await;
         let (exit_code, timed_out) = match ran {
-            Ok(result) => (result?, false),
+            Ok(result) => {
+                let code = result?;
+                // Processes left behind could write the checkout after it is policed:
+                // they are stopped first (and a missing report means the wrapper was
+                // killed, so the same).
+                let report = Report::parse(&stdout);
+                if report.as_ref().is_none_or(|r| r.leftover_processes) {
+                    self.restart().await?;
+                    view.push(b"\n[pace: processes the command left running were stopped]\n");
+                }
+                (report.map_or(code, |r| r.status), false)
+            }
             Err(_) => {
                 self.restart().await?;
+                view.push(
+                    format!(
+                        "\n[pace: the command timed out after {} s and was killed]\n",
+                        timeout.as_secs()
+                    )
+                    .as_bytes(),
+                );
                 (137, true)
             }
         };
         let (changed, refused) = before
             .enforce(&self.repo, &self.boundary, Origin::Run)
             .map_err(|source| ws_err(&self.repo, source))?;
+        self.bind_baseline =
+            Some(writeback::BindSnapshot::take(&self.repo).map_err(|source| ws_err(&self.repo, source))?);
         self.refused.extend(refused.iter().cloned());
         Ok(ExecOutcome {
             exit_code,

@@ -269,7 +269,9 @@ pub fn commit_writable(ctx: &DayContext, message: &str) -> Result<(String, Vec<S
     };
     let mut files = files;
     if !files.is_empty() {
-        let committed = ctx.git.commit_paths(&files, &ctx.redactor.redact(message))?;
+        // The subject carries the story's text: inert (no closing pattern, no smart commit).
+        let committed = ctx.git
+            .commit_paths(&files, &crate::inert::commit_message(message, &ctx.redactor))?;
         // A nested repository (a gitlink) under the writable directories is never committed:
         // its config would steer every later git on the host. It is listed as refused.
         let gitlinks = committed.refused_gitlinks;
