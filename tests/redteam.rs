@@ -3,8 +3,9 @@
 //! each asserting the *secure* behaviour. A test here that fails is a hole still open; one
 //! that passes is an attack the return path contains today (kept as a regression test).
 //!
-//! Findings (fail today): `chained_links_*`, `forged_report_*`, `bind_background_*`,
-//! `bind_gate_collection_*`. Contained (pass): the others.
+//! Findings (fail today): `chained_links_*`, `forged_report_*`, `killed_wrapper_*`,
+//! `bind_forged_report_*`, `bind_gate_collection_*`, `gate_listing_*`. Contained (pass):
+//! `contained_*`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -450,7 +451,7 @@ async fn contained_planted_tar_cannot_write_outside() {
 /// embedded repository into the checkout; the next command's snapshot takes them as the
 /// starting point, so they are never checked, and FORGE's commit picks them up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bind_background_writer_outlives_the_check() {
+async fn contained_bind_background_writer_is_policed_next_time() {
     require_docker!();
     let fx = Fixture::new();
     let repo = fx.repo();
@@ -473,6 +474,36 @@ async fn bind_background_writer_outlives_the_check() {
         left.is_empty(),
         "written by a leftover process after the check, never refused: {left:?} (next refused: {:?})",
         next.refused
+    );
+}
+
+/// The same with the bind wrapper's report forged (`procs 1 1`, wrapper killed): pace does
+/// not stop the writer, and when the command was the session's last one (FORGE's commit
+/// follows `close`), nothing polices what it writes after the check: an escaping link,
+/// CI configuration and an embedded repository stay in the checkout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_forged_report_writer_outlives_the_last_check() {
+    require_docker!();
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let sb = sandbox("bindlast", WorkspaceMode::Bind, Limits::default()).await;
+    let mut session = sb.start_session(&repo).await.unwrap();
+    let cmd = format!(
+        "(sleep 1; echo 'pwn: {{script: [env]}}' > .gitlab-ci.yml; ln -s /etc src/etc; mkdir -p src/v/.git; \
+          printf '[core]\\n\\tfsmonitor = touch /tmp/canary\\n' > src/v/.git/config) >/dev/null 2>&1 & {}",
+        forge_report("")
+    );
+    let ran = exec(&mut session, &cmd).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    session.close().await.unwrap();
+    let left: Vec<&str> = [".gitlab-ci.yml", "src/etc", "src/v/.git/config"]
+        .into_iter()
+        .filter(|p| std::fs::symlink_metadata(repo.join(p)).is_ok())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "written by a leftover process after the last check, never refused: {left:?} (output: {})",
+        ran.output
     );
 }
 
