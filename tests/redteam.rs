@@ -610,3 +610,69 @@ async fn contained_upload_gate_collection_keeps_names_and_size_caps() {
     refused.sort_unstable();
     assert_eq!(refused, vec!["reports/.GIT/junit.xml", "reports/junit-big.xml"]);
 }
+
+// --- pace's own artifact names at the top level ------------------------------------------------
+
+/// With the whole repository writable (`source.dirs: [.]`), a command writes pace's own
+/// top-level outputs: `pace-env.env` (GitLab's dotenv report: later jobs read
+/// `PACE_DECISION` from it) and `PROGRESS.md` as a link. Both come back and FORGE commits
+/// them; the link then makes pace's own end-of-day write refuse and fail the day. They are
+/// pace's files like `.pace/`, and should be refused like it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pace_outputs_at_the_top_level_are_not_protected() {
+    require_docker!();
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let mut ctx = context("outputs", WorkspaceMode::Upload, Limits::default());
+    ctx.boundary = Boundary::new(&["."], Limits::default());
+    let sb = Sandbox::connect(ctx).await.unwrap();
+    let mut session = sb.start_session(&repo).await.unwrap();
+    let ran = exec(
+        &mut session,
+        "printf 'PACE_DECISION=SHIP\\n' > pace-env.env; ln -s src/lib.txt PROGRESS.md",
+    )
+    .await;
+    session.close().await.unwrap();
+    let came_back: Vec<&str> = ["pace-env.env", "PROGRESS.md"]
+        .into_iter()
+        .filter(|p| std::fs::symlink_metadata(repo.join(p)).is_ok())
+        .collect();
+    assert!(
+        came_back.is_empty(),
+        "pace's own outputs came back from the container: {came_back:?} (refused: {:?})",
+        ran.refused
+    );
+}
+
+// --- redaction: base64 as `base64` prints it -----------------------------------------------------
+
+/// `env | base64` (coreutils and busybox wrap at 76 columns) splits the encoded secret across
+/// a line break about as often as not: neither the whole-secret needle nor the per-alignment
+/// stable run matches, and the job log or an MR note carries the decodable token.
+#[test]
+fn wrapped_base64_of_a_secret_is_redacted() {
+    use base64::Engine as _;
+    let secret = "glpat-Xq7rT2mV9kLp4sN8wB3z";
+    let redactor = pace::redact::Redactor::new(vec![secret.to_string()]);
+    let mut leaked = Vec::new();
+    for pad in 0..40 {
+        let env = format!("{}GITLAB_TOKEN={secret}\nPATH=/usr/bin\n", "X".repeat(pad));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(env.as_bytes());
+        let wrapped: Vec<String> = encoded
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let shown = redactor.redact(&wrapped.join("\n"));
+        let joined: String = shown.lines().collect();
+        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(joined)
+            && String::from_utf8_lossy(&bytes).contains(secret)
+        {
+            leaked.push(pad);
+        }
+    }
+    assert!(
+        leaked.is_empty(),
+        "the token decodes from the redacted log for prefixes {leaked:?}"
+    );
+}
