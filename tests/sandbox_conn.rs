@@ -89,6 +89,12 @@ async fn bind_mode_works_in_the_repository_itself() {
     require_docker!();
     let repo = repo();
     let p = repo.path();
+    std::fs::create_dir_all(p.join("src")).unwrap();
+    std::fs::write(p.join("src/lib.txt"), "lib\n").unwrap();
+    git(p, &["add", "."]);
+    git(p, &["commit", "-qm", "src"]);
+    std::fs::create_dir_all(p.join(".pace")).unwrap();
+    std::fs::write(p.join(".pace/state"), "pace's own\n").unwrap();
     let sb = connect(context("bind", |s| {
         s.workspace = WorkspaceMode::Bind;
         s.caches = false;
@@ -97,30 +103,40 @@ async fn bind_mode_works_in_the_repository_itself() {
     let (outcome, log, out) = gate(
         &sb,
         p,
-        "cat a.txt; echo made-inside > from-container.txt; mkdir -p reports; echo '<testsuite/>' > reports/junit.xml",
+        "cat a.txt; ls -A .git .pace; echo x > .git/config-new 2>/dev/null || echo git-is-read-only; \
+         echo made-inside > from-container.txt; mkdir -p reports; echo '<testsuite/>' > reports/junit.xml",
     )
     .await;
     assert_eq!(outcome.exit_code, 0, "{log}");
-    assert_eq!(log, "tracked\n");
-    assert_eq!(
-        std::fs::read_to_string(p.join("from-container.txt")).unwrap(),
-        "made-inside\n"
-    );
-    // Results are read from the repository (they are ignored by git, and still found).
+    // `.git` and `.pace` are covered by empty read-only mounts.
+    assert_eq!(log, "tracked\n.git:\n\n.pace:\ngit-is-read-only\n");
+    assert!(p.join(".git/HEAD").exists() && !p.join(".git/config-new").exists());
+    assert_eq!(std::fs::read_to_string(p.join(".pace/state")).unwrap(), "pace's own\n");
+    // The suite's write outside the writable directories is undone and reported; ignored
+    // output (the reports) stays and is collected.
+    assert!(!p.join("from-container.txt").exists());
+    let refused: Vec<&str> = outcome.refused.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(refused, vec!["from-container.txt"]);
     let junit = out.path().join("collected/reports/junit.xml");
     assert_eq!(outcome.collected, vec![junit.clone()]);
     assert_eq!(std::fs::read_to_string(junit).unwrap(), "<testsuite/>\n");
 
-    // FORGE in bind mode: edits land in place, and are reported as changes.
+    // FORGE in bind mode: edits in the writable directories land in place and are
+    // reported; a tracked file elsewhere is restored from HEAD and refused.
     let mut session = sb.start_session(p).await.unwrap();
-    std::fs::write(p.join("host.txt"), "from host\n").unwrap();
+    std::fs::write(p.join("src/host.txt"), "from host\n").unwrap();
     let ran = session
-        .exec("cat host.txt; echo edited >> a.txt", Duration::from_secs(30))
+        .exec(
+            "cat src/host.txt; echo edited >> src/lib.txt; echo edited >> a.txt",
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(ran.output, "from host\n");
-    assert_eq!(ran.changed, vec![PathBuf::from("a.txt")]);
-    assert_eq!(std::fs::read_to_string(p.join("a.txt")).unwrap(), "tracked\nedited\n");
+    assert_eq!(ran.changed, vec![PathBuf::from("src/lib.txt")]);
+    assert_eq!(std::fs::read_to_string(p.join("src/lib.txt")).unwrap(), "lib\nedited\n");
+    assert_eq!(std::fs::read_to_string(p.join("a.txt")).unwrap(), "tracked\n");
+    assert_eq!(ran.refused.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), vec!["a.txt"]);
     session.close().await.unwrap();
 }
 
