@@ -4,8 +4,8 @@
 //! that passes is an attack the return path contains today (kept as a regression test).
 //!
 //! Findings (fail today): `chained_links_*`, `forged_report_*`, `killed_wrapper_*`,
-//! `bind_forged_report_*`, `bind_gate_collection_*`, `gate_listing_*`. Contained (pass):
-//! `contained_*`.
+//! `bind_forged_report_*`, `bind_gate_collection_*`, `bind_setuid_*`, `gate_listing_*`,
+//! `pace_outputs_*`, `wrapped_base64_*`. Contained (pass): `contained_*`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -675,4 +675,71 @@ fn wrapped_base64_of_a_secret_is_redacted() {
         leaked.is_empty(),
         "the token decodes from the redacted log for prefixes {leaked:?}"
     );
+}
+
+// --- setuid files ----------------------------------------------------------------------------
+
+/// Mode bits of `path` (no link followed).
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// Bind mode: the container's root (the host's root without user namespaces) leaves a
+/// setuid-root copy of a shell in the checkout. The policy checks names, kinds, links and
+/// sizes, not modes, so it stays: any local user who can reach the checkout gets root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_setuid_file_stays_in_the_checkout() {
+    require_docker!();
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let sb = sandbox("setuid", WorkspaceMode::Bind, Limits::default()).await;
+    let mut session = sb.start_session(&repo).await.unwrap();
+    let ran = exec(&mut session, "cp /bin/busybox src/sh && chmod 6755 src/sh && id -u").await;
+    session.close().await.unwrap();
+    assert_eq!(ran.output.trim(), "0");
+    if std::fs::symlink_metadata(repo.join("src/sh")).is_ok() {
+        let mode = mode_of(&repo.join("src/sh"));
+        assert_eq!(mode & 0o6000, 0, "src/sh came back with mode {mode:o}");
+    }
+}
+
+/// Control: upload mode writes modes of its own (0644/0755), never setuid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contained_upload_setuid_is_dropped() {
+    require_docker!();
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let sb = sandbox("setuidup", WorkspaceMode::Upload, Limits::default()).await;
+    let mut session = sb.start_session(&repo).await.unwrap();
+    exec(&mut session, "cp /bin/busybox src/sh && chmod 6755 src/sh").await;
+    session.close().await.unwrap();
+    assert_eq!(mode_of(&repo.join("src/sh")), 0o755);
+}
+
+// --- GATE result files through links ---------------------------------------------------------
+
+/// The suite names links as its JUnit reports: to a runner file next to the checkout (bind
+/// mode resolves it on the host) and a directory link matching `**/test-results/**/*.xml`.
+/// Neither mode collects through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contained_gate_results_through_links_are_not_collected() {
+    require_docker!();
+    for mode in [WorkspaceMode::Upload, WorkspaceMode::Bind] {
+        let fx = Fixture::new();
+        let sb = sandbox("gatelinks", mode, Limits::default()).await;
+        let (outcome, out) = gate(
+            &sb,
+            &fx.repo(),
+            "mkdir -p reports && ln -s ../../secret.txt reports/junit-s.xml && ln -s /etc reports/test-results \
+             && echo '<testsuite/>' > reports/junit.xml",
+        )
+        .await;
+        assert_eq!(outcome.exit_code, 0, "{mode:?}");
+        assert_eq!(
+            collected_names(&outcome, out.path()),
+            vec!["reports/junit.xml"],
+            "{mode:?}"
+        );
+    }
 }
