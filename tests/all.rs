@@ -11,6 +11,7 @@ mod git_hardening;
 mod gitlab;
 mod images;
 mod llm_providers;
+mod redteam;
 mod reliability_faults;
 mod reliability_git;
 mod reliability_input;
