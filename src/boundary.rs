@@ -26,7 +26,11 @@ const GIT_CONTROL_FILES: [&str; 2] = [".gitattributes", ".gitmodules"];
 
 /// Top-level names that configure pace or CI: changing them changes what runs next time
 /// with the runner's secrets (a new `llm.base_url`, a weakened pipeline).
-const PROTECTED_TOP_LEVEL: [&str; 14] = [
+const PROTECTED_TOP_LEVEL: [&str; 17] = [
+    // pace's own outputs at the top: the GitLab dotenv report and the progress file.
+    "pace-env.env",
+    "PROGRESS.md",
+    "test-results",
     "pace.config.yaml",
     "plan.yaml",
     "pace",
@@ -84,7 +88,9 @@ pub enum Refusal {
     Unsafe,
     #[error("the name contains a control character or a newline")]
     BadName,
-    #[error("a symbolic link to `{0}`, which is absolute or leaves the repository")]
+    #[error(
+        "a symbolic link to `{0}`: links that come back may only point down from their own directory (no `..`, not absolute)"
+    )]
     LinkEscapes(String),
     #[error("not a regular file, directory or link ({0})")]
     NotRegular(&'static str),
@@ -303,8 +309,28 @@ fn fold_name(comp: &str) -> String {
     kept.trim_end_matches(['.', ' ']).to_ascii_lowercase()
 }
 
-/// Whether a link at `rel` with `target` resolves, lexically, inside the repository.
-fn link_stays_inside(rel: &str, target: &Path) -> bool {
+/// Whether a link's target stays inside the repository whatever else is a link: only
+/// targets that go down from the link's own directory (`sub/file`, never `..` or an
+/// absolute path). A lexical check of `..` is not enough: `src/a -> ..` and
+/// `src/b -> a/../x` each look inside, and together resolve outside. A link that only goes
+/// down cannot leave the directory it is in, and that directory is inside the repository.
+fn link_stays_inside(_rel: &str, target: &Path) -> bool {
+    if target.as_os_str().is_empty() {
+        return false;
+    }
+    target.components().all(|comp| match comp {
+        // A link into `.git` would let a later write reach git's config.
+        Component::Normal(name) => name.to_str().is_some_and(|n| !is_internal_component(n)),
+        Component::CurDir => true,
+        Component::ParentDir | Component::RootDir | Component::Prefix(_) => false,
+    })
+}
+
+/// Whether a link at `rel` with a relative `target` resolves inside the repository when
+/// read lexically (`node_modules/.bin/x -> ../pkg/x`). Weaker than the return path's rule
+/// (a chain of such links can leave); for build output that pace neither commits nor
+/// follows.
+pub fn link_lexically_inside(rel: &str, target: &Path) -> bool {
     if target.as_os_str().is_empty() || target.is_absolute() {
         return false;
     }
@@ -314,7 +340,6 @@ fn link_stays_inside(rel: &str, target: &Path) -> bool {
         match comp {
             Component::Normal(name) => {
                 let Some(name) = name.to_str() else { return false };
-                // A link into `.git` would let a later write reach git's config.
                 if is_internal_component(name) {
                     return false;
                 }
@@ -414,6 +439,9 @@ mod tests {
             "pace.config.yaml",
             "Plan.yaml",
             "pace/pace.config.yaml",
+            "pace-env.env",
+            "progress.md",
+            "test-results/junit.xml",
         ] {
             assert!(matches!(b.check_path(rel), Err(Refusal::Protected(_))), "{rel}");
         }
@@ -454,9 +482,13 @@ mod tests {
     fn links_must_stay_inside() {
         let b = src_tests();
         assert_eq!(b.check_link("src/a", Path::new("b")), Ok(()));
-        assert_eq!(b.check_link("src/x/a", Path::new("../b")), Ok(()));
-        assert_eq!(b.check_link("src/a", Path::new("../tests/t")), Ok(()));
+        assert_eq!(b.check_link("src/a", Path::new("./sub/b.rs")), Ok(()));
+        // `src/a -> ..` with `src/b -> a/../x` would chain out: no `..` at all.
         for target in [
+            "sub/.git/config",
+            "../b",
+            "a/../x",
+            "..",
             "/etc/passwd",
             "../../x",
             "../../../etc",

@@ -631,4 +631,3 @@ async fn bench_forge_run_vs_docker_exec() {
         ms(t_pace) / ms(t_docker)
     );
 }
-

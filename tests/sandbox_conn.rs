@@ -136,7 +136,10 @@ async fn bind_mode_works_in_the_repository_itself() {
     assert_eq!(ran.changed, vec![PathBuf::from("src/lib.txt")]);
     assert_eq!(std::fs::read_to_string(p.join("src/lib.txt")).unwrap(), "lib\nedited\n");
     assert_eq!(std::fs::read_to_string(p.join("a.txt")).unwrap(), "tracked\n");
-    assert_eq!(ran.refused.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), vec!["a.txt"]);
+    assert_eq!(
+        ran.refused.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        vec!["a.txt"]
+    );
     session.close().await.unwrap();
 }
 

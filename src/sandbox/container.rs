@@ -38,6 +38,8 @@ const FILE_LIST: &str = "/workspace/.pace-files";
 const COLLECT_WRAPPER: &str = "/bin/sh -c \"$1\"; status=$?; \
     find /workspace -type f ! -path '/workspace/.git/*' ! -path '/workspace/.pace-files' -exec stat -c '%s %n' {} + > /workspace/.pace-files 2>/dev/null; \
     exit $status";
+/// The largest file listing read back from GATE's container (about 100,000 paths).
+const LISTING_CAP: usize = 8 * 1024 * 1024;
 /// How long `connect` waits for a daemon that is still starting (DinD services).
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
 /// Added to a container's recorded lifetime before it counts as stale.
@@ -247,7 +249,7 @@ impl Sandbox {
         let mut refused = Vec::new();
         let collected = if guard.bind {
             // The files are the repository's own: read them where they are.
-            self.collect_from_repo(req.repo, req.collect_into).await
+            self.collect_from_repo(req.repo, req.collect_into, &mut refused).await
         } else if timed_out {
             // A killed suite wrote no listing and rarely complete reports.
             Vec::new()
@@ -297,13 +299,17 @@ impl Sandbox {
     }
 
     /// Bind mode: copies the files matching `sandbox.collect` from the repository itself.
-    async fn collect_from_repo(&self, repo: &Path, dest: &Path) -> Vec<PathBuf> {
+    async fn collect_from_repo(&self, repo: &Path, dest: &Path, refused: &mut Vec<Refused>) -> Vec<PathBuf> {
         let Some(set) = self.collect_globs() else {
             return Vec::new();
         };
         let (repo, dest) = (repo.to_path_buf(), dest.to_path_buf());
-        match tokio::task::spawn_blocking(move || workspace::copy_matching(&repo, &dest, &set)).await {
-            Ok(Ok(files)) => files,
+        let limits = self.ctx.boundary.limits;
+        match tokio::task::spawn_blocking(move || workspace::copy_matching(&repo, &dest, &set, limits)).await {
+            Ok(Ok((files, kept_out))) => {
+                refused.extend(kept_out);
+                files
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "sandbox: collecting result files failed");
                 Vec::new()
@@ -350,7 +356,9 @@ impl Sandbox {
         }
     }
 
-    /// One small file of a stopped container, in memory (the file listing).
+    /// One small file of a stopped container, in memory (the file listing). The suite can
+    /// put anything at that path (a directory, a huge sparse file): only a regular file of
+    /// at most [`LISTING_CAP`] bytes is read, and the download stops beyond that.
     async fn download_file(&self, id: &str, path: &Path) -> Option<Vec<u8>> {
         let opts = DownloadFromContainerOptionsBuilder::default()
             .path(&path.to_string_lossy())
@@ -359,11 +367,18 @@ impl Sandbox {
         let mut tar_bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
             tar_bytes.extend_from_slice(&chunk.ok()?);
+            if tar_bytes.len() > LISTING_CAP + 64 * 1024 {
+                tracing::warn!(path = %path.display(), "sandbox: the file listing is too large; result files are not collected");
+                return None;
+            }
         }
         let mut archive = tar::Archive::new(tar_bytes.as_slice());
         let mut entry = archive.entries().ok()?.next()?.ok()?;
+        if !matches!(entry.header().entry_type(), tar::EntryType::Regular) {
+            return None;
+        }
         let mut content = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut content).ok()?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, LISTING_CAP as u64), &mut content).ok()?;
         Some(content)
     }
 

@@ -99,6 +99,8 @@ pub struct ExecSession {
     refused: Vec<Refused>,
     /// Bind mode: the checkout after the last command was policed.
     bind_baseline: Option<writeback::BindSnapshot>,
+    /// Processes of the idle container (init and its `sleep`), as the daemon counts them.
+    idle_processes: usize,
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
@@ -108,6 +110,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
     let watched = watched_dirs(repo, &boundary);
     let host = writeback::scan_dirs(repo, &watched).map_err(|source| ws_err(repo, source))?;
     tracing::debug!(container = %guard.name, files = host.len(), "sandbox: FORGE session started");
+    let idle_processes = process_count(&sandbox.docker, &guard.id).await.unwrap_or(usize::MAX);
     Ok(ExecSession {
         docker: sandbox.docker.clone(),
         owner: sandbox.owner(),
@@ -119,6 +122,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         watched,
         refused: Vec::new(),
         bind_baseline: None,
+        idle_processes,
     })
 }
 
@@ -203,6 +207,39 @@ impl Report {
     }
 }
 
+/// The last `cap` bytes of a stream: the wrapper's stdout, which the command can also
+/// write to (through `/proc`), must not grow pace's memory without bound. The report comes
+/// last, so the tail is what matters.
+struct Tail {
+    cap: usize,
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    /// Room for a report of the largest sync (10,000 paths of ~100 bytes) and then some.
+    const REPORT_CAP: usize = 16 * 1024 * 1024;
+
+    fn new() -> Self {
+        Self {
+            cap: Self::REPORT_CAP,
+            bytes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() >= self.cap {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&chunk[chunk.len() - self.cap..]);
+            return;
+        }
+        let over = (self.bytes.len() + chunk.len()).saturating_sub(self.cap);
+        if over > 0 {
+            self.bytes.drain(..over);
+        }
+        self.bytes.extend_from_slice(chunk);
+    }
+}
+
 fn strip_dot(name: &str) -> String {
     name.strip_prefix("./").unwrap_or(name).to_string()
 }
@@ -263,7 +300,7 @@ impl ExecSession {
         };
         // A command that left processes behind (a server, a fork bomb holding every pid)
         // would starve the next one: each `run` is self-contained, so they are stopped.
-        if report.leftover_processes {
+        if !timed_out && self.left_processes().await {
             tracing::debug!(
                 container = self.id(),
                 "sandbox: the command left processes running; restarting"
@@ -292,18 +329,18 @@ impl ExecSession {
         deletions: &[String],
         view: &mut HeadTail,
     ) -> Result<Option<Report>, SandboxError> {
-        let mut stdout = Vec::new();
+        let mut stdout = Tail::new();
         run_exec(
             &self.docker,
             self.id(),
             self.wrapper_cmd(command, deletions),
             &mut |out| match out {
-                LogOutput::StdOut { message } => stdout.extend_from_slice(message),
+                LogOutput::StdOut { message } => stdout.push(message),
                 other => view.push(&other.clone().into_bytes()),
             },
         )
         .await?;
-        Ok(Report::parse(&stdout))
+        Ok(Report::parse(&stdout.bytes))
     }
 
     /// The wrapper without a command: the listing and the report alone.
@@ -383,8 +420,15 @@ impl ExecSession {
             .iter()
             .map(|(_, p)| PathBuf::from(p))
             .filter(|p| !self.host.contains_key(p))
+            // Only paths the policy could accept reach git (a forged `../x` must not).
+            .filter(|p| boundary::rel_string(p).is_some_and(|r| self.boundary.check_path(&r).is_ok()))
             .collect();
-        let ignored = workspace::ignored(&self.repo, &unknown).map_err(|source| ws_err(&self.repo, source))?;
+        let ignored = workspace::ignored(&self.repo, &unknown).unwrap_or_else(|e| {
+            // A path git refuses to look at (beyond a link) is simply not ignored; the
+            // write-back refuses what goes through links.
+            tracing::debug!(error = %e, "sandbox: git check-ignore failed; treating the paths as not ignored");
+            Default::default()
+        });
         let mut budget = SyncBudget::new(self.boundary.limits);
         let mut wanted = Vec::new();
         for (size, path) in &report.changed {
@@ -441,6 +485,7 @@ impl ExecSession {
     /// policy. Returns each path with whether it was written (`false`: same contents).
     async fn fetch(&self, paths: &[String]) -> Result<Vec<(String, Result<bool, Refusal>)>, SandboxError> {
         let mut results = Vec::new();
+        let mut budget = Some(SyncBudget::new(self.boundary.limits));
         // Batches keep the argument list well under the kernel's limit.
         for batch in paths.chunks(500) {
             let mut cmd = vec!["tar".to_string(), "-cf".to_string(), "-".to_string(), "--".to_string()];
@@ -450,25 +495,32 @@ impl ExecSession {
             let stream =
                 futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
             let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
-            let writer = tokio::task::spawn_blocking(move || writeback::write_back_archive(reader, &repo, &boundary));
+            let mut batch_budget = budget.take().unwrap_or_else(|| SyncBudget::new(boundary.limits));
+            let writer = tokio::task::spawn_blocking(move || {
+                let written = writeback::write_back_archive(reader, &repo, &boundary, &mut batch_budget);
+                (written, batch_budget)
+            });
             let mut stderr = Vec::new();
             let mut output = start_exec(&self.docker, self.id(), cmd).await?;
             while let Some(frame) = output.next().await {
                 match frame.map_err(|source| container_err("read exec output from", self.id(), source))? {
                     LogOutput::StdOut { message } => {
                         // The extractor stopped reading (an error): it says why below.
-                        if tx.send(Ok(message)).await.is_err() {
+                        let stopped = tx.send(Ok(message)).await.is_err();
+                        if stopped {
                             break;
                         }
                     }
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    // tar's complaints are for the debug log: a planted `tar` may flood them.
+                    LogOutput::StdErr { message } if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&message),
                     _ => {}
                 }
             }
             drop(tx);
-            let written = writer
+            let (written, left) = writer
                 .await
                 .map_err(|e| ws_err(&self.repo, std::io::Error::other(e.to_string())))?;
+            budget = Some(left);
             if !stderr.is_empty() {
                 tracing::debug!(stderr = %String::from_utf8_lossy(&stderr), "sandbox: tar in the container");
             }
@@ -520,11 +572,11 @@ impl ExecSession {
             Some(b) => b,
             None => writeback::BindSnapshot::take(&self.repo).map_err(|source| ws_err(&self.repo, source))?,
         };
-        let mut stdout = Vec::new();
+        let mut stdout = Tail::new();
         let ran = tokio::time::timeout(
             timeout,
             run_exec(&self.docker, self.id(), cmd, &mut |out| match out {
-                LogOutput::StdOut { message } => stdout.extend_from_slice(message),
+                LogOutput::StdOut { message } => stdout.push(message),
                 other => view.push(&other.clone().into_bytes()),
             }),
         )
@@ -535,8 +587,8 @@ impl ExecSession {
                 // Processes left behind could write the checkout after it is policed:
                 // they are stopped first (and a missing report means the wrapper was
                 // killed, so the same).
-                let report = Report::parse(&stdout);
-                if report.as_ref().is_none_or(|r| r.leftover_processes) {
+                let report = Report::parse(&stdout.bytes);
+                if report.is_none() || self.left_processes().await {
                     self.restart().await?;
                     view.push(b"\n[pace: processes the command left running were stopped]\n");
                 }
@@ -588,6 +640,36 @@ impl ExecSession {
             .map_err(|source| container_err("restart", self.id(), source))
     }
 
+    /// Whether processes other than the idle container's own are running. Asked of the
+    /// daemon, not the wrapper: the command can forge the wrapper's report.
+    async fn left_processes(&self) -> bool {
+        match process_count(&self.docker, self.id()).await {
+            Some(n) => n > self.idle_processes,
+            // Unknown: stop whatever may be there (the safe side).
+            None => true,
+        }
+    }
+
+    /// Bind mode, at the end of the attempt: stops the container and polices the checkout
+    /// once more, so nothing a process wrote after the last command's check escapes it.
+    /// Call before FORGE's work is committed; what is refused joins [`Self::take_refused`].
+    pub async fn finish(&mut self) -> Result<(), SandboxError> {
+        if !self.bind {
+            return Ok(());
+        }
+        container::kill(&self.docker, self.id()).await;
+        let _ = container::wait_exit(&self.docker, self.id()).await;
+        let before = match self.bind_baseline.take() {
+            Some(b) => b,
+            None => return Ok(()),
+        };
+        let (_, refused) = before
+            .enforce(&self.repo, &self.boundary, Origin::Run)
+            .map_err(|source| ws_err(&self.repo, source))?;
+        self.refused.extend(refused);
+        Ok(())
+    }
+
     /// Kills every process of the session (by killing the container) and starts it again;
     /// `/workspace` lives on the container's volume and survives.
     async fn restart(&self) -> Result<(), SandboxError> {
@@ -613,6 +695,12 @@ impl ExecSession {
             None => Ok(()),
         }
     }
+}
+
+/// The container's processes as the daemon lists them (`docker top`).
+async fn process_count(docker: &Docker, id: &str) -> Option<usize> {
+    let top = docker.top_processes(id, None).await.ok()?;
+    Some(top.processes.map_or(0, |p| p.len()))
 }
 
 /// Starts `cmd` in `/workspace` and returns its output frames.

@@ -513,9 +513,9 @@ pub(crate) fn extract_single<R: Read>(reader: R, dest: &Path, rel: &Path, cap: u
 pub(crate) fn listed_paths(listing: &str) -> Vec<(u64, PathBuf)> {
     listing
         .lines()
-        .filter_map(|l| match l.split_once(' ') {
-            Some((size, path)) if !l.starts_with('/') => Some((size.parse().unwrap_or(u64::MAX), path)),
-            _ => Some((0, l)),
+        .map(|l| match l.split_once(' ') {
+            Some((size, path)) if !l.starts_with('/') => (size.parse().unwrap_or(u64::MAX), path),
+            _ => (0, l),
         })
         .filter_map(|(size, l)| Some((size, PathBuf::from(l.strip_prefix("/workspace/")?))))
         .filter(|(_, p)| is_safe_relative(p) && !is_excluded(p))
@@ -523,9 +523,20 @@ pub(crate) fn listed_paths(listing: &str) -> Vec<(u64, PathBuf)> {
 }
 
 /// Bind mode's result collection: copies the repository's files matching `globs` (outside
-/// `.git` and `.pace`, symlinks not followed) to the same relative paths under `dest`.
-pub(crate) fn copy_matching(repo: &Path, dest: &Path, globs: &globset::GlobSet) -> io::Result<Vec<PathBuf>> {
+/// `.git` and `.pace`, links not followed) to the same relative paths under `dest`, with
+/// the return path's name rules and caps (the copies land in `.pace/day-N/gate/`, which is
+/// committed). Returns what was copied and what was refused.
+pub(crate) fn copy_matching(
+    repo: &Path,
+    dest: &Path,
+    globs: &globset::GlobSet,
+    limits: crate::boundary::Limits,
+) -> io::Result<(Vec<PathBuf>, Vec<crate::boundary::Refused>)> {
+    use crate::boundary::{self, Origin, Refused, SyncBudget};
+    let policy = boundary::Boundary::new(&["."], limits);
+    let mut budget = SyncBudget::new(limits);
     let mut written = Vec::new();
+    let mut refused = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel_dir) = stack.pop() {
         let Ok(entries) = fs::read_dir(repo.join(&rel_dir)) else {
@@ -536,21 +547,37 @@ pub(crate) fn copy_matching(repo: &Path, dest: &Path, globs: &globset::GlobSet) 
             if is_excluded(&rel) {
                 continue;
             }
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
+            let Ok(meta) = fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
                 stack.push(rel);
-            } else if kind.is_file() && globs.is_match(&rel) {
-                let target = dest.join(&rel);
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                fs::copy(entry.path(), &target)?;
-                written.push(target);
+                continue;
             }
+            if !meta.is_file() || !globs.is_match(&rel) {
+                continue;
+            }
+            let shown = rel.to_string_lossy().into_owned();
+            let verdict = boundary::check_name(&shown)
+                .and_then(|()| policy.check_size(meta.len()))
+                .and_then(|()| budget.take(meta.len()));
+            if let Err(why) = verdict {
+                refused.push(Refused::new(shown, &why, Origin::Gate));
+                continue;
+            }
+            let target = dest.join(&rel);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            // Contents only: a set-id bit of the suite's file must not survive the copy.
+            let mut from = fs::File::open(entry.path())?;
+            let mut to = fs::File::create(&target)?;
+            io::copy(&mut (&mut from).take(limits.max_file_bytes), &mut to)?;
+            written.push(target);
         }
     }
     written.sort();
-    Ok(written)
+    Ok((written, refused))
 }
 
 /// Deletes `repo/rel` (a file or symlink) if present; `true` when something was removed.

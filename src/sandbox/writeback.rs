@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::workspace::{self, Manifest};
-use crate::boundary::{self, Boundary, Origin, Refusal, Refused};
+use crate::boundary::{self, Boundary, Origin, Refusal, Refused, SyncBudget};
 
 /// Stamps of the files and links under `dirs` (relative start points, `.` for the whole
 /// tree), without following links and without git's and pace's own directories.
@@ -67,6 +67,7 @@ pub(crate) fn write_back_archive<R: Read>(
     reader: R,
     repo: &Path,
     policy: &Boundary,
+    budget: &mut SyncBudget,
 ) -> io::Result<Vec<(String, Result<bool, Refusal>)>> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
@@ -84,7 +85,13 @@ pub(crate) fn write_back_archive<R: Read>(
             tar::EntryType::Directory => continue,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let executable = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
-                match policy.check_path(&rel).and_then(|()| policy.check_size(entry.size())) {
+                // The caps hold for what the archive holds, not for what was asked for (a
+                // forged report or a planted `tar` can send more).
+                let verdict = policy
+                    .check_path(&rel)
+                    .and_then(|()| policy.check_size(entry.size()))
+                    .and_then(|()| budget.take(entry.size()));
+                match verdict {
                     Ok(()) => write_file(&mut entry, repo, &rel, executable, policy.limits.max_file_bytes)?,
                     Err(why) => Err(why),
                 }
@@ -92,7 +99,7 @@ pub(crate) fn write_back_archive<R: Read>(
             tar::EntryType::Symlink => match entry.link_name()? {
                 Some(target) => {
                     let target = target.into_owned();
-                    match policy.check_link(&rel, &target) {
+                    match policy.check_link(&rel, &target).and_then(|()| budget.take(0)) {
                         Ok(()) => write_link(repo, &rel, &target)?,
                         Err(why) => Err(why),
                     }
@@ -247,6 +254,8 @@ fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct EntryStat {
     kind: u8,
+    /// Permission bits, set-id bits included.
+    mode: u32,
     size: u64,
     mtime_ns: i128,
     ctime_ns: i128,
@@ -258,6 +267,7 @@ fn entry_stat(meta: &fs::Metadata) -> EntryStat {
     {
         use std::os::unix::fs::MetadataExt;
         EntryStat {
+            mode: meta.mode() & 0o7777,
             kind: if meta.file_type().is_symlink() {
                 b'l'
             } else if meta.is_dir() {
@@ -282,6 +292,7 @@ fn entry_stat(meta: &fs::Metadata) -> EntryStat {
     #[cfg(not(unix))]
     {
         EntryStat {
+            mode: 0,
             kind: if meta.is_dir() { b'd' } else { b'f' },
             size: meta.len(),
             mtime_ns: 0,
@@ -350,8 +361,16 @@ impl BindSnapshot {
                 Some(rel) => verdict(repo, policy, &rel, now, ignored.contains(&path)),
             };
             match verdict {
-                Ok(Some(())) if now.is_none_or(|s| s.kind != b'd') => accepted.push(path),
-                Ok(_) => {}
+                Ok(kept) => {
+                    // The container's root can leave a set-user-ID root file in the checkout:
+                    // what stays keeps its permission bits only.
+                    if let Some(stat) = now.filter(|s| s.kind == b'f' && s.mode & 0o7000 != 0) {
+                        set_mode(&repo.join(&path), stat.mode & 0o111 != 0)?;
+                    }
+                    if kept.is_some() && now.is_none_or(|s| s.kind != b'd') {
+                        accepted.push(path);
+                    }
+                }
                 Err(why) => {
                     let shown = boundary::rel_string(&path)
                         .and_then(|r| boundary::refused_prefix(&r))
@@ -408,9 +427,7 @@ fn verdict(
 }
 
 fn link_inside(rel: &str, target: &Path) -> bool {
-    Boundary::new(&["."], boundary::Limits::default())
-        .check_link(rel, target)
-        .is_ok()
+    boundary::link_lexically_inside(rel, target)
 }
 
 /// Every entry of the checkout (links not followed) without the top-level `.git`/`.pace`
@@ -441,25 +458,45 @@ fn walk_all(repo: &Path, visit: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Res
     Ok(())
 }
 
-/// Puts `rel` back as HEAD has it (a tracked file), or removes it.
+/// Puts `rel` back as HEAD has it (a tracked file), or removes it. Nothing is done through
+/// a parent that is not a real directory (a link swapped in): that would act outside.
 fn undo(repo: &Path, rel: &Path) -> io::Result<()> {
-    let target = repo.join(rel);
-    if let Some((blob, mode)) = head_blob(repo, rel) {
-        if let Some(parent) = rel.to_str().and_then(|r| parent_dirs(repo, r).transpose()) {
-            let dir = parent?;
-            remove_entry(&target)?;
-            if mode == "120000" {
-                make_symlink(Path::new(&String::from_utf8_lossy(&blob).into_owned()), &target)?;
-            } else {
-                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-                tmp.write_all(&blob)?;
-                set_mode(tmp.path(), mode == "100755")?;
-                tmp.persist(&target).map_err(|e| e.error)?;
+    let (Some(dir), Some(name)) = (real_parent(repo, rel)?, rel.file_name()) else {
+        return Ok(());
+    };
+    let target = dir.join(name);
+    let Some((blob, mode)) = head_blob(repo, rel) else {
+        return remove_entry(&target);
+    };
+    remove_entry(&target)?;
+    if mode == "120000" {
+        make_symlink(Path::new(&String::from_utf8_lossy(&blob).into_owned()), &target)
+    } else {
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        tmp.write_all(&blob)?;
+        set_mode(tmp.path(), mode == "100755")?;
+        tmp.persist(&target).map(|_| ()).map_err(|e| e.error)
+    }
+}
+
+/// `repo/<parent of rel>` when every component of it is a real directory.
+fn real_parent(repo: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
+    let mut dir = repo.to_path_buf();
+    if let Some(parent) = rel.parent() {
+        for comp in parent.components() {
+            let std::path::Component::Normal(name) = comp else {
+                return Ok(None);
+            };
+            dir.push(name);
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
             }
-            return Ok(());
         }
     }
-    remove_entry(&target)
+    Ok(Some(dir))
 }
 
 /// The contents and mode of `rel` in HEAD, if tracked there as a file or link.
@@ -537,7 +574,7 @@ mod tests {
             ..Default::default()
         };
         let policy = Boundary::new(&["src"], limits);
-        let results = write_back_archive(data.as_slice(), repo.path(), &policy).unwrap();
+        let results = write_back_archive(data.as_slice(), repo.path(), &policy, &mut SyncBudget::new(limits)).unwrap();
         let accepted: Vec<&str> = results
             .iter()
             .filter(|(_, r)| matches!(r, Ok(true)))
@@ -552,7 +589,7 @@ mod tests {
             "wrote through a link"
         );
         // The same archive again: nothing differs.
-        let again = write_back_archive(data.as_slice(), repo.path(), &policy).unwrap();
+        let again = write_back_archive(data.as_slice(), repo.path(), &policy, &mut SyncBudget::new(limits)).unwrap();
         assert!(again.iter().all(|(_, r)| !matches!(r, Ok(true))));
     }
 

@@ -55,6 +55,13 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
         }
     };
     let looped = tool_loop(ctx, &input, &mut session).await;
+    // Bind mode: a last check of the checkout after the container stopped, before the commit.
+    // Without it nothing is committed: an unchecked checkout may hold what the policy refuses.
+    if let Err(e) = session.finish().await {
+        let _ = session.close().await;
+        ctx.finish_agent(timer, Some("ERROR"));
+        return Err(e.into());
+    }
     ctx.record_refused(session.take_refused());
     if let Err(e) = session.close().await {
         ctx.warn(format!("could not remove FORGE's sandbox container: {e}"));
@@ -270,7 +277,8 @@ pub fn commit_writable(ctx: &DayContext, message: &str) -> Result<(String, Vec<S
     let mut files = files;
     if !files.is_empty() {
         // The subject carries the story's text: inert (no closing pattern, no smart commit).
-        let committed = ctx.git
+        let committed = ctx
+            .git
             .commit_paths(&files, &crate::inert::commit_message(message, &ctx.redactor))?;
         // A nested repository (a gitlink) under the writable directories is never committed:
         // its config would steer every later git on the host. It is listed as refused.
