@@ -216,6 +216,7 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
         run_id: run_id(),
         day: 0,
         boundary: crate::boundary::Boundary::for_settings(&settings),
+        redactor: day::redactor_for(env, &settings),
     };
     let sandbox = crate::sandbox::Sandbox::connect(ctx).await.map_err(|e| {
         let hint = e.hint();

@@ -362,6 +362,7 @@ fn sandbox_context(name: &str, timeout: Duration) -> pace::sandbox::SandboxConte
         day: 0,
         env: Vec::new(),
         boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
+        redactor: Default::default(),
     }
 }
 

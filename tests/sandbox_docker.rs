@@ -58,6 +58,7 @@ fn context(name: &str, edit: impl FnOnce(&mut pace::config::settings::SandboxSet
         day: 3,
         env,
         boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
+        redactor: Default::default(),
     }
 }
 

@@ -47,6 +47,7 @@ fn context(name: &str, edit: impl FnOnce(&mut SandboxSettings)) -> SandboxContex
         day: 4,
         env: Vec::new(),
         boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
+        redactor: Default::default(),
     }
 }
 
@@ -344,7 +345,7 @@ async fn gate_log_keeps_head_and_tail_within_log_limit() {
     let log = std::fs::read(p.path(".pace/gate/output.log")).unwrap();
     let left_out = full.len() - 64 * 1024;
     let marker = format!(
-        "\n[pace: {left_out} bytes of output left out here; `sandbox.log_limit` (64 KiB) keeps the first 32 KiB and the last 32 KiB]\n"
+        "\n[pace: {left_out} bytes of output omitted here; `sandbox.log_limit` (64 KiB) keeps the first 32 KiB and the last 32 KiB]\n"
     );
     let expected = [
         &full.as_bytes()[..32 * 1024],

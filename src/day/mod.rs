@@ -285,6 +285,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         day: req.plan.day,
         env: sandbox_env,
         boundary: crate::boundary::Boundary::for_settings(&req.settings),
+        redactor: redactor.clone(),
     };
     let sandbox = match Sandbox::connect(sandbox_ctx).await {
         Ok(s) => s,

@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use super::authz::{self, Degradable};
 use super::cache;
 use super::endpoint::{self, Endpoint};
-use super::output::{HeadTail, LogCap, NetworkFailureScan, create_log_file, network_hint};
+use super::output::{HeadTail, LogCap, NetworkFailureScan, RedactLines, create_log_file, network_hint};
 use super::workspace::{self, Manifest, PackPlan};
 use super::writeback;
 use super::{
@@ -153,6 +153,10 @@ impl Sandbox {
         let mut cap = LogCap::new(settings.log_limit);
         let mut view = HeadTail::new(PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES);
         let mut scan = NetworkFailureScan::default();
+        // Everything below sees the output redacted (a secret passed in through
+        // `sandbox.env` and printed, even encoded, stays out of the log and the terminal).
+        let mut lines = RedactLines::new(self.ctx.redactor.clone());
+        let mut raw_seen: u64 = 0;
 
         let streamed = tokio::time::timeout(settings.timeout, async {
             let opts = LogsOptionsBuilder::default()
@@ -162,9 +166,11 @@ impl Sandbox {
                 .build();
             let mut logs = self.docker.logs(id, Some(opts));
             while let Some(chunk) = logs.next().await {
-                let chunk = chunk
+                let raw = chunk
                     .map_err(|source| container_err("read the output of", id, source))?
                     .into_bytes();
+                raw_seen += raw.len() as u64;
+                let chunk = lines.push(&raw);
                 log.write_all(cap.push(&chunk))
                     .await
                     .map_err(|source| io_err(req.output_log, source))?;
@@ -187,6 +193,8 @@ impl Sandbox {
                     "\n[pace: the command timed out after {} s and was killed]\n",
                     settings.timeout.as_secs()
                 );
+                // The unfinished last line first, then the note.
+                let note = String::from_utf8_lossy(&lines.finish()).into_owned() + &note;
                 log.write_all(cap.push(note.as_bytes()))
                     .await
                     .map_err(|source| io_err(req.output_log, source))?;
@@ -198,7 +206,7 @@ impl Sandbox {
             // A follow stream can end before the daemon has delivered the last of a large
             // output (seen with the json-file logger under load): read the log once more
             // and append whatever the stream missed, so `output.log` is complete.
-            let seen = view.total();
+            let seen = raw_seen;
             let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
             let mut again = self.docker.logs(id, Some(opts));
             let mut skipped: u64 = 0;
@@ -212,7 +220,7 @@ impl Sandbox {
                 }
                 let start = usize::try_from(seen.saturating_sub(skipped)).unwrap_or(0);
                 skipped = seen;
-                let missing = &bytes[start..];
+                let missing = &lines.push(&bytes[start..])[..];
                 log.write_all(cap.push(missing))
                     .await
                     .map_err(|source| io_err(req.output_log, source))?;
@@ -222,6 +230,14 @@ impl Sandbox {
                     cb(missing);
                 }
             }
+        }
+        let rest = lines.finish();
+        log.write_all(cap.push(&rest))
+            .await
+            .map_err(|source| io_err(req.output_log, source))?;
+        view.push(&rest);
+        if let Some(cb) = req.on_output {
+            cb(&rest);
         }
         let (marker, (tail_a, tail_b)) = cap.ending();
         if marker.is_some() {

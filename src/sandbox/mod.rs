@@ -48,6 +48,8 @@ pub struct SandboxContext {
     pub env: Vec<(String, String)>,
     /// What may come back from the container into the repository.
     pub boundary: crate::boundary::Boundary,
+    /// Secrets to take out of the suite's output (`sandbox.env` can pass one in).
+    pub redactor: crate::redact::Redactor,
 }
 
 /// Receives each chunk of a command's output as it arrives.

@@ -81,6 +81,54 @@ impl HeadTail {
 /// marker that says how much was left out and which key sets the limit. Output within the
 /// limit is written whole, without a marker. A limit of 0 keeps everything.
 #[derive(Debug)]
+/// Redacts a byte stream line by line (a secret split across two chunks is still found):
+/// complete lines go out redacted, the unfinished one waits, up to [`Self::MAX_PENDING`].
+pub(crate) struct RedactLines {
+    redactor: crate::redact::Redactor,
+    pending: Vec<u8>,
+}
+
+impl RedactLines {
+    /// A line longer than this is let through in pieces (each redacted).
+    const MAX_PENDING: usize = 64 * 1024;
+
+    pub(crate) fn new(redactor: crate::redact::Redactor) -> Self {
+        Self {
+            redactor,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The redacted complete lines of what arrived so far.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.redactor.is_empty() {
+            return chunk.to_vec();
+        }
+        self.pending.extend_from_slice(chunk);
+        let cut = match self.pending.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if self.pending.len() > Self::MAX_PENDING => self.pending.len(),
+            None => return Vec::new(),
+        };
+        let ready: Vec<u8> = self.pending.drain(..cut).collect();
+        self.redact(&ready)
+    }
+
+    /// Whatever is left (the last line without a newline).
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
+        let rest = std::mem::take(&mut self.pending);
+        self.redact(&rest)
+    }
+
+    fn redact(&self, bytes: &[u8]) -> Vec<u8> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.redactor.redact(text).into_bytes(),
+            // Binary output: redacted as text, invalid bytes replaced (it is a log).
+            Err(_) => self.redactor.redact(&String::from_utf8_lossy(bytes)).into_bytes(),
+        }
+    }
+}
+
 pub(crate) struct LogCap {
     limit: u64,
     /// Bytes still to write straight through.
@@ -140,7 +188,7 @@ impl LogCap {
     pub(crate) fn ending(&self) -> (Option<String>, (&[u8], &[u8])) {
         let marker = (self.left_out > 0).then(|| {
             format!(
-                "\n[pace: {} of output left out here; `sandbox.log_limit` ({}) keeps the first {} and the last {}]\n",
+                "\n[pace: {} of output omitted here; `sandbox.log_limit` ({}) keeps the first {} and the last {}]\n",
                 size(self.left_out),
                 size(self.limit),
                 size(self.limit / 2),
@@ -279,7 +327,7 @@ mod tests {
         assert_eq!(left_out, 8);
         assert_eq!(
             String::from_utf8(file).unwrap(),
-            "abcd\n[pace: 8 bytes of output left out here; `sandbox.log_limit` (8 bytes) keeps the first 4 bytes and the last 4 bytes]\nmnop"
+            "abcd\n[pace: 8 bytes of output omitted here; `sandbox.log_limit` (8 bytes) keeps the first 4 bytes and the last 4 bytes]\nmnop"
         );
     }
 
@@ -292,7 +340,7 @@ mod tests {
         assert_eq!(left_out, 1);
         let text = String::from_utf8(file).unwrap();
         assert!(
-            text.starts_with("abcd\n[pace: 1 byte of output left out here;"),
+            text.starts_with("abcd\n[pace: 1 byte of output omitted here;"),
             "{text}"
         );
         assert!(text.ends_with("]\nfghi"), "{text}");
@@ -305,7 +353,7 @@ mod tests {
         assert_eq!(left_out, 96);
         assert_eq!(&file[..2], &[0, 1]);
         assert_eq!(&file[file.len() - 2..], &[98, 99]);
-        assert!(String::from_utf8_lossy(&file).contains("[pace: 96 bytes of output left out here;"));
+        assert!(String::from_utf8_lossy(&file).contains("[pace: 96 bytes of output omitted here;"));
         // A limit of 1: no head, a one-byte tail.
         let (file, left_out) = capped(1, &[&chunk, b"z"]);
         assert_eq!(left_out, 100);
@@ -328,6 +376,19 @@ mod tests {
         assert_eq!(size(256 * 1024 * 1024), "256 MiB");
         assert_eq!(size(64 * 1024), "64 KiB");
         assert_eq!(size(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn redact_lines_finds_a_secret_split_across_chunks() {
+        let mut lines = RedactLines::new(crate::redact::Redactor::new(vec!["s3cret-value-42".into()]));
+        let mut out = lines.push(b"token: s3cret-");
+        out.extend(lines.push(b"value-42\nnext line, then "));
+        out.extend(lines.push(b"czNjcmV0LXZhbHVlLTQy"));
+        out.extend(lines.finish());
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out, "token: [REDACTED]\nnext line, then [REDACTED]");
+        let mut open = RedactLines::new(crate::redact::Redactor::default());
+        assert_eq!(open.push(b"no secrets, no waiting"), b"no secrets, no waiting");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::handlers::{CHANGED_MARKER, changed_files_in, head_tail};
+use super::handlers::{CHANGED_MARKER, REFUSED_MARKER, changed_files_in, head_tail};
 use super::paths::normalise_rel;
 use crate::llm::{Block, Message, Role};
 
@@ -120,10 +120,13 @@ fn plan_superseded_runs(calls: &[Call], replace: &mut Replacements) -> HashSet<u
         }
         let quoted = super::router::truncate_chars(cmd, CMD_QUOTE_CHARS).replace('`', "'");
         let mut stub = format!("[superseded: a later run of `{quoted}` is below]");
-        // Keep the changed-files line: rule (a) still needs it on later passes.
-        if let Some(line) = text.lines().rev().find(|l| l.starts_with(CHANGED_MARKER)) {
-            stub.push('\n');
-            stub.push_str(line);
+        // Keep the changed-files line (rule (a) still needs it on later passes) and what pace
+        // refused to bring back (the model must not assume those files exist on the host).
+        for marker in [CHANGED_MARKER, REFUSED_MARKER] {
+            if let Some(line) = text.lines().rev().find(|l| l.starts_with(marker)) {
+                stub.push('\n');
+                stub.push_str(line);
+            }
         }
         replace.insert(*pos, stub);
     }
