@@ -104,7 +104,7 @@ async fn bind_mode_works_in_the_repository_itself() {
     let (outcome, log, out) = gate(
         &sb,
         p,
-        "cat a.txt; ls -A .git .pace; echo x > .git/config-new 2>/dev/null || echo git-is-read-only; \
+        "cat a.txt; ls -A .git .pace; (echo x > .git/config-new) 2>/dev/null || echo git-is-read-only; \
          echo made-inside > from-container.txt; mkdir -p reports; echo '<testsuite/>' > reports/junit.xml",
     )
     .await;

@@ -111,15 +111,22 @@ impl Sandbox {
         // The suite runs as given; afterwards one `find` lists the workspace so that only
         // the result files are downloaded (not the whole workspace). The user's command is
         // a separate argument: no quoting is involved.
+        let bind_wanted = self.ctx.settings.workspace == WorkspaceMode::Bind;
+        // Bind mode reads results from the checkout: no listing file written into it.
+        let wrapper = if bind_wanted {
+            "/bin/sh -c \"$1\""
+        } else {
+            COLLECT_WRAPPER
+        };
         let cmd = vec![
             "/bin/sh".to_string(),
             "-c".to_string(),
-            COLLECT_WRAPPER.to_string(),
+            wrapper.to_string(),
             "pace-gate".to_string(),
             req.command.clone(),
         ];
         // Bind mode: the suite writes the checkout itself; what it changed is policed after.
-        let before = match self.ctx.settings.workspace == WorkspaceMode::Bind {
+        let before = match bind_wanted {
             true => Some(writeback::BindSnapshot::take(req.repo).map_err(|source| io_err(req.repo, source))?),
             false => None,
         };
