@@ -501,7 +501,7 @@ impl ExecSession {
                 (written, batch_budget)
             });
             let mut stderr = Vec::new();
-            let mut output = start_exec(&self.docker, self.id(), cmd).await?;
+            let (_, mut output) = start_exec(&self.docker, self.id(), cmd).await?;
             while let Some(frame) = output.next().await {
                 match frame.map_err(|source| container_err("read exec output from", self.id(), source))? {
                     LogOutput::StdOut { message } => {
@@ -703,15 +703,14 @@ async fn process_count(docker: &Docker, id: &str) -> Option<usize> {
     Some(top.processes.map_or(0, |p| p.len()))
 }
 
-/// Starts `cmd` in `/workspace` and returns its output frames.
-async fn start_exec(
-    docker: &Docker,
-    id: &str,
-    cmd: Vec<String>,
-) -> Result<
+/// A started exec: its id and its output frames.
+type StartedExec = (
+    String,
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
-    SandboxError,
-> {
+);
+
+/// Starts `cmd` in `/workspace` and returns the exec's id and its output frames.
+async fn start_exec(docker: &Docker, id: &str, cmd: Vec<String>) -> Result<StartedExec, SandboxError> {
     let opts = CreateExecOptions {
         attach_stdout: Some(true),
         attach_stderr: Some(true),
@@ -729,8 +728,8 @@ async fn start_exec(
         .await
         .map_err(|source| container_err("exec in", id, source))?
     {
-        StartExecResults::Attached { output, .. } => Ok(output),
-        StartExecResults::Detached => Ok(Box::pin(futures_util::stream::empty())),
+        StartExecResults::Attached { output, .. } => Ok((exec.id, output)),
+        StartExecResults::Detached => Ok((exec.id, Box::pin(futures_util::stream::empty()))),
     }
 }
 
@@ -742,35 +741,15 @@ async fn run_exec(
     cmd: Vec<String>,
     sink: &mut (dyn FnMut(&LogOutput) + Send),
 ) -> Result<i64, SandboxError> {
-    let opts = CreateExecOptions {
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(false),
-        cmd: Some(cmd),
-        working_dir: Some(WORKSPACE.to_string()),
-        ..Default::default()
-    };
-    let exec = docker
-        .create_exec(id, opts)
-        .await
-        .map_err(|source| container_err("exec in", id, source))?;
-    match docker
-        .start_exec(&exec.id, None)
-        .await
-        .map_err(|source| container_err("exec in", id, source))?
-    {
-        StartExecResults::Attached { mut output, .. } => {
-            while let Some(chunk) = output.next().await {
-                let chunk = chunk.map_err(|source| container_err("read exec output from", id, source))?;
-                sink(&chunk);
-            }
-        }
-        StartExecResults::Detached => {}
+    let (exec_id, mut output) = start_exec(docker, id, cmd).await?;
+    while let Some(chunk) = output.next().await {
+        let chunk = chunk.map_err(|source| container_err("read exec output from", id, source))?;
+        sink(&chunk);
     }
     // The stream ends as the process exits; the exit code may lag a moment behind.
     for _ in 0..100 {
         let info = docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&exec_id)
             .await
             .map_err(|source| container_err("inspect exec in", id, source))?;
         if info.running != Some(true) {
