@@ -36,6 +36,9 @@ const REPORT_MARK: &str = "\u{1}PACE-REPORT";
 // (awk compares by FILENAME, not NR==FNR: an empty first listing would swallow the second.)
 const WRAPPER: &str = r#"cmd=$1; ndel=$2; shift 2
 cd /workspace || exit 97
+for t in find stat awk tar; do
+  command -v "$t" >/dev/null 2>&1 || { echo "the sandbox image has no \`$t\` (FORGE's sessions need find, stat, awk and tar): use an image with them, e.g. busybox or a Debian-based one" >&2; exit 96; }
+done
 while [ "$ndel" -gt 0 ]; do rm -f -- "./$1"; shift; ndel=$((ndel-1)); done
 S=/workspace/.pace
 mkdir -p "$S" 2>/dev/null
