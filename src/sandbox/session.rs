@@ -50,20 +50,17 @@ pace_outside() {
   for d in "$@"; do set -- "$@" -path "./$d" -prune -o; shift; done
   find . -path ./.pace -prune -o "$@" ! -type d -newer "$S/started" -exec stat -c '%i/%s/%z/%y/%n' {} + 2>/dev/null | head -n 500
 }
-pace_procs() { n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo "$n"; }
-status=0; before=0; after=0
+status=0
 if [ -n "$cmd" ]; then
   touch -d "@$(( $(date +%s) - 2 ))" "$S/started" 2>/dev/null || touch "$S/started"
   pace_list "$@" > "$S/before"
   pace_outside "$@" > "$S/outside-before"
-  before=$(pace_procs)
   /bin/sh -c "$cmd" 1>&2 </dev/null
   status=$?
-  after=$(pace_procs)
 fi
 pace_list "$@" > "$S/after"
 pace_outside "$@" > "$S/outside-after"
-printf '\001PACE-REPORT\nstatus %s\nprocs %s %s\n' "$status" "$before" "$after"
+printf '\001PACE-REPORT\nstatus %s\n' "$status"
 echo changed
 awk 'FILENAME == ARGV[1] { seen[$0] = 1; next } !($0 in seen)' "$S/before" "$S/after"
 echo deleted
@@ -73,17 +70,6 @@ echo outside
 awk 'FILENAME == ARGV[1] { seen[$0] = 1; next } !($0 in seen)' "$S/outside-before" "$S/outside-after"
 echo newlines
 find "$@" -path ./.pace -prune -o -name "*$NL*" -print0 2>/dev/null | head -c 65536
-exit "$status"
-"#;
-
-/// Bind mode's wrapper: the command, and whether it left processes behind.
-const BIND_WRAPPER: &str = r#"pace_procs() { n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo "$n"; }
-cd /workspace || exit 97
-before=$(pace_procs)
-/bin/sh -c "$1" 1>&2 </dev/null
-status=$?
-after=$(pace_procs)
-printf '\001PACE-REPORT\nstatus %s\nprocs %s %s\n' "$status" "$before" "$after"
 exit "$status"
 "#;
 
@@ -150,7 +136,6 @@ fn ws_err(repo: &Path, source: std::io::Error) -> SandboxError {
 #[derive(Debug, Default)]
 struct Report {
     status: i64,
-    leftover_processes: bool,
     /// `(size, path)` of files new or changed in the writable directories.
     changed: Vec<(u64, String)>,
     deleted: Vec<String>,
@@ -180,11 +165,6 @@ impl Report {
                 _ if section.is_empty() => {
                     if let Some(s) = line.strip_prefix("status ") {
                         report.status = s.trim().parse().unwrap_or(-1);
-                    } else if let Some(p) = line.strip_prefix("procs ") {
-                        let mut n = p.split_whitespace().filter_map(|x| x.parse::<u64>().ok());
-                        if let (Some(before), Some(after)) = (n.next(), n.next()) {
-                            report.leftover_processes = after > before;
-                        }
                     }
                 }
                 _ if section == "changed" || section == "outside" => {
@@ -562,40 +542,30 @@ impl ExecSession {
     /// policy afterwards (refused changes are undone) and is reported.
     async fn exec_bind(&mut self, command: &str, timeout: Duration) -> Result<ExecOutcome, SandboxError> {
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
-        let cmd = vec![
-            "/bin/sh".to_string(),
-            "-c".to_string(),
-            BIND_WRAPPER.to_string(),
-            "pace-run".to_string(),
-            command.to_string(),
-        ];
+        let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
         // The baseline is the checkout as the last command left it (after its refused
         // changes were undone), so a write between commands is policed too.
         let before = match self.bind_baseline.take() {
             Some(b) => b,
             None => writeback::BindSnapshot::take(&self.repo).map_err(|source| ws_err(&self.repo, source))?,
         };
-        let mut stdout = Tail::new();
         let ran = tokio::time::timeout(
             timeout,
-            run_exec(&self.docker, self.id(), cmd, &mut |out| match out {
-                LogOutput::StdOut { message } => stdout.push(message),
-                other => view.push(&other.clone().into_bytes()),
+            run_exec(&self.docker, self.id(), cmd, &mut |out| {
+                view.push(&out.clone().into_bytes())
             }),
         )
         .await;
         let (exit_code, timed_out) = match ran {
             Ok(result) => {
                 let code = result?;
-                // Processes left behind could write the checkout after it is policed:
-                // they are stopped first (and a missing report means the wrapper was
-                // killed, so the same).
-                let report = Report::parse(&stdout.bytes);
-                if report.is_none() || self.left_processes().await {
+                // Processes left behind could write the checkout after it is policed: they
+                // are stopped first (the daemon counts them; the command cannot forge that).
+                if self.left_processes().await {
                     self.restart().await?;
                     view.push(b"\n[pace: processes the command left running were stopped]\n");
                 }
-                (report.map_or(code, |r| r.status), false)
+                (code, false)
             }
             Err(_) => {
                 self.restart().await?;
@@ -771,12 +741,11 @@ mod tests {
     fn report_parsing() {
         let mut out = b"noise from a forged channel\n".to_vec();
         out.extend_from_slice(
-            "\u{1}PACE-REPORT\nstatus 3\nprocs 4 6\nchanged\n12/5/2026-12-02 03:00:00.1 +0000/2026-12-02 03:00:00.1 +0000/src/a b.rs\n13/7/x/y/./src/.git/config\ndeleted\n./src/gone.rs\nnewlines\nsrc/a\nb\0"
+            "\u{1}PACE-REPORT\nstatus 3\nchanged\n12/5/2026-12-02 03:00:00.1 +0000/2026-12-02 03:00:00.1 +0000/src/a b.rs\n13/7/x/y/./src/.git/config\ndeleted\n./src/gone.rs\nnewlines\nsrc/a\nb\0"
                 .as_bytes(),
         );
         let r = Report::parse(&out).unwrap();
         assert_eq!(r.status, 3);
-        assert!(r.leftover_processes);
         assert_eq!(
             r.changed,
             vec![(5, "src/a b.rs".to_string()), (7, "src/.git/config".to_string())]
