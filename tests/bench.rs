@@ -461,12 +461,13 @@ async fn bench_gate_trivial_command_vs_docker_run() {
     let sb = pace::sandbox::Sandbox::connect(sandbox_context("gate", Duration::from_secs(120)))
         .await
         .unwrap();
-    let gate_dir = tempfile::tempdir().unwrap();
+    // GATE's results go under the repository's `.pace/` (pace writes nowhere else).
+    let gate_dir = p.root.join(".pace/gate");
     let runs = 5;
     let mut pace_samples = Vec::new();
     for i in 0..=runs {
         let start = Instant::now();
-        let (outcome, _) = pace::day::agents::gate::run_suite(&sb, &p.root, "true", gate_dir.path(), None)
+        let (outcome, _) = pace::day::agents::gate::run_suite(&sb, &p.root, "true", &gate_dir, None)
             .await
             .unwrap();
         assert_eq!(outcome.exit_code, 0);

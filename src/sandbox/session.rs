@@ -33,7 +33,8 @@ const REPORT_MARK: &str = "\u{1}PACE-REPORT";
 /// The wrapper: `$1` the command (empty: report only), `$2` how many paths to delete first,
 /// then those paths, then the writable directories to watch. POSIX sh plus find, stat and
 /// awk, so busybox images work.
-// (awk compares by FILENAME, not NR==FNR: an empty first listing would swallow the second.)
+// (One awk reads the four listings, telling them apart by FILENAME, not NR==FNR: an empty
+// listing would make the next one count as the first.)
 const WRAPPER: &str = r#"cmd=$1; ndel=$2; shift 2
 cd /workspace || exit 97
 for t in find stat awk tar; do
@@ -41,7 +42,7 @@ for t in find stat awk tar; do
 done
 while [ "$ndel" -gt 0 ]; do rm -f -- "./$1"; shift; ndel=$((ndel-1)); done
 S=/workspace/.pace
-mkdir -p "$S" 2>/dev/null
+[ -d "$S" ] || mkdir -p "$S" 2>/dev/null
 NL='
 '
 pace_list() { find "$@" -path ./.pace -prune -o ! -type d ! -name "*$NL*" -exec stat -c '%i/%s/%z/%y/%n' {} + 2>/dev/null; }
@@ -61,13 +62,16 @@ fi
 pace_list "$@" > "$S/after"
 pace_outside "$@" > "$S/outside-after"
 printf '\001PACE-REPORT\nstatus %s\n' "$status"
-echo changed
-awk 'FILENAME == ARGV[1] { seen[$0] = 1; next } !($0 in seen)' "$S/before" "$S/after"
-echo deleted
 awk 'function name(l,  i) { for (i = 0; i < 4; i++) l = substr(l, index(l, "/") + 1); return l }
-     FILENAME == ARGV[1] { now[name($0)] = 1; next } !(name($0) in now) { print name($0) }' "$S/after" "$S/before"
-echo outside
-awk 'FILENAME == ARGV[1] { seen[$0] = 1; next } !($0 in seen)' "$S/outside-before" "$S/outside-after"
+  FILENAME == ARGV[1] { b[$0] = 1; bn[name($0)] = 1; next }
+  FILENAME == ARGV[2] { an[name($0)] = 1; if (!($0 in b)) ch[++nc] = $0; next }
+  FILENAME == ARGV[3] { ob[$0] = 1; next }
+  !($0 in ob) { out[++no] = $0 }
+  END {
+    print "changed"; for (i = 1; i <= nc; i++) print ch[i]
+    print "deleted"; for (l in bn) if (!(l in an)) print l
+    print "outside"; for (i = 1; i <= no; i++) print out[i]
+  }' "$S/before" "$S/after" "$S/outside-before" "$S/outside-after"
 echo newlines
 find "$@" -path ./.pace -prune -o -name "*$NL*" -print0 2>/dev/null | head -c 65536
 exit "$status"
@@ -282,8 +286,17 @@ impl ExecSession {
             }
         };
         // A command that left processes behind (a server, a fork bomb holding every pid)
-        // would starve the next one: each `run` is self-contained, so they are stopped.
-        if !timed_out && self.left_processes().await {
+        // would starve the next one: each `run` is self-contained, so they are stopped. The
+        // daemon is asked while the changes come back (a leftover process writing meanwhile
+        // only adds files that still pass the policy).
+        let mut refused = Vec::new();
+        let (docker, id, idle) = (self.docker.clone(), self.id().to_string(), self.idle_processes);
+        let (left, changed) = tokio::join!(
+            async move { !timed_out && process_count(&docker, &id).await.is_none_or(|n| n > idle) },
+            self.sync_out(&report, &mut refused)
+        );
+        let changed = changed?;
+        if left {
             tracing::debug!(
                 container = self.id(),
                 "sandbox: the command left processes running; restarting"
@@ -291,8 +304,6 @@ impl ExecSession {
             self.restart().await?;
             view.push(b"\n[pace: processes the command left running were stopped]\n");
         }
-        let mut refused = Vec::new();
-        let changed = self.sync_out(&report, &mut refused).await?;
         self.report_outside_writes(&report, &mut refused);
         self.refused.extend(refused.iter().cloned());
         Ok(ExecOutcome {
