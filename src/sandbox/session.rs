@@ -31,11 +31,13 @@ use crate::boundary::{self, Boundary, Origin, Refusal, Refused, SyncBudget};
 const REPORT_MARK: &str = "\u{1}PACE-REPORT";
 
 /// The wrapper: `$1` the command (empty: report only), `$2` how many paths to delete first,
-/// then those paths, then the writable directories to watch. POSIX sh plus find, stat and
+/// `$3` which listing (`A`/`B`) is the baseline, `$4` `1` to list the baseline afresh (`0`:
+/// the last command's listing still holds, nothing was synced in since), then the paths to
+/// delete, then the writable directories to watch. POSIX sh plus find, stat and
 /// awk, so busybox images work.
 // (One awk reads the four listings, telling them apart by FILENAME, not NR==FNR: an empty
 // listing would make the next one count as the first.)
-const WRAPPER: &str = r#"cmd=$1; ndel=$2; shift 2
+const WRAPPER: &str = r#"cmd=$1; ndel=$2; base=$3; fresh=$4; shift 4
 cd /workspace || exit 97
 for t in find stat awk tar; do
   command -v "$t" >/dev/null 2>&1 || { echo "the sandbox image has no \`$t\` (FORGE's sessions need find, stat, awk and tar): use an image with them, e.g. busybox or a Debian-based one" >&2; exit 96; }
@@ -52,15 +54,18 @@ pace_outside() {
   find . -path ./.pace -prune -o "$@" ! -type d -newer "$S/started" -exec stat -c '%i/%s/%z/%y/%n' {} + 2>/dev/null | head -n 500
 }
 status=0
+if [ "$base" = A ]; then next=B; else next=A; fi
 if [ -n "$cmd" ]; then
   touch -d "@$(( $(date +%s) - 2 ))" "$S/started" 2>/dev/null || touch "$S/started"
-  pace_list "$@" > "$S/before"
-  pace_outside "$@" > "$S/outside-before"
+  if [ "$fresh" = 1 ] || [ ! -f "$S/list.$base" ] || [ ! -f "$S/outside.$base" ]; then
+    pace_list "$@" > "$S/list.$base"
+    pace_outside "$@" > "$S/outside.$base"
+  fi
   /bin/sh -c "$cmd" 1>&2 </dev/null
   status=$?
 fi
-pace_list "$@" > "$S/after"
-pace_outside "$@" > "$S/outside-after"
+pace_list "$@" > "$S/list.$next"
+pace_outside "$@" > "$S/outside.$next"
 printf '\001PACE-REPORT\nstatus %s\n' "$status"
 awk 'function name(l,  i) { for (i = 0; i < 4; i++) l = substr(l, index(l, "/") + 1); return l }
   FILENAME == ARGV[1] { b[$0] = 1; bn[name($0)] = 1; next }
@@ -71,7 +76,7 @@ awk 'function name(l,  i) { for (i = 0; i < 4; i++) l = substr(l, index(l, "/") 
     print "changed"; for (i = 1; i <= nc; i++) print ch[i]
     print "deleted"; for (l in bn) if (!(l in an)) print l
     print "outside"; for (i = 1; i <= no; i++) print out[i]
-  }' "$S/before" "$S/after" "$S/outside-before" "$S/outside-after"
+  }' "$S/list.$base" "$S/list.$next" "$S/outside.$base" "$S/outside.$next"
 echo newlines
 find "$@" -path ./.pace -prune -o -name "*$NL*" -print0 2>/dev/null | head -c 65536
 exit "$status"
@@ -94,6 +99,8 @@ pub struct ExecSession {
     bind_baseline: Option<writeback::BindSnapshot>,
     /// Processes of the idle container (init and its `sleep`), as the daemon counts them.
     idle_processes: usize,
+    /// Which of the wrapper's two listings (`A`/`B`) the last command closed with.
+    latest: Option<char>,
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
@@ -116,6 +123,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         refused: Vec::new(),
         bind_baseline: None,
         idle_processes,
+        latest: None,
     })
 }
 
@@ -133,6 +141,20 @@ fn ws_err(repo: &Path, source: std::io::Error) -> SandboxError {
     SandboxError::Workspace {
         path: repo.to_path_buf(),
         source,
+    }
+}
+
+/// Which of the wrapper's two listings is a command's baseline, and whether it must be made
+/// afresh; the closing listing goes to the other one.
+#[derive(Debug, Clone, Copy)]
+struct Listing {
+    base: char,
+    fresh: bool,
+}
+
+impl Listing {
+    fn next(self) -> char {
+        if self.base == 'A' { 'B' } else { 'A' }
     }
 }
 
@@ -252,10 +274,21 @@ impl ExecSession {
         if self.bind {
             return self.exec_bind(command, timeout).await;
         }
-        let deleted_on_host = self.sync_in().await?;
+        let (deleted_on_host, synced) = self.sync_in().await?;
+        // The last command's closing listing is this one's baseline unless something was
+        // synced in since (or there is none yet): then the wrapper lists afresh.
+        let listing = Listing {
+            base: self.latest.unwrap_or('A'),
+            fresh: synced || self.latest.is_none(),
+        };
+        self.latest = Some(listing.next());
 
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
-        let ran = tokio::time::timeout(timeout, self.wrapper_into(command, &deleted_on_host, &mut view)).await;
+        let ran = tokio::time::timeout(
+            timeout,
+            self.wrapper_into(command, &deleted_on_host, listing, &mut view),
+        )
+        .await;
         let (report, timed_out) = match ran {
             Ok(result) => (result?, false),
             Err(_) => {
@@ -280,7 +313,7 @@ impl ExecSession {
                     view.push(b"\n[pace: the command's processes were stopped]\n");
                 }
                 self.ensure_running().await?;
-                let mut again = self.wrapper("", &[]).await?;
+                let mut again = self.wrapper(listing).await?;
                 again.status = if timed_out { 137 } else { -1 };
                 again
             }
@@ -321,13 +354,14 @@ impl ExecSession {
         &self,
         command: &str,
         deletions: &[String],
+        listing: Listing,
         view: &mut HeadTail,
     ) -> Result<Option<Report>, SandboxError> {
         let mut stdout = Tail::new();
         run_exec(
             &self.docker,
             self.id(),
-            self.wrapper_cmd(command, deletions),
+            self.wrapper_cmd(command, deletions, listing),
             &mut |out| match out {
                 LogOutput::StdOut { message } => stdout.push(message),
                 other => view.push(&other.clone().into_bytes()),
@@ -337,10 +371,11 @@ impl ExecSession {
         Ok(Report::parse(&stdout.bytes))
     }
 
-    /// The wrapper without a command: the listing and the report alone.
-    async fn wrapper(&self, command: &str, deletions: &[String]) -> Result<Report, SandboxError> {
+    /// The wrapper without a command: the closing listing against `listing`'s baseline and
+    /// the report alone.
+    async fn wrapper(&self, listing: Listing) -> Result<Report, SandboxError> {
         let mut sink = HeadTail::new(1024, 1024);
-        self.wrapper_into(command, deletions, &mut sink).await?.ok_or_else(|| {
+        self.wrapper_into("", &[], listing, &mut sink).await?.ok_or_else(|| {
             ws_err(
                 &self.repo,
                 std::io::Error::other(format!(
@@ -351,7 +386,7 @@ impl ExecSession {
         })
     }
 
-    fn wrapper_cmd(&self, command: &str, deletions: &[String]) -> Vec<String> {
+    fn wrapper_cmd(&self, command: &str, deletions: &[String], listing: Listing) -> Vec<String> {
         let mut cmd = vec![
             "/bin/sh".to_string(),
             "-c".to_string(),
@@ -359,15 +394,18 @@ impl ExecSession {
             "pace-run".to_string(),
             command.to_string(),
             deletions.len().to_string(),
+            listing.base.to_string(),
+            if listing.fresh { "1" } else { "0" }.to_string(),
         ];
         cmd.extend(deletions.iter().cloned());
         cmd.extend(self.watched.iter().cloned());
         cmd
     }
 
-    /// Uploads what FORGE's tools changed in the writable directories since the last sync
-    /// and returns what they deleted (the wrapper removes it before the command).
-    async fn sync_in(&mut self) -> Result<Vec<String>, SandboxError> {
+    /// Uploads what FORGE's tools changed in the writable directories since the last sync;
+    /// returns what they deleted (the wrapper removes it before the command) and whether
+    /// anything changed in the container.
+    async fn sync_in(&mut self) -> Result<(Vec<String>, bool), SandboxError> {
         let current = writeback::scan_dirs(&self.repo, &self.watched).map_err(|source| ws_err(&self.repo, source))?;
         let changed: Vec<PathBuf> = current
             .iter()
@@ -391,7 +429,8 @@ impl ExecSession {
             tracing::debug!(count = changed.len(), "sandbox: changed files uploaded");
         }
         self.host = current;
-        Ok(removed)
+        let synced = !changed.is_empty() || !removed.is_empty();
+        Ok((removed, synced))
     }
 
     /// Brings the reported changes back: refused paths are listed, the rest streamed in one
