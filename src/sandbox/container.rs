@@ -261,12 +261,17 @@ impl Sandbox {
         }
         log.flush().await.map_err(|source| io_err(req.output_log, source))?;
 
-        let oom_killed = match self.docker.inspect_container(id, None).await {
-            Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
-            Err(e) => {
-                tracing::warn!(error = %e, "sandbox: cannot inspect the finished container");
-                false
-            }
+        // The kernel's OOM killer sends SIGKILL: only an exit of 137 can be one (this saves
+        // an API call on every other run).
+        let oom_killed = match exit_code == 137 && !timed_out {
+            false => false,
+            true => match self.docker.inspect_container(id, None).await {
+                Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sandbox: cannot inspect the finished container");
+                    false
+                }
+            },
         };
 
         let mut refused = Vec::new();
