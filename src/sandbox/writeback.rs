@@ -21,7 +21,7 @@ pub(crate) fn scan_dirs(repo: &Path, dirs: &[String]) -> io::Result<Manifest> {
     let mut manifest = Manifest::new();
     for dir in dirs {
         let start = if dir == "." { PathBuf::new() } else { PathBuf::from(dir) };
-        walk(repo, start, &mut |rel, meta| {
+        walk(repo, start, &internal_at_any_depth, &mut |rel, meta| {
             if !meta.is_dir()
                 && let Some(stamp) = workspace::stamp_of(meta)
             {
@@ -33,8 +33,13 @@ pub(crate) fn scan_dirs(repo: &Path, dirs: &[String]) -> io::Result<Manifest> {
 }
 
 /// Calls `visit` for every entry under `repo/start` (depth first, links not followed),
-/// skipping directories named like `.git` or `.pace` at any depth.
-fn walk(repo: &Path, start: PathBuf, visit: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Result<()> {
+/// except the entries `skip` names (and what is below them).
+fn walk(
+    repo: &Path,
+    start: PathBuf,
+    skip: &dyn Fn(&Path) -> bool,
+    visit: &mut dyn FnMut(&Path, &fs::Metadata),
+) -> io::Result<()> {
     let mut stack = vec![start];
     while let Some(rel_dir) = stack.pop() {
         let entries = match fs::read_dir(repo.join(&rel_dir)) {
@@ -43,12 +48,10 @@ fn walk(repo: &Path, start: PathBuf, visit: &mut dyn FnMut(&Path, &fs::Metadata)
             Err(e) => return Err(e),
         };
         for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            if boundary::is_internal_component(&name.to_string_lossy()) {
+            let rel = rel_dir.join(entry?.file_name());
+            if skip(&rel) {
                 continue;
             }
-            let rel = rel_dir.join(&name);
             let Ok(meta) = fs::symlink_metadata(repo.join(&rel)) else {
                 continue;
             };
@@ -59,6 +62,18 @@ fn walk(repo: &Path, start: PathBuf, visit: &mut dyn FnMut(&Path, &fs::Metadata)
         }
     }
     Ok(())
+}
+
+/// Directories named like `.git` or `.pace` at any depth (what the host side never sends).
+fn internal_at_any_depth(rel: &Path) -> bool {
+    rel.file_name()
+        .is_some_and(|n| boundary::is_internal_component(&n.to_string_lossy()))
+}
+
+/// The top-level `.git` and `.pace` only (bind mode hides those from the container; nested
+/// ones must be seen to be policed).
+fn internal_at_the_top(rel: &Path) -> bool {
+    rel == Path::new(".git") || rel == Path::new(".pace")
 }
 
 /// Writes the entries of a `tar -c` stream into `repo`, each through the policy. Returns
@@ -310,7 +325,7 @@ pub(crate) struct BindSnapshot {
 impl BindSnapshot {
     pub(crate) fn take(repo: &Path) -> io::Result<Self> {
         let mut entries = BTreeMap::new();
-        walk_all(repo, &mut |rel, meta| {
+        walk(repo, PathBuf::new(), &internal_at_the_top, &mut |rel, meta| {
             let mut stat = entry_stat(meta);
             if meta.is_dir() {
                 stat.mtime_ns = 0;
@@ -428,34 +443,6 @@ fn verdict(
 
 fn link_inside(rel: &str, target: &Path) -> bool {
     boundary::link_lexically_inside(rel, target)
-}
-
-/// Every entry of the checkout (links not followed) without the top-level `.git`/`.pace`
-/// (bind mode hides those from the container) but with nested ones, which must be seen.
-fn walk_all(repo: &Path, visit: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Result<()> {
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel_dir) = stack.pop() {
-        let entries = match fs::read_dir(repo.join(&rel_dir)) {
-            Ok(e) => e,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => continue,
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let rel = rel_dir.join(entry.file_name());
-            if rel_dir.as_os_str().is_empty() && (rel == Path::new(".git") || rel == Path::new(".pace")) {
-                continue;
-            }
-            let Ok(meta) = fs::symlink_metadata(repo.join(&rel)) else {
-                continue;
-            };
-            visit(&rel, &meta);
-            if meta.is_dir() {
-                stack.push(rel);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Puts `rel` back as HEAD has it (a tracked file), or removes it. Nothing is done through
