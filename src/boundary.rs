@@ -254,6 +254,20 @@ impl SyncBudget {
     }
 }
 
+/// A GATE result file (`sandbox.collect`) of `size` bytes at `rel`: the copies land in
+/// `.pace/day-N/gate/`, which is committed, so the name rules and the caps hold there as in
+/// the repository (the writable directories do not: results live anywhere).
+pub fn check_result_file(rel: &str, size: u64, limits: Limits, budget: &mut SyncBudget) -> Result<(), Refusal> {
+    check_name(rel)?;
+    if size > limits.max_file_bytes {
+        return Err(Refusal::TooLarge {
+            size,
+            cap: limits.max_file_bytes,
+        });
+    }
+    budget.take(size)
+}
+
 /// The name rules alone (no writable-directory check): every component of `rel`.
 pub fn check_name(rel: &str) -> Result<(), Refusal> {
     if rel.is_empty() || rel.starts_with('/') {

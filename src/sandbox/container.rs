@@ -363,13 +363,8 @@ impl Sandbox {
                     if !set.is_match(&rel) {
                         continue;
                     }
-                    // Result files land in `.pace/day-N/gate/`, which is committed: the
-                    // name rules and the caps hold there as in the repository.
                     let shown = rel.to_string_lossy().into_owned();
-                    let verdict = boundary::check_name(&shown)
-                        .and_then(|()| self.ctx.boundary.check_size(size))
-                        .and_then(|()| budget.take(size));
-                    if let Err(why) = verdict {
+                    if let Err(why) = boundary::check_result_file(&shown, size, self.ctx.boundary.limits, &mut budget) {
                         refused.push(Refused::new(shown, &why, Origin::Gate));
                         continue;
                     }
@@ -441,8 +436,8 @@ impl Sandbox {
             .download_from_container(id, Some(opts))
             .map_err(std::io::Error::other);
         let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
-        let dest = dest.to_path_buf();
-        match tokio::task::spawn_blocking(move || workspace::extract_matching(reader, &dest, &set)).await {
+        let (dest, limits) = (dest.to_path_buf(), self.ctx.boundary.limits);
+        match tokio::task::spawn_blocking(move || workspace::extract_matching(reader, &dest, &set, limits)).await {
             Ok(Ok(files)) => files,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "sandbox: collecting result files failed");

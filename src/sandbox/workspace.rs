@@ -433,7 +433,13 @@ fn remove_non_dir(path: &Path) -> io::Result<()> {
 /// Extracts the regular files of a `/workspace` download (entries `workspace/…`) whose
 /// relative path matches `globs` into `dest`, keeping their relative paths. Returns the
 /// absolute paths written. Unsafe paths and non-regular entries are skipped.
-pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset::GlobSet) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn extract_matching<R: Read>(
+    reader: R,
+    dest: &Path,
+    globs: &globset::GlobSet,
+    limits: crate::boundary::Limits,
+) -> io::Result<Vec<PathBuf>> {
+    let mut budget = crate::boundary::SyncBudget::new(limits);
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
@@ -452,6 +458,11 @@ pub(crate) fn extract_matching<R: Read>(reader: R, dest: &Path, globs: &globset:
         };
         let rel = rel.to_path_buf();
         if !is_safe_relative(&rel) || is_excluded(&rel) || !globs.is_match(&rel) {
+            continue;
+        }
+        let shown = rel.to_string_lossy();
+        if let Err(why) = crate::boundary::check_result_file(&shown, entry.size(), limits, &mut budget) {
+            tracing::warn!(path = %shown, reason = %why, "sandbox: result file not collected");
             continue;
         }
         fs::create_dir_all(dest)?;
@@ -533,7 +544,6 @@ pub(crate) fn copy_matching(
     limits: crate::boundary::Limits,
 ) -> io::Result<(Vec<PathBuf>, Vec<crate::boundary::Refused>)> {
     use crate::boundary::{self, Origin, Refused, SyncBudget};
-    let policy = boundary::Boundary::new(&["."], limits);
     let mut budget = SyncBudget::new(limits);
     let mut written = Vec::new();
     let mut refused = Vec::new();
@@ -558,10 +568,7 @@ pub(crate) fn copy_matching(
                 continue;
             }
             let shown = rel.to_string_lossy().into_owned();
-            let verdict = boundary::check_name(&shown)
-                .and_then(|()| policy.check_size(meta.len()))
-                .and_then(|()| budget.take(meta.len()));
-            if let Err(why) = verdict {
+            if let Err(why) = boundary::check_result_file(&shown, meta.len(), limits, &mut budget) {
                 refused.push(Refused::new(shown, &why, Origin::Gate));
                 continue;
             }
@@ -690,6 +697,9 @@ mod tests {
             for (name, body) in [
                 ("workspace/reports/junit.xml", "<testsuite/>"),
                 ("workspace/src/x.rs", "fn"),
+                // The fallback for images without `find` keeps the result-file rules too.
+                ("workspace/reports/.GIT/junit.xml", "<testsuite/>"),
+                ("workspace/big/junit.xml", "<testsuite>over the cap</testsuite>"),
             ] {
                 let mut h = tar::Header::new_gnu();
                 h.set_size(body.len() as u64);
@@ -710,7 +720,11 @@ mod tests {
         gb.add(globset::Glob::new("**/junit*.xml").unwrap());
         gb.add(globset::Glob::new("**/junit.x").unwrap());
         let set = gb.build().unwrap();
-        let written = extract_matching(&data[..], dest.path(), &set).unwrap();
+        let limits = crate::boundary::Limits {
+            max_file_bytes: 20,
+            ..Default::default()
+        };
+        let written = extract_matching(&data[..], dest.path(), &set, limits).unwrap();
         assert_eq!(written, vec![dest.path().join("reports/junit.xml")]);
     }
 }
