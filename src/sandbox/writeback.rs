@@ -421,7 +421,7 @@ fn verdict(
     };
     if now.kind == b'l' {
         let target = fs::read_link(repo.join(rel)).unwrap_or_default();
-        if policy.check_link(rel, &target).is_err() && !(ignored && link_inside(rel, &target)) {
+        if policy.check_link(rel, &target).is_err() && !(ignored && boundary::link_lexically_inside(rel, &target)) {
             return Err(Refusal::LinkEscapes(target.to_string_lossy().into_owned()));
         }
     }
@@ -439,10 +439,6 @@ fn verdict(
         policy.check_size(now.size)?;
     }
     Ok(Some(()))
-}
-
-fn link_inside(rel: &str, target: &Path) -> bool {
-    boundary::link_lexically_inside(rel, target)
 }
 
 /// Puts `rel` back as HEAD has it (a tracked file), or removes it. Nothing is done through
