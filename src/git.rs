@@ -596,7 +596,11 @@ impl Git {
     /// `url.<base>.insteadOf`/`pushInsteadOf`, a `remote` named like the URL (`pushurl`,
     /// `receivepack`), nor `http.*` (proxy, `sslVerify`, `curloptResolve`) can send the
     /// header elsewhere. Only the push gets the proxy and TLS variables of the runner.
-    pub fn push(&self, url: &str, branch: &str, auth_header: &str) -> Result<(), GitError> {
+    ///
+    /// The push is the one git call that can take minutes (a slow remote), so it runs as an
+    /// async child that is killed when the future is dropped: a SIGTERM from a cancelled CI
+    /// job stops the push at once instead of waiting for it and publishing afterwards.
+    pub async fn push(&self, url: &str, branch: &str, auth_header: &str) -> Result<(), GitError> {
         let refspec = format!("HEAD:refs/heads/{branch}");
         let sha = self
             .run(&["rev-parse", "--verify", "HEAD^{commit}"])?
@@ -649,10 +653,12 @@ impl Git {
         if matches!(transport, Some("https" | "http")) {
             append_config_env(&mut cmd, OsStr::new("http.extraHeader"), OsStr::new(auth_header));
         }
-        let out = cmd
-            .args(["push", "--porcelain", "--no-verify", "--no-recurse-submodules", url])
-            .arg(format!("{sha}:refs/heads/{branch}"))
+        cmd.args(["push", "--porcelain", "--no-verify", "--no-recurse-submodules", url])
+            .arg(format!("{sha}:refs/heads/{branch}"));
+        let out = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
             .output()
+            .await
             .map_err(GitError::Spawn)?;
         if out.status.success() {
             return Ok(());
@@ -744,8 +750,8 @@ mod tests {
         assert!(e.to_string().contains("`README`") && e.hint().unwrap().contains("git stash -u"));
     }
 
-    #[test]
-    fn push_sends_the_header_only_through_the_environment() {
+    #[tokio::test]
+    async fn push_sends_the_header_only_through_the_environment() {
         let (dir, git) = repo();
         std::fs::write(dir.path().join("a"), "1").unwrap();
         git.commit_paths(&["a".into()], "one").unwrap();
@@ -756,7 +762,9 @@ mod tests {
             .status()
             .unwrap();
         let url = format!("file://{}", bare.path().display());
-        git.push(&url, "sprint/x", "Authorization: Basic c2VjcmV0").unwrap();
+        git.push(&url, "sprint/x", "Authorization: Basic c2VjcmV0")
+            .await
+            .unwrap();
         let pushed = Command::new("git")
             .args(["rev-parse", "refs/heads/sprint/x"])
             .current_dir(bare.path())
@@ -767,6 +775,7 @@ mod tests {
         assert!(!config.contains("c2VjcmV0"));
         let err = git
             .push("file:///nonexistent/repo.git", "b", "Authorization: Basic c2VjcmV0")
+            .await
             .unwrap_err();
         assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
     }

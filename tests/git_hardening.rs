@@ -114,7 +114,7 @@ impl Hostile {
         self.sandbox_listing();
         assert!(!check_ignore_quiet(&self.root, "src/a.txt"));
         let url = format!("file://{}", self.remote.display());
-        g.push(&url, "sprint/x", "Authorization: Basic c2VjcmV0").unwrap();
+        push(&g, &url).unwrap();
         assert_eq!(git(&self.remote, &["rev-parse", "refs/heads/sprint/x"]).trim(), sha);
         committed.refused_gitlinks
     }
@@ -430,7 +430,7 @@ fn the_push_cannot_be_redirected_by_the_repository_config() {
     // A transport that runs a command is never allowed, even as pace's own push URL.
     let g = Git::open(&h.root, "pace", "pace@localhost").unwrap();
     let ext = format!("ext::sh -c {}", h.payload("ext").replace(' ', "% "));
-    assert!(g.push(&ext, "sprint/x", "Authorization: Basic c2VjcmV0").is_err());
+    assert!(push(&g, &ext).is_err());
     h.assert_contained();
 }
 
@@ -469,7 +469,7 @@ fn env_probe_child() {
     assert!(status.success());
     let g = Git::open(Path::new(&repo), "pace", "pace@localhost").unwrap();
     let url = format!("file://{}", Path::new(&remote).display());
-    g.push(&url, "sprint/env", "Authorization: Basic SEADERSECRET").unwrap();
+    push_as(&g, &url, "sprint/env", "Authorization: Basic SEADERSECRET").unwrap();
 }
 
 #[test]
@@ -520,4 +520,17 @@ fn the_environment_of_git_holds_no_secret() {
     }
     assert!(child.contains("GIT_TERMINAL_PROMPT=0"), "{child}");
     assert!(!child.contains("HTTPS_PROXY"), "only the push gets the proxy: {child}");
+}
+
+/// `Git::push` (async: its child is killed when a signal drops the future) from a test.
+fn push(g: &Git, url: &str) -> Result<(), pace::git::GitError> {
+    push_as(g, url, "sprint/x", "Authorization: Basic c2VjcmV0")
+}
+
+fn push_as(g: &Git, url: &str, branch: &str, header: &str) -> Result<(), pace::git::GitError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(g.push(url, branch, header))
 }

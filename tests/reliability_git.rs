@@ -504,7 +504,7 @@ async fn sigterm_during_the_push_then_a_rerun_ships() {
     let (p, _llm) = greeter(scripts::greeter(Options::default())).await;
     set_platform(&p, "gitlab");
     let gitlab = FakeGitlab::start(GITLAB_TOKEN, "glpat-unused-0000").await;
-    gitlab.state.lock().unwrap().push_delay = Some(Duration::from_secs(8));
+    gitlab.state.lock().unwrap().hold_push = true;
     let env = gitlab_env(&gitlab.url());
     let child = spawn_pace(&p, &["--day", "1"], &pairs(&env));
     let pid = child.id();
@@ -516,7 +516,11 @@ async fn sigterm_during_the_push_then_a_rerun_ships() {
     })
     .await;
     Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    let out = wait_output(child).await;
+    // The push is held until released below: pace has to stop it, not wait for it (a
+    // cancelled CI job gets SIGKILL after its grace period, and must not publish meanwhile).
+    let out = tokio::time::timeout(Duration::from_secs(120), wait_output(child))
+        .await
+        .expect("pace waited for the held push instead of stopping it");
     let text = format!("{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(143), "{text}");
     let run = run_json(&p, 1);
@@ -528,7 +532,7 @@ async fn sigterm_during_the_push_then_a_rerun_ships() {
         ""
     );
     assert!(gitlab.merge_requests().is_empty(), "nothing published");
-    gitlab.state.lock().unwrap().push_delay = None;
+    gitlab.state.lock().unwrap().hold_push = false;
     let again = p.pace(&["--day", "1"], &pairs(&env)).await;
     assert_eq!(again.status.code(), Some(0), "{}\n{}", stdout(&again), stderr(&again));
     assert_eq!(gitlab.merge_requests().len(), 1);

@@ -497,7 +497,7 @@ impl Platform for BitbucketPlatform {
     async fn push(&self, git: &Git, branch: &str, day: &DayDir) -> Result<(), PlatformError> {
         self.copy_test_results(git.root(), day.day);
         let header = self.config.credential.git_header();
-        let Err(e) = git.push(&self.config.git_url, branch, &header) else {
+        let Err(e) = git.push(&self.config.git_url, branch, &header).await else {
             return Ok(());
         };
         // The day's commits go to `changes.patch` in `finish()`, for every platform.

@@ -536,7 +536,7 @@ impl Platform for GitlabPlatform {
             "Authorization: Basic {}",
             base64(format!("oauth2:{}", self.token).as_bytes())
         );
-        git.push(&url, branch, &header).map_err(|e| {
+        git.push(&url, branch, &header).await.map_err(|e| {
             let detail = self.redactor.redact(&e.to_string());
             PlatformError::PushRejected {
                 branch: branch.to_string(),

@@ -62,8 +62,8 @@ pub struct State {
     /// For the next N `POST .../merge_requests` and `POST .../issues`: create the object,
     /// then drop the connection without an answer (a timeout after the server acted).
     pub lose_create_answer: u32,
-    /// Hold every git push (`git-receive-pack`) this long before answering.
-    pub push_delay: Option<std::time::Duration>,
+    /// Holds every push (`git-receive-pack` POST) until set back to false.
+    pub hold_push: bool,
 }
 
 #[derive(Clone)]
@@ -392,9 +392,8 @@ impl Responder {
         {
             return ResponseTemplate::new(403).set_body_string("You are not allowed to push code to this project.");
         }
-        let push_delay = self.state.lock().unwrap().push_delay;
-        if let Some(delay) = push_delay.filter(|_| path.ends_with("git-receive-pack")) {
-            std::thread::sleep(delay);
+        while path.ends_with("git-receive-pack") && self.state.lock().unwrap().hold_push {
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let header = |name: &str| {
             request
