@@ -6,47 +6,36 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::support::docker::busybox_image;
-use crate::support::fake_llm::{FakeLlm, Reply, Turn};
+use crate::support::fake_llm::{Reply, Turn};
 use crate::support::project::{Project, stderr, stdout};
+use crate::support::scenario::{KEY, Scenario};
 use crate::support::scripts::{self, GREET_BUGGY, Options};
 
-const KEY: &str = "sk-ant-test-KEYVALUE-0001";
 const SECRETS: [(&str, &str); 3] = [
     ("GITLAB_TOKEN", "glpat-SECRETVALUE-5678"),
     ("MY_SERVICE_PASSWORD", "hunter2-SECRETVALUE"),
     ("DEPLOY_KEY", "ssh-SECRETVALUE-abcdef"),
 ];
 
-fn env_with_key() -> Vec<(&'static str, &'static str)> {
-    let mut env = vec![("ANTHROPIC_API_KEY", KEY)];
-    env.extend(SECRETS);
-    env
-}
-
-async fn project_with(options: Options, extra_config: &str) -> (Project, FakeLlm) {
-    let fake = FakeLlm::start(scripts::greeter(options), Some(KEY)).await;
-    let project = Project::greeter();
-    project.use_fake_llm(&fake.url(), &busybox_image(), extra_config);
-    (project, fake)
-}
-
 fn run_json(p: &Project, day: u32) -> Value {
     serde_json::from_str(&p.read(&format!(".pace/day-{day}/run.json"))).unwrap()
 }
 
+/// The greeter with the secrets a CI job has in its environment.
+fn with_secrets(mut scenario: Scenario) -> Scenario {
+    for (key, value) in SECRETS {
+        scenario = scenario.env(key, value);
+    }
+    scenario
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_day_ships_with_every_artifact_and_no_secret_anywhere() {
-    let (p, fake) = project_with(Options::default(), "").await;
-    let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let day = with_secrets(Scenario::greeter()).start().await;
+    let (p, fake) = (&day.project, &day.llm);
+    let out = day.pace(&["--day", "1"]).await.expect_exit(0);
 
-    let run = run_json(&p, 1);
+    let run = day.run_json(1);
     assert_eq!(run["decision"], "SHIP");
     assert_eq!(run["exit_code"], 0);
     assert_eq!(run["branch"], "sprint/demo");
@@ -77,12 +66,12 @@ async fn a_day_ships_with_every_artifact_and_no_secret_anywhere() {
         assert!(p.exists(&format!(".pace/day-1/{file}")), "missing {file}");
     }
     // The suite really ran in the container: its own output and its own JUnit.
-    assert!(p.read(".pace/day-1/gate/output.log").contains("PASS test_greet"));
-    assert!(p.read(".pace/day-1/gate/junit.xml").contains("name=\"greeter\""));
-    let gate = p.read(".pace/day-1/gate-report.yaml");
+    assert!(day.artifact(1, "gate/output.log").contains("PASS test_greet"));
+    assert!(day.artifact(1, "gate/junit.xml").contains("name=\"greeter\""));
+    let gate = day.artifact(1, "gate-report.yaml");
     assert!(gate.contains("gate_decision: SHIP"), "{gate}");
     assert!(
-        p.read(".pace/day-1/sentinel-report.yaml")
+        day.artifact(1, "sentinel-report.yaml")
             .contains("sentinel_decision: SHIP")
     );
     for doc in ["product", "engineering", "security", "devops"] {
@@ -97,17 +86,16 @@ async fn a_day_ships_with_every_artifact_and_no_secret_anywhere() {
 
     // FORGE's work and pace's artifacts are committed on the sprint branch.
     assert_eq!(p.read("src/greet.sh"), scripts::GREET_OK);
-    let log = p.git(&["log", "--format=%s"]);
+    let log = day.log();
     assert!(log.contains("Day 1: FORGE"), "{log}");
     assert!(log.contains("Day 1: SHIP — artifacts"), "{log}");
-    assert_eq!(p.git(&["status", "--porcelain", "--", "src", "tests", ".pace"]), "");
+    assert_eq!(day.uncommitted(), "");
 
     // Secrets: nowhere in artifacts, output, commits, or what the model was sent.
     let everywhere = format!(
-        "{}{}{}{}{}",
+        "{}{}{}{}",
         p.all_artifacts_text(),
-        stdout(&out),
-        stderr(&out),
+        out.text(),
         p.git(&["log", "-p", "--all"]),
         fake.all_request_text()
     );
@@ -118,26 +106,17 @@ async fn a_day_ships_with_every_artifact_and_no_secret_anywhere() {
     // Running the shipped day again does nothing.
     let before = p.git(&["rev-parse", "HEAD"]);
     let calls = fake.requests.lock().unwrap().len();
-    let again = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(again.status.code(), Some(0));
-    assert!(stdout(&again).contains("already shipped"), "{}", stdout(&again));
+    let again = day.pace(&["--day", "1"]).await.expect_exit(0);
+    assert!(again.stdout().contains("already shipped"), "{}", again.text());
     assert_eq!(p.git(&["rev-parse", "HEAD"]), before);
     assert_eq!(fake.requests.lock().unwrap().len(), calls);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_suite_holds_then_the_retry_ships() {
-    let (p, fake) = project_with(
-        Options {
-            first_code: GREET_BUGGY,
-            ..Options::default()
-        },
-        "",
-    )
-    .await;
-    let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    let attempts = p.read(".pace/day-1/attempts.yaml");
+    let day = Scenario::greeter().options(buggy_first()).start().await;
+    day.pace(&["--day", "1"]).await.expect_exit(0);
+    let attempts = day.artifact(1, "attempts.yaml");
     assert!(
         attempts.contains("outcome: HOLD") && attempts.contains("outcome: SHIP"),
         "{attempts}"
@@ -147,39 +126,36 @@ async fn a_failing_suite_holds_then_the_retry_ships() {
         "the hold reason names the suite's exit code: {attempts}"
     );
     // The second FORGE attempt was told why.
-    let requests = fake.requests.lock().unwrap();
+    let requests = day.llm.requests.lock().unwrap();
     let retry_brief = requests
         .iter()
         .filter(|(a, _)| a == "FORGE")
         .map(|(_, b)| b["messages"][0].to_string())
         .find(|m| m.contains("This is attempt 2"));
     assert!(retry_brief.is_some_and(|m| m.contains("exited with 1")));
-    assert_eq!(run_json(&p, 1)["attempt"], 2);
+    assert_eq!(day.run_json(1)["attempt"], 2);
+}
+
+/// FORGE's first implementation fails the suite.
+fn buggy_first() -> Options {
+    Options {
+        first_code: GREET_BUGGY,
+        ..Options::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hold_after_all_retries_escalates_and_retry_after_a_human_fix_ships() {
-    let (p, fake) = project_with(
-        Options {
-            first_code: GREET_BUGGY,
-            ..Options::default()
-        },
-        "\nforge_retries_placeholder: 0\n",
-    )
-    .await;
     // No retries: the first HOLD escalates.
-    let config = p
-        .read("pace.config.yaml")
-        .replace("\nforge_retries_placeholder: 0\n", "")
-        .replace("  max_iterations: 20", "  max_iterations: 20\n  max_retries: 0");
-    std::fs::write(p.path("pace.config.yaml"), config).unwrap();
-    p.git(&["commit", "-q", "-am", "no retries"]);
-
-    let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
-    let run = run_json(&p, 1);
-    assert_eq!(run["decision"], "HOLD");
-    let escalation = p.read(".pace/day-1/escalation.md");
+    let day = Scenario::greeter()
+        .options(buggy_first())
+        .edit_config("  max_iterations: 20", "  max_iterations: 20\n  max_retries: 0")
+        .start()
+        .await;
+    let p = &day.project;
+    day.pace(&["--day", "1"]).await.expect_exit(1);
+    assert_eq!(day.run_json(1)["decision"], "HOLD");
+    let escalation = day.artifact(1, "escalation.md");
     assert!(
         escalation.contains("pace-hold") && escalation.contains("pace-day-1"),
         "{escalation}"
@@ -190,10 +166,9 @@ async fn a_hold_after_all_retries_escalates_and_retry_after_a_human_fix_ships() 
     // A human fixes the code and pushes; `--retry` continues from there.
     std::fs::write(p.path("src/greet.sh"), scripts::GREET_OK).unwrap();
     p.git(&["commit", "-q", "-am", "fix default name by hand"]);
-    let out = p.pace(&["--day", "1", "--retry"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    assert_eq!(run_json(&p, 1)["attempt"], 2);
-    let requests = fake.requests.lock().unwrap();
+    day.pace(&["--day", "1", "--retry"]).await.expect_exit(0);
+    assert_eq!(day.run_json(1)["attempt"], 2);
+    let requests = day.llm.requests.lock().unwrap();
     let brief = requests
         .iter()
         .rev()
@@ -210,24 +185,22 @@ async fn a_hold_after_all_retries_escalates_and_retry_after_a_human_fix_ships() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_model_output_is_reasked_once_then_holds() {
-    let (p, fake) = project_with(
-        Options {
+    let day = Scenario::greeter()
+        .options(Options {
             prime_invalid: true,
             ..Options::default()
-        },
-        "",
-    )
-    .await;
-    let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
-    assert_eq!(fake.calls_of("PRIME"), 2);
-    let run = run_json(&p, 1);
+        })
+        .start()
+        .await;
+    day.pace(&["--day", "1"]).await.expect_exit(1);
+    assert_eq!(day.llm.calls_of("PRIME"), 2);
+    let run = day.run_json(1);
     assert_eq!(run["decision"], "HOLD");
     assert!(
         run["reason"].as_str().unwrap().contains("PRIME output invalid"),
         "{run}"
     );
-    assert!(p.exists(".pace/day-1/escalation.md"));
+    assert!(day.project.exists(".pace/day-1/escalation.md"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -244,15 +217,12 @@ async fn rate_limit_is_retried_and_bad_key_stops_with_exit_4() {
         }
         inner(turn)
     });
-    let fake = FakeLlm::start(script, Some(KEY)).await;
-    let p = Project::greeter();
-    p.use_fake_llm(&fake.url(), &busybox_image(), "");
-    let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    assert_eq!(fake.calls_of("PRIME"), 2);
+    let day = Scenario::greeter().script(script).start().await;
+    day.pace(&["--day", "1"]).await.expect_exit(0);
+    assert_eq!(day.llm.calls_of("PRIME"), 2);
 
     let q = Project::greeter();
-    q.use_fake_llm(&fake.url(), &busybox_image(), "");
+    q.use_fake_llm(&day.llm.url(), &busybox_image(), "");
     let out = q
         .pace(&["--day", "1"], &[("ANTHROPIC_API_KEY", "sk-ant-wrong-key-0000")])
         .await;
@@ -264,26 +234,26 @@ async fn rate_limit_is_retried_and_bad_key_stops_with_exit_4() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_key_exits_2_before_any_call() {
-    let (p, fake) = project_with(Options::default(), "").await;
-    let out = p.pace(&["--day", "1"], &[]).await;
-    assert_eq!(out.status.code(), Some(2), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stderr(&out).contains("ANTHROPIC_API_KEY"), "{}", stderr(&out));
-    assert_eq!(fake.requests.lock().unwrap().len(), 0);
-    assert_eq!(run_json(&p, 1)["decision"], "ERROR");
+    let day = Scenario::greeter().without_key().start().await;
+    let out = day.pace(&["--day", "1"]).await.expect_exit(2);
+    assert!(out.stderr().contains("ANTHROPIC_API_KEY"), "{}", out.text());
+    assert_eq!(day.llm.requests.lock().unwrap().len(), 0);
+    assert_eq!(day.run_json(1)["decision"], "ERROR");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exhausted_budget_exits_5_with_the_work_committed() {
     // The fake reports its real token counts; a small cap stops the day inside FORGE.
-    let (p, _fake) = project_with(Options::default(), "\nbudget:\n  max_tokens: 9000\n").await;
-    let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(5), "{}\n{}", stdout(&out), stderr(&out));
-    let run = run_json(&p, 1);
-    assert_eq!(run["decision"], "BUDGET");
-    assert!(stderr(&out).contains("budget"), "{}", stderr(&out));
+    let day = Scenario::greeter()
+        .config("\nbudget:\n  max_tokens: 9000\n")
+        .start()
+        .await;
+    let out = day.pace(&["--day", "1"]).await.expect_exit(5);
+    assert_eq!(day.run_json(1)["decision"], "BUDGET");
+    assert!(out.stderr().contains("budget"), "{}", out.text());
     // Nothing FORGE wrote is left uncommitted.
-    assert_eq!(p.git(&["status", "--porcelain", "--", "src", "tests"]), "");
-    assert!(p.git(&["log", "--format=%s"]).contains("Day 1: BUDGET — artifacts"));
+    assert_eq!(day.project.git(&["status", "--porcelain", "--", "src", "tests"]), "");
+    assert!(day.log().contains("Day 1: BUDGET — artifacts"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -310,13 +280,12 @@ async fn hostile_tool_calls_are_refused_and_nothing_leaks() {
         }
         inner(turn)
     });
-    let fake = FakeLlm::start(script, Some(KEY)).await;
-    let p = Project::greeter();
+    let day = with_secrets(Scenario::greeter()).script(script).start().await;
+    let (p, fake) = (&day.project, &day.llm);
     std::os::unix::fs::symlink("/etc", p.path("src/link")).unwrap();
     p.git(&["add", "-A"]);
     p.git(&["commit", "-q", "-m", "a symlink out of the tree"]);
-    p.use_fake_llm(&fake.url(), &busybox_image(), "");
-    let _ = p.pace(&["--day", "1"], &env_with_key()).await;
+    let _ = day.pace(&["--day", "1"]).await;
 
     let requests = fake.requests.lock().unwrap();
     let second = requests
@@ -352,9 +321,9 @@ async fn hostile_tool_calls_are_refused_and_nothing_leaks() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "writes examples/greeter/cassette/day-1.jsonl"]
 async fn record_example_cassette() {
-    let (p, _fake) = project_with(Options::default(), "").await;
-    let out = p.pace(&["--day", "1"], &[("ANTHROPIC_API_KEY", KEY)]).await;
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let day = Scenario::greeter().start().await;
+    day.pace(&["--day", "1"]).await.expect_exit(0);
+    let p = &day.project;
     let target = crate::support::project::example_dir().join("cassette/day-1.jsonl");
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     std::fs::copy(p.path(".pace/day-1/transcript.jsonl"), &target).unwrap();
@@ -442,17 +411,9 @@ async fn sigterm_during_forge_leaves_no_container_and_records_the_stop() {
         }
         inner(turn)
     });
-    let fake = FakeLlm::start(script, Some(KEY)).await;
-    let p = Project::greeter();
-    p.use_fake_llm(&fake.url(), &busybox_image(), "");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pace"))
-        .args(["--day", "1"])
-        .current_dir(&p.root)
-        .env("ANTHROPIC_API_KEY", KEY)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let day = Scenario::greeter().script(script).start().await;
+    let (p, fake) = (&day.project, &day.llm);
+    let mut child = day.spawn(&["--day", "1"]);
     // Wait until FORGE's command runs in its container (labelled with this run's id).
     let mut seen_run_ids = String::new();
     for _ in 0..100 {
@@ -479,7 +440,7 @@ async fn sigterm_during_forge_leaves_no_container_and_records_the_stop() {
         .await
         .unwrap();
     assert_eq!(status.code(), Some(143));
-    let run = run_json(&p, 1);
+    let run = day.run_json(1);
     assert_eq!(run["decision"], "ERROR");
     assert!(run["reason"].as_str().unwrap().contains("SIGTERM"), "{run}");
     // FORGE's edit before the signal is committed, not lost with the CI job.
@@ -521,57 +482,54 @@ fn send_signal(pid: u32, signal: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_down_exits_4_with_a_hint_and_still_writes_artifacts() {
-    let (p, fake) = project_with(Options::default(), "").await;
-    let mut env = env_with_key();
-    env.push(("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
-    let out = p.pace(&["--day", "1"], &env).await;
-    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    let day = with_secrets(Scenario::greeter())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .start()
+        .await;
+    let out = day.pace(&["--day", "1"]).await.expect_exit(4);
     assert!(
-        stderr(&out).contains("hint: is the Docker daemon running?"),
+        out.stderr().contains("hint: is the Docker daemon running?"),
         "{}",
-        stderr(&out)
+        out.text()
     );
     assert_eq!(
-        fake.requests.lock().unwrap().len(),
+        day.llm.requests.lock().unwrap().len(),
         0,
         "no token is spent before Docker answers"
     );
-    assert_eq!(run_json(&p, 1)["decision"], "ERROR");
-    assert!(p.exists(".pace/day-1/summary.md") && p.exists("PROGRESS.md"));
+    assert_eq!(day.run_json(1)["decision"], "ERROR");
+    assert!(day.project.exists(".pace/day-1/summary.md") && day.project.exists("PROGRESS.md"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_advisory_retries_once_then_ships_into_the_backlog() {
-    let (p, fake) = project_with(
-        Options {
+    let day = Scenario::greeter()
+        .options(Options {
             sentinel_advisory: true,
             ..Options::default()
-        },
-        "",
-    )
-    .await;
-    let out = p.pace(&["--day", "1"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    let attempts = p.read(".pace/day-1/attempts.yaml");
+        })
+        .start()
+        .await;
+    day.pace(&["--day", "1"]).await.expect_exit(0);
+    let attempts = day.artifact(1, "attempts.yaml");
     assert!(
         attempts.contains("outcome: ADVISORY") && attempts.contains("outcome: SHIP"),
         "{attempts}"
     );
-    let backlog = p.read(".pace/advisory-backlog.yaml");
+    let backlog = day.project.read(".pace/advisory-backlog.yaml");
     assert!(
         backlog.contains("sentinel-day1-1") && backlog.contains("status: open"),
         "{backlog}"
     );
-    assert_eq!(fake.calls_of("SENTINEL"), 2);
+    assert_eq!(day.llm.calls_of("SENTINEL"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_human_gate_day_stops_for_review_without_running_the_agents() {
-    let (p, fake) = project_with(Options::default(), "").await;
-    let out = p.pace(&["--day", "3"], &env_with_key()).await;
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("human gate"), "{}", stdout(&out));
-    assert_eq!(fake.calls_of("FORGE"), 0);
-    assert_eq!(fake.calls_of("PRIME"), 0);
-    assert!(p.read(".pace/day-3/merge-request.md").contains("review"));
+    let day = Scenario::greeter().start().await;
+    let out = day.pace(&["--day", "3"]).await.expect_exit(0);
+    assert!(out.stdout().contains("human gate"), "{}", out.text());
+    assert_eq!(day.llm.calls_of("FORGE"), 0);
+    assert_eq!(day.llm.calls_of("PRIME"), 0);
+    assert!(day.artifact(3, "merge-request.md").contains("review"));
 }

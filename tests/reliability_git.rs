@@ -19,6 +19,7 @@ use crate::support::fake_bitbucket::FakeBitbucket;
 use crate::support::fake_gitlab::{FakeGitlab, PROJECT_PATH};
 use crate::support::fake_llm::{FakeLlm, Reply, Script, Turn};
 use crate::support::project::{Project, stderr, stdout};
+use crate::support::scenario::Scenario;
 use crate::support::scripts::{self, Options};
 
 const KEY: &str = "sk-ant-test-KEYVALUE-0066";
@@ -501,12 +502,10 @@ async fn sigterm_during_scribe_then_a_rerun_ships() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_the_push_then_a_rerun_ships() {
-    let (p, _llm) = greeter(scripts::greeter(Options::default())).await;
-    set_platform(&p, "gitlab");
-    let gitlab = FakeGitlab::start(GITLAB_TOKEN, "glpat-unused-0000").await;
+    let day = Scenario::greeter().gitlab().start().await;
+    let (p, gitlab) = (&day.project, day.gitlab());
     gitlab.state.lock().unwrap().hold_push = true;
-    let env = gitlab_env(&gitlab.url());
-    let child = spawn_pace(&p, &["--day", "1"], &pairs(&env));
+    let child = day.spawn(&["--day", "1"]);
     let pid = child.id();
     let g = gitlab.clone();
     wait_until("the push", move || {
@@ -523,18 +522,14 @@ async fn sigterm_during_the_push_then_a_rerun_ships() {
         .expect("pace waited for the held push instead of stopping it");
     let text = format!("{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(143), "{text}");
-    let run = run_json(&p, 1);
+    let run = day.run_json(1);
     assert_eq!(run["decision"], "ERROR", "{run}");
     assert!(run["reason"].as_str().unwrap_or_default().contains("SIGTERM"), "{run}");
-    assert!(temporary_files(&p).is_empty());
-    assert_eq!(
-        p.git(&["status", "--porcelain", "--", "src", "tests", ".pace", "PROGRESS.md"]),
-        ""
-    );
+    assert!(temporary_files(p).is_empty());
+    assert_eq!(day.uncommitted(), "");
     assert!(gitlab.merge_requests().is_empty(), "nothing published");
     gitlab.state.lock().unwrap().hold_push = false;
-    let again = p.pace(&["--day", "1"], &pairs(&env)).await;
-    assert_eq!(again.status.code(), Some(0), "{}\n{}", stdout(&again), stderr(&again));
+    day.pace(&["--day", "1"]).await.expect_exit(0);
     assert_eq!(gitlab.merge_requests().len(), 1);
     assert_eq!(
         gitlab.pushed("sprint/demo").as_deref(),

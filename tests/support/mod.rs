@@ -9,4 +9,5 @@ pub mod fake_gitlab;
 pub mod fake_jira;
 pub mod fake_llm;
 pub mod project;
+pub mod scenario;
 pub mod scripts;
