@@ -326,25 +326,12 @@ async fn doctor_checks_the_token_scope_project_and_branch() {
     assert!(gitlab.calls().iter().all(|c| c.method == "GET"), "doctor only reads");
 }
 
-#[test]
-fn the_gitlab_ci_template_is_valid_against_the_gitlab_ci_schema() {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".gitlab-ci.yml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    for needle in [
-        "pace --day \"$DAY\"",
-        "docker:27-dind",
-        "DOCKER_TLS_CERTDIR: \"/certs\"",
-        "dotenv: pace-env.env",
-        "junit: .pace/day-*/gate/junit.xml",
-        "when: always",
-        "RETRY",
-    ] {
-        assert!(text.contains(needle), "{needle} missing from .gitlab-ci.yml");
-    }
-    assert!(
-        !text.contains("pip install") && !text.contains("python"),
-        "no Python, no install step"
-    );
+/// Validates one YAML document against GitLab's CI schema (check-jsonschema's vendored
+/// copy); skips with a notice when check-jsonschema is not installed.
+fn check_gitlab_schema(label: &str, yaml: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("doc.yml");
+    std::fs::write(&file, yaml).unwrap();
     let out = std::process::Command::new("check-jsonschema")
         .args(["--builtin-schema", "vendor.gitlab-ci"])
         .arg(&file)
@@ -353,11 +340,92 @@ fn the_gitlab_ci_template_is_valid_against_the_gitlab_ci_schema() {
         Err(_) => eprintln!("SKIPPED: `check-jsonschema` is not installed (pip install check-jsonschema)"),
         Ok(o) => assert!(
             o.status.success(),
-            "{}\n{}",
+            "{label}: {}\n{}",
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         ),
     }
+}
+
+fn repo_file(rel: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
+}
+
+/// What every way of running a day in GitLab must contain.
+fn assert_runs_a_day(label: &str, text: &str) {
+    for needle in [
+        "pace --day \"$DAY\"",
+        "DOCKER_TLS_CERTDIR: \"/certs\"",
+        "dotenv: pace-env.env",
+        "junit: .pace/day-*/gate/junit.xml",
+        "when: always",
+        "RETRY",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {label}");
+    }
+    assert!(
+        !text.contains("pip install") && !text.contains("python"),
+        "{label}: no Python, no install step"
+    );
+    assert!(
+        !text.contains(":latest"),
+        "{label}: images are pinned to X.Y, not :latest"
+    );
+}
+
+#[test]
+fn the_gitlab_ci_template_is_valid_against_the_gitlab_ci_schema() {
+    let rel = "templates/gitlab/pace-day.yml";
+    let text = repo_file(rel);
+    assert_runs_a_day(rel, &text);
+    assert!(text.contains("docker:27-dind") && text.contains("image: pace/runner-go:0.1"));
+    check_gitlab_schema(rel, &text);
+}
+
+#[test]
+fn the_ci_cd_component_has_a_spec_and_a_valid_job() {
+    let rel = "templates/pace-day/template.yml";
+    let text = repo_file(rel);
+    let (spec, body) = text
+        .split_once("\n---\n")
+        .expect("a component is a `spec:` document, `---`, then the jobs");
+    // The spec parses, and declares the inputs the README documents, each with a default.
+    let spec: serde_json::Value = serde_saphyr::from_str(spec).unwrap();
+    let inputs = spec["spec"]["inputs"].as_object().expect("spec.inputs");
+    for input in ["image", "day", "retry", "stage", "dind_image"] {
+        assert!(inputs[input].get("default").is_some(), "input {input} has no default");
+    }
+    // Every input is used in the jobs, and the jobs use no input it does not declare.
+    for input in inputs.keys() {
+        assert!(
+            body.contains(&format!("$[[ inputs.{input} ]]")),
+            "input {input} is never used"
+        );
+    }
+    for used in body.split("$[[ inputs.").skip(1) {
+        let name = used.split(' ').next().unwrap();
+        assert!(inputs.contains_key(name), "the jobs use undeclared input {name}");
+    }
+    assert_runs_a_day(rel, body);
+    assert!(
+        !body.lines().any(|l| l.starts_with("workflow:")),
+        "a component must not change the including pipeline"
+    );
+    check_gitlab_schema(&format!("{rel} (spec)"), spec_text(&text));
+    check_gitlab_schema(&format!("{rel} (jobs)"), body);
+}
+
+fn spec_text(text: &str) -> &str {
+    text.split_once("\n---\n").map_or(text, |(spec, _)| spec)
+}
+
+#[test]
+fn the_projects_own_pipeline_is_valid_and_runs_lint_and_the_ci_entry_point() {
+    let text = repo_file(".gitlab-ci.yml");
+    for needle in ["make lint", ".ci/run", "make release", "cosign sign-blob"] {
+        assert!(text.contains(needle), "{needle} missing from .gitlab-ci.yml");
+    }
+    check_gitlab_schema(".gitlab-ci.yml", &text);
 }
 
 #[tokio::test(flavor = "multi_thread")]
