@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_IMAGE ?= pace-example/busybox:1
 
-.PHONY: all build test docker demo demo-image lint fmt bench reliability clean static images image-go image-node image-temurin image-dotnet
+.PHONY: all build test docker demo demo-image lint fmt bench reliability clean static release images image-go image-node image-temurin image-dotnet
 
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/pace
@@ -58,6 +58,11 @@ static:
 	@file $(STATIC_BIN) | grep -Eq 'static(-pie)? linked|statically linked' || { file $(STATIC_BIN); echo "make static: not a static binary"; exit 1; }
 	@! ldd $(STATIC_BIN) 2>&1 | grep -q '=>' || { echo "make static: links shared libraries"; exit 1; }
 	@echo "$(STATIC_BIN): static, $$(stat -c %s $(STATIC_BIN)) bytes ($$(( $$(stat -c %s $(STATIC_BIN)) / 1024 / 1024 )) MiB; target < 15 MiB)"
+
+## Static binaries for x86_64 and aarch64 in dist/ with SHA256SUMS and a CycloneDX SBOM
+## (zig via cargo-zigbuild from PyPI as cross linker; the aarch64 one is run under qemu-user).
+release:
+	scripts/release.sh
 
 ## The four runner images, tagged pace/runner-<lang>:$(VERSION) and :latest.
 images: $(addprefix image-,$(LANGS))

@@ -13,7 +13,7 @@ use clap::{ArgAction, Parser, Subcommand};
 /// error, 3 plan error, 4 infrastructure error (Docker, LLM provider, git push, platform
 /// API), 5 budget exhausted (work committed), 130/143 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "pace", version, about, long_about, propagate_version = true)]
+#[command(name = "pace", version = env!("PACE_LONG_VERSION"), about, long_about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
