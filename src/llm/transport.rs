@@ -278,15 +278,19 @@ where
         operation: "LLM call",
         warn: true,
     };
-    let (outcome, attempts) = retry::run(policy, call, attempt, |outcome: &Result<T, AttemptError>| match outcome {
+    let (outcome, attempts) = retry::run(policy, call, attempt, transient).await;
+    outcome.map_err(|err| err.into_llm_error(provider, attempts))
+}
+
+/// A failure classified as retryable is retried, after the delay the server named.
+fn transient<T>(outcome: &Result<T, AttemptError>) -> Option<Retry> {
+    match outcome {
         Err(err) if err.retryable => Some(Retry {
             after: err.retry_after,
             reason: err.describe(),
         }),
         _ => None,
-    })
-    .await;
-    outcome.map_err(|err| err.into_llm_error(provider, attempts))
+    }
 }
 
 #[cfg(test)]

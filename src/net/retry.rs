@@ -196,9 +196,7 @@ where
 
 fn log_retry(call: Call<'_>, attempt: u32, delay: Duration, reason: &str) {
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-    let Call {
-        service, operation, ..
-    } = call;
+    let Call { service, operation, .. } = call;
     if call.warn {
         tracing::warn!(service, attempt, delay_ms, "{operation} failed, retrying: {reason}");
     } else {
@@ -240,7 +238,10 @@ mod tests {
             retry_after(&headers(&[("retry-after", "1.5")])),
             Some(Duration::from_millis(1500))
         );
-        assert_eq!(retry_after(&headers(&[("retry-after", " 2 ")])), Some(Duration::from_secs(2)));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", " 2 ")])),
+            Some(Duration::from_secs(2))
+        );
         // `retry-after-ms` is the more precise of the two and wins.
         assert_eq!(
             retry_after(&headers(&[("retry-after-ms", "20"), ("retry-after", "5")])),
@@ -267,7 +268,11 @@ mod tests {
     #[test]
     fn retry_after_is_capped_in_every_form() {
         let late = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc2822();
-        for value in [("retry-after", "3600"), ("retry-after-ms", "3600000"), ("retry-after", late.as_str())] {
+        for value in [
+            ("retry-after", "3600"),
+            ("retry-after-ms", "3600000"),
+            ("retry-after", late.as_str()),
+        ] {
             assert_eq!(retry_after(&headers(&[value])), Some(MAX_RETRY_AFTER), "{value:?}");
         }
         assert_eq!(

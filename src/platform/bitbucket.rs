@@ -23,10 +23,10 @@ use super::jira::Jira;
 use super::{Platform, PlatformError, Published};
 use crate::artifacts::{DayDir, PaceDir};
 use crate::config::settings::PlatformSettings;
-use crate::net::codec::{encode_component, encode_path};
 use crate::env::{self, Env};
 use crate::error::PaceError;
 use crate::git::Git;
+use crate::net::codec::{encode_component, encode_path};
 use crate::redact::Redactor;
 use crate::report::summary::{DaySummary, one_line};
 

@@ -111,12 +111,7 @@ impl ApiClient {
 
     /// One request: the answer (status, body, the server's `retry-after`), or the
     /// transport error when none arrived (refused, reset, timed out).
-    async fn attempt(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Outcome {
+    async fn attempt(&self, method: &Method, url: &str, body: Option<&Value>) -> Outcome {
         let mut request = self.authorise(self.client.request(method.clone(), url));
         if let Some(body) = body {
             request = request.json(body);
@@ -199,7 +194,10 @@ impl ApiClient {
         match retry::run_with_hook(&self.retry, self.call(call), attempt, transient, find_before_repost).await {
             Ended::Hooked(result) => result,
             // The last attempt got no answer: it may still have created the object.
-            Ended::Last { outcome: Err(e), attempts } => match find().await? {
+            Ended::Last {
+                outcome: Err(e),
+                attempts,
+            } => match find().await? {
                 Some(found) => Ok(Created::Found(found)),
                 None => Err(self.no_answer(call, attempts, &e)),
             },

@@ -232,7 +232,10 @@ mod tests {
             }
         );
         // Only a comment: no suite, and no `<testsuites>` root to fall back to.
-        assert_eq!(parse_counts(r#"<!-- <testsuite tests="5"/> -->"#), JunitCounts::default());
+        assert_eq!(
+            parse_counts(r#"<!-- <testsuite tests="5"/> -->"#),
+            JunitCounts::default()
+        );
     }
 
     #[test]
