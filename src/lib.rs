@@ -18,6 +18,7 @@ pub mod error;
 pub mod git;
 pub mod inert;
 pub mod llm;
+pub mod net;
 pub mod plan;
 pub mod platform;
 pub mod redact;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use pace::config::settings::{Budget, LlmSettings, Provider as ProviderKind, Settings};
 use pace::env::Env;
-use pace::llm::transport::RetryPolicy;
 use pace::llm::{Block, ChatRequest, ChatResponse, Client, LlmError, Message, Role, StopReason, ToolSpec, Usage};
+use pace::net::retry::RetryPolicy;
 use pace::redact::Redactor;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};

@@ -13,10 +13,11 @@ use super::cost::Pricing;
 use super::openai::OpenAi;
 use super::replay::Replay;
 use super::transcript::{Entry, TranscriptWriter};
-use super::transport::{self, RetryPolicy};
+use super::transport;
 use super::{ChatRequest, ChatResponse, LlmError, Provider, Usage};
 use crate::config::settings::{Budget, LlmSettings, Provider as ProviderKind};
 use crate::env::Env;
+use crate::net::retry::RetryPolicy;
 use crate::redact::Redactor;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -82,7 +83,7 @@ impl Client {
         transcript: PathBuf,
         redactor: Redactor,
     ) -> Result<Self, LlmError> {
-        transport::install_crypto_provider();
+        crate::net::client::install_crypto_provider();
         let base_url = settings.base_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
         let key = env.get(&settings.api_key_env).map(String::from);
         let provider: Box<dyn Provider> = match settings.provider {
@@ -115,7 +116,7 @@ impl Client {
         let pricing = Pricing::for_endpoint(settings.provider, base_url);
         Self::from_provider(
             provider,
-            RetryPolicy::from_settings(settings),
+            RetryPolicy::new(settings.max_retries),
             budget,
             pricing,
             transcript,

@@ -1,11 +1,11 @@
-//! HTTP transport shared by the providers: the reqwest client, the classification of
-//! failed attempts, and the retry loop with backoff.
+//! How the providers' HTTP calls fail and are retried: the classification of a failed
+//! attempt, the provider's error message, and the LLM retry loop on the shared policy of
+//! [`crate::net::retry`].
 //!
 //! Policy (after the Anthropic SDK): connection errors, timeouts, a stream cut short and
-//! HTTP 408/409/429/500/502/503/504/529 are retried; `retry-after-ms` / `retry-after`
-//! (seconds or HTTP date, capped at [`MAX_RETRY_AFTER`]) and `x-should-retry` are obeyed;
-//! otherwise the delay is `min(base·2^n, 8 s) × (1 − 0.25·rand)`. 400/401/403/404/413
-//! are never retried.
+//! HTTP 408/409/429/5xx are retried; `retry-after-ms` / `retry-after` and
+//! `x-should-retry` are obeyed; 400/401/403/404/413 are never retried, nor is a 429 that
+//! reports a spend limit.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,42 +14,23 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::LlmError;
-use crate::config::settings::LlmSettings;
-
-/// Connecting should never take long; a slow answer is covered by the read timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// First backoff step in production.
-pub const BASE_DELAY: Duration = Duration::from_millis(500);
-/// Longest computed backoff step.
-pub const MAX_DELAY: Duration = Duration::from_secs(8);
-/// A server-provided delay is never waited longer than this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+use crate::net::client;
+use crate::net::retry::{self, Call, Retry, RetryPolicy};
 
 /// Statuses that are never retried, whatever `x-should-retry` says.
 const NEVER_RETRY: [u16; 5] = [400, 401, 403, 404, 413];
-/// Statuses that are retried by default.
-const RETRY_STATUSES: [u16; 8] = [408, 409, 429, 500, 502, 503, 504, 529];
 
-/// Installs ring as the process-wide rustls provider; a provider already installed
-/// (by `main` or another test) is kept.
-pub fn install_crypto_provider() {
-    // `Err` only means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The HTTP client for LLM calls: connect timeout 10 s, read timeout = the per-call
-/// deadline (it resets on every read, so long streams work), no total timeout.
+/// The HTTP client for LLM calls: the read timeout is the per-call deadline (it resets on
+/// every read, so long streams work), no total timeout.
 pub fn http_client(request_timeout: Duration) -> Result<reqwest::Client, LlmError> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(request_timeout)
-        .user_agent(concat!("pace/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| LlmError::Protocol {
-            provider: "http".into(),
-            message: format!("cannot build the HTTP client: {e}"),
-        })
+    client::build(&client::Options {
+        read_timeout: Some(request_timeout),
+        ..client::Options::default()
+    })
+    .map_err(|e| LlmError::Protocol {
+        provider: "http".into(),
+        message: format!("cannot build the HTTP client: {e}"),
+    })
 }
 
 /// What kind of failure one attempt ended in.
@@ -129,7 +110,7 @@ impl AttemptError {
     /// Classifies a reqwest error (sending, or reading the body).
     pub fn from_reqwest(err: &reqwest::Error) -> Self {
         let detail = error_chain(err);
-        if err.is_builder() {
+        if !retry::transport_is_transient(err) {
             // A malformed URL or header: no attempt can succeed.
             Self::new(
                 AttemptKind::Connection,
@@ -208,33 +189,10 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// The listed statuses, and any other 5xx (the SDKs retry every server error).
+/// The shared transient statuses (429, 5xx), plus 408 and 409, which the providers'
+/// SDKs retry (a request timeout, a lock that was held).
 pub fn status_is_retryable(status: u16) -> bool {
-    RETRY_STATUSES.contains(&status) || status >= 500
-}
-
-/// The delay the server asked for: `retry-after-ms`, else `retry-after` in seconds (float
-/// allowed) or as an HTTP date. Capped at [`MAX_RETRY_AFTER`].
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let delay = if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        secs(ms / 1000.0)
-    } else {
-        let value = header("retry-after")?;
-        match value.parse::<f64>() {
-            Ok(s) => secs(s),
-            Err(_) => {
-                let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-                let ms = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
-                Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-            }
-        }
-    }?;
-    Some(delay.min(MAX_RETRY_AFTER))
-}
-
-fn secs(value: f64) -> Option<Duration> {
-    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value.min(MAX_RETRY_AFTER.as_secs_f64())))
+    retry::status_is_transient(status) || matches!(status, 408 | 409)
 }
 
 /// Builds the [`AttemptError`] for a non-success response: status, the provider's error
@@ -267,7 +225,7 @@ pub fn error_from_parts(status: u16, headers: &HeaderMap, body: &str) -> Attempt
         }
     });
     let mut err = AttemptError::http(status, message);
-    err.retry_after = retry_after(headers);
+    err.retry_after = retry::retry_after(headers);
     if !NEVER_RETRY.contains(&status) {
         match headers.get("x-should-retry").and_then(|v| v.to_str().ok()) {
             Some("true") => err.retryable = true,
@@ -308,74 +266,30 @@ pub fn truncate(text: &str, max_chars: usize) -> String {
     out
 }
 
-/// How often and how long to retry.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// First computed backoff step (tests use a few milliseconds).
-    pub base_delay: Duration,
-    /// Longest computed backoff step.
-    pub max_delay: Duration,
-}
-
-impl RetryPolicy {
-    pub fn from_settings(settings: &LlmSettings) -> Self {
-        Self {
-            max_retries: settings.max_retries,
-            base_delay: BASE_DELAY,
-            max_delay: MAX_DELAY,
-        }
-    }
-
-    /// The same number of retries with millisecond backoff, for tests.
-    #[must_use]
-    pub fn fast(max_retries: u32) -> Self {
-        Self {
-            max_retries,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-        }
-    }
-
-    /// Backoff before retry number `retry` (0-based) when the server named no delay.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let step = self.base_delay.saturating_mul(2u32.saturating_pow(retry.min(20)));
-        let capped = step.min(self.max_delay);
-        capped.mul_f64(1.0 - 0.25 * fastrand::f64())
-    }
-
-    /// The delay before retry number `retry`, preferring the server's.
-    pub fn delay(&self, retry: u32, err: &AttemptError) -> Duration {
-        err.retry_after
-            .map_or_else(|| self.backoff(retry), |d| d.min(MAX_RETRY_AFTER))
-    }
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or the retries are used up.
-pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, provider: &str, mut attempt: F) -> Result<T, LlmError>
+/// Runs `attempt` until it succeeds, fails for good, or the retries are used up; the
+/// last failure becomes the [`LlmError`] the caller sees.
+pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, provider: &str, attempt: F) -> Result<T, LlmError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AttemptError>>,
 {
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(err) if err.retryable && attempts <= policy.max_retries => {
-                let delay = policy.delay(attempts - 1, &err);
-                tracing::warn!(
-                    provider,
-                    attempt = attempts,
-                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    "LLM call failed, retrying: {}",
-                    err.describe()
-                );
-                tokio::time::sleep(delay).await;
-            }
-            Err(err) => return Err(err.into_llm_error(provider, attempts)),
-        }
+    let call = Call {
+        service: provider,
+        operation: "LLM call",
+        warn: true,
+    };
+    let (outcome, attempts) = retry::run(policy, call, attempt, transient).await;
+    outcome.map_err(|err| err.into_llm_error(provider, attempts))
+}
+
+/// A failure classified as retryable is retried, after the delay the server named.
+fn transient<T>(outcome: &Result<T, AttemptError>) -> Option<Retry> {
+    match outcome {
+        Err(err) if err.retryable => Some(Retry {
+            after: err.retry_after,
+            reason: err.describe(),
+        }),
+        _ => None,
     }
 }
 
@@ -393,27 +307,6 @@ mod tests {
             );
         }
         map
-    }
-
-    #[test]
-    fn retry_after_variants() {
-        assert_eq!(
-            retry_after(&headers(&[("retry-after-ms", "10")])),
-            Some(Duration::from_millis(10))
-        );
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "1.5")])),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(retry_after(&headers(&[("retry-after", "3600")])), Some(MAX_RETRY_AFTER));
-        assert_eq!(
-            retry_after(&headers(&[("retry-after-ms", "20"), ("retry-after", "5")])),
-            Some(Duration::from_millis(20))
-        );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
-        assert_eq!(retry_after(&headers(&[])), None);
-        let past = retry_after(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]));
-        assert_eq!(past, Some(Duration::ZERO));
     }
 
     #[test]
@@ -451,26 +344,6 @@ mod tests {
             r#"{"error":{"type":"rate_limit_error","message":"slow down"}}"#,
         );
         assert!(plain.retryable);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped_with_jitter() {
-        let p = RetryPolicy {
-            max_retries: 5,
-            base_delay: BASE_DELAY,
-            max_delay: MAX_DELAY,
-        };
-        for _ in 0..50 {
-            let d0 = p.backoff(0);
-            assert!(
-                d0 <= Duration::from_millis(500) && d0 >= Duration::from_millis(375),
-                "{d0:?}"
-            );
-            let d3 = p.backoff(3);
-            assert!(d3 <= Duration::from_secs(4) && d3 >= Duration::from_secs(3), "{d3:?}");
-            let d9 = p.backoff(9);
-            assert!(d9 <= MAX_DELAY && d9 >= Duration::from_secs(6), "{d9:?}");
-        }
     }
 
     #[test]

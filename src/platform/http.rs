@@ -1,5 +1,6 @@
 //! The HTTP client every platform API call goes through: auth header, JSON bodies,
-//! retries on 429 and 5xx (honouring `retry-after`), and errors that name the call.
+//! retries on 429 and 5xx (honouring `retry-after`) on the shared policy of
+//! [`crate::net::retry`], and errors that name the call.
 //!
 //! Each endpoint is a short method in its platform module (build the URL, the request,
 //! decode); this file owns what they share.
@@ -10,12 +11,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::PlatformError;
+use crate::net::client;
+use crate::net::retry::{self, Call, Ended, Retry, RetryPolicy};
 use crate::redact::Redactor;
 
 /// Attempts for a retryable answer (429, 5xx, connection error) before giving up.
 pub const MAX_ATTEMPTS: u32 = 4;
-const BASE_DELAY: Duration = Duration::from_millis(500);
-const MAX_DELAY: Duration = Duration::from_secs(8);
+/// Platform answers are small: a call that takes longer than this is stuck.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
@@ -44,8 +46,7 @@ pub struct ApiClient {
     platform: &'static str,
     auth: Auth,
     redactor: Redactor,
-    /// Test seam: backoff steps (production: 500 ms doubling to 8 s).
-    base_delay: Duration,
+    retry: RetryPolicy,
 }
 
 impl ApiClient {
@@ -70,32 +71,28 @@ impl ApiClient {
         redactor: Redactor,
         proxy: Option<&str>,
     ) -> Result<Self, PlatformError> {
-        crate::llm::transport::install_crypto_provider();
-        let failed = |e: reqwest::Error| PlatformError::Api {
+        let client = client::build(&client::Options {
+            total_timeout: Some(TIMEOUT),
+            proxy,
+            ..client::Options::default()
+        })
+        .map_err(|e| PlatformError::Api {
             platform,
             call: "client".into(),
             message: e.to_string(),
-        };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(TIMEOUT)
-            .user_agent(concat!("pace/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = proxy {
-            builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(failed)?);
-        }
-        let client = builder.build().map_err(failed)?;
+        })?;
         Ok(Self {
             client,
             platform,
             auth,
             redactor,
-            base_delay: BASE_DELAY,
+            retry: RetryPolicy::new(MAX_ATTEMPTS - 1),
         })
     }
 
     #[must_use]
     pub fn with_base_delay(mut self, delay: Duration) -> Self {
-        self.base_delay = delay;
+        self.retry.base_delay = delay;
         self
     }
 
@@ -114,19 +111,14 @@ impl ApiClient {
 
     /// One request: the answer (status, body, the server's `retry-after`), or the
     /// transport error when none arrived (refused, reset, timed out).
-    async fn attempt(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<(ApiResponse, Option<Duration>), reqwest::Error> {
+    async fn attempt(&self, method: &Method, url: &str, body: Option<&Value>) -> Outcome {
         let mut request = self.authorise(self.client.request(method.clone(), url));
         if let Some(body) = body {
             request = request.json(body);
         }
         let response = request.send().await?;
         let status = response.status();
-        let delay = crate::llm::transport::retry_after(response.headers());
+        let delay = retry::retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok((
@@ -149,16 +141,12 @@ impl ApiClient {
         }
     }
 
-    /// Waits before the next attempt: the server's `retry-after` (at most a minute), else
-    /// an exponential backoff.
-    async fn pause(&self, call: &str, attempt: u32, retry_after: Option<Duration>, last: &str) {
-        let backoff = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt - 1))
-            .min(MAX_DELAY);
-        let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(60));
-        tracing::debug!(platform = self.platform, call, attempt, %last, ?wait, "retrying");
-        tokio::time::sleep(wait).await;
+    fn call<'a>(&self, operation: &'a str) -> Call<'a> {
+        Call {
+            service: self.platform,
+            operation,
+            warn: false,
+        }
     }
 
     /// Sends `method url` with an optional JSON body; retries 429/5xx and connection
@@ -172,21 +160,9 @@ impl ApiClient {
         url: &str,
         body: Option<&Value>,
     ) -> Result<ApiResponse, PlatformError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (retry_after, last) = match self.attempt(&method, url, body).await {
-                Ok((response, delay)) => {
-                    if !retryable(response.status) || attempt >= MAX_ATTEMPTS {
-                        return Ok(response);
-                    }
-                    (delay, format!("HTTP {}", response.status))
-                }
-                Err(e) if attempt >= MAX_ATTEMPTS => return Err(self.no_answer(call, attempt, &e)),
-                Err(e) => (None, e.to_string()),
-            };
-            self.pause(call, attempt, retry_after, &last).await;
-        }
+        let attempt = || self.attempt(&method, url, body);
+        let (outcome, attempts) = retry::run(&self.retry, self.call(call), attempt, transient).await;
+        self.answer(call, outcome, attempts)
     }
 
     /// `POST url` that creates one object (a merge request, an issue), retried like
@@ -204,32 +180,36 @@ impl ApiClient {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, PlatformError>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if attempt > 1
-                && let Some(found) = find().await?
-            {
-                tracing::debug!(platform = self.platform, call, attempt, "created by an earlier attempt");
-                return Ok(Created::Found(found));
+        let attempt = || self.attempt(&Method::POST, url, Some(body));
+        let find_before_repost = || async {
+            match find().await {
+                Ok(None) => None,
+                Ok(Some(found)) => {
+                    tracing::debug!(platform = self.platform, call, "created by an earlier attempt");
+                    Some(Ok(Created::Found(found)))
+                }
+                Err(e) => Some(Err(e)),
             }
-            let (retry_after, last) = match self.attempt(&Method::POST, url, Some(body)).await {
-                Ok((response, delay)) => {
-                    if !retryable(response.status) || attempt >= MAX_ATTEMPTS {
-                        return Ok(Created::Answer(response));
-                    }
-                    (delay, format!("HTTP {}", response.status))
-                }
-                Err(e) if attempt >= MAX_ATTEMPTS => {
-                    if let Some(found) = find().await? {
-                        return Ok(Created::Found(found));
-                    }
-                    return Err(self.no_answer(call, attempt, &e));
-                }
-                Err(e) => (None, e.to_string()),
-            };
-            self.pause(call, attempt, retry_after, &last).await;
+        };
+        match retry::run_with_hook(&self.retry, self.call(call), attempt, transient, find_before_repost).await {
+            Ended::Hooked(result) => result,
+            // The last attempt got no answer: it may still have created the object.
+            Ended::Last {
+                outcome: Err(e),
+                attempts,
+            } => match find().await? {
+                Some(found) => Ok(Created::Found(found)),
+                None => Err(self.no_answer(call, attempts, &e)),
+            },
+            Ended::Last { outcome, attempts } => self.answer(call, outcome, attempts).map(Created::Answer),
         }
+    }
+
+    /// The answer of the last attempt, or the error for none.
+    fn answer(&self, call: &str, outcome: Outcome, attempts: u32) -> Result<ApiResponse, PlatformError> {
+        outcome
+            .map(|(response, _)| response)
+            .map_err(|e| self.no_answer(call, attempts, &e))
     }
 
     /// An error for an answer the call cannot use, with the server's message.
@@ -252,8 +232,22 @@ pub enum Created<T> {
     Found(T),
 }
 
-fn retryable(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+/// One attempt: the answer with the server's `retry-after`, or the transport error.
+type Outcome = Result<(ApiResponse, Option<Duration>), reqwest::Error>;
+
+/// What in an attempt's outcome is worth another attempt (see [`crate::net::retry`]).
+fn transient(outcome: &Outcome) -> Option<Retry> {
+    match outcome {
+        Ok((response, after)) if retry::status_is_transient(response.status.as_u16()) => Some(Retry {
+            after: *after,
+            reason: format!("HTTP {}", response.status),
+        }),
+        Err(e) if retry::transport_is_transient(e) => Some(Retry {
+            after: None,
+            reason: e.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// The human part of an error body (`message`, `error`, `error.message`, `errorMessages`).

@@ -11,6 +11,7 @@ use super::PlatformError;
 use super::http::{ApiClient, Auth, Created};
 use crate::env::{self, Env};
 use crate::error::PaceError;
+use crate::net::codec::encode_component;
 use crate::redact::Redactor;
 
 /// Jira's limit for a description or comment is 32767 characters; stay well below.
@@ -121,7 +122,7 @@ impl Jira {
         let url = format!(
             "{}/rest/api/3/search/jql?jql={}&fields=summary&maxResults=1",
             self.base,
-            encode_query(&jql)
+            encode_component(&jql)
         );
         let response = self.api.send(call, Method::GET, &url, None).await?;
         if response.status != StatusCode::OK {
@@ -223,18 +224,6 @@ fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
-/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-pub fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// Markdown as pace renders it (paragraphs, `## ` headings, `- ` lists, tables) to an
 /// Atlassian Document Format document: headings, bullet lists, and paragraphs whose lines
 /// are separated by hard breaks. Jira rejects empty text nodes, so none are produced.
@@ -311,14 +300,6 @@ mod tests {
         assert_eq!(content[3]["content"][1]["content"][0]["content"][0]["text"], "two");
         assert!(!doc.to_string().contains("\"text\":\"\""));
         assert_eq!(adf("")["content"][0]["type"], "paragraph");
-    }
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(
-            encode_query("labels = \"pace-day-1\" AND x!=Done"),
-            "labels%20%3D%20%22pace-day-1%22%20AND%20x%21%3DDone"
-        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JunitCounts {
     pub tests: u64,
@@ -22,66 +25,51 @@ impl JunitCounts {
 }
 
 /// Sums the `<testsuite>` elements of one document (falls back to a `<testsuites>` root
-/// when it has no `<testsuite>` children). Malformed input yields zero counts, never a panic.
+/// when it has no `<testsuite>` children). Comments, CDATA and processing instructions
+/// are not elements and count nothing. Malformed input counts what came before the
+/// error, never panics.
 pub fn parse_counts(xml: &str) -> JunitCounts {
-    let mut total = JunitCounts::default();
+    let mut suites = JunitCounts::default();
+    let mut roots = JunitCounts::default();
     let mut found_suite = false;
-    for tag in start_tags(xml, "testsuite") {
-        found_suite = true;
-        total.add(counts_of(tag));
-    }
-    if !found_suite {
-        for tag in start_tags(xml, "testsuites") {
-            total.add(counts_of(tag));
+    let mut reader = Reader::from_str(xml);
+    // Runners write sloppy XML; a wrong closing tag must not hide the counts.
+    reader.config_mut().check_end_names = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(tag) | Event::Empty(tag)) => match tag.name().as_ref() {
+                b"testsuite" => {
+                    found_suite = true;
+                    suites.add(counts_of(&tag));
+                }
+                b"testsuites" => roots.add(counts_of(&tag)),
+                _ => {}
+            },
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
         }
     }
-    total
+    if found_suite { suites } else { roots }
 }
 
-fn start_tags<'a>(xml: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    let open_len = name.len() + 1;
-    xml.match_indices('<').filter_map(move |(i, _)| {
-        if !xml[i + 1..].starts_with(name) {
-            return None;
-        }
-        let rest = &xml[i + open_len..];
-        // `<testsuite` must not match `<testsuites`.
-        let next = rest.chars().next()?;
-        if !(next.is_whitespace() || next == '>' || next == '/') {
-            return None;
-        }
-        let end = rest.find('>')?;
-        Some(&rest[..end])
-    })
-}
-
-fn counts_of(tag: &str) -> JunitCounts {
+fn counts_of(tag: &BytesStart<'_>) -> JunitCounts {
+    let attr = |name: &str| attr(tag, name);
     JunitCounts {
-        tests: attr(tag, "tests"),
-        failures: attr(tag, "failures"),
-        errors: attr(tag, "errors"),
-        skipped: attr(tag, "skipped").max(attr(tag, "disabled")),
+        tests: attr("tests"),
+        failures: attr("failures"),
+        errors: attr("errors"),
+        skipped: attr("skipped").max(attr("disabled")),
     }
 }
 
-fn attr(tag: &str, name: &str) -> u64 {
-    let mut search = tag;
-    while let Some(i) = search.find(name) {
-        let before_ok = i == 0 || search.as_bytes()[i - 1].is_ascii_whitespace();
-        let rest = search[i + name.len()..].trim_start();
-        if before_ok && let Some(rest) = rest.strip_prefix('=') {
-            let rest = rest.trim_start();
-            let quote = rest.chars().next().unwrap_or('"');
-            let value: String = rest[quote.len_utf8().min(rest.len())..]
-                .chars()
-                .take_while(|c| *c != quote)
-                .collect();
-            // Some runners write floats ("3.0"); take the integer part.
-            return value.split('.').next().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-        }
-        search = &search[i + name.len()..];
-    }
-    0
+/// The attribute's integer value; 0 when it is missing or not a number.
+fn attr(tag: &BytesStart<'_>, name: &str) -> u64 {
+    let Ok(Some(value)) = tag.try_get_attribute(name) else {
+        return 0;
+    };
+    let text = String::from_utf8_lossy(&value.value);
+    // Some runners write floats ("3.0"); take the integer part.
+    text.split('.').next().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// The most bytes of collected JUnit read into memory, per file and in all. A suite can
@@ -227,6 +215,41 @@ mod tests {
             let _ = parse_counts(xml);
         }
         assert_eq!(parse_counts("<testsuite tests=\"3.0\" failures=\"1\">").tests, 3);
+    }
+
+    #[test]
+    fn commented_out_suites_count_nothing() {
+        let xml = r#"<?xml version="1.0"?>
+<!-- an old run: <testsuite tests="5" failures="5"> -->
+<testsuites><testsuite name="a" tests="2" failures="1"><![CDATA[<testsuite tests="7">]]></testsuite></testsuites>"#;
+        assert_eq!(
+            parse_counts(xml),
+            JunitCounts {
+                tests: 2,
+                failures: 1,
+                errors: 0,
+                skipped: 0
+            }
+        );
+        // Only a comment: no suite, and no `<testsuites>` root to fall back to.
+        assert_eq!(
+            parse_counts(r#"<!-- <testsuite tests="5"/> -->"#),
+            JunitCounts::default()
+        );
+    }
+
+    #[test]
+    fn nested_suites_and_sloppy_closing_tags_still_count() {
+        let xml = r#"<testsuite tests="1" skipped="0" disabled="2"><testsuite tests="3" errors="1"></testcase></testsuite></testsuite>"#;
+        assert_eq!(
+            parse_counts(xml),
+            JunitCounts {
+                tests: 4,
+                failures: 0,
+                errors: 1,
+                skipped: 2
+            }
+        );
     }
 
     #[test]
