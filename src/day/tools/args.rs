@@ -26,7 +26,7 @@ pub(super) fn arg_str<'v>(input: &'v Value, name: &str) -> &'v str {
 
 /// A list of strings from an array, or from a markdown bullet string (one item per line,
 /// `- `/`* `/`• ` stripped, empty lines and lone bullets dropped).
-pub fn string_list(value: Option<&Value>) -> Vec<String> {
+pub(super) fn string_list(value: Option<&Value>) -> Vec<String> {
     let items: Vec<String> = match value {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         Some(Value::String(s)) => s.lines().map(str::to_string).collect(),

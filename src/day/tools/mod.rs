@@ -17,7 +17,8 @@
 //!   paths the handlers returned.
 //!
 //! Dependencies point one way: `router` → `registry` → the tool files → `args`, `files`,
-//! `paths` and this module's types; nothing imports `router`.
+//! `paths` and this module's types; `evict` reads `run`'s markers. No tool imports
+//! `router` or `registry`.
 //!
 //! Two kinds of failure: what the model can fix (bad path, bad arguments, failing command)
 //! becomes a tool result with `is_error: true`; what it cannot (the sandbox died) is a
@@ -52,7 +53,6 @@ mod search;
 mod write_doc;
 mod write_file;
 
-pub use args::string_list;
 pub use evict::{check_pairing, estimate_tokens, evict_stale};
 pub use registry::{Tool, forge_tools, scribe_tools};
 pub use router::dispatch;
