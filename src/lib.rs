@@ -26,6 +26,7 @@ pub mod report;
 pub mod safe_write;
 pub mod sandbox;
 pub mod schemas;
+pub mod text;
 
 /// Parses the command line, runs the command, renders any error and maps it to the
 /// exit code (one place for both).

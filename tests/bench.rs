@@ -183,13 +183,20 @@ fn forge_input_tokens(evict: bool) -> usize {
         }],
     }];
     let mut total = 0;
+    // What the handlers would return as changed: a `write_file` its path.
+    let mut changed = pace::day::tools::ChangedByCall::new();
     for i in 0..20 {
         if evict {
-            pace::day::tools::evict::evict_stale(&mut messages);
+            pace::day::tools::evict::evict_stale(&mut messages, &changed);
         }
         total += pace::day::tools::evict::estimate_tokens(&messages);
         let (input, result, name) = scripted_forge_turn(i);
         let id = format!("toolu_{i}");
+        if name == "write_file"
+            && let Some(path) = input["path"].as_str()
+        {
+            changed.insert(id.clone(), vec![path.to_string()]);
+        }
         messages.push(Message {
             role: Role::Assistant,
             content: vec![Block::ToolUse {

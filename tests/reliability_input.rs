@@ -613,7 +613,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn outcome_text(outcome: &ToolOutcome) -> (String, bool) {
     match outcome {
-        ToolOutcome::Result { content, is_error } => (content.clone(), *is_error),
+        ToolOutcome::Result(r) => (r.content.clone(), r.is_error),
         ToolOutcome::Handoff(v) => (v.to_string(), false),
         ToolOutcome::Finished(s) => (s.clone(), false),
         ToolOutcome::Abort(e) => (e.to_string(), true),
@@ -724,7 +724,7 @@ fn reliability_hostile_tool_arguments_are_tool_errors() {
         json!({"pattern": "a", "max_results": -7}),
     ] {
         let outcome = rt.block_on(dispatch(&mut ctx_forge, "call", "search", &input));
-        assert!(matches!(outcome, ToolOutcome::Result { .. }), "{outcome:?}");
+        assert!(matches!(outcome, ToolOutcome::Result(_)), "{outcome:?}");
     }
     repo.outside_untouched().unwrap();
     // Past the call cap, everything but the final tool is refused; the final tool still works.
@@ -1301,7 +1301,7 @@ fn reliability_proptest_tool_dispatch() {
         let mut ctx = repo.ctx(toolset);
         for (name, input) in &calls {
             let outcome = rt.block_on(dispatch(&mut ctx, "call", name, input));
-            if let ToolOutcome::Result { content, is_error } = &outcome {
+            if let ToolOutcome::Result(pace::day::tools::ToolResult { content, is_error, .. }) = &outcome {
                 if content.starts_with("ERROR") != *is_error && *is_error {
                     return Err(format!("{name} {input}: an error without the ERROR prefix: {content}"));
                 }

@@ -81,13 +81,7 @@ impl Node {
 }
 
 fn shorten(text: &str) -> String {
-    const MAX: usize = 40;
-    if text.chars().count() <= MAX {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(MAX).collect();
-        format!("{cut}...")
-    }
+    crate::text::truncate_chars(text, 40, "...")
 }
 
 /// Reads a file as UTF-8, refusing files over [`MAX_FILE_BYTES`]. Problems go to `sink`.

@@ -313,22 +313,6 @@ pub fn render(template: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-/// Head and tail of a long text for a prompt, with the cut marked.
-pub fn head_tail(text: &str, head: usize, tail: usize) -> String {
-    if text.len() <= head + tail {
-        return text.to_string();
-    }
-    let mut h = head;
-    while !text.is_char_boundary(h) {
-        h -= 1;
-    }
-    let mut t = text.len() - tail;
-    while !text.is_char_boundary(t) {
-        t += 1;
-    }
-    format!("{}\n[... {} bytes omitted ...]\n{}", &text[..h], t - h, &text[t..])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +321,5 @@ mod tests {
     fn render_and_untrusted() {
         assert_eq!(render("a {{x}} b {{x}}", &[("x", "1")]), "a 1 b 1");
         assert!(untrusted("f", "x</untrusted>y").contains("x</ untrusted>y"));
-        let t = head_tail(&"é".repeat(100), 11, 11);
-        assert!(t.contains("bytes omitted"));
     }
 }

@@ -687,7 +687,7 @@ fn record_attempt(
         attempt,
         date: artifacts::now_rfc3339(),
         outcome: outcome.into(),
-        hold_reason: reason.chars().take(2000).collect(),
+        hold_reason: crate::text::head_chars(reason, 2000).to_string(),
         cost_usd: ((ctx.llm.totals().cost_usd - state.spend_recorded) * 10_000.0).round() / 10_000.0,
         commit: commit.to_string(),
         red_phase_confirmed: state.red_phase_confirmed,

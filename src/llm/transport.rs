@@ -258,12 +258,7 @@ pub fn error_message(body: &Value) -> Option<String> {
 }
 
 pub fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max_chars).collect();
-    out.push('…');
-    out
+    crate::text::truncate_chars(text, max_chars, "…")
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the retries are used up; the

@@ -621,12 +621,7 @@ fn field_errors(body: &Value) -> Option<String> {
 }
 
 fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max).collect();
-    cut.push_str("\n\n… (truncated; the full text is in the artifacts)");
-    cut
+    crate::text::truncate_chars(text, max, crate::text::TRUNCATED_NOTE)
 }
 
 /// Kept for the tests' fake servers, which build the same header.

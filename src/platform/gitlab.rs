@@ -414,14 +414,7 @@ impl GitlabPlatform {
     /// quick action, escape, hidden HTML or mention acts), then cut to GitLab's limit.
     fn clean(&self, text: &str) -> String {
         let text = crate::inert::markdown(text, &self.redactor);
-        if text.len() <= MAX_DESCRIPTION {
-            return text;
-        }
-        let mut cut = MAX_DESCRIPTION;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}\n\n… (truncated; the full text is in the artifacts)", &text[..cut])
+        crate::text::truncate_bytes(&text, MAX_DESCRIPTION, crate::text::TRUNCATED_NOTE)
     }
 
     /// Follows the newest pipeline of `sha` until a terminal status or the timeout; the

@@ -216,12 +216,7 @@ impl Jira {
 }
 
 fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max).collect();
-    cut.push_str("\n\n… (truncated; the full text is in the artifacts)");
-    cut
+    crate::text::truncate_chars(text, max, crate::text::TRUNCATED_NOTE)
 }
 
 /// Markdown as pace renders it (paragraphs, `## ` headings, `- ` lists, tables) to an

@@ -265,15 +265,7 @@ fn list(md: &mut String, title: &str, items: &[String]) {
 }
 
 /// One line, at most `max` characters (platform titles reject newlines).
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
+pub use crate::text::one_line;
 
 fn cell(text: &str) -> String {
     one_line(text, 200).replace('|', "\\|")

@@ -255,7 +255,7 @@ async fn tool_loop(
 
 /// Commits FORGE's changes in the writable directories; returns HEAD and the files.
 fn commit_work(ctx: &DayContext, story: &StoryCard, attempt: u32) -> Result<(String, Vec<String>), DayError> {
-    let subject = crate::report::summary::one_line(&story.story, 60);
+    let subject = crate::text::one_line(&story.story, 60);
     commit_writable(
         ctx,
         &format!("Day {}: FORGE — {subject} (attempt {attempt})", ctx.plan.day),

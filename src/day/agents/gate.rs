@@ -7,12 +7,13 @@ use std::path::Path;
 use super::GATE;
 use crate::artifacts::write_yaml;
 use crate::day::DayError;
-use crate::day::context::{AskError, DayContext, head_tail, render, untrusted};
+use crate::day::context::{AskError, DayContext, render, untrusted};
 use crate::report::junit;
 use crate::sandbox::{RunOutcome, RunRequest};
 use crate::schemas::{
     CriterionResult, Decision, GateMapping, GateReport, Handoff, StoryCard, TestRun, parse_gate_criteria,
 };
+use crate::text::head_tail;
 
 const SYSTEM: &str = include_str!("prompts/gate.md");
 

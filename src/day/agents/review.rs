@@ -3,8 +3,9 @@
 use super::{CONDUIT, SENTINEL};
 use crate::artifacts::{BacklogItem, write_yaml};
 use crate::day::DayError;
-use crate::day::context::{AskError, DayContext, head_tail, render, untrusted};
+use crate::day::context::{AskError, DayContext, render, untrusted};
 use crate::schemas::{Decision, Handoff, ReviewReport, StoryCard, parse_review};
+use crate::text::head_tail;
 
 const SENTINEL_SYSTEM: &str = include_str!("prompts/sentinel.md");
 const CONDUIT_SYSTEM: &str = include_str!("prompts/conduit.md");

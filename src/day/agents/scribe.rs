@@ -7,10 +7,11 @@ use super::SCRIBE;
 use super::turn::{LoopRequest, tool_turn};
 use crate::artifacts::{CONTEXT_DOCS, write_yaml};
 use crate::day::DayError;
-use crate::day::context::{DayContext, head_tail, render, untrusted};
+use crate::day::context::{DayContext, render, untrusted};
 use crate::day::tools::ToolContext;
 use crate::llm::{Message, Role};
 use crate::schemas::ScribeReport;
+use crate::text::head_tail;
 
 const SYSTEM: &str = include_str!("prompts/scribe.md");
 /// The original's hard-coded cap; documents are short.

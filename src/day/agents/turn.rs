@@ -32,7 +32,7 @@ pub async fn tool_turn(
     tools: &mut ToolContext<'_>,
     messages: &mut Vec<Message>,
 ) -> Result<Turn, DayError> {
-    evict::evict_stale(messages);
+    evict::evict_stale(messages, tools.changed_by_call());
     let response = ctx
         .llm
         .chat(ChatRequest {

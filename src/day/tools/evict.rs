@@ -3,8 +3,9 @@
 //! Only the text inside blocks changes: no block or message is added or removed and every
 //! id stays, so each tool_result still answers its tool_use. All rules are idempotent.
 //!
-//! (a) a `read_file` result whose path is written (`write_file`) or changed by a `run`
-//!     LATER in the history is replaced by a stub; a read after the last write stays;
+//! (a) a `read_file` result whose path a LATER call changed (`write_file`, `run`: the
+//!     paths their handlers returned, [`ChangedByCall`]) is replaced by a stub; a read after
+//!     the last change stays;
 //! (b) of several `run` calls with the same command only the latest result stays;
 //! (c) `write_file` / `write_doc` contents older than [`KEEP_WRITE_TURNS`] turns become a
 //!     `[N bytes written]` stub in the tool_use input;
@@ -14,9 +15,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::handlers::{CHANGED_MARKER, REFUSED_MARKER, changed_files_in, head_tail};
+use super::ChangedByCall;
 use super::paths::normalise_rel;
+use super::run::{CHANGED_MARKER, REFUSED_MARKER};
 use crate::llm::{Block, Message, Role};
+use crate::text::{head_tail, truncate_chars};
 
 /// Assistant turns whose `write_file` contents stay verbatim.
 pub const KEEP_WRITE_TURNS: usize = 2;
@@ -33,9 +36,11 @@ const EVICTED_PREFIX: &str = "[evicted: ";
 const SUPERSEDED_PREFIX: &str = "[superseded: ";
 
 /// One tool call in history order.
-struct Call {
+struct Call<'h> {
     /// Position of the tool_use: (message, block); history order.
     at: (usize, usize),
+    /// The paths the call changed (from [`ChangedByCall`]; empty when none).
+    changed: &'h [String],
     /// Index of the assistant turn it belongs to (0-based).
     turn: usize,
     name: String,
@@ -48,8 +53,9 @@ struct Call {
 type Replacements = HashMap<(usize, usize), String>;
 
 /// Shrinks stale tool results and old write payloads in place (see the module docs).
-pub fn evict_stale(messages: &mut [Message]) {
-    let calls = collect_calls(messages);
+/// `changed` says what each call changed ([`super::ToolContext::changed_by_call`]).
+pub fn evict_stale(messages: &mut [Message], changed: &ChangedByCall) {
+    let calls = collect_calls(messages, changed);
     let turns = messages.iter().filter(|m| m.role == Role::Assistant).count();
 
     // Decide everything from the history as it is, then apply.
@@ -65,16 +71,8 @@ pub fn evict_stale(messages: &mut [Message]) {
     stub_old_writes(messages, &calls, turns);
 }
 
-/// (a) A read is stale when a later call writes or changes its path.
-fn plan_stale_reads(calls: &[Call], replace: &mut Replacements) {
-    let writes: Vec<Vec<String>> = calls
-        .iter()
-        .map(|c| match (c.name.as_str(), &c.result) {
-            ("write_file", _) => path_of(&c.input).into_iter().collect(),
-            ("run", Some((_, text))) => changed_files_in(text),
-            _ => Vec::new(),
-        })
-        .collect();
+/// (a) A read is stale when a later call changed its path.
+fn plan_stale_reads(calls: &[Call<'_>], replace: &mut Replacements) {
     for (i, call) in calls.iter().enumerate() {
         if call.name != "read_file" {
             continue;
@@ -82,7 +80,7 @@ fn plan_stale_reads(calls: &[Call], replace: &mut Replacements) {
         let (Some(path), Some((pos, text))) = (path_of(&call.input), &call.result) else {
             continue;
         };
-        if text.starts_with(EVICTED_PREFIX) || !writes[i + 1..].iter().any(|w| w.contains(&path)) {
+        if text.starts_with(EVICTED_PREFIX) || !calls[i + 1..].iter().any(|c| c.changed.contains(&path)) {
             continue;
         }
         replace.insert(
@@ -94,7 +92,7 @@ fn plan_stale_reads(calls: &[Call], replace: &mut Replacements) {
 
 /// (b) Only the latest run of each command keeps its output. Returns the indices of the
 /// superseded calls.
-fn plan_superseded_runs(calls: &[Call], replace: &mut Replacements) -> HashSet<usize> {
+fn plan_superseded_runs(calls: &[Call<'_>], replace: &mut Replacements) -> HashSet<usize> {
     let mut latest: HashMap<&str, usize> = HashMap::new();
     for (i, call) in calls.iter().enumerate() {
         if call.name == "run"
@@ -118,10 +116,10 @@ fn plan_superseded_runs(calls: &[Call], replace: &mut Replacements) -> HashSet<u
         if text.starts_with(SUPERSEDED_PREFIX) {
             continue;
         }
-        let quoted = super::router::truncate_chars(cmd, CMD_QUOTE_CHARS).replace('`', "'");
+        let quoted = truncate_chars(cmd, CMD_QUOTE_CHARS, "...").replace('`', "'");
         let mut stub = format!("[superseded: a later run of `{quoted}` is below]");
-        // Keep the changed-files line (rule (a) still needs it on later passes) and what pace
-        // refused to bring back (the model must not assume those files exist on the host).
+        // Keep, for the model, which files the command changed and what pace refused to
+        // bring back (it must not assume those files exist on the host).
         for marker in [CHANGED_MARKER, REFUSED_MARKER] {
             if let Some(line) = text.lines().rev().find(|l| l.starts_with(marker)) {
                 stub.push('\n');
@@ -134,7 +132,7 @@ fn plan_superseded_runs(calls: &[Call], replace: &mut Replacements) -> HashSet<u
 }
 
 /// (d) Long outputs of older runs keep head and tail.
-fn plan_old_run_outputs(calls: &[Call], superseded: &HashSet<usize>, turns: usize, replace: &mut Replacements) {
+fn plan_old_run_outputs(calls: &[Call<'_>], superseded: &HashSet<usize>, turns: usize, replace: &mut Replacements) {
     for (i, call) in calls.iter().enumerate() {
         if call.name != "run" || superseded.contains(&i) || call.turn + KEEP_RUN_TURNS >= turns {
             continue;
@@ -148,7 +146,7 @@ fn plan_old_run_outputs(calls: &[Call], superseded: &HashSet<usize>, turns: usiz
 }
 
 /// (c) Old write payloads become stubs (the input stays a valid JSON object).
-fn stub_old_writes(messages: &mut [Message], calls: &[Call], turns: usize) {
+fn stub_old_writes(messages: &mut [Message], calls: &[Call<'_>], turns: usize) {
     for call in calls {
         if !matches!(call.name.as_str(), "write_file" | "write_doc") || call.turn + KEEP_WRITE_TURNS >= turns {
             continue;
@@ -167,7 +165,7 @@ fn is_write_stub(s: &str) -> bool {
     s.starts_with('[') && s.ends_with(" bytes written]") && s.len() < 40
 }
 
-fn collect_calls(messages: &[Message]) -> Vec<Call> {
+fn collect_calls<'h>(messages: &[Message], changed: &'h ChangedByCall) -> Vec<Call<'h>> {
     let mut results: HashMap<&str, ((usize, usize), &str)> = HashMap::new();
     for (m, msg) in messages.iter().enumerate() {
         for (b, block) in msg.content.iter().enumerate() {
@@ -191,6 +189,7 @@ fn collect_calls(messages: &[Message]) -> Vec<Call> {
             if let Block::ToolUse { id, name, input } = block {
                 calls.push(Call {
                     at: (m, b),
+                    changed: changed.get(id).map_or(&[], Vec::as_slice),
                     turn,
                     name: name.clone(),
                     input: input.clone(),
@@ -203,7 +202,7 @@ fn collect_calls(messages: &[Message]) -> Vec<Call> {
     calls
 }
 
-/// The repository-relative path a read/write names (`repo:` prefix dropped); `None` for
+/// The repository-relative path a read names (`repo:` prefix dropped); `None` for
 /// SCRIBE's `docs:` paths, which FORGE never writes.
 fn path_of(input: &Value) -> Option<String> {
     let raw = input.get("path")?.as_str()?;
@@ -321,10 +320,12 @@ mod tests {
     use super::*;
 
     /// A scripted history: each step is one assistant turn with its calls and the user
-    /// message with their results.
+    /// message with their results; `changed` is what the handlers would have returned
+    /// (a `write_file` its path, filled in by `turn`; a `run` what the test says).
     #[derive(Default)]
     struct History {
         messages: Vec<Message>,
+        changed: ChangedByCall,
         next_id: usize,
     }
 
@@ -336,6 +337,11 @@ mod tests {
             for (name, input, result) in calls {
                 self.next_id += 1;
                 let id = format!("toolu_{:03}", self.next_id);
+                if *name == "write_file"
+                    && let Some(path) = input["path"].as_str()
+                {
+                    self.changed.insert(id.clone(), vec![normalise_rel(path)]);
+                }
                 uses.push(Block::ToolUse {
                     id: id.clone(),
                     name: (*name).into(),
@@ -357,6 +363,10 @@ mod tests {
                 content: results,
             });
             ids
+        }
+
+        fn evict(&mut self) {
+            evict_stale(&mut self.messages, &self.changed);
         }
 
         fn result(&self, id: &str) -> String {
@@ -407,7 +417,7 @@ mod tests {
         let second = h.turn(&[(n, i, "new content")]);
         let (n, i) = read("src/other.rs");
         let other = h.turn(&[(n, i, "untouched")]);
-        evict_stale(&mut h.messages);
+        h.evict();
         assert_eq!(
             h.result(&first[0]),
             "[evicted: src/lib.rs was rewritten after this read — read it again if needed]"
@@ -423,7 +433,7 @@ mod tests {
         let (rn, ri) = read("src/a.rs");
         let (wn, wi) = write("src/a.rs", "x");
         let ids = h.turn(&[(wn, wi, "OK"), (rn, ri, "x")]);
-        evict_stale(&mut h.messages);
+        h.evict();
         assert_eq!(h.result(&ids[1]), "x", "the read came after the write in the same turn");
     }
 
@@ -434,12 +444,41 @@ mod tests {
         let ids = h.turn(&[(n, i, "fn  main(){}")]);
         let (n, i) = run("cargo fmt");
         let fmt = format!("exit code: 0\n(no output)\n{CHANGED_MARKER}src/lib.rs, tests/t.rs]");
-        h.turn(&[(n, i, fmt.as_str())]);
-        evict_stale(&mut h.messages);
+        let ran = h.turn(&[(n, i, fmt.as_str())]);
+        h.changed
+            .insert(ran[0].clone(), vec!["src/lib.rs".into(), "tests/t.rs".into()]);
+        h.evict();
         assert!(
             h.result(&ids[0]).starts_with("[evicted: src/lib.rs"),
             "{}",
             h.result(&ids[0])
+        );
+    }
+
+    /// Which files a call changed comes from the handlers' data, never from the result
+    /// text: a changed-files line the model could have printed itself changes nothing, and
+    /// a refused write (no changed path) leaves the read alone.
+    #[test]
+    fn staleness_comes_from_the_changed_paths_not_from_the_text() {
+        let mut h = History::default();
+        let (n, i) = read("src/lib.rs");
+        let kept = h.turn(&[(n, i, "fn main() {}")]);
+        let (n, i) = run("echo");
+        let forged = format!("exit code: 0\n{CHANGED_MARKER}src/lib.rs]");
+        h.turn(&[(n, i, forged.as_str())]);
+        let (n, i) = write("src/lib.rs", "x");
+        let refused = h.turn(&[(n, i, "ERROR: `src/lib.rs` is a symbolic link")]);
+        h.changed.remove(&refused[0]);
+        h.evict();
+        assert_eq!(h.result(&kept[0]), "fn main() {}");
+
+        let (n, i) = run("make gen");
+        let quiet = h.turn(&[(n, i, "exit code: 0\n(no output)")]);
+        h.changed.insert(quiet[0].clone(), vec!["src/lib.rs".into()]);
+        h.evict();
+        assert_eq!(
+            h.result(&kept[0]),
+            "[evicted: src/lib.rs was rewritten after this read — read it again if needed]"
         );
     }
 
@@ -451,7 +490,7 @@ mod tests {
         let (n2, i2) = run("cargo build");
         let b = h.turn(&[(n, i.clone(), "exit code: 101\n2 failed"), (n2, i2, "exit code: 0")]);
         let c = h.turn(&[(n, i, "exit code: 0\nall passed")]);
-        evict_stale(&mut h.messages);
+        h.evict();
         let stub = "[superseded: a later run of `cargo test` is below]";
         assert_eq!(h.result(&a[0]), stub);
         assert_eq!(h.result(&b[0]), stub);
@@ -468,8 +507,9 @@ mod tests {
         let (n, i) = run("cargo fmt");
         let changed = format!("exit code: 0\n{CHANGED_MARKER}src/lib.rs]");
         let first = h.turn(&[(n, i.clone(), changed.as_str())]);
+        h.changed.insert(first[0].clone(), vec!["src/lib.rs".into()]);
         h.turn(&[(n, i, "exit code: 0")]);
-        evict_stale(&mut h.messages);
+        h.evict();
         assert!(h.result(&first[0]).starts_with("[superseded:"));
         assert!(h.result(&first[0]).ends_with(&format!("{CHANGED_MARKER}src/lib.rs]")));
         assert!(h.result(&r[0]).starts_with("[evicted:"));
@@ -485,14 +525,14 @@ mod tests {
             h.turn(&[(n, i, "OK")]);
         }
         let last_id = format!("toolu_{:03}", h.next_id);
-        evict_stale(&mut h.messages);
+        h.evict();
         assert_eq!(
             h.input(&old[0]),
             json!({"path": "src/a.rs", "content": "[5000 bytes written]"})
         );
         assert_eq!(h.input(&last_id)["content"], "recent");
         let before = h.messages.clone();
-        evict_stale(&mut h.messages);
+        h.evict();
         assert_eq!(h.messages, before, "eviction is idempotent");
     }
 
@@ -507,7 +547,7 @@ mod tests {
             h.turn(&[(n, i, long.as_str())]);
         }
         let recent = format!("toolu_{:03}", h.next_id);
-        evict_stale(&mut h.messages);
+        h.evict();
         let cut = h.result(&old[0]);
         assert!(cut.starts_with("exit code: 1\naaa") && cut.ends_with("zzz"), "{cut}");
         assert!(cut.contains("bytes omitted") && cut.len() < 2_000);
@@ -581,7 +621,7 @@ mod tests {
         for (name, input, result) in &steps {
             plain.turn(&[(name, input.clone(), result.as_str())]);
             evicted.turn(&[(name, input.clone(), result.as_str())]);
-            evict_stale(&mut evicted.messages);
+            evicted.evict();
             check_pairing(&evicted.messages).unwrap();
             plain_total += estimate_tokens(&plain.messages);
             evicted_total += estimate_tokens(&evicted.messages);

@@ -1,39 +1,62 @@
-//! FORGE and SCRIBE tools: specs, dispatch, handlers, path confinement, eviction.
+//! FORGE and SCRIBE tools: the registry, dispatch, handlers, path confinement, eviction.
 //!
 //! Owns everything between "the model asked for a tool" and "this is the tool result":
-//! - [`specs`]: each tool as data (name, description, JSON schema), serialised straight
-//!   into the request;
+//! - one file per tool ([`read_file`], [`write_file`], [`list_files`], [`search`], [`run`],
+//!   [`confirm_red_phase`], [`complete_handoff`]; SCRIBE's [`scribe_read_file`],
+//!   [`list_dir`], [`write_doc`], [`finish`]) holding its spec (name, description, JSON
+//!   schema) and its handler;
+//! - [`registry::Tool`]: the enum of those tools, giving each toolset's spec list and the
+//!   one `match` that reaches a handler;
 //! - [`router::dispatch`]: the one place that counts calls, checks arguments against the
-//!   specs, times and logs calls, runs the handler and redacts its result;
+//!   specs ([`args`]), times and logs calls, runs the handler, redacts its result and
+//!   records the paths it changed;
 //! - [`paths`]: the confinement every file tool goes through (repository only, never
 //!   `.git/` or `.pace/`, writes only into the source and test directories, no links out);
-//! - [`evict`]: shrinking stale tool results before each model call.
+//!   [`files`]: the bounded reads and walks the file tools share;
+//! - [`evict`]: shrinking stale tool results before each model call, from the changed
+//!   paths the handlers returned.
+//!
+//! Dependencies point one way: `router` → `registry` → the tool files → `args`, `files`,
+//! `paths` and this module's types; `evict` reads `run`'s markers. No tool imports
+//! `router` or `registry`.
 //!
 //! Two kinds of failure: what the model can fix (bad path, bad arguments, failing command)
 //! becomes a tool result with `is_error: true`; what it cannot (the sandbox died) is a
 //! [`ToolAbort`] and pace stops the attempt.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::config::settings::Settings;
-use crate::llm::{Block, ToolSpec};
+use crate::llm::Block;
 use crate::redact::Redactor;
 use crate::sandbox::{ExecSession, SandboxError};
 
+mod args;
+mod complete_handoff;
+mod confirm_red_phase;
 pub mod evict;
-mod handlers;
+mod files;
+mod finish;
+mod list_dir;
+mod list_files;
 pub mod paths;
+mod read_file;
+pub mod registry;
 pub mod router;
+mod run;
+mod scribe_read_file;
 mod search;
-pub mod specs;
+mod write_doc;
+mod write_file;
 
 pub use evict::{check_pairing, estimate_tokens, evict_stale};
+pub use registry::{Tool, forge_tools, scribe_tools};
 pub use router::dispatch;
-pub use specs::{forge_tools, scribe_tools};
+pub use write_doc::SCRIBE_DOCS;
 
 /// Tool calls allowed per attempt before every call but the final one is refused.
 pub const DEFAULT_MAX_TOOL_CALLS: u32 = 400;
@@ -47,11 +70,25 @@ pub enum Toolset {
     Scribe,
 }
 
+/// A tool result for the model, and what the call did to the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResult {
+    pub content: String,
+    /// For everything the model should fix.
+    pub is_error: bool,
+    /// Repository-relative paths (`/`-separated) the call created, changed or deleted:
+    /// eviction and the handoff's `files_written` read this, never the text.
+    pub changed: Vec<String>,
+}
+
+/// Repository-relative paths each call changed, by tool_use id: the
+/// [`ToolResult::changed`] of every answered call (calls that changed nothing are absent).
+pub type ChangedByCall = HashMap<String, Vec<String>>;
+
 /// What a tool call produced.
 #[derive(Debug)]
 pub enum ToolOutcome {
-    /// A tool result for the model; `is_error` for everything the model should fix.
-    Result { content: String, is_error: bool },
+    Result(ToolResult),
     /// `complete_handoff` was accepted: the normalised handoff (redacted). pace adds
     /// `day`, `agent`, `commit` and the counters.
     Handoff(Value),
@@ -67,26 +104,29 @@ pub const HANDOFF_ACCEPTED: &str = "Handoff recorded. Implementation complete.";
 pub const FINISH_ACCEPTED: &str = "Finished. The documents are recorded.";
 
 impl ToolOutcome {
+    /// A successful result that changed nothing.
     pub(crate) fn ok(content: impl Into<String>) -> Self {
-        Self::Result {
+        Self::Result(ToolResult {
             content: content.into(),
             is_error: false,
-        }
+            changed: Vec::new(),
+        })
     }
 
     /// An error the model should see; `message` gets the `ERROR: ` prefix.
     pub(crate) fn error(message: impl AsRef<str>) -> Self {
-        Self::Result {
+        Self::Result(ToolResult {
             content: format!("ERROR: {}", message.as_ref()),
             is_error: true,
-        }
+            changed: Vec::new(),
+        })
     }
 
     /// The tool_result block answering `call_id`, if this outcome has one (everything but
     /// [`ToolOutcome::Abort`]). Keeps the history well-formed when the loop stops.
     pub fn to_block(&self, call_id: &str) -> Option<Block> {
         let (content, is_error) = match self {
-            Self::Result { content, is_error } => (content.clone(), *is_error),
+            Self::Result(result) => (result.content.clone(), result.is_error),
             Self::Handoff(_) => (HANDOFF_ACCEPTED.to_string(), false),
             Self::Finished(_) => (FINISH_ACCEPTED.to_string(), false),
             Self::Abort(_) => return None,
@@ -99,7 +139,11 @@ impl ToolOutcome {
     }
 
     pub fn is_error(&self) -> bool {
-        matches!(self, Self::Result { is_error: true, .. } | Self::Abort(_))
+        match self {
+            Self::Result(result) => result.is_error,
+            Self::Abort(_) => true,
+            Self::Handoff(_) | Self::Finished(_) => false,
+        }
     }
 }
 
@@ -162,6 +206,8 @@ pub struct ToolContext<'a> {
     pub(crate) max_run_timeout: Duration,
     pub(crate) max_tool_calls: u32,
     pub(crate) calls: u32,
+    /// What each call changed, by tool_use id (recorded by the router).
+    pub(crate) changed_by_call: ChangedByCall,
 }
 
 impl std::fmt::Debug for ToolContext<'_> {
@@ -250,6 +296,7 @@ impl<'a> ToolContext<'a> {
             max_run_timeout: max_run_timeout.max(Duration::from_secs(1)),
             max_tool_calls: DEFAULT_MAX_TOOL_CALLS,
             calls: 0,
+            changed_by_call: ChangedByCall::new(),
         })
     }
 
@@ -282,14 +329,6 @@ impl<'a> ToolContext<'a> {
         self
     }
 
-    /// The specs to send with each request, in a stable order.
-    pub fn specs(&self) -> Vec<ToolSpec> {
-        match self.toolset {
-            Toolset::Forge { tdd } => specs::forge_tools(tdd),
-            Toolset::Scribe => specs::scribe_tools(),
-        }
-    }
-
     pub fn toolset(&self) -> Toolset {
         self.toolset
     }
@@ -316,6 +355,12 @@ impl<'a> ToolContext<'a> {
     /// Tool calls dispatched so far.
     pub fn calls(&self) -> u32 {
         self.calls
+    }
+
+    /// The paths each call of this attempt changed, by tool_use id: what
+    /// [`evict_stale`] needs to know which earlier reads went stale.
+    pub fn changed_by_call(&self) -> &ChangedByCall {
+        &self.changed_by_call
     }
 
     pub(crate) fn record_written(&mut self, path: String) {

@@ -1,107 +1,100 @@
-//! Walking the repository for `list_files` (recursive) and `search`: sorted, bounded,
-//! never following symlinks, skipping `.git`, `.pace`, dependency and build directories.
+//! FORGE's `search`: a regular expression over the repository's text files, line by line.
 
 use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
+use serde_json::{Value, json};
 
-use super::paths::{INTERNAL_DIRS, looks_like_secret};
+use super::args::{arg_str, spec as tool_spec};
+use super::files::{Entry, is_binary, path_error, walk};
+use super::paths::looks_like_secret;
+use super::{ToolContext, ToolOutcome};
+use crate::llm::ToolSpec;
+use crate::text::truncate_chars;
 
-/// Directories a recursive walk does not enter (dependencies, build output, caches).
-pub const SKIP_DIRS: [&str; 15] = [
-    "node_modules",
-    "target",
-    ".venv",
-    "venv",
-    "__pycache__",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".tox",
-    ".gradle",
-    ".idea",
-    ".next",
-    "vendor",
-    ".terraform",
-    "dist",
-];
-
-/// Entries visited by one walk at most (keeps a huge tree from stalling the loop).
-const MAX_WALK_ENTRIES: usize = 50_000;
+pub const NAME: &str = "search";
+/// Results: default and ceiling.
+const DEFAULT_SEARCH_RESULTS: usize = 100;
+const MAX_SEARCH_RESULTS: usize = 500;
+/// Largest compiled regex (the model's pattern cannot blow up memory).
+const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
 /// Files larger than this are not searched.
 const MAX_SEARCH_FILE_BYTES: u64 = 1024 * 1024;
 /// A matching line is shown up to this many characters.
 const MAX_LINE_CHARS: usize = 200;
 
-pub fn is_skipped_dir(name: &str) -> bool {
-    INTERNAL_DIRS
-        .iter()
-        .chain(SKIP_DIRS.iter())
-        .any(|d| name.eq_ignore_ascii_case(d))
+pub fn spec() -> ToolSpec {
+    tool_spec(
+        NAME,
+        "Search the repository's text files for a regular expression (Rust regex syntax, \
+         e.g. `fn\\s+parse_`, `(?i)todo`). Returns matching lines as `path:line: text`. \
+         Binary files, `.git`, `.pace` and dependency or build directories are skipped.",
+        json!({
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "description": "Regular expression to look for, line by line"},
+                "path": {"type": "string", "description": "Directory or file to search in, relative to the repository root (default: everything)"},
+                "max_results": {"type": "integer", "description": "Maximum number of matching lines (default 100, at most 500)"}
+            },
+            "required": ["pattern"]
+        }),
+    )
 }
 
-/// One entry of a walk: repository-relative path and whether it is a directory.
-pub struct Entry {
-    pub rel: String,
-    pub is_dir: bool,
-}
-
-/// Depth-first, sorted walk below `start` (absolute, `start_rel` its relative form).
-/// Stops when `visit` returns false or after [`MAX_WALK_ENTRIES`]; returns whether it
-/// stopped early.
-pub fn walk(start: &Path, start_rel: &str, visit: &mut dyn FnMut(&Entry) -> bool) -> bool {
-    let mut stack = vec![(start.to_path_buf(), start_rel.to_string())];
-    let mut seen = 0usize;
-    while let Some((dir, dir_rel)) = stack.pop() {
-        let Ok(read) = fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut children: Vec<(String, bool, bool)> = read
-            .filter_map(Result::ok)
-            .map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let ft = e.file_type().ok();
-                let is_link = ft.is_some_and(|t| t.is_symlink());
-                let is_dir = ft.is_some_and(|t| t.is_dir());
-                (name, is_dir, is_link)
-            })
-            .collect();
-        children.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut subdirs = Vec::new();
-        for (name, is_dir, is_link) in children {
-            if INTERNAL_DIRS.iter().any(|d| name.eq_ignore_ascii_case(d)) {
-                continue;
-            }
-            seen += 1;
-            if seen > MAX_WALK_ENTRIES {
-                return true;
-            }
-            let rel = if dir_rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{dir_rel}/{name}")
-            };
-            if !visit(&Entry {
-                rel: rel.clone(),
-                is_dir,
-            }) {
-                return true;
-            }
-            if is_dir && !is_link && !is_skipped_dir(&name) {
-                subdirs.push((dir.join(&name), rel));
-            }
-        }
-        // Reverse so the alphabetically first directory is walked first.
-        stack.extend(subdirs.into_iter().rev());
+pub(super) fn call(ctx: &ToolContext<'_>, input: &Value) -> ToolOutcome {
+    let pattern = arg_str(input, "pattern");
+    if pattern.is_empty() {
+        return ToolOutcome::error("search requires a non-empty 'pattern' argument (string)");
     }
-    false
+    let re = match RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build() {
+        Ok(re) => re,
+        Err(e) => return ToolOutcome::error(format!("invalid regular expression: {e}")),
+    };
+    let raw = input.get("path").and_then(Value::as_str).unwrap_or(".");
+    let max = input
+        .get("max_results")
+        .and_then(Value::as_f64)
+        .map_or(DEFAULT_SEARCH_RESULTS, |n| {
+            // Saturating float-to-int conversion; the value is clamped right after.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let n = n as usize;
+            n.clamp(1, MAX_SEARCH_RESULTS)
+        });
+    let resolved = match ctx.jail.resolve_read(raw) {
+        Ok(r) => r,
+        Err(e) => return path_error(&e),
+    };
+    let mut hits = Vec::new();
+    let mut stopped = false;
+    if resolved.abs.is_dir() {
+        let root = ctx.jail.root().to_path_buf();
+        stopped = walk(&resolved.abs, &resolved.rel, &mut |entry: &Entry| {
+            if !entry.is_dir {
+                search_file(&root.join(&entry.rel), &entry.rel, &re, max, &mut hits);
+            }
+            hits.len() < max
+        });
+    } else {
+        search_file(&resolved.abs, &resolved.rel, &re, max, &mut hits);
+    }
+    if hits.is_empty() {
+        return ToolOutcome::ok(format!("No matches for `{pattern}` in {raw}"));
+    }
+    let mut out = hits.join("\n");
+    if stopped || hits.len() >= max {
+        out.push_str(&format!(
+            "\n[stopped after {} matches: narrow the pattern or the path, or raise max_results (at most {MAX_SEARCH_RESULTS})]",
+            hits.len()
+        ));
+    }
+    ToolOutcome::ok(out)
 }
 
 /// Matches of `re` in one file as `rel:line: text`, appended to `hits` up to `max`.
 /// Binary, oversized and secret-looking files are skipped.
-pub fn search_file(abs: &Path, rel: &str, re: &Regex, max: usize, hits: &mut Vec<String>) {
+fn search_file(abs: &Path, rel: &str, re: &Regex, max: usize, hits: &mut Vec<String>) {
     if looks_like_secret(rel) {
         return;
     }
@@ -129,13 +122,8 @@ pub fn search_file(abs: &Path, rel: &str, re: &Regex, max: usize, hits: &mut Vec
             return;
         }
         if re.is_match(line) {
-            let shown = super::router::truncate_chars(line.trim_end(), MAX_LINE_CHARS);
+            let shown = truncate_chars(line.trim_end(), MAX_LINE_CHARS, "...");
             hits.push(format!("{rel}:{}: {shown}", n + 1));
         }
     }
-}
-
-/// A NUL byte in the first 8 KiB marks a binary file (git's heuristic).
-pub fn is_binary(bytes: &[u8]) -> bool {
-    bytes.iter().take(8 * 1024).any(|b| *b == 0)
 }

@@ -105,10 +105,11 @@ async fn call(ctx: &mut ToolContext<'_>, name: &str, input: Value) -> ToolOutcom
 #[track_caller]
 fn expect_error(outcome: &ToolOutcome, needle: &str) -> String {
     match outcome {
-        ToolOutcome::Result {
+        ToolOutcome::Result(ToolResult {
             content,
             is_error: true,
-        } => {
+            ..
+        }) => {
             assert!(content.starts_with("ERROR: "), "no ERROR prefix: {content}");
             assert!(content.contains(needle), "expected {needle:?} in {content}");
             content.clone()
@@ -120,10 +121,11 @@ fn expect_error(outcome: &ToolOutcome, needle: &str) -> String {
 #[track_caller]
 fn expect_ok(outcome: &ToolOutcome) -> String {
     match outcome {
-        ToolOutcome::Result {
+        ToolOutcome::Result(ToolResult {
             content,
             is_error: false,
-        } => content.clone(),
+            ..
+        }) => content.clone(),
         other => panic!("expected a successful result, got {other:?}"),
     }
 }
@@ -287,11 +289,11 @@ async fn read_file_on_a_directory_lists_it_and_missing_files_are_reported() {
 async fn large_reads_are_cut_with_a_note_and_large_writes_refused() {
     let f = fixture();
     let mut ctx = forge_ctx(&f, false);
-    fs::write(f.repo.join("src/big.txt"), "a".repeat(handlers::READ_CAP_BYTES + 10)).unwrap();
+    fs::write(f.repo.join("src/big.txt"), "a".repeat(read_file::READ_CAP_BYTES + 10)).unwrap();
     let text = expect_ok(&call(&mut ctx, "read_file", json!({"path": "src/big.txt"})).await);
     assert!(text.contains("[truncated: src/big.txt is 262154 bytes"));
-    assert!(text.len() < handlers::READ_CAP_BYTES + 200);
-    let big = "b".repeat(handlers::WRITE_CAP_BYTES + 1);
+    assert!(text.len() < read_file::READ_CAP_BYTES + 200);
+    let big = "b".repeat(files::WRITE_CAP_BYTES + 1);
     expect_error(
         &call(&mut ctx, "write_file", json!({"path": "src/x", "content": big})).await,
         "at most",
@@ -483,7 +485,7 @@ async fn run_reports_exit_code_timeouts_changes_and_redacts() {
 
         let text = expect_ok(&call(&mut ctx, "run", json!({"command": "noisy"})).await);
         assert!(text.contains("bytes omitted"), "output is capped");
-        assert!(text.len() < handlers::RUN_HEAD_BYTES + handlers::RUN_TAIL_BYTES + 100);
+        assert!(text.len() < run::RUN_HEAD_BYTES + run::RUN_TAIL_BYTES + 100);
         assert!(text.ends_with("tttt"), "the end of the output is kept");
 
         let out = call(&mut ctx, "run", json!({"command": "ls"})).await;
@@ -510,10 +512,11 @@ async fn run_reports_exit_code_timeouts_changes_and_redacts() {
 #[track_caller]
 fn expect_error_like_run(outcome: &ToolOutcome) -> String {
     match outcome {
-        ToolOutcome::Result {
+        ToolOutcome::Result(ToolResult {
             content,
             is_error: true,
-        } => content.clone(),
+            ..
+        }) => content.clone(),
         other => panic!("expected a failing run, got {other:?}"),
     }
 }
@@ -666,7 +669,7 @@ async fn scribe_tools_read_prefixes_write_docs_and_finish() {
         &call(&mut ctx, "finish", json!({"summary": "done"})).await,
         "still missing: product.md",
     );
-    for doc in specs::SCRIBE_DOCS {
+    for doc in SCRIBE_DOCS {
         let text = expect_ok(&call(&mut ctx, "write_doc", json!({"name": doc, "content": "## Vision\n"})).await);
         assert_eq!(text, format!("OK: wrote {doc} (10 bytes)"));
     }
@@ -725,12 +728,13 @@ fn dispatch_future_is_send() {
     assert_send(&fut);
 }
 
-/// The changed-files line `run` writes is what eviction reads: a read of a file a later
-/// command rewrote is evicted in a history built from real dispatch results.
+/// The changed paths `run` and `write_file` return are what eviction reads: a read of a
+/// file a later call rewrote is evicted in a history built from real dispatch results.
 #[tokio::test]
 async fn run_results_feed_eviction() {
     use crate::llm::{Block, Message, Role};
     let f = fixture();
+    fs::write(f.repo.join("tests/t.rs"), "old").unwrap();
     let mut runner = FakeRunner {
         results: vec![Ok(CommandResult {
             exit_code: 0,
@@ -745,7 +749,9 @@ async fn run_results_feed_eviction() {
     let mut messages = Vec::new();
     for (id, name, input) in [
         ("r1", "read_file", json!({"path": "src/lib.rs"})),
+        ("r2", "read_file", json!({"path": "tests/t.rs"})),
         ("x1", "run", json!({"command": "cargo fmt"})),
+        ("w1", "write_file", json!({"path": "./tests//t.rs", "content": "x"})),
     ] {
         let outcome = dispatch(&mut ctx, id, name, &input).await;
         messages.push(Message {
@@ -761,10 +767,36 @@ async fn run_results_feed_eviction() {
             content: vec![outcome.to_block(id).unwrap()],
         });
     }
-    evict_stale(&mut messages);
+    assert_eq!(ctx.changed_by_call().get("x1"), Some(&vec!["src/lib.rs".to_string()]));
+    assert_eq!(ctx.changed_by_call().get("w1"), Some(&vec!["tests/t.rs".to_string()]));
+    assert_eq!(ctx.changed_by_call().get("r1"), None, "a read changes nothing");
+    evict_stale(&mut messages, ctx.changed_by_call());
     check_pairing(&messages).unwrap();
-    let Block::ToolResult { content, .. } = &messages[1].content[0] else {
-        panic!()
+    for (at, path) in [(1, "src/lib.rs"), (3, "tests/t.rs")] {
+        let Block::ToolResult { content, .. } = &messages[at].content[0] else {
+            panic!()
+        };
+        assert!(content.starts_with(&format!("[evicted: {path}")), "{content}");
+    }
+}
+
+/// A handler's changed paths are data on its result, and the router records them as
+/// written; a refused write returns none.
+#[tokio::test]
+async fn write_file_returns_the_path_it_changed() {
+    let f = fixture();
+    let mut ctx = forge_ctx(&f, false);
+    let ToolOutcome::Result(result) =
+        call(&mut ctx, "write_file", json!({"path": "./src//new.rs", "content": "x"})).await
+    else {
+        panic!("no result")
     };
-    assert!(content.starts_with("[evicted: src/lib.rs"), "{content}");
+    assert_eq!(result.changed, ["src/new.rs"]);
+    assert!(!result.is_error);
+    let ToolOutcome::Result(refused) = call(&mut ctx, "write_file", json!({"path": "README.md", "content": "x"})).await
+    else {
+        panic!("no result")
+    };
+    assert!(refused.is_error && refused.changed.is_empty(), "{refused:?}");
+    assert_eq!(ctx.written_paths(), ["src/new.rs"]);
 }

@@ -1,0 +1,67 @@
+//! SCRIBE's `list_dir`: one directory level as `dir  name` / `file  name` lines.
+
+use std::fs;
+
+use serde_json::{Value, json};
+
+use super::args::{arg_str, spec as tool_spec};
+use super::files::{is_skipped_dir, path_error, scribe_root};
+use super::paths::PathError;
+use super::{ToolContext, ToolOutcome};
+use crate::llm::ToolSpec;
+
+pub const NAME: &str = "list_dir";
+
+pub fn spec() -> ToolSpec {
+    tool_spec(
+        NAME,
+        "List one directory level as `dir  name` / `file  name` lines. Prefix `docs:` lists \
+         the documentation directory, `repo:` or no prefix the repository. Examples: `docs:`, \
+         `docs:technical`, `.`, `src`.",
+        json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "Directory with an optional `docs:` or `repo:` prefix"}
+            },
+            "required": ["path"]
+        }),
+    )
+}
+
+pub(super) fn call(ctx: &ToolContext<'_>, input: &Value) -> ToolOutcome {
+    let raw = arg_str(input, "path");
+    let (jail, rel) = scribe_root(ctx, raw);
+    let resolved = match jail.resolve_read(rel) {
+        Ok(r) => r,
+        Err(PathError::NotFound(_)) => {
+            return ToolOutcome::error(format!("Directory not found: {raw}"));
+        }
+        Err(e) => return path_error(&e),
+    };
+    if !resolved.abs.is_dir() {
+        return ToolOutcome::error(format!("{raw} is a file. Use read_file instead."));
+    }
+    let Ok(read) = fs::read_dir(&resolved.abs) else {
+        return ToolOutcome::error(format!("Could not list {raw}"));
+    };
+    let mut lines: Vec<String> = read
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_skipped_dir(&name) {
+                return None;
+            }
+            let kind = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                "dir"
+            } else {
+                "file"
+            };
+            Some(format!("{kind}  {name}"))
+        })
+        .collect();
+    lines.sort();
+    if lines.is_empty() {
+        return ToolOutcome::ok("(empty)");
+    }
+    ToolOutcome::ok(lines.join("\n"))
+}

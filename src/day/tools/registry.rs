@@ -1,0 +1,214 @@
+//! The tools as one enum: [`Tool::of`] gives a toolset's tools in the order the model sees
+//! them, [`Tool::spec`] their specs (serialised straight into the request) and
+//! [`Tool::call`] is the one place a call reaches its handler. Each tool's spec and handler
+//! live together in its own file. Spec texts are stable (no dates, ids or settings) so the
+//! tools stay inside the provider's prompt cache.
+
+use serde_json::Value;
+
+use super::{
+    ToolContext, ToolOutcome, Toolset, complete_handoff, confirm_red_phase, finish, list_dir, list_files, read_file,
+    run, scribe_read_file, search, write_doc, write_file,
+};
+use crate::llm::ToolSpec;
+
+/// Every tool of FORGE and SCRIBE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    ReadFile,
+    WriteFile,
+    ListFiles,
+    Search,
+    Run,
+    ConfirmRedPhase,
+    CompleteHandoff,
+    /// SCRIBE's `read_file` (prefixes, docs root, smaller cap).
+    ScribeReadFile,
+    ListDir,
+    WriteDoc,
+    Finish,
+}
+
+impl Tool {
+    /// The tools of `toolset` in a fixed order; `confirm_red_phase` only when TDD is
+    /// enforced.
+    pub fn of(toolset: Toolset) -> Vec<Self> {
+        match toolset {
+            Toolset::Forge { tdd } => {
+                let mut tools = vec![
+                    Self::ReadFile,
+                    Self::WriteFile,
+                    Self::ListFiles,
+                    Self::Search,
+                    Self::Run,
+                ];
+                if tdd {
+                    tools.push(Self::ConfirmRedPhase);
+                }
+                tools.push(Self::CompleteHandoff);
+                tools
+            }
+            Toolset::Scribe => vec![Self::ScribeReadFile, Self::ListDir, Self::WriteDoc, Self::Finish],
+        }
+    }
+
+    /// The tool of `toolset` the model calls `name`, if it has one.
+    pub fn find(toolset: Toolset, name: &str) -> Option<Self> {
+        Self::of(toolset).into_iter().find(|t| t.name() == name)
+    }
+
+    /// The name the model calls it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ReadFile => read_file::NAME,
+            Self::WriteFile => write_file::NAME,
+            Self::ListFiles => list_files::NAME,
+            Self::Search => search::NAME,
+            Self::Run => run::NAME,
+            Self::ConfirmRedPhase => confirm_red_phase::NAME,
+            Self::CompleteHandoff => complete_handoff::NAME,
+            Self::ScribeReadFile => scribe_read_file::NAME,
+            Self::ListDir => list_dir::NAME,
+            Self::WriteDoc => write_doc::NAME,
+            Self::Finish => finish::NAME,
+        }
+    }
+
+    pub fn spec(self) -> ToolSpec {
+        match self {
+            Self::ReadFile => read_file::spec(),
+            Self::WriteFile => write_file::spec(),
+            Self::ListFiles => list_files::spec(),
+            Self::Search => search::spec(),
+            Self::Run => run::spec(),
+            Self::ConfirmRedPhase => confirm_red_phase::spec(),
+            Self::CompleteHandoff => complete_handoff::spec(),
+            Self::ScribeReadFile => scribe_read_file::spec(),
+            Self::ListDir => list_dir::spec(),
+            Self::WriteDoc => write_doc::spec(),
+            Self::Finish => finish::spec(),
+        }
+    }
+
+    /// Runs the handler. Arguments were checked against [`Tool::spec`] by the router.
+    pub(super) async fn call(self, ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
+        match self {
+            Self::ReadFile => read_file::call(ctx, input),
+            Self::WriteFile => write_file::call(ctx, input),
+            Self::ListFiles => list_files::call(ctx, input),
+            Self::Search => search::call(ctx, input),
+            Self::Run => run::call(ctx, input).await,
+            Self::ConfirmRedPhase => confirm_red_phase::call(ctx, input),
+            Self::CompleteHandoff => complete_handoff::call(ctx, input),
+            Self::ScribeReadFile => scribe_read_file::call(ctx, input),
+            Self::ListDir => list_dir::call(ctx, input),
+            Self::WriteDoc => write_doc::call(ctx, input),
+            Self::Finish => finish::call(ctx, input),
+        }
+    }
+}
+
+/// FORGE's specs in a fixed order; `confirm_red_phase` only when TDD is enforced.
+pub fn forge_tools(tdd: bool) -> Vec<ToolSpec> {
+    Tool::of(Toolset::Forge { tdd }).into_iter().map(Tool::spec).collect()
+}
+
+/// SCRIBE's specs in a fixed order.
+pub fn scribe_tools() -> Vec<ToolSpec> {
+    Tool::of(Toolset::Scribe).into_iter().map(Tool::spec).collect()
+}
+
+// Here rather than beside `ToolContext` so the context does not depend on the tools.
+impl ToolContext<'_> {
+    /// The specs to send with each request, in a stable order.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        Tool::of(self.toolset).into_iter().map(Tool::spec).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn names(tools: &[ToolSpec]) -> Vec<&str> {
+        tools.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn forge_order_and_tdd() {
+        assert_eq!(
+            names(&forge_tools(true)),
+            [
+                "read_file",
+                "write_file",
+                "list_files",
+                "search",
+                "run",
+                "confirm_red_phase",
+                "complete_handoff"
+            ]
+        );
+        assert!(!names(&forge_tools(false)).contains(&"confirm_red_phase"));
+        assert_eq!(names(&scribe_tools()), ["read_file", "list_dir", "write_doc", "finish"]);
+    }
+
+    #[test]
+    fn each_tool_is_found_by_the_name_in_its_spec() {
+        for toolset in [Toolset::Forge { tdd: true }, Toolset::Scribe] {
+            for tool in Tool::of(toolset) {
+                assert_eq!(tool.spec().name, tool.name());
+                assert_eq!(Tool::find(toolset, tool.name()), Some(tool));
+            }
+        }
+        assert_eq!(Tool::find(Toolset::Scribe, "read_file"), Some(Tool::ScribeReadFile));
+        assert_eq!(
+            Tool::find(Toolset::Forge { tdd: true }, "read_file"),
+            Some(Tool::ReadFile)
+        );
+        assert_eq!(Tool::find(Toolset::Forge { tdd: false }, "confirm_red_phase"), None);
+        assert_eq!(Tool::find(Toolset::Forge { tdd: true }, "write_doc"), None);
+    }
+
+    #[test]
+    fn schemas_are_objects_with_known_required_properties() {
+        for tool in forge_tools(true).into_iter().chain(scribe_tools()) {
+            assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
+            let props = tool.input_schema["properties"].as_object().cloned().unwrap_or_default();
+            for req in tool.input_schema["required"].as_array().cloned().unwrap_or_default() {
+                let req = req.as_str().unwrap_or_default().to_string();
+                assert!(props.contains_key(&req), "{}: {req}", tool.name);
+            }
+            assert!(!tool.description.is_empty());
+        }
+        // The model does not need a SHA: pace commits.
+        let handoff = complete_handoff::spec();
+        let required = handoff.input_schema["required"].as_array().cloned().unwrap_or_default();
+        assert!(!required.contains(&json!("commit")));
+    }
+
+    /// The specs are what the recorded example day was offered, to the byte: a replayed day
+    /// must see the same tools.
+    #[test]
+    fn specs_match_the_recorded_example_cassette() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/greeter/cassette/day-1.jsonl");
+        let text = std::fs::read_to_string(path).unwrap();
+        let recorded = |agent: &str| -> Value {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|e| e["request"]["agent"] == agent)
+                .map(|e| e["request"]["tools"].clone())
+                .unwrap()
+        };
+        assert_eq!(recorded("FORGE"), serde_json::to_value(forge_tools(true)).unwrap());
+        assert_eq!(recorded("SCRIBE"), serde_json::to_value(scribe_tools()).unwrap());
+    }
+
+    #[test]
+    fn specs_are_stable() {
+        assert_eq!(forge_tools(true), forge_tools(true));
+        let text = serde_json::to_string(&forge_tools(true)).unwrap_or_default();
+        assert!(!text.contains("202"), "no dates in tool text");
+    }
+}
