@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::config::settings::Provider;
 use crate::env::Env;
-use crate::error::{ExitKind, PaceError};
+use crate::error::{ExitKind, Hint, PaceError};
 
 struct Check {
     name: &'static str,

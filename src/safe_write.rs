@@ -83,6 +83,14 @@ impl OwnFileError {
     }
 }
 
+impl crate::error::Hint for OwnFileError {
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        // A link or special file in pace's own paths: the checkout has to be fixed (as for
+        // a dirty work tree), re-running it as it is fails the same way.
+        self.is_refusal().then_some(crate::error::ExitKind::Config)
+    }
+}
+
 /// An [`io::Error`] made from a refusal (e.g. by [`create_own_file`]): lets a caller that
 /// only sees `io::Error` tell "remove this link" from an I/O failure.
 pub fn is_refusal_io(e: &io::Error) -> bool {

@@ -252,6 +252,11 @@ async fn infra_docker_refuses_pace_gate() {
     with_unknown_sandbox_user(&p);
     let out = p.pace_gate().output().unwrap();
     assert_exit("exit_4_docker_refuses_pace_gate", &out, 4);
+    assert!(
+        stderr(&out).contains("\nhint: the Docker daemon refused the operation"),
+        "the Docker hint reaches `pace gate`: {}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

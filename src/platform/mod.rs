@@ -28,6 +28,15 @@ pub enum PlatformError {
     },
 }
 
+impl crate::error::Hint for PlatformError {
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        match self {
+            Self::Artifact(e) => crate::error::Hint::exit_kind(e),
+            Self::PushRejected { .. } | Self::Api { .. } => None,
+        }
+    }
+}
+
 /// What publishing produced: links for `run.json` and the dotenv report.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
