@@ -139,7 +139,12 @@ impl fmt::Display for PaceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "error: {}", self.message)?;
         if let Some(hint) = &self.hint {
-            write!(f, "\n\nhint: {hint}")?;
+            // A hint of several parts (a platform's advice, then how to go on) is one
+            // `hint:` line per part.
+            f.write_str("\n")?;
+            for line in hint.lines() {
+                write!(f, "\nhint: {line}")?;
+            }
         }
         Ok(())
     }
@@ -255,5 +260,10 @@ mod tests {
         let e = PaceError::config("no day given").with_hint("run `pace --day N`");
         assert_eq!(e.to_string(), "error: no day given\n\nhint: run `pace --day N`");
         assert_eq!(PaceError::infra("down").to_string(), "error: down");
+        let two = PaceError::infra("push rejected").with_hint("give the token write access\nre-run the day");
+        assert_eq!(
+            two.to_string(),
+            "error: push rejected\n\nhint: give the token write access\nhint: re-run the day"
+        );
     }
 }

@@ -631,6 +631,7 @@ async fn ci_evidence(ctx: &DayContext, req: &DayRequest, platform: &dyn Platform
         return None;
     }
     if let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await {
+        let e = e.with_advice();
         ctx.warn(format!("wait_for_ci: could not push `{}`: {e}", ctx.branch));
         return Some(format!("not available: the push of `{}` failed ({e})", ctx.branch));
     }
@@ -641,6 +642,7 @@ async fn ci_evidence(ctx: &DayContext, req: &DayRequest, platform: &dyn Platform
     match platform.wait_for_ci(commit).await {
         Ok(result) => result,
         Err(e) => {
+            let e = e.with_advice();
             ctx.warn(format!("wait_for_ci: {e}"));
             Some(format!("not available: {e}"))
         }
@@ -727,7 +729,7 @@ async fn finish(
         if !req.dry_run
             && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
         {
-            return (Some(e.to_string()), None, mr_url, issue_url);
+            return (Some((e.to_string(), error::hint(&e))), None, mr_url, issue_url);
         }
         let published = match decision {
             RunDecision::Ship => platform.ship(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
@@ -741,9 +743,12 @@ async fn finish(
                 .map(|p| issue_url = p.url),
             _ => Ok(()),
         };
-        let publish_error = published
-            .err()
-            .map(|e| format!("{} could not publish the result: {e}", platform.name()));
+        let publish_error = published.err().map(|e| {
+            (
+                format!("{} could not publish the result: {e}", platform.name()),
+                error::hint(&e),
+            )
+        });
         (None, publish_error, mr_url, issue_url)
     };
     let published = match interrupt {
@@ -763,12 +768,12 @@ async fn finish(
             (decision, exit, hint) = (RunDecision::Error, error::exit_kind(&e), error::hint(&e));
             summary.decision = decision;
             summary.reason = reason.clone();
-            (Some(reason.clone()), None, None, None)
+            (Some((reason.clone(), None)), None, None, None)
         }
     };
     // A push or an MR/issue call that failed makes the day an infrastructure error whatever
     // the agents decided: run.json and the dotenv report say so, and a re-run publishes again.
-    let (exit, reason) = match push_error.as_ref().or(publish_error.as_ref()) {
+    let (exit, reason) = match push_error.as_ref().or(publish_error.as_ref()).map(|(e, _)| e) {
         Some(e) if matches!(exit, ExitKind::Ship | ExitKind::Hold) => (
             ExitKind::Infrastructure,
             ctx.redactor.redact(&format!("{e} (the day was {})", decision.as_str())),
@@ -809,12 +814,12 @@ async fn finish(
         && push_error.is_none()
         && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
     {
-        push_error = Some(e.to_string());
+        push_error = Some((e.to_string(), error::hint(&e)));
     }
     for w in &warnings {
         ctx.warn(w.clone());
     }
-    if let Some(push) = push_error {
+    if let Some((push, advice)) = push_error {
         let patch = match write_changes_patch(ctx) {
             Ok(path) => format!(" (also as `{}`)", path.display()),
             Err(e) => {
@@ -826,23 +831,29 @@ async fn finish(
             exit,
             decision: Some(decision),
             message: ctx.redactor.redact(&push),
-            hint: Some(if matches!(exit, ExitKind::Interrupted | ExitKind::Terminated) {
-                format!(
-                    "the work is committed locally and in the artifacts{patch}; re-run the day to push and publish it"
-                )
-            } else {
-                format!(
-                    "the work is committed locally and in the artifacts{patch}; fix the push (network, rights) and re-run the day"
-                )
-            }),
+            hint: Some(after_platform_advice(
+                advice,
+                if matches!(exit, ExitKind::Interrupted | ExitKind::Terminated) {
+                    format!(
+                        "the work is committed locally and in the artifacts{patch}; re-run the day to push and publish it"
+                    )
+                } else {
+                    format!(
+                        "the work is committed locally and in the artifacts{patch}; fix the push (network, rights) and re-run the day"
+                    )
+                },
+            )),
         };
     }
-    if let Some(publish) = publish_error {
+    if let Some((publish, advice)) = publish_error {
         return DayReport {
             exit,
             decision: Some(decision),
             message: ctx.redactor.redact(&publish),
-            hint: Some("the branch is pushed and the artifacts are written; fix the token or project settings (`pace doctor`) and re-run the day to publish".into()),
+            hint: Some(after_platform_advice(
+                advice,
+                "the branch is pushed and the artifacts are written; fix the token or project settings (`pace doctor`) and re-run the day to publish".into(),
+            )),
         };
     }
     // A link left in pace's own paths during the day (e.g. by the suite in bind mode):
@@ -884,6 +895,15 @@ async fn finish(
             .redactor
             .redact(&format!("{message}\nartifacts: {}", ctx.day_dir.dir.display())),
         hint,
+    }
+}
+
+/// The platform's advice (what to change there) first, then what pace kept and how to go
+/// on: one `hint:` line each.
+fn after_platform_advice(advice: Option<String>, next: String) -> String {
+    match advice {
+        Some(advice) => format!("{advice}\n{next}"),
+        None => next,
     }
 }
 
