@@ -187,7 +187,7 @@ mod tests {
         let err = DayError::ToolAborted {
             agent: "FORGE".into(),
             tool: "run".into(),
-            source: ToolAbort::Sandbox(docker_refused("start")),
+            source: Box::new(ToolAbort::Sandbox(docker_refused("start"))),
         };
         let shown = PaceError::from_error(&err);
         assert_eq!(shown.kind, ExitKind::Infrastructure);

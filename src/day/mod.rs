@@ -56,7 +56,7 @@ pub enum DayError {
     ToolAborted {
         agent: String,
         tool: String,
-        source: tools::ToolAbort,
+        source: Box<tools::ToolAbort>,
     },
     #[error("cannot resolve the repository root: {0}")]
     RepoRoot(#[source] std::io::Error),
@@ -863,7 +863,7 @@ async fn finish(
         && e.is_refusal()
     {
         return DayReport {
-            exit: ExitKind::Config,
+            exit: error::exit_kind(e),
             decision: Some(decision),
             message: ctx.redactor.redact(&format!(
                 "{e} (the day was {}; run.json records that)",

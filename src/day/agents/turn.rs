@@ -58,7 +58,7 @@ pub async fn tool_turn(
             return Err(DayError::ToolAborted {
                 agent: request.agent.to_string(),
                 tool: name.to_string(),
-                source: abort,
+                source: Box::new(abort),
             });
         }
         turn.called.push((name.to_string(), input.clone()));
