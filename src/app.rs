@@ -152,9 +152,10 @@ fn run_day(
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{message}");
     if report.exit != ExitKind::Ship && report.exit != ExitKind::Hold {
+        // Rendered with every other error, by `crate::run`.
         let mut err = PaceError::new(report.exit, message);
         err.hint = report.hint;
-        eprintln!("{err}");
+        return Err(err);
     }
     Ok(report.exit.code())
 }
@@ -218,12 +219,9 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
         boundary: crate::boundary::Boundary::for_settings(&settings),
         redactor: day::redactor_for(env, &settings),
     };
-    let sandbox = crate::sandbox::Sandbox::connect(ctx).await.map_err(|e| {
-        let hint = e.hint();
-        let mut err = PaceError::infra(e.to_string());
-        err.hint = hint;
-        err
-    })?;
+    let sandbox = crate::sandbox::Sandbox::connect(ctx)
+        .await
+        .map_err(|e| PaceError::from_error(&e))?;
     // As at the start of a day: containers left by killed runs go first.
     if let Ok(n) = sandbox.remove_stale(&settings.repo_root).await
         && n > 0
@@ -252,7 +250,7 @@ async fn gate(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Resu
     if let Ok(mut lines) = lines.lock() {
         let _ = std::io::stdout().lock().write_all(lines.finish().as_bytes());
     }
-    let (outcome, test_run) = result.map_err(|e| PaceError::infra(e.to_string()))?;
+    let (outcome, test_run) = result.map_err(|e| PaceError::from_error(&e))?;
     eprintln!(
         "pace gate: exit code {}{}; {} tests, {} failures, {} errors; log: {}",
         outcome.exit_code,

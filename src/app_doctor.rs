@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::config::settings::Provider;
 use crate::env::Env;
-use crate::error::{ExitKind, PaceError};
+use crate::error::{ExitKind, Hint, PaceError};
 
 struct Check {
     name: &'static str,
@@ -179,7 +179,7 @@ async fn bitbucket_checks(settings: &crate::config::settings::Settings, env: &En
         Err(e) => {
             checks.push(fail(
                 "token",
-                e.to_string(),
+                e.with_advice(),
                 Some("create a repository access token (repository:write, pullrequest:write, pipeline:write) as BITBUCKET_ACCESS_TOKEN, or a user API token with scopes as BITBUCKET_API_TOKEN with BITBUCKET_EMAIL".into()),
             ));
             return checks;
@@ -195,7 +195,7 @@ async fn bitbucket_checks(settings: &crate::config::settings::Settings, env: &En
         Err(e) => {
             checks.push(fail(
                 "repo",
-                e.to_string(),
+                e.with_advice(),
                 Some("check BITBUCKET_WORKSPACE and BITBUCKET_REPO_SLUG (Pipelines injects them when Pipelines is enabled)".into()),
             ));
             return checks;
@@ -215,9 +215,9 @@ async fn bitbucket_checks(settings: &crate::config::settings::Settings, env: &En
                 format!("target branch `{b}` does not exist in `{repo}`"),
                 Some("set `platform.target_branch` to an existing branch, or push it first".into()),
             )),
-            Err(e) => checks.push(fail("branch", e.to_string(), None)),
+            Err(e) => checks.push(fail("branch", e.with_advice(), None)),
         },
-        Err(e) => checks.push(fail("branch", e.to_string(), None)),
+        Err(e) => checks.push(fail("branch", e.with_advice(), None)),
     }
     match platform.jira() {
         Some(jira) => match jira.check().await {
@@ -229,7 +229,7 @@ async fn bitbucket_checks(settings: &crate::config::settings::Settings, env: &En
             }),
             Err(e) => checks.push(fail(
                 "jira",
-                e.to_string(),
+                e.with_advice(),
                 Some("check JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN and `platform.tracker.project`".into()),
             )),
         },

@@ -29,6 +29,15 @@ impl ArtifactError {
     }
 }
 
+impl crate::error::Hint for ArtifactError {
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        match self {
+            Self::Write(e) => crate::error::Hint::exit_kind(e),
+            Self::Serialise { .. } => None,
+        }
+    }
+}
+
 /// A file or directory of pace's own inside a repository: the absolute path (what
 /// `Deref` gives, for reading and messages) and the root it is written from, so every
 /// writer can refuse links below that root.

@@ -325,8 +325,14 @@ fn list_files(files: &[String]) -> String {
     text
 }
 
-impl GitError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::error::Hint for GitError {
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        // The checkout has to be changed by a person; re-running as it is fails the same way.
+        matches!(self, Self::NotARepo(_) | Self::DetachedHead(_) | Self::DirtyWorkTree(_))
+            .then_some(crate::error::ExitKind::Config)
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             Self::NotARepo(_) => Some("run pace at the root of the project's git checkout (`git init` for a new one)".into()),
             Self::DetachedHead(_) => Some(
@@ -689,6 +695,7 @@ fn gitlinks(listing: &str, prefix: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Hint as _;
 
     fn repo() -> (tempfile::TempDir, Git) {
         let dir = tempfile::tempdir().unwrap();

@@ -83,12 +83,14 @@ impl OwnFileError {
     }
 }
 
-/// An [`io::Error`] made from a refusal (e.g. by [`create_own_file`]): lets a caller that
-/// only sees `io::Error` tell "remove this link" from an I/O failure.
-pub fn is_refusal_io(e: &io::Error) -> bool {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<OwnFileError>())
-        .is_some_and(OwnFileError::is_refusal)
+/// Also inside an `io::Error` made from it (e.g. by [`create_own_file`]):
+/// `crate::error::exit_kind` looks through those.
+impl crate::error::Hint for OwnFileError {
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        // A link or special file in pace's own paths: the checkout has to be fixed (as for
+        // a dirty work tree), re-running it as it is fails the same way.
+        self.is_refusal().then_some(crate::error::ExitKind::Config)
+    }
 }
 
 impl From<OwnFileError> for io::Error {
@@ -603,6 +605,8 @@ mod tests {
         ));
         let err = create_own_file(&f.repo, progress).unwrap_err();
         assert!(err.to_string().contains("`PROGRESS.md` is a symbolic link"), "{err}");
+        // Still a refusal (exit 2) for whoever only sees the `io::Error`.
+        assert_eq!(crate::error::exit_kind(&err), crate::error::ExitKind::Config);
         assert!(matches!(
             open_append(&f.repo, progress),
             Err(OwnFileError::Symlink { .. })

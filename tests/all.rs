@@ -7,6 +7,7 @@ mod bench;
 mod bitbucket;
 mod config_validate;
 mod day;
+mod exit_paths;
 mod git_hardening;
 mod gitlab;
 mod images;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pace::config::settings::{CacheScope, SandboxSettings, Settings, WorkspaceMode};
+use pace::error::Hint as _;
 use pace::sandbox::{
     CACHE_MOUNT, Endpoint, LABEL_CACHE, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, RunOutcome,
     RunRequest, Sandbox, SandboxContext, SandboxError, cache_volume_name, project_id,

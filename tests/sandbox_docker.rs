@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pace::config::settings::Settings;
+use pace::error::Hint as _;
 use pace::sandbox::{
     ExecOutcome, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES,
     RunOutcome, RunRequest, Sandbox, SandboxContext, SandboxError, project_id,

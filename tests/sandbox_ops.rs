@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pace::config::settings::{CacheScope, SandboxSettings, Settings};
+use pace::error::Hint as _;
 use pace::sandbox::{
     LABEL_CACHE, LABEL_CACHE_BRANCH, LABEL_CACHE_SCOPE, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT,
     RunOutcome, RunRequest, Sandbox, SandboxContext, cache_volume_name, project_id,

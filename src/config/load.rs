@@ -51,14 +51,20 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-impl From<ConfigError> for PaceError {
-    fn from(err: ConfigError) -> Self {
-        let kind = if err.is_plan_error {
+impl crate::error::Hint for ConfigError {
+    /// The hints are inside the diagnostics, next to the position they are about.
+    fn exit_kind(&self) -> Option<ExitKind> {
+        Some(if self.is_plan_error {
             ExitKind::Plan
         } else {
             ExitKind::Config
-        };
-        PaceError::new(kind, err.to_string())
+        })
+    }
+}
+
+impl From<ConfigError> for PaceError {
+    fn from(err: ConfigError) -> Self {
+        PaceError::from_error(&err)
     }
 }
 

@@ -28,6 +28,24 @@ pub enum LockError {
     Io(#[from] OwnFileError),
 }
 
+impl crate::error::Hint for LockError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Held { .. } => {
+                Some("wait for the other run to finish; a lock left by a killed run is taken over automatically".into())
+            }
+            Self::Io(e) => crate::error::Hint::hint(e),
+        }
+    }
+
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        match self {
+            Self::Held { .. } => None,
+            Self::Io(e) => crate::error::Hint::exit_kind(e),
+        }
+    }
+}
+
 impl RunLock {
     /// Takes `.pace/pipeline.lock` of `pace`'s repository. The lock is written through
     /// [`safe_write`]: a `.pace` that is a link to somewhere else is refused, not locked

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::artifacts::{self, AttemptRecord, BacklogItem, DayDir, PaceDir, RunDecision, RunRecord, Totals};
 use crate::config::settings::Settings;
 use crate::env::Env;
-use crate::error::{ExitKind, PaceError};
+use crate::error::{self, ExitKind, Hint, PaceError};
 use crate::git::{Git, GitError};
 use crate::llm::{Client, LlmError};
 use crate::platform::{Platform, PlatformError};
@@ -47,10 +47,19 @@ pub enum DayError {
     Artifact(#[from] artifacts::ArtifactError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
-    #[error("{0}")]
-    Infra(String),
-    #[error("{0}")]
-    Io(String),
+    /// The checkout cannot be used as it is (opening it, its branch): a person fixes it.
+    #[error(transparent)]
+    Checkout(GitError),
+    /// A tool call hit an infrastructure failure (FORGE's `run` and Docker): the attempt
+    /// stops, and the sandbox's hint reaches the user.
+    #[error("{agent} tool `{tool}` aborted: {source}")]
+    ToolAborted {
+        agent: String,
+        tool: String,
+        source: Box<tools::ToolAbort>,
+    },
+    #[error("cannot resolve the repository root: {0}")]
+    RepoRoot(#[source] std::io::Error),
     #[error("interrupted by {0}")]
     Interrupted(Signal),
     /// `budget.max_minutes` passed; the message names the limit and what was running.
@@ -73,55 +82,35 @@ impl std::fmt::Display for Signal {
     }
 }
 
-impl DayError {
-    pub fn exit_kind(&self) -> ExitKind {
+impl Hint for DayError {
+    fn exit_kind(&self) -> Option<ExitKind> {
         match self {
-            Self::Llm(LlmError::Budget(_)) | Self::TimeBudget(_) => ExitKind::Budget,
-            Self::Llm(LlmError::MissingKey(_) | LlmError::Cassette { .. }) => ExitKind::Config,
-            Self::Interrupted(Signal::Interrupt) => ExitKind::Interrupted,
-            Self::Interrupted(Signal::Terminate) => ExitKind::Terminated,
-            // A link or special file in pace's own paths: the checkout has to be fixed (as
-            // for a dirty work tree), re-running it as it is fails the same way.
-            Self::Artifact(e) | Self::Platform(PlatformError::Artifact(e)) if e.is_refusal() => ExitKind::Config,
-            Self::Sandbox(SandboxError::Io { source, .. }) if crate::safe_write::is_refusal_io(source) => {
-                ExitKind::Config
-            }
-            _ => ExitKind::Infrastructure,
+            Self::Llm(e) => e.exit_kind(),
+            Self::Sandbox(e) => e.exit_kind(),
+            Self::Git(e) => e.exit_kind(),
+            Self::Artifact(e) => e.exit_kind(),
+            Self::Platform(e) => e.exit_kind(),
+            Self::Checkout(_) => Some(ExitKind::Config),
+            Self::ToolAborted { source, .. } => source.exit_kind(),
+            Self::RepoRoot(_) => None,
+            Self::Interrupted(Signal::Interrupt) => Some(ExitKind::Interrupted),
+            Self::Interrupted(Signal::Terminate) => Some(ExitKind::Terminated),
+            Self::TimeBudget(_) => Some(ExitKind::Budget),
         }
     }
 
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
-            Self::Llm(LlmError::Auth { .. }) => Some("check the API key variable (`llm.api_key_env`) and that the key is active".into()),
-            Self::Llm(LlmError::MissingKey(name)) => Some(format!("set `{name}` (a CI/CD variable, masked) or choose `llm.provider: replay` for an offline run")),
-            Self::Llm(LlmError::Budget(_)) => Some("the work so far is committed; the budget applies to each run: re-run the day to continue, or raise `budget.max_usd` / `budget.max_tokens`".into()),
-            Self::Llm(LlmError::Divergence { .. }) => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
-            Self::Llm(LlmError::Unavailable { last, .. }) => Some(unavailable_hint(last)),
-            Self::TimeBudget(_) => Some("the work so far is committed and the artifacts are written; re-run the day to continue (the story card is kept), or raise `budget.max_minutes`".into()),
+            Self::Llm(e) => e.hint(),
             Self::Sandbox(e) => e.hint(),
-            Self::Git(e) => e.hint(),
-            _ => None,
+            Self::Git(e) | Self::Checkout(e) => e.hint(),
+            Self::Artifact(e) => e.hint(),
+            Self::Platform(e) => e.hint(),
+            Self::ToolAborted { source, .. } => source.hint(),
+            Self::TimeBudget(_) => Some("the work so far is committed and the artifacts are written; re-run the day to continue (the story card is kept), or raise `budget.max_minutes`".into()),
+            Self::RepoRoot(_) | Self::Interrupted(_) => None,
         }
     }
-
-    fn into_pace_error(self) -> PaceError {
-        let hint = self.hint();
-        let mut e = PaceError::new(self.exit_kind(), self.to_string());
-        e.hint = hint;
-        e
-    }
-}
-
-/// What to try when the provider still failed after all retries, by the last failure.
-fn unavailable_hint(last: &str) -> String {
-    let what = if last.starts_with("timed out") {
-        "the provider did not answer within `llm.timeout_seconds`; check that it is up (a proxy or a local server may hang), raise `llm.timeout_seconds` for slow models, "
-    } else if last.starts_with("connection failed") {
-        "the provider could not be reached; check `llm.base_url`, the network and any proxy, "
-    } else {
-        "the provider is down or rate-limited: wait, "
-    };
-    format!("{what}then re-run the day (the story card and committed work are kept)")
 }
 
 /// The error for a day stopped by `budget.max_minutes`.
@@ -183,11 +172,11 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         &req.settings.git.author_email,
     ) {
         Ok(g) => g,
-        Err(e) => return early_exit(ExitKind::Config, e.to_string(), e.hint()),
+        Err(e) => return early_exit(&DayError::Checkout(e)),
     };
     let branch = match git.current_branch() {
         Ok(b) => b,
-        Err(e) => return early_exit(ExitKind::Config, e.to_string(), e.hint()),
+        Err(e) => return early_exit(&DayError::Checkout(e)),
     };
     let pace = PaceDir::new(&req.settings.repo_root);
     let day_dir = pace.day(req.plan.day);
@@ -195,7 +184,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     // refused before anything there is read or written, and before a token is spent.
     // Exit 2 as for a dirty work tree: the checkout has to be fixed, not the runner.
     if let Err(e) = pace.check_no_links(req.plan.day) {
-        return early_exit(ExitKind::Config, e.to_string(), None);
+        return early_exit(&e);
     }
     if let Some(shipped) = already_shipped(&day_dir) {
         return DayReport {
@@ -211,36 +200,17 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     }
     let _lock = match lock::RunLock::acquire(&pace, req.plan.day) {
         Ok(l) => l,
-        Err(lock::LockError::Io(e)) if e.is_refusal() => {
-            return early_exit(ExitKind::Config, e.to_string(), None);
-        }
-        Err(e) => {
-            return early_exit(
-                ExitKind::Infrastructure,
-                e.to_string(),
-                Some(
-                    "wait for the other run to finish; a lock left by a killed run is taken over automatically".into(),
-                ),
-            );
-        }
+        Err(e) => return early_exit(&e),
     };
     // A person's uncommitted edits would end up in FORGE's commit (or be tested by GATE
     // as if they were the day's work): the day refuses to start before writing anything.
     match uncommitted_user_changes(&git, &req.settings) {
-        Ok(files) if !files.is_empty() => {
-            let e = GitError::DirtyWorkTree(files);
-            return early_exit(ExitKind::Config, e.to_string(), e.hint());
-        }
+        Ok(files) if !files.is_empty() => return early_exit(&GitError::DirtyWorkTree(files)),
         Ok(_) => {}
-        Err(e) => return early_exit(ExitKind::Infrastructure, e.to_string(), e.hint()),
+        Err(e) => return early_exit(&e),
     }
     if let Err(e) = day_dir.create() {
-        let exit = if e.is_refusal() {
-            ExitKind::Config
-        } else {
-            ExitKind::Infrastructure
-        };
-        return early_exit(exit, e.to_string(), None);
+        return early_exit(&e);
     }
     let started_at = artifacts::now_rfc3339();
     let prior_attempts = artifacts::read_attempts(&day_dir);
@@ -327,7 +297,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     let stopped = match &outcome {
         Err(DayError::Interrupted(signal)) => Some((
             format!("interrupted by {signal}"),
-            DayError::Interrupted(*signal).exit_kind(),
+            error::exit_kind(&DayError::Interrupted(*signal)),
         )),
         Err(DayError::TimeBudget(_)) => Some(("stopped by `budget.max_minutes`".to_string(), ExitKind::Budget)),
         _ => None,
@@ -397,12 +367,14 @@ fn uncommitted_user_changes(git: &Git, settings: &Settings) -> Result<Vec<String
     git.uncommitted_changes(&dirs, &[".pace", "PROGRESS.md", "pace-env.env"])
 }
 
-fn early_exit(exit: ExitKind, message: String, hint: Option<String>) -> DayReport {
+/// A day stopped before its directory exists: nothing is recorded, only reported.
+fn early_exit(err: &(dyn std::error::Error + 'static)) -> DayReport {
+    let e = PaceError::from_error(err);
     DayReport {
-        exit,
+        exit: e.kind,
         decision: None,
-        message,
-        hint,
+        message: e.message,
+        hint: e.hint,
     }
 }
 
@@ -659,6 +631,7 @@ async fn ci_evidence(ctx: &DayContext, req: &DayRequest, platform: &dyn Platform
         return None;
     }
     if let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await {
+        let e = e.with_advice();
         ctx.warn(format!("wait_for_ci: could not push `{}`: {e}", ctx.branch));
         return Some(format!("not available: the push of `{}` failed ({e})", ctx.branch));
     }
@@ -669,6 +642,7 @@ async fn ci_evidence(ctx: &DayContext, req: &DayRequest, platform: &dyn Platform
     match platform.wait_for_ci(commit).await {
         Ok(result) => result,
         Err(e) => {
+            let e = e.with_advice();
             ctx.warn(format!("wait_for_ci: {e}"));
             Some(format!("not available: {e}"))
         }
@@ -719,12 +693,13 @@ async fn finish(
             None,
         ),
         (Err(e), _) => {
-            let decision = if e.exit_kind() == ExitKind::Budget {
+            let exit = error::exit_kind(e);
+            let decision = if exit == ExitKind::Budget {
                 RunDecision::Budget
             } else {
                 RunDecision::Error
             };
-            (decision, ctx.redactor.redact(&e.to_string()), e.exit_kind(), e.hint())
+            (decision, ctx.redactor.redact(&e.to_string()), exit, error::hint(e))
         }
     };
     let mut summary = DaySummary {
@@ -754,7 +729,7 @@ async fn finish(
         if !req.dry_run
             && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
         {
-            return (Some(e.to_string()), None, mr_url, issue_url);
+            return (Some((e.to_string(), error::hint(&e))), None, mr_url, issue_url);
         }
         let published = match decision {
             RunDecision::Ship => platform.ship(&summary, &ctx.day_dir).await.map(|p| mr_url = p.url),
@@ -768,9 +743,12 @@ async fn finish(
                 .map(|p| issue_url = p.url),
             _ => Ok(()),
         };
-        let publish_error = published
-            .err()
-            .map(|e| format!("{} could not publish the result: {e}", platform.name()));
+        let publish_error = published.err().map(|e| {
+            (
+                format!("{} could not publish the result: {e}", platform.name()),
+                error::hint(&e),
+            )
+        });
         (None, publish_error, mr_url, issue_url)
     };
     let published = match interrupt {
@@ -787,15 +765,15 @@ async fn finish(
             // re-run pushes and publishes again); the patch below keeps the work.
             let e = DayError::Interrupted(signal);
             reason = format!("{e} while publishing (the day was {})", decision.as_str());
-            (decision, exit, hint) = (RunDecision::Error, e.exit_kind(), e.hint());
+            (decision, exit, hint) = (RunDecision::Error, error::exit_kind(&e), error::hint(&e));
             summary.decision = decision;
             summary.reason = reason.clone();
-            (Some(reason.clone()), None, None, None)
+            (Some((reason.clone(), None)), None, None, None)
         }
     };
     // A push or an MR/issue call that failed makes the day an infrastructure error whatever
     // the agents decided: run.json and the dotenv report say so, and a re-run publishes again.
-    let (exit, reason) = match push_error.as_ref().or(publish_error.as_ref()) {
+    let (exit, reason) = match push_error.as_ref().or(publish_error.as_ref()).map(|(e, _)| e) {
         Some(e) if matches!(exit, ExitKind::Ship | ExitKind::Hold) => (
             ExitKind::Infrastructure,
             ctx.redactor.redact(&format!("{e} (the day was {})", decision.as_str())),
@@ -836,12 +814,12 @@ async fn finish(
         && push_error.is_none()
         && let Err(e) = platform.push(&ctx.git, &ctx.branch, &ctx.day_dir).await
     {
-        push_error = Some(e.to_string());
+        push_error = Some((e.to_string(), error::hint(&e)));
     }
     for w in &warnings {
         ctx.warn(w.clone());
     }
-    if let Some(push) = push_error {
+    if let Some((push, advice)) = push_error {
         let patch = match write_changes_patch(ctx) {
             Ok(path) => format!(" (also as `{}`)", path.display()),
             Err(e) => {
@@ -853,23 +831,29 @@ async fn finish(
             exit,
             decision: Some(decision),
             message: ctx.redactor.redact(&push),
-            hint: Some(if matches!(exit, ExitKind::Interrupted | ExitKind::Terminated) {
-                format!(
-                    "the work is committed locally and in the artifacts{patch}; re-run the day to push and publish it"
-                )
-            } else {
-                format!(
-                    "the work is committed locally and in the artifacts{patch}; fix the push (network, rights) and re-run the day"
-                )
-            }),
+            hint: Some(after_platform_advice(
+                advice,
+                if matches!(exit, ExitKind::Interrupted | ExitKind::Terminated) {
+                    format!(
+                        "the work is committed locally and in the artifacts{patch}; re-run the day to push and publish it"
+                    )
+                } else {
+                    format!(
+                        "the work is committed locally and in the artifacts{patch}; fix the push (network, rights) and re-run the day"
+                    )
+                },
+            )),
         };
     }
-    if let Some(publish) = publish_error {
+    if let Some((publish, advice)) = publish_error {
         return DayReport {
             exit,
             decision: Some(decision),
             message: ctx.redactor.redact(&publish),
-            hint: Some("the branch is pushed and the artifacts are written; fix the token or project settings (`pace doctor`) and re-run the day to publish".into()),
+            hint: Some(after_platform_advice(
+                advice,
+                "the branch is pushed and the artifacts are written; fix the token or project settings (`pace doctor`) and re-run the day to publish".into(),
+            )),
         };
     }
     // A link left in pace's own paths during the day (e.g. by the suite in bind mode):
@@ -879,7 +863,7 @@ async fn finish(
         && e.is_refusal()
     {
         return DayReport {
-            exit: ExitKind::Config,
+            exit: error::exit_kind(e),
             decision: Some(decision),
             message: ctx.redactor.redact(&format!(
                 "{e} (the day was {}; run.json records that)",
@@ -911,6 +895,15 @@ async fn finish(
             .redactor
             .redact(&format!("{message}\nartifacts: {}", ctx.day_dir.dir.display())),
         hint,
+    }
+}
+
+/// The platform's advice (what to change there) first, then what pace kept and how to go
+/// on: one `hint:` line each.
+fn after_platform_advice(advice: Option<String>, next: String) -> String {
+    match advice {
+        Some(advice) => format!("{advice}\n{next}"),
+        None => next,
     }
 }
 
@@ -1063,7 +1056,7 @@ fn finish_without_context(
     attempt: u32,
     error: DayError,
 ) -> DayReport {
-    let exit = error.exit_kind();
+    let exit = error::exit_kind(&error);
     let reason = redactor.redact(&error.to_string());
     let record = RunRecord {
         schema_version: artifacts::RUN_SCHEMA_VERSION,
@@ -1117,7 +1110,7 @@ fn finish_without_context(
         exit,
         decision: Some(RunDecision::Error),
         message: reason,
-        hint: error.hint(),
+        hint: error::hint(&error),
     }
 }
 
@@ -1126,6 +1119,6 @@ pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl From<DayError> for PaceError {
     fn from(e: DayError) -> Self {
-        e.into_pace_error()
+        PaceError::from_error(&e)
     }
 }

@@ -192,6 +192,43 @@ pub enum LlmError {
     Cassette { path: String, message: String },
 }
 
+impl crate::error::Hint for LlmError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Auth { .. } => Some("check the API key variable (`llm.api_key_env`) and that the key is active".into()),
+            Self::MissingKey(name) => Some(format!(
+                "set `{name}` (a CI/CD variable, masked) or choose `llm.provider: replay` for an offline run"
+            )),
+            Self::Budget(_) => Some("the work so far is committed; the budget applies to each run: re-run the day to continue, or raise `budget.max_usd` / `budget.max_tokens`".into()),
+            Self::Divergence { .. } => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
+            Self::Unavailable { last, .. } => Some(unavailable_hint(last)),
+            _ => None,
+        }
+    }
+
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        use crate::error::ExitKind;
+        match self {
+            Self::Budget(_) => Some(ExitKind::Budget),
+            // The run cannot start as configured: the config or the CI variables change.
+            Self::MissingKey(_) | Self::Cassette { .. } => Some(ExitKind::Config),
+            _ => None,
+        }
+    }
+}
+
+/// What to try when the provider still failed after all retries, by the last failure.
+fn unavailable_hint(last: &str) -> String {
+    let what = if last.starts_with("timed out") {
+        "the provider did not answer within `llm.timeout_seconds`; check that it is up (a proxy or a local server may hang), raise `llm.timeout_seconds` for slow models, "
+    } else if last.starts_with("connection failed") {
+        "the provider could not be reached; check `llm.base_url`, the network and any proxy, "
+    } else {
+        "the provider is down or rate-limited: wait, "
+    };
+    format!("{what}then re-run the day (the story card and committed work are kept)")
+}
+
 /// A provider translates [`ChatRequest`] to its wire format and back. One attempt per
 /// call: retries, accounting and recording live in [`Client`].
 #[async_trait::async_trait]

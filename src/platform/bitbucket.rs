@@ -502,14 +502,13 @@ impl Platform for BitbucketPlatform {
             return Ok(());
         };
         // The day's commits go to `changes.patch` in `finish()`, for every platform.
-        let mut reason = self.redactor.redact(&e.to_string());
-        reason.push_str(&format!(
-            ". Check that the {} has repository:write (write:repository for API tokens) and that `{branch}` is not protected against this user (Repository settings → Branch restrictions)",
-            self.config.credential.kind()
-        ));
         Err(PlatformError::PushRejected {
             branch: branch.to_string(),
-            reason,
+            reason: self.redactor.redact(&e.to_string()),
+            hint: Some(format!(
+                "check that the {} has repository:write (write:repository for API tokens) and that `{branch}` is not protected against this user (Repository settings → Branch restrictions)",
+                self.config.credential.kind()
+            )),
         })
     }
 
@@ -543,10 +542,10 @@ impl Platform for BitbucketPlatform {
         .await?;
         let mut problems = Vec::new();
         if let Err(e) = self.failed_status(summary).await {
-            problems.push(e.to_string());
+            problems.push(e.with_advice());
         }
         if let Err(e) = self.insights_report(summary).await {
-            problems.push(e.to_string());
+            problems.push(e.with_advice());
         }
         let published = match &self.jira {
             Some(jira) => {
@@ -558,7 +557,7 @@ impl Platform for BitbucketPlatform {
                 {
                     Ok(issue) => Some(Published { url: Some(issue.url) }),
                     Err(e) => {
-                        problems.push(e.to_string());
+                        problems.push(e.with_advice());
                         None
                     }
                 }

@@ -507,7 +507,8 @@ impl Platform for GitlabPlatform {
         let Some(url) = self.config.push_url(git) else {
             return Err(PlatformError::PushRejected {
                 branch: branch.to_string(),
-                reason: "no push URL: set `GITLAB_PROJECT` to the project's full path (`group/project`), or run inside GitLab CI (`CI_PROJECT_URL`), or add an https `origin` remote".into(),
+                reason: "no push URL".into(),
+                hint: Some("set `GITLAB_PROJECT` to the project's full path (`group/project`), or run inside GitLab CI (`CI_PROJECT_URL`), or add an https `origin` remote".into()),
             });
         };
         let header = format!(
@@ -518,7 +519,8 @@ impl Platform for GitlabPlatform {
             let detail = self.redactor.redact(&e.to_string());
             PlatformError::PushRejected {
                 branch: branch.to_string(),
-                reason: format!("{detail}\n{}", self.push_advice(branch, &detail)),
+                hint: Some(self.push_advice(branch, &detail)),
+                reason: detail,
             }
         })
     }
@@ -629,7 +631,7 @@ pub async fn doctor(env: &Env, settings: &PlatformSettings, redactor: Redactor) 
     };
     let platform = match GitlabPlatform::new(config, token, redactor) {
         Ok(p) => p,
-        Err(e) => return vec![check("gitlab", false, e.to_string(), None)],
+        Err(e) => return vec![check("gitlab", false, e.with_advice(), None)],
     };
     let mut checks = Vec::new();
     // The token and its scopes.
@@ -652,7 +654,7 @@ pub async fn doctor(env: &Env, settings: &PlatformSettings, redactor: Redactor) 
             None,
         )),
         Err(e) => {
-            checks.push(check("token", false, e.to_string(), Some(TOKEN_HINT.into())));
+            checks.push(check("token", false, e.with_advice(), Some(TOKEN_HINT.into())));
             return checks;
         }
     }
@@ -660,7 +662,7 @@ pub async fn doctor(env: &Env, settings: &PlatformSettings, redactor: Redactor) 
     let project_url = match platform.project_url(&[], &[]) {
         Ok(u) => u,
         Err(e) => {
-            checks.push(check("project", false, e.to_string(), None));
+            checks.push(check("project", false, e.with_advice(), None));
             return checks;
         }
     };
@@ -682,7 +684,7 @@ pub async fn doctor(env: &Env, settings: &PlatformSettings, redactor: Redactor) 
             checks.push(check(
                 "project",
                 false,
-                e.to_string(),
+                e.with_advice(),
                 Some(
                     "set `GITLAB_PROJECT` to the numeric id or full path, and `GITLAB_URL` for a self-managed instance"
                         .into(),
@@ -714,8 +716,8 @@ pub async fn doctor(env: &Env, settings: &PlatformSettings, redactor: Redactor) 
             format!("target branch `{target}` does not exist in `{}`", platform.project()),
             Some("set `platform.target_branch` to an existing branch, or create it".into()),
         )),
-        Ok(r) => checks.push(check("branch", false, platform.fail(call, &r).to_string(), None)),
-        Err(e) => checks.push(check("branch", false, e.to_string(), None)),
+        Ok(r) => checks.push(check("branch", false, platform.fail(call, &r).with_advice(), None)),
+        Err(e) => checks.push(check("branch", false, e.with_advice(), None)),
     }
     checks
 }
@@ -892,12 +894,19 @@ mod tests {
             .mount(&server)
             .await;
         let p = platform(&server);
-        let e = p.find_open_mr("b").await.err().unwrap().to_string();
+        let err = p.find_open_mr("b").await.err().unwrap();
+        // What to change is the hint, not part of the message.
+        let hint = crate::error::Hint::hint(&err).unwrap_or_default();
+        assert!(
+            hint.contains("`api`") && !err.to_string().contains("`api`"),
+            "{err} / {hint}"
+        );
+        let e = err.with_advice();
         assert!(
             e.contains("merge_requests") && e.contains("group/proj") && e.contains("`api`") && e.contains("403"),
             "{e}"
         );
-        let e = p.default_branch().await.unwrap_err().to_string();
+        let e = p.default_branch().await.unwrap_err().with_advice();
         assert!(
             e.contains("404 Project Not Found") && e.contains("GITLAB_PROJECT"),
             "{e}"
@@ -906,7 +915,7 @@ mod tests {
             .get_ok("GET /projects/:id/issues", &p.project_url(&["issues"], &[]).unwrap())
             .await
             .unwrap_err()
-            .to_string();
+            .with_advice();
         assert!(e.contains("503") && e.contains("re-run"), "{e}");
         let calls = server.received_requests().await.unwrap();
         assert_eq!(

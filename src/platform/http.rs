@@ -212,13 +212,16 @@ impl ApiClient {
             .map_err(|e| self.no_answer(call, attempts, &e))
     }
 
-    /// An error for an answer the call cannot use, with the server's message.
+    /// An error for an answer the call cannot use, with the server's message; what to
+    /// do is its hint.
     pub fn error(&self, call: &str, response: &ApiResponse, what_to_do: &str) -> PlatformError {
         let server = server_message(&response.body).unwrap_or_else(|| response.text.chars().take(300).collect());
-        PlatformError::Api {
+        PlatformError::Status {
             platform: self.platform,
             call: call.to_string(),
-            message: format!("HTTP {}: {server}; {what_to_do}", response.status.as_u16()),
+            status: response.status.as_u16(),
+            message: server,
+            hint: what_to_do.to_string(),
         }
     }
 }

@@ -18,14 +18,57 @@ pub mod local;
 pub enum PlatformError {
     #[error("{0}")]
     Artifact(#[from] crate::artifacts::ArtifactError),
+    /// `reason` is git's (redacted) message; `hint` what to change on the platform.
     #[error("push of `{branch}` was rejected: {reason}")]
-    PushRejected { branch: String, reason: String },
+    PushRejected {
+        branch: String,
+        reason: String,
+        hint: Option<String>,
+    },
     #[error("{platform} API call `{call}` failed: {message}")]
     Api {
         platform: &'static str,
         call: String,
         message: String,
     },
+    /// The API answered `status`: `message` is the server's, `hint` what to change
+    /// (the token's scopes, the project variables...).
+    #[error("{platform} API call `{call}` failed: HTTP {status}: {message}")]
+    Status {
+        platform: &'static str,
+        call: String,
+        status: u16,
+        message: String,
+        hint: String,
+    },
+}
+
+impl PlatformError {
+    /// The message followed by its hint, for text without a `hint:` line of its own
+    /// (warnings, GATE's CI evidence, `pace doctor`'s details).
+    pub fn with_advice(&self) -> String {
+        match crate::error::Hint::hint(self) {
+            Some(hint) => format!("{self}; {hint}"),
+            None => self.to_string(),
+        }
+    }
+}
+
+impl crate::error::Hint for PlatformError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::PushRejected { hint, .. } => hint.clone(),
+            Self::Status { hint, .. } => Some(hint.clone()),
+            Self::Artifact(_) | Self::Api { .. } => None,
+        }
+    }
+
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        match self {
+            Self::Artifact(e) => crate::error::Hint::exit_kind(e),
+            Self::PushRejected { .. } | Self::Api { .. } | Self::Status { .. } => None,
+        }
+    }
 }
 
 /// What publishing produced: links for `run.json` and the dotenv report.

@@ -14,6 +14,7 @@ use super::container::{connect_daemon, ensure_image, remove, unix_now, wait_exit
 use super::endpoint::{Endpoint, TLS_FILES};
 use super::{LABEL_CREATED, LABEL_RUN_ID, error_chain};
 use crate::config::settings::{SandboxSettings, WorkspaceMode};
+use crate::error::Hint as _;
 
 /// One line of `pace doctor`.
 #[derive(Debug, Clone)]

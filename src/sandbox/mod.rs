@@ -129,9 +129,10 @@ pub enum SandboxError {
     Interrupted,
 }
 
-impl SandboxError {
-    /// What the user should try next.
-    pub fn hint(&self) -> Option<String> {
+impl crate::error::Hint for SandboxError {
+    /// What the user should try next. A refusal inside `Io` (a link in pace's paths)
+    /// decides the exit code through the source chain.
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Connect { hint, .. } => Some(hint.clone()),
             Self::Image { image, .. } => Some(format!(

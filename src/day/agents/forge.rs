@@ -176,7 +176,7 @@ async fn tool_loop(
     let max_iterations = settings.forge.max_iterations.max(1);
     let warn_at = max_iterations * (100 - settings.forge.retry_iterations.min(99)) / 100;
     let mut tools = ToolContext::forge(settings, ctx.redactor.clone())
-        .map_err(|e| DayError::Io(format!("cannot resolve the repository root: {e}")))?
+        .map_err(DayError::RepoRoot)?
         .with_runner(session)
         .with_red_phase_confirmed(input.red_phase_confirmed);
     let specs = tools.specs();

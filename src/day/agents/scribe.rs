@@ -74,8 +74,7 @@ fn user_message(ctx: &DayContext, mode: ScribeMode) -> Result<String, DayError> 
 
 async fn tool_loop(ctx: &DayContext, mode: ScribeMode) -> Result<ScribeReport, DayError> {
     let settings = &ctx.settings;
-    let mut tools = ToolContext::scribe(settings, ctx.redactor.clone())
-        .map_err(|e| DayError::Io(format!("cannot resolve the repository root: {e}")))?;
+    let mut tools = ToolContext::scribe(settings, ctx.redactor.clone()).map_err(DayError::RepoRoot)?;
     let specs = tools.specs();
     let docs_note = settings
         .source

@@ -54,11 +54,12 @@ pub async fn tool_turn(
     };
     for (id, name, input) in response.tool_calls() {
         let outcome = router::dispatch(tools, id, name, input).await;
-        if let ToolOutcome::Abort(abort) = &outcome {
-            return Err(DayError::Infra(format!(
-                "{} tool `{name}` aborted: {abort}",
-                request.agent
-            )));
+        if let ToolOutcome::Abort(abort) = outcome {
+            return Err(DayError::ToolAborted {
+                agent: request.agent.to_string(),
+                tool: name.to_string(),
+                source: Box::new(abort),
+            });
         }
         turn.called.push((name.to_string(), input.clone()));
         turn.results.extend(outcome.to_block(id));

@@ -156,6 +156,15 @@ pub enum ToolAbort {
     Runner(String),
 }
 
+impl crate::error::Hint for ToolAbort {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Sandbox(e) => crate::error::Hint::hint(e),
+            Self::Runner(_) => None,
+        }
+    }
+}
+
 /// One command's result as `run` sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandResult {
