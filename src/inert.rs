@@ -190,7 +190,7 @@ fn neutralise_closing(text: &str) -> String {
 /// A title (MR/PR, issue, Jira summary, build status): [`markdown`] on one line of at most
 /// `max` characters (platform titles reject newlines).
 pub fn title(text: &str, max: usize, redactor: &Redactor) -> String {
-    crate::report::summary::one_line(&markdown(text, redactor), max)
+    crate::text::one_line(&markdown(text, redactor), max)
 }
 
 /// For pace's own Markdown templates; the body they go into still passes [`markdown`].
@@ -198,7 +198,7 @@ pub fn title(text: &str, max: usize, redactor: &Redactor) -> String {
 /// than the longest run of backticks inside (CommonMark), padded with a space when the
 /// text starts or ends with a backtick. Controls are removed and the span is one line.
 pub fn code_span(text: &str) -> String {
-    let text = crate::report::summary::one_line(&strip_controls(text), usize::MAX);
+    let text = crate::text::one_line(&strip_controls(text), usize::MAX);
     let fence = "`".repeat(longest_run(&text, '`') + 1);
     let pad = if text.starts_with('`') || text.ends_with('`') {
         " "
@@ -215,7 +215,7 @@ pub fn code_span(text: &str) -> String {
 pub fn fenced(text: &str, info: &str) -> String {
     let text = strip_controls(text);
     let fence = "`".repeat((longest_run(&text, '`') + 1).max(3));
-    let info = crate::report::summary::one_line(&strip_controls(info), 40).replace('`', "");
+    let info = crate::text::one_line(&strip_controls(info), 40).replace('`', "");
     format!("{fence}{info}\n{}\n{fence}", text.trim_end_matches('\n'))
 }
 

@@ -19,7 +19,6 @@ pub mod git;
 pub mod inert;
 pub mod llm;
 pub mod net;
-pub mod plan;
 pub mod platform;
 pub mod redact;
 pub mod report;

@@ -4,13 +4,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Severity, Sink, display_path};
+use super::plan::{self, Plan};
 use super::raw::{FromNode, RawConfig};
 use super::resolve::resolve;
 use super::settings::Settings;
 use super::yaml;
 use crate::env::Env;
 use crate::error::{ExitKind, PaceError};
-use crate::plan::{self, Plan};
 
 pub const CONFIG_FILE: &str = "pace.config.yaml";
 pub const PLAN_FILE: &str = "plan.yaml";

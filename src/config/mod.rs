@@ -15,11 +15,12 @@
 //! `resolve` (semantic checks, precedence, → `settings::Settings`).
 pub mod diagnostic;
 pub mod load;
+pub mod plan;
 pub mod raw;
 pub mod resolve;
 pub mod settings;
 pub mod yaml;
 
-pub use crate::plan::{Plan, PlanDay, select_day};
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{ConfigError, Loaded, discover, load};
+pub use plan::{Plan, PlanDay, select_day};
