@@ -57,7 +57,9 @@ collect() {
     fi
     cp "$bin" "$out"
   done
-  cargo cyclonedx --format json --spec-version 1.5 --override-filename "pace-$VERSION.cdx" >/dev/null
+  # Both targets are Linux musl: one SBOM describes the dependencies of either binary.
+  cargo cyclonedx --format json --spec-version 1.5 --target x86_64-unknown-linux-musl \
+    --override-filename "pace-$VERSION.cdx" >/dev/null
   mv "pace-$VERSION.cdx.json" "$DIST/"
   (cd "$DIST" && sha256sum -- * >SHA256SUMS)
 }
