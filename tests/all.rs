@@ -2,6 +2,7 @@
 #[macro_use]
 mod support;
 
+mod architecture;
 mod artifacts_links;
 mod bench;
 mod bitbucket;
