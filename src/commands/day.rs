@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::common;
 use crate::config::settings::{PlatformKind, Settings};
 use crate::day::{self, DayPlan, DayRequest};
 use crate::env::{self, Env};
@@ -30,7 +31,7 @@ pub(super) fn run(args: Args<'_>, env: Env, printer: Printer) -> Result<u8, Pace
         return Err(PaceError::new(ExitKind::Config, "no day given")
             .with_hint("run `pace --day N` (or set `PACE_DAY`); `pace --help` lists the commands"));
     };
-    let loaded = super::load(args.config, &env)?;
+    let loaded = common::load(args.config, &env)?;
     let settings = loaded.settings;
     let plan_day = crate::config::select_day(&settings, &loaded.plan, day, &settings.plan_path)?;
     let platform = platform_for(&settings, args.dry_run, &env)?;
@@ -56,12 +57,12 @@ pub(super) fn run(args: Args<'_>, env: Env, printer: Printer) -> Result<u8, Pace
         start_date: loaded.plan.start_date.clone(),
         retry: args.retry,
         dry_run: args.dry_run,
-        run_id: super::run_id(),
+        run_id: common::run_id(),
         env,
         printer,
         settings,
     };
-    let report = super::runtime()?.block_on(day::run(request, platform, super::signal()));
+    let report = common::runtime()?.block_on(day::run(request, platform, common::signal()));
     // The message quotes the hold reason (model text) and goes to the job log.
     let message = crate::inert::log(&report.message);
     let mut out = std::io::stdout().lock();

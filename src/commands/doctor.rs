@@ -5,13 +5,14 @@
 
 use std::path::Path;
 
+use super::common;
 use crate::check::Check;
 use crate::config::settings::{Provider, Settings};
 use crate::env::Env;
 use crate::error::{ExitKind, Hint as _, PaceError};
 
 pub(super) async fn run(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError> {
-    let root = super::repo_root()?;
+    let root = common::repo_root()?;
     let (config, settings) = config_check(&root, explicit, env);
     let mut checks = vec![config, git_check(&root)];
     if let Some(settings) = &settings {

@@ -5,19 +5,20 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::common;
 use crate::day::{self, Signal};
 use crate::env::Env;
 use crate::error::{ExitKind, PaceError};
 use crate::sandbox::{Sandbox, SandboxContext};
 
 pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Result<u8, PaceError> {
-    let loaded = super::load(explicit, env)?;
+    let loaded = common::load(explicit, env)?;
     let mut settings = loaded.settings;
     if let Some(image) = image {
         settings.sandbox.image = image;
     }
     // Day 0: `pace gate` belongs to no day of the plan.
-    let ctx = SandboxContext::for_run(&settings, env, super::run_id(), 0, day::redactor_for(env, &settings));
+    let ctx = SandboxContext::for_run(&settings, env, common::run_id(), 0, day::redactor_for(env, &settings));
     let sandbox = Sandbox::connect(ctx).await.map_err(|e| PaceError::from_error(&e))?;
     // As at the start of a day: containers left by killed runs go first.
     if let Ok(n) = sandbox.remove_stale(&settings.repo_root).await
@@ -39,7 +40,7 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
     let run = day::agents::gate::run_suite(&sandbox, &settings.repo_root, &command, &gate_dir, Some(&stream));
     let result = tokio::select! {
         r = run => r,
-        s = super::signal() => {
+        s = common::signal() => {
             let _ = sandbox.remove_run_containers().await;
             return Ok(if s == Signal::Interrupt { ExitKind::Interrupted.code() } else { ExitKind::Terminated.code() });
         }

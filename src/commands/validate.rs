@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
+use super::common;
 use crate::env::Env;
 use crate::error::PaceError;
 
 pub(super) fn run(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceError> {
-    let loaded = super::load(explicit, env)?;
+    let loaded = common::load(explicit, env)?;
     let s = &loaded.settings;
     println!(
         "{} and {} are valid: {} day(s) planned of a {}-day sprint",

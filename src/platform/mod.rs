@@ -141,7 +141,7 @@ pub async fn doctor(
 }
 
 /// The concrete Bitbucket platform.
-pub fn bitbucket_platform(
+fn bitbucket_platform(
     settings: &crate::config::settings::PlatformSettings,
     env: &crate::env::Env,
     redactor: Redactor,

@@ -25,25 +25,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the checks in order; a failure that makes the later ones meaningless ends the list.
 pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Path) -> Vec<Check> {
-    let mut checks = Vec::new();
-    if let Some(dir) = &endpoint.tls_dir {
-        let problems = endpoint.tls_problems();
-        if problems.is_empty() {
-            checks.push(Check::ok(
-                "tls",
-                format!("{} readable in `{}`", TLS_FILES.join(", "), dir.display()),
-            ));
-        } else {
-            checks.push(
-                Check::fail("tls", format!("`DOCKER_TLS_VERIFY` is set but {}", problems.join("; "))).with_hint(
-                    "set `DOCKER_CERT_PATH` to the directory with the daemon's client certificates \
-                 (GitLab DinD: `$DOCKER_TLS_CERTDIR/client`, i.e. `/certs/client`), or unset `DOCKER_TLS_VERIFY` \
-                 for a plain `tcp://` daemon",
-                ),
-            );
-        }
-    }
-
+    let mut checks: Vec<Check> = tls_check(endpoint).into_iter().collect();
     let docker = match connect_daemon(endpoint).await {
         Ok(d) => {
             checks.push(Check::ok(
@@ -58,9 +40,39 @@ pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Pa
             return checks;
         }
     };
+    checks.push(api_check(&docker).await);
+    let image = image_check(&docker, &settings.image).await;
+    let image_ok = image.ok;
+    checks.push(image);
+    if image_ok {
+        checks.push(bind_check(&docker, settings, repo).await);
+    }
+    checks
+}
 
+/// With `DOCKER_TLS_VERIFY`: the client certificate files are readable.
+fn tls_check(endpoint: &Endpoint) -> Option<Check> {
+    let dir = endpoint.tls_dir.as_ref()?;
+    let problems = endpoint.tls_problems();
+    if problems.is_empty() {
+        return Some(Check::ok(
+            "tls",
+            format!("{} readable in `{}`", TLS_FILES.join(", "), dir.display()),
+        ));
+    }
+    Some(
+        Check::fail("tls", format!("`DOCKER_TLS_VERIFY` is set but {}", problems.join("; "))).with_hint(
+            "set `DOCKER_CERT_PATH` to the directory with the daemon's client certificates \
+             (GitLab DinD: `$DOCKER_TLS_CERTDIR/client`, i.e. `/certs/client`), or unset `DOCKER_TLS_VERIFY` \
+             for a plain `tcp://` daemon",
+        ),
+    )
+}
+
+/// The daemon's version and API range, next to the API version pace speaks.
+async fn api_check(docker: &Docker) -> Check {
     match docker.version().await {
-        Ok(v) => checks.push(Check::ok(
+        Ok(v) => Check::ok(
             "api",
             format!(
                 "Docker Engine {} ({}/{}), API {} (minimum {}); pace uses API {}",
@@ -71,33 +83,33 @@ pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Pa
                 v.min_api_version.as_deref().unwrap_or("?"),
                 docker.client_version()
             ),
-        )),
-        Err(e) => checks.push(
-            Check::fail("api", format!("cannot read the daemon's version: {}", error_chain(&e))).with_hint(
-                "the daemon answered a ping but not `GET /version`; is `DOCKER_HOST` a Docker-compatible API?",
-            ),
         ),
+        Err(e) => Check::fail("api", format!("cannot read the daemon's version: {}", error_chain(&e)))
+            .with_hint("the daemon answered a ping but not `GET /version`; is `DOCKER_HOST` a Docker-compatible API?"),
     }
+}
 
-    match ensure_image(&docker, &settings.image).await {
-        Ok(_) => checks.push(Check::ok("image", format!("`{}` is on the daemon", settings.image))),
-        Err(e) => {
-            checks.push(Check::fail("image", e.to_string()).with_hints(e.hint()));
-            return checks;
-        }
+/// `sandbox.image` is on the daemon (pulled if it is not).
+async fn image_check(docker: &Docker, image: &str) -> Check {
+    match ensure_image(docker, image).await {
+        Ok(_) => Check::ok("image", format!("`{image}` is on the daemon")),
+        Err(e) => Check::fail("image", e.to_string()).with_hints(e.hint()),
     }
+}
 
-    let probe = tokio::time::timeout(PROBE_TIMEOUT, probe_bind(&docker, &settings.image, repo)).await;
+/// Whether the daemon sees this filesystem, judged against `sandbox.workspace`: only a
+/// configured bind mode that cannot work fails.
+async fn bind_check(docker: &Docker, settings: &SandboxSettings, repo: &Path) -> Check {
+    let probe = tokio::time::timeout(PROBE_TIMEOUT, probe_bind(docker, &settings.image, repo)).await;
     let shared = match probe {
-        Ok(Ok(shared)) => Ok(shared),
-        Ok(Err(e)) => Err(e),
+        Ok(result) => result,
         Err(_) => Err(format!(
             "the probe container did not finish in {} s",
             PROBE_TIMEOUT.as_secs()
         )),
     };
     let bind_configured = settings.workspace == WorkspaceMode::Bind;
-    checks.push(match (shared, bind_configured) {
+    match (shared, bind_configured) {
         (Ok(true), true) => Check::ok("bind", "bind mounts work; `sandbox.workspace: bind` is used"),
         (Ok(true), false) => Check::ok(
             "bind",
@@ -121,8 +133,7 @@ pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Pa
             format!("`sandbox.workspace: bind` is set, but bind mounts are not possible: {e}"),
         )
         .with_hint(USE_UPLOAD),
-    });
-    checks
+    }
 }
 
 fn describe_host(endpoint: &Endpoint) -> String {
