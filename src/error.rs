@@ -3,10 +3,11 @@
 //! and the binary turns whatever reached it into one [`PaceError`], rendered in one place
 //! (`error: ...` / `hint: ...`, contract: exit codes).
 //!
-//! The exit code comes from the error's type: [`exit_kind`] walks the `source()` chain,
-//! downcasting each level to the module errors, and the outermost level that decides wins
-//! (default: infrastructure). So a refusal deep inside an I/O error still exits 2, and a
-//! Docker failure inside FORGE's `run` still carries the Docker hint.
+//! The exit code comes from the error's type: each wrapper delegates [`Hint`] to the error
+//! it wraps, so asking the outermost error asks the level that knows (default:
+//! infrastructure). An `io::Error` that carries a module error is answered by the module
+//! that holds it (e.g. `safe_write::own_file_error` for a refusal inside an I/O error).
+//! This module imports no other pace module: every module imports it, never the reverse.
 
 use std::error::Error;
 use std::fmt;
@@ -32,65 +33,30 @@ impl ExitKind {
 
 /// What a module's error tells the person who reads it, beyond its message.
 ///
-/// Wrapping variants delegate to the error they wrap: thiserror's `transparent` forwards
-/// `source()` to the wrapped error's source, so the walk in [`exit_kind`] / [`hint`]
-/// would not see the wrapped level itself.
+/// Wrapping variants delegate to the error they wrap (thiserror's `transparent` forwards
+/// `source()` past the wrapped level, and `source()` cannot be read as a [`Hint`] without
+/// knowing every type): the outermost error answers for its whole chain.
 pub trait Hint: Error {
     /// What to try next, if this error knows.
     fn hint(&self) -> Option<String> {
         None
     }
-    /// The exit code, for errors that decide it; `None` leaves it to their sources (and
-    /// finally to [`ExitKind::Infrastructure`]).
+    /// The exit code, for errors that decide it; `None` leaves it to the error they wrap
+    /// (and finally to [`ExitKind::Infrastructure`]).
     fn exit_kind(&self) -> Option<ExitKind> {
         None
     }
 }
 
-/// One level of an error chain as a [`Hint`], if it is one of pace's module errors. An
-/// `io::Error` made from one (safe_write's refusals) counts as that error.
-fn as_hint<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a dyn Hint> {
-    macro_rules! first_of {
-        ($($t:ty),* $(,)?) => {
-            $(if let Some(e) = err.downcast_ref::<$t>() {
-                return Some(e);
-            })*
-        };
-    }
-    first_of!(
-        PaceError,
-        crate::day::DayError,
-        crate::day::lock::LockError,
-        crate::day::tools::ToolAbort,
-        crate::sandbox::SandboxError,
-        crate::llm::LlmError,
-        crate::git::GitError,
-        crate::platform::PlatformError,
-        crate::artifacts::ArtifactError,
-        crate::safe_write::OwnFileError,
-        crate::config::ConfigError,
-    );
-    let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
-    as_hint(inner)
+/// The exit code of `err`: what its type decides, infrastructure when it decides none.
+/// The one place exit codes of errors are chosen.
+pub fn exit_kind(err: &dyn Hint) -> ExitKind {
+    err.exit_kind().unwrap_or(ExitKind::Infrastructure)
 }
 
-/// `err` and its sources, outermost first.
-fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
-    std::iter::successors(Some(err), |&e| e.source())
-}
-
-/// The exit code of `err`: decided by the outermost level of its chain that decides one;
-/// infrastructure when none does. The one place exit codes of errors are chosen.
-pub fn exit_kind(err: &(dyn Error + 'static)) -> ExitKind {
-    chain(err)
-        .filter_map(as_hint)
-        .find_map(Hint::exit_kind)
-        .unwrap_or(ExitKind::Infrastructure)
-}
-
-/// What to do next about `err`: the outermost hint of its chain.
-pub fn hint(err: &(dyn Error + 'static)) -> Option<String> {
-    chain(err).filter_map(as_hint).find_map(Hint::hint)
+/// What to do next about `err`, if it knows.
+pub fn hint(err: &dyn Hint) -> Option<String> {
+    err.hint()
 }
 
 /// An error shown to a person: what failed, and optionally what to do next. Its
@@ -126,7 +92,7 @@ impl PaceError {
     }
 
     /// `err` for people: its message, the exit code its type decides and its hint.
-    pub fn from_error(err: &(dyn Error + 'static)) -> Self {
+    pub fn from_error(err: &dyn Hint) -> Self {
         Self {
             kind: exit_kind(err),
             message: err.to_string(),
@@ -163,96 +129,65 @@ impl Hint for PaceError {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::day::DayError;
-    use crate::day::tools::ToolAbort;
-    use crate::llm::LlmError;
-    use crate::sandbox::SandboxError;
 
-    fn docker_refused(operation: &'static str) -> SandboxError {
-        SandboxError::Container {
-            operation,
-            container: "pace-run-forge-1".into(),
-            source: bollard::errors::Error::DockerResponseServerError {
-                status_code: 500,
-                message: "unable to find user nosuchuser".into(),
-            },
+    /// A module error that decides nothing itself, wrapping one that does.
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error(transparent)]
+        Inner(Inner),
+        #[error("plain")]
+        Plain,
+        #[error("interrupted")]
+        Stopped,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("over budget")]
+    struct Inner;
+
+    impl Hint for Inner {
+        fn hint(&self) -> Option<String> {
+            Some("raise the budget".into())
+        }
+        fn exit_kind(&self) -> Option<ExitKind> {
+            Some(ExitKind::Budget)
+        }
+    }
+
+    impl Hint for Outer {
+        fn hint(&self) -> Option<String> {
+            match self {
+                Self::Inner(e) => e.hint(),
+                Self::Plain | Self::Stopped => None,
+            }
+        }
+        fn exit_kind(&self) -> Option<ExitKind> {
+            match self {
+                Self::Inner(e) => e.exit_kind(),
+                Self::Plain => None,
+                Self::Stopped => Some(ExitKind::Terminated),
+            }
         }
     }
 
     #[test]
-    fn a_docker_failure_inside_forges_run_keeps_the_docker_hint() {
-        let err = DayError::ToolAborted {
-            agent: "FORGE".into(),
-            tool: "run".into(),
-            source: Box::new(ToolAbort::Sandbox(docker_refused("start"))),
-        };
-        let shown = PaceError::from_error(&err);
-        assert_eq!(shown.kind, ExitKind::Infrastructure);
-        assert!(
-            shown.message.starts_with(
-                "FORGE tool `run` aborted: the sandbox failed while running a FORGE command: failed to start container"
-            ),
-            "{}",
-            shown.message
-        );
-        let hint = shown.hint.unwrap_or_default();
-        assert!(hint.contains("the Docker daemon refused the operation"), "{hint}");
-        assert!(hint.contains("pace doctor"), "{hint}");
-    }
-
-    #[test]
-    fn a_docker_failure_of_gates_suite_keeps_the_docker_hint() {
-        // What `pace gate` gets from `run_suite`.
-        let err = DayError::Sandbox(docker_refused("start"));
-        assert!(hint(&err).is_some_and(|h| h.contains("the Docker daemon refused the operation")));
-        assert_eq!(exit_kind(&err), ExitKind::Infrastructure);
-    }
-
-    #[test]
-    fn a_refusal_wrapped_in_an_io_error_decides_exit_2_through_the_sources() {
-        let refusal = crate::safe_write::OwnFileError::Symlink {
-            path: PathBuf::from(".pace/day-1/gate"),
-            target: "/etc".into(),
-        };
-        let err = DayError::Sandbox(SandboxError::Io {
-            path: PathBuf::from(".pace/day-1/gate/junit.xml"),
-            source: std::io::Error::from(refusal),
-        });
-        assert_eq!(exit_kind(&err), ExitKind::Config);
-        let plain = DayError::Sandbox(SandboxError::Io {
-            path: PathBuf::from(".pace/day-1/gate/junit.xml"),
-            source: std::io::Error::other("disk full"),
-        });
-        assert_eq!(exit_kind(&plain), ExitKind::Infrastructure);
-    }
-
-    #[test]
-    fn the_outermost_deciding_level_wins_and_the_default_is_infrastructure() {
-        let budget = DayError::Llm(LlmError::Budget("used 10 of 9 tokens".into()));
+    fn a_wrapper_answers_with_the_level_it_wraps_and_the_default_is_infrastructure() {
+        let budget = Outer::Inner(Inner);
         assert_eq!(exit_kind(&budget), ExitKind::Budget);
-        assert!(hint(&budget).is_some_and(|h| h.contains("budget.max_tokens")));
-        let key = DayError::Llm(LlmError::MissingKey("ANTHROPIC_API_KEY".into()));
-        assert_eq!(exit_kind(&key), ExitKind::Config);
-        let checkout = DayError::Checkout(crate::git::GitError::Failed {
-            args: "rev-parse".into(),
-            dir: PathBuf::from("/repo"),
-            stderr: "fatal".into(),
-        });
-        assert_eq!(exit_kind(&checkout), ExitKind::Config);
-        assert_eq!(
-            exit_kind(&DayError::Interrupted(crate::day::Signal::Terminate)),
-            ExitKind::Terminated
-        );
-        assert_eq!(exit_kind(&std::io::Error::other("anything")), ExitKind::Infrastructure);
-        assert_eq!(hint(&std::io::Error::other("anything")), None);
-        let plan = crate::config::ConfigError {
-            diagnostics: Vec::new(),
-            is_plan_error: true,
-        };
-        assert_eq!(PaceError::from(plan).kind, ExitKind::Plan);
+        assert_eq!(hint(&budget).as_deref(), Some("raise the budget"));
+        let shown = PaceError::from_error(&budget);
+        assert_eq!((shown.kind, shown.message.as_str()), (ExitKind::Budget, "over budget"));
+        assert_eq!(exit_kind(&Outer::Stopped), ExitKind::Terminated);
+        assert_eq!(exit_kind(&Outer::Plain), ExitKind::Infrastructure);
+        assert_eq!(hint(&Outer::Plain), None);
+    }
+
+    #[test]
+    fn a_pace_error_keeps_its_kind_and_hint() {
+        let e = PaceError::plan("day 9 is not planned").with_hint("add it");
+        assert_eq!(exit_kind(&e), ExitKind::Plan);
+        assert_eq!(hint(&e).as_deref(), Some("add it"));
     }
 
     #[test]

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub mod app;
-mod app_doctor;
 pub mod artifacts;
 pub mod boundary;
+pub mod check;
 pub mod cli;
+mod commands;
 pub mod config;
 pub mod day;
 pub mod env;
@@ -32,8 +32,8 @@ pub mod text;
 pub fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     let env = env::Env::from_process();
-    app::init_logging(cli.verbose, cli.quiet, &env);
-    match app::dispatch(cli, env) {
+    commands::init_logging(cli.verbose, cli.quiet, &env);
+    match commands::dispatch(cli, env) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("{err}");

@@ -83,14 +83,21 @@ impl OwnFileError {
     }
 }
 
-/// Also inside an `io::Error` made from it (e.g. by [`create_own_file`]):
-/// `crate::error::exit_kind` looks through those.
+/// Also inside an `io::Error` made from it (e.g. by [`create_own_file`]): the error that
+/// holds the `io::Error` asks [`own_file_error`].
 impl crate::error::Hint for OwnFileError {
     fn exit_kind(&self) -> Option<crate::error::ExitKind> {
         // A link or special file in pace's own paths: the checkout has to be fixed (as for
         // a dirty work tree), re-running it as it is fails the same way.
         self.is_refusal().then_some(crate::error::ExitKind::Config)
     }
+}
+
+/// The [`OwnFileError`] an `io::Error` was made from, if it was: an error holding an
+/// `io::Error` answers [`crate::error::Hint`] through it, so a refusal written as an I/O
+/// error still exits 2.
+pub fn own_file_error(err: &io::Error) -> Option<&OwnFileError> {
+    err.get_ref()?.downcast_ref::<OwnFileError>()
 }
 
 impl From<OwnFileError> for io::Error {
@@ -606,7 +613,9 @@ mod tests {
         let err = create_own_file(&f.repo, progress).unwrap_err();
         assert!(err.to_string().contains("`PROGRESS.md` is a symbolic link"), "{err}");
         // Still a refusal (exit 2) for whoever only sees the `io::Error`.
-        assert_eq!(crate::error::exit_kind(&err), crate::error::ExitKind::Config);
+        let inside = own_file_error(&err).and_then(crate::error::Hint::exit_kind);
+        assert_eq!(inside, Some(crate::error::ExitKind::Config));
+        assert!(own_file_error(&io::Error::other("disk full")).is_none());
         assert!(matches!(
             open_append(&f.repo, progress),
             Err(OwnFileError::Symlink { .. })

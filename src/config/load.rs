@@ -170,3 +170,22 @@ pub fn load(repo_root: &Path, explicit_config: Option<&Path>, env: &Env) -> Resu
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_error_exits_3_and_a_config_error_2() {
+        let plan = ConfigError {
+            diagnostics: Vec::new(),
+            is_plan_error: true,
+        };
+        assert_eq!(PaceError::from(plan).kind, ExitKind::Plan);
+        let config = ConfigError {
+            diagnostics: Vec::new(),
+            is_plan_error: false,
+        };
+        assert_eq!(PaceError::from(config).kind, ExitKind::Config);
+    }
+}

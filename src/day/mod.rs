@@ -242,21 +242,13 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         Ok(c) => c,
         Err(e) => return stop_early(e.into()),
     };
-    let sandbox_env = req
-        .settings
-        .sandbox
-        .env
-        .iter()
-        .filter_map(|name| req.env.get(name).map(|v| (name.clone(), v.to_string())))
-        .collect();
-    let sandbox_ctx = SandboxContext {
-        settings: req.settings.sandbox.clone(),
-        run_id: req.run_id.clone(),
-        day: req.plan.day,
-        env: sandbox_env,
-        boundary: crate::boundary::Boundary::for_settings(&req.settings),
-        redactor: redactor.clone(),
-    };
+    let sandbox_ctx = SandboxContext::for_run(
+        &req.settings,
+        &req.env,
+        req.run_id.clone(),
+        req.plan.day,
+        redactor.clone(),
+    );
     let sandbox = match Sandbox::connect(sandbox_ctx).await {
         Ok(s) => s,
         Err(e) => return stop_early(e.into()),
@@ -368,7 +360,7 @@ fn uncommitted_user_changes(git: &Git, settings: &Settings) -> Result<Vec<String
 }
 
 /// A day stopped before its directory exists: nothing is recorded, only reported.
-fn early_exit(err: &(dyn std::error::Error + 'static)) -> DayReport {
+fn early_exit(err: &dyn Hint) -> DayReport {
     let e = PaceError::from_error(err);
     DayReport {
         exit: e.kind,

@@ -212,6 +212,10 @@ impl crate::error::Hint for LlmError {
             Self::Budget(_) => Some(ExitKind::Budget),
             // The run cannot start as configured: the config or the CI variables change.
             Self::MissingKey(_) | Self::Cassette { .. } => Some(ExitKind::Config),
+            // A link planted where the transcript goes: the checkout has to be fixed.
+            Self::Transcript { source, .. } => {
+                crate::safe_write::own_file_error(source).and_then(crate::error::Hint::exit_kind)
+            }
             _ => None,
         }
     }

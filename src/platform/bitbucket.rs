@@ -22,6 +22,7 @@ use super::http::{ApiClient, ApiResponse, Auth, Created};
 use super::jira::Jira;
 use super::{Platform, PlatformError, Published};
 use crate::artifacts::{DayDir, PaceDir};
+use crate::check::Check;
 use crate::config::settings::PlatformSettings;
 use crate::env::{self, Env};
 use crate::error::PaceError;
@@ -596,6 +597,81 @@ fn html_link(value: &Value) -> Option<String> {
         .pointer("/links/html/href")
         .and_then(Value::as_str)
         .map(str::to_string)
+}
+
+/// `pace doctor` for Bitbucket: the credential, the token, the repository, the target
+/// branch, and Jira when it is the tracker. Read-only calls; no LLM. A failure that makes
+/// the later checks meaningless ends the list.
+pub async fn doctor(settings: &PlatformSettings, env: &Env, redactor: Redactor) -> Vec<Check> {
+    let platform = match super::bitbucket_platform(settings, env, redactor) {
+        Ok(p) => p,
+        Err(e) => return vec![Check::fail("bitbucket", e.message).with_hints(e.hint)],
+    };
+    let token = platform.token_check().await;
+    if !token.ok {
+        return vec![token];
+    }
+    let repository = platform.repository_check().await;
+    if !repository.ok {
+        return vec![token, repository];
+    }
+    let mut checks = vec![token, repository];
+    checks.push(platform.target_branch_check().await);
+    checks.push(platform.tracker_check().await);
+    checks
+}
+
+impl BitbucketPlatform {
+    async fn token_check(&self) -> Check {
+        match self.check_token().await {
+            Ok(detail) => Check::ok("token", detail),
+            Err(e) => Check::fail("token", e.with_advice()).with_hint(
+                "create a repository access token (repository:write, pullrequest:write, pipeline:write) as BITBUCKET_ACCESS_TOKEN, or a user API token with scopes as BITBUCKET_API_TOKEN with BITBUCKET_EMAIL",
+            ),
+        }
+    }
+
+    fn repository_name(&self) -> String {
+        format!("{}/{}", self.config().workspace, self.config().slug)
+    }
+
+    async fn repository_check(&self) -> Check {
+        match self.repository().await {
+            Ok(_) => Check::ok("repo", format!("repository `{}` found", self.repository_name())),
+            Err(e) => Check::fail("repo", e.with_advice()).with_hint(
+                "check BITBUCKET_WORKSPACE and BITBUCKET_REPO_SLUG (Pipelines injects them when Pipelines is enabled)",
+            ),
+        }
+    }
+
+    async fn target_branch_check(&self) -> Check {
+        let branch = match self.target_branch().await {
+            Ok(b) => b,
+            Err(e) => return Check::fail("branch", e.with_advice()),
+        };
+        match self.branch_exists(&branch).await {
+            Ok(true) => Check::ok("branch", format!("target branch `{branch}` exists")),
+            Ok(false) => Check::fail(
+                "branch",
+                format!(
+                    "target branch `{branch}` does not exist in `{}`",
+                    self.repository_name()
+                ),
+            )
+            .with_hint("set `platform.target_branch` to an existing branch, or push it first"),
+            Err(e) => Check::fail("branch", e.with_advice()),
+        }
+    }
+
+    async fn tracker_check(&self) -> Check {
+        match self.jira() {
+            Some(jira) => jira.doctor_check().await,
+            None => Check::ok(
+                "tracker",
+                "no Jira: a HOLD is a FAILED build status, a Code Insights report and .pace/day-N/escalation.md (Bitbucket Issues were removed on 2026-08-20)",
+            ),
+        }
+    }
 }
 
 /// Bitbucket's 400 details: `error.fields` is `{field: [messages]}`.

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::http::{ApiClient, ApiResponse, Auth, Created};
 use super::{Platform, PlatformError, Published};
 use crate::artifacts::DayDir;
+use crate::check::Check;
 use crate::config::settings::PlatformSettings;
 use crate::env::{self, Env};
 use crate::error::PaceError;
@@ -609,117 +610,105 @@ impl Platform for GitlabPlatform {
     }
 }
 
-/// One line of `pace doctor`.
-#[derive(Debug, Clone)]
-pub struct DoctorCheck {
-    pub name: &'static str,
-    pub ok: bool,
-    pub detail: String,
-    pub hint: Option<String>,
-}
-
-fn check(name: &'static str, ok: bool, detail: String, hint: Option<String>) -> DoctorCheck {
-    DoctorCheck { name, ok, detail, hint }
-}
-
 /// `pace doctor` for GitLab: the variables, the token and its scopes, the project and
-/// the target branch. No LLM call; read-only API calls.
-pub async fn doctor(env: &Env, settings: &PlatformSettings, redactor: Redactor) -> Vec<DoctorCheck> {
-    let (config, token) = match GitlabConfig::from_env(env, settings) {
-        Ok(c) => c,
-        Err(e) => return vec![check("gitlab", false, e.message, e.hint)],
-    };
-    let platform = match GitlabPlatform::new(config, token, redactor) {
-        Ok(p) => p,
-        Err(e) => return vec![check("gitlab", false, e.with_advice(), None)],
+/// the target branch. No LLM call; read-only API calls. A failure that makes the later
+/// checks meaningless ends the list.
+pub async fn doctor(env: &Env, settings: &PlatformSettings, redactor: Redactor) -> Vec<Check> {
+    let platform = match GitlabConfig::from_env(env, settings) {
+        Ok((config, token)) => match GitlabPlatform::new(config, token, redactor) {
+            Ok(p) => p,
+            Err(e) => return vec![Check::fail("gitlab", e.with_advice())],
+        },
+        Err(e) => return vec![Check::fail("gitlab", e.message).with_hints(e.hint)],
     };
     let mut checks = Vec::new();
-    // The token and its scopes.
-    match platform.token_scopes().await {
-        Ok(Some(scopes)) => {
-            let has_api = scopes.iter().any(|s| s == "api");
-            let has_write = scopes.iter().any(|s| s == "write_repository" || s == "api");
-            checks.push(check(
-                "token",
-                has_api && has_write,
-                format!("valid; scopes: {}", scopes.join(", ")),
-                (!has_api)
-                    .then(|| format!("the token lacks the `api` scope (merge requests, issues, notes); {TOKEN_HINT}")),
-            ));
-        }
-        Ok(None) => checks.push(check(
-            "token",
-            true,
-            "valid (scopes not readable on this GitLab version)".into(),
-            None,
-        )),
-        Err(e) => {
-            checks.push(check("token", false, e.with_advice(), Some(TOKEN_HINT.into())));
-            return checks;
-        }
+    match platform.token_check().await {
+        Ok(c) => checks.push(c),
+        Err(c) => return vec![c],
     }
-    // The project.
-    let project_url = match platform.project_url(&[], &[]) {
-        Ok(u) => u,
-        Err(e) => {
-            checks.push(check("project", false, e.with_advice(), None));
+    let default_branch = match platform.project_check().await {
+        Ok((c, default_branch)) => {
+            checks.push(c);
+            default_branch
+        }
+        Err(c) => {
+            checks.push(c);
             return checks;
         }
     };
-    let default_branch = match platform.get_ok("GET /projects/:id", &project_url).await {
-        Ok(p) => {
-            checks.push(check(
-                "project",
-                true,
-                format!(
-                    "`{}` (default branch `{}`)",
-                    p["path_with_namespace"].as_str().unwrap_or(platform.project()),
-                    p["default_branch"].as_str().unwrap_or("-")
-                ),
-                None,
-            ));
-            p["default_branch"].as_str().map(str::to_string)
-        }
-        Err(e) => {
-            checks.push(check(
-                "project",
-                false,
-                e.with_advice(),
-                Some(
-                    "set `GITLAB_PROJECT` to the numeric id or full path, and `GITLAB_URL` for a self-managed instance"
-                        .into(),
-                ),
-            ));
-            return checks;
-        }
-    };
-    // The target branch of the merge requests.
-    let Some(target) = platform.config.target_branch.clone().or(default_branch) else {
-        checks.push(check(
-            "branch",
-            false,
-            "no target branch: the project has no default branch".into(),
-            Some("push an initial commit or set `platform.target_branch`".into()),
-        ));
-        return checks;
-    };
-    let call = "GET /projects/:id/repository/branches/:branch";
-    let result = match platform.project_url(&["repository", "branches", &target], &[]) {
-        Ok(url) => platform.send(call, Method::GET, &url, None).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(r) if r.status.is_success() => checks.push(check("branch", true, format!("target `{target}` exists"), None)),
-        Ok(r) if r.status == StatusCode::NOT_FOUND => checks.push(check(
-            "branch",
-            false,
-            format!("target branch `{target}` does not exist in `{}`", platform.project()),
-            Some("set `platform.target_branch` to an existing branch, or create it".into()),
-        )),
-        Ok(r) => checks.push(check("branch", false, platform.fail(call, &r).with_advice(), None)),
-        Err(e) => checks.push(check("branch", false, e.with_advice(), None)),
-    }
+    checks.push(platform.target_branch_check(default_branch).await);
     checks
+}
+
+impl GitlabPlatform {
+    /// The token is valid and has the `api` scope (merge requests, issues, notes) and
+    /// write access; `Err` when it is not valid at all.
+    async fn token_check(&self) -> Result<Check, Check> {
+        match self.token_scopes().await {
+            Ok(Some(scopes)) => {
+                let has_api = scopes.iter().any(|s| s == "api");
+                let has_write = scopes.iter().any(|s| s == "write_repository" || s == "api");
+                let check = Check::new(
+                    "token",
+                    has_api && has_write,
+                    format!("valid; scopes: {}", scopes.join(", ")),
+                );
+                Ok(check.with_hints(
+                    (!has_api).then(|| {
+                        format!("the token lacks the `api` scope (merge requests, issues, notes); {TOKEN_HINT}")
+                    }),
+                ))
+            }
+            Ok(None) => Ok(Check::ok("token", "valid (scopes not readable on this GitLab version)")),
+            Err(e) => Err(Check::fail("token", e.with_advice()).with_hint(TOKEN_HINT)),
+        }
+    }
+
+    /// The project is found; with its default branch, if it has one.
+    async fn project_check(&self) -> Result<(Check, Option<String>), Check> {
+        let project = match self.project_url(&[], &[]) {
+            Ok(url) => self.get_ok("GET /projects/:id", &url).await,
+            Err(e) => return Err(Check::fail("project", e.with_advice())),
+        };
+        match project {
+            Ok(p) => {
+                let default_branch = p["default_branch"].as_str().map(str::to_string);
+                let detail = format!(
+                    "`{}` (default branch `{}`)",
+                    p["path_with_namespace"].as_str().unwrap_or(self.project()),
+                    default_branch.as_deref().unwrap_or("-")
+                );
+                Ok((Check::ok("project", detail), default_branch))
+            }
+            Err(e) => Err(Check::fail("project", e.with_advice()).with_hint(
+                "set `GITLAB_PROJECT` to the numeric id or full path, and `GITLAB_URL` for a self-managed instance",
+            )),
+        }
+    }
+
+    /// The branch merge requests target (`platform.target_branch`, else the project's
+    /// default branch) exists.
+    async fn target_branch_check(&self, default_branch: Option<String>) -> Check {
+        let Some(target) = self.config.target_branch.clone().or(default_branch) else {
+            return Check::fail("branch", "no target branch: the project has no default branch")
+                .with_hint("push an initial commit or set `platform.target_branch`");
+        };
+        let call = "GET /projects/:id/repository/branches/:branch";
+        let result = match self.project_url(&["repository", "branches", &target], &[]) {
+            Ok(url) => self.send(call, Method::GET, &url, None).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(r) if r.status.is_success() => Check::ok("branch", format!("target `{target}` exists")),
+            Ok(r) if r.status == StatusCode::NOT_FOUND => Check::fail(
+                "branch",
+                format!("target branch `{target}` does not exist in `{}`", self.project()),
+            )
+            .with_hint("set `platform.target_branch` to an existing branch, or create it"),
+            Ok(r) => Check::fail("branch", self.fail(call, &r).with_advice()),
+            Err(e) => Check::fail("branch", e.with_advice()),
+        }
+    }
 }
 
 impl GitlabPlatform {

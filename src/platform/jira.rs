@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::PlatformError;
 use super::http::{ApiClient, Auth, Created};
+use crate::check::Check;
 use crate::env::{self, Env};
 use crate::error::PaceError;
 use crate::net::codec::encode_component;
@@ -191,6 +192,15 @@ impl Jira {
             return Err(self.api.error(call, &response, &self.hint(response.status)));
         }
         Ok(format!("{} project `{}` reachable", self.base, self.project))
+    }
+
+    /// `pace doctor`'s line for Jira as the escalation tracker.
+    pub async fn doctor_check(&self) -> Check {
+        match self.check().await {
+            Ok(detail) => Check::ok("jira", detail),
+            Err(e) => Check::fail("jira", e.with_advice())
+                .with_hint("check JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN and `platform.tracker.project`"),
+        }
     }
 
     fn hint(&self, status: StatusCode) -> String {

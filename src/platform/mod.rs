@@ -125,8 +125,23 @@ pub fn bitbucket(
     Ok(Box::new(bitbucket_platform(settings, env, redactor)?))
 }
 
-/// The concrete Bitbucket platform (also used by `pace doctor`).
-pub fn bitbucket_platform(
+/// `pace doctor`'s lines for the configured platform (none for `local`): read-only API
+/// calls checking the credentials, the project or repository and the target branch.
+pub async fn doctor(
+    settings: &crate::config::settings::PlatformSettings,
+    env: &crate::env::Env,
+    redactor: Redactor,
+) -> Vec<crate::check::Check> {
+    use crate::config::settings::PlatformKind;
+    match settings.kind {
+        PlatformKind::Local => Vec::new(),
+        PlatformKind::Gitlab => gitlab::doctor(env, settings, redactor).await,
+        PlatformKind::Bitbucket => bitbucket::doctor(settings, env, redactor).await,
+    }
+}
+
+/// The concrete Bitbucket platform.
+fn bitbucket_platform(
     settings: &crate::config::settings::PlatformSettings,
     env: &crate::env::Env,
     redactor: Redactor,

@@ -13,66 +13,22 @@ use futures_util::StreamExt;
 use super::container::{connect_daemon, ensure_image, remove, unix_now, wait_exit};
 use super::endpoint::{Endpoint, TLS_FILES};
 use super::{LABEL_CREATED, LABEL_RUN_ID, error_chain};
+use crate::check::Check;
 use crate::config::settings::{SandboxSettings, WorkspaceMode};
 use crate::error::Hint as _;
 
-/// One line of `pace doctor`.
-#[derive(Debug, Clone)]
-pub struct DockerCheck {
-    pub name: &'static str,
-    pub ok: bool,
-    pub detail: String,
-    pub hint: Option<String>,
-}
-
-impl DockerCheck {
-    fn ok(name: &'static str, detail: String) -> Self {
-        Self {
-            name,
-            ok: true,
-            detail,
-            hint: None,
-        }
-    }
-
-    fn fail(name: &'static str, detail: String, hint: String) -> Self {
-        Self {
-            name,
-            ok: false,
-            detail,
-            hint: Some(hint),
-        }
-    }
-}
+/// What to do when `sandbox.workspace: bind` cannot work.
+const USE_UPLOAD: &str = "remove `sandbox.workspace: bind` (or set `upload`): the workspace is then uploaded as a tar";
 
 /// How long the bind-mount probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the checks in order; a failure that makes the later ones meaningless ends the list.
-pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Path) -> Vec<DockerCheck> {
-    let mut checks = Vec::new();
-    if let Some(dir) = &endpoint.tls_dir {
-        let problems = endpoint.tls_problems();
-        if problems.is_empty() {
-            checks.push(DockerCheck::ok(
-                "tls",
-                format!("{} readable in `{}`", TLS_FILES.join(", "), dir.display()),
-            ));
-        } else {
-            checks.push(DockerCheck::fail(
-                "tls",
-                format!("`DOCKER_TLS_VERIFY` is set but {}", problems.join("; ")),
-                "set `DOCKER_CERT_PATH` to the directory with the daemon's client certificates \
-                 (GitLab DinD: `$DOCKER_TLS_CERTDIR/client`, i.e. `/certs/client`), or unset `DOCKER_TLS_VERIFY` \
-                 for a plain `tcp://` daemon"
-                    .into(),
-            ));
-        }
-    }
-
+pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Path) -> Vec<Check> {
+    let mut checks: Vec<Check> = tls_check(endpoint).into_iter().collect();
     let docker = match connect_daemon(endpoint).await {
         Ok(d) => {
-            checks.push(DockerCheck::ok(
+            checks.push(Check::ok(
                 "docker",
                 format!("daemon answers at {}", describe_host(endpoint)),
             ));
@@ -80,13 +36,43 @@ pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Pa
         }
         Err(e) => {
             let hint = e.hint().unwrap_or_else(|| endpoint.hint());
-            checks.push(DockerCheck::fail("docker", e.to_string(), hint));
+            checks.push(Check::fail("docker", e.to_string()).with_hint(hint));
             return checks;
         }
     };
+    checks.push(api_check(&docker).await);
+    let image = image_check(&docker, &settings.image).await;
+    let image_ok = image.ok;
+    checks.push(image);
+    if image_ok {
+        checks.push(bind_check(&docker, settings, repo).await);
+    }
+    checks
+}
 
+/// With `DOCKER_TLS_VERIFY`: the client certificate files are readable.
+fn tls_check(endpoint: &Endpoint) -> Option<Check> {
+    let dir = endpoint.tls_dir.as_ref()?;
+    let problems = endpoint.tls_problems();
+    if problems.is_empty() {
+        return Some(Check::ok(
+            "tls",
+            format!("{} readable in `{}`", TLS_FILES.join(", "), dir.display()),
+        ));
+    }
+    Some(
+        Check::fail("tls", format!("`DOCKER_TLS_VERIFY` is set but {}", problems.join("; "))).with_hint(
+            "set `DOCKER_CERT_PATH` to the directory with the daemon's client certificates \
+             (GitLab DinD: `$DOCKER_TLS_CERTDIR/client`, i.e. `/certs/client`), or unset `DOCKER_TLS_VERIFY` \
+             for a plain `tcp://` daemon",
+        ),
+    )
+}
+
+/// The daemon's version and API range, next to the API version pace speaks.
+async fn api_check(docker: &Docker) -> Check {
     match docker.version().await {
-        Ok(v) => checks.push(DockerCheck::ok(
+        Ok(v) => Check::ok(
             "api",
             format!(
                 "Docker Engine {} ({}/{}), API {} (minimum {}); pace uses API {}",
@@ -97,63 +83,57 @@ pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Pa
                 v.min_api_version.as_deref().unwrap_or("?"),
                 docker.client_version()
             ),
-        )),
-        Err(e) => checks.push(DockerCheck::fail(
-            "api",
-            format!("cannot read the daemon's version: {}", error_chain(&e)),
-            "the daemon answered a ping but not `GET /version`; is `DOCKER_HOST` a Docker-compatible API?".into(),
-        )),
+        ),
+        Err(e) => Check::fail("api", format!("cannot read the daemon's version: {}", error_chain(&e)))
+            .with_hint("the daemon answered a ping but not `GET /version`; is `DOCKER_HOST` a Docker-compatible API?"),
     }
+}
 
-    match ensure_image(&docker, &settings.image).await {
-        Ok(_) => checks.push(DockerCheck::ok(
-            "image",
-            format!("`{}` is on the daemon", settings.image),
-        )),
-        Err(e) => {
-            let hint = e.hint().unwrap_or_default();
-            checks.push(DockerCheck::fail("image", e.to_string(), hint));
-            return checks;
-        }
+/// `sandbox.image` is on the daemon (pulled if it is not).
+async fn image_check(docker: &Docker, image: &str) -> Check {
+    match ensure_image(docker, image).await {
+        Ok(_) => Check::ok("image", format!("`{image}` is on the daemon")),
+        Err(e) => Check::fail("image", e.to_string()).with_hints(e.hint()),
     }
+}
 
-    let probe = tokio::time::timeout(PROBE_TIMEOUT, probe_bind(&docker, &settings.image, repo)).await;
+/// Whether the daemon sees this filesystem, judged against `sandbox.workspace`: only a
+/// configured bind mode that cannot work fails.
+async fn bind_check(docker: &Docker, settings: &SandboxSettings, repo: &Path) -> Check {
+    let probe = tokio::time::timeout(PROBE_TIMEOUT, probe_bind(docker, &settings.image, repo)).await;
     let shared = match probe {
-        Ok(Ok(shared)) => Ok(shared),
-        Ok(Err(e)) => Err(e),
+        Ok(result) => result,
         Err(_) => Err(format!(
             "the probe container did not finish in {} s",
             PROBE_TIMEOUT.as_secs()
         )),
     };
     let bind_configured = settings.workspace == WorkspaceMode::Bind;
-    checks.push(match (shared, bind_configured) {
-        (Ok(true), true) => DockerCheck::ok("bind", "bind mounts work; `sandbox.workspace: bind` is used".into()),
-        (Ok(true), false) => DockerCheck::ok(
+    match (shared, bind_configured) {
+        (Ok(true), true) => Check::ok("bind", "bind mounts work; `sandbox.workspace: bind` is used"),
+        (Ok(true), false) => Check::ok(
             "bind",
-            "bind mounts work; upload mode is configured (`sandbox.workspace: bind` would skip the upload)".into(),
+            "bind mounts work; upload mode is configured (`sandbox.workspace: bind` would skip the upload)",
         ),
-        (Ok(false), false) => DockerCheck::ok(
+        (Ok(false), false) => Check::ok(
             "bind",
-            "the daemon does not see this filesystem (DinD or a socket from another host); upload mode will be used"
-                .into(),
+            "the daemon does not see this filesystem (DinD or a socket from another host); upload mode will be used",
         ),
-        (Err(e), false) => DockerCheck::ok(
+        (Err(e), false) => Check::ok(
             "bind",
             format!("bind mounts are not possible ({e}); upload mode will be used"),
         ),
-        (Ok(false), true) => DockerCheck::fail(
+        (Ok(false), true) => Check::fail(
             "bind",
-            "`sandbox.workspace: bind` is set, but the daemon does not see this filesystem".into(),
-            "remove `sandbox.workspace: bind` (or set `upload`): the workspace is then uploaded as a tar".into(),
-        ),
-        (Err(e), true) => DockerCheck::fail(
+            "`sandbox.workspace: bind` is set, but the daemon does not see this filesystem",
+        )
+        .with_hint(USE_UPLOAD),
+        (Err(e), true) => Check::fail(
             "bind",
             format!("`sandbox.workspace: bind` is set, but bind mounts are not possible: {e}"),
-            "remove `sandbox.workspace: bind` (or set `upload`): the workspace is then uploaded as a tar".into(),
-        ),
-    });
-    checks
+        )
+        .with_hint(USE_UPLOAD),
+    }
 }
 
 fn describe_host(endpoint: &Endpoint) -> String {

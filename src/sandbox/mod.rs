@@ -52,6 +52,32 @@ pub struct SandboxContext {
     pub redactor: crate::redact::Redactor,
 }
 
+impl SandboxContext {
+    /// The context of one run, for GATE and FORGE's `run` in a day and for `pace gate`
+    /// alike: `sandbox.env`'s values read from `env`, the return path of `settings`.
+    pub fn for_run(
+        settings: &crate::config::settings::Settings,
+        env: &crate::env::Env,
+        run_id: String,
+        day: u32,
+        redactor: crate::redact::Redactor,
+    ) -> Self {
+        Self {
+            settings: settings.sandbox.clone(),
+            run_id,
+            day,
+            env: settings
+                .sandbox
+                .env
+                .iter()
+                .filter_map(|name| env.get(name).map(|v| (name.clone(), v.to_string())))
+                .collect(),
+            boundary: crate::boundary::Boundary::for_settings(settings),
+            redactor,
+        }
+    }
+}
+
 /// Receives each chunk of a command's output as it arrives.
 pub type OutputSink<'a> = &'a (dyn Fn(&[u8]) + Send + Sync);
 
@@ -130,8 +156,18 @@ pub enum SandboxError {
 }
 
 impl crate::error::Hint for SandboxError {
-    /// What the user should try next. A refusal inside `Io` (a link in pace's paths)
-    /// decides the exit code through the source chain.
+    /// A refusal inside `Io` or `Workspace` (a link in pace's paths) is a config error: the
+    /// checkout has to be fixed.
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        match self {
+            Self::Io { source, .. } | Self::Workspace { source, .. } => {
+                crate::safe_write::own_file_error(source).and_then(crate::error::Hint::exit_kind)
+            }
+            Self::Connect { .. } | Self::Image { .. } | Self::Container { .. } | Self::Interrupted => None,
+        }
+    }
+
+    /// What the user should try next.
     fn hint(&self) -> Option<String> {
         match self {
             Self::Connect { hint, .. } => Some(hint.clone()),
@@ -178,4 +214,52 @@ pub const EXEC_OUTPUT_CAP: usize = 16 * 1024;
 
 pub fn workspace_files(repo: &Path) -> std::io::Result<Vec<PathBuf>> {
     workspace::list_files(repo)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::error::{ExitKind, Hint as _, exit_kind};
+
+    fn docker_refused(operation: &'static str) -> SandboxError {
+        SandboxError::Container {
+            operation,
+            container: "pace-run-forge-1".into(),
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "unable to find user nosuchuser".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_docker_refusal_hints_at_the_daemon_and_exits_4() {
+        // What `pace gate` gets from `run_suite`.
+        let err = docker_refused("start");
+        assert!(
+            err.hint()
+                .is_some_and(|h| h.contains("the Docker daemon refused the operation"))
+        );
+        assert_eq!(exit_kind(&err), ExitKind::Infrastructure);
+    }
+
+    #[test]
+    fn a_refusal_wrapped_in_an_io_error_exits_2() {
+        let refusal = crate::safe_write::OwnFileError::Symlink {
+            path: PathBuf::from(".pace/day-1/gate"),
+            target: "/etc".into(),
+        };
+        let err = SandboxError::Io {
+            path: PathBuf::from(".pace/day-1/gate/junit.xml"),
+            source: std::io::Error::from(refusal),
+        };
+        assert_eq!(exit_kind(&err), ExitKind::Config);
+        let plain = SandboxError::Io {
+            path: PathBuf::from(".pace/day-1/gate/junit.xml"),
+            source: std::io::Error::other("disk full"),
+        };
+        assert_eq!(exit_kind(&plain), ExitKind::Infrastructure);
+    }
 }

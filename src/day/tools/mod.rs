@@ -163,6 +163,13 @@ impl crate::error::Hint for ToolAbort {
             Self::Runner(_) => None,
         }
     }
+
+    fn exit_kind(&self) -> Option<crate::error::ExitKind> {
+        match self {
+            Self::Sandbox(e) => crate::error::Hint::exit_kind(e),
+            Self::Runner(_) => None,
+        }
+    }
 }
 
 /// One command's result as `run` sees it.

@@ -800,3 +800,89 @@ async fn write_file_returns_the_path_it_changed() {
     assert!(refused.is_error && refused.changed.is_empty(), "{refused:?}");
     assert_eq!(ctx.written_paths(), ["src/new.rs"]);
 }
+
+// --- the error model through the day's wrappers ---------------------------------------
+
+fn docker_refused(operation: &'static str) -> crate::sandbox::SandboxError {
+    crate::sandbox::SandboxError::Container {
+        operation,
+        container: "pace-run-forge-1".into(),
+        source: bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "unable to find user nosuchuser".into(),
+        },
+    }
+}
+
+#[test]
+fn a_docker_failure_inside_forges_run_keeps_the_docker_hint() {
+    use crate::error::{ExitKind, PaceError};
+    let err = crate::day::DayError::ToolAborted {
+        agent: "FORGE".into(),
+        tool: "run".into(),
+        source: Box::new(ToolAbort::Sandbox(docker_refused("start"))),
+    };
+    let shown = PaceError::from_error(&err);
+    assert_eq!(shown.kind, ExitKind::Infrastructure);
+    assert!(
+        shown.message.starts_with(
+            "FORGE tool `run` aborted: the sandbox failed while running a FORGE command: failed to start container"
+        ),
+        "{}",
+        shown.message
+    );
+    let hint = shown.hint.unwrap_or_default();
+    assert!(hint.contains("the Docker daemon refused the operation"), "{hint}");
+    assert!(hint.contains("pace doctor"), "{hint}");
+}
+
+#[test]
+fn the_day_error_answers_with_the_error_it_wraps() {
+    use crate::day::{DayError, Signal};
+    use crate::error::{ExitKind, exit_kind, hint};
+    use crate::llm::LlmError;
+    use crate::sandbox::SandboxError;
+    let gate = DayError::Sandbox(docker_refused("start"));
+    assert!(hint(&gate).is_some_and(|h| h.contains("the Docker daemon refused the operation")));
+    assert_eq!(exit_kind(&gate), ExitKind::Infrastructure);
+    let refusal = crate::safe_write::OwnFileError::Symlink {
+        path: PathBuf::from(".pace/day-1/gate"),
+        target: "/etc".into(),
+    };
+    let link = SandboxError::Io {
+        path: PathBuf::from(".pace/day-1/gate/junit.xml"),
+        source: std::io::Error::from(refusal),
+    };
+    assert_eq!(exit_kind(&DayError::Sandbox(link)), ExitKind::Config);
+    let link_in_run = SandboxError::Workspace {
+        path: PathBuf::from("/repo"),
+        source: std::io::Error::from(crate::safe_write::OwnFileError::Symlink {
+            path: PathBuf::from(".pace"),
+            target: "/tmp".into(),
+        }),
+    };
+    let aborted = DayError::ToolAborted {
+        agent: "FORGE".into(),
+        tool: "run".into(),
+        source: Box::new(ToolAbort::Sandbox(link_in_run)),
+    };
+    assert_eq!(exit_kind(&aborted), ExitKind::Config);
+    let budget = DayError::Llm(LlmError::Budget("used 10 of 9 tokens".into()));
+    assert_eq!(exit_kind(&budget), ExitKind::Budget);
+    assert!(hint(&budget).is_some_and(|h| h.contains("budget.max_tokens")));
+    let key = DayError::Llm(LlmError::MissingKey("ANTHROPIC_API_KEY".into()));
+    assert_eq!(exit_kind(&key), ExitKind::Config);
+    let checkout = DayError::Checkout(crate::git::GitError::Failed {
+        args: "rev-parse".into(),
+        dir: PathBuf::from("/repo"),
+        stderr: "fatal".into(),
+    });
+    assert_eq!(exit_kind(&checkout), ExitKind::Config);
+    assert_eq!(
+        exit_kind(&DayError::Interrupted(Signal::Terminate)),
+        ExitKind::Terminated
+    );
+    let repo_root = DayError::RepoRoot(std::io::Error::other("gone"));
+    assert_eq!(exit_kind(&repo_root), ExitKind::Infrastructure);
+    assert_eq!(hint(&repo_root), None);
+}
