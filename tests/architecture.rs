@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layer that turns the command line into calls: it may use everything.
-const COMMAND_LAYER: [&str; 5] = ["lib", "main", "app", "app_doctor", "commands"];
+const COMMAND_LAYER: [&str; 3] = ["lib", "main", "commands"];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
