@@ -1,4 +1,6 @@
 //! The command line (clap derive: the `///` comments are the help text).
+// The `///` comments are `--help` text, not rustdoc: no Markdown rules for them.
+#![allow(clippy::doc_markdown)]
 
 use std::path::PathBuf;
 

@@ -360,6 +360,7 @@ pub struct Committed {
 }
 
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_field_names, reason = "`git_dir` is git's own name for it ($GIT_DIR)")]
 pub struct Git {
     root: PathBuf,
     /// Pinned at open: a `.git` file or `core.worktree` written afterwards redirects nothing.

@@ -29,6 +29,7 @@ pub mod text;
 
 /// Parses the command line, runs the command, renders any error and maps it to the
 /// exit code (one place for both).
+#[allow(clippy::print_stderr, reason = "the one place an error is rendered for people")]
 pub fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     let env = env::Env::from_process();

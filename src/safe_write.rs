@@ -563,7 +563,7 @@ mod tests {
         assert_eq!(mode, 0o751);
         let leftovers: Vec<_> = std::fs::read_dir(&f.repo)
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");

@@ -1,4 +1,15 @@
 //! One integration-test binary (faster to link, shared fakes in `support`).
+// Test code may unwrap, panic and print, and is not held to the pedantic lints of the
+// library (Cargo.toml [lints]): a failing test says where with its own message.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub
+)]
 #[macro_use]
 mod support;
 

@@ -26,6 +26,17 @@
 //!   cannot create one; the test tries and carries on with the FIFO;
 //! - hard links to files outside the checkout: a container can only link inside its own
 //!   mount; the bind-mode test links `.git/config` into `src/` instead.
+// Test code may unwrap, panic and print, and is not held to the pedantic lints of the
+// library (Cargo.toml [lints]): a failing test says where with its own message.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub
+)]
 
 #[macro_use]
 mod support;

@@ -175,6 +175,7 @@ async fn gate_timeout_kills_the_container() {
 async fn gate_env_only_allowlisted_variables() {
     require_docker!();
     // SAFETY: only these tests read these names; set before any sandbox reads the env.
+    #[allow(unsafe_code)]
     unsafe {
         std::env::set_var("PACE_TEST_SECRET_TOKEN", "s3cr3t-value-xyz");
         std::env::set_var("PACE_TEST_ALLOWED", "visible-value");

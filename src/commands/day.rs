@@ -15,6 +15,7 @@ use crate::report::printer::Printer;
 use crate::report::progress::ProgressDay;
 
 /// What the command line says about the day to run.
+#[derive(Clone, Copy)]
 pub(super) struct Args<'a> {
     pub(super) day: Option<u32>,
     pub(super) retry: bool,

@@ -2,6 +2,9 @@
 //! exit code or a [`PaceError`]; this module sets up logging and dispatches. What the
 //! commands share is in `common` (so no command imports this module back). Commands use
 //! every other module; no other module uses `commands`.
+// The command layer is where pace talks to the terminal: data on stdout, the rendered
+// error and notes on stderr (everything below reports through values and the printer).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use crate::cli::{Cli, Command};
 use crate::env::{self, Env};
@@ -14,7 +17,7 @@ mod doctor;
 mod gate;
 mod validate;
 
-pub fn init_logging(verbose: u8, quiet: bool, env: &Env) {
+pub(crate) fn init_logging(verbose: u8, quiet: bool, env: &Env) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -32,7 +35,7 @@ pub fn init_logging(verbose: u8, quiet: bool, env: &Env) {
         .try_init();
 }
 
-pub fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
+pub(crate) fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
     common::install_crypto_provider();
     let verbosity = if cli.quiet {
         Verbosity::Quiet

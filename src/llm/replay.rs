@@ -2,7 +2,7 @@
 //!
 //! The k-th call of an agent (counted per agent over the whole day, from 1) gets the k-th
 //! recorded response of that agent; lines without a response (failed calls) are skipped.
-//! A request must match its recording in shape — number of messages, the tool_use ids the
+//! A request must match its recording in shape — number of messages, the `tool_use` ids the
 //! last message answers, the tool names offered — but not in text (paths and times differ
 //! between machines). Usage is replayed, so cost accounting works offline.
 

@@ -69,7 +69,7 @@ impl Degradable {
 }
 
 /// The message of an authorization-plugin denial, if `err` is one.
-pub fn denial(err: &DockerError) -> Option<&str> {
+pub(super) fn denial(err: &DockerError) -> Option<&str> {
     match err {
         DockerError::DockerResponseServerError { status_code, message }
             if *status_code == 403 && message.to_ascii_lowercase().contains("authorization denied by plugin") =>
@@ -81,7 +81,7 @@ pub fn denial(err: &DockerError) -> Option<&str> {
 }
 
 /// The options a denial message names, in the order they should be given up.
-pub fn refused(message: &str) -> Vec<Degradable> {
+pub(super) fn refused(message: &str) -> Vec<Degradable> {
     let text = format!(" {} ", message.to_ascii_lowercase().replace('_', "-"));
     let words: Vec<&str> = text
         .split(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | '=' | ';' | '"' | '\'' | '(' | ')'))
@@ -101,7 +101,7 @@ pub fn refused(message: &str) -> Vec<Degradable> {
 }
 
 /// The first option named by `message` that is still in use (`active`), if any.
-pub fn next_to_drop(message: &str, active: impl Fn(Degradable) -> bool) -> Option<Degradable> {
+pub(super) fn next_to_drop(message: &str, active: impl Fn(Degradable) -> bool) -> Option<Degradable> {
     refused(message).into_iter().find(|d| active(*d))
 }
 

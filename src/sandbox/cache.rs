@@ -26,7 +26,7 @@ pub const CACHE_MOUNT: &str = "/cache";
 /// The label every cache volume carries.
 pub const LABEL_CACHE: &str = "pace.cache";
 /// The project directory's name (for people reading `docker volume ls`).
-pub const LABEL_CACHE_PROJECT: &str = "pace.cache.project";
+pub(super) const LABEL_CACHE_PROJECT: &str = "pace.cache.project";
 /// `protected`, `unprotected` or `branch` (see the module header).
 pub const LABEL_CACHE_SCOPE: &str = "pace.cache.scope";
 /// The branch of a `branch` scope, as git names it.
@@ -94,7 +94,7 @@ pub fn volume_for(repo: &Path, scope: &CacheScope) -> CacheVolume {
             // The slug is lossy (`Main` and `main`, long names cut); the SHA-256 of the exact
             // name keeps every branch apart, also from a name chosen to collide.
             let digest = ring::digest::digest(&ring::digest::SHA256, branch.as_bytes());
-            let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex::encode(&digest.as_ref()[..8]);
             match slug(&branch, BRANCH_SLUG_CHARS) {
                 s if s.is_empty() => format!("branch-{hex}"),
                 s => format!("branch-{s}-{hex}"),
@@ -159,7 +159,7 @@ fn slug(text: &str, max: usize) -> String {
 }
 
 /// The variables to add to a container's environment (those not already in `env`).
-pub fn env_for(env: &[(String, String)]) -> Vec<String> {
+pub(super) fn env_for(env: &[(String, String)]) -> Vec<String> {
     CACHE_ENV
         .iter()
         .filter(|(name, _)| !env.iter().any(|(n, _)| n == name))
@@ -168,7 +168,7 @@ pub fn env_for(env: &[(String, String)]) -> Vec<String> {
 }
 
 /// Creates the volume if it does not exist (creating an existing one is a no-op).
-pub async fn ensure_volume(docker: &Docker, volume: &CacheVolume) -> Result<(), bollard::errors::Error> {
+pub(super) async fn ensure_volume(docker: &Docker, volume: &CacheVolume) -> Result<(), bollard::errors::Error> {
     docker
         .create_volume(VolumeCreateRequest {
             name: Some(volume.name.clone()),

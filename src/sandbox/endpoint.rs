@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use bollard::{API_DEFAULT_VERSION, Docker};
 
 /// The default when `DOCKER_HOST` is unset.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub(super) const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// bollard's per-request timeout (seconds) for the response head.
 const REQUEST_TIMEOUT: u64 = 120;
 
 /// The client certificate files in the TLS directory.
-pub const TLS_FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
+pub(super) const TLS_FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

@@ -191,7 +191,7 @@ impl crate::error::Hint for SandboxError {
 }
 
 /// An error and its causes on one line (bollard's TLS and connection errors keep the
-/// useful part, such as "invalid peer certificate: UnknownIssuer", in the sources).
+/// useful part, such as "invalid peer certificate: `UnknownIssuer`", in the sources).
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut next = err.source();

@@ -91,7 +91,6 @@ pub(super) fn check_arguments(spec: &ToolSpec, input: &Value) -> Result<(), Stri
                     type_label(expected)
                 ));
             }
-            None => {}
             Some(v) if !type_matches(expected, v) => {
                 return Err(format!(
                     "ERROR: {tool} requires a '{arg}' argument ({}), got {}",
@@ -99,7 +98,7 @@ pub(super) fn check_arguments(spec: &ToolSpec, input: &Value) -> Result<(), Stri
                     type_name(v)
                 ));
             }
-            Some(_) => {}
+            None | Some(_) => {}
         }
     }
     Ok(())

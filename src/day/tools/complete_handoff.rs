@@ -6,9 +6,9 @@ use super::args::{arg_str, spec as tool_spec, string_list};
 use super::{ToolContext, ToolOutcome, Toolset};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "complete_handoff";
+pub(super) const NAME: &str = "complete_handoff";
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Signal that the implementation is complete; call this as your final action. pace \

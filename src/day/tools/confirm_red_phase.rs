@@ -7,9 +7,9 @@ use super::args::{arg_str, spec as tool_spec, string_list};
 use super::{ToolContext, ToolOutcome};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "confirm_red_phase";
+pub(super) const NAME: &str = "confirm_red_phase";
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "REQUIRED TDD checkpoint. Call this after writing the tests and running the test \

@@ -1,14 +1,14 @@
 //! Context eviction, run before each model call so the input grows slowly.
 //!
 //! Only the text inside blocks changes: no block or message is added or removed and every
-//! id stays, so each tool_result still answers its tool_use. All rules are idempotent.
+//! id stays, so each `tool_result` still answers its `tool_use`. All rules are idempotent.
 //!
 //! (a) a `read_file` result whose path a LATER call changed (`write_file`, `run`: the
 //!     paths their handlers returned, [`ChangedByCall`]) is replaced by a stub; a read after
 //!     the last change stays;
 //! (b) of several `run` calls with the same command only the latest result stays;
 //! (c) `write_file` / `write_doc` contents older than [`KEEP_WRITE_TURNS`] turns become a
-//!     `[N bytes written]` stub in the tool_use input;
+//!     `[N bytes written]` stub in the `tool_use` input;
 //! (d) long `run` outputs older than [`KEEP_RUN_TURNS`] turns keep only head and tail.
 
 use std::collections::{HashMap, HashSet};
@@ -37,7 +37,7 @@ const SUPERSEDED_PREFIX: &str = "[superseded: ";
 
 /// One tool call in history order.
 struct Call<'h> {
-    /// Position of the tool_use: (message, block); history order.
+    /// Position of the `tool_use`: (message, block); history order.
     at: (usize, usize),
     /// The paths the call changed (from [`ChangedByCall`]; empty when none).
     changed: &'h [String],
@@ -45,11 +45,11 @@ struct Call<'h> {
     turn: usize,
     name: String,
     input: Value,
-    /// Position and text of its tool_result, if answered.
+    /// Position and text of its `tool_result`, if answered.
     result: Option<((usize, usize), String)>,
 }
 
-/// New texts for tool_result blocks, by position.
+/// New texts for `tool_result` blocks, by position.
 type Replacements = HashMap<(usize, usize), String>;
 
 /// Shrinks stale tool results and old write payloads in place (see the module docs).
@@ -253,9 +253,9 @@ fn result_ids(msg: &Message) -> Vec<&str> {
         .collect()
 }
 
-/// Checks the protocol invariant: every tool_use of an assistant message is answered by
-/// exactly one tool_result in the next (user) message, tool_results come before any text
-/// there, every tool_result answers a tool_use of the message before, ids are unique. A
+/// Checks the protocol invariant: every `tool_use` of an assistant message is answered by
+/// exactly one `tool_result` in the next (user) message, `tool_results` come before any text
+/// there, every `tool_result` answers a `tool_use` of the message before, ids are unique. A
 /// trailing assistant message may still have unanswered calls.
 pub fn check_pairing(messages: &[Message]) -> Result<(), String> {
     let mut seen_ids: HashSet<&str> = HashSet::new();
@@ -483,6 +483,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::many_single_char_names, reason = "n, i: name and input of each call")]
     fn repeated_runs_keep_only_the_latest_output() {
         let mut h = History::default();
         let (n, i) = run("cargo test");

@@ -10,10 +10,10 @@ use super::paths::{INTERNAL_DIRS, Jail, PathError, Resolved};
 use super::{ToolContext, ToolOutcome};
 
 /// Largest `write_file` / `write_doc` content.
-pub const WRITE_CAP_BYTES: usize = 1024 * 1024;
+pub(super) const WRITE_CAP_BYTES: usize = 1024 * 1024;
 
 /// Directories a recursive walk does not enter (dependencies, build output, caches).
-pub const SKIP_DIRS: [&str; 15] = [
+pub(super) const SKIP_DIRS: [&str; 15] = [
     "node_modules",
     "target",
     ".venv",
@@ -51,7 +51,7 @@ pub(super) fn scribe_root<'c>(ctx: &'c ToolContext<'_>, raw: &'c str) -> (&'c Ja
     }
 }
 
-pub fn is_skipped_dir(name: &str) -> bool {
+pub(super) fn is_skipped_dir(name: &str) -> bool {
     INTERNAL_DIRS
         .iter()
         .chain(SKIP_DIRS.iter())
@@ -59,7 +59,7 @@ pub fn is_skipped_dir(name: &str) -> bool {
 }
 
 /// One entry of a walk: repository-relative path and whether it is a directory.
-pub struct Entry {
+pub(super) struct Entry {
     pub rel: String,
     pub is_dir: bool,
 }
@@ -67,7 +67,7 @@ pub struct Entry {
 /// Depth-first, sorted walk below `start` (absolute, `start_rel` its relative form).
 /// Stops when `visit` returns false or after [`MAX_WALK_ENTRIES`]; returns whether it
 /// stopped early.
-pub fn walk(start: &Path, start_rel: &str, visit: &mut dyn FnMut(&Entry) -> bool) -> bool {
+pub(super) fn walk(start: &Path, start_rel: &str, visit: &mut dyn FnMut(&Entry) -> bool) -> bool {
     let mut stack = vec![(start.to_path_buf(), start_rel.to_string())];
     let mut seen = 0usize;
     while let Some((dir, dir_rel)) = stack.pop() {
@@ -116,7 +116,7 @@ pub fn walk(start: &Path, start_rel: &str, visit: &mut dyn FnMut(&Entry) -> bool
 }
 
 /// A NUL byte in the first 8 KiB marks a binary file (git's heuristic).
-pub fn is_binary(bytes: &[u8]) -> bool {
+pub(super) fn is_binary(bytes: &[u8]) -> bool {
     bytes.iter().take(8 * 1024).any(|b| *b == 0)
 }
 

@@ -7,9 +7,9 @@ use super::write_doc::SCRIBE_DOCS;
 use super::{ToolContext, ToolOutcome};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "finish";
+pub(super) const NAME: &str = "finish";
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Call this once all four documents are written, as your final action.",

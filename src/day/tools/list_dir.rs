@@ -10,9 +10,9 @@ use super::paths::PathError;
 use super::{ToolContext, ToolOutcome};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "list_dir";
+pub(super) const NAME: &str = "list_dir";
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "List one directory level as `dir  name` / `file  name` lines. Prefix `docs:` lists \

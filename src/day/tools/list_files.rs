@@ -7,9 +7,9 @@ use super::files::{list_entries, path_error, render_entries};
 use super::{ToolContext, ToolOutcome};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "list_files";
+pub(super) const NAME: &str = "list_files";
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "List the entries of a repository directory (default: the root); directories end \

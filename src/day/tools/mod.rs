@@ -81,7 +81,7 @@ pub struct ToolResult {
     pub changed: Vec<String>,
 }
 
-/// Repository-relative paths each call changed, by tool_use id: the
+/// Repository-relative paths each call changed, by `tool_use` id: the
 /// [`ToolResult::changed`] of every answered call (calls that changed nothing are absent).
 pub type ChangedByCall = HashMap<String, Vec<String>>;
 
@@ -122,7 +122,7 @@ impl ToolOutcome {
         })
     }
 
-    /// The tool_result block answering `call_id`, if this outcome has one (everything but
+    /// The `tool_result` block answering `call_id`, if this outcome has one (everything but
     /// [`ToolOutcome::Abort`]). Keeps the history well-formed when the loop stops.
     pub fn to_block(&self, call_id: &str) -> Option<Block> {
         let (content, is_error) = match self {
@@ -222,7 +222,7 @@ pub struct ToolContext<'a> {
     pub(crate) max_run_timeout: Duration,
     pub(crate) max_tool_calls: u32,
     pub(crate) calls: u32,
-    /// What each call changed, by tool_use id (recorded by the router).
+    /// What each call changed, by `tool_use` id (recorded by the router).
     pub(crate) changed_by_call: ChangedByCall,
 }
 
@@ -373,7 +373,7 @@ impl<'a> ToolContext<'a> {
         self.calls
     }
 
-    /// The paths each call of this attempt changed, by tool_use id: what
+    /// The paths each call of this attempt changed, by `tool_use` id: what
     /// [`evict_stale`] needs to know which earlier reads went stale.
     pub fn changed_by_call(&self) -> &ChangedByCall {
         &self.changed_by_call

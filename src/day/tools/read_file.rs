@@ -7,11 +7,11 @@ use super::files::{list_entries, path_error, read_text, render_entries};
 use super::{ToolContext, ToolOutcome};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "read_file";
+pub(super) const NAME: &str = "read_file";
 /// Larger files are cut with a note.
-pub const READ_CAP_BYTES: usize = 256 * 1024;
+pub(super) const READ_CAP_BYTES: usize = 256 * 1024;
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Read a text file of the repository. Reading a directory lists its entries instead. \

@@ -11,19 +11,19 @@ use super::{DEFAULT_RUN_TIMEOUT, ToolContext, ToolOutcome, ToolResult, paths};
 use crate::llm::ToolSpec;
 use crate::text::head_tail;
 
-pub const NAME: &str = "run";
+pub(super) const NAME: &str = "run";
 /// Output shown to the model: the beginning and the (more telling) end.
-pub const RUN_HEAD_BYTES: usize = 4 * 1024;
-pub const RUN_TAIL_BYTES: usize = 12 * 1024;
+pub(super) const RUN_HEAD_BYTES: usize = 4 * 1024;
+pub(super) const RUN_TAIL_BYTES: usize = 12 * 1024;
 /// Changed (or refused) files named in a result at most.
 const MAX_CHANGED_LISTED: usize = 50;
 
 /// Starts the line of a result that names the files the command changed.
-pub const CHANGED_MARKER: &str = "[files changed by this command: ";
+pub(super) const CHANGED_MARKER: &str = "[files changed by this command: ";
 /// Starts the line of a result that names what pace kept out of the repository.
-pub const REFUSED_MARKER: &str = "[refused by pace: ";
+pub(super) const REFUSED_MARKER: &str = "[refused by pace: ";
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Run a shell command (`/bin/sh -c`) in the repository root inside an isolated \

@@ -8,11 +8,11 @@ use super::files::{path_error, read_text, scribe_root};
 use super::{ToolContext, ToolOutcome};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "read_file";
+pub(super) const NAME: &str = "read_file";
 /// Documentation sources: larger files are cut with a note.
-pub const SCRIBE_READ_CAP_BYTES: usize = 64 * 1024;
+pub(super) const SCRIBE_READ_CAP_BYTES: usize = 64 * 1024;
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Read a text file. Prefix `docs:` reads from the documentation directory, `repo:` or \

@@ -14,7 +14,7 @@ use super::{ToolContext, ToolOutcome};
 use crate::llm::ToolSpec;
 use crate::text::truncate_chars;
 
-pub const NAME: &str = "search";
+pub(super) const NAME: &str = "search";
 /// Results: default and ceiling.
 const DEFAULT_SEARCH_RESULTS: usize = 100;
 const MAX_SEARCH_RESULTS: usize = 500;
@@ -25,7 +25,7 @@ const MAX_SEARCH_FILE_BYTES: u64 = 1024 * 1024;
 /// A matching line is shown up to this many characters.
 const MAX_LINE_CHARS: usize = 200;
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Search the repository's text files for a regular expression (Rust regex syntax, \

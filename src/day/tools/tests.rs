@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -246,7 +247,6 @@ async fn allowed_reads_and_writes_work() {
     assert_eq!(ctx.written_paths(), ["src/new/mod.rs", "tests/a_test.rs"]);
 
     // Overwrite keeps the file's mode.
-    use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(f.repo.join("src/lib.rs"), fs::Permissions::from_mode(0o755)).unwrap();
     expect_ok(&call(&mut ctx, "write_file", json!({"path": "src/lib.rs", "content": "y"})).await);
     let mode = fs::metadata(f.repo.join("src/lib.rs")).unwrap().permissions().mode();
@@ -254,7 +254,7 @@ async fn allowed_reads_and_writes_work() {
     // No temporary files are left behind.
     let leftovers: Vec<_> = fs::read_dir(f.repo.join("src"))
         .unwrap()
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(".pace-write-"))
         .collect();
     assert!(leftovers.is_empty());
@@ -417,6 +417,7 @@ impl CommandRunner for FakeRunner {
     }
 }
 
+#[allow(clippy::unnecessary_wraps, reason = "the shape of a sandbox run's answer")]
 fn result(exit_code: i64, output: &str) -> Result<CommandResult, ToolAbort> {
     Ok(CommandResult {
         exit_code,

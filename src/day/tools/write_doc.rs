@@ -8,11 +8,11 @@ use super::{ToolContext, ToolOutcome, paths};
 use crate::llm::ToolSpec;
 use crate::text::truncate_chars;
 
-pub const NAME: &str = "write_doc";
+pub(super) const NAME: &str = "write_doc";
 /// The documents `write_doc` accepts, in the order they are listed.
 pub const SCRIBE_DOCS: [&str; 4] = ["product.md", "engineering.md", "security.md", "devops.md"];
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Write one context document (the whole document, Markdown). Allowed names: \

@@ -8,9 +8,9 @@ use super::files::{WRITE_CAP_BYTES, path_error};
 use super::{ToolContext, ToolOutcome, ToolResult, paths};
 use crate::llm::ToolSpec;
 
-pub const NAME: &str = "write_file";
+pub(super) const NAME: &str = "write_file";
 
-pub fn spec() -> ToolSpec {
+pub(super) fn spec() -> ToolSpec {
     tool_spec(
         NAME,
         "Create a file or replace its whole content; parent directories are created. Only \
