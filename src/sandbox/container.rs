@@ -56,6 +56,15 @@ if [ "$2" = 1 ] && command -v find >/dev/null 2>&1; then
   find /workspace -type f ! -path '/workspace/.git/*' -exec stat -c '%s %n' {} + 2>/dev/null
 fi
 exit $status"#;
+/// The FORGE session's idle command when the workspace comes in on stdin (`$1` extra `tar`
+/// options): unpack, say so after the mark, then sleep. Started again after a `kill`
+/// (see `ExecSession::restart`), it finds its stdin ended or never written and sleeps.
+const SESSION_UNPACK_WRAPPER: &str = r#"if IFS= read -r mark; then
+  command -v tar >/dev/null 2>&1 || { printf '%s notar\n' "$mark"; exit 90; }
+  tar -x $1 -f - -C /workspace || { printf '%s unpack\n' "$mark"; exit 91; }
+  printf '%s ready\n' "$mark"
+fi
+exec sleep 2147483647 </dev/null >/dev/null 2>&1"#;
 /// The largest file listing read back from GATE's container (about 100,000 paths).
 const LISTING_CAP: usize = 8 * 1024 * 1024;
 /// How long `connect` waits for a daemon that is still starting (DinD services).
@@ -209,7 +218,9 @@ impl Sandbox {
             path: req.repo.to_path_buf(),
             source,
         };
-        let files = workspace::list_files(req.repo).map_err(ws_err)?;
+        // git lists the workspace while the daemon creates and starts the container.
+        let repo = req.repo.to_path_buf();
+        let listed = tokio::task::spawn_blocking(move || workspace::list_files(&repo));
         let cmd = vec![
             "/bin/sh".to_string(),
             "-c".to_string(),
@@ -220,6 +231,17 @@ impl Sandbox {
             tar_options.to_string(),
         ];
         let (guard, attached) = self.launch_attached("gate", cmd, req.repo).await?;
+        let files = match listed.await {
+            Ok(Ok(files)) => files,
+            Ok(Err(source)) => {
+                guard.discard().await;
+                return Err(ws_err(source));
+            }
+            Err(join) => {
+                guard.discard().await;
+                return Err(ws_err(std::io::Error::other(join.to_string())));
+            }
+        };
         let plan = PackPlan {
             repo: req.repo.to_path_buf(),
             files,
@@ -252,37 +274,12 @@ impl Sandbox {
         let settings = &self.ctx.settings;
         let id = guard.id.as_str();
         let mut log = GateLog::open(req, self.ctx.redactor.clone(), settings.log_limit)?;
-        let mark = format!("PACE-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let mark = new_mark();
         let mut split = TrailerSplit::new(&mark, LISTING_CAP);
         let bollard::container::AttachContainerResults { mut output, mut input } = attached;
         let (stream, packer) = workspace::tar_stream(plan);
 
-        // Stdin ends after the archive (the container reads it once: `StdinOnce`). A file
-        // that cannot be packed, or an archive that cannot be written whole, kills the
-        // container at once: the suite must not run on part of the workspace.
-        let feed = async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut fed = match input.write_all(format!("{mark}\n").as_bytes()).await {
-                Ok(()) => Fed::All,
-                Err(_) => Fed::WriteFailed,
-            };
-            while fed == Fed::All
-                && let Some(chunk) = stream.next().await
-            {
-                fed = match chunk {
-                    Ok(chunk) => match input.write_all(&chunk).await {
-                        Ok(()) => Fed::All,
-                        Err(_) => Fed::WriteFailed,
-                    },
-                    Err(_) => Fed::PackFailed,
-                };
-            }
-            if fed != Fed::All {
-                kill(&self.docker, id).await;
-            }
-            let _ = input.shutdown().await;
-            fed
-        };
+        let feed = feed_stdin(&self.docker, id, &mut input, &mark, stream);
         let streamed = tokio::time::timeout(settings.timeout, async {
             let read = async {
                 while let Some(frame) = output.next().await {
@@ -824,6 +821,114 @@ impl Sandbox {
         }
     }
 
+    /// Starts a FORGE session's container with the workspace streamed in through its stdin
+    /// (no archive API call); `None` when that cannot be done (bind mode, a named user, an
+    /// image without `tar`): [`Self::launch`] then.
+    pub(super) async fn launch_session_unpacked(&self, repo: &Path) -> Result<Option<ContainerGuard>, SandboxError> {
+        if self.ctx.settings.workspace == WorkspaceMode::Bind {
+            return Ok(None);
+        }
+        let Some(tar_options) = self.unpack_options() else {
+            return Ok(None);
+        };
+        let ws_err = |source| SandboxError::Workspace {
+            path: repo.to_path_buf(),
+            source,
+        };
+        let owned = repo.to_path_buf();
+        let listed = tokio::task::spawn_blocking(move || workspace::list_files(&owned));
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            SESSION_UNPACK_WRAPPER.to_string(),
+            "pace-session".to_string(),
+            tar_options.to_string(),
+        ];
+        let (guard, attached) = self.launch_attached("forge", cmd, repo).await?;
+        let files = match listed.await {
+            Ok(Ok(files)) => files,
+            Ok(Err(source)) => {
+                guard.discard().await;
+                return Err(ws_err(source));
+            }
+            Err(join) => {
+                guard.discard().await;
+                return Err(ws_err(std::io::Error::other(join.to_string())));
+            }
+        };
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|rel| std::fs::symlink_metadata(repo.join(rel)).ok())
+            .map(|m| m.len())
+            .sum();
+        // As for an upload through the API: 2 MiB/s on top of 2 min.
+        let timeout = Duration::from_secs(120 + bytes / (2 * 1024 * 1024));
+        let plan = PackPlan {
+            repo: repo.to_path_buf(),
+            files,
+            owner: self.owner(),
+            stamp_mtime: None,
+        };
+        let mark = new_mark();
+        let mut split = TrailerSplit::new(&mark, 4096);
+        let mut messages = HeadTail::new(2048, 2048);
+        let bollard::container::AttachContainerResults { mut output, mut input } = attached;
+        let (stream, packer) = workspace::tar_stream(plan);
+        let id = guard.id.clone();
+        let ran = tokio::time::timeout(timeout, async {
+            let read = async {
+                while let Some(Ok(frame)) = output.next().await {
+                    match frame {
+                        bollard::container::LogOutput::StdOut { message } => messages.push(&split.push(&message)),
+                        other => messages.push(&other.into_bytes()),
+                    }
+                    if split.trailer().is_some_and(|t| t.contains(&b'\n')) {
+                        break;
+                    }
+                }
+            };
+            let (fed, ()) = tokio::join!(feed_stdin(&self.docker, &id, &mut input, &mark, stream), read);
+            fed
+        })
+        .await;
+        let packed = packer.await;
+        let word = split
+            .trailer()
+            .map(|t| String::from_utf8_lossy(t).trim().to_string())
+            .unwrap_or_default();
+        let failed = |why: String| {
+            let said = messages.joined();
+            let said = said.trim();
+            ws_err(std::io::Error::other(match said.is_empty() {
+                true => why,
+                false => format!("{why}: {said}"),
+            }))
+        };
+        let err = match (ran, packed) {
+            (Ok(Fed::All), _) if word == "ready" => {
+                tracing::debug!(container = %guard.name, bytes, "sandbox: workspace streamed into the session");
+                return Ok(Some(guard));
+            }
+            _ if word == "notar" => {
+                tracing::info!(image = %self.ctx.settings.image, "sandbox: the image has no `tar`; uploading the workspace through the Docker API");
+                self.no_tar.store(true, Ordering::Relaxed);
+                guard.discard().await;
+                return Ok(None);
+            }
+            (Ok(Fed::PackFailed), Ok(Err(source))) => ws_err(source),
+            _ if word == "unpack" => {
+                failed("unpacking the workspace in the FORGE session container (`tar -x`) failed".into())
+            }
+            (Err(_), _) => failed(format!(
+                "streaming the workspace into the FORGE session container took longer than {} s",
+                timeout.as_secs()
+            )),
+            _ => failed("the FORGE session container stopped while the workspace was streamed in".into()),
+        };
+        guard.discard().await;
+        Err(err)
+    }
+
     /// Creates a container whose stdin is open, attaches to it and starts it (GATE with the
     /// workspace streamed in). The stream is attached before the start, so no output is
     /// missed and no second read of the log is needed.
@@ -1338,6 +1443,45 @@ impl Drop for ContainerGuard {
             tracing::warn!(container = %self.name, "sandbox: container left behind (no runtime to remove it)");
         }
     }
+}
+
+/// Writes the mark line and the workspace archive to a container's stdin, then ends it
+/// (the container reads it once: `StdinOnce`). A file that cannot be packed, or an
+/// archive that cannot be written whole, kills the container at once: nothing may run on
+/// part of the workspace.
+async fn feed_stdin(
+    docker: &Docker,
+    id: &str,
+    input: &mut std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    mark: &str,
+    stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
+) -> Fed {
+    let mut stream = std::pin::pin!(stream);
+    let mut fed = match input.write_all(format!("{mark}\n").as_bytes()).await {
+        Ok(()) => Fed::All,
+        Err(_) => Fed::WriteFailed,
+    };
+    while fed == Fed::All
+        && let Some(chunk) = stream.next().await
+    {
+        fed = match chunk {
+            Ok(chunk) => match input.write_all(&chunk).await {
+                Ok(()) => Fed::All,
+                Err(_) => Fed::WriteFailed,
+            },
+            Err(_) => Fed::PackFailed,
+        };
+    }
+    if fed != Fed::All {
+        kill(docker, id).await;
+    }
+    let _ = input.shutdown().await;
+    fed
+}
+
+/// A fresh mark for a wrapper's trailer: random, and given to the wrapper on its stdin only.
+fn new_mark() -> String {
+    format!("PACE-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 /// How far the workspace archive got into GATE's container.
