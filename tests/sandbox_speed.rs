@@ -299,3 +299,64 @@ async fn sessions_closed_later_are_gone_after_settle_and_after_run_cleanup() {
         "left after remove_run_containers"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_without_tar_in_the_image_still_names_what_is_missing() {
+    require_docker!();
+    let image = dash_image_with_tar("pace-test/dash-notar:1", None);
+    let repo = repo();
+    let sb = Sandbox::connect(context("session-notar", &image, |_| {}))
+        .await
+        .unwrap();
+    // The workspace goes in through the API; the session's wrapper then says what it needs.
+    let mut session = sb.start_session(repo.path()).await.unwrap();
+    let err = session
+        .exec("cat src/lib.txt", Duration::from_secs(30))
+        .await
+        .expect_err("a session without tar");
+    assert!(err.to_string().contains("has no `tar`"), "{err}");
+    session.close().await.unwrap();
+    assert!(containers_of(&sb.context().run_id).await.is_empty(), "container left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_streamed_in_survives_a_restart_and_a_failed_unpack_is_an_error() {
+    require_docker!();
+    let repo = repo();
+    let sb = Sandbox::connect(context("session-restart", &busybox_image(), |_| {}))
+        .await
+        .unwrap();
+    let mut session = sb.start_session(repo.path()).await.unwrap();
+    // A process left running makes pace restart the container; the next command still
+    // finds the workspace and a container that waits for it.
+    let out = session
+        .exec("sleep 600 & cat src/lib.txt", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        out.output.contains("lib\n") && out.output.contains("were stopped"),
+        "{}",
+        out.output
+    );
+    let out = session
+        .exec("cat src/lib.txt tests/run.sh untracked.txt", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(out.output, "lib\necho run\nuntracked\n");
+    session.close().await.unwrap();
+
+    let image = dash_image_with_tar(
+        "pace-test/dash-brokentar:1",
+        Some("#!/bin/sh\necho 'tar: disk full' >&2\nexit 2\n"),
+    );
+    let sb = Sandbox::connect(context("session-broken-tar", &image, |_| {}))
+        .await
+        .unwrap();
+    let err = match sb.start_session(repo.path()).await {
+        Ok(_) => panic!("a session on a workspace that did not unpack"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, SandboxError::Workspace { .. }), "{err:?}");
+    assert!(err.to_string().contains("tar: disk full"), "{err}");
+    assert!(containers_of(&sb.context().run_id).await.is_empty(), "container left");
+}

@@ -882,7 +882,12 @@ impl Sandbox {
                         bollard::container::LogOutput::StdOut { message } => messages.push(&split.push(&message)),
                         other => messages.push(&other.into_bytes()),
                     }
-                    if split.trailer().is_some_and(|t| t.contains(&b'\n')) {
+                    // Ready: the container sleeps from here on. Otherwise the wrapper exits and
+                    // the stream ends after the rest of tar's messages.
+                    if split
+                        .trailer()
+                        .is_some_and(|t| t.trim_ascii_start().starts_with(b"ready\n"))
+                    {
                         break;
                     }
                 }
