@@ -32,4 +32,5 @@ mod sandbox_conn;
 mod sandbox_docker;
 mod sandbox_more;
 mod sandbox_ops;
+mod sandbox_speed;
 mod untrusted_text;

@@ -101,8 +101,9 @@ async fn bench_day_overhead_with_zero_latency_llm() {
         .unwrap();
     assert!(status.success());
     let docker_run = start.elapsed();
-    // FORGE's time is its sandbox session: one container, the workspace upload, and the
-    // scripted commands (two runs of the test script), minus its LLM calls.
+    // FORGE's time is its sandbox session: one container with the workspace streamed in,
+    // and the scripted commands (two runs of the test script), minus its LLM calls. Its
+    // removal overlaps the reviews (GATE, SENTINEL, CONDUIT) and is in the wall time.
     let forge_llm: f64 = p
         .read(".pace/day-1/transcript.jsonl")
         .lines()
@@ -497,7 +498,7 @@ async fn bench_gate_trivial_command_vs_docker_run() {
     }
     let (t_pace, t_docker) = (median(pace_samples), median(docker_samples));
     println!(
-        "BENCH GATE on `true` (library run_suite: create, upload the example repo, start, wait, collect, remove): median {:.0} ms over {runs} runs vs `docker run --rm --network none … true`: {:.0} ms → {:.2}x (target ≤ 1.1x)",
+        "BENCH GATE on `true` (library run_suite: create, attach, start, the example repo streamed in on stdin, wait, listing on stdout, remove): median {:.0} ms over {runs} runs vs `docker run --rm --network none … true`: {:.0} ms → {:.2}x (target ≤ 1.1x)",
         ms(t_pace),
         ms(t_docker),
         ms(t_pace) / ms(t_docker)

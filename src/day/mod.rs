@@ -324,7 +324,7 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     }
     // A signal while the result is pushed and published stops that too (the artifacts
     // are still written and committed locally, within the cleanup bound).
-    finish(
+    let report = finish(
         &ctx,
         &req,
         platform.as_ref(),
@@ -333,7 +333,26 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
         &started_at,
         Some(interrupt.as_mut()),
     )
-    .await
+    .await;
+    // FORGE's session containers are removed in the background: none may outlive pace.
+    if tokio::time::timeout(CLEANUP_TIMEOUT, settle_sandbox(&ctx))
+        .await
+        .is_err()
+    {
+        ctx.warn(format!(
+            "removing FORGE's sandbox containers did not finish within {} s; remove them with `docker rm -fv $(docker ps -aq --filter label=pace.run-id={})`",
+            CLEANUP_TIMEOUT.as_secs(),
+            req.run_id
+        ));
+    }
+    report
+}
+
+/// Waits for the FORGE session containers being removed in the background.
+async fn settle_sandbox(ctx: &DayContext) {
+    for e in ctx.sandbox.settle().await {
+        ctx.warn(format!("could not remove FORGE's sandbox container: {e}"));
+    }
 }
 
 /// HEAD when the day first started, kept in `.pace/day-N/base-commit`: a re-run or
@@ -545,6 +564,7 @@ async fn cycle(
             agents::review::run(ctx, SENTINEL, &story, &handoff, &sentinel_backlog, attempt),
             agents::review::run(ctx, CONDUIT, &story, &handoff, &conduit_backlog, attempt),
         );
+        settle_sandbox(ctx).await;
         // Keep whatever finished before reporting an error of another reviewer.
         if let Ok(g) = &gate {
             state.gate = Some(g.clone());

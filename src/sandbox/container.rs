@@ -4,15 +4,16 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
@@ -20,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use super::authz::{self, Degradable};
 use super::cache;
 use super::endpoint::{self, Endpoint};
-use super::output::{HeadTail, LogCap, NetworkFailureScan, RedactLines, create_log_file, network_hint};
+use super::output::{HeadTail, LogCap, NetworkFailureScan, RedactLines, TrailerSplit, create_log_file, network_hint};
 use super::workspace::{self, Manifest, PackPlan};
 use super::writeback;
 use super::{
@@ -38,6 +39,32 @@ const FILE_LIST: &str = "/workspace/.pace-files";
 const COLLECT_WRAPPER: &str = "/bin/sh -c \"$1\"; status=$?; \
     find /workspace -type f ! -path '/workspace/.git/*' ! -path '/workspace/.pace-files' -exec stat -c '%s %n' {} + > /workspace/.pace-files 2>/dev/null; \
     exit $status";
+/// GATE's wrapper when the workspace comes in on stdin (upload mode): `$1` the suite, `$2`
+/// `1` to list the workspace's files afterwards (result files are configured), `$3` extra
+/// `tar` options. Stdin carries a line with this run's mark, then the workspace as a tar
+/// archive. What the wrapper reports comes after the mark on stdout (see
+/// [`TrailerSplit`]): `notar` (the image has no tar: pace uploads through the API
+/// instead), `unpack` (tar failed; its message is in the log), or `listing` and the
+/// files as `size path` lines. The suite reads no stdin and cannot see the mark.
+const UNPACK_WRAPPER: &str = r#"IFS= read -r mark || exit 90
+command -v tar >/dev/null 2>&1 || { printf '%s notar\n' "$mark"; exit 90; }
+tar -x $3 -f - -C /workspace || { printf '%s unpack\n' "$mark"; exit 91; }
+/bin/sh -c "$1" </dev/null
+status=$?
+if [ "$2" = 1 ] && command -v find >/dev/null 2>&1; then
+  printf '%s listing\n' "$mark"
+  find /workspace -type f ! -path '/workspace/.git/*' -exec stat -c '%s %n' {} + 2>/dev/null
+fi
+exit $status"#;
+/// The FORGE session's idle command when the workspace comes in on stdin (`$1` extra `tar`
+/// options): unpack, say so after the mark, then sleep. Started again after a `kill`
+/// (see `ExecSession::restart`), it finds its stdin ended or never written and sleeps.
+const SESSION_UNPACK_WRAPPER: &str = r#"if IFS= read -r mark; then
+  command -v tar >/dev/null 2>&1 || { printf '%s notar\n' "$mark"; exit 90; }
+  tar -x $1 -f - -C /workspace || { printf '%s unpack\n' "$mark"; exit 91; }
+  printf '%s ready\n' "$mark"
+fi
+exec sleep 2147483647 </dev/null >/dev/null 2>&1"#;
 /// The largest file listing read back from GATE's container (about 100,000 paths).
 const LISTING_CAP: usize = 8 * 1024 * 1024;
 /// How long `connect` waits for a daemon that is still starting (DinD services).
@@ -59,6 +86,10 @@ pub struct Sandbox {
     degraded: Mutex<BTreeSet<Degradable>>,
     /// Cache volumes already created in this run.
     cache_volumes: Mutex<BTreeSet<String>>,
+    /// The image has no `tar`: GATE uploads its workspace through the archive API.
+    no_tar: AtomicBool,
+    /// FORGE sessions being removed in the background (see [`Sandbox::close_later`]).
+    closing: Mutex<Vec<tokio::task::JoinHandle<Result<(), SandboxError>>>>,
 }
 
 impl Sandbox {
@@ -80,6 +111,8 @@ impl Sandbox {
             image_user,
             degraded: Mutex::new(BTreeSet::new()),
             cache_volumes: Mutex::new(BTreeSet::new()),
+            no_tar: AtomicBool::new(false),
+            closing: Mutex::new(Vec::new()),
         })
     }
 
@@ -108,10 +141,19 @@ impl Sandbox {
     /// Runs one command to completion in a fresh container (GATE).
     pub async fn run(&self, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
         let started = Instant::now();
+        let bind_wanted = self.ctx.settings.workspace == WorkspaceMode::Bind;
+        // Upload mode: the workspace goes in on the container's stdin and the file listing
+        // comes back on its stdout (create, attach, start, wait, remove), unless the image
+        // cannot unpack it itself.
+        if !bind_wanted
+            && let Some(tar_options) = self.unpack_options()
+            && let Some(outcome) = self.run_unpacking(&req, started, tar_options).await?
+        {
+            return Ok(outcome);
+        }
         // The suite runs as given; afterwards one `find` lists the workspace so that only
         // the result files are downloaded (not the whole workspace). The user's command is
         // a separate argument: no quoting is involved.
-        let bind_wanted = self.ctx.settings.workspace == WorkspaceMode::Bind;
         // Bind mode reads results from the checkout: no listing file written into it.
         let wrapper = if bind_wanted {
             "/bin/sh -c \"$1\""
@@ -145,6 +187,193 @@ impl Sandbox {
         Ok(outcome)
     }
 
+    /// The `tar` options with which the container's own user unpacks the workspace
+    /// (`-o`: a non-root user keeps the files as its own), or `None` when the image has no
+    /// tar or runs as a named user pace cannot give `/workspace` to (the archive API then
+    /// uploads as before).
+    fn unpack_options(&self) -> Option<&'static str> {
+        if self.no_tar.load(Ordering::Relaxed) {
+            return None;
+        }
+        let user = self.ctx.settings.user.as_deref().or(self.image_user.as_deref());
+        match user.map(str::trim).filter(|u| !u.is_empty()) {
+            None | Some("root") => Some(""),
+            Some(named) => match workspace::parse_owner(Some(named)) {
+                Some((0, _)) => Some(""),
+                Some(_) => Some("-o"),
+                None => None,
+            },
+        }
+    }
+
+    /// GATE in upload mode with the workspace streamed through the container's stdin;
+    /// `None` when the image has no `tar` (remembered: later runs upload through the API).
+    async fn run_unpacking(
+        &self,
+        req: &RunRequest<'_>,
+        started: Instant,
+        tar_options: &str,
+    ) -> Result<Option<RunOutcome>, SandboxError> {
+        let ws_err = |source| SandboxError::Workspace {
+            path: req.repo.to_path_buf(),
+            source,
+        };
+        // git lists the workspace while the daemon creates and starts the container.
+        let repo = req.repo.to_path_buf();
+        let listed = tokio::task::spawn_blocking(move || workspace::list_files(&repo));
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            UNPACK_WRAPPER.to_string(),
+            "pace-gate".to_string(),
+            req.command.clone(),
+            if self.collect_globs().is_some() { "1" } else { "0" }.to_string(),
+            tar_options.to_string(),
+        ];
+        let (guard, attached) = self.launch_attached("gate", cmd, req.repo).await?;
+        let files = match listed.await {
+            Ok(Ok(files)) => files,
+            Ok(Err(source)) => {
+                guard.discard().await;
+                return Err(ws_err(source));
+            }
+            Err(join) => {
+                guard.discard().await;
+                return Err(ws_err(std::io::Error::other(join.to_string())));
+            }
+        };
+        let plan = PackPlan {
+            repo: req.repo.to_path_buf(),
+            files,
+            owner: self.owner(),
+            stamp_mtime: None,
+        };
+        let result = self.run_attached(&guard, req, started, attached, plan).await;
+        if let Ok(None) = result {
+            tracing::info!(image = %self.ctx.settings.image, "sandbox: the image has no `tar`; uploading the workspace through the Docker API");
+            self.no_tar.store(true, Ordering::Relaxed);
+            guard.discard().await;
+            return Ok(None);
+        }
+        let removed = guard.remove().await;
+        let outcome = result?;
+        removed?;
+        Ok(outcome)
+    }
+
+    /// Feeds the mark and the workspace archive to the wrapper's stdin while its output is
+    /// logged, then collects the result files its listing names.
+    async fn run_attached(
+        &self,
+        guard: &ContainerGuard,
+        req: &RunRequest<'_>,
+        started: Instant,
+        attached: bollard::container::AttachContainerResults,
+        plan: PackPlan,
+    ) -> Result<Option<RunOutcome>, SandboxError> {
+        let settings = &self.ctx.settings;
+        let id = guard.id.as_str();
+        let mut log = GateLog::open(req, self.ctx.redactor.clone(), settings.log_limit)?;
+        let mark = new_mark();
+        let mut split = TrailerSplit::new(&mark, LISTING_CAP);
+        let bollard::container::AttachContainerResults { mut output, mut input } = attached;
+        let (stream, packer) = workspace::tar_stream(plan);
+
+        let feed = feed_stdin(&self.docker, id, &mut input, &mark, stream);
+        let streamed = tokio::time::timeout(settings.timeout, async {
+            let read = async {
+                while let Some(frame) = output.next().await {
+                    match frame.map_err(|source| container_err("read the output of", id, source))? {
+                        bollard::container::LogOutput::StdOut { message } => {
+                            let own = split.push(&message);
+                            log.push(&own).await?;
+                        }
+                        other => log.push(&other.into_bytes()).await?,
+                    }
+                }
+                let held = split.finish();
+                log.push(&held).await
+            };
+            let (read, fed, exit) = tokio::join!(read, feed, wait_exit(&self.docker, id));
+            read?;
+            Ok::<_, SandboxError>((exit?, fed))
+        })
+        .await;
+        let packed = packer.await;
+
+        let trailer = split.trailer().map(|t| String::from_utf8_lossy(t).into_owned());
+        let (exit_code, timed_out, fed) = match streamed {
+            Ok(result) => {
+                let (exit, fed) = result?;
+                (exit, false, fed)
+            }
+            Err(_elapsed) => {
+                tracing::warn!(container = id, timeout = ?settings.timeout, "sandbox: command timed out; killing the container");
+                kill(&self.docker, id).await;
+                log.timed_out(settings.timeout).await?;
+                (137, true, Fed::All)
+            }
+        };
+        let (view, scan) = log.finish().await?;
+        let (word, listing) = match trailer.as_deref() {
+            Some(t) => t.split_once('\n').unwrap_or((t, "")),
+            None => ("", ""),
+        };
+        let word = word.trim();
+        if word == "notar" {
+            return Ok(None);
+        }
+        let unpack_failed = |why: String| SandboxError::Workspace {
+            path: req.repo.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "{why}; the container's messages are in {}",
+                req.output_log.display()
+            )),
+        };
+        match (fed, packed) {
+            (Fed::PackFailed, Ok(Err(source))) => {
+                return Err(SandboxError::Workspace {
+                    path: req.repo.to_path_buf(),
+                    source,
+                });
+            }
+            (Fed::PackFailed, _) => return Err(unpack_failed("packing the workspace failed".into())),
+            // The wrapper exits right after a failed unpack: the rest of the archive may
+            // not have gone in, and tar's own message says more.
+            _ if word == "unpack" => {
+                return Err(unpack_failed(
+                    "unpacking the workspace in the sandbox (`tar -x`) failed".into(),
+                ));
+            }
+            (Fed::WriteFailed, _) => {
+                return Err(unpack_failed(
+                    "the workspace could not be streamed into the sandbox container (it stopped reading)".into(),
+                ));
+            }
+            (Fed::All, _) => {}
+        }
+        let oom_killed = self.oom_killed(id, exit_code, timed_out).await;
+        let mut refused = Vec::new();
+        let collected = match (timed_out, word.trim()) {
+            // A killed suite wrote no listing and rarely complete reports.
+            (true, _) => Vec::new(),
+            (false, "listing") if split.overflowed() => {
+                tracing::warn!("sandbox: the file listing is too large; result files are not collected");
+                Vec::new()
+            }
+            (false, "listing") => self.collect_listed(id, listing, req.collect_into, &mut refused).await,
+            // No listing although one was asked for (the wrapper was killed, no `find`):
+            // scan a download of the whole workspace instead.
+            (false, _) => match self.collect_globs() {
+                Some(set) => self.collect_by_full_download(id, req.collect_into, set).await,
+                None => Vec::new(),
+            },
+        };
+        Ok(Some(self.outcome(
+            exit_code, timed_out, oom_killed, started, &view, &scan, collected, refused,
+        )))
+    }
+
     async fn run_in(
         &self,
         guard: &ContainerGuard,
@@ -153,16 +382,7 @@ impl Sandbox {
     ) -> Result<RunOutcome, SandboxError> {
         let settings = &self.ctx.settings;
         let id = guard.id.as_str();
-        let file = create_log_file(req.repo, req.output_log).map_err(|source| io_err(req.output_log, source))?;
-        let mut log = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
-        // `sandbox.log_limit`: the file keeps the head and the tail; the views below and
-        // the terminal still see every byte.
-        let mut cap = LogCap::new(settings.log_limit);
-        let mut view = HeadTail::new(PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES);
-        let mut scan = NetworkFailureScan::default();
-        // Everything below sees the output redacted (a secret passed in through
-        // `sandbox.env` and printed, even encoded, stays out of the log and the terminal).
-        let mut lines = RedactLines::new(self.ctx.redactor.clone());
+        let mut log = GateLog::open(req, self.ctx.redactor.clone(), settings.log_limit)?;
         let mut raw_seen: u64 = 0;
 
         let streamed = tokio::time::timeout(settings.timeout, async {
@@ -177,15 +397,7 @@ impl Sandbox {
                     .map_err(|source| container_err("read the output of", id, source))?
                     .into_bytes();
                 raw_seen += raw.len() as u64;
-                let chunk = lines.push(&raw);
-                log.write_all(cap.push(&chunk))
-                    .await
-                    .map_err(|source| io_err(req.output_log, source))?;
-                view.push(&chunk);
-                scan.push(&chunk);
-                if let Some(cb) = req.on_output {
-                    cb(&chunk);
-                }
+                log.push(&raw).await?;
             }
             wait_exit(&self.docker, id).await
         })
@@ -196,16 +408,7 @@ impl Sandbox {
             Err(_elapsed) => {
                 tracing::warn!(container = id, timeout = ?settings.timeout, "sandbox: command timed out; killing the container");
                 kill(&self.docker, id).await;
-                let note = format!(
-                    "\n[pace: the command timed out after {} s and was killed]\n",
-                    settings.timeout.as_secs()
-                );
-                // The unfinished last line first, then the note.
-                let note = String::from_utf8_lossy(&lines.finish()).into_owned() + &note;
-                log.write_all(cap.push(note.as_bytes()))
-                    .await
-                    .map_err(|source| io_err(req.output_log, source))?;
-                view.push(note.as_bytes());
+                log.timed_out(settings.timeout).await?;
                 (137, true)
             }
         };
@@ -227,52 +430,11 @@ impl Sandbox {
                 }
                 let start = usize::try_from(seen.saturating_sub(skipped)).unwrap_or(0);
                 skipped = seen;
-                let missing = &lines.push(&bytes[start..])[..];
-                log.write_all(cap.push(missing))
-                    .await
-                    .map_err(|source| io_err(req.output_log, source))?;
-                view.push(missing);
-                scan.push(missing);
-                if let Some(cb) = req.on_output {
-                    cb(missing);
-                }
+                log.push(&bytes[start..]).await?;
             }
         }
-        let rest = lines.finish();
-        log.write_all(cap.push(&rest))
-            .await
-            .map_err(|source| io_err(req.output_log, source))?;
-        view.push(&rest);
-        if let Some(cb) = req.on_output {
-            cb(&rest);
-        }
-        let (marker, (tail_a, tail_b)) = cap.ending();
-        if marker.is_some() {
-            tracing::info!(
-                left_out = cap.left_out(),
-                limit = settings.log_limit,
-                "sandbox: output.log reached `sandbox.log_limit`; its middle was left out"
-            );
-        }
-        for part in [marker.as_deref().unwrap_or_default().as_bytes(), tail_a, tail_b] {
-            log.write_all(part)
-                .await
-                .map_err(|source| io_err(req.output_log, source))?;
-        }
-        log.flush().await.map_err(|source| io_err(req.output_log, source))?;
-
-        // The kernel's OOM killer sends SIGKILL: only an exit of 137 can be one (this saves
-        // an API call on every other run).
-        let oom_killed = match exit_code == 137 && !timed_out {
-            false => false,
-            true => match self.docker.inspect_container(id, None).await {
-                Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
-                Err(e) => {
-                    tracing::warn!(error = %e, "sandbox: cannot inspect the finished container");
-                    false
-                }
-            },
-        };
+        let (view, scan) = log.finish().await?;
+        let oom_killed = self.oom_killed(id, exit_code, timed_out).await;
 
         let mut refused = Vec::new();
         let collected = if guard.bind {
@@ -284,9 +446,42 @@ impl Sandbox {
         } else {
             self.collect(id, req.collect_into, &mut refused).await
         };
+        Ok(self.outcome(
+            exit_code, timed_out, oom_killed, started, &view, &scan, collected, refused,
+        ))
+    }
+
+    /// The kernel's OOM killer sends SIGKILL: only an exit of 137 can be one (this saves
+    /// an API call on every other run).
+    async fn oom_killed(&self, id: &str, exit_code: i64, timed_out: bool) -> bool {
+        if exit_code != 137 || timed_out {
+            return false;
+        }
+        match self.docker.inspect_container(id, None).await {
+            Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "sandbox: cannot inspect the finished container");
+                false
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn outcome(
+        &self,
+        exit_code: i64,
+        timed_out: bool,
+        oom_killed: bool,
+        started: Instant,
+        view: &HeadTail,
+        scan: &NetworkFailureScan,
+        collected: Vec<PathBuf>,
+        refused: Vec<Refused>,
+    ) -> RunOutcome {
         let (head, tail) = view.parts();
-        let network_hint = (settings.network == NetworkMode::None && exit_code != 0 && scan.found()).then(network_hint);
-        Ok(RunOutcome {
+        let network_hint =
+            (self.ctx.settings.network == NetworkMode::None && exit_code != 0 && scan.found()).then(network_hint);
+        RunOutcome {
             exit_code,
             timed_out,
             oom_killed,
@@ -297,7 +492,7 @@ impl Sandbox {
             collected,
             network_hint,
             refused,
-        })
+        }
     }
 
     /// The `sandbox.collect` globs (invalid ones logged and ignored); `None` when empty.
@@ -357,26 +552,36 @@ impl Sandbox {
         };
         match self.download_file(id, Path::new(FILE_LIST)).await {
             Some(listing) => {
-                let mut written = Vec::new();
-                let mut budget = SyncBudget::new(self.ctx.boundary.limits);
-                for (size, rel) in workspace::listed_paths(&String::from_utf8_lossy(&listing)) {
-                    if !set.is_match(&rel) {
-                        continue;
-                    }
-                    let shown = rel.to_string_lossy().into_owned();
-                    if let Err(why) = boundary::check_result_file(&shown, size, self.ctx.boundary.limits, &mut budget) {
-                        refused.push(Refused::new(shown, &why, Origin::Gate));
-                        continue;
-                    }
-                    if let Some(path) = self.download_into(id, &rel, dest).await {
-                        written.push(path);
-                    }
-                }
-                written
+                self.collect_listed(id, &String::from_utf8_lossy(&listing), dest, refused)
+                    .await
             }
             // An image without `find`: scan a download of the whole workspace instead.
             None => self.collect_by_full_download(id, dest, set).await,
         }
+    }
+
+    /// Downloads the files of `listing` (`size path` lines, written by the suite's
+    /// container and so untrusted: every path is checked) that match `sandbox.collect`.
+    async fn collect_listed(&self, id: &str, listing: &str, dest: &Path, refused: &mut Vec<Refused>) -> Vec<PathBuf> {
+        let Some(set) = self.collect_globs() else {
+            return Vec::new();
+        };
+        let mut written = Vec::new();
+        let mut budget = SyncBudget::new(self.ctx.boundary.limits);
+        for (size, rel) in workspace::listed_paths(listing) {
+            if !set.is_match(&rel) {
+                continue;
+            }
+            let shown = rel.to_string_lossy().into_owned();
+            if let Err(why) = boundary::check_result_file(&shown, size, self.ctx.boundary.limits, &mut budget) {
+                refused.push(Refused::new(shown, &why, Origin::Gate));
+                continue;
+            }
+            if let Some(path) = self.download_into(id, &rel, dest).await {
+                written.push(path);
+            }
+        }
+        written
     }
 
     /// One small file of a stopped container, in memory (the file listing). The suite can
@@ -455,9 +660,51 @@ impl Sandbox {
         super::session::start(self, repo).await
     }
 
+    /// Removes a finished FORGE session's container in the background, so that the day
+    /// goes on (GATE starts) meanwhile. [`Sandbox::settle`] waits for it; the day calls it
+    /// before it ends, and [`Sandbox::remove_run_containers`] on signals waits for it too.
+    pub fn close_later(&self, session: super::ExecSession) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                container = session.container_name(),
+                "sandbox: no runtime to remove the session container"
+            );
+            return;
+        };
+        let task = handle.spawn(session.close());
+        match self.closing.lock() {
+            Ok(mut closing) => closing.push(task),
+            // Never happens (no code panics while holding the lock); the container still
+            // carries this run's label for `remove_run_containers`.
+            Err(_) => tracing::warn!("sandbox: cannot track a session container's removal"),
+        }
+    }
+
+    /// Waits until the sessions handed to [`Sandbox::close_later`] are removed; returns
+    /// the removals that failed.
+    pub async fn settle(&self) -> Vec<SandboxError> {
+        let tasks = self
+            .closing
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        let mut failed = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed.push(e),
+                Err(join) => tracing::warn!(error = %join, "sandbox: removing a session container did not finish"),
+            }
+        }
+        failed
+    }
+
     /// Removes every container of this run (called on exit and on signals): only those
     /// labelled with this run's id, which is unique per run (see `app::run_id`).
     pub async fn remove_run_containers(&self) -> Result<usize, SandboxError> {
+        for e in self.settle().await {
+            tracing::warn!(error = %e, "sandbox: removing a session container failed");
+        }
         let filter = format!("{LABEL_RUN_ID}={}", self.ctx.run_id);
         let ids = self.list_labelled(&filter).await?;
         let mut removed = 0;
@@ -574,6 +821,167 @@ impl Sandbox {
         }
     }
 
+    /// Starts a FORGE session's container with the workspace streamed in through its stdin
+    /// (no archive API call); `None` when that cannot be done (bind mode, a named user, an
+    /// image without `tar`): [`Self::launch`] then.
+    pub(super) async fn launch_session_unpacked(&self, repo: &Path) -> Result<Option<ContainerGuard>, SandboxError> {
+        if self.ctx.settings.workspace == WorkspaceMode::Bind {
+            return Ok(None);
+        }
+        let Some(tar_options) = self.unpack_options() else {
+            return Ok(None);
+        };
+        let ws_err = |source| SandboxError::Workspace {
+            path: repo.to_path_buf(),
+            source,
+        };
+        let owned = repo.to_path_buf();
+        let listed = tokio::task::spawn_blocking(move || workspace::list_files(&owned));
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            SESSION_UNPACK_WRAPPER.to_string(),
+            "pace-session".to_string(),
+            tar_options.to_string(),
+        ];
+        let (guard, attached) = self.launch_attached("forge", cmd, repo).await?;
+        let files = match listed.await {
+            Ok(Ok(files)) => files,
+            Ok(Err(source)) => {
+                guard.discard().await;
+                return Err(ws_err(source));
+            }
+            Err(join) => {
+                guard.discard().await;
+                return Err(ws_err(std::io::Error::other(join.to_string())));
+            }
+        };
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|rel| std::fs::symlink_metadata(repo.join(rel)).ok())
+            .map(|m| m.len())
+            .sum();
+        // As for an upload through the API: 2 MiB/s on top of 2 min.
+        let timeout = Duration::from_secs(120 + bytes / (2 * 1024 * 1024));
+        let plan = PackPlan {
+            repo: repo.to_path_buf(),
+            files,
+            owner: self.owner(),
+            stamp_mtime: None,
+        };
+        let mark = new_mark();
+        let mut split = TrailerSplit::new(&mark, 4096);
+        let mut messages = HeadTail::new(2048, 2048);
+        let bollard::container::AttachContainerResults { mut output, mut input } = attached;
+        let (stream, packer) = workspace::tar_stream(plan);
+        let id = guard.id.clone();
+        let ran = tokio::time::timeout(timeout, async {
+            let read = async {
+                while let Some(Ok(frame)) = output.next().await {
+                    match frame {
+                        bollard::container::LogOutput::StdOut { message } => messages.push(&split.push(&message)),
+                        other => messages.push(&other.into_bytes()),
+                    }
+                    // Ready: the container sleeps from here on. Otherwise the wrapper exits and
+                    // the stream ends after the rest of tar's messages.
+                    if split
+                        .trailer()
+                        .is_some_and(|t| t.trim_ascii_start().starts_with(b"ready\n"))
+                    {
+                        break;
+                    }
+                }
+            };
+            let (fed, ()) = tokio::join!(feed_stdin(&self.docker, &id, &mut input, &mark, stream), read);
+            fed
+        })
+        .await;
+        let packed = packer.await;
+        let word = split
+            .trailer()
+            .map(|t| String::from_utf8_lossy(t).trim().to_string())
+            .unwrap_or_default();
+        let failed = |why: String| {
+            let said = messages.joined();
+            let said = said.trim();
+            ws_err(std::io::Error::other(match said.is_empty() {
+                true => why,
+                false => format!("{why}: {said}"),
+            }))
+        };
+        let err = match (ran, packed) {
+            (Ok(Fed::All), _) if word == "ready" => {
+                tracing::debug!(container = %guard.name, bytes, "sandbox: workspace streamed into the session");
+                return Ok(Some(guard));
+            }
+            _ if word == "notar" => {
+                tracing::info!(image = %self.ctx.settings.image, "sandbox: the image has no `tar`; uploading the workspace through the Docker API");
+                self.no_tar.store(true, Ordering::Relaxed);
+                guard.discard().await;
+                return Ok(None);
+            }
+            (Ok(Fed::PackFailed), Ok(Err(source))) => ws_err(source),
+            _ if word == "unpack" => {
+                failed("unpacking the workspace in the FORGE session container (`tar -x`) failed".into())
+            }
+            (Err(_), _) => failed(format!(
+                "streaming the workspace into the FORGE session container took longer than {} s",
+                timeout.as_secs()
+            )),
+            _ => failed("the FORGE session container stopped while the workspace was streamed in".into()),
+        };
+        guard.discard().await;
+        Err(err)
+    }
+
+    /// Creates a container whose stdin is open, attaches to it and starts it (GATE with the
+    /// workspace streamed in). The stream is attached before the start, so no output is
+    /// missed and no second read of the log is needed.
+    async fn launch_attached(
+        &self,
+        role: &str,
+        cmd: Vec<String>,
+        repo: &Path,
+    ) -> Result<(ContainerGuard, bollard::container::AttachContainerResults), SandboxError> {
+        loop {
+            let guard = match self.create_container_with(role, cmd.clone(), repo, true).await {
+                Ok(g) => g,
+                Err(e) if self.degrade_on(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(owner) = self.owner().filter(|(uid, _)| *uid != 0) {
+                // A non-root user unpacks the workspace itself: `/workspace` must be its own.
+                let mut dirs = vec!["workspace"];
+                if guard.cache {
+                    dirs.extend(cache::CACHE_DIRS);
+                }
+                own_dirs(&self.docker, &guard.id, owner, &dirs).await;
+            }
+            let opts = AttachContainerOptionsBuilder::default()
+                .stdin(true)
+                .stdout(true)
+                .stderr(true)
+                .stream(true)
+                .build();
+            let attached = self
+                .docker
+                .attach_container(&guard.id, Some(opts))
+                .await
+                .map_err(|source| container_err("attach to", &guard.name, source))?;
+            match self.docker.start_container(&guard.id, None).await {
+                Ok(()) => return Ok((guard, attached)),
+                Err(source) => {
+                    let err = container_err("start", &guard.name, source);
+                    if self.degrade_on(&err) {
+                        guard.discard().await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
     /// Whether pace sets `option` at all with these settings.
     fn uses(&self, option: Degradable) -> bool {
         let s = &self.ctx.settings;
@@ -645,6 +1053,18 @@ impl Sandbox {
         role: &str,
         cmd: Vec<String>,
         repo: &Path,
+    ) -> Result<ContainerGuard, SandboxError> {
+        self.create_container_with(role, cmd, repo, false).await
+    }
+
+    /// [`Self::create_container`]; `stdin`: the container reads its stdin once, from an
+    /// attached client (GATE's workspace archive).
+    async fn create_container_with(
+        &self,
+        role: &str,
+        cmd: Vec<String>,
+        repo: &Path,
+        stdin: bool,
     ) -> Result<ContainerGuard, SandboxError> {
         let s = &self.ctx.settings;
         let degraded = self.degraded.lock().map(|d| d.clone()).unwrap_or_default();
@@ -720,6 +1140,9 @@ impl Sandbox {
             tty: Some(false),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
+            attach_stdin: stdin.then_some(true),
+            open_stdin: stdin.then_some(true),
+            stdin_once: stdin.then_some(true),
             volumes,
             host_config: Some(host_config),
             ..Default::default()
@@ -1024,6 +1447,143 @@ impl Drop for ContainerGuard {
         } else {
             tracing::warn!(container = %self.name, "sandbox: container left behind (no runtime to remove it)");
         }
+    }
+}
+
+/// Writes the mark line and the workspace archive to a container's stdin, then ends it
+/// (the container reads it once: `StdinOnce`). A file that cannot be packed, or an
+/// archive that cannot be written whole, kills the container at once: nothing may run on
+/// part of the workspace.
+async fn feed_stdin(
+    docker: &Docker,
+    id: &str,
+    input: &mut std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    mark: &str,
+    stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
+) -> Fed {
+    let mut stream = std::pin::pin!(stream);
+    let mut fed = match input.write_all(format!("{mark}\n").as_bytes()).await {
+        Ok(()) => Fed::All,
+        Err(_) => Fed::WriteFailed,
+    };
+    while fed == Fed::All
+        && let Some(chunk) = stream.next().await
+    {
+        fed = match chunk {
+            Ok(chunk) => match input.write_all(&chunk).await {
+                Ok(()) => Fed::All,
+                Err(_) => Fed::WriteFailed,
+            },
+            Err(_) => Fed::PackFailed,
+        };
+    }
+    if fed != Fed::All {
+        kill(docker, id).await;
+    }
+    let _ = input.shutdown().await;
+    fed
+}
+
+/// A fresh mark for a wrapper's trailer: random, and given to the wrapper on its stdin only.
+fn new_mark() -> String {
+    format!("PACE-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// How far the workspace archive got into GATE's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fed {
+    All,
+    /// A file could not be packed (the packer names it).
+    PackFailed,
+    /// The container stopped reading its stdin.
+    WriteFailed,
+}
+
+/// `gate/output.log` as the suite's output arrives: redacted line by line, within
+/// `sandbox.log_limit`, and seen by the model's head/tail view, the network-failure scan
+/// and the caller's sink (the terminal of `pace gate`).
+struct GateLog<'a> {
+    path: &'a Path,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    cap: LogCap,
+    view: HeadTail,
+    scan: NetworkFailureScan,
+    lines: RedactLines,
+    on_output: Option<super::OutputSink<'a>>,
+}
+
+impl<'a> GateLog<'a> {
+    fn open(req: &RunRequest<'a>, redactor: crate::redact::Redactor, limit: u64) -> Result<Self, SandboxError> {
+        let file = create_log_file(req.repo, req.output_log).map_err(|source| io_err(req.output_log, source))?;
+        Ok(Self {
+            path: req.output_log,
+            file: tokio::io::BufWriter::new(tokio::fs::File::from_std(file)),
+            // The file keeps the head and the tail; the views and the terminal see every byte.
+            cap: LogCap::new(limit),
+            view: HeadTail::new(PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES),
+            scan: NetworkFailureScan::default(),
+            // A secret passed in through `sandbox.env` and printed, even encoded, stays out
+            // of the log and the terminal.
+            lines: RedactLines::new(redactor),
+            on_output: req.on_output,
+        })
+    }
+
+    async fn push(&mut self, raw: &[u8]) -> Result<(), SandboxError> {
+        if raw.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.lines.push(raw);
+        self.write(&chunk).await?;
+        self.scan.push(&chunk);
+        if let Some(cb) = self.on_output {
+            cb(&chunk);
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), SandboxError> {
+        let capped = self.cap.push(chunk);
+        self.file
+            .write_all(capped)
+            .await
+            .map_err(|source| io_err(self.path, source))?;
+        self.view.push(chunk);
+        Ok(())
+    }
+
+    /// The unfinished last line, then a note that the command was killed.
+    async fn timed_out(&mut self, timeout: Duration) -> Result<(), SandboxError> {
+        let note = format!(
+            "\n[pace: the command timed out after {} s and was killed]\n",
+            timeout.as_secs()
+        );
+        let note = String::from_utf8_lossy(&self.lines.finish()).into_owned() + &note;
+        self.write(note.as_bytes()).await
+    }
+
+    /// Writes what is left (the last line, the kept tail after the limit's marker).
+    async fn finish(mut self) -> Result<(HeadTail, NetworkFailureScan), SandboxError> {
+        let rest = self.lines.finish();
+        self.write(&rest).await?;
+        if let Some(cb) = self.on_output {
+            cb(&rest);
+        }
+        let (marker, (tail_a, tail_b)) = self.cap.ending();
+        if marker.is_some() {
+            tracing::info!(
+                left_out = self.cap.left_out(),
+                "sandbox: output.log reached `sandbox.log_limit`; its middle was left out"
+            );
+        }
+        for part in [marker.as_deref().unwrap_or_default().as_bytes(), tail_a, tail_b] {
+            self.file
+                .write_all(part)
+                .await
+                .map_err(|source| io_err(self.path, source))?;
+        }
+        self.file.flush().await.map_err(|source| io_err(self.path, source))?;
+        Ok((self.view, self.scan))
     }
 }
 

@@ -282,9 +282,109 @@ pub(crate) fn network_hint() -> String {
         .to_string()
 }
 
+/// Splits what GATE's wrapper prints after the suite (its trailer: the workspace's file
+/// listing, or why it could not unpack the workspace) off the container's stdout. The
+/// trailer starts at a mark pace makes up for each run and hands the wrapper on its stdin,
+/// so the mark is in no argument, exported variable or file the suite can read. Bytes that could be
+/// the start of the mark are held back until the next chunk tells.
+#[derive(Debug)]
+pub(crate) struct TrailerSplit {
+    mark: Vec<u8>,
+    held: Vec<u8>,
+    trailer: Option<Vec<u8>>,
+    cap: usize,
+    overflowed: bool,
+}
+
+impl TrailerSplit {
+    /// `cap`: the most trailer bytes kept; more marks it [`Self::overflowed`].
+    pub(crate) fn new(mark: &str, cap: usize) -> Self {
+        Self {
+            mark: mark.as_bytes().to_vec(),
+            held: Vec::new(),
+            trailer: None,
+            cap,
+            overflowed: false,
+        }
+    }
+
+    /// The part of `chunk` (stdout) that belongs to the suite's output.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if let Some(trailer) = &mut self.trailer {
+            let room = self.cap.saturating_sub(trailer.len());
+            trailer.extend_from_slice(&chunk[..room.min(chunk.len())]);
+            self.overflowed |= chunk.len() > room;
+            return Vec::new();
+        }
+        let mut bytes = std::mem::take(&mut self.held);
+        bytes.extend_from_slice(chunk);
+        if let Some(at) = bytes.windows(self.mark.len()).position(|w| w == self.mark.as_slice()) {
+            self.trailer = Some(Vec::new());
+            let rest = bytes.split_off(at + self.mark.len());
+            bytes.truncate(at);
+            let _ = self.push(&rest);
+            return bytes;
+        }
+        // The longest end of `bytes` that the mark starts with waits for the next chunk.
+        let keep = (1..self.mark.len().min(bytes.len() + 1))
+            .rev()
+            .find(|n| bytes.ends_with(&self.mark[..*n]))
+            .unwrap_or(0);
+        self.held = bytes.split_off(bytes.len() - keep);
+        bytes
+    }
+
+    /// Held-back bytes that turned out not to be the mark (the stream has ended).
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// What followed the mark; `None` when the wrapper printed none.
+    pub(crate) fn trailer(&self) -> Option<&[u8]> {
+        self.trailer.as_deref()
+    }
+
+    /// The trailer was longer than its cap (and is cut).
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailer_split_finds_the_mark_across_chunks_and_holds_back_only_its_prefix() {
+        let mark = "MARKabcdef";
+        let stream = b"suite out MARKnot it MARKabcdef listing\n12 /workspace/a\n";
+        for size in 1..stream.len() {
+            let mut split = TrailerSplit::new(mark, 1024);
+            let mut log = Vec::new();
+            for chunk in stream.chunks(size) {
+                log.extend(split.push(chunk));
+            }
+            log.extend(split.finish());
+            assert_eq!(log, b"suite out MARKnot it ", "chunks of {size}");
+            assert_eq!(
+                split.trailer(),
+                Some(&b" listing\n12 /workspace/a\n"[..]),
+                "chunks of {size}"
+            );
+        }
+        // No mark: everything is output, also a held-back prefix at the end.
+        let mut split = TrailerSplit::new(mark, 1024);
+        let mut log = split.push(b"ends with MARKab");
+        assert_eq!(log, b"ends with ");
+        log.extend(split.finish());
+        assert_eq!(log, b"ends with MARKab");
+        assert_eq!(split.trailer(), None);
+        // The trailer is capped.
+        let mut split = TrailerSplit::new(mark, 4);
+        assert!(split.push(b"MARKabcdef123456").is_empty());
+        assert_eq!(split.trailer(), Some(&b"1234"[..]));
+        assert!(split.overflowed());
+    }
 
     #[test]
     fn head_tail_bounded_and_marked() {

@@ -104,8 +104,15 @@ pub struct ExecSession {
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
-    let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
-    let (guard, _uploaded) = sandbox.launch("forge", cmd, repo).await?;
+    // The workspace goes in on the container's stdin where the image can unpack it, else
+    // through the archive API.
+    let guard = match sandbox.launch_session_unpacked(repo).await? {
+        Some(guard) => guard,
+        None => {
+            let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
+            sandbox.launch("forge", cmd, repo).await?.0
+        }
+    };
     let boundary = sandbox.ctx.boundary.clone();
     let watched = watched_dirs(repo, &boundary);
     let host = writeback::scan_dirs(repo, &watched).map_err(|source| ws_err(repo, source))?;

@@ -63,9 +63,8 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
         return Err(e.into());
     }
     ctx.record_refused(session.take_refused());
-    if let Err(e) = session.close().await {
-        ctx.warn(format!("could not remove FORGE's sandbox container: {e}"));
-    }
+    // Removed while the day goes on (the reviews start meanwhile); the day waits for it.
+    ctx.sandbox.close_later(session);
     // Commit whatever FORGE changed, whatever happened in the loop (contract: no work lost).
     let committed = commit_work(ctx, input.story, input.attempt);
     let (looped, (commit, files_changed)) = match (looped, committed) {
