@@ -619,3 +619,169 @@ fn ensure_pace_gitignore(pace: &PaceDir) {
         let _ = crate::safe_write::write(pace.repo(), &path, PACE_GITIGNORE.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decided(result: Option<(RunDecision, &str)>, human_gate: bool) -> CycleState {
+        let mut state = CycleState::new(Vec::new());
+        state.result = result.map(|(d, r)| (d, r.to_string()));
+        state.human_gate = human_gate;
+        state
+    }
+
+    fn ending_of(outcome: Result<(), DayError>, state: &CycleState) -> (RunDecision, String, ExitKind) {
+        let e = Ending::of_cycle(&outcome, state, &Redactor::new(Vec::new()));
+        (e.decision, e.reason, e.exit)
+    }
+
+    #[test]
+    fn the_cycle_s_end_gives_decision_reason_and_exit() {
+        let ship = decided(Some((RunDecision::Ship, "")), false);
+        assert_eq!(
+            ending_of(Ok(()), &ship),
+            (RunDecision::Ship, String::new(), ExitKind::Ship)
+        );
+        let hold = decided(Some((RunDecision::Hold, "tests fail")), false);
+        assert_eq!(
+            ending_of(Ok(()), &hold),
+            (RunDecision::Hold, "tests fail".into(), ExitKind::Hold)
+        );
+        // A human gate holds for review, and that is a successful run.
+        let gate = decided(Some((RunDecision::Hold, "review")), true);
+        assert_eq!(
+            ending_of(Ok(()), &gate),
+            (RunDecision::Hold, "review".into(), ExitKind::Ship)
+        );
+        let none = decided(None, false);
+        assert_eq!(
+            ending_of(Ok(()), &none),
+            (
+                RunDecision::Error,
+                "the day ended without a decision".into(),
+                ExitKind::Infrastructure
+            )
+        );
+        // An error wins over a decision already taken.
+        let budget = Ending::of_cycle(
+            &Err(DayError::TimeBudget("time budget exhausted".into())),
+            &ship,
+            &Redactor::new(Vec::new()),
+        );
+        assert_eq!((budget.decision, budget.exit), (RunDecision::Budget, ExitKind::Budget));
+        assert!(budget.hint.is_some_and(|h| h.contains("budget.max_minutes")));
+        assert_eq!(
+            ending_of(Err(DayError::Interrupted(Signal::Terminate)), &ship),
+            (
+                RunDecision::Error,
+                "interrupted by SIGTERM".into(),
+                ExitKind::Terminated
+            )
+        );
+    }
+
+    fn ending(decision: RunDecision, exit: ExitKind) -> Ending {
+        Ending {
+            decision,
+            reason: "the agents' reason".into(),
+            exit,
+            hint: Some("the agents' hint".into()),
+        }
+    }
+
+    #[test]
+    fn a_failed_publication_turns_ship_or_hold_into_an_infrastructure_error() {
+        let redactor = Redactor::new(vec!["s3cr3t-token".into()]);
+        let push = Unpublished::Push {
+            message: "push refused for s3cr3t-token".into(),
+            advice: None,
+        };
+        let shipped = ending(RunDecision::Ship, ExitKind::Ship).after_publishing(Some(&push), &redactor);
+        assert_eq!(shipped.decision, RunDecision::Ship);
+        assert_eq!(shipped.exit, ExitKind::Infrastructure);
+        assert!(!shipped.reason.contains("s3cr3t-token"), "{}", shipped.reason);
+        assert!(shipped.reason.ends_with("(the day was SHIP)"), "{}", shipped.reason);
+        assert_eq!(shipped.hint.as_deref(), Some("the agents' hint"));
+
+        let platform = Unpublished::Platform {
+            message: "gitlab could not publish the result: 403".into(),
+            advice: None,
+        };
+        let held = ending(RunDecision::Hold, ExitKind::Hold).after_publishing(Some(&platform), &redactor);
+        assert_eq!(
+            held.reason,
+            "gitlab could not publish the result: 403 (the day was HOLD)"
+        );
+        // A budget stop keeps its exit code and reason when the push fails too.
+        let budget = ending(RunDecision::Budget, ExitKind::Budget).after_publishing(Some(&push), &redactor);
+        assert_eq!(
+            (budget.exit, budget.reason.as_str()),
+            (ExitKind::Budget, "the agents' reason")
+        );
+        let published = ending(RunDecision::Ship, ExitKind::Ship).after_publishing(None, &redactor);
+        assert_eq!(
+            (published.exit, published.reason.as_str()),
+            (ExitKind::Ship, "the agents' reason")
+        );
+    }
+
+    #[test]
+    fn a_signal_while_publishing_makes_an_interrupted_error_day() {
+        let stopped = ending(RunDecision::Hold, ExitKind::Hold).after_publishing(
+            Some(&Unpublished::Interrupted(Signal::Interrupt)),
+            &Redactor::new(Vec::new()),
+        );
+        assert_eq!(stopped.decision, RunDecision::Error);
+        assert_eq!(stopped.exit, ExitKind::Interrupted);
+        assert_eq!(
+            stopped.reason,
+            "interrupted by SIGINT while publishing (the day was HOLD)"
+        );
+        assert_eq!(stopped.hint, None);
+    }
+
+    #[test]
+    fn run_json_and_the_summary_are_built_from_the_same_facts() {
+        let facts = DayFacts {
+            run_id: "run-1".into(),
+            product: "Greeter".into(),
+            day: 3,
+            target: "greet".into(),
+            attempt: 2,
+            branch: "sprint".into(),
+            commit: "abc123".into(),
+            story: None,
+            handoff: None,
+            gate: None,
+            sentinel: None,
+            conduit: None,
+            agents: Vec::new(),
+            totals: Totals::default(),
+            artifacts_location: ".pace/day-3/".into(),
+            refused: Vec::new(),
+            human_gate: false,
+            started_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let end = ending(RunDecision::Hold, ExitKind::Hold);
+        let published = Published {
+            mr_url: None,
+            issue_url: Some("https://example.invalid/issues/7".into()),
+        };
+        let record = facts.run_record(&end, &published);
+        let summary = facts.summary(&end);
+        assert_eq!(
+            (record.decision, summary.decision),
+            (RunDecision::Hold, RunDecision::Hold)
+        );
+        assert_eq!(record.exit_code, ExitKind::Hold.code());
+        assert_eq!(
+            (record.reason.as_str(), summary.reason.as_str()),
+            ("the agents' reason", "the agents' reason")
+        );
+        assert_eq!((record.attempt, summary.attempt), (2, 2));
+        assert_eq!((record.commit.as_str(), summary.commit.as_str()), ("abc123", "abc123"));
+        assert_eq!(record.issue_url, published.issue_url);
+        assert_eq!(record.started_at, "2026-01-01T00:00:00Z");
+    }
+}
