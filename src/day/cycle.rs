@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifacts::{self, AttemptRecord, BacklogItem, RunDecision};
+use crate::artifacts::{self, AttemptRecord, BacklogItem};
 use crate::llm::LlmError;
 use crate::platform::Platform;
 use crate::report::printer::Event;
@@ -55,6 +55,14 @@ impl BacklogStatus {
     }
 }
 
+/// What the agents decided about the day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    Ship,
+    /// Held with this reason (on a human-gate day: stopped for review).
+    Hold(String),
+}
+
 /// What the cycle learned, kept outside the cycle future so an interrupted day can still
 /// record it.
 pub struct CycleState {
@@ -65,8 +73,8 @@ pub struct CycleState {
     pub gate: Option<GateReport>,
     pub sentinel: Option<ReviewReport>,
     pub conduit: Option<ReviewReport>,
-    /// The agents' decision (SHIP or HOLD) and its reason; `None` until the cycle decides.
-    pub result: Option<(RunDecision, String)>,
+    /// The agents' decision; `None` until the cycle decides.
+    pub result: Option<Decided>,
     pub human_gate: bool,
     /// FORGE confirmed a failing test (TDD) in some attempt of this day.
     pub red_phase_confirmed: bool,
@@ -217,8 +225,7 @@ pub async fn cycle(
         }
     }
     if state.result.is_none() {
-        state.result = Some((
-            RunDecision::Hold,
+        state.result = Some(Decided::Hold(
             attempts.hold_reason.unwrap_or_else(|| "retries exhausted".into()),
         ));
     }
@@ -239,10 +246,10 @@ async fn open_day(ctx: &DayContext, state: &mut CycleState) -> Result<Option<Sto
     }
     if ctx.plan.human_gate {
         state.human_gate = true;
-        state.result = Some((
-            RunDecision::Hold,
-            format!("Day {} is a human gate: the sprint stops here for review", ctx.plan.day),
-        ));
+        state.result = Some(Decided::Hold(format!(
+            "Day {} is a human gate: the sprint stops here for review",
+            ctx.plan.day
+        )));
         return Ok(None);
     }
     match agents::prime::run(ctx, attempt0).await? {
@@ -251,7 +258,7 @@ async fn open_day(ctx: &DayContext, state: &mut CycleState) -> Result<Option<Sto
             Ok(Some(card))
         }
         PrimeOutcome::Invalid(reason) => {
-            state.result = Some((RunDecision::Hold, reason));
+            state.result = Some(Decided::Hold(reason));
             Ok(None)
         }
     }
@@ -287,7 +294,7 @@ async fn attempt(
             record_attempt(ctx, state, attempt, AttemptOutcome::Hold, &reason, &commit)?;
             run.hold_reason = Some(reason.clone());
             if last {
-                state.result = Some((RunDecision::Hold, reason));
+                state.result = Some(Decided::Hold(reason));
             }
             return Ok(Next::Retry);
         }
@@ -301,7 +308,7 @@ async fn attempt(
         Verdict::Hold { reason } => {
             record_attempt(ctx, state, attempt, AttemptOutcome::Hold, &reason, &handoff.commit)?;
             if last {
-                state.result = Some((RunDecision::Hold, reason.clone()));
+                state.result = Some(Decided::Hold(reason.clone()));
             }
             run.hold_reason = Some(reason);
             Ok(Next::Retry)
@@ -368,11 +375,11 @@ async fn ship(
             still_open.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(", ")
         );
         record_attempt(ctx, state, attempt, AttemptOutcome::Hold, &reason, commit)?;
-        state.result = Some((RunDecision::Hold, reason));
+        state.result = Some(Decided::Hold(reason));
         return Ok(());
     }
     record_attempt(ctx, state, attempt, AttemptOutcome::Ship, "", commit)?;
-    state.result = Some((RunDecision::Ship, String::new()));
+    state.result = Some(Decided::Ship);
     // The day has shipped: a documentation update that fails is reported, not
     // allowed to turn the SHIP into an error (a budget stop still is one).
     match agents::scribe::run(ctx, ScribeMode::Update, attempt).await {

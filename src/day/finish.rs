@@ -17,7 +17,7 @@ use crate::report::progress::ProgressDay;
 use crate::report::summary::DaySummary;
 use crate::schemas::{GateReport, Handoff, ReviewReport, StoryCard};
 
-use super::cycle::CycleState;
+use super::cycle::{CycleState, Decided};
 use super::preflight::Checkout;
 use super::{DayContext, DayError, DayReport, DayRequest, Signal};
 
@@ -35,9 +35,12 @@ impl Ending {
     fn of_cycle(outcome: &Result<(), DayError>, state: &CycleState, redactor: &Redactor) -> Self {
         let (decision, reason, exit) = match (outcome, &state.result) {
             (Err(e), _) => return Self::of_error(e, redactor),
-            (Ok(()), Some((RunDecision::Ship, _))) => (RunDecision::Ship, String::new(), ExitKind::Ship),
-            (Ok(()), Some((d, reason))) if state.human_gate => (*d, reason.clone(), ExitKind::Ship),
-            (Ok(()), Some((_, reason))) => (RunDecision::Hold, reason.clone(), ExitKind::Hold),
+            (Ok(()), Some(Decided::Ship)) => (RunDecision::Ship, String::new(), ExitKind::Ship),
+            // A human gate holds for review: a successful run.
+            (Ok(()), Some(Decided::Hold(reason))) if state.human_gate => {
+                (RunDecision::Hold, reason.clone(), ExitKind::Ship)
+            }
+            (Ok(()), Some(Decided::Hold(reason))) => (RunDecision::Hold, reason.clone(), ExitKind::Hold),
             (Ok(()), None) => (
                 RunDecision::Error,
                 "the day ended without a decision".into(),
@@ -624,9 +627,9 @@ fn ensure_pace_gitignore(pace: &PaceDir) {
 mod tests {
     use super::*;
 
-    fn decided(result: Option<(RunDecision, &str)>, human_gate: bool) -> CycleState {
+    fn decided(result: Option<Decided>, human_gate: bool) -> CycleState {
         let mut state = CycleState::new(Vec::new());
-        state.result = result.map(|(d, r)| (d, r.to_string()));
+        state.result = result;
         state.human_gate = human_gate;
         state
     }
@@ -638,18 +641,18 @@ mod tests {
 
     #[test]
     fn the_cycle_s_end_gives_decision_reason_and_exit() {
-        let ship = decided(Some((RunDecision::Ship, "")), false);
+        let ship = decided(Some(Decided::Ship), false);
         assert_eq!(
             ending_of(Ok(()), &ship),
             (RunDecision::Ship, String::new(), ExitKind::Ship)
         );
-        let hold = decided(Some((RunDecision::Hold, "tests fail")), false);
+        let hold = decided(Some(Decided::Hold("tests fail".into())), false);
         assert_eq!(
             ending_of(Ok(()), &hold),
             (RunDecision::Hold, "tests fail".into(), ExitKind::Hold)
         );
         // A human gate holds for review, and that is a successful run.
-        let gate = decided(Some((RunDecision::Hold, "review")), true);
+        let gate = decided(Some(Decided::Hold("review".into())), true);
         assert_eq!(
             ending_of(Ok(()), &gate),
             (RunDecision::Hold, "review".into(), ExitKind::Ship)
