@@ -21,7 +21,7 @@ use super::{DayContext, DayError, DayRequest, short};
 /// How one attempt ended, as `attempts.yaml` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
-pub enum AttemptOutcome {
+pub(super) enum AttemptOutcome {
     Ship,
     Hold,
     /// Shipable, but retried once to address the reviewers' advisories.
@@ -29,7 +29,7 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Ship => "SHIP",
             Self::Hold => "HOLD",
@@ -41,13 +41,13 @@ impl AttemptOutcome {
 /// An advisory backlog item's status, as `backlog.yaml` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum BacklogStatus {
+pub(super) enum BacklogStatus {
     Open,
     Cleared,
 }
 
 impl BacklogStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Open => "open",
             Self::Cleared => "cleared",
@@ -57,7 +57,7 @@ impl BacklogStatus {
 
 /// What the agents decided about the day.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decided {
+pub(super) enum Decided {
     Ship,
     /// Held with this reason (on a human-gate day: stopped for review).
     Hold(String),
@@ -65,25 +65,25 @@ pub enum Decided {
 
 /// What the cycle learned, kept outside the cycle future so an interrupted day can still
 /// record it.
-pub struct CycleState {
-    pub prior: Vec<AttemptRecord>,
-    pub attempts: Vec<AttemptRecord>,
-    pub story: Option<StoryCard>,
-    pub handoff: Option<Handoff>,
-    pub gate: Option<GateReport>,
-    pub sentinel: Option<ReviewReport>,
-    pub conduit: Option<ReviewReport>,
+pub(super) struct CycleState {
+    pub(super) prior: Vec<AttemptRecord>,
+    pub(super) attempts: Vec<AttemptRecord>,
+    pub(super) story: Option<StoryCard>,
+    pub(super) handoff: Option<Handoff>,
+    pub(super) gate: Option<GateReport>,
+    pub(super) sentinel: Option<ReviewReport>,
+    pub(super) conduit: Option<ReviewReport>,
     /// The agents' decision; `None` until the cycle decides.
-    pub result: Option<Decided>,
-    pub human_gate: bool,
+    pub(super) result: Option<Decided>,
+    pub(super) human_gate: bool,
     /// FORGE confirmed a failing test (TDD) in some attempt of this day.
-    pub red_phase_confirmed: bool,
+    pub(super) red_phase_confirmed: bool,
     /// LLM spend when the previous attempt was recorded (attempt costs are differences).
-    pub spend_recorded: f64,
+    pub(super) spend_recorded: f64,
 }
 
 impl CycleState {
-    pub fn new(prior: Vec<AttemptRecord>) -> Self {
+    pub(super) fn new(prior: Vec<AttemptRecord>) -> Self {
         Self {
             prior,
             attempts: Vec::new(),
@@ -98,7 +98,7 @@ impl CycleState {
             spend_recorded: 0.0,
         }
     }
-    pub fn attempt_number(&self) -> u32 {
+    pub(super) fn attempt_number(&self) -> u32 {
         (self.prior.len() + self.attempts.len()).max(1) as u32
     }
     fn next_attempt(&self) -> u32 {
@@ -200,7 +200,7 @@ enum Next {
 }
 
 /// The story card, then the attempts until one decides the day.
-pub async fn cycle(
+pub(super) async fn cycle(
     ctx: &DayContext,
     req: &DayRequest,
     platform: &dyn Platform,

@@ -23,11 +23,11 @@ use super::{DayContext, DayError, DayReport, DayRequest, Signal};
 
 /// How the day ended: what run.json, the summary and the final line say about it.
 #[derive(Debug, Clone)]
-pub struct Ending {
-    pub decision: RunDecision,
-    pub reason: String,
-    pub exit: ExitKind,
-    pub hint: Option<String>,
+pub(super) struct Ending {
+    pub(super) decision: RunDecision,
+    pub(super) reason: String,
+    pub(super) exit: ExitKind,
+    pub(super) hint: Option<String>,
 }
 
 impl Ending {
@@ -101,9 +101,9 @@ impl Ending {
 
 /// Where the day's result was published.
 #[derive(Debug, Clone, Default)]
-pub struct Published {
-    pub mr_url: Option<String>,
-    pub issue_url: Option<String>,
+pub(super) struct Published {
+    pub(super) mr_url: Option<String>,
+    pub(super) issue_url: Option<String>,
 }
 
 /// Why the result was not published.
@@ -235,7 +235,7 @@ impl DayFacts {
 
 /// The day stopped before the agents could run (bad key, Docker down): the artifacts
 /// are still written so CI has something to show.
-pub fn record_early(
+pub(super) fn record_early(
     req: &DayRequest,
     checkout: &Checkout,
     redactor: &Redactor,
@@ -274,7 +274,7 @@ pub fn record_early(
 
 /// Records, publishes and commits the day's end, whatever it was. `interrupt`, when
 /// given, stops the push and the platform calls (the artifacts are still written).
-pub async fn finish(
+pub(super) async fn finish(
     ctx: &DayContext,
     req: &DayRequest,
     platform: &dyn Platform,

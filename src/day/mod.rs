@@ -1,9 +1,9 @@
 //! The day's state machine: PRIME → FORGE → GATE ∥ SENTINEL ∥ CONDUIT → SCRIBE, with the
 //! retries, advisory backlog, clearance days and human gates of the contract ("The day").
 //!
-//! The day runs in three phases, one file each: [`preflight`] (every check before a token
-//! is spent, ending in a ready day or a report), [`cycle`] (PRIME, then FORGE → reviews
-//! per attempt, into a `CycleState`) and [`finish`] (one `Ending`, the publication, the
+//! The day runs in three phases, one file each: `preflight` (every check before a token
+//! is spent, ending in a ready day or a report), `cycle` (PRIME, then FORGE → reviews
+//! per attempt, into a `CycleState`) and `finish` (one `Ending`, the publication, the
 //! artifacts). Whatever happens after the day directory exists — SHIP, HOLD, budget, an
 //! outage, a signal — `run.json`, the summary and `PROGRESS.md` are written and committed.
 
@@ -32,7 +32,8 @@ mod preflight;
 pub mod tools;
 
 pub use context::{DayContext, DayPlan};
-pub use cycle::CycleState;
+
+use cycle::CycleState;
 pub use finish::write_progress;
 
 #[derive(Debug, thiserror::Error)]
@@ -160,8 +161,8 @@ pub struct DayReport {
     pub hint: Option<String>,
 }
 
-/// Runs the day: [`preflight`], then the attempt [`cycle`] raced against a signal and
-/// `budget.max_minutes`, then [`finish`]. `interrupt` resolves when SIGINT/SIGTERM
+/// Runs the day: `preflight`, then the attempt `cycle` raced against a signal and
+/// `budget.max_minutes`, then `finish`. `interrupt` resolves when SIGINT/SIGTERM
 /// arrives; the day then stops, removes its containers, records what it has and exits
 /// 130/143. `budget.max_minutes` stops it the same way (FORGE's work committed, exit 5,
 /// decision BUDGET).
@@ -173,10 +174,10 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
     };
     // The lock is held until the day's end is recorded.
     let preflight::Ready {
+        lock: _lock,
         ctx,
         mut state,
         started_at,
-        lock: _lock,
     } = ready;
     let mut interrupt = std::pin::pin!(interrupt);
     // `budget.max_minutes` bounds the whole day, a provider that never answers included.

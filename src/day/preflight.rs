@@ -17,26 +17,26 @@ use super::{DayContext, DayError, DayReport, DayRequest, finish, redactor_for, s
 
 /// A day that passed preflight: its context, what earlier runs of it recorded, and the
 /// lock that keeps a second `pace --day N` out until the day's end is recorded.
-pub struct Ready {
-    pub ctx: DayContext,
-    pub state: CycleState,
-    pub started_at: String,
-    pub lock: RunLock,
+pub(super) struct Ready {
+    pub(super) ctx: DayContext,
+    pub(super) state: CycleState,
+    pub(super) started_at: String,
+    pub(super) lock: RunLock,
 }
 
 /// The checkout as preflight found it, once the day directory exists.
-pub struct Checkout {
-    pub git: Git,
-    pub branch: String,
-    pub pace: PaceDir,
-    pub day_dir: DayDir,
+pub(super) struct Checkout {
+    pub(super) git: Git,
+    pub(super) branch: String,
+    pub(super) pace: PaceDir,
+    pub(super) day_dir: DayDir,
     lock: RunLock,
 }
 
 /// Runs every check in the contract's order. `Err` is the day's final report: before the
 /// day directory exists nothing is recorded; after it, run.json, the summary and
 /// `PROGRESS.md` say why the day stopped.
-pub async fn preflight(req: &DayRequest) -> Result<Ready, DayReport> {
+pub(super) async fn preflight(req: &DayRequest) -> Result<Ready, DayReport> {
     let redactor = redactor_for(&req.env, &req.settings);
     let checkout = check_checkout(req)?;
     let started_at = artifacts::now_rfc3339();
