@@ -249,7 +249,7 @@ fn render_review(md: &mut String, review: &ReviewReport) {
 }
 
 /// One row per agent run, then the day's totals.
-fn render_agents(md: &mut String, agents: &[AgentRecord], totals: &Totals) {
+fn render_agents(md: &mut String, agents: &[AgentRecord], t: &Totals) {
     let _ = writeln!(
         md,
         "\n## Agents\n\n| Agent | Decision | Time | Input tokens | Output tokens | Cache read | Cost |\n|---|---|---|---|---|---|---|"
@@ -267,7 +267,6 @@ fn render_agents(md: &mut String, agents: &[AgentRecord], totals: &Totals) {
             a.cost_usd
         );
     }
-    let t = totals;
     let _ = writeln!(
         md,
         "| **Total** | | {:.1}s | {} | {} | {} | ${:.4} |",
