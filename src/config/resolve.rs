@@ -408,35 +408,7 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
         s.platform.kind = kind;
     }
     if let Some(tracker) = &p.tracker {
-        let (name, project) = match &tracker.value {
-            RawTracker::Name(name) => (
-                Some(At {
-                    value: name.clone(),
-                    line: tracker.line,
-                    column: tracker.column,
-                }),
-                None,
-            ),
-            RawTracker::Section(section) => (section.kind.clone(), val(section.project.as_ref())),
-        };
-        if let Some(name) = name {
-            let word = name.value.trim().to_ascii_lowercase();
-            match word.as_str() {
-                "jira" => s.platform.tracker = Some("jira".into()),
-                "github" | "jenkins" => sink.error_hint(
-                    name.line,
-                    name.column,
-                    format!("`platform.tracker`: pace does not support `{word}`"),
-                    "use `jira`, or leave `tracker` out to use the platform's own issues",
-                ),
-                "gitlab" | "bitbucket" | "local" => s.platform.tracker = None,
-                _ => {
-                    let options = [("jira", ()), ("gitlab", ()), ("bitbucket", ()), ("local", ())];
-                    let _ = choice(&name, "platform.tracker", &options, sink);
-                }
-            }
-        }
-        s.platform.tracker_project = project;
+        platform_tracker(tracker, s, sink);
     }
     if let Some(branch) = &p.target_branch {
         if branch.value.trim().is_empty() {
@@ -459,6 +431,40 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
             "`advisory.push_to_issues` has no effect with the local platform",
         );
     }
+}
+
+/// `platform.tracker`: a name, or a section with `type` and `project`. Only `jira` is a
+/// tracker of its own; the platforms' names mean "the platform's issues".
+fn platform_tracker(tracker: &At<RawTracker>, s: &mut Settings, sink: &mut Sink) {
+    let (name, project) = match &tracker.value {
+        RawTracker::Name(name) => (
+            Some(At {
+                value: name.clone(),
+                line: tracker.line,
+                column: tracker.column,
+            }),
+            None,
+        ),
+        RawTracker::Section(section) => (section.kind.clone(), val(section.project.as_ref())),
+    };
+    if let Some(name) = name {
+        let word = name.value.trim().to_ascii_lowercase();
+        match word.as_str() {
+            "jira" => s.platform.tracker = Some("jira".into()),
+            "github" | "jenkins" => sink.error_hint(
+                name.line,
+                name.column,
+                format!("`platform.tracker`: pace does not support `{word}`"),
+                "use `jira`, or leave `tracker` out to use the platform's own issues",
+            ),
+            "gitlab" | "bitbucket" | "local" => s.platform.tracker = None,
+            _ => {
+                let options = [("jira", ()), ("gitlab", ()), ("bitbucket", ()), ("local", ())];
+                let _ = choice(&name, "platform.tracker", &options, sink);
+            }
+        }
+    }
+    s.platform.tracker_project = project;
 }
 
 fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut Sink) {
@@ -641,40 +647,8 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
             "`release` is ignored because `releases` is set",
         );
     }
-    let check = |r: &At<RawRelease>, path: &str, sink: &mut Sink| {
-        let v = &r.value;
-        if !v.reported("name") && v.name.as_ref().is_none_or(|n| n.value.trim().is_empty()) {
-            missing(
-                sink,
-                r.line,
-                r.column,
-                &format!("{path}.name"),
-                "name the release, e.g. `name: v1`",
-            );
-        }
-        for (at, key) in [(&v.release_days, "release_days"), (&v.sprint_days, "sprint_days")] {
-            if let Some(at) = at
-                && at.value == 0
-            {
-                sink.error(at.line, at.column, format!("`{path}.{key}` must be positive"));
-            }
-        }
-        if let (Some(r_days), Some(s_days)) = (&v.release_days, &v.sprint_days)
-            && s_days.value > r_days.value
-        {
-            sink.error(
-                s_days.line,
-                s_days.column,
-                format!("`{path}.sprint_days` is larger than `{path}.release_days`"),
-            );
-        }
-        if let Some(status) = &v.status {
-            let options = [("active", ()), ("completed", ()), ("planned", ())];
-            let _ = choice(status, &format!("{path}.status"), &options, sink);
-        }
-    };
     if let Some(legacy) = &raw.release {
-        check(legacy, "release", sink);
+        check_release(legacy, "release", sink);
     }
     let Some(list) = &raw.releases else { return };
     if list.value.is_empty() {
@@ -685,7 +659,7 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
     let mut active = 0;
     for (i, r) in list.value.iter().enumerate() {
         let path = format!("releases[{i}]");
-        check(r, &path, sink);
+        check_release(r, &path, sink);
         if let Some(name) = &r.value.name {
             if names.contains(&name.value.as_str()) {
                 sink.error(
@@ -710,6 +684,41 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
             list.column,
             format!("exactly one release must be `active`, found {active}"),
         );
+    }
+}
+
+/// One release (`path` is `release` or `releases[i]`): a name, positive day counts, a sprint
+/// no longer than its release, a known status.
+fn check_release(r: &At<RawRelease>, path: &str, sink: &mut Sink) {
+    let v = &r.value;
+    if !v.reported("name") && v.name.as_ref().is_none_or(|n| n.value.trim().is_empty()) {
+        missing(
+            sink,
+            r.line,
+            r.column,
+            &format!("{path}.name"),
+            "name the release, e.g. `name: v1`",
+        );
+    }
+    for (at, key) in [(&v.release_days, "release_days"), (&v.sprint_days, "sprint_days")] {
+        if let Some(at) = at
+            && at.value == 0
+        {
+            sink.error(at.line, at.column, format!("`{path}.{key}` must be positive"));
+        }
+    }
+    if let (Some(r_days), Some(s_days)) = (&v.release_days, &v.sprint_days)
+        && s_days.value > r_days.value
+    {
+        sink.error(
+            s_days.line,
+            s_days.column,
+            format!("`{path}.sprint_days` is larger than `{path}.release_days`"),
+        );
+    }
+    if let Some(status) = &v.status {
+        let options = [("active", ()), ("completed", ()), ("planned", ())];
+        let _ = choice(status, &format!("{path}.status"), &options, sink);
     }
 }
 
