@@ -125,25 +125,7 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
     use crate::config::raw::FromNode;
     let root = yaml::parse(text, sink)?;
     let raw = RawPlan::from_node(&root, "", sink)?;
-    let mut days = Vec::new();
-    let mut positions: Vec<(u32, u64)> = Vec::new();
-    let mut check_day = |day: u32, at: (u64, u64), sink: &mut Sink| -> bool {
-        if day < 1 {
-            sink.error(at.0, at.1, "day numbers start at 1");
-            return false;
-        }
-        if let Some((_, line)) = positions.iter().find(|(d, _)| *d == day) {
-            sink.error(
-                at.0,
-                at.1,
-                format!("day {day} appears twice in the plan (first at line {line})"),
-            );
-            return false;
-        }
-        positions.push((day, at.0));
-        true
-    };
-    let format = if let Some(stories) = &raw.stories {
+    let (format, mut days) = if let Some(stories) = &raw.stories {
         if let Some(legacy) = &raw.days {
             sink.warning(
                 legacy.line,
@@ -151,80 +133,9 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
                 "the plan has both `stories` and `days`; `days` is ignored",
             );
         }
-        for (i, story) in stories.value.iter().enumerate() {
-            let s = &story.value;
-            if let Some(status) = &s.status
-                && !STATUSES.contains(&status.value.trim())
-            {
-                let list = STATUSES.map(|x| format!("`{x}`")).join(", ");
-                sink.error(
-                    status.line,
-                    status.column,
-                    format!(
-                        "`stories[{i}].status`: unknown value `{}`; expected one of {list}",
-                        status.value
-                    ),
-                );
-            }
-            let day = story_day(story, i, sink).filter(|day| check_day(day.value, (day.line, day.column), sink));
-            let target = if s.reported("title") {
-                None
-            } else {
-                required_text(s.title.as_ref(), story, &format!("stories[{i}].title"), sink)
-            };
-            if let (Some(day), Some(target)) = (day, target) {
-                days.push(PlanDay {
-                    day: day.value,
-                    target,
-                    week: val(s.week.as_ref()).unwrap_or_else(|| default_week(day.value)),
-                    week_label: val(s.week_label.as_ref()),
-                    gate_criterion: val(s.gate_criterion.as_ref()),
-                    human_gate: val(s.human_gate.as_ref()).unwrap_or(false),
-                    notes: val(s.notes.as_ref()),
-                    issue: val(s.issue.as_ref()),
-                    story_branch: val(s.story_branch.as_ref()),
-                    status: val(s.status.as_ref()).map(|x| x.trim().to_string()),
-                });
-            }
-        }
-        PlanFormat::Stories
+        (PlanFormat::Stories, story_days(&stories.value, sink))
     } else if let Some(list) = &raw.days {
-        for (i, entry) in list.value.iter().enumerate() {
-            let d = &entry.value;
-            let Some(day) = &d.day else {
-                if d.reported("day") {
-                    continue;
-                }
-                sink.error_hint(
-                    entry.line,
-                    entry.column,
-                    format!("missing required key `days[{i}].day`"),
-                    "number the day: `day: 1`",
-                );
-                continue;
-            };
-            let fresh = check_day(day.value, (day.line, day.column), sink);
-            let target = if d.reported("target") {
-                None
-            } else {
-                required_text(d.target.as_ref(), entry, &format!("days[{i}].target"), sink)
-            };
-            if let (true, Some(target)) = (fresh, target) {
-                days.push(PlanDay {
-                    day: day.value,
-                    target,
-                    week: val(d.week.as_ref()).unwrap_or_else(|| default_week(day.value)),
-                    week_label: val(d.week_label.as_ref()),
-                    gate_criterion: val(d.gate_criterion.as_ref()),
-                    human_gate: val(d.human_gate.as_ref()).unwrap_or(false),
-                    notes: val(d.notes.as_ref()),
-                    issue: val(d.issue.as_ref()),
-                    story_branch: val(d.story_branch.as_ref()),
-                    status: None,
-                });
-            }
-        }
-        PlanFormat::Days
+        (PlanFormat::Days, legacy_days(&list.value, sink))
     } else {
         sink.error_hint(
             raw.line,
@@ -242,6 +153,119 @@ pub fn parse(text: &str, sink: &mut Sink) -> Option<Plan> {
         format,
         days,
     })
+}
+
+/// The day numbers met so far in a plan, each with the line it was first seen on.
+#[derive(Default)]
+struct SeenDays(Vec<(u32, u64)>);
+
+impl SeenDays {
+    /// Whether `day` may be used: it is at least 1 and not already taken (an error otherwise).
+    fn accept(&mut self, day: u32, at: (u64, u64), sink: &mut Sink) -> bool {
+        if day < 1 {
+            sink.error(at.0, at.1, "day numbers start at 1");
+            return false;
+        }
+        if let Some((_, line)) = self.0.iter().find(|(d, _)| *d == day) {
+            sink.error(
+                at.0,
+                at.1,
+                format!("day {day} appears twice in the plan (first at line {line})"),
+            );
+            return false;
+        }
+        self.0.push((day, at.0));
+        true
+    }
+}
+
+/// The v3 `stories:` list; an entry with a problem is reported and left out.
+fn story_days(stories: &[At<RawStory>], sink: &mut Sink) -> Vec<PlanDay> {
+    let mut seen = SeenDays::default();
+    let mut days = Vec::new();
+    for (i, story) in stories.iter().enumerate() {
+        let s = &story.value;
+        check_story_status(s, i, sink);
+        let day = story_day(story, i, sink).filter(|day| seen.accept(day.value, (day.line, day.column), sink));
+        let target = if s.reported("title") {
+            None
+        } else {
+            required_text(s.title.as_ref(), story, &format!("stories[{i}].title"), sink)
+        };
+        if let (Some(day), Some(target)) = (day, target) {
+            days.push(PlanDay {
+                day: day.value,
+                target,
+                week: val(s.week.as_ref()).unwrap_or_else(|| default_week(day.value)),
+                week_label: val(s.week_label.as_ref()),
+                gate_criterion: val(s.gate_criterion.as_ref()),
+                human_gate: val(s.human_gate.as_ref()).unwrap_or(false),
+                notes: val(s.notes.as_ref()),
+                issue: val(s.issue.as_ref()),
+                story_branch: val(s.story_branch.as_ref()),
+                status: val(s.status.as_ref()).map(|x| x.trim().to_string()),
+            });
+        }
+    }
+    days
+}
+
+fn check_story_status(s: &RawStory, i: usize, sink: &mut Sink) {
+    if let Some(status) = &s.status
+        && !STATUSES.contains(&status.value.trim())
+    {
+        let list = STATUSES.map(|x| format!("`{x}`")).join(", ");
+        sink.error(
+            status.line,
+            status.column,
+            format!(
+                "`stories[{i}].status`: unknown value `{}`; expected one of {list}",
+                status.value
+            ),
+        );
+    }
+}
+
+/// The legacy `days:` list; an entry with a problem is reported and left out.
+fn legacy_days(list: &[At<RawDay>], sink: &mut Sink) -> Vec<PlanDay> {
+    let mut seen = SeenDays::default();
+    let mut days = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        let d = &entry.value;
+        let Some(day) = &d.day else {
+            if d.reported("day") {
+                continue;
+            }
+            sink.error_hint(
+                entry.line,
+                entry.column,
+                format!("missing required key `days[{i}].day`"),
+                "number the day: `day: 1`",
+            );
+            continue;
+        };
+        let fresh = seen.accept(day.value, (day.line, day.column), sink);
+        let target = if d.reported("target") {
+            None
+        } else {
+            required_text(d.target.as_ref(), entry, &format!("days[{i}].target"), sink)
+        };
+        if let (true, Some(target)) = (fresh, target) {
+            days.push(PlanDay {
+                day: day.value,
+                target,
+                week: val(d.week.as_ref()).unwrap_or_else(|| default_week(day.value)),
+                week_label: val(d.week_label.as_ref()),
+                gate_criterion: val(d.gate_criterion.as_ref()),
+                human_gate: val(d.human_gate.as_ref()).unwrap_or(false),
+                notes: val(d.notes.as_ref()),
+                issue: val(d.issue.as_ref()),
+                story_branch: val(d.story_branch.as_ref()),
+                status: None,
+            });
+        }
+    }
+    days
 }
 
 fn story_day(story: &At<RawStory>, i: usize, sink: &mut Sink) -> Option<At<u32>> {

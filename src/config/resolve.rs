@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostic::{Sink, suggest};
-use super::raw::{At, RawConfig, RawRelease, RawTracker};
+use super::raw::{At, RawConfig, RawLlm, RawLlmLimits, RawRelease, RawSandbox, RawSourceDir, RawTracker};
 use super::settings::{CacheScope, NetworkMode, PlatformKind, Provider, Settings, SourceDir, WorkspaceMode};
 use crate::env::{self, Env};
 
@@ -83,49 +83,68 @@ fn relative_dir(at: &At<String>, path: &str, sink: &mut Sink) -> Option<String> 
     }
 }
 
+/// Merges the file onto `s`, one section at a time in the order of the file's documentation
+/// (the order the diagnostics come out in).
 pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Sink) -> Settings {
     let repo_root = s.repo_root.clone();
-    let (root_line, root_column) = (raw.line.max(1), raw.column.max(1));
+    let root = (raw.line.max(1), raw.column.max(1));
+    resolve_product(raw, &mut s, root, sink);
+    resolve_sprint(raw, &mut s, sink);
+    resolve_source(raw, &mut s, &repo_root, root, sink);
+    resolve_tech(raw, &mut s, root, sink);
+    resolve_platform(raw, &mut s, sink);
+    resolve_llm(raw, &mut s, &repo_root, sink);
+    resolve_advisory_and_reporter(raw, &mut s);
+    resolve_cost_control(raw, &mut s, sink);
+    resolve_forge(raw, &mut s, sink);
+    resolve_releases(raw, sink);
+    resolve_sandbox(raw, &mut s, env, sink);
+    resolve_budget(raw, &mut s, sink);
+    resolve_git(raw, &mut s, sink);
+    s
+}
 
-    // product
+/// `root` is the position of the document, where a missing section is reported.
+fn resolve_product(raw: &RawConfig, s: &mut Settings, root: (u64, u64), sink: &mut Sink) {
     let product = raw.product.as_ref().map(|p| &p.value);
     match product.and_then(|p| p.name.as_ref()) {
         Some(name) if name.value.trim().is_empty() => sink.error(name.line, name.column, "`product.name` is empty"),
         Some(name) => s.product.name = name.value.trim().to_string(),
         None if product.is_some_and(|p| p.reported("name")) => {}
         None => {
-            let (l, c) = product.map_or((root_line, root_column), |p| (p.line, p.column));
+            let (l, c) = product.map_or(root, |p| (p.line, p.column));
             missing(sink, l, c, "product.name", "add `product: {name: My Shop}`");
         }
     }
     if let Some(d) = product.and_then(|p| val(p.description.as_ref())) {
         s.product.description = d.trim().to_string();
     }
+}
 
-    // sprint
-    if let Some(sprint) = raw.sprint.as_ref().map(|s| &s.value) {
-        if let Some(days) = &sprint.duration_days {
-            if days.value == 0 {
-                sink.error(days.line, days.column, "`sprint.duration_days` must be positive");
-            } else {
-                s.sprint.duration_days = days.value;
-            }
-        }
-        if let Some(every) = val(sprint.clearance_every.as_ref()) {
-            s.sprint.clearance_every = every;
+fn resolve_sprint(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
+    let Some(sprint) = raw.sprint.as_ref().map(|s| &s.value) else {
+        return;
+    };
+    if let Some(days) = &sprint.duration_days {
+        if days.value == 0 {
+            sink.error(days.line, days.column, "`sprint.duration_days` must be positive");
+        } else {
+            s.sprint.duration_days = days.value;
         }
     }
+    if let Some(every) = val(sprint.clearance_every.as_ref()) {
+        s.sprint.clearance_every = every;
+    }
+}
 
-    resolve_source(raw, &mut s, &repo_root, (root_line, root_column), sink);
-
-    // tech
+fn resolve_tech(raw: &RawConfig, s: &mut Settings, root: (u64, u64), sink: &mut Sink) {
     let tech = raw.tech.as_ref().map(|t| &t.value);
     match tech.and_then(|t| t.test_command.as_ref()) {
         Some(cmd) if cmd.value.trim().is_empty() => sink.error(cmd.line, cmd.column, "`tech.test_command` is empty"),
         Some(cmd) => s.tech.test_command = cmd.value.trim().to_string(),
         None if tech.is_some_and(|t| t.reported("test_command")) => {}
         None => {
-            let (l, c) = tech.map_or((root_line, root_column), |t| (t.line, t.column));
+            let (l, c) = tech.map_or(root, |t| (t.line, t.column));
             missing(
                 sink,
                 l,
@@ -135,108 +154,108 @@ pub(crate) fn resolve(raw: &RawConfig, mut s: Settings, env: &Env, sink: &mut Si
             );
         }
     }
-    if let Some(tech) = tech {
-        if let Some(v) = val(tech.primary_language.as_ref()) {
-            s.tech.primary_language = v;
-        }
-        s.tech.secondary_language = val(tech.secondary_language.as_ref()).or(s.tech.secondary_language);
-        if let Some(v) = val(tech.ci_system.as_ref()) {
-            s.tech.ci_system = v;
-        }
-        s.tech.build_command = val(tech.build_command.as_ref()).or(s.tech.build_command);
+    let Some(tech) = tech else { return };
+    if let Some(v) = val(tech.primary_language.as_ref()) {
+        s.tech.primary_language = v;
     }
+    s.tech.secondary_language = val(tech.secondary_language.as_ref()).or(s.tech.secondary_language.take());
+    if let Some(v) = val(tech.ci_system.as_ref()) {
+        s.tech.ci_system = v;
+    }
+    s.tech.build_command = val(tech.build_command.as_ref()).or(s.tech.build_command.take());
+}
 
-    resolve_platform(raw, &mut s, sink);
-    resolve_llm(raw, &mut s, &repo_root, sink);
-
-    // advisory, reporter, cost control
+fn resolve_advisory_and_reporter(raw: &RawConfig, s: &mut Settings) {
     if let Some(a) = raw.advisory.as_ref().and_then(|a| val(a.value.push_to_issues.as_ref())) {
         s.advisory.push_to_issues = a;
     }
     if let Some(tz) = raw.reporter.as_ref().and_then(|r| val(r.value.timezone.as_ref())) {
         s.reporter.timezone = tz;
     }
-    if let Some(cc) = raw.cost_control.as_ref().map(|c| &c.value) {
-        if let Some(v) = val(cc.max_story_ac.as_ref()) {
-            s.cost_control.max_story_ac = v;
-        }
-        if let Some(v) = &cc.max_story_cost_usd {
-            if v.value < 0.0 {
-                sink.error(
-                    v.line,
-                    v.column,
-                    "`cost_control.max_story_cost_usd` must not be negative",
-                );
-            } else {
-                s.cost_control.max_story_cost_usd = v.value;
-            }
+}
+
+fn resolve_cost_control(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
+    let Some(cc) = raw.cost_control.as_ref().map(|c| &c.value) else {
+        return;
+    };
+    if let Some(v) = val(cc.max_story_ac.as_ref()) {
+        s.cost_control.max_story_ac = v;
+    }
+    if let Some(v) = &cc.max_story_cost_usd {
+        if v.value < 0.0 {
+            sink.error(
+                v.line,
+                v.column,
+                "`cost_control.max_story_cost_usd` must not be negative",
+            );
+        } else {
+            s.cost_control.max_story_cost_usd = v.value;
         }
     }
+}
 
-    resolve_forge(raw, &mut s, sink);
-    resolve_releases(raw, sink);
-    resolve_sandbox(raw, &mut s, env, sink);
-
-    // budget
-    if let Some(b) = raw.budget.as_ref().map(|b| &b.value) {
-        if let Some(v) = &b.max_usd {
-            if v.value <= 0.0 {
-                sink.error(
-                    v.line,
-                    v.column,
-                    "`budget.max_usd` must be positive (leave it out for no limit)",
-                );
-            } else {
-                s.budget.max_usd = Some(v.value);
-            }
-        }
-        if let Some(v) = &b.max_tokens {
-            if v.value == 0 {
-                sink.error(
-                    v.line,
-                    v.column,
-                    "`budget.max_tokens` must be positive (leave it out for no limit)",
-                );
-            } else {
-                s.budget.max_tokens = Some(v.value);
-            }
-        }
-        if let Some(v) = &b.max_minutes {
-            // Fractions are allowed (0.5 = 30 s); more than a week is surely a typo.
-            if !(v.value > 0.0 && v.value <= 7.0 * 24.0 * 60.0) {
-                sink.error(
-                    v.line,
-                    v.column,
-                    "`budget.max_minutes` must be a positive number of minutes, at most 10080 (leave it out for no limit)",
-                );
-            } else {
-                s.budget.max_duration = Some(Duration::from_secs_f64(v.value * 60.0));
-            }
+fn resolve_budget(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
+    let Some(b) = raw.budget.as_ref().map(|b| &b.value) else {
+        return;
+    };
+    if let Some(v) = &b.max_usd {
+        if v.value <= 0.0 {
+            sink.error(
+                v.line,
+                v.column,
+                "`budget.max_usd` must be positive (leave it out for no limit)",
+            );
+        } else {
+            s.budget.max_usd = Some(v.value);
         }
     }
-
-    // git
-    if let Some(g) = raw.git.as_ref().map(|g| &g.value) {
-        if let Some(v) = &g.author_name {
-            if v.value.trim().is_empty() {
-                sink.error(v.line, v.column, "`git.author_name` is empty");
-            } else {
-                s.git.author_name = v.value.trim().to_string();
-            }
-        }
-        if let Some(v) = &g.author_email {
-            if v.value.contains('@') && !v.value.contains(char::is_whitespace) {
-                s.git.author_email = v.value.clone();
-            } else {
-                sink.error(
-                    v.line,
-                    v.column,
-                    format!("`git.author_email`: `{}` is not an email address", v.value),
-                );
-            }
+    if let Some(v) = &b.max_tokens {
+        if v.value == 0 {
+            sink.error(
+                v.line,
+                v.column,
+                "`budget.max_tokens` must be positive (leave it out for no limit)",
+            );
+        } else {
+            s.budget.max_tokens = Some(v.value);
         }
     }
-    s
+    if let Some(v) = &b.max_minutes {
+        // Fractions are allowed (0.5 = 30 s); more than a week is surely a typo.
+        if !(v.value > 0.0 && v.value <= 7.0 * 24.0 * 60.0) {
+            sink.error(
+                v.line,
+                v.column,
+                "`budget.max_minutes` must be a positive number of minutes, at most 10080 (leave it out for no limit)",
+            );
+        } else {
+            s.budget.max_duration = Some(Duration::from_secs_f64(v.value * 60.0));
+        }
+    }
+}
+
+fn resolve_git(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
+    let Some(g) = raw.git.as_ref().map(|g| &g.value) else {
+        return;
+    };
+    if let Some(v) = &g.author_name {
+        if v.value.trim().is_empty() {
+            sink.error(v.line, v.column, "`git.author_name` is empty");
+        } else {
+            s.git.author_name = v.value.trim().to_string();
+        }
+    }
+    if let Some(v) = &g.author_email {
+        if v.value.contains('@') && !v.value.contains(char::is_whitespace) {
+            s.git.author_email = v.value.clone();
+        } else {
+            sink.error(
+                v.line,
+                v.column,
+                format!("`git.author_email`: `{}` is not an email address", v.value),
+            );
+        }
+    }
 }
 
 fn resolve_source(raw: &RawConfig, s: &mut Settings, repo_root: &Path, root: (u64, u64), sink: &mut Sink) {
@@ -258,63 +277,12 @@ fn resolve_source(raw: &RawConfig, s: &mut Settings, repo_root: &Path, root: (u6
             );
         }
         Some(list) => {
-            let mut out = Vec::new();
-            for (i, dir) in list.value.iter().enumerate() {
-                let base = format!("source.dirs[{i}]");
-                let d = &dir.value;
-                let name = match &d.name {
-                    Some(n) if !n.value.trim().is_empty() => Some(n.value.trim().to_string()),
-                    Some(n) => {
-                        sink.error(n.line, n.column, format!("`{base}.name` is empty"));
-                        None
-                    }
-                    None if d.reported("name") => None,
-                    None => {
-                        missing(
-                            sink,
-                            dir.line,
-                            dir.column,
-                            &format!("{base}.name"),
-                            "a label such as `core`",
-                        );
-                        None
-                    }
-                };
-                let path = match &d.path {
-                    Some(p) => relative_dir(p, &format!("{base}.path"), sink).inspect(|norm| {
-                        if !p.value.trim().ends_with('/') {
-                            sink.warning(
-                                p.line,
-                                p.column,
-                                format!("`{base}.path` should end with `/`; using `{norm}`"),
-                            );
-                        }
-                        if !repo_root.join(norm).is_dir() {
-                            sink.warning(p.line, p.column, format!("source directory `{norm}` does not exist"));
-                        }
-                    }),
-                    None if d.reported("path") => None,
-                    None => {
-                        missing(
-                            sink,
-                            dir.line,
-                            dir.column,
-                            &format!("{base}.path"),
-                            "a directory relative to the repository root, e.g. `src/`",
-                        );
-                        None
-                    }
-                };
-                if let (Some(name), Some(path)) = (name, path) {
-                    out.push(SourceDir {
-                        name,
-                        path,
-                        language: val(d.language.as_ref()).unwrap_or_default(),
-                        description: val(d.description.as_ref()).unwrap_or_default(),
-                    });
-                }
-            }
-            s.source.dirs = out;
+            s.source.dirs = list
+                .value
+                .iter()
+                .enumerate()
+                .filter_map(|(i, dir)| source_dir(dir, &format!("source.dirs[{i}]"), repo_root, sink))
+                .collect();
         }
     }
     let Some(source) = source else { return };
@@ -337,6 +305,66 @@ fn resolve_source(raw: &RawConfig, s: &mut Settings, repo_root: &Path, root: (u6
         }
         s.source.docs_dir = Some(dir);
     }
+}
+
+/// One entry of `source.dirs` (`base` is its path, `source.dirs[i]`); `None` when its name or
+/// path is unusable (both are checked, so both problems are reported).
+fn source_dir(dir: &At<RawSourceDir>, base: &str, repo_root: &Path, sink: &mut Sink) -> Option<SourceDir> {
+    let d = &dir.value;
+    let name = match &d.name {
+        Some(n) if !n.value.trim().is_empty() => Some(n.value.trim().to_string()),
+        Some(n) => {
+            sink.error(n.line, n.column, format!("`{base}.name` is empty"));
+            None
+        }
+        None if d.reported("name") => None,
+        None => {
+            missing(
+                sink,
+                dir.line,
+                dir.column,
+                &format!("{base}.name"),
+                "a label such as `core`",
+            );
+            None
+        }
+    };
+    let path = match &d.path {
+        Some(p) => source_dir_path(p, base, repo_root, sink),
+        None if d.reported("path") => None,
+        None => {
+            missing(
+                sink,
+                dir.line,
+                dir.column,
+                &format!("{base}.path"),
+                "a directory relative to the repository root, e.g. `src/`",
+            );
+            None
+        }
+    };
+    Some(SourceDir {
+        name: name?,
+        path: path?,
+        language: val(d.language.as_ref()).unwrap_or_default(),
+        description: val(d.description.as_ref()).unwrap_or_default(),
+    })
+}
+
+/// `source.dirs[i].path`, normalised; warns when it lacks the trailing `/` or does not exist.
+fn source_dir_path(p: &At<String>, base: &str, repo_root: &Path, sink: &mut Sink) -> Option<String> {
+    relative_dir(p, &format!("{base}.path"), sink).inspect(|norm| {
+        if !p.value.trim().ends_with('/') {
+            sink.warning(
+                p.line,
+                p.column,
+                format!("`{base}.path` should end with `/`; using `{norm}`"),
+            );
+        }
+        if !repo_root.join(norm).is_dir() {
+            sink.warning(p.line, p.column, format!("source directory `{norm}` does not exist"));
+        }
+    })
 }
 
 const UNSUPPORTED_PLATFORM_HINT: &str =
@@ -380,35 +408,7 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
         s.platform.kind = kind;
     }
     if let Some(tracker) = &p.tracker {
-        let (name, project) = match &tracker.value {
-            RawTracker::Name(name) => (
-                Some(At {
-                    value: name.clone(),
-                    line: tracker.line,
-                    column: tracker.column,
-                }),
-                None,
-            ),
-            RawTracker::Section(section) => (section.kind.clone(), val(section.project.as_ref())),
-        };
-        if let Some(name) = name {
-            let word = name.value.trim().to_ascii_lowercase();
-            match word.as_str() {
-                "jira" => s.platform.tracker = Some("jira".into()),
-                "github" | "jenkins" => sink.error_hint(
-                    name.line,
-                    name.column,
-                    format!("`platform.tracker`: pace does not support `{word}`"),
-                    "use `jira`, or leave `tracker` out to use the platform's own issues",
-                ),
-                "gitlab" | "bitbucket" | "local" => s.platform.tracker = None,
-                _ => {
-                    let options = [("jira", ()), ("gitlab", ()), ("bitbucket", ()), ("local", ())];
-                    let _ = choice(&name, "platform.tracker", &options, sink);
-                }
-            }
-        }
-        s.platform.tracker_project = project;
+        platform_tracker(tracker, s, sink);
     }
     if let Some(branch) = &p.target_branch {
         if branch.value.trim().is_empty() {
@@ -433,47 +433,49 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     }
 }
 
-fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut Sink) {
-    let Some(llm) = raw.llm.as_ref().map(|l| &l.value) else {
-        return;
+/// `platform.tracker`: a name, or a section with `type` and `project`. Only `jira` is a
+/// tracker of its own; the platforms' names mean "the platform's issues".
+fn platform_tracker(tracker: &At<RawTracker>, s: &mut Settings, sink: &mut Sink) {
+    let (name, project) = match &tracker.value {
+        RawTracker::Name(name) => (
+            Some(At {
+                value: name.clone(),
+                line: tracker.line,
+                column: tracker.column,
+            }),
+            None,
+        ),
+        RawTracker::Section(section) => (section.kind.clone(), val(section.project.as_ref())),
     };
-    if let Some(p) = &llm.provider {
-        if p.value.trim().eq_ignore_ascii_case("litellm") {
-            sink.warning_hint(
-                p.line,
-                p.column,
-                "`llm.provider: litellm` is treated as `openai`",
-                "write `provider: openai` (any OpenAI-compatible endpoint, set `llm.base_url`)",
-            );
-            s.llm.provider = Provider::OpenAi;
-        } else {
-            let options = [
-                ("anthropic", Provider::Anthropic),
-                ("openai", Provider::OpenAi),
-                ("replay", Provider::Replay),
-            ];
-            if let Some(provider) = choice(p, "llm.provider", &options, sink) {
-                s.llm.provider = provider;
+    if let Some(name) = name {
+        let word = name.value.trim().to_ascii_lowercase();
+        match word.as_str() {
+            "jira" => s.platform.tracker = Some("jira".into()),
+            "github" | "jenkins" => sink.error_hint(
+                name.line,
+                name.column,
+                format!("`platform.tracker`: pace does not support `{word}`"),
+                "use `jira`, or leave `tracker` out to use the platform's own issues",
+            ),
+            "gitlab" | "bitbucket" | "local" => s.platform.tracker = None,
+            _ => {
+                let options = [("jira", ()), ("gitlab", ()), ("bitbucket", ()), ("local", ())];
+                let _ = choice(&name, "platform.tracker", &options, sink);
             }
         }
     }
-    match &llm.model {
-        Some(m) if m.value.trim().is_empty() => sink.error(m.line, m.column, "`llm.model` is empty"),
-        Some(m) => s.llm.model = m.value.trim().to_string(),
-        None if s.llm.provider == Provider::OpenAi => {
-            let (l, c) = raw.llm.as_ref().map_or((1, 1), |x| (x.line, x.column));
-            missing(
-                sink,
-                l,
-                c,
-                "llm.model",
-                "name the model of your endpoint, e.g. `model: gpt-4o` or `model: qwen2.5-coder`",
-            );
-        }
-        None => {}
+    s.platform.tracker_project = project;
+}
+
+fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut Sink) {
+    let Some(section) = raw.llm.as_ref() else {
+        return;
+    };
+    let llm = &section.value;
+    if let Some(p) = &llm.provider {
+        llm_provider(p, s, sink);
     }
-    s.llm.analysis_model =
-        val(llm.analysis_model.as_ref()).map_or_else(|| s.llm.model.clone(), |m| m.trim().to_string());
+    llm_models(section, s, sink);
     if let Some(url) = &llm.base_url {
         let u = url.value.trim();
         if u.starts_with("http://") || u.starts_with("https://") {
@@ -486,6 +488,69 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
             );
         }
     }
+    llm_api_key_env(llm, s, sink);
+    llm_cassette(llm, s, repo_root, sink);
+    if let Some(v) = val(llm.max_retries.as_ref()) {
+        s.llm.max_retries = v;
+    }
+    if let Some(t) = &llm.timeout_seconds {
+        if t.value == 0 {
+            sink.error(t.line, t.column, "`llm.timeout_seconds` must be positive");
+        } else {
+            s.llm.request_timeout = Duration::from_secs(t.value);
+        }
+    }
+    if let Some(limits) = llm.limits.as_ref().map(|l| &l.value) {
+        llm_limits(limits, s, sink);
+    }
+}
+
+/// `llm.provider`; the original's `litellm` is read as `openai`, with a warning.
+fn llm_provider(p: &At<String>, s: &mut Settings, sink: &mut Sink) {
+    if p.value.trim().eq_ignore_ascii_case("litellm") {
+        sink.warning_hint(
+            p.line,
+            p.column,
+            "`llm.provider: litellm` is treated as `openai`",
+            "write `provider: openai` (any OpenAI-compatible endpoint, set `llm.base_url`)",
+        );
+        s.llm.provider = Provider::OpenAi;
+    } else {
+        let options = [
+            ("anthropic", Provider::Anthropic),
+            ("openai", Provider::OpenAi),
+            ("replay", Provider::Replay),
+        ];
+        if let Some(provider) = choice(p, "llm.provider", &options, sink) {
+            s.llm.provider = provider;
+        }
+    }
+}
+
+/// `llm.model` (required for `openai`: there is no default model for an unknown endpoint) and
+/// `llm.analysis_model` (defaults to `llm.model`). Runs after the provider is known.
+fn llm_models(section: &At<RawLlm>, s: &mut Settings, sink: &mut Sink) {
+    let llm = &section.value;
+    match &llm.model {
+        Some(m) if m.value.trim().is_empty() => sink.error(m.line, m.column, "`llm.model` is empty"),
+        Some(m) => s.llm.model = m.value.trim().to_string(),
+        None if s.llm.provider == Provider::OpenAi => {
+            missing(
+                sink,
+                section.line,
+                section.column,
+                "llm.model",
+                "name the model of your endpoint, e.g. `model: gpt-4o` or `model: qwen2.5-coder`",
+            );
+        }
+        None => {}
+    }
+    s.llm.analysis_model =
+        val(llm.analysis_model.as_ref()).map_or_else(|| s.llm.model.clone(), |m| m.trim().to_string());
+}
+
+/// `llm.api_key_env`: a variable name, defaulting per provider. Runs after the provider is known.
+fn llm_api_key_env(llm: &RawLlm, s: &mut Settings, sink: &mut Sink) {
     s.llm.api_key_env = match &llm.api_key_env {
         Some(name) if is_var_name(name.value.trim()) => name.value.trim().to_string(),
         Some(name) => {
@@ -500,6 +565,10 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
         None if s.llm.provider == Provider::OpenAi => env::OPENAI_API_KEY.to_string(),
         None => env::ANTHROPIC_API_KEY.to_string(),
     };
+}
+
+/// `llm.cassette` (relative to the repository root), which the `replay` provider requires.
+fn llm_cassette(llm: &RawLlm, s: &mut Settings, repo_root: &Path, sink: &mut Sink) {
     if let Some(c) = &llm.cassette {
         let p = PathBuf::from(c.value.trim());
         s.llm.cassette = Some(if p.is_absolute() { p } else { repo_root.join(p) });
@@ -514,37 +583,29 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
             "point `llm.cassette` at a recorded `.pace/day-N/transcript.jsonl`",
         );
     }
-    if let Some(v) = val(llm.max_retries.as_ref()) {
-        s.llm.max_retries = v;
+}
+
+/// `llm.limits.*`: token limits, each positive.
+fn llm_limits(limits: &RawLlmLimits, s: &mut Settings, sink: &mut Sink) {
+    let mut positive = |at: Option<&At<u32>>, key: &str| -> Option<u32> {
+        let at = at?;
+        if at.value == 0 {
+            sink.error(at.line, at.column, format!("`llm.limits.{key}` must be positive"));
+            return None;
+        }
+        Some(at.value)
+    };
+    if let Some(v) = positive(limits.forge_output_tokens.as_ref(), "forge_output_tokens") {
+        s.llm.forge_max_tokens = v;
     }
-    if let Some(t) = &llm.timeout_seconds {
-        if t.value == 0 {
-            sink.error(t.line, t.column, "`llm.timeout_seconds` must be positive");
-        } else {
-            s.llm.request_timeout = Duration::from_secs(t.value);
-        }
+    if let Some(v) = positive(limits.analysis_output_tokens.as_ref(), "analysis_output_tokens") {
+        s.llm.analysis_max_tokens = v;
     }
-    if let Some(limits) = llm.limits.as_ref().map(|l| &l.value) {
-        let mut positive = |at: Option<&At<u32>>, key: &str| -> Option<u32> {
-            let at = at?;
-            if at.value == 0 {
-                sink.error(at.line, at.column, format!("`llm.limits.{key}` must be positive"));
-                return None;
-            }
-            Some(at.value)
-        };
-        if let Some(v) = positive(limits.forge_output_tokens.as_ref(), "forge_output_tokens") {
-            s.llm.forge_max_tokens = v;
-        }
-        if let Some(v) = positive(limits.analysis_output_tokens.as_ref(), "analysis_output_tokens") {
-            s.llm.analysis_max_tokens = v;
-        }
-        if let Some(v) = positive(limits.forge_input_tokens.as_ref(), "forge_input_tokens") {
-            s.input_limits.forge_input_tokens = v;
-        }
-        if let Some(v) = positive(limits.analysis_input_tokens.as_ref(), "analysis_input_tokens") {
-            s.input_limits.analysis_input_tokens = v;
-        }
+    if let Some(v) = positive(limits.forge_input_tokens.as_ref(), "forge_input_tokens") {
+        s.input_limits.forge_input_tokens = v;
+    }
+    if let Some(v) = positive(limits.analysis_input_tokens.as_ref(), "analysis_input_tokens") {
+        s.input_limits.analysis_input_tokens = v;
     }
 }
 
@@ -586,40 +647,8 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
             "`release` is ignored because `releases` is set",
         );
     }
-    let check = |r: &At<RawRelease>, path: &str, sink: &mut Sink| {
-        let v = &r.value;
-        if !v.reported("name") && v.name.as_ref().is_none_or(|n| n.value.trim().is_empty()) {
-            missing(
-                sink,
-                r.line,
-                r.column,
-                &format!("{path}.name"),
-                "name the release, e.g. `name: v1`",
-            );
-        }
-        for (at, key) in [(&v.release_days, "release_days"), (&v.sprint_days, "sprint_days")] {
-            if let Some(at) = at
-                && at.value == 0
-            {
-                sink.error(at.line, at.column, format!("`{path}.{key}` must be positive"));
-            }
-        }
-        if let (Some(r_days), Some(s_days)) = (&v.release_days, &v.sprint_days)
-            && s_days.value > r_days.value
-        {
-            sink.error(
-                s_days.line,
-                s_days.column,
-                format!("`{path}.sprint_days` is larger than `{path}.release_days`"),
-            );
-        }
-        if let Some(status) = &v.status {
-            let options = [("active", ()), ("completed", ()), ("planned", ())];
-            let _ = choice(status, &format!("{path}.status"), &options, sink);
-        }
-    };
     if let Some(legacy) = &raw.release {
-        check(legacy, "release", sink);
+        check_release(legacy, "release", sink);
     }
     let Some(list) = &raw.releases else { return };
     if list.value.is_empty() {
@@ -630,7 +659,7 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
     let mut active = 0;
     for (i, r) in list.value.iter().enumerate() {
         let path = format!("releases[{i}]");
-        check(r, &path, sink);
+        check_release(r, &path, sink);
         if let Some(name) = &r.value.name {
             if names.contains(&name.value.as_str()) {
                 sink.error(
@@ -655,6 +684,41 @@ fn resolve_releases(raw: &RawConfig, sink: &mut Sink) {
             list.column,
             format!("exactly one release must be `active`, found {active}"),
         );
+    }
+}
+
+/// One release (`path` is `release` or `releases[i]`): a name, positive day counts, a sprint
+/// no longer than its release, a known status.
+fn check_release(r: &At<RawRelease>, path: &str, sink: &mut Sink) {
+    let v = &r.value;
+    if !v.reported("name") && v.name.as_ref().is_none_or(|n| n.value.trim().is_empty()) {
+        missing(
+            sink,
+            r.line,
+            r.column,
+            &format!("{path}.name"),
+            "name the release, e.g. `name: v1`",
+        );
+    }
+    for (at, key) in [(&v.release_days, "release_days"), (&v.sprint_days, "sprint_days")] {
+        if let Some(at) = at
+            && at.value == 0
+        {
+            sink.error(at.line, at.column, format!("`{path}.{key}` must be positive"));
+        }
+    }
+    if let (Some(r_days), Some(s_days)) = (&v.release_days, &v.sprint_days)
+        && s_days.value > r_days.value
+    {
+        sink.error(
+            s_days.line,
+            s_days.column,
+            format!("`{path}.sprint_days` is larger than `{path}.release_days`"),
+        );
+    }
+    if let Some(status) = &v.status {
+        let options = [("active", ()), ("completed", ()), ("planned", ())];
+        let _ = choice(status, &format!("{path}.status"), &options, sink);
     }
 }
 
@@ -683,21 +747,7 @@ fn cache_scope(env: &Env) -> CacheScope {
 
 fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink) {
     let sandbox = raw.sandbox.as_ref().map(|x| &x.value);
-    let file_image = sandbox.and_then(|x| x.image.as_ref()).and_then(|image| {
-        if image.value.trim().is_empty() {
-            sink.error(image.line, image.column, "`sandbox.image` is empty");
-            None
-        } else {
-            Some(image.value.trim().to_string())
-        }
-    });
-    let ci_image = env
-        .get(env::GITLAB_CI)
-        .and_then(|_| env.get(env::CI_JOB_IMAGE))
-        .map(str::to_string);
-    s.sandbox.image = file_image
-        .or(ci_image)
-        .unwrap_or_else(|| DEFAULT_SANDBOX_IMAGE.to_string());
+    s.sandbox.image = sandbox_image(sandbox, env, sink);
     s.sandbox.cache_scope = cache_scope(env);
     let Some(x) = sandbox else { return };
     if let Some(n) = &x.network {
@@ -711,33 +761,86 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
         }
     }
     if let Some(vars) = &x.env {
-        let mut names = Vec::new();
-        for (i, var) in vars.value.iter().enumerate() {
-            let name = var.value.trim();
-            if !is_var_name(name) {
-                sink.error_hint(
-                    var.line,
-                    var.column,
-                    format!("`sandbox.env[{i}]`: `{name}` is not a variable name"),
-                    "list names only; values come from pace's environment",
-                );
-                continue;
-            }
-            let upper = name.to_ascii_uppercase();
-            if env::SECRET_NAME_FRAGMENTS.iter().any(|f| upper.contains(f)) {
-                sink.warning(
-                    var.line,
-                    var.column,
-                    format!("`sandbox.env` passes `{name}` into the sandbox; it looks like a secret"),
-                );
-            }
-            names.push(name.to_string());
-        }
-        s.sandbox.env = names;
+        s.sandbox.env = sandbox_env(vars, sink);
     }
     if let Some(m) = val(x.memory.as_ref()) {
         s.sandbox.memory_bytes = m.0;
     }
+    sandbox_cpus_and_pids(x, s, sink);
+    if let Some(t) = val(x.timeout.as_ref()) {
+        s.sandbox.timeout = t.0;
+    }
+    if let Some(u) = &x.user {
+        sandbox_user(u, s, sink);
+    }
+    if let Some(k) = val(x.keep.as_ref()) {
+        s.sandbox.keep = k;
+    }
+    if let Some(c) = val(x.caches.as_ref()) {
+        s.sandbox.caches = c;
+    }
+    if let Some(l) = val(x.log_limit.as_ref()) {
+        s.sandbox.log_limit = l.0;
+    }
+    if let Some(globs) = &x.collect {
+        s.sandbox.collect = collect_globs(globs, sink);
+    }
+    if let Some(w) = &x.workspace {
+        let options = [("upload", WorkspaceMode::Upload), ("bind", WorkspaceMode::Bind)];
+        if let Some(mode) = choice(w, "sandbox.workspace", &options, sink) {
+            s.sandbox.workspace = mode;
+        }
+    }
+}
+
+/// `sandbox.image`, else the CI job's own image on GitLab, else [`DEFAULT_SANDBOX_IMAGE`].
+fn sandbox_image(sandbox: Option<&RawSandbox>, env: &Env, sink: &mut Sink) -> String {
+    let file_image = sandbox.and_then(|x| x.image.as_ref()).and_then(|image| {
+        if image.value.trim().is_empty() {
+            sink.error(image.line, image.column, "`sandbox.image` is empty");
+            None
+        } else {
+            Some(image.value.trim().to_string())
+        }
+    });
+    let ci_image = env
+        .get(env::GITLAB_CI)
+        .and_then(|_| env.get(env::CI_JOB_IMAGE))
+        .map(str::to_string);
+    file_image
+        .or(ci_image)
+        .unwrap_or_else(|| DEFAULT_SANDBOX_IMAGE.to_string())
+}
+
+/// `sandbox.env`: names only (values come from pace's environment); names that look like
+/// secrets are passed, with a warning.
+fn sandbox_env(vars: &At<Vec<At<String>>>, sink: &mut Sink) -> Vec<String> {
+    let mut names = Vec::new();
+    for (i, var) in vars.value.iter().enumerate() {
+        let name = var.value.trim();
+        if !is_var_name(name) {
+            sink.error_hint(
+                var.line,
+                var.column,
+                format!("`sandbox.env[{i}]`: `{name}` is not a variable name"),
+                "list names only; values come from pace's environment",
+            );
+            continue;
+        }
+        let upper = name.to_ascii_uppercase();
+        if env::SECRET_NAME_FRAGMENTS.iter().any(|f| upper.contains(f)) {
+            sink.warning(
+                var.line,
+                var.column,
+                format!("`sandbox.env` passes `{name}` into the sandbox; it looks like a secret"),
+            );
+        }
+        names.push(name.to_string());
+    }
+    names
+}
+
+fn sandbox_cpus_and_pids(x: &RawSandbox, s: &mut Settings, sink: &mut Sink) {
     if let Some(c) = &x.cpus {
         if c.value > 0.0 {
             s.sandbox.cpus = c.value;
@@ -752,55 +855,41 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
             sink.error(p.line, p.column, "`sandbox.pids_limit` must be positive");
         }
     }
-    if let Some(t) = val(x.timeout.as_ref()) {
-        s.sandbox.timeout = t.0;
+}
+
+/// `sandbox.user`: `user`, `uid` or `uid:gid`.
+fn sandbox_user(u: &At<String>, s: &mut Settings, sink: &mut Sink) {
+    let user = u.value.trim();
+    let valid = !user.is_empty()
+        && user.split(':').count() <= 2
+        && user
+            .split(':')
+            .all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
+    if valid {
+        s.sandbox.user = Some(user.to_string());
+    } else {
+        sink.error(
+            u.line,
+            u.column,
+            format!("`sandbox.user`: `{user}` is not `user`, `uid` or `uid:gid`"),
+        );
     }
-    if let Some(u) = &x.user {
-        let user = u.value.trim();
-        let valid = !user.is_empty()
-            && user.split(':').count() <= 2
-            && user
-                .split(':')
-                .all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
-        if valid {
-            s.sandbox.user = Some(user.to_string());
-        } else {
-            sink.error(
-                u.line,
-                u.column,
-                format!("`sandbox.user`: `{user}` is not `user`, `uid` or `uid:gid`"),
-            );
+}
+
+/// `sandbox.collect`: the globs that parse; each one that does not is an error.
+fn collect_globs(globs: &At<Vec<At<String>>>, sink: &mut Sink) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, g) in globs.value.iter().enumerate() {
+        match globset::Glob::new(g.value.trim()) {
+            Ok(_) => out.push(g.value.trim().to_string()),
+            Err(err) => sink.error(
+                g.line,
+                g.column,
+                format!("`sandbox.collect[{i}]`: invalid glob: {}", err.kind()),
+            ),
         }
     }
-    if let Some(k) = val(x.keep.as_ref()) {
-        s.sandbox.keep = k;
-    }
-    if let Some(c) = val(x.caches.as_ref()) {
-        s.sandbox.caches = c;
-    }
-    if let Some(l) = val(x.log_limit.as_ref()) {
-        s.sandbox.log_limit = l.0;
-    }
-    if let Some(globs) = &x.collect {
-        let mut out = Vec::new();
-        for (i, g) in globs.value.iter().enumerate() {
-            match globset::Glob::new(g.value.trim()) {
-                Ok(_) => out.push(g.value.trim().to_string()),
-                Err(err) => sink.error(
-                    g.line,
-                    g.column,
-                    format!("`sandbox.collect[{i}]`: invalid glob: {}", err.kind()),
-                ),
-            }
-        }
-        s.sandbox.collect = out;
-    }
-    if let Some(w) = &x.workspace {
-        let options = [("upload", WorkspaceMode::Upload), ("bind", WorkspaceMode::Bind)];
-        if let Some(mode) = choice(w, "sandbox.workspace", &options, sink) {
-            s.sandbox.workspace = mode;
-        }
-    }
+    out
 }
 
 #[cfg(test)]

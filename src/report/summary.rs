@@ -127,132 +127,155 @@ impl DaySummary {
         inert::markdown(&md, redactor)
     }
 
+    /// The sections every body shares, in this order: story card, FORGE handoff, GATE, the
+    /// two reviews, the agents table. Each is left out when its agent did not report.
     fn render_sections(&self, md: &mut String) {
         if let Some(story) = &self.story {
-            let _ = writeln!(md, "\n## Story card\n\n**{}**\n", one_line(&story.story, 500));
-            let _ = writeln!(md, "| Given | When | Then |\n|---|---|---|");
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} |\n",
-                cell(&story.given),
-                cell(&story.when),
-                cell(&story.then)
-            );
-            let _ = writeln!(md, "Acceptance criteria:");
-            for ac in &story.acceptance {
-                let _ = writeln!(md, "- {}", one_line(ac, 300));
-            }
-            if !story.out_of_scope.is_empty() {
-                let _ = writeln!(
-                    md,
-                    "\nOut of scope: {}",
-                    story
-                        .out_of_scope
-                        .iter()
-                        .map(|s| one_line(s, 120))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-            }
+            render_story(md, story);
         }
         if let Some(h) = &self.handoff {
-            let _ = writeln!(md, "\n## FORGE handoff\n\n{}", one_line(&h.built, 600));
-            if !h.files_changed.is_empty() {
-                let _ = writeln!(
-                    md,
-                    "\nFiles changed: {}",
-                    h.files_changed
-                        .iter()
-                        .map(|f| inert::code_span(f))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            if !h.known_gaps.is_empty() {
-                let _ = writeln!(md, "\nKnown gaps: {}", h.known_gaps.join("; "));
-            }
+            render_handoff(md, h);
         }
         if let Some(g) = &self.gate {
-            let d = g.gate_decision.as_str();
-            let t = &g.test_run;
-            let _ = writeln!(md, "\n## GATE — {} {d}\n", icon(d));
-            let status = if t.timed_out {
-                "timed out".to_string()
-            } else {
-                format!("exit code {}", t.exit_code)
-            };
-            let _ = writeln!(
-                md,
-                "Tests: {} → {status}; {} tests, {} failures, {} errors, {} skipped\n",
-                inert::code_span(&one_line(&t.command, 200)),
-                t.tests,
-                t.failures,
-                t.errors,
-                t.skipped
-            );
-            for c in &g.criteria_results {
-                let _ = writeln!(
-                    md,
-                    "- {} {} — *{}*",
-                    icon(&c.result),
-                    one_line(&c.criterion, 300),
-                    one_line(&c.evidence, 300)
-                );
-            }
-            list(md, "Blockers", &g.blockers);
-            list(md, "Deferred", &g.deferred);
-            if !g.hold_reason.is_empty() {
-                let _ = writeln!(md, "\nHold reason: {}", g.hold_reason);
-            }
+            render_gate(md, g);
         }
         for review in [&self.sentinel, &self.conduit].into_iter().flatten() {
-            let d = review.decision.as_str();
-            let _ = writeln!(md, "\n## {} — {} {d}\n", review.agent, icon(d));
-            for f in &review.findings {
-                let _ = writeln!(
-                    md,
-                    "- {} {} — *{}*",
-                    icon(&f.result),
-                    one_line(&f.check, 200),
-                    one_line(&f.evidence, 300)
-                );
-            }
-            list(md, "Advisories", &review.advisories);
-            list(md, "Blockers", &review.blockers);
-            if !review.hold_reason.is_empty() {
-                let _ = writeln!(md, "\nHold reason: {}", review.hold_reason);
-            }
+            render_review(md, review);
         }
         if !self.agents.is_empty() {
-            let _ = writeln!(
-                md,
-                "\n## Agents\n\n| Agent | Decision | Time | Input tokens | Output tokens | Cache read | Cost |\n|---|---|---|---|---|---|---|"
-            );
-            for a in &self.agents {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {:.1}s | {} | {} | {} | ${:.4} |",
-                    a.name,
-                    a.decision.as_deref().unwrap_or("—"),
-                    a.duration_ms as f64 / 1000.0,
-                    a.input_tokens,
-                    a.output_tokens,
-                    a.cache_read_tokens,
-                    a.cost_usd
-                );
-            }
-            let t = &self.totals;
-            let _ = writeln!(
-                md,
-                "| **Total** | | {:.1}s | {} | {} | {} | ${:.4} |",
-                t.duration_ms as f64 / 1000.0,
-                t.input_tokens,
-                t.output_tokens,
-                t.cache_read_tokens,
-                t.cost_usd
-            );
+            render_agents(md, &self.agents, &self.totals);
         }
     }
+}
+
+fn render_story(md: &mut String, story: &StoryCard) {
+    let _ = writeln!(md, "\n## Story card\n\n**{}**\n", one_line(&story.story, 500));
+    let _ = writeln!(md, "| Given | When | Then |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} |\n",
+        cell(&story.given),
+        cell(&story.when),
+        cell(&story.then)
+    );
+    let _ = writeln!(md, "Acceptance criteria:");
+    for ac in &story.acceptance {
+        let _ = writeln!(md, "- {}", one_line(ac, 300));
+    }
+    if !story.out_of_scope.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nOut of scope: {}",
+            story
+                .out_of_scope
+                .iter()
+                .map(|s| one_line(s, 120))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+}
+
+fn render_handoff(md: &mut String, h: &Handoff) {
+    let _ = writeln!(md, "\n## FORGE handoff\n\n{}", one_line(&h.built, 600));
+    if !h.files_changed.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nFiles changed: {}",
+            h.files_changed
+                .iter()
+                .map(|f| inert::code_span(f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !h.known_gaps.is_empty() {
+        let _ = writeln!(md, "\nKnown gaps: {}", h.known_gaps.join("; "));
+    }
+}
+
+fn render_gate(md: &mut String, g: &GateReport) {
+    let d = g.gate_decision.as_str();
+    let t = &g.test_run;
+    let _ = writeln!(md, "\n## GATE — {} {d}\n", icon(d));
+    let status = if t.timed_out {
+        "timed out".to_string()
+    } else {
+        format!("exit code {}", t.exit_code)
+    };
+    let _ = writeln!(
+        md,
+        "Tests: {} → {status}; {} tests, {} failures, {} errors, {} skipped\n",
+        inert::code_span(&one_line(&t.command, 200)),
+        t.tests,
+        t.failures,
+        t.errors,
+        t.skipped
+    );
+    for c in &g.criteria_results {
+        let _ = writeln!(
+            md,
+            "- {} {} — *{}*",
+            icon(&c.result),
+            one_line(&c.criterion, 300),
+            one_line(&c.evidence, 300)
+        );
+    }
+    list(md, "Blockers", &g.blockers);
+    list(md, "Deferred", &g.deferred);
+    if !g.hold_reason.is_empty() {
+        let _ = writeln!(md, "\nHold reason: {}", g.hold_reason);
+    }
+}
+
+/// SENTINEL's or CONDUIT's report.
+fn render_review(md: &mut String, review: &ReviewReport) {
+    let d = review.decision.as_str();
+    let _ = writeln!(md, "\n## {} — {} {d}\n", review.agent, icon(d));
+    for f in &review.findings {
+        let _ = writeln!(
+            md,
+            "- {} {} — *{}*",
+            icon(&f.result),
+            one_line(&f.check, 200),
+            one_line(&f.evidence, 300)
+        );
+    }
+    list(md, "Advisories", &review.advisories);
+    list(md, "Blockers", &review.blockers);
+    if !review.hold_reason.is_empty() {
+        let _ = writeln!(md, "\nHold reason: {}", review.hold_reason);
+    }
+}
+
+/// One row per agent run, then the day's totals.
+fn render_agents(md: &mut String, agents: &[AgentRecord], t: &Totals) {
+    let _ = writeln!(
+        md,
+        "\n## Agents\n\n| Agent | Decision | Time | Input tokens | Output tokens | Cache read | Cost |\n|---|---|---|---|---|---|---|"
+    );
+    for a in agents {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1}s | {} | {} | {} | ${:.4} |",
+            a.name,
+            a.decision.as_deref().unwrap_or("—"),
+            a.duration_ms as f64 / 1000.0,
+            a.input_tokens,
+            a.output_tokens,
+            a.cache_read_tokens,
+            a.cost_usd
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| **Total** | | {:.1}s | {} | {} | {} | ${:.4} |",
+        t.duration_ms as f64 / 1000.0,
+        t.input_tokens,
+        t.output_tokens,
+        t.cache_read_tokens,
+        t.cost_usd
+    );
 }
 
 fn list(md: &mut String, title: &str, items: &[String]) {
