@@ -222,14 +222,14 @@ fn resolve_budget(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     }
     if let Some(v) = &b.max_minutes {
         // Fractions are allowed (0.5 = 30 s); more than a week is surely a typo.
-        if !(v.value > 0.0 && v.value <= 7.0 * 24.0 * 60.0) {
+        if v.value > 0.0 && v.value <= 7.0 * 24.0 * 60.0 {
+            s.budget.max_duration = Some(Duration::from_secs_f64(v.value * 60.0));
+        } else {
             sink.error(
                 v.line,
                 v.column,
                 "`budget.max_minutes` must be a positive number of minutes, at most 10080 (leave it out for no limit)",
             );
-        } else {
-            s.budget.max_duration = Some(Duration::from_secs_f64(v.value * 60.0));
         }
     }
 }
@@ -247,7 +247,7 @@ fn resolve_git(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     }
     if let Some(v) = &g.author_email {
         if v.value.contains('@') && !v.value.contains(char::is_whitespace) {
-            s.git.author_email = v.value.clone();
+            s.git.author_email.clone_from(&v.value);
         } else {
             sink.error(
                 v.line,

@@ -190,7 +190,7 @@ impl DayContext {
         for r in records {
             match merged.iter_mut().find(|m| m.name == r.name) {
                 Some(m) => {
-                    m.decision = r.decision.clone();
+                    m.decision.clone_from(&r.decision);
                     m.duration_ms += r.duration_ms;
                     m.input_tokens += r.input_tokens;
                     m.output_tokens += r.output_tokens;

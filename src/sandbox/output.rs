@@ -253,10 +253,10 @@ pub(crate) struct NetworkFailureScan {
 
 impl NetworkFailureScan {
     pub(crate) fn push(&mut self, chunk: &[u8]) {
+        const KEEP: usize = 64;
         if self.found {
             return;
         }
-        const KEEP: usize = 64;
         let mut window = std::mem::take(&mut self.carry);
         window.extend_from_slice(chunk);
         self.found = NETWORK_FAILURES

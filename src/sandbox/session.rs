@@ -467,7 +467,7 @@ impl ExecSession {
             // A path git refuses to look at (beyond a link) is simply not ignored; the
             // write-back refuses what goes through links.
             tracing::debug!(error = %e, "sandbox: git check-ignore failed; treating the paths as not ignored");
-            Default::default()
+            std::collections::HashSet::default()
         });
         let mut budget = SyncBudget::new(self.boundary.limits);
         let mut wanted = Vec::new();
@@ -609,7 +609,7 @@ impl ExecSession {
         let ran = tokio::time::timeout(
             timeout,
             run_exec(&self.docker, self.id(), cmd, &mut |out| {
-                view.push(&out.clone().into_bytes())
+                view.push(&out.clone().into_bytes());
             }),
         )
         .await;
@@ -689,9 +689,8 @@ impl ExecSession {
         }
         container::kill(&self.docker, self.id()).await;
         let _ = container::wait_exit(&self.docker, self.id()).await;
-        let before = match self.bind_baseline.take() {
-            Some(b) => b,
-            None => return Ok(()),
+        let Some(before) = self.bind_baseline.take() else {
+            return Ok(());
         };
         let (_, refused) = before
             .enforce(&self.repo, &self.boundary, Origin::Run)

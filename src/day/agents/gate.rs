@@ -194,6 +194,10 @@ pub async fn run(
 
 /// The verdict: the suite decides pass/fail; every acceptance criterion needs a PASS (or a
 /// PARTIAL that is deferred); the model's opinion of the tests never overrules the exit code.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the criteria; split with the agents in issue 10"
+)]
 pub fn decide(day: u32, story: &StoryCard, mapping: GateMapping, test_run: TestRun) -> GateReport {
     let GateMapping {
         criteria,

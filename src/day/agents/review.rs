@@ -39,7 +39,10 @@ fn delivery_files(repo: &std::path::Path) -> Vec<String> {
                     stack.push(path);
                 } else if let Ok(rel) = path.strip_prefix(repo) {
                     let name = rel.to_string_lossy().to_string();
-                    if name.ends_with(".yml") || name.ends_with(".yaml") || name.contains("Dockerfile") {
+                    let yaml = rel
+                        .extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"));
+                    if yaml || name.contains("Dockerfile") {
                         files.push(name);
                     }
                 }
