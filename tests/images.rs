@@ -124,12 +124,17 @@ fn every_runner_image_has_pace_git_a_shell_and_no_entrypoint() {
         let inspect = run(Command::new("docker").args([
             "inspect",
             "--format",
-            "{{json .Config.Entrypoint}}|{{index .Config.Labels \"org.opencontainers.image.version\"}}",
+            "{{json .Config.Entrypoint}}|{{index .Config.Labels \"org.opencontainers.image.version\"}}|{{index .Config.Labels \"org.opencontainers.image.base.name\"}}",
             &image,
         ]));
-        let (entrypoint, version) = inspect.trim().split_once('|').unwrap();
+        let fields: Vec<&str> = inspect.trim().split('|').collect();
+        let [entrypoint, version, base] = fields[..] else {
+            panic!("{lang}: {inspect}")
+        };
         assert_eq!(entrypoint, "null", "{lang} has an entrypoint");
         assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        // The base the image was built on, for scanners and for rebuilding it.
+        assert_eq!(base, LOCAL_BASE, "{lang}: org.opencontainers.image.base.name");
     }
 }
 
