@@ -751,3 +751,66 @@ async fn contained_gate_results_through_links_are_not_collected() {
         );
     }
 }
+
+// --- GATE's listing on stdout: sizes the suite claims ------------------------------------------
+
+/// The listing that comes back after the mark is the wrapper's stdout, which the suite
+/// shares: a background job the suite leaves behind keeps printing `0 /workspace/...` lines
+/// while the wrapper's `find` runs (slowed by a few thousand files), so some land after the
+/// mark. pace charged the per-sync budget with the sizes the listing claims, so five
+/// 900 KiB reports claimed at 0 bytes all came back: the bytes written to
+/// `.pace/day-N/gate/` were bounded only by `max_file_bytes` times `max_sync_files`. The
+/// bytes actually written must stay within `max_sync_bytes`, and what did not fit is
+/// listed as refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_listing_sizes_bypass_the_sync_byte_cap() {
+    require_docker!();
+    let fx = Fixture::new();
+    let limits = Limits {
+        max_file_bytes: 1024 * 1024,
+        max_sync_bytes: 2 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let sb = sandbox("lsizes", WorkspaceMode::Upload, limits).await;
+    let suite = "mkdir -p reports pad && for i in 1 2 3 4 5; do head -c 921600 /dev/zero > reports/junit-$i.xml; done \
+        && for i in $(seq 3000); do : > pad/f$i; done \
+        && (for i in $(seq 3000); do \
+              printf '0 /workspace/reports/junit-1.xml\n0 /workspace/reports/junit-2.xml\n0 /workspace/reports/junit-3.xml\n0 /workspace/reports/junit-4.xml\n0 /workspace/reports/junit-5.xml\n'; \
+              usleep 3000; done &)";
+    let (outcome, out) = gate(&sb, &fx.repo(), suite).await;
+    assert_eq!(outcome.exit_code, 0);
+    let written: u64 = outcome
+        .collected
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let on_disk: u64 = walk_bytes(&out.path().join("collected"));
+    assert!(
+        on_disk <= limits.max_sync_bytes && written <= limits.max_sync_bytes,
+        "{on_disk} bytes of result files written with a sync cap of {} ({} files)",
+        limits.max_sync_bytes,
+        outcome.collected.len()
+    );
+    assert!(
+        !outcome.collected.is_empty(),
+        "nothing collected: the attack did not run"
+    );
+    assert!(
+        outcome.refused.iter().any(|r| r.path.starts_with("reports/junit-")),
+        "what did not fit is not listed: {:?}",
+        outcome.refused
+    );
+}
+
+/// The bytes of every regular file under `dir`.
+fn walk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walk_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}

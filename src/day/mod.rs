@@ -216,7 +216,10 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
 
 /// FORGE's session containers are removed in the background: none may outlive pace.
 async fn settle_within_bound(ctx: &DayContext, run_id: &str) {
-    if tokio::time::timeout(CLEANUP_TIMEOUT, settle_sandbox(ctx)).await.is_err() {
+    if tokio::time::timeout(CLEANUP_TIMEOUT, settle_sandbox(ctx))
+        .await
+        .is_err()
+    {
         ctx.warn(format!(
             "removing FORGE's sandbox containers did not finish within {} s; remove them with `docker rm -fv $(docker ps -aq --filter label=pace.run-id={run_id})`",
             CLEANUP_TIMEOUT.as_secs(),

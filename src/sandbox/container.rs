@@ -562,23 +562,41 @@ impl Sandbox {
 
     /// Downloads the files of `listing` (`size path` lines, written by the suite's
     /// container and so untrusted: every path is checked) that match `sandbox.collect`.
+    /// The sizes are claims too (the suite shares the wrapper's stdout and can print lines
+    /// after the mark): the sync byte cap is also charged with the bytes actually written,
+    /// each download is cut at what is left of it, and a path listed twice is fetched once.
     async fn collect_listed(&self, id: &str, listing: &str, dest: &Path, refused: &mut Vec<Refused>) -> Vec<PathBuf> {
         let Some(set) = self.collect_globs() else {
             return Vec::new();
         };
+        let limits = self.ctx.boundary.limits;
         let mut written = Vec::new();
-        let mut budget = SyncBudget::new(self.ctx.boundary.limits);
+        let mut budget = SyncBudget::new(limits);
+        let mut seen = std::collections::HashSet::new();
+        let mut bytes_written: u64 = 0;
         for (size, rel) in workspace::listed_paths(listing) {
-            if !set.is_match(&rel) {
+            if !set.is_match(&rel) || !seen.insert(rel.clone()) {
                 continue;
             }
             let shown = rel.to_string_lossy().into_owned();
-            if let Err(why) = boundary::check_result_file(&shown, size, self.ctx.boundary.limits, &mut budget) {
+            if let Err(why) = boundary::check_result_file(&shown, size, limits, &mut budget) {
                 refused.push(Refused::new(shown, &why, Origin::Gate));
                 continue;
             }
-            if let Some(path) = self.download_into(id, &rel, dest).await {
-                written.push(path);
+            let room = limits.max_sync_bytes.saturating_sub(bytes_written);
+            let cap = limits.max_file_bytes.min(room);
+            match self.download_into(id, &rel, dest, cap).await {
+                Some(path) => {
+                    bytes_written += std::fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(cap);
+                    written.push(path);
+                }
+                // Cut at what was left of the sync budget (or missing: either way not here).
+                None if cap < limits.max_file_bytes => refused.push(Refused::new(
+                    shown,
+                    &boundary::Refusal::SyncBytes(limits.max_sync_bytes),
+                    Origin::Gate,
+                )),
+                None => {}
             }
         }
         written
@@ -611,7 +629,8 @@ impl Sandbox {
     }
 
     /// Downloads `/workspace/<rel>` into `dest/<rel>`, streamed.
-    async fn download_into(&self, id: &str, rel: &Path, dest: &Path) -> Option<PathBuf> {
+    /// `cap`: the most bytes written (larger: nothing is kept).
+    async fn download_into(&self, id: &str, rel: &Path, dest: &Path, cap: u64) -> Option<PathBuf> {
         let path = format!("{WORKSPACE}/{}", rel.to_string_lossy());
         let opts = DownloadFromContainerOptionsBuilder::default().path(&path).build();
         let stream = self
@@ -620,7 +639,6 @@ impl Sandbox {
             .map_err(std::io::Error::other);
         let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
         let (dest, rel) = (dest.to_path_buf(), rel.to_path_buf());
-        let cap = self.ctx.boundary.limits.max_file_bytes;
         match tokio::task::spawn_blocking(move || workspace::extract_single(reader, &dest, &rel, cap)).await {
             Ok(Ok(written)) => written,
             Ok(Err(e)) => {
