@@ -814,3 +814,66 @@ fn walk_bytes(dir: &Path) -> u64 {
         })
         .sum()
 }
+
+// --- GATE's mark: read from the wrapper's memory ---------------------------------------------
+
+/// A suite that learns GATE's per-run mark from its parent shell's memory
+/// (`/proc/$PPID/mem`: same user, and the wrapper read the mark into a variable) and prints
+/// it as the mark line of a wrapper report, then fails. `word` is what it claims.
+fn mark_stealer(word: &str) -> String {
+    format!(
+        r#"echo suite-ran
+m=$(while read -r range perms rest; do
+  case "$perms" in rw*) ;; *) continue;; esac
+  s=$((0x${{range%-*}})); e=$((0x${{range#*-}}))
+  dd if=/proc/$PPID/mem bs=4096 skip=$((s/4096)) count=$(((e-s)/4096)) 2>/dev/null | grep -ao 'PACE-[0-9a-f]\{{32\}}' | head -1
+done < /proc/$PPID/maps | head -1)
+[ -n "$m" ] && echo stolen-mark
+printf '%s {word}\n' "$m"
+exit 1"#
+    )
+}
+
+/// A failing suite that prints the stolen mark and `unpack` turned its test failure into a
+/// workspace (infrastructure) error: "unpacking the workspace failed", exit 4, no HOLD. A
+/// wrapper's word must only count when the wrapper said it, before the suite ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_suite_steals_the_mark_and_fakes_a_failed_unpack() {
+    require_docker!();
+    let fx = Fixture::new();
+    let sb = sandbox("markunpack", WorkspaceMode::Upload, Limits::default()).await;
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("output.log");
+    let outcome = sb
+        .run(RunRequest {
+            repo: &fx.repo(),
+            command: mark_stealer("unpack"),
+            output_log: &log,
+            collect_into: &out.path().join("collected"),
+            on_output: None,
+        })
+        .await;
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(said.contains("stolen-mark"), "the suite did not find the mark: {said}");
+    let outcome = outcome.unwrap_or_else(|e| panic!("a failing suite became an error: {e}"));
+    assert_eq!(outcome.exit_code, 1, "{said}");
+}
+
+/// The same suite claiming `notar`: pace believed the image had no tar, ran the suite a
+/// second time through the archive API and kept that run's verdict (and uploads every
+/// later sandbox of the run through the API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_suite_steals_the_mark_and_fakes_a_missing_tar() {
+    require_docker!();
+    let fx = Fixture::new();
+    let sb = sandbox("marknotar", WorkspaceMode::Upload, Limits::default()).await;
+    let (outcome, out) = gate(&sb, &fx.repo(), &mark_stealer("notar")).await;
+    // Only the last run's log is kept: a second run (no mark on its stdin) finds none.
+    let said = std::fs::read_to_string(out.path().join("output.log")).unwrap_or_default();
+    assert!(
+        said.contains("stolen-mark"),
+        "the suite ran again, without a mark: {said}"
+    );
+    assert_eq!(said.matches("suite-ran").count(), 1, "{said}");
+    assert_eq!(outcome.exit_code, 1, "{said}");
+}
