@@ -6,6 +6,11 @@
 //! Findings (fail today): `chained_links_*`, `forged_report_*`, `killed_wrapper_*`,
 //! `bind_forged_report_*`, `bind_gate_collection_*`, `bind_setuid_*`, `gate_listing_*`,
 //! `pace_outputs_*`, `wrapped_base64_*`. Contained (pass): `contained_*`.
+//!
+//! After the stdin upload (GATE's workspace in on stdin, its listing out after a mark):
+//! `forged_listing_sizes_*` (claimed sizes charged the sync byte cap) and
+//! `gate_suite_steals_the_mark_*` (the mark read from the wrapper's memory) were holes, fixed
+//! in `sandbox::container`; they pass now.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -750,4 +755,130 @@ async fn contained_gate_results_through_links_are_not_collected() {
             "{mode:?}"
         );
     }
+}
+
+// --- GATE's listing on stdout: sizes the suite claims ------------------------------------------
+
+/// The listing that comes back after the mark is the wrapper's stdout, which the suite
+/// shares: a background job the suite leaves behind keeps printing `0 /workspace/...` lines
+/// while the wrapper's `find` runs (slowed by a few thousand files), so some land after the
+/// mark. pace charged the per-sync budget with the sizes the listing claims, so five
+/// 900 KiB reports claimed at 0 bytes all came back: the bytes written to
+/// `.pace/day-N/gate/` were bounded only by `max_file_bytes` times `max_sync_files`. The
+/// bytes actually written must stay within `max_sync_bytes`, and what did not fit is
+/// listed as refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_listing_sizes_bypass_the_sync_byte_cap() {
+    require_docker!();
+    let fx = Fixture::new();
+    let limits = Limits {
+        max_file_bytes: 1024 * 1024,
+        max_sync_bytes: 2 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let sb = sandbox("lsizes", WorkspaceMode::Upload, limits).await;
+    let suite = "mkdir -p reports pad && for i in 1 2 3 4 5; do head -c 921600 /dev/zero > reports/junit-$i.xml; done \
+        && for i in $(seq 3000); do : > pad/f$i; done \
+        && (for i in $(seq 3000); do \
+              printf '0 /workspace/reports/junit-1.xml\n0 /workspace/reports/junit-2.xml\n0 /workspace/reports/junit-3.xml\n0 /workspace/reports/junit-4.xml\n0 /workspace/reports/junit-5.xml\n'; \
+              usleep 3000; done &)";
+    let (outcome, out) = gate(&sb, &fx.repo(), suite).await;
+    assert_eq!(outcome.exit_code, 0);
+    let written: u64 = outcome
+        .collected
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let on_disk: u64 = walk_bytes(&out.path().join("collected"));
+    assert!(
+        on_disk <= limits.max_sync_bytes && written <= limits.max_sync_bytes,
+        "{on_disk} bytes of result files written with a sync cap of {} ({} files)",
+        limits.max_sync_bytes,
+        outcome.collected.len()
+    );
+    assert!(
+        !outcome.collected.is_empty(),
+        "nothing collected: the attack did not run"
+    );
+    assert!(
+        outcome.refused.iter().any(|r| r.path.starts_with("reports/junit-")),
+        "what did not fit is not listed: {:?}",
+        outcome.refused
+    );
+}
+
+/// The bytes of every regular file under `dir`.
+fn walk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walk_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+// --- GATE's mark: read from the wrapper's memory ---------------------------------------------
+
+/// A suite that learns GATE's per-run mark from its parent shell's memory
+/// (`/proc/$PPID/mem`: same user, and the wrapper read the mark into a variable) and prints
+/// it as the mark line of a wrapper report, then fails. `word` is what it claims.
+fn mark_stealer(word: &str) -> String {
+    format!(
+        r#"echo suite-ran
+m=$(while read -r range perms rest; do
+  case "$perms" in rw*) ;; *) continue;; esac
+  s=$((0x${{range%-*}})); e=$((0x${{range#*-}}))
+  dd if=/proc/$PPID/mem bs=4096 skip=$((s/4096)) count=$(((e-s)/4096)) 2>/dev/null | grep -ao 'PACE-[0-9a-f]\{{32\}}' | head -1
+done < /proc/$PPID/maps | head -1)
+[ -n "$m" ] && echo stolen-mark
+printf '%s {word}\n' "$m"
+exit 1"#
+    )
+}
+
+/// A failing suite that prints the stolen mark and `unpack` turned its test failure into a
+/// workspace (infrastructure) error: "unpacking the workspace failed", exit 4, no HOLD. A
+/// wrapper's word must only count when the wrapper said it, before the suite ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_suite_steals_the_mark_and_fakes_a_failed_unpack() {
+    require_docker!();
+    let fx = Fixture::new();
+    let sb = sandbox("markunpack", WorkspaceMode::Upload, Limits::default()).await;
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("output.log");
+    let outcome = sb
+        .run(RunRequest {
+            repo: &fx.repo(),
+            command: mark_stealer("unpack"),
+            output_log: &log,
+            collect_into: &out.path().join("collected"),
+            on_output: None,
+        })
+        .await;
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(said.contains("stolen-mark"), "the suite did not find the mark: {said}");
+    let outcome = outcome.unwrap_or_else(|e| panic!("a failing suite became an error: {e}"));
+    assert_eq!(outcome.exit_code, 1, "{said}");
+}
+
+/// The same suite claiming `notar`: pace believed the image had no tar, ran the suite a
+/// second time through the archive API and kept that run's verdict (and uploads every
+/// later sandbox of the run through the API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_suite_steals_the_mark_and_fakes_a_missing_tar() {
+    require_docker!();
+    let fx = Fixture::new();
+    let sb = sandbox("marknotar", WorkspaceMode::Upload, Limits::default()).await;
+    let (outcome, out) = gate(&sb, &fx.repo(), &mark_stealer("notar")).await;
+    // Only the last run's log is kept: a second run (no mark on its stdin) finds none.
+    let said = std::fs::read_to_string(out.path().join("output.log")).unwrap_or_default();
+    assert!(
+        said.contains("stolen-mark"),
+        "the suite ran again, without a mark: {said}"
+    );
+    assert_eq!(said.matches("suite-ran").count(), 1, "{said}");
+    assert_eq!(outcome.exit_code, 1, "{said}");
 }

@@ -43,12 +43,15 @@ const COLLECT_WRAPPER: &str = "/bin/sh -c \"$1\"; status=$?; \
 /// `1` to list the workspace's files afterwards (result files are configured), `$3` extra
 /// `tar` options. Stdin carries a line with this run's mark, then the workspace as a tar
 /// archive. What the wrapper reports comes after the mark on stdout (see
-/// [`TrailerSplit`]): `notar` (the image has no tar: pace uploads through the API
-/// instead), `unpack` (tar failed; its message is in the log), or `listing` and the
-/// files as `size path` lines. The suite reads no stdin and cannot see the mark.
+/// [`GateTrailer`]), first before the suite starts: `notar` (the image has no tar: pace
+/// uploads through the API instead), `unpack` (tar failed; its message is in the log) or
+/// `unpacked`; then, after the suite, `listing` and the files as `size path` lines. The
+/// suite reads no stdin but can read the mark out of this shell's memory
+/// (`/proc/$PPID/mem`), so only the first report is trusted, and the listing is checked.
 const UNPACK_WRAPPER: &str = r#"IFS= read -r mark || exit 90
 command -v tar >/dev/null 2>&1 || { printf '%s notar\n' "$mark"; exit 90; }
 tar -x $3 -f - -C /workspace || { printf '%s unpack\n' "$mark"; exit 91; }
+printf '%s unpacked\n' "$mark"
 /bin/sh -c "$1" </dev/null
 status=$?
 if [ "$2" = 1 ] && command -v find >/dev/null 2>&1; then
@@ -280,7 +283,7 @@ impl Sandbox {
         let id = guard.id.as_str();
         let mut log = GateLog::open(req, self.ctx.redactor.clone(), settings.log_limit)?;
         let mark = new_mark();
-        let mut split = TrailerSplit::new(&mark, LISTING_CAP);
+        let mut split = GateTrailer::new(&mark);
         let bollard::container::AttachContainerResults { mut output, mut input } = attached;
         let (stream, packer) = workspace::tar_stream(plan);
 
@@ -306,7 +309,6 @@ impl Sandbox {
         .await;
         let packed = packer.await;
 
-        let trailer = split.trailer().map(|t| String::from_utf8_lossy(t).into_owned());
         let (exit_code, timed_out, fed) = match streamed {
             Ok(result) => {
                 let (exit, fed) = result?;
@@ -320,11 +322,8 @@ impl Sandbox {
             }
         };
         let (view, scan) = log.finish().await?;
-        let (word, listing) = match trailer.as_deref() {
-            Some(t) => t.split_once('\n').unwrap_or((t, "")),
-            None => ("", ""),
-        };
-        let word = word.trim();
+        let word = split.word();
+        let listing = split.listing().map(|t| String::from_utf8_lossy(t).into_owned());
         if word == "notar" {
             return Ok(None);
         }
@@ -359,17 +358,19 @@ impl Sandbox {
         }
         let oom_killed = self.oom_killed(id, exit_code, timed_out).await;
         let mut refused = Vec::new();
-        let collected = match (timed_out, word.trim()) {
+        let collected = match (timed_out, listing.as_deref()) {
             // A killed suite wrote no listing and rarely complete reports.
             (true, _) => Vec::new(),
-            (false, "listing") if split.overflowed() => {
+            (false, Some(_)) if split.overflowed() => {
                 tracing::warn!("sandbox: the file listing is too large; result files are not collected");
                 Vec::new()
             }
-            (false, "listing") => self.collect_listed(id, listing, req.collect_into, &mut refused).await,
+            // The wrapper's listing, perhaps behind lines the suite printed after a mark of
+            // its own: every line is checked, and those that are no `size path` are dropped.
+            (false, Some(listing)) => self.collect_listed(id, listing, req.collect_into, &mut refused).await,
             // No listing although one was asked for (the wrapper was killed, no `find`):
             // scan a download of the whole workspace instead.
-            (false, _) => match self.collect_globs() {
+            (false, None) => match self.collect_globs() {
                 Some(set) => self.collect_by_full_download(id, req.collect_into, set).await,
                 None => Vec::new(),
             },
@@ -567,23 +568,41 @@ impl Sandbox {
 
     /// Downloads the files of `listing` (`size path` lines, written by the suite's
     /// container and so untrusted: every path is checked) that match `sandbox.collect`.
+    /// The sizes are claims too (the suite shares the wrapper's stdout and can print lines
+    /// after the mark): the sync byte cap is also charged with the bytes actually written,
+    /// each download is cut at what is left of it, and a path listed twice is fetched once.
     async fn collect_listed(&self, id: &str, listing: &str, dest: &Path, refused: &mut Vec<Refused>) -> Vec<PathBuf> {
         let Some(set) = self.collect_globs() else {
             return Vec::new();
         };
+        let limits = self.ctx.boundary.limits;
         let mut written = Vec::new();
-        let mut budget = SyncBudget::new(self.ctx.boundary.limits);
+        let mut budget = SyncBudget::new(limits);
+        let mut seen = std::collections::HashSet::new();
+        let mut bytes_written: u64 = 0;
         for (size, rel) in workspace::listed_paths(listing) {
-            if !set.is_match(&rel) {
+            if !set.is_match(&rel) || !seen.insert(rel.clone()) {
                 continue;
             }
             let shown = rel.to_string_lossy().into_owned();
-            if let Err(why) = boundary::check_result_file(&shown, size, self.ctx.boundary.limits, &mut budget) {
+            if let Err(why) = boundary::check_result_file(&shown, size, limits, &mut budget) {
                 refused.push(Refused::new(shown, &why, Origin::Gate));
                 continue;
             }
-            if let Some(path) = self.download_into(id, &rel, dest).await {
-                written.push(path);
+            let room = limits.max_sync_bytes.saturating_sub(bytes_written);
+            let cap = limits.max_file_bytes.min(room);
+            match self.download_into(id, &rel, dest, cap).await {
+                Some(path) => {
+                    bytes_written += std::fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(cap);
+                    written.push(path);
+                }
+                // Cut at what was left of the sync budget (or missing: either way not here).
+                None if cap < limits.max_file_bytes => refused.push(Refused::new(
+                    shown,
+                    &boundary::Refusal::SyncBytes(limits.max_sync_bytes),
+                    Origin::Gate,
+                )),
+                None => {}
             }
         }
         written
@@ -616,7 +635,8 @@ impl Sandbox {
     }
 
     /// Downloads `/workspace/<rel>` into `dest/<rel>`, streamed.
-    async fn download_into(&self, id: &str, rel: &Path, dest: &Path) -> Option<PathBuf> {
+    /// `cap`: the most bytes written (larger: nothing is kept).
+    async fn download_into(&self, id: &str, rel: &Path, dest: &Path, cap: u64) -> Option<PathBuf> {
         let path = format!("{WORKSPACE}/{}", rel.to_string_lossy());
         let opts = DownloadFromContainerOptionsBuilder::default().path(&path).build();
         let stream = self
@@ -625,7 +645,6 @@ impl Sandbox {
             .map_err(std::io::Error::other);
         let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
         let (dest, rel) = (dest.to_path_buf(), rel.to_path_buf());
-        let cap = self.ctx.boundary.limits.max_file_bytes;
         match tokio::task::spawn_blocking(move || workspace::extract_single(reader, &dest, &rel, cap)).await {
             Ok(Ok(written)) => written,
             Ok(Err(e)) => {
@@ -1510,6 +1529,65 @@ async fn feed_stdin(
     fed
 }
 
+/// GATE's stdout in upload mode: the suite's output with the wrapper's two reports taken
+/// out. The first report (`unpacked`, `unpack` or `notar`) is printed before the suite
+/// starts, so a suite that reads the mark out of the wrapper's memory cannot forge it; what
+/// follows it is output again, up to the next mark (the listing: the suite shares this
+/// stdout, so that stays untrusted).
+struct GateTrailer {
+    first: TrailerSplit,
+    word: Option<String>,
+    listing: TrailerSplit,
+}
+
+impl GateTrailer {
+    fn new(mark: &str) -> Self {
+        Self {
+            first: TrailerSplit::new(mark, LISTING_CAP),
+            word: None,
+            listing: TrailerSplit::new(mark, LISTING_CAP),
+        }
+    }
+
+    /// The part of `chunk` (stdout) that belongs to the output.
+    fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.word.is_some() {
+            return self.listing.push(chunk);
+        }
+        let mut own = self.first.push(chunk);
+        if let Some(trailer) = self.first.trailer()
+            && let Some(end) = trailer.iter().position(|b| *b == b'\n')
+        {
+            self.word = Some(String::from_utf8_lossy(&trailer[..end]).trim().to_string());
+            let rest = trailer[end + 1..].to_vec();
+            own.extend(self.listing.push(&rest));
+        }
+        own
+    }
+
+    /// Held-back bytes that turned out not to be the mark (the stream has ended).
+    fn finish(&mut self) -> Vec<u8> {
+        match self.word {
+            Some(_) => self.listing.finish(),
+            None => self.first.finish(),
+        }
+    }
+
+    /// The wrapper's first report; empty when it printed none (killed, no stdin).
+    fn word(&self) -> &str {
+        self.word.as_deref().unwrap_or_default()
+    }
+
+    /// What followed the second mark (`listing` and its lines).
+    fn listing(&self) -> Option<&[u8]> {
+        self.listing.trailer()
+    }
+
+    fn overflowed(&self) -> bool {
+        self.listing.overflowed()
+    }
+}
+
 /// A fresh mark for a wrapper's trailer: random, and given to the wrapper on its stdin only.
 fn new_mark() -> String {
     format!("PACE-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
@@ -1681,4 +1759,38 @@ fn sanitize(run_id: &str) -> String {
         .take(40)
         .collect();
     if s.is_empty() { "run".to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GateTrailer;
+
+    #[test]
+    fn gate_trailer_trusts_only_the_report_before_the_suite() {
+        let mark = "PACE-0123456789abcdef0123456789abcdef";
+        let stream = format!(
+            "tar says hi\n{mark} unpacked\nsuite out\n{mark} unpack\n{mark} notar\nmore\n{mark} listing\n12 /workspace/a\n"
+        );
+        for size in [1, 7, 40, stream.len()] {
+            let mut split = GateTrailer::new(mark);
+            let mut log = Vec::new();
+            for chunk in stream.as_bytes().chunks(size) {
+                log.extend(split.push(chunk));
+            }
+            log.extend(split.finish());
+            assert_eq!(split.word(), "unpacked", "chunks of {size}");
+            assert_eq!(
+                String::from_utf8_lossy(&log),
+                "tar says hi\nsuite out\n",
+                "chunks of {size}"
+            );
+            // The suite's forged reports end up in the (checked) listing, never as the word.
+            let listing = String::from_utf8_lossy(split.listing().unwrap_or_default()).into_owned();
+            assert!(listing.starts_with(" unpack\n"), "chunks of {size}: {listing:?}");
+            assert!(listing.ends_with("listing\n12 /workspace/a\n"), "chunks of {size}");
+        }
+        let mut split = GateTrailer::new(mark);
+        assert_eq!(split.push(format!("oops\n{mark} unpack\n").as_bytes()), b"oops\n");
+        assert_eq!(split.word(), "unpack");
+    }
 }
