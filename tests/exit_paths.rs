@@ -257,6 +257,19 @@ async fn infra_docker_refuses_pace_gate() {
         "the Docker hint reaches `pace gate`: {}",
         stderr(&out)
     );
+    // The container that could not start is gone when pace exits (a removal left to the
+    // guard's drop would run in the background and be lost with the process).
+    let err = stderr(&out);
+    let name = err
+        .split("failed to start container `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("the error names the container");
+    let inspect = std::process::Command::new("docker")
+        .args(["container", "inspect", name])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "{name} was left behind");
 }
 
 #[tokio::test(flavor = "multi_thread")]

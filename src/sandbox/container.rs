@@ -829,14 +829,22 @@ impl Sandbox {
             let manifest = if guard.bind {
                 None
             } else {
-                Some(self.upload_workspace(&guard.id, repo, None).await?)
+                match self.upload_workspace(&guard.id, repo, None).await {
+                    Ok(manifest) => Some(manifest),
+                    Err(e) => {
+                        guard.discard().await;
+                        return Err(e);
+                    }
+                }
             };
             match self.docker.start_container(&guard.id, None).await {
                 Ok(()) => return Ok((guard, manifest)),
                 Err(source) => {
                     let err = container_err("start", &guard.name, source);
+                    // Removed now, not by the guard's drop: that removal runs in the
+                    // background and is lost when pace exits on this error right after.
+                    guard.discard().await;
                     if self.degrade_on(&err) {
-                        guard.discard().await;
                         continue;
                     }
                     return Err(err);
@@ -992,17 +1000,22 @@ impl Sandbox {
                 .stderr(true)
                 .stream(true)
                 .build();
-            let attached = self
-                .docker
-                .attach_container(&guard.id, Some(opts))
-                .await
-                .map_err(|source| container_err("attach to", &guard.name, source))?;
+            let attached = match self.docker.attach_container(&guard.id, Some(opts)).await {
+                Ok(attached) => attached,
+                Err(source) => {
+                    let err = container_err("attach to", &guard.name, source);
+                    guard.discard().await;
+                    return Err(err);
+                }
+            };
             match self.docker.start_container(&guard.id, None).await {
                 Ok(()) => return Ok((guard, attached)),
                 Err(source) => {
                     let err = container_err("start", &guard.name, source);
+                    // Removed now, not by the guard's drop: that removal runs in the
+                    // background and is lost when pace exits on this error right after.
+                    guard.discard().await;
                     if self.degrade_on(&err) {
-                        guard.discard().await;
                         continue;
                     }
                     return Err(err);
