@@ -837,18 +837,8 @@ impl Sandbox {
                     }
                 }
             };
-            match self.docker.start_container(&guard.id, None).await {
-                Ok(()) => return Ok((guard, manifest)),
-                Err(source) => {
-                    let err = container_err("start", &guard.name, source);
-                    // Removed now, not by the guard's drop: that removal runs in the
-                    // background and is lost when pace exits on this error right after.
-                    guard.discard().await;
-                    if self.degrade_on(&err) {
-                        continue;
-                    }
-                    return Err(err);
-                }
+            if let Some(guard) = self.start_or_discard(guard).await? {
+                return Ok((guard, manifest));
             }
         }
     }
@@ -1008,20 +998,23 @@ impl Sandbox {
                     return Err(err);
                 }
             };
-            match self.docker.start_container(&guard.id, None).await {
-                Ok(()) => return Ok((guard, attached)),
-                Err(source) => {
-                    let err = container_err("start", &guard.name, source);
-                    // Removed now, not by the guard's drop: that removal runs in the
-                    // background and is lost when pace exits on this error right after.
-                    guard.discard().await;
-                    if self.degrade_on(&err) {
-                        continue;
-                    }
-                    return Err(err);
-                }
+            if let Some(guard) = self.start_or_discard(guard).await? {
+                return Ok((guard, attached));
             }
         }
+    }
+
+    /// Starts the guarded container: `Some` when it runs; `None` when the daemon refused an
+    /// option pace can drop (try again without it); an error otherwise. A container that
+    /// did not start is removed here, not by the guard's drop: that removal runs in the
+    /// background and is lost when pace exits on the error right after.
+    async fn start_or_discard(&self, guard: ContainerGuard) -> Result<Option<ContainerGuard>, SandboxError> {
+        let Err(source) = self.docker.start_container(&guard.id, None).await else {
+            return Ok(Some(guard));
+        };
+        let err = container_err("start", &guard.name, source);
+        guard.discard().await;
+        if self.degrade_on(&err) { Ok(None) } else { Err(err) }
     }
 
     /// Whether pace sets `option` at all with these settings.
