@@ -11,7 +11,7 @@ use crate::platform::Platform;
 use crate::report::printer::Event;
 use crate::schemas::{GateReport, Handoff, ReviewReport, StoryCard};
 
-use super::agents::forge::{ForgeInput, ForgeOutcome};
+use super::agents::forge::{EarlySession, ForgeInput, ForgeOutcome};
 use super::agents::prime::PrimeOutcome;
 use super::agents::scribe::ScribeMode;
 use super::agents::{self, CONDUIT, SENTINEL};
@@ -191,6 +191,8 @@ struct Attempts<'a> {
     clearance: Clearance,
     advisory_retry_used: bool,
     red_phase: bool,
+    /// FORGE's first session, started beside PRIME; later attempts start their own.
+    early_session: Option<EarlySession>,
 }
 
 /// Whether the cycle goes on with another attempt.
@@ -206,7 +208,7 @@ pub(super) async fn cycle(
     platform: &dyn Platform,
     state: &mut CycleState,
 ) -> Result<(), DayError> {
-    let Some(story) = open_day(ctx, state).await? else {
+    let Some((story, session)) = open_day(ctx, state).await? else {
         return Ok(());
     };
     let clearance = Clearance::read(ctx);
@@ -216,6 +218,7 @@ pub(super) async fn cycle(
         clearance,
         advisory_retry_used: false,
         red_phase: state.prior.iter().any(|a| a.red_phase_confirmed),
+        early_session: Some(session),
     };
     let max_attempts = ctx.settings.forge.max_retries + 1;
     for local in 1..=max_attempts {
@@ -233,18 +236,17 @@ pub(super) async fn cycle(
 }
 
 /// The day's start: SCRIBE's context documents when stale, the human gate, PRIME's card.
-/// `None` when the day is decided without FORGE.
-async fn open_day(ctx: &DayContext, state: &mut CycleState) -> Result<Option<StoryCard>, DayError> {
+/// `None` when the day is decided without FORGE. FORGE's first session starts while PRIME
+/// writes the card, so its container is ready (or starting) when FORGE's first command comes.
+async fn open_day(ctx: &DayContext, state: &mut CycleState) -> Result<Option<(StoryCard, EarlySession)>, DayError> {
     let attempt0 = state.next_attempt();
     ctx.emit(&Event::DayStarted {
         day: ctx.plan.day,
         target: ctx.plan.target.clone(),
         attempt: attempt0,
     });
-    if agents::scribe::context_is_stale(ctx) {
-        agents::scribe::run(ctx, ScribeMode::Generate, attempt0).await?;
-    }
     if ctx.plan.human_gate {
+        refresh_context_docs(ctx, attempt0).await?;
         state.human_gate = true;
         state.result = Some(Decided::Hold(format!(
             "Day {} is a human gate: the sprint stops here for review",
@@ -252,15 +254,41 @@ async fn open_day(ctx: &DayContext, state: &mut CycleState) -> Result<Option<Sto
         )));
         return Ok(None);
     }
-    match agents::prime::run(ctx, attempt0).await? {
-        PrimeOutcome::Card(card) => {
+    let card = async {
+        refresh_context_docs(ctx, attempt0).await?;
+        agents::prime::run(ctx, attempt0).await
+    };
+    let (card, session) = tokio::join!(card, ctx.sandbox.start_session(&ctx.settings.repo_root));
+    match card {
+        Ok(PrimeOutcome::Card(card)) => {
             state.story = Some(card.clone());
-            Ok(Some(card))
+            Ok(Some((card, session)))
         }
-        PrimeOutcome::Invalid(reason) => {
+        Ok(PrimeOutcome::Invalid(reason)) => {
+            close_unused(ctx, session);
             state.result = Some(Decided::Hold(reason));
             Ok(None)
         }
+        Err(e) => {
+            close_unused(ctx, session);
+            Err(e)
+        }
+    }
+}
+
+/// SCRIBE's context documents, when the code moved on since they were written.
+async fn refresh_context_docs(ctx: &DayContext, attempt: u32) -> Result<(), DayError> {
+    if agents::scribe::context_is_stale(ctx) {
+        agents::scribe::run(ctx, ScribeMode::Generate, attempt).await?;
+    }
+    Ok(())
+}
+
+/// A session started for a FORGE that will not run is removed in the background (the day
+/// waits for it before it ends).
+fn close_unused(ctx: &DayContext, session: EarlySession) {
+    if let Ok(session) = session {
+        ctx.sandbox.close_later(session);
     }
 }
 
@@ -282,6 +310,7 @@ async fn attempt(
             attempt,
             red_phase_confirmed: run.red_phase,
         },
+        run.early_session.take(),
     )
     .await?;
     let handoff = match forge {

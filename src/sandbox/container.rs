@@ -93,6 +93,18 @@ pub struct Sandbox {
     no_tar: AtomicBool,
     /// FORGE sessions being removed in the background (see [`Sandbox::close_later`]).
     closing: Mutex<Vec<tokio::task::JoinHandle<Result<(), SandboxError>>>>,
+    /// Numeric owner of uploaded files (see [`upload_owner`]).
+    owner: Option<(u64, u64)>,
+}
+
+/// The numeric owner for uploaded files from `sandbox.user` or the image's user. Warned
+/// once, when the sandbox connects: a named user cannot own files in a tar stream.
+fn upload_owner(user: Option<&str>) -> Option<(u64, u64)> {
+    let owner = workspace::parse_owner(user);
+    if owner.is_none() && user.is_some_and(|u| !u.is_empty() && u != "root" && u != "0") {
+        tracing::warn!(user = ?user, "sandbox: a named user cannot own the uploaded files; use `uid:gid` in `sandbox.user`");
+    }
+    owner
 }
 
 impl Sandbox {
@@ -107,11 +119,13 @@ impl Sandbox {
     pub async fn connect_to(ctx: SandboxContext, endpoint: Endpoint) -> Result<Self, SandboxError> {
         let docker = connect_daemon(&endpoint).await?;
         let image_user = ensure_image(&docker, &ctx.settings.image).await?;
+        let owner = upload_owner(ctx.settings.user.as_deref().or(image_user.as_deref()));
         Ok(Self {
             ctx,
             docker,
             endpoint,
             image_user,
+            owner,
             degraded: Mutex::new(BTreeSet::new()),
             cache_volumes: Mutex::new(BTreeSet::new()),
             no_tar: AtomicBool::new(false),
@@ -1212,12 +1226,7 @@ impl Sandbox {
 
     /// Numeric owner for uploaded files: `sandbox.user`, else the image's user.
     pub(super) fn owner(&self) -> Option<(u64, u64)> {
-        let user = self.ctx.settings.user.as_deref().or(self.image_user.as_deref());
-        let owner = workspace::parse_owner(user);
-        if owner.is_none() && user.is_some_and(|u| !u.is_empty() && u != "root" && u != "0") {
-            tracing::warn!(user = ?user, "sandbox: a named user cannot own the uploaded files; use `uid:gid` in `sandbox.user`");
-        }
-        owner
+        self.owner
     }
 
     /// Streams `files` (all of the workspace when `None`) into `/workspace`.

@@ -104,6 +104,13 @@ pub struct ExecSession {
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
+    let boundary = sandbox.ctx.boundary.clone();
+    let watched = watched_dirs(repo, &boundary);
+    // The host's stamps are taken before the workspace is packed: the session may start
+    // while other agents still write (it overlaps PRIME), and a file written after this
+    // scan differs from its stamp, so the next command's sync sends it again. Taken after,
+    // such a write would be missed.
+    let host = writeback::scan_dirs(repo, &watched).map_err(|source| ws_err(repo, source))?;
     // The workspace goes in on the container's stdin where the image can unpack it, else
     // through the archive API.
     let guard = match sandbox.launch_session_unpacked(repo).await? {
@@ -113,9 +120,6 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
             sandbox.launch("forge", cmd, repo).await?.0
         }
     };
-    let boundary = sandbox.ctx.boundary.clone();
-    let watched = watched_dirs(repo, &boundary);
-    let host = writeback::scan_dirs(repo, &watched).map_err(|source| ws_err(repo, source))?;
     tracing::debug!(container = %guard.name, files = host.len(), "sandbox: FORGE session started");
     let idle_processes = process_count(&sandbox.docker, &guard.id).await.unwrap_or(usize::MAX);
     Ok(ExecSession {

@@ -10,6 +10,7 @@ use crate::day::DayError;
 use crate::day::context::{DayContext, render, untrusted};
 use crate::day::tools::ToolContext;
 use crate::llm::{Block, Message, Role, StopReason};
+use crate::sandbox::{ExecSession, SandboxError};
 use crate::schemas::{Handoff, StoryCard, handoff_fields};
 
 const SYSTEM: &str = include_str!("prompts/forge.md");
@@ -44,10 +45,22 @@ struct LoopResult {
     end_reason: String,
 }
 
-pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome, DayError> {
+/// A FORGE session started ahead of FORGE (the first attempt's starts while PRIME writes
+/// the story card, so its container is ready when FORGE runs its first command).
+pub type EarlySession = Result<ExecSession, SandboxError>;
+
+pub async fn run(
+    ctx: &DayContext,
+    input: ForgeInput<'_>,
+    early: Option<EarlySession>,
+) -> Result<ForgeOutcome, DayError> {
     let timer = ctx.start_agent(FORGE, input.attempt);
     let cost_before = ctx.agent_cost(FORGE);
-    let mut session = match ctx.sandbox.start_session(&ctx.settings.repo_root).await {
+    let started = match early {
+        Some(started) => started,
+        None => ctx.sandbox.start_session(&ctx.settings.repo_root).await,
+    };
+    let mut session = match started {
         Ok(s) => s,
         Err(e) => {
             ctx.finish_agent(timer, Some("ERROR"));
@@ -169,7 +182,7 @@ fn first_message(ctx: &DayContext, input: &ForgeInput<'_>) -> String {
 async fn tool_loop(
     ctx: &DayContext,
     input: &ForgeInput<'_>,
-    session: &mut crate::sandbox::ExecSession,
+    session: &mut ExecSession,
 ) -> Result<LoopResult, DayError> {
     let settings = &ctx.settings;
     let max_iterations = settings.forge.max_iterations.max(1);
