@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_IMAGE ?= pace-example/busybox:1
 
-.PHONY: all build test docker demo demo-image lint fmt bench reliability clean static release images image-go image-node image-temurin image-dotnet
+.PHONY: all build test docker demo demo-image lint fmt bench reliability conformance clean static release images image-go image-node image-temurin image-dotnet
 
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/pace
@@ -45,6 +45,10 @@ fmt:
 ## Speed figures with their baselines (see tests/bench.rs).
 bench:
 	scripts/bench.sh
+
+## pace against a real llama.cpp server and real weights (builds C++ once; docs/conformance.md).
+conformance:
+	scripts/conformance.sh
 
 ## Faults, hostile model output, bad input, property tests and load (docs/reliability.md).
 reliability:

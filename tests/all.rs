@@ -26,6 +26,7 @@ mod gitlab;
 mod images;
 mod llm_providers;
 mod redteam;
+mod registry_auth;
 mod reliability_faults;
 mod reliability_git;
 mod reliability_input;

@@ -361,17 +361,12 @@ async fn bench_runner_image_start_and_size() {
 // ---- sandbox: GATE, workspace upload and FORGE sessions against plain Docker ----
 
 fn sandbox_context(name: &str, timeout: Duration) -> pace::sandbox::SandboxContext {
-    let mut settings = pace::config::settings::Settings::defaults(std::path::PathBuf::from("/nonexistent")).sandbox;
-    settings.image = busybox_image();
-    settings.timeout = timeout;
-    pace::sandbox::SandboxContext {
-        settings,
-        run_id: format!("bench-{name}-{}", std::process::id()),
-        day: 0,
-        env: Vec::new(),
-        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
-        redactor: Default::default(),
-    }
+    let mut ctx = crate::support::sandbox::context(&format!("bench-{name}"), 0, |s| s.timeout = timeout);
+    // The bench measures the defaults' memory and CPU limits, not the tests' smaller ones.
+    let defaults = pace::config::settings::Settings::defaults(std::path::PathBuf::from("/nonexistent")).sandbox;
+    ctx.settings.memory_bytes = defaults.memory_bytes;
+    ctx.settings.cpus = defaults.cpus;
+    ctx
 }
 
 /// Untracked, not ignored files under `data/` (pace uploads them, as `docker cp` does):

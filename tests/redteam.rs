@@ -13,14 +13,12 @@
 //! in `sandbox::container`; they pass now.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pace::boundary::{Boundary, Limits};
-use pace::config::settings::{Settings, WorkspaceMode};
+use pace::config::settings::WorkspaceMode;
 use pace::sandbox::{ExecOutcome, ExecSession, RunOutcome, RunRequest, Sandbox, SandboxContext};
 
-use crate::support::docker::busybox_image;
 use crate::support::project::git;
 
 /// A repository `outer/repo` (so that `outer/secret.txt` is a file right next to it, outside)
@@ -56,26 +54,12 @@ impl Fixture {
 }
 
 fn context(name: &str, mode: WorkspaceMode, limits: Limits) -> SandboxContext {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let mut settings = Settings::defaults(PathBuf::from("/nonexistent")).sandbox;
-    settings.image = busybox_image();
-    settings.timeout = Duration::from_secs(60);
-    settings.memory_bytes = 256 * 1024 * 1024;
-    settings.cpus = 1.0;
-    settings.caches = false;
-    settings.workspace = mode;
-    SandboxContext {
-        settings,
-        run_id: format!(
-            "t-redteam-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ),
-        day: 1,
-        env: Vec::new(),
-        boundary: Boundary::new(&["src/", "tests/"], limits),
-        redactor: Default::default(),
-    }
+    let mut ctx = crate::support::sandbox::context(&format!("redteam-{name}"), 1, |s| {
+        s.caches = false;
+        s.workspace = mode;
+    });
+    ctx.boundary = Boundary::new(&["src/", "tests/"], limits);
+    ctx
 }
 
 async fn sandbox(name: &str, mode: WorkspaceMode, limits: Limits) -> Sandbox {

@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pace::config::settings::{CacheScope, SandboxSettings, Settings, WorkspaceMode};
+use pace::config::settings::{CacheScope, SandboxSettings, WorkspaceMode};
 use pace::error::Hint as _;
 use pace::sandbox::{
     CACHE_MOUNT, Endpoint, LABEL_CACHE, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, RunOutcome,
@@ -33,21 +32,7 @@ fn repo() -> tempfile::TempDir {
 }
 
 fn context(name: &str, edit: impl FnOnce(&mut SandboxSettings)) -> SandboxContext {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let mut settings = Settings::defaults(PathBuf::from("/nonexistent")).sandbox;
-    settings.image = busybox_image();
-    settings.timeout = Duration::from_secs(60);
-    settings.memory_bytes = 256 * 1024 * 1024;
-    settings.cpus = 1.0;
-    edit(&mut settings);
-    SandboxContext {
-        settings,
-        run_id: format!("t-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)),
-        day: 2,
-        env: Vec::new(),
-        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
-        redactor: Default::default(),
-    }
+    crate::support::sandbox::context(name, 2, edit)
 }
 
 async fn connect(ctx: SandboxContext) -> Sandbox {

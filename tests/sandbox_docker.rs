@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use pace::config::settings::Settings;
 use pace::error::Hint as _;
 use pace::sandbox::{
     ExecOutcome, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES,
@@ -40,27 +39,11 @@ fn run_id(name: &str) -> String {
 }
 
 fn context(name: &str, edit: impl FnOnce(&mut pace::config::settings::SandboxSettings)) -> SandboxContext {
-    let mut settings = Settings::defaults(PathBuf::from("/nonexistent")).sandbox;
-    settings.image = busybox_image();
-    settings.timeout = Duration::from_secs(60);
-    settings.memory_bytes = 256 * 1024 * 1024;
-    settings.cpus = 1.0;
-    // Temporary repositories would each leave a cache volume behind.
-    settings.caches = false;
-    edit(&mut settings);
-    let env = settings
-        .env
-        .iter()
-        .filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v)))
-        .collect();
-    SandboxContext {
-        settings,
-        run_id: run_id(name),
-        day: 3,
-        env,
-        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
-        redactor: Default::default(),
-    }
+    crate::support::sandbox::context(name, 3, |s| {
+        // Temporary repositories would each leave a cache volume behind.
+        s.caches = false;
+        edit(s);
+    })
 }
 
 async fn connect(ctx: SandboxContext) -> Sandbox {

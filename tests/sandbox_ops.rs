@@ -5,12 +5,11 @@
 //! link. Skipped with a notice without a daemon.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use pace::config::settings::{CacheScope, SandboxSettings, Settings};
+use pace::config::settings::{CacheScope, SandboxSettings};
 use pace::error::Hint as _;
 use pace::sandbox::{
     LABEL_CACHE, LABEL_CACHE_BRANCH, LABEL_CACHE_SCOPE, LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT,
@@ -31,25 +30,7 @@ fn repo() -> tempfile::TempDir {
 }
 
 fn context(name: &str, edit: impl FnOnce(&mut SandboxSettings)) -> SandboxContext {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let mut settings = Settings::defaults(PathBuf::from("/nonexistent")).sandbox;
-    settings.image = busybox_image();
-    settings.timeout = Duration::from_secs(60);
-    settings.memory_bytes = 256 * 1024 * 1024;
-    settings.cpus = 1.0;
-    edit(&mut settings);
-    SandboxContext {
-        settings,
-        run_id: format!(
-            "t-ops-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ),
-        day: 4,
-        env: Vec::new(),
-        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
-        redactor: Default::default(),
-    }
+    crate::support::sandbox::context(&format!("ops-{name}"), 4, edit)
 }
 
 async fn connect(ctx: SandboxContext) -> Sandbox {

@@ -3,11 +3,10 @@
 //! FORGE's session containers are removed in the background. Real Docker.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use pace::config::settings::Settings;
 use pace::sandbox::{LABEL_RUN_ID, RunOutcome, RunRequest, Sandbox, SandboxContext, SandboxError};
 
 use crate::support::docker::busybox_image;
@@ -30,22 +29,12 @@ fn repo() -> tempfile::TempDir {
 }
 
 fn context(name: &str, image: &str, edit: impl FnOnce(&mut pace::config::settings::SandboxSettings)) -> SandboxContext {
-    let mut settings = Settings::defaults(PathBuf::from("/nonexistent")).sandbox;
-    settings.image = image.to_string();
-    settings.timeout = Duration::from_secs(60);
-    settings.memory_bytes = 256 * 1024 * 1024;
-    settings.cpus = 1.0;
-    // Temporary repositories would each leave a cache volume behind.
-    settings.caches = false;
-    edit(&mut settings);
-    SandboxContext {
-        settings,
-        run_id: format!("t-speed-{name}-{}-{}", std::process::id(), fastrand::u32(..)),
-        day: 4,
-        env: Vec::new(),
-        boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
-        redactor: Default::default(),
-    }
+    crate::support::sandbox::context(&format!("speed-{name}"), 4, |s| {
+        s.image = image.to_string();
+        // Temporary repositories would each leave a cache volume behind.
+        s.caches = false;
+        edit(s);
+    })
 }
 
 async fn containers_of(run_id: &str) -> Vec<String> {

@@ -20,7 +20,8 @@ pub(super) async fn run(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceEr
         let redactor = crate::day::redactor_for(env, settings);
         checks.extend(crate::platform::doctor(&settings.platform, env, redactor).await);
         let endpoint = crate::sandbox::Endpoint::from_env(env);
-        checks.extend(crate::sandbox::doctor::diagnose(&settings.sandbox, &endpoint, &root).await);
+        let login = crate::sandbox::registry::RegistryLogin::from_env(env);
+        checks.extend(crate::sandbox::doctor::diagnose(&settings.sandbox, &login, &endpoint, &root).await);
     }
     print!("{}", render(&checks));
     Ok(exit_code(&checks))

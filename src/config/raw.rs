@@ -541,6 +541,7 @@ raw_struct! {
         "workspace" => workspace: String,
         "caches" => caches: bool,
         "log_limit" => log_limit: ByteSize,
+        "pull" => pull: String,
     }
     ignored: []
 }

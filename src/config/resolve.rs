@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use super::diagnostic::{Sink, suggest};
 use super::raw::{At, RawConfig, RawLlm, RawLlmLimits, RawRelease, RawSandbox, RawSourceDir, RawTracker};
-use super::settings::{CacheScope, NetworkMode, PlatformKind, Provider, Settings, SourceDir, WorkspaceMode};
+use super::settings::{
+    CacheScope, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SourceDir, WorkspaceMode,
+};
 use crate::env::{self, Env};
 
 /// Image used when neither the file nor the CI job names one.
@@ -789,6 +791,16 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
         let options = [("upload", WorkspaceMode::Upload), ("bind", WorkspaceMode::Bind)];
         if let Some(mode) = choice(w, "sandbox.workspace", &options, sink) {
             s.sandbox.workspace = mode;
+        }
+    }
+    if let Some(p) = &x.pull {
+        let options = [
+            ("if-not-present", PullPolicy::IfNotPresent),
+            ("always", PullPolicy::Always),
+            ("never", PullPolicy::Never),
+        ];
+        if let Some(policy) = choice(p, "sandbox.pull", &options, sink) {
+            s.sandbox.pull = policy;
         }
     }
 }

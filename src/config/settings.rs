@@ -134,6 +134,17 @@ pub enum WorkspaceMode {
     Bind,
 }
 
+/// `sandbox.pull`: when pace pulls the sandbox image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only when the daemon does not have it (the default: `DinD` daemons start empty).
+    IfNotPresent,
+    /// Every run (a moving tag such as `:1` is refreshed).
+    Always,
+    /// Never: a missing image is an error (air-gapped daemons).
+    Never,
+}
+
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
     pub image: String,
@@ -157,6 +168,7 @@ pub struct SandboxSettings {
     /// `sandbox.log_limit`: the most bytes of output `gate/output.log` keeps (its first and
     /// last halves, with a marker between); 0 keeps everything.
     pub log_limit: u64,
+    pub pull: PullPolicy,
 }
 
 /// Default `sandbox.log_limit`: generous for any real suite, small next to a runner's disk.
@@ -297,6 +309,7 @@ impl Settings {
                 caches: true,
                 cache_scope: CacheScope::Checkout,
                 log_limit: DEFAULT_LOG_LIMIT,
+                pull: PullPolicy::IfNotPresent,
             },
             platform: PlatformSettings {
                 kind: PlatformKind::Local,

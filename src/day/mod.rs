@@ -298,9 +298,12 @@ fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
 
-/// Every credential value (contract "Secrets"), including the configured LLM key variable.
+/// Every credential value (contract "Secrets"), including the configured LLM key variable
+/// and the registry logins inside `DOCKER_AUTH_CONFIG` (whose name says neither).
 pub fn redactor_for(env: &Env, settings: &Settings) -> Redactor {
-    Redactor::new(env.secret_values(&[settings.llm.api_key_env.as_str()]))
+    let mut secrets = env.secret_values(&[settings.llm.api_key_env.as_str()]);
+    secrets.extend(crate::sandbox::registry::secrets(env));
+    Redactor::new(secrets)
 }
 
 /// A bounded wait used when cleaning up after a signal.

@@ -136,21 +136,13 @@ fn check_checkout(req: &DayRequest) -> Result<Checkout, DayReport> {
 /// What FORGE's `run` and GATE get from the day: its settings, the allowed environment
 /// variables and the boundary of what may come back into the repository.
 fn sandbox_context(req: &DayRequest, redactor: &Redactor) -> SandboxContext {
-    let sandbox_env = req
-        .settings
-        .sandbox
-        .env
-        .iter()
-        .filter_map(|name| req.env.get(name).map(|v| (name.clone(), v.to_string())))
-        .collect();
-    SandboxContext {
-        settings: req.settings.sandbox.clone(),
-        run_id: req.run_id.clone(),
-        day: req.plan.day,
-        env: sandbox_env,
-        boundary: crate::boundary::Boundary::for_settings(&req.settings),
-        redactor: redactor.clone(),
-    }
+    SandboxContext::for_run(
+        &req.settings,
+        &req.env,
+        req.run_id.clone(),
+        req.plan.day,
+        redactor.clone(),
+    )
 }
 
 /// HEAD when the day first started, kept in `.pace/day-N/base-commit`: a re-run or

@@ -22,6 +22,7 @@ use super::authz::{self, Degradable};
 use super::cache;
 use super::endpoint::{self, Endpoint};
 use super::output::{HeadTail, LogCap, NetworkFailureScan, RedactLines, TrailerSplit, create_log_file, network_hint};
+use super::registry::{self, RegistryLogin};
 use super::workspace::{self, Manifest, PackPlan};
 use super::writeback;
 use super::{
@@ -29,7 +30,7 @@ use super::{
     RunOutcome, RunRequest, SandboxContext, SandboxError,
 };
 use crate::boundary::{self, Origin, Refused, SyncBudget};
-use crate::config::settings::{NetworkMode, WorkspaceMode};
+use crate::config::settings::{NetworkMode, PullPolicy, SandboxSettings, WorkspaceMode};
 
 /// Where the workspace lives in the container.
 pub(crate) const WORKSPACE: &str = "/workspace";
@@ -118,7 +119,7 @@ impl Sandbox {
     /// then makes sure the image exists (pulling it when the daemon does not have it).
     pub async fn connect_to(ctx: SandboxContext, endpoint: Endpoint) -> Result<Self, SandboxError> {
         let docker = connect_daemon(&endpoint).await?;
-        let image_user = ensure_image(&docker, &ctx.settings.image).await?;
+        let image_user = ensure_image(&docker, &ImagePull::of(&ctx.settings, &ctx.registry_login)).await?;
         let owner = upload_owner(ctx.settings.user.as_deref().or(image_user.as_deref()));
         Ok(Self {
             ctx,
@@ -1369,29 +1370,101 @@ pub(super) async fn connect_daemon(endpoint: &Endpoint) -> Result<Docker, Sandbo
     Ok(docker)
 }
 
-/// Makes sure the image is on the daemon (pulls it otherwise); returns its configured user.
-pub(super) async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>, SandboxError> {
+/// What getting the sandbox image needs: the reference, `sandbox.pull`, and where the
+/// registry credentials come from.
+pub(super) struct ImagePull<'a> {
+    pub image: &'a str,
+    pub policy: PullPolicy,
+    pub login: &'a RegistryLogin,
+}
+
+impl<'a> ImagePull<'a> {
+    pub(super) fn of(settings: &'a SandboxSettings, login: &'a RegistryLogin) -> Self {
+        Self {
+            image: &settings.image,
+            policy: settings.pull,
+            login,
+        }
+    }
+}
+
+/// Makes sure the image is on the daemon (per `sandbox.pull`); returns its configured user.
+pub(super) async fn ensure_image(docker: &Docker, pull: &ImagePull<'_>) -> Result<Option<String>, SandboxError> {
+    let image = pull.image;
     let image_err = |message: String| SandboxError::Image {
         image: image.to_string(),
         message,
     };
-    match docker.inspect_image(image).await {
-        Ok(info) => return Ok(info.config.and_then(|c| c.user).filter(|u| !u.is_empty())),
-        Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
-        Err(e) => return Err(image_err(e.to_string())),
-    }
-    tracing::info!(image, "sandbox: image not on the daemon, pulling it");
-    let opts = CreateImageOptionsBuilder::default().from_image(image).build();
-    let mut pull = docker.create_image(Some(opts), None, None);
-    while let Some(progress) = pull.next().await {
-        let progress = progress.map_err(|e| image_err(format!("pull failed: {e}")))?;
-        if let Some(err) = progress.error_detail.and_then(|d| d.message) {
-            return Err(image_err(format!("pull failed: {err}")));
+    if pull.policy != PullPolicy::Always {
+        match docker.inspect_image(image).await {
+            Ok(info) => return Ok(info.config.and_then(|c| c.user).filter(|u| !u.is_empty())),
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. })
+                if pull.policy == PullPolicy::Never =>
+            {
+                return Err(image_err(
+                    "the daemon does not have it and `sandbox.pull` is `never`".to_string(),
+                ));
+            }
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(image_err(e.to_string())),
         }
     }
+    pull_image(docker, pull).await?;
     match docker.inspect_image(image).await {
         Ok(info) => Ok(info.config.and_then(|c| c.user).filter(|u| !u.is_empty())),
         Err(e) => Err(image_err(e.to_string())),
+    }
+}
+
+/// Pulls the image with the registry's credentials, if any are found. A refusal for want
+/// of credentials says which registry and which variable; the credential itself is never
+/// part of a message or a log line.
+async fn pull_image(docker: &Docker, pull: &ImagePull<'_>) -> Result<(), SandboxError> {
+    let image = pull.image;
+    let registry = registry::registry_of(image);
+    let (credential, unreadable) = match pull.login.for_image(image) {
+        Ok(found) => (found, None),
+        Err(registry::Unreadable(why)) => (None, Some(why)),
+    };
+    tracing::info!(
+        image,
+        registry = %registry,
+        credentials = %credential.as_ref().map_or_else(|| "none".to_string(), |c| c.source.to_string()),
+        "sandbox: pulling the image"
+    );
+    let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+    let header = credential.as_ref().map(|c| c.docker_credentials(&registry));
+    let mut stream = docker.create_image(Some(opts), None, header);
+    let failed = |message: String| {
+        if registry::is_auth_refusal(&message) {
+            SandboxError::PullRefused(Box::new(registry::PullRefusal {
+                image: image.to_string(),
+                registry: registry.clone(),
+                message,
+                sent: credential.as_ref().map(|c| c.source.clone()),
+                unreadable: unreadable.clone(),
+            }))
+        } else {
+            SandboxError::Image {
+                image: image.to_string(),
+                message: format!("pull failed: {message}"),
+            }
+        }
+    };
+    while let Some(progress) = stream.next().await {
+        let progress = progress.map_err(|e| failed(docker_message(&e)))?;
+        if let Some(err) = progress.error_detail.and_then(|d| d.message) {
+            return Err(failed(err));
+        }
+    }
+    Ok(())
+}
+
+/// The daemon's own words for a failed request (bollard's display adds the status).
+fn docker_message(e: &DockerError) -> String {
+    match e {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 

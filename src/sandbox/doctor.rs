@@ -10,8 +10,9 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::container::{connect_daemon, ensure_image, remove, unix_now, wait_exit};
+use super::container::{ImagePull, connect_daemon, ensure_image, remove, unix_now, wait_exit};
 use super::endpoint::{Endpoint, TLS_FILES};
+use super::registry::RegistryLogin;
 use super::{LABEL_CREATED, LABEL_RUN_ID, error_chain};
 use crate::check::Check;
 use crate::config::settings::{SandboxSettings, WorkspaceMode};
@@ -24,7 +25,12 @@ const USE_UPLOAD: &str = "remove `sandbox.workspace: bind` (or set `upload`): th
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the checks in order; a failure that makes the later ones meaningless ends the list.
-pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Path) -> Vec<Check> {
+pub async fn diagnose(
+    settings: &SandboxSettings,
+    login: &RegistryLogin,
+    endpoint: &Endpoint,
+    repo: &Path,
+) -> Vec<Check> {
     let mut checks: Vec<Check> = tls_check(endpoint).into_iter().collect();
     let docker = match connect_daemon(endpoint).await {
         Ok(d) => {
@@ -41,7 +47,7 @@ pub async fn diagnose(settings: &SandboxSettings, endpoint: &Endpoint, repo: &Pa
         }
     };
     checks.push(api_check(&docker).await);
-    let image = image_check(&docker, &settings.image).await;
+    let image = image_check(&docker, &ImagePull::of(settings, login)).await;
     let image_ok = image.ok;
     checks.push(image);
     if image_ok {
@@ -90,8 +96,9 @@ async fn api_check(docker: &Docker) -> Check {
 }
 
 /// `sandbox.image` is on the daemon (pulled if it is not).
-async fn image_check(docker: &Docker, image: &str) -> Check {
-    match ensure_image(docker, image).await {
+async fn image_check(docker: &Docker, pull: &ImagePull<'_>) -> Check {
+    let image = pull.image;
+    match ensure_image(docker, pull).await {
         Ok(_) => Check::ok("image", format!("`{image}` is on the daemon")),
         Err(e) => Check::fail("image", e.to_string()).with_hints(e.hint()),
     }

@@ -15,6 +15,7 @@ mod container;
 pub mod doctor;
 mod endpoint;
 mod output;
+pub mod registry;
 mod session;
 mod workspace;
 mod writeback;
@@ -50,6 +51,8 @@ pub struct SandboxContext {
     pub boundary: crate::boundary::Boundary,
     /// Secrets to take out of the suite's output (`sandbox.env` can pass one in).
     pub redactor: crate::redact::Redactor,
+    /// Where the credentials for pulling `settings.image` come from.
+    pub registry_login: registry::RegistryLogin,
 }
 
 impl SandboxContext {
@@ -74,6 +77,7 @@ impl SandboxContext {
                 .collect(),
             boundary: crate::boundary::Boundary::for_settings(settings),
             redactor,
+            registry_login: registry::RegistryLogin::from_env(env),
         }
     }
 }
@@ -141,6 +145,9 @@ pub enum SandboxError {
     },
     #[error("image `{image}` is not available: {message}")]
     Image { image: String, message: String },
+    /// The registry refused the pull for want of (valid) credentials.
+    #[error("{0}")]
+    PullRefused(Box<registry::PullRefusal>),
     #[error("failed to {operation} container `{container}`: {source}")]
     Container {
         operation: &'static str,
@@ -163,7 +170,11 @@ impl crate::error::Hint for SandboxError {
             Self::Io { source, .. } | Self::Workspace { source, .. } => {
                 crate::safe_write::own_file_error(source).and_then(crate::error::Hint::exit_kind)
             }
-            Self::Connect { .. } | Self::Image { .. } | Self::Container { .. } | Self::Interrupted => None,
+            Self::Connect { .. }
+            | Self::Image { .. }
+            | Self::PullRefused(_)
+            | Self::Container { .. }
+            | Self::Interrupted => None,
         }
     }
 
@@ -174,6 +185,7 @@ impl crate::error::Hint for SandboxError {
             Self::Image { image, .. } => Some(format!(
                 "build or pull `{image}` on the daemon, or set `sandbox.image` in pace.config.yaml"
             )),
+            Self::PullRefused(refusal) => Some(refusal.hint()),
             Self::Container {
                 source: bollard::errors::Error::DockerResponseServerError { .. },
                 ..

@@ -9,5 +9,6 @@ pub mod fake_gitlab;
 pub mod fake_jira;
 pub mod fake_llm;
 pub mod project;
+pub mod sandbox;
 pub mod scenario;
 pub mod scripts;
