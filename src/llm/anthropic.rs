@@ -108,7 +108,7 @@ pub fn request_body(request: &ChatRequest) -> Value {
         let mut tools: Vec<Value> = request
             .tools
             .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+            .map(tool_json)
             .collect();
         if let Some(Value::Object(last)) = tools.last_mut() {
             last.insert("cache_control".into(), ephemeral());
@@ -127,6 +127,15 @@ pub fn request_body(request: &ChatRequest) -> Value {
     }
     body.insert("messages".into(), Value::Array(messages));
     Value::Object(body)
+}
+
+/// A custom tool with its schema, or an Anthropic-defined one as `{type, name}`: the API
+/// rejects a description or a schema beside a defined type.
+fn tool_json(tool: &super::ToolSpec) -> Value {
+    match &tool.anthropic_type {
+        Some(kind) => json!({"type": kind, "name": tool.name}),
+        None => json!({"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}),
+    }
 }
 
 fn ephemeral() -> Value {
@@ -536,12 +545,14 @@ mod tests {
                     name: "read".into(),
                     description: "r".into(),
                     input_schema: json!({"type": "object"}),
-                },
+                                anthropic_type: None,
+},
                 ToolSpec {
                     name: "write".into(),
                     description: "w".into(),
                     input_schema: json!({"type": "object"}),
-                },
+                                anthropic_type: None,
+},
             ],
             max_tokens: 100,
         };

@@ -1,7 +1,8 @@
 //! FORGE and SCRIBE tools: the registry, dispatch, handlers, path confinement, eviction.
 //!
 //! Owns everything between "the model asked for a tool" and "this is the tool result":
-//! - one file per tool ([`read_file`], [`write_file`], [`list_files`], [`search`], [`run`],
+//! - one file per tool ([`edit`] (the text editor: view, str_replace, insert, create),
+//!   [`read_file`], [`write_file`], [`list_files`], [`search`], [`run`],
 //!   [`confirm_red_phase`], [`complete_handoff`]; SCRIBE's [`scribe_read_file`],
 //!   [`list_dir`], [`write_doc`], [`finish`]) holding its spec (name, description, JSON
 //!   schema) and its handler;
@@ -38,6 +39,7 @@ use crate::sandbox::{ExecSession, SandboxError};
 mod args;
 mod complete_handoff;
 mod confirm_red_phase;
+mod edit;
 pub mod evict;
 mod files;
 mod finish;
