@@ -19,6 +19,7 @@ mod bench;
 mod bitbucket;
 mod config_validate;
 mod day;
+mod edit_day;
 mod exit_paths;
 mod git_hardening;
 mod gitlab;

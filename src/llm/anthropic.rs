@@ -105,11 +105,7 @@ pub fn request_body(request: &ChatRequest) -> Value {
         );
     }
     if !request.tools.is_empty() {
-        let mut tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(tool_json)
-            .collect();
+        let mut tools: Vec<Value> = request.tools.iter().map(tool_json).collect();
         if let Some(Value::Object(last)) = tools.last_mut() {
             last.insert("cache_control".into(), ephemeral());
         }
@@ -545,14 +541,14 @@ mod tests {
                     name: "read".into(),
                     description: "r".into(),
                     input_schema: json!({"type": "object"}),
-                                anthropic_type: None,
-},
+                    anthropic_type: None,
+                },
                 ToolSpec {
                     name: "write".into(),
                     description: "w".into(),
                     input_schema: json!({"type": "object"}),
-                                anthropic_type: None,
-},
+                    anthropic_type: None,
+                },
             ],
             max_tokens: 100,
         };

@@ -266,8 +266,8 @@ mod tests {
                 name: "read".into(),
                 description: "d".into(),
                 input_schema: json!({"type": "object"}),
-                        anthropic_type: None,
-}],
+                anthropic_type: None,
+            }],
             max_tokens: 50,
         };
         let body = request_body(&request);

@@ -28,9 +28,9 @@ use super::{ToolContext, ToolOutcome, ToolResult, paths};
 use crate::llm::ToolSpec;
 use crate::text::truncate_chars;
 
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use text::Doc;
 
@@ -101,9 +101,7 @@ fn view(ctx: &ToolContext<'_>, raw: &str, range: Option<&Value>) -> ToolOutcome 
     };
     if resolved.abs.is_dir() {
         if range.is_some_and(|r| !r.is_null()) {
-            return ToolOutcome::error(format!(
-                "`{raw}` is a directory: `view_range` applies to files only"
-            ));
+            return ToolOutcome::error(format!("`{raw}` is a directory: `view_range` applies to files only"));
         }
         return view_dir(ctx, &resolved, raw);
     }
@@ -226,9 +224,7 @@ fn str_replace(ctx: &ToolContext<'_>, raw: &str, input: &Value) -> ToolOutcome {
     let old = doc.normalise(old);
     let new = doc.normalise(arg_str(input, "new_str"));
     if old.is_empty() {
-        return ToolOutcome::error(
-            "`old_str` is empty: give the exact text to replace (`insert` adds text at a line)",
-        );
+        return ToolOutcome::error("`old_str` is empty: give the exact text to replace (`insert` adds text at a line)");
     }
     if old == new {
         return ToolOutcome::error("`old_str` and `new_str` are the same: nothing would change");
@@ -257,7 +253,10 @@ fn str_replace(ctx: &ToolContext<'_>, raw: &str, input: &Value) -> ToolOutcome {
     let first = text::line_at(&doc.text, at);
     let last = first + text::line_span(&new) - 1;
     let (from, to, snippet) = text::edit_snippet(&edited, first, last);
-    let message = format!("The file {} has been edited. Lines {from}-{to} now read:\n{snippet}", resolved.rel);
+    let message = format!(
+        "The file {} has been edited. Lines {from}-{to} now read:\n{snippet}",
+        resolved.rel
+    );
     save(&resolved, &doc, &edited, message)
 }
 

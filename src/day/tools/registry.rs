@@ -42,13 +42,7 @@ impl Tool {
     pub fn of(toolset: Toolset) -> Vec<Self> {
         match toolset {
             Toolset::Forge { tdd } => {
-                let mut tools = vec![
-                    Self::Edit,
-                    Self::WriteFile,
-                    Self::ListFiles,
-                    Self::Search,
-                    Self::Run,
-                ];
+                let mut tools = vec![Self::Edit, Self::WriteFile, Self::ListFiles, Self::Search, Self::Run];
                 if tdd {
                     tools.push(Self::ConfirmRedPhase);
                 }

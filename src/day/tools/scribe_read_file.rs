@@ -75,9 +75,7 @@ fn read_context_doc(ctx: &ToolContext<'_>, raw: &str, name: &str) -> ToolOutcome
         Err(e) => return path_error(&e),
     };
     if !resolved.abs.is_file() {
-        return ToolOutcome::error(format!(
-            "context:{name} does not exist yet: write it with write_doc"
-        ));
+        return ToolOutcome::error(format!("context:{name} does not exist yet: write it with write_doc"));
     }
     read_text(&resolved, raw, SCRIBE_READ_CAP_BYTES)
 }
