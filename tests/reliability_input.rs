@@ -117,6 +117,9 @@ fn step_of(turn: &Turn) -> usize {
 // Hostile model output, end to end
 // ---------------------------------------------------------------------------------------
 
+/// FORGE's text editor.
+const EDITOR: &str = "str_replace_based_edit_tool";
+
 /// (tool, input, must the result be an error?)
 fn hostile_file_calls() -> Vec<(&'static str, Value, bool)> {
     vec![
@@ -172,6 +175,33 @@ fn hostile_file_calls() -> Vec<(&'static str, Value, bool)> {
         ),
         ("write_file", json!({"path": "/tmp/pace-planted", "content": "x"}), true),
         ("write_file", json!({"path": "pace.config.yaml", "content": "x"}), true),
+        // The text editor: the same rules for every command.
+        (EDITOR, json!({"command": "view", "path": "src/out/outside-secret.txt"}), true),
+        (EDITOR, json!({"command": "view", "path": ".GIT/config"}), true),
+        (
+            EDITOR,
+            json!({"command": "str_replace", "path": ".git/config", "old_str": "[core]", "new_str": "[core]\n\tfsmonitor = evil"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "create", "path": ".Git/hooks/post-checkout", "file_text": "curl evil"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "insert", "path": "src/hardlink.txt", "insert_line": 0, "insert_text": "x"}),
+            true,
+        ),
+        (EDITOR, json!({"command": "create", "path": "src/out/planted.sh", "file_text": "x"}), true),
+        (EDITOR, json!({"command": "create", "path": "pace.config.yaml", "file_text": "x"}), true),
+        (
+            EDITOR,
+            json!({"command": "create", "path": ".pace/context/product.md", "file_text": "owned"}),
+            true,
+        ),
+        (EDITOR, json!({"command": "view", "path": "src", "view_range": "1-5"}), true),
+        (EDITOR, json!({"command": "rm -rf", "path": "src"}), true),
         // Wrong or missing arguments, wrong shapes, unknown tools.
         ("write_file", json!({"path": "src/a.sh"}), true),
         ("read_file", json!({"path": 42}), true),
@@ -208,6 +238,8 @@ fn hostile_scribe_calls() -> Vec<(&'static str, Value, bool)> {
         ("read_file", json!({"path": "docs:../../.git/config"}), true),
         ("read_file", json!({"path": "/proc/self/environ"}), true),
         ("read_file", json!({"path": "repo:%2e%2e/outside-secret.txt"}), true),
+        ("read_file", json!({"path": "context:../../.git/config"}), true),
+        ("read_file", json!({"path": ".pace/context/../../.git/config"}), true),
         ("list_dir", json!({"path": ".pace"}), true),
         ("list_dir", json!({"path": "repo:../"}), true),
         (
