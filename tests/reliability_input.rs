@@ -176,7 +176,11 @@ fn hostile_file_calls() -> Vec<(&'static str, Value, bool)> {
         ("write_file", json!({"path": "/tmp/pace-planted", "content": "x"}), true),
         ("write_file", json!({"path": "pace.config.yaml", "content": "x"}), true),
         // The text editor: the same rules for every command.
-        (EDITOR, json!({"command": "view", "path": "src/out/outside-secret.txt"}), true),
+        (
+            EDITOR,
+            json!({"command": "view", "path": "src/out/outside-secret.txt"}),
+            true,
+        ),
         (EDITOR, json!({"command": "view", "path": ".GIT/config"}), true),
         (
             EDITOR,
@@ -193,14 +197,26 @@ fn hostile_file_calls() -> Vec<(&'static str, Value, bool)> {
             json!({"command": "insert", "path": "src/hardlink.txt", "insert_line": 0, "insert_text": "x"}),
             true,
         ),
-        (EDITOR, json!({"command": "create", "path": "src/out/planted.sh", "file_text": "x"}), true),
-        (EDITOR, json!({"command": "create", "path": "pace.config.yaml", "file_text": "x"}), true),
+        (
+            EDITOR,
+            json!({"command": "create", "path": "src/out/planted.sh", "file_text": "x"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "create", "path": "pace.config.yaml", "file_text": "x"}),
+            true,
+        ),
         (
             EDITOR,
             json!({"command": "create", "path": ".pace/context/product.md", "file_text": "owned"}),
             true,
         ),
-        (EDITOR, json!({"command": "view", "path": "src", "view_range": "1-5"}), true),
+        (
+            EDITOR,
+            json!({"command": "view", "path": "src", "view_range": "1-5"}),
+            true,
+        ),
         (EDITOR, json!({"command": "rm -rf", "path": "src"}), true),
         // Wrong or missing arguments, wrong shapes, unknown tools.
         ("write_file", json!({"path": "src/a.sh"}), true),

@@ -1,7 +1,7 @@
 //! FORGE and SCRIBE tools: the registry, dispatch, handlers, path confinement, eviction.
 //!
 //! Owns everything between "the model asked for a tool" and "this is the tool result":
-//! - one file per tool ([`edit`] (the text editor: view, str_replace, insert, create),
+//! - one file per tool ([`edit`] (the text editor: `view`, `str_replace`, `insert`, `create`),
 //!   [`read_file`], [`write_file`], [`list_files`], [`search`], [`run`],
 //!   [`confirm_red_phase`], [`complete_handoff`]; SCRIBE's [`scribe_read_file`],
 //!   [`list_dir`], [`write_doc`], [`finish`]) holding its spec (name, description, JSON

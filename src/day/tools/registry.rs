@@ -20,7 +20,7 @@ use crate::llm::ToolSpec;
 /// Every tool of FORGE and SCRIBE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
-    /// The text editor (`str_replace_based_edit_tool`): view, str_replace, insert, create.
+    /// The text editor (`str_replace_based_edit_tool`): `view`, `str_replace`, `insert`, `create`.
     Edit,
     ReadFile,
     WriteFile,

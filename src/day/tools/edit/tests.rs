@@ -117,7 +117,9 @@ fn error(outcome: &ToolOutcome, needle: &str) -> String {
 }
 
 fn numbered_file(lines: usize) -> String {
-    (1..=lines).map(|i| format!("line {i}\n")).collect()
+    (1..=lines)
+        .flat_map(|i| ["line ".to_string(), i.to_string(), "\n".to_string()])
+        .collect()
 }
 
 // ------------------------------------------------------------------ view

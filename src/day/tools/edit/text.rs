@@ -87,11 +87,7 @@ pub(super) fn numbered(lines: &[&str], first_number: usize) -> String {
 
 /// 1-based line of the byte `offset`.
 pub(super) fn line_at(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 /// Start offsets of every occurrence of `needle`, overlapping ones included (`aa` occurs
