@@ -193,10 +193,11 @@ fn view_dir(ctx: &ToolContext<'_>, dir: &Resolved, raw: &str) -> ToolOutcome {
     for entry in top.into_iter().filter(visible) {
         let is_dir = entry.ends_with('/');
         let name = entry.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        // A link to a directory is listed as a file (its entry's type is not followed), so
+        // only real directories are descended into.
         let sub = (is_dir && !super::files::is_skipped_dir(name))
             .then(|| ctx.jail.resolve_read(entry.trim_end_matches('/')).ok())
-            .flatten()
-            .filter(|r| !fs::symlink_metadata(&r.abs).is_ok_and(|m| m.file_type().is_symlink()));
+            .flatten();
         shown.push(entry);
         if let Some(sub) = sub {
             let (children, sub_cut) = list_entries(&sub, false);
@@ -317,8 +318,11 @@ fn create(ctx: &ToolContext<'_>, raw: &str, content: &str, given: bool) -> ToolO
             "{raw} already exists ({what}); create makes new files only. Change it with `str_replace` or `insert`, or replace its whole content with `write_file`"
         ));
     }
-    let lines = text::lines(content).len();
-    let message = format!("Created {} ({lines} lines, {} bytes)", resolved.rel, content.len());
+    let lines = match text::lines(content).len() {
+        1 => "1 line".to_string(),
+        n => format!("{n} lines"),
+    };
+    let message = format!("Created {} ({lines}, {} bytes)", resolved.rel, content.len());
     if let Err(e) = paths::write_atomic(&resolved, content.as_bytes()) {
         return path_error(&e);
     }

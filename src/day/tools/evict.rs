@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::ChangedByCall;
+use super::edit::NAME as EDITOR;
 use super::paths::normalise_rel;
 use super::run::{CHANGED_MARKER, REFUSED_MARKER};
 use crate::llm::{Block, Message, Role};
@@ -33,8 +34,7 @@ const OLD_RUN_TAIL_BYTES: usize = 1_200;
 /// Editor texts (`file_text`, `new_str`, `old_str`, `insert_text`) up to this size stay:
 /// a small edit costs little and keeps the story of the session readable.
 pub const EDIT_STUB_MIN_BYTES: usize = 400;
-/// The editor's name and the input fields whose text a stub replaces, with the stub's verb.
-const EDITOR: &str = "str_replace_based_edit_tool";
+/// The editor's input fields whose text a stub replaces, with the stub's verb.
 const EDITOR_TEXTS: [(&str, &str); 4] = [
     ("file_text", "written"),
     ("new_str", "written"),

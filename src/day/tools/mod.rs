@@ -18,8 +18,8 @@
 //!   paths the handlers returned.
 //!
 //! Dependencies point one way: `router` → `registry` → the tool files → `args`, `files`,
-//! `paths` and this module's types; `evict` reads `run`'s markers. No tool imports
-//! `router` or `registry`.
+//! `paths` and this module's types; `evict` reads `run`'s markers and the editor's name.
+//! No tool imports `router` or `registry`.
 //!
 //! Two kinds of failure: what the model can fix (bad path, bad arguments, failing command)
 //! becomes a tool result with `is_error: true`; what it cannot (the sandbox died) is a

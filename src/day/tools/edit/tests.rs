@@ -455,7 +455,7 @@ async fn create_makes_new_files_and_never_overwrites() {
     .await);
     assert_eq!(r.read("tests/new/t.sh"), "echo ok\n");
     assert_eq!(changed, ["tests/new/t.sh"]);
-    assert_eq!(text, "Created tests/new/t.sh (1 lines, 8 bytes)");
+    assert_eq!(text, "Created tests/new/t.sh (1 line, 8 bytes)");
 
     let out = edit(
         &mut ctx,
