@@ -753,6 +753,8 @@ async fn scribe_reads_the_context_documents_it_writes() {
         &dispatch(&mut ctx, "s5", "read_file", &read(".pace/day-1/run.json")).await,
         "cannot access",
     );
+    let (listed, _) = ok(&dispatch(&mut ctx, "s7", "list_dir", &read("context:")).await);
+    assert_eq!(listed, "file  engineering.md");
     // A link planted where the documents live is not followed.
     fs::remove_dir_all(r.path(".pace/context")).unwrap();
     fs::create_dir_all(r.outside.join("ctx")).unwrap();
