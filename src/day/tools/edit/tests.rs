@@ -577,7 +577,7 @@ async fn binary_and_non_utf8_files_are_not_edited() {
 fn forge_request(messages: Vec<Message>) -> ChatRequest {
     ChatRequest {
         agent: "FORGE".into(),
-        model: "m".into(),
+        model: "claude-sonnet-4-6".into(),
         system: "You are FORGE.".into(),
         messages,
         tools: forge_tools(true),
@@ -585,7 +585,7 @@ fn forge_request(messages: Vec<Message>) -> ChatRequest {
     }
 }
 
-/// Anthropic gets the defined tool as `{type, name}` (the API refuses a schema beside a
+/// Claude gets the defined tool as `{type, name}` (the API refuses a schema beside a
 /// defined type); an openai-compatible server the same tool as a function with its schema.
 #[test]
 fn the_editor_is_offered_as_claude_s_own_tool_and_as_a_function_elsewhere() {
@@ -601,6 +601,28 @@ fn the_editor_is_offered_as_claude_s_own_tool_and_as_a_function_elsewhere() {
             .iter()
             .all(|t| t.get("type").is_none() && t["input_schema"].is_object())
     );
+
+    // A model that is not trained on it (a local model behind a server's Anthropic
+    // endpoint, Claude 3) gets the same tool with its schema.
+    for model in ["qwen2.5-coder:7b", "claude-3-7-sonnet-latest", "smollm2-135m"] {
+        let mut other = request.clone();
+        other.model = model.into();
+        let body = crate::llm::anthropic::request_body(&other);
+        let editor = &body["tools"][0];
+        assert_eq!(editor["name"], "str_replace_based_edit_tool", "{model}");
+        assert!(editor.get("type").is_none(), "{model}: {editor}");
+        assert!(editor["input_schema"]["properties"]["old_str"].is_object(), "{model}");
+    }
+    for model in [
+        "claude-opus-4-1",
+        "anthropic/claude-haiku-4-5",
+        "anthropic.claude-sonnet-4-5-v1:0",
+    ] {
+        let mut claude = request.clone();
+        claude.model = model.into();
+        let body = crate::llm::anthropic::request_body(&claude);
+        assert_eq!(body["tools"][0]["type"], "text_editor_20250728", "{model}");
+    }
 
     let openai = crate::llm::openai::request_body(&request);
     let function = &openai["tools"][0];
