@@ -1320,6 +1320,30 @@ fn tool_args() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Calls of the text editor: every command (and wrong ones) on hostile paths, with texts,
+/// line numbers and ranges of any shape.
+fn editor_args() -> impl Strategy<Value = Value> {
+    let command = prop::sample::select(vec!["view", "str_replace", "insert", "create", "undo_edit", "VIEW", ""]);
+    let text = prop_oneof![
+        3 => "[a-z0-9 \t\r\n{}]{0,40}".prop_map(Value::from),
+        1 => json_value(),
+    ];
+    let number = prop_oneof![
+        3 => (-3i64..50).prop_map(Value::from),
+        1 => json_value(),
+    ];
+    let range = prop_oneof![
+        3 => ((-3i64..60), (-2i64..60)).prop_map(|(a, b)| json!([a, b])),
+        1 => json_value(),
+    ];
+    (command, hostile_path(), text.clone(), text, number, range).prop_map(|(command, path, a, b, line, range)| {
+        json!({
+            "command": command, "path": path, "old_str": a, "new_str": b,
+            "insert_line": line, "insert_text": a, "file_text": b, "view_range": range,
+        })
+    })
+}
+
 #[test]
 fn reliability_proptest_tool_dispatch() {
     let tool = prop::sample::select(vec![
@@ -1337,7 +1361,11 @@ fn reliability_proptest_tool_dispatch() {
         "",
         "READ_FILE",
     ]);
-    let strategy = (prop::bool::ANY, prop::collection::vec((tool, tool_args()), 1..5));
+    let call = prop_oneof![
+        3 => (tool, tool_args()),
+        1 => (Just(EDITOR), editor_args()),
+    ];
+    let strategy = (prop::bool::ANY, prop::collection::vec(call, 1..5));
     let repo = ToolRepo::new();
     let rt = runtime();
     property("tool-dispatch", strategy, |(scribe, calls)| {

@@ -305,6 +305,24 @@ mod tests {
         assert!(nothing.starts_with("No line of the file resembles"), "{nothing}");
     }
 
+    proptest::proptest! {
+        /// A file goes back to disk as it came, whatever its line endings, and an insert
+        /// keeps every line of the file in order with the new lines at their place.
+        #[test]
+        fn round_trip_and_insert_keep_the_file(raw in "[ab\\r\\n]{0,30}", block in "[xy\\n]{1,8}", at in 0usize..40) {
+            let doc = Doc::parse(&raw);
+            proptest::prop_assert_eq!(doc.render(&doc.text), raw.clone());
+            let before = lines(&doc.text);
+            let after = at.min(before.len());
+            let edited = insert_after(&doc.text, after, &block);
+            let got = lines(&edited);
+            let added = lines(&block).len().max(1);
+            proptest::prop_assert_eq!(got.len(), before.len() + added);
+            proptest::prop_assert_eq!(&got[..after], &before[..after]);
+            proptest::prop_assert_eq!(&got[after + added..], &before[after..]);
+        }
+    }
+
     #[test]
     fn snippets_are_clamped() {
         let text = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
