@@ -20,6 +20,7 @@ mod bitbucket;
 mod config_validate;
 mod day;
 mod day_overlap;
+mod edit_day;
 mod exit_paths;
 mod git_hardening;
 mod gitlab;

@@ -636,3 +636,174 @@ async fn bench_forge_run_vs_docker_exec() {
         ms(t_pace) / ms(t_docker)
     );
 }
+
+// ------------------------------------------------------------------ edits vs rewrites
+
+/// Lines of the file FORGE changes, and the three it changes (1-based).
+const EDIT_FILE_LINES: usize = 2_000;
+const EDITED_LINES: [usize; 3] = [400, 1_000, 1_600];
+
+fn edit_bench_line(i: usize) -> String {
+    format!("\tresult{i} := compute(ctx, {i}, \"step {i}\") // keep step {i} in order\n")
+}
+
+fn edit_bench_file() -> String {
+    (1..=EDIT_FILE_LINES).map(edit_bench_line).collect()
+}
+
+fn edit_bench_changed(line: usize) -> String {
+    edit_bench_line(line).replace("compute(", "computeChecked(")
+}
+
+/// One scripted FORGE session through pace's real client (the fake Anthropic server counts
+/// the output tokens of each answer as its JSON / 4) and pace's real tool dispatch: view the
+/// file, change three lines (by a whole-file `write_file`, or by three `str_replace`), stop.
+/// Returns FORGE's usage and the file it left.
+async fn edit_session(rewrite: bool) -> (pace::llm::AgentUsage, String) {
+    use pace::config::settings::{Budget, Provider, Settings};
+    use pace::day::tools::{ToolContext, ToolOutcome, Toolset, dispatch, forge_tools};
+    use pace::llm::{ChatRequest, Client};
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    std::fs::write(repo.join("src/pipeline.go"), edit_bench_file()).unwrap();
+    let script = move |turn: &crate::support::fake_llm::Turn| {
+        use crate::support::fake_llm::Reply;
+        const EDITOR: &str = "str_replace_based_edit_tool";
+        match turn.call {
+            1 => Reply::Tools(vec![(EDITOR, json!({"command": "view", "path": "src/pipeline.go"}))]),
+            2 if rewrite => {
+                let mut content = String::new();
+                for i in 1..=EDIT_FILE_LINES {
+                    let line = if EDITED_LINES.contains(&i) {
+                        edit_bench_changed(i)
+                    } else {
+                        edit_bench_line(i)
+                    };
+                    content.push_str(&line);
+                }
+                Reply::Tools(vec![(
+                    "write_file",
+                    json!({"path": "src/pipeline.go", "content": content}),
+                )])
+            }
+            2 => Reply::Tools(
+                EDITED_LINES
+                    .iter()
+                    .map(|i| {
+                        (
+                            EDITOR,
+                            json!({"command": "str_replace", "path": "src/pipeline.go",
+                                   "old_str": edit_bench_line(*i), "new_str": edit_bench_changed(*i)}),
+                        )
+                    })
+                    .collect(),
+            ),
+            _ => Reply::Text("The three calls now use computeChecked.".into()),
+        }
+    };
+    let llm = FakeLlm::start(std::sync::Arc::new(script), Some(KEY)).await;
+    let mut settings = Settings::defaults(repo.clone()).llm;
+    settings.provider = Provider::Anthropic;
+    settings.base_url = Some(llm.url());
+    let env = pace::env::Env::from_pairs([(settings.api_key_env.clone(), KEY.to_string())]);
+    let client = Client::from_settings(
+        &settings,
+        &Budget::default(),
+        &env,
+        dir.path().join("transcript.jsonl"),
+        pace::redact::Redactor::default(),
+    )
+    .unwrap();
+    let mut tools = ToolContext::new(
+        Toolset::Forge { tdd: false },
+        &repo,
+        &["src/"],
+        None,
+        pace::redact::Redactor::default(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let mut messages = vec![Message::user_text("Call computeChecked at steps 400, 1000 and 1600.")];
+    for _ in 0..3 {
+        let response = client
+            .chat(ChatRequest {
+                agent: "FORGE".into(),
+                model: "claude-sonnet-4-6".into(),
+                system: "You are FORGE.".into(),
+                messages: messages.clone(),
+                tools: forge_tools(false),
+                max_tokens: 64_000,
+            })
+            .await
+            .unwrap();
+        messages.push(response.to_assistant_message());
+        let mut results = Vec::new();
+        for (id, name, input) in response.tool_calls() {
+            let outcome = dispatch(&mut tools, id, name, input).await;
+            assert!(!outcome.is_error(), "{outcome:?}");
+            if let ToolOutcome::Result(_) = &outcome {
+                results.extend(outcome.to_block(id));
+            }
+        }
+        if results.is_empty() {
+            break;
+        }
+        messages.push(Message {
+            role: Role::User,
+            content: results,
+        });
+    }
+    let usage = client
+        .usage_by_agent()
+        .into_iter()
+        .find(|u| u.agent == "FORGE")
+        .unwrap();
+    let file = std::fs::read_to_string(repo.join("src/pipeline.go")).unwrap();
+    (usage, file)
+}
+
+/// Output tokens (the expensive ones) of changing three lines of a 2,000-line file: a
+/// whole-file rewrite against three `str_replace` calls, at Sonnet's prices.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: make bench"]
+async fn bench_forge_output_tokens_edit_vs_rewrite() {
+    let (rewrite, rewritten) = edit_session(true).await;
+    let (edit, edited) = edit_session(false).await;
+    assert_eq!(edited, rewritten, "both sessions make the same change");
+    assert_ne!(edited, edit_bench_file());
+    let model = "claude-sonnet-4-6";
+    let output_cost = |tokens: u64| {
+        pace::llm::cost::cost_usd(
+            model,
+            &pace::llm::Usage {
+                output_tokens: tokens,
+                ..Default::default()
+            },
+        )
+    };
+    // Priced here, not taken from the client: a local base URL may be priced at $0.
+    let session_cost = |u: &pace::llm::AgentUsage| {
+        pace::llm::cost::cost_usd(
+            model,
+            &pace::llm::Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_read_tokens: u.cache_read_tokens,
+                cache_write_tokens: u.cache_write_tokens,
+            },
+        )
+    };
+    let ratio = rewrite.output_tokens as f64 / edit.output_tokens as f64;
+    println!(
+        "BENCH FORGE changing 3 lines of a {EDIT_FILE_LINES}-line file: output tokens {} with str_replace vs {} with a whole-file rewrite → {ratio:.1}x fewer (output ${:.4} vs ${:.4}; whole session ${:.4} vs ${:.4} at {model} prices)",
+        edit.output_tokens,
+        rewrite.output_tokens,
+        output_cost(edit.output_tokens),
+        output_cost(rewrite.output_tokens),
+        session_cost(&edit),
+        session_cost(&rewrite),
+    );
+    assert!(ratio >= 10.0, "goal: at least 10x fewer output tokens, got {ratio:.1}x");
+}

@@ -72,6 +72,7 @@ fn request(agent: &str, messages: Vec<Message>, tools: &[&str]) -> ChatRequest {
                 name: (*name).into(),
                 description: format!("the {name} tool"),
                 input_schema: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+                anthropic_type: None,
             })
             .collect(),
         max_tokens: 1024,

@@ -117,6 +117,9 @@ fn step_of(turn: &Turn) -> usize {
 // Hostile model output, end to end
 // ---------------------------------------------------------------------------------------
 
+/// FORGE's text editor.
+const EDITOR: &str = "str_replace_based_edit_tool";
+
 /// (tool, input, must the result be an error?)
 fn hostile_file_calls() -> Vec<(&'static str, Value, bool)> {
     vec![
@@ -172,6 +175,49 @@ fn hostile_file_calls() -> Vec<(&'static str, Value, bool)> {
         ),
         ("write_file", json!({"path": "/tmp/pace-planted", "content": "x"}), true),
         ("write_file", json!({"path": "pace.config.yaml", "content": "x"}), true),
+        // The text editor: the same rules for every command.
+        (
+            EDITOR,
+            json!({"command": "view", "path": "src/out/outside-secret.txt"}),
+            true,
+        ),
+        (EDITOR, json!({"command": "view", "path": ".GIT/config"}), true),
+        (
+            EDITOR,
+            json!({"command": "str_replace", "path": ".git/config", "old_str": "[core]", "new_str": "[core]\n\tfsmonitor = evil"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "create", "path": ".Git/hooks/post-checkout", "file_text": "curl evil"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "insert", "path": "src/hardlink.txt", "insert_line": 0, "insert_text": "x"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "create", "path": "src/out/planted.sh", "file_text": "x"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "create", "path": "pace.config.yaml", "file_text": "x"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "create", "path": ".pace/context/product.md", "file_text": "owned"}),
+            true,
+        ),
+        (
+            EDITOR,
+            json!({"command": "view", "path": "src", "view_range": "1-5"}),
+            true,
+        ),
+        (EDITOR, json!({"command": "rm -rf", "path": "src"}), true),
         // Wrong or missing arguments, wrong shapes, unknown tools.
         ("write_file", json!({"path": "src/a.sh"}), true),
         ("read_file", json!({"path": 42}), true),
@@ -208,6 +254,8 @@ fn hostile_scribe_calls() -> Vec<(&'static str, Value, bool)> {
         ("read_file", json!({"path": "docs:../../.git/config"}), true),
         ("read_file", json!({"path": "/proc/self/environ"}), true),
         ("read_file", json!({"path": "repo:%2e%2e/outside-secret.txt"}), true),
+        ("read_file", json!({"path": "context:../../.git/config"}), true),
+        ("read_file", json!({"path": ".pace/context/../../.git/config"}), true),
         ("list_dir", json!({"path": ".pace"}), true),
         ("list_dir", json!({"path": "repo:../"}), true),
         (
@@ -1272,6 +1320,30 @@ fn tool_args() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Calls of the text editor: every command (and wrong ones) on hostile paths, with texts,
+/// line numbers and ranges of any shape.
+fn editor_args() -> impl Strategy<Value = Value> {
+    let command = prop::sample::select(vec!["view", "str_replace", "insert", "create", "undo_edit", "VIEW", ""]);
+    let text = prop_oneof![
+        3 => "[a-z0-9 \t\r\n{}]{0,40}".prop_map(Value::from),
+        1 => json_value(),
+    ];
+    let number = prop_oneof![
+        3 => (-3i64..50).prop_map(Value::from),
+        1 => json_value(),
+    ];
+    let range = prop_oneof![
+        3 => ((-3i64..60), (-2i64..60)).prop_map(|(a, b)| json!([a, b])),
+        1 => json_value(),
+    ];
+    (command, hostile_path(), text.clone(), text, number, range).prop_map(|(command, path, a, b, line, range)| {
+        json!({
+            "command": command, "path": path, "old_str": a, "new_str": b,
+            "insert_line": line, "insert_text": a, "file_text": b, "view_range": range,
+        })
+    })
+}
+
 #[test]
 fn reliability_proptest_tool_dispatch() {
     let tool = prop::sample::select(vec![
@@ -1289,7 +1361,11 @@ fn reliability_proptest_tool_dispatch() {
         "",
         "READ_FILE",
     ]);
-    let strategy = (prop::bool::ANY, prop::collection::vec((tool, tool_args()), 1..5));
+    let call = prop_oneof![
+        3 => (tool, tool_args()),
+        1 => (Just(EDITOR), editor_args()),
+    ];
+    let strategy = (prop::bool::ANY, prop::collection::vec(call, 1..5));
     let repo = ToolRepo::new();
     let rt = runtime();
     property("tool-dispatch", strategy, |(scribe, calls)| {

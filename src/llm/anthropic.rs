@@ -105,11 +105,8 @@ pub fn request_body(request: &ChatRequest) -> Value {
         );
     }
     if !request.tools.is_empty() {
-        let mut tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
-            .collect();
+        let defined = knows_defined_tools(&request.model);
+        let mut tools: Vec<Value> = request.tools.iter().map(|t| tool_json(t, defined)).collect();
         if let Some(Value::Object(last)) = tools.last_mut() {
             last.insert("cache_control".into(), ephemeral());
         }
@@ -127,6 +124,26 @@ pub fn request_body(request: &ChatRequest) -> Value {
     }
     body.insert("messages".into(), Value::Array(messages));
     Value::Object(body)
+}
+
+/// A custom tool with its schema, or an Anthropic-defined one as `{type, name}` (the API
+/// rejects a description or a schema beside a defined type) when `defined` says the model
+/// knows it.
+fn tool_json(tool: &super::ToolSpec, defined: bool) -> Value {
+    match &tool.anthropic_type {
+        Some(kind) if defined => json!({"type": kind, "name": tool.name}),
+        _ => json!({"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}),
+    }
+}
+
+/// Whether `model` is a Claude 4 or later, trained on the Anthropic-defined tools pace
+/// offers (`text_editor_20250728`). Other models behind this API (a local server's
+/// Anthropic endpoint, which turns a schema-less tool into a function without
+/// parameters; Claude 3, for which the API refuses the tool) get the custom tool with its
+/// schema instead. Gateway ids (`anthropic/claude-…`, `anthropic.claude-…`) count.
+fn knows_defined_tools(model: &str) -> bool {
+    let model = model.to_ascii_lowercase();
+    model.contains("claude-") && !model.contains("claude-3") && !model.contains("claude-2")
 }
 
 fn ephemeral() -> Value {
@@ -536,11 +553,13 @@ mod tests {
                     name: "read".into(),
                     description: "r".into(),
                     input_schema: json!({"type": "object"}),
+                    anthropic_type: None,
                 },
                 ToolSpec {
                     name: "write".into(),
                     description: "w".into(),
                     input_schema: json!({"type": "object"}),
+                    anthropic_type: None,
                 },
             ],
             max_tokens: 100,

@@ -67,6 +67,11 @@ pub struct ToolSpec {
     pub name: String,
     pub description: String,
     pub input_schema: Value,
+    /// The Anthropic-defined tool this spec stands for (e.g. `text_editor_20250728`): the
+    /// anthropic provider sends `{type, name}` without description or schema (the model
+    /// knows it from training); every other provider sends the schema as a function tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

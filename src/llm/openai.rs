@@ -131,8 +131,9 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
                     is_error,
                 } = block
                 {
-                    // The format has no error flag: say it in the content.
-                    let content = if *is_error {
+                    // The format has no error flag: say it in the content, once (pace's
+                    // tools already start their errors with it).
+                    let content = if *is_error && !content.starts_with("ERROR") {
                         format!("ERROR: {content}")
                     } else {
                         content.clone()
@@ -265,6 +266,7 @@ mod tests {
                 name: "read".into(),
                 description: "d".into(),
                 input_schema: json!({"type": "object"}),
+                anthropic_type: None,
             }],
             max_tokens: 50,
         };

@@ -181,6 +181,7 @@ mod tests {
                     name: (*n).into(),
                     description: String::new(),
                     input_schema: json!({}),
+                    anthropic_type: None,
                 })
                 .collect(),
             max_tokens: 10,

@@ -2,6 +2,12 @@
 //! streaming, tool_use blocks, usage, error bodies) and plays a scripted conversation.
 //! Each request is routed by agent (read from the system prompt, "You are PRIME, ...")
 //! and the agent's call number; every request is recorded for assertions.
+//!
+//! [`FakeLlm::start_openai`] serves the same script as an OpenAI-compatible
+//! `/v1/chat/completions` (JSON, `tool_calls`). Both reject a `tools` list the real API
+//! rejects (HTTP 400): Anthropic-defined tools must be exactly `{type, name}` with the
+//! name their type fixes, custom tools need an `input_schema`; OpenAI tools must be
+//! functions with `parameters`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -103,7 +109,78 @@ pub struct FakeLlm {
     pub first_request_at: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
+/// Which API a fake speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Anthropic,
+    OpenAi,
+}
+
+/// The Anthropic-defined tools the fake knows, with the name each type requires.
+const DEFINED_TOOLS: [(&str, &str); 4] = [
+    ("text_editor_20250728", "str_replace_based_edit_tool"),
+    ("text_editor_20250429", "str_replace_based_edit_tool"),
+    ("text_editor_20250124", "str_replace_editor"),
+    ("bash_20250124", "bash"),
+];
+
+/// What the Messages API answers about `tools`, as its 400 message, if it refuses them.
+pub fn anthropic_tools_problem(body: &Value) -> Option<String> {
+    let tools = body.get("tools")?.as_array()?;
+    for (i, tool) in tools.iter().enumerate() {
+        let Some(obj) = tool.as_object() else {
+            return Some(format!("tools.{i}: Input should be an object"));
+        };
+        let kind = obj.get("type").and_then(Value::as_str).unwrap_or("custom");
+        if kind == "custom" {
+            if !obj.get("name").is_some_and(Value::is_string) {
+                return Some(format!("tools.{i}.custom.name: Field required"));
+            }
+            if !obj.get("input_schema").is_some_and(Value::is_object) {
+                return Some(format!("tools.{i}.custom.input_schema: Field required"));
+            }
+            continue;
+        }
+        let Some((_, name)) = DEFINED_TOOLS.iter().find(|(t, _)| *t == kind) else {
+            return Some(format!(
+                "tools.{i}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+            ));
+        };
+        if obj.get("name").and_then(Value::as_str) != Some(name) {
+            return Some(format!("tools.{i}.{kind}.name: Input should be '{name}'"));
+        }
+        let allowed = ["type", "name", "cache_control", "max_characters"];
+        if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Some(format!("tools.{i}.{kind}.{extra}: Extra inputs are not permitted"));
+        }
+    }
+    None
+}
+
+/// What an OpenAI-compatible server answers about `tools`, if it refuses them.
+pub fn openai_tools_problem(body: &Value) -> Option<String> {
+    let tools = body.get("tools")?.as_array()?;
+    for (i, tool) in tools.iter().enumerate() {
+        let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
+        if kind != "function" {
+            return Some(format!(
+                "Invalid value: '{kind}'. Supported values are: 'function' and 'custom'. (tools[{i}].type)"
+            ));
+        }
+        if !tool.pointer("/function/name").is_some_and(Value::is_string) {
+            return Some(format!("Missing required parameter: 'tools[{i}].function.name'."));
+        }
+        if !tool.pointer("/function/parameters").is_none_or(Value::is_object) {
+            return Some(format!(
+                "Invalid type for 'tools[{i}].function.parameters': expected an object."
+            ));
+        }
+    }
+    None
+}
+
 struct Responder {
+    wire: Wire,
     script: Script,
     counts: Mutex<HashMap<String, u32>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
@@ -113,7 +190,13 @@ struct Responder {
 }
 
 fn agent_of(body: &Value) -> String {
-    let system = match &body["system"] {
+    // OpenAI: the system prompt is the first message.
+    let system = if body["system"].is_null() && body["messages"][0]["role"] == "system" {
+        &body["messages"][0]["content"]
+    } else {
+        &body["system"]
+    };
+    let system = match system {
         Value::String(s) => s.clone(),
         Value::Array(blocks) => blocks
             .iter()
@@ -234,14 +317,27 @@ impl Respond for Responder {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let agent = agent_of(&body);
         if let Some(expected) = &self.expected_key {
-            let sent = request
-                .headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if sent != expected {
+            let sent = match self.wire {
+                Wire::Anthropic => request.headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+                Wire::OpenAi => request
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer ")),
+            };
+            if sent.unwrap_or_default() != expected {
                 return ResponseTemplate::new(401).set_body_json(json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_fake"}));
             }
+        }
+        let problem = match self.wire {
+            Wire::Anthropic => anthropic_tools_problem(&body),
+            Wire::OpenAi => openai_tools_problem(&body),
+        };
+        if let Some(message) = problem {
+            self.requests.lock().unwrap().push((agent, body));
+            return ResponseTemplate::new(400).set_body_json(
+                json!({"type":"error","error":{"type":"invalid_request_error","message":message},"request_id":"req_fake"}),
+            );
         }
         let call = {
             let mut counts = self.counts.lock().unwrap();
@@ -263,6 +359,9 @@ impl Respond for Responder {
             reply = *inner;
         }
         let hang = matches!(reply, Reply::Hang);
+        if self.wire == Wire::OpenAi {
+            return openai_template(&agent, call, reply, input_tokens).set_delay(self.latency + extra_delay);
+        }
         let template = match reply {
             Reply::Text(text) => {
                 let sse = message_events(
@@ -327,17 +426,70 @@ impl Respond for Responder {
     }
 }
 
+/// An OpenAI chat completion for `reply` (text, tool calls or an error; the stream faults
+/// of the Anthropic fake are not modelled here).
+fn openai_template(agent: &str, call: u32, reply: Reply, input_tokens: u64) -> ResponseTemplate {
+    let (message, finish, output_tokens) = match reply {
+        Reply::Text(text) => {
+            let tokens = text.len() as u64 / 4 + 1;
+            (json!({"role": "assistant", "content": text}), "stop", tokens)
+        }
+        Reply::Tools(calls) => {
+            let mut tokens = 1;
+            let calls: Vec<Value> = calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, input))| {
+                    let arguments = input.to_string();
+                    tokens += arguments.len() as u64 / 4 + 1;
+                    json!({"id": format!("call_{agent}_{call}_{i}"), "type": "function",
+                           "function": {"name": name, "arguments": arguments}})
+                })
+                .collect();
+            (
+                json!({"role": "assistant", "content": null, "tool_calls": calls}),
+                "tool_calls",
+                tokens,
+            )
+        }
+        Reply::Error { status, message, .. } => {
+            return ResponseTemplate::new(status)
+                .set_body_json(json!({"error": {"message": message, "type": "invalid_request_error"}}));
+        }
+        _ => {
+            return ResponseTemplate::new(500)
+                .set_body_json(json!({"error": {"message": "the fake OpenAI server does not model this reply"}}));
+        }
+    };
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": format!("chatcmpl-{agent}-{call}"), "object": "chat.completion", "model": "fake-model",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                  "total_tokens": input_tokens + output_tokens},
+    }))
+}
+
 impl FakeLlm {
     pub async fn start(script: Script, expected_key: Option<&str>) -> Self {
         Self::start_with_latency(script, expected_key, std::time::Duration::ZERO).await
     }
 
+    /// The same script behind an OpenAI-compatible `/v1/chat/completions` (Bearer key).
+    pub async fn start_openai(script: Script, expected_key: Option<&str>) -> Self {
+        Self::start_wire(Wire::OpenAi, script, expected_key, std::time::Duration::ZERO).await
+    }
+
     /// Every answer is delayed by `latency` (benchmarks of the day's concurrency).
     pub async fn start_with_latency(script: Script, expected_key: Option<&str>, latency: std::time::Duration) -> Self {
+        Self::start_wire(Wire::Anthropic, script, expected_key, latency).await
+    }
+
+    async fn start_wire(wire: Wire, script: Script, expected_key: Option<&str>, latency: std::time::Duration) -> Self {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let first_request_at = Arc::new(Mutex::new(None));
         let responder = Responder {
+            wire,
             script,
             counts: Mutex::new(HashMap::new()),
             requests: requests.clone(),
@@ -345,8 +497,12 @@ impl FakeLlm {
             latency,
             first_request_at: first_request_at.clone(),
         };
+        let endpoint = match wire {
+            Wire::Anthropic => "/v1/messages",
+            Wire::OpenAi => "/v1/chat/completions",
+        };
         Mock::given(method("POST"))
-            .and(path("/v1/messages"))
+            .and(path(endpoint))
             .respond_with(responder)
             .mount(&server)
             .await;

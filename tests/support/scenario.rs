@@ -33,6 +33,7 @@ pub struct Scenario {
     gitlab: bool,
     env: Vec<(String, String)>,
     with_key: bool,
+    openai: bool,
 }
 
 impl Scenario {
@@ -45,7 +46,15 @@ impl Scenario {
             gitlab: false,
             env: Vec::new(),
             with_key: true,
+            openai: false,
         }
+    }
+
+    /// `llm.provider: openai` against the fake's OpenAI-compatible endpoint (the same
+    /// script; `OPENAI_API_KEY` instead of `ANTHROPIC_API_KEY`).
+    pub fn openai(mut self) -> Self {
+        self.openai = true;
+        self
     }
 
     pub fn options(mut self, options: Options) -> Self {
@@ -91,10 +100,21 @@ impl Scenario {
 
     /// Starts the fakes and writes and commits the project's config.
     pub async fn start(self) -> Day {
-        let llm = FakeLlm::start(self.script, Some(KEY)).await;
+        let (llm, base_url) = if self.openai {
+            let llm = FakeLlm::start_openai(self.script, Some(KEY)).await;
+            let url = format!("{}/v1", llm.url());
+            (llm, url)
+        } else {
+            let llm = FakeLlm::start(self.script, Some(KEY)).await;
+            let url = llm.url();
+            (llm, url)
+        };
         let project = Project::greeter();
-        project.use_fake_llm(&llm.url(), &busybox_image(), &self.config);
+        project.use_fake_llm(&base_url, &busybox_image(), &self.config);
         let mut edits = self.edits;
+        if self.openai {
+            edits.push(("provider: anthropic".into(), "provider: openai".into()));
+        }
         let gitlab = if self.gitlab {
             edits.push(("platform:\n  type: local".into(), "platform:\n  type: gitlab".into()));
             Some(FakeGitlab::start(GITLAB_TOKEN, GITLAB_READONLY).await)
@@ -112,7 +132,12 @@ impl Scenario {
         }
         let mut env = Vec::new();
         if self.with_key {
-            env.push(("ANTHROPIC_API_KEY".to_string(), KEY.to_string()));
+            let name = if self.openai {
+                "OPENAI_API_KEY"
+            } else {
+                "ANTHROPIC_API_KEY"
+            };
+            env.push((name.to_string(), KEY.to_string()));
         }
         if let Some(gitlab) = &gitlab {
             env.extend([

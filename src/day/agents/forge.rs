@@ -225,7 +225,7 @@ async fn tool_loop(
                 break;
             }
             let why = if stop_reason == StopReason::MaxTokens {
-                "Your answer was cut off by the output limit. Continue with smaller steps (write one file per call)."
+                "Your answer was cut off by the output limit. Continue with smaller steps: change existing files with `str_replace` instead of rewriting them, one file per call."
             } else {
                 "Continue with the tools. When the story is implemented and the tests pass, call `complete_handoff`."
             };
@@ -235,7 +235,7 @@ async fn tool_loop(
             if stop_reason == StopReason::MaxTokens {
                 // The last call's arguments are incomplete (the tool reported them invalid).
                 results.push(Block::Text {
-                    text: "Your answer was cut off by the output limit, so its last tool call was incomplete. Repeat it in smaller steps (one file per call, shorter content).".into(),
+                    text: "Your answer was cut off by the output limit, so its last tool call was incomplete. Repeat it in smaller steps (one file per call; `str_replace` for a part of a file instead of rewriting it).".into(),
                 });
             }
         }

@@ -64,7 +64,7 @@ fn user_message(ctx: &DayContext, mode: ScribeMode) -> Result<String, DayError> 
         ScribeMode::Update => {
             let diff = ctx.git.diff_since(&ctx.base_commit)?;
             format!(
-                "Day {} shipped. Update the documents that today's change affects (read them first; rewrite a document only if it changed), then call `finish`.\n\nToday's diff:\n{}",
+                "Day {} shipped. Update the documents that today's change affects (read them first with `read_file`, e.g. `context:engineering.md`; rewrite a document only if it changed), then call `finish`.\n\nToday's diff:\n{}",
                 ctx.plan.day,
                 untrusted("git diff", &head_tail(&diff, 30_000, 5_000))
             )

@@ -15,6 +15,7 @@ pub(super) fn spec(name: &str, description: &str, input_schema: Value) -> ToolSp
         name: name.to_string(),
         description: description.to_string(),
         input_schema,
+        anthropic_type: None,
     }
 }
 
@@ -88,13 +89,13 @@ pub(super) fn check_arguments(spec: &ToolSpec, input: &Value) -> Result<(), Stri
             None if required.contains(&arg.as_str()) => {
                 return Err(format!(
                     "ERROR: {tool} requires a '{arg}' argument ({})",
-                    type_label(expected)
+                    type_label(expected, item_type(schema))
                 ));
             }
-            Some(v) if !type_matches(expected, v) => {
+            Some(v) if !type_matches(expected, item_type(schema), v) => {
                 return Err(format!(
                     "ERROR: {tool} requires a '{arg}' argument ({}), got {}",
-                    type_label(expected),
+                    type_label(expected, item_type(schema)),
                     type_name(v)
                 ));
             }
@@ -104,12 +105,22 @@ pub(super) fn check_arguments(spec: &ToolSpec, input: &Value) -> Result<(), Stri
     Ok(())
 }
 
-fn type_matches(expected: &str, v: &Value) -> bool {
+/// The declared type of an array's items (`"string"` when the schema does not say).
+fn item_type(schema: &Value) -> &str {
+    schema
+        .pointer("/items/type")
+        .and_then(Value::as_str)
+        .unwrap_or("string")
+}
+
+fn type_matches(expected: &str, items: &str, v: &Value) -> bool {
     match expected {
         "string" => v.is_string(),
-        "integer" => v.is_u64() || v.is_i64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+        "integer" => is_integer(v),
         "number" => v.is_number(),
         "boolean" => v.is_boolean(),
+        // Numbers (`view_range`): a JSON array of them, nothing else.
+        "array" if items == "integer" => v.as_array().is_some_and(|a| a.iter().all(is_integer)),
         // Lists of strings; a markdown bullet string is accepted and split by the handler.
         "array" => v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         "object" => v.is_object(),
@@ -117,10 +128,15 @@ fn type_matches(expected: &str, v: &Value) -> bool {
     }
 }
 
-fn type_label(expected: &str) -> &str {
-    match expected {
-        "array" => "array of strings",
-        other => other,
+fn is_integer(v: &Value) -> bool {
+    v.is_u64() || v.is_i64() || v.as_f64().is_some_and(|f| f.fract() == 0.0)
+}
+
+fn type_label<'a>(expected: &'a str, items: &str) -> &'a str {
+    match (expected, items) {
+        ("array", "integer") => "array of integers",
+        ("array", _) => "array of strings",
+        (other, _) => other,
     }
 }
 

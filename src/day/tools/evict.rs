@@ -3,12 +3,13 @@
 //! Only the text inside blocks changes: no block or message is added or removed and every
 //! id stays, so each `tool_result` still answers its `tool_use`. All rules are idempotent.
 //!
-//! (a) a `read_file` result whose path a LATER call changed (`write_file`, `run`: the
-//!     paths their handlers returned, [`ChangedByCall`]) is replaced by a stub; a read after
-//!     the last change stays;
+//! (a) a `read_file` result or an editor `view` whose path a LATER call changed
+//!     (`write_file`, an editor edit, `run`: the paths their handlers returned,
+//!     [`ChangedByCall`]) is replaced by a stub; a read after the last change stays;
 //! (b) of several `run` calls with the same command only the latest result stays;
-//! (c) `write_file` / `write_doc` contents older than [`KEEP_WRITE_TURNS`] turns become a
-//!     `[N bytes written]` stub in the `tool_use` input;
+//! (c) `write_file` / `write_doc` contents, and the editor's texts above
+//!     [`EDIT_STUB_MIN_BYTES`], older than [`KEEP_WRITE_TURNS`] turns become a
+//!     `[N bytes written]` (`old_str`: `[N bytes replaced]`) stub in the `tool_use` input;
 //! (d) long `run` outputs older than [`KEEP_RUN_TURNS`] turns keep only head and tail.
 
 use std::collections::{HashMap, HashSet};
@@ -16,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::ChangedByCall;
+use super::edit::NAME as EDITOR;
 use super::paths::normalise_rel;
 use super::run::{CHANGED_MARKER, REFUSED_MARKER};
 use crate::llm::{Block, Message, Role};
@@ -29,6 +31,16 @@ pub const KEEP_RUN_TURNS: usize = 3;
 const OLD_RUN_MAX_BYTES: usize = 2_400;
 const OLD_RUN_HEAD_BYTES: usize = 600;
 const OLD_RUN_TAIL_BYTES: usize = 1_200;
+/// Editor texts (`file_text`, `new_str`, `old_str`, `insert_text`) up to this size stay:
+/// a small edit costs little and keeps the story of the session readable.
+pub const EDIT_STUB_MIN_BYTES: usize = 400;
+/// The editor's input fields whose text a stub replaces, with the stub's verb.
+const EDITOR_TEXTS: [(&str, &str); 4] = [
+    ("file_text", "written"),
+    ("new_str", "written"),
+    ("insert_text", "written"),
+    ("old_str", "replaced"),
+];
 /// Characters of a command quoted in a superseded stub.
 const CMD_QUOTE_CHARS: usize = 80;
 
@@ -74,7 +86,7 @@ pub fn evict_stale(messages: &mut [Message], changed: &ChangedByCall) {
 /// (a) A read is stale when a later call changed its path.
 fn plan_stale_reads(calls: &[Call<'_>], replace: &mut Replacements) {
     for (i, call) in calls.iter().enumerate() {
-        if call.name != "read_file" {
+        if !is_read(call) {
             continue;
         }
         let (Some(path), Some((pos, text))) = (path_of(&call.input), &call.result) else {
@@ -145,24 +157,40 @@ fn plan_old_run_outputs(calls: &[Call<'_>], superseded: &HashSet<usize>, turns: 
     }
 }
 
+/// `read_file`, or the editor's `view`.
+fn is_read(call: &Call<'_>) -> bool {
+    call.name == "read_file" || (call.name == EDITOR && command_of(&call.input) == Some("view"))
+}
+
 /// (c) Old write payloads become stubs (the input stays a valid JSON object).
 fn stub_old_writes(messages: &mut [Message], calls: &[Call<'_>], turns: usize) {
     for call in calls {
-        if !matches!(call.name.as_str(), "write_file" | "write_doc") || call.turn + KEEP_WRITE_TURNS >= turns {
+        let fields: &[(&str, &str)] = match call.name.as_str() {
+            "write_file" | "write_doc" => &[("content", "written")],
+            EDITOR => &EDITOR_TEXTS,
+            _ => continue,
+        };
+        if call.turn + KEEP_WRITE_TURNS >= turns {
             continue;
         }
+        let min_bytes = if call.name == EDITOR { EDIT_STUB_MIN_BYTES } else { 0 };
         let (m, b) = call.at;
-        if let Some(Block::ToolUse { input, .. }) = messages.get_mut(m).and_then(|msg| msg.content.get_mut(b))
-            && let Some(Value::String(content)) = input.get_mut("content")
-            && !is_write_stub(content)
-        {
-            *content = format!("[{} bytes written]", content.len());
+        let Some(Block::ToolUse { input, .. }) = messages.get_mut(m).and_then(|msg| msg.content.get_mut(b)) else {
+            continue;
+        };
+        for (field, verb) in fields {
+            if let Some(Value::String(text)) = input.get_mut(*field)
+                && text.len() > min_bytes
+                && !is_write_stub(text)
+            {
+                *text = format!("[{} bytes {verb}]", text.len());
+            }
         }
     }
 }
 
 fn is_write_stub(s: &str) -> bool {
-    s.starts_with('[') && s.ends_with(" bytes written]") && s.len() < 40
+    s.starts_with('[') && (s.ends_with(" bytes written]") || s.ends_with(" bytes replaced]")) && s.len() < 40
 }
 
 fn collect_calls<'h>(messages: &[Message], changed: &'h ChangedByCall) -> Vec<Call<'h>> {
@@ -203,10 +231,10 @@ fn collect_calls<'h>(messages: &[Message], changed: &'h ChangedByCall) -> Vec<Ca
 }
 
 /// The repository-relative path a read names (`repo:` prefix dropped); `None` for
-/// SCRIBE's `docs:` paths, which FORGE never writes.
+/// SCRIBE's `docs:` and `context:` paths, which FORGE never writes.
 fn path_of(input: &Value) -> Option<String> {
     let raw = input.get("path")?.as_str()?;
-    if raw.starts_with("docs:") {
+    if raw.starts_with("docs:") || raw.starts_with("context:") {
         return None;
     }
     let p = normalise_rel(raw.strip_prefix("repo:").unwrap_or(raw));

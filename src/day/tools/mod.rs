@@ -1,7 +1,8 @@
 //! FORGE and SCRIBE tools: the registry, dispatch, handlers, path confinement, eviction.
 //!
 //! Owns everything between "the model asked for a tool" and "this is the tool result":
-//! - one file per tool ([`read_file`], [`write_file`], [`list_files`], [`search`], [`run`],
+//! - one file per tool ([`edit`] (the text editor: `view`, `str_replace`, `insert`, `create`),
+//!   [`read_file`], [`write_file`], [`list_files`], [`search`], [`run`],
 //!   [`confirm_red_phase`], [`complete_handoff`]; SCRIBE's [`scribe_read_file`],
 //!   [`list_dir`], [`write_doc`], [`finish`]) holding its spec (name, description, JSON
 //!   schema) and its handler;
@@ -17,8 +18,8 @@
 //!   paths the handlers returned.
 //!
 //! Dependencies point one way: `router` → `registry` → the tool files → `args`, `files`,
-//! `paths` and this module's types; `evict` reads `run`'s markers. No tool imports
-//! `router` or `registry`.
+//! `paths` and this module's types; `evict` reads `run`'s markers and the editor's name.
+//! No tool imports `router` or `registry`.
 //!
 //! Two kinds of failure: what the model can fix (bad path, bad arguments, failing command)
 //! becomes a tool result with `is_error: true`; what it cannot (the sandbox died) is a
@@ -38,6 +39,7 @@ use crate::sandbox::{ExecSession, SandboxError};
 mod args;
 mod complete_handoff;
 mod confirm_red_phase;
+mod edit;
 pub mod evict;
 mod files;
 mod finish;

@@ -3,18 +3,25 @@
 //! [`Tool::call`] is the one place a call reaches its handler. Each tool's spec and handler
 //! live together in its own file. Spec texts are stable (no dates, ids or settings) so the
 //! tools stay inside the provider's prompt cache.
+//!
+//! FORGE reads through the editor's `view` (line numbers, ranges): one way to read, the
+//! one Claude is trained on. `read_file` is no longer offered but still answered
+//! ([`Tool::accepted`]), for histories and cassettes recorded before the editor and for
+//! models that call it from habit.
 
 use serde_json::Value;
 
 use super::{
-    ToolContext, ToolOutcome, Toolset, complete_handoff, confirm_red_phase, finish, list_dir, list_files, read_file,
-    run, scribe_read_file, search, write_doc, write_file,
+    ToolContext, ToolOutcome, Toolset, complete_handoff, confirm_red_phase, edit, finish, list_dir, list_files,
+    read_file, run, scribe_read_file, search, write_doc, write_file,
 };
 use crate::llm::ToolSpec;
 
 /// Every tool of FORGE and SCRIBE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
+    /// The text editor (`str_replace_based_edit_tool`): `view`, `str_replace`, `insert`, `create`.
+    Edit,
     ReadFile,
     WriteFile,
     ListFiles,
@@ -35,13 +42,7 @@ impl Tool {
     pub fn of(toolset: Toolset) -> Vec<Self> {
         match toolset {
             Toolset::Forge { tdd } => {
-                let mut tools = vec![
-                    Self::ReadFile,
-                    Self::WriteFile,
-                    Self::ListFiles,
-                    Self::Search,
-                    Self::Run,
-                ];
+                let mut tools = vec![Self::Edit, Self::WriteFile, Self::ListFiles, Self::Search, Self::Run];
                 if tdd {
                     tools.push(Self::ConfirmRedPhase);
                 }
@@ -52,14 +53,25 @@ impl Tool {
         }
     }
 
+    /// The tools of `toolset` a call may reach: those offered ([`Tool::of`]) and, for
+    /// FORGE, `read_file`, which the editor's `view` replaced (see the module docs).
+    pub fn accepted(toolset: Toolset) -> Vec<Self> {
+        let mut tools = Self::of(toolset);
+        if matches!(toolset, Toolset::Forge { .. }) {
+            tools.push(Self::ReadFile);
+        }
+        tools
+    }
+
     /// The tool of `toolset` the model calls `name`, if it has one.
     pub fn find(toolset: Toolset, name: &str) -> Option<Self> {
-        Self::of(toolset).into_iter().find(|t| t.name() == name)
+        Self::accepted(toolset).into_iter().find(|t| t.name() == name)
     }
 
     /// The name the model calls it by.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Edit => edit::NAME,
             Self::ReadFile => read_file::NAME,
             Self::WriteFile => write_file::NAME,
             Self::ListFiles => list_files::NAME,
@@ -76,6 +88,7 @@ impl Tool {
 
     pub fn spec(self) -> ToolSpec {
         match self {
+            Self::Edit => edit::spec(),
             Self::ReadFile => read_file::spec(),
             Self::WriteFile => write_file::spec(),
             Self::ListFiles => list_files::spec(),
@@ -93,6 +106,7 @@ impl Tool {
     /// Runs the handler. Arguments were checked against [`Tool::spec`] by the router.
     pub(super) async fn call(self, ctx: &mut ToolContext<'_>, input: &Value) -> ToolOutcome {
         match self {
+            Self::Edit => edit::call(ctx, input),
             Self::ReadFile => read_file::call(ctx, input),
             Self::WriteFile => write_file::call(ctx, input),
             Self::ListFiles => list_files::call(ctx, input),
@@ -141,7 +155,7 @@ mod tests {
         assert_eq!(
             names(&forge_tools(true)),
             [
-                "read_file",
+                "str_replace_based_edit_tool",
                 "write_file",
                 "list_files",
                 "search",
@@ -157,7 +171,7 @@ mod tests {
     #[test]
     fn each_tool_is_found_by_the_name_in_its_spec() {
         for toolset in [Toolset::Forge { tdd: true }, Toolset::Scribe] {
-            for tool in Tool::of(toolset) {
+            for tool in Tool::accepted(toolset) {
                 assert_eq!(tool.spec().name, tool.name());
                 assert_eq!(Tool::find(toolset, tool.name()), Some(tool));
             }
@@ -208,7 +222,29 @@ mod tests {
     #[test]
     fn specs_are_stable() {
         assert_eq!(forge_tools(true), forge_tools(true));
-        let text = serde_json::to_string(&forge_tools(true)).unwrap_or_default();
-        assert!(!text.contains("202"), "no dates in tool text");
+        // The editor's type (`text_editor_20250728`) is a fixed version name of the API,
+        // not a date that changes.
+        let text: Vec<String> = forge_tools(true)
+            .iter()
+            .map(|t| format!("{} {} {}", t.name, t.description, t.input_schema))
+            .collect();
+        assert!(!text.concat().contains("202"), "no dates in tool text");
+    }
+
+    /// `read_file` is not offered to FORGE (the editor's `view` reads) but still answered.
+    #[test]
+    fn forge_reads_through_the_editor_and_read_file_still_answers() {
+        let offered = names(&forge_tools(true)).join(" ");
+        assert!(!offered.contains("read_file"), "{offered}");
+        assert_eq!(
+            Tool::find(Toolset::Forge { tdd: false }, "read_file"),
+            Some(Tool::ReadFile)
+        );
+        let editor = Tool::Edit.spec();
+        assert_eq!(editor.anthropic_type.as_deref(), Some("text_editor_20250728"));
+        assert_eq!(
+            editor.input_schema["properties"]["command"]["enum"],
+            json!(["view", "str_replace", "insert", "create"])
+        );
     }
 }

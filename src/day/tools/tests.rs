@@ -337,7 +337,7 @@ async fn dispatch_rejects_unknown_tools_and_bad_arguments() {
         "Unknown tool: git_commit",
     );
     assert!(
-        text.contains("Available: read_file, write_file, list_files, search, run, complete_handoff"),
+        text.contains("Available: str_replace_based_edit_tool, write_file, list_files, search, run, complete_handoff"),
         "{text}"
     );
     // TDD off: confirm_red_phase is not a tool.
