@@ -50,7 +50,7 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
     let mut session = match ctx.sandbox.start_session(&ctx.settings.repo_root).await {
         Ok(s) => s,
         Err(e) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e.into());
         }
     };
@@ -59,7 +59,7 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
     // Without it nothing is committed: an unchecked checkout may hold what the policy refuses.
     if let Err(e) = session.finish().await {
         let _ = session.close().await;
-        ctx.finish_agent(timer, Some("ERROR"));
+        ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
         return Err(e.into());
     }
     ctx.record_refused(session.take_refused());
@@ -69,7 +69,7 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
     let committed = commit_work(ctx, input.story, input.attempt);
     let (looped, (commit, files_changed)) = match (looped, committed) {
         (Err(e), _) | (Ok(_), Err(e)) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e);
         }
         (Ok(l), Ok(c)) => (l, c),

@@ -43,7 +43,7 @@ pub async fn run(ctx: &DayContext, attempt: u32) -> Result<PrimeOutcome, DayErro
         }
         Err(AskError::Invalid(reason)) => PrimeOutcome::Invalid(reason),
         Err(AskError::Llm(e)) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e.into());
         }
     };

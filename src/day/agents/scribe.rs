@@ -33,7 +33,7 @@ pub async fn run(ctx: &DayContext, mode: ScribeMode, attempt: u32) -> Result<Scr
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e);
         }
     };
