@@ -65,7 +65,11 @@ async fn next_runs_a_sprint_ship_ship_hold_retry_ship_complete() {
         .pace_with(&[], &[("PACE_DAY", "next"), ("GITLAB_CI", "true")])
         .await
         .expect_exit(0);
-    assert!(ran.stderr().contains("chose day 2 (day 1 has shipped)"), "{}", ran.text());
+    assert!(
+        ran.stderr().contains("chose day 2 (day 1 has shipped)"),
+        "{}",
+        ran.text()
+    );
     assert_eq!(day.run_json(2)["decision"], "SHIP");
     let log = ran.stderr();
     assert!(log.contains("section_start:"), "{log}");
@@ -85,8 +89,16 @@ async fn next_runs_a_sprint_ship_ship_hold_retry_ship_complete() {
     let ran = day.pace(&["--day", "next"]).await.expect_exit(1);
     let err = ran.stderr();
     assert!(err.contains("day 3 holds (attempt 1)"), "{}", ran.text());
-    assert!(err.contains("its escalation: ") && err.contains(".pace/day-3/escalation.md"), "{}", ran.text());
-    assert!(err.contains("hint: push a fix") && err.contains("--retry"), "{}", ran.text());
+    assert!(
+        err.contains("its escalation: ") && err.contains(".pace/day-3/escalation.md"),
+        "{}",
+        ran.text()
+    );
+    assert!(
+        err.contains("hint: push a fix") && err.contains("--retry"),
+        "{}",
+        ran.text()
+    );
     assert_eq!(day.llm.requests.lock().unwrap().len(), calls, "no token spent");
     assert!(dotenv(p).contains("PACE_DAY=3\nPACE_DECISION=HOLD\nPACE_EXIT_CODE=1\n"));
     assert!(dotenv(p).contains("PACE_COST_USD=0.0000"));
@@ -105,7 +117,10 @@ async fn next_runs_a_sprint_ship_ship_hold_retry_ship_complete() {
     assert_eq!(day.run_json(3)["decision"], "SHIP");
     assert_eq!(day.run_json(3)["attempt"], 2);
     assert!(p.exists(".pace/day-3/merge-request.md"));
-    assert!(!p.exists(".pace/day-3/escalation.md"), "a stale escalation beside the merge request");
+    assert!(
+        !p.exists(".pace/day-3/escalation.md"),
+        "a stale escalation beside the merge request"
+    );
 
     // Day 4, then the sprint is complete: exit 0, nothing runs.
     day.pace(&["--day", "next"]).await.expect_exit(0);
@@ -162,9 +177,10 @@ async fn a_day_on_the_default_branch_stops_with_exit_2_each_way_it_is_known() {
     assert!(!stderr(&out).contains("default/target branch"), "{}", stderr(&out));
 
     // `platform.target_branch` in the config.
-    let config = p
-        .read("pace.config.yaml")
-        .replace("platform:\n  type: local", "platform:\n  type: local\n  target_branch: sprint/demo");
+    let config = p.read("pace.config.yaml").replace(
+        "platform:\n  type: local",
+        "platform:\n  type: local\n  target_branch: sprint/demo",
+    );
     std::fs::write(p.path("pace.config.yaml"), &config).unwrap();
     p.git(&["commit", "-q", "-am", "target branch"]);
     assert_refused(&p.pace(&["--day", "1"], &key).await, "`platform.target_branch`");
@@ -185,7 +201,11 @@ async fn a_day_on_the_default_branch_stops_with_exit_2_each_way_it_is_known() {
     // `origin/HEAD` of a local clone.
     let q = Project::greeter();
     q.git(&["update-ref", "refs/remotes/origin/sprint/demo", "HEAD"]);
-    q.git(&["symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/sprint/demo"]);
+    q.git(&[
+        "symbolic-ref",
+        "refs/remotes/origin/HEAD",
+        "refs/remotes/origin/sprint/demo",
+    ]);
     assert_refused(&q.pace(&["--day", "1"], &key).await, "`origin/HEAD`");
 }
 
@@ -197,19 +217,56 @@ async fn a_pipelines_style_clone_of_the_default_branch_is_refused_and_a_sprint_b
     p.git(&["branch", "sprint/2"]);
     let dir = tempfile::tempdir().unwrap();
     let bare = dir.path().join("greeter.git");
-    git(dir.path(), &["clone", "-q", "--bare", p.root.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            p.root.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
     let url = format!("file://{}", bare.display());
     let key = [("ANTHROPIC_API_KEY", "sk-ant-test-DAILY-0001")];
 
     let on_default = dir.path().join("default");
-    git(dir.path(), &["clone", "-q", "--branch", "sprint/demo", "--depth", "50", &url, on_default.to_str().unwrap()]);
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--branch",
+            "sprint/demo",
+            "--depth",
+            "50",
+            &url,
+            on_default.to_str().unwrap(),
+        ],
+    );
     assert_refused(&pace_in(&on_default, &["--day", "1"], &key), "`origin/HEAD`");
 
     let on_sprint = dir.path().join("sprint");
-    git(dir.path(), &["clone", "-q", "--branch", "sprint/2", "--depth", "50", &url, on_sprint.to_str().unwrap()]);
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--branch",
+            "sprint/2",
+            "--depth",
+            "50",
+            &url,
+            on_sprint.to_str().unwrap(),
+        ],
+    );
     let out = pace_in(&on_sprint, &["--day", "1"], &[]);
     assert!(!stderr(&out).contains("default/target branch"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cassette"), "went on to the LLM check: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cassette"),
+        "went on to the LLM check: {}",
+        stderr(&out)
+    );
 }
 
 // --- the dotenv report and the error, on every exit path ---------------------------------
@@ -237,7 +294,10 @@ async fn every_exit_writes_the_dotenv_report_and_prints_its_error_once() {
     let p = Project::greeter();
     let out = p.pace(&["--day", "9"], &[key]).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(p.read("pace-env.env").starts_with("PACE_DAY=9\nPACE_DECISION=ERROR\nPACE_EXIT_CODE=3\n"));
+    assert!(
+        p.read("pace-env.env")
+            .starts_with("PACE_DAY=9\nPACE_DECISION=ERROR\nPACE_EXIT_CODE=3\n")
+    );
 
     // 4: no Docker daemon, after the day directory exists; the error is printed once, on
     // stderr only.
@@ -248,7 +308,10 @@ async fn every_exit_writes_the_dotenv_report_and_prints_its_error_once() {
         .await
         .0;
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(p.read("pace-env.env").starts_with("PACE_DAY=1\nPACE_DECISION=ERROR\nPACE_EXIT_CODE=4\n"));
+    assert!(
+        p.read("pace-env.env")
+            .starts_with("PACE_DAY=1\nPACE_DECISION=ERROR\nPACE_EXIT_CODE=4\n")
+    );
     let both = format!("{}{}", stdout(&out), stderr(&out));
     assert_eq!(both.matches("cannot connect to the Docker daemon").count(), 1, "{both}");
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));

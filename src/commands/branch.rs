@@ -123,8 +123,15 @@ mod tests {
     fn the_refusal_names_the_branch_its_source_and_both_ways_out() {
         let e = on_default_branch("main", "`CI_DEFAULT_BRANCH`");
         assert_eq!(e.kind, crate::error::ExitKind::Config);
-        assert!(e.message.contains("`main`") && e.message.contains("`CI_DEFAULT_BRANCH`"), "{}", e.message);
+        assert!(
+            e.message.contains("`main`") && e.message.contains("`CI_DEFAULT_BRANCH`"),
+            "{}",
+            e.message
+        );
         let hint = e.hint.unwrap_or_default();
-        assert!(hint.contains("platform.allow_default_branch: true") && hint.contains("sprint branch"), "{hint}");
+        assert!(
+            hint.contains("platform.allow_default_branch: true") && hint.contains("sprint branch"),
+            "{hint}"
+        );
     }
 }

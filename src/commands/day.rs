@@ -47,8 +47,9 @@ pub(super) fn run(args: Args<'_>, env: Env, printer: Printer) -> Result<u8, Pace
         return Ok(0);
     }
     let Some(day) = args.day else {
-        return Err(PaceError::new(ExitKind::Config, "no day given")
-            .with_hint("run `pace --day N` or `pace --day next` (or set `PACE_DAY`); `pace --help` lists the commands"));
+        return Err(PaceError::new(ExitKind::Config, "no day given").with_hint(
+            "run `pace --day N` or `pace --day next` (or set `PACE_DAY`); `pace --help` lists the commands",
+        ));
     };
     let redactor = Redactor::new(env.secret_values(&[]));
     let mut trace = Trace {
@@ -180,7 +181,9 @@ fn choose_next(
         Next::Complete { days, last } => {
             let dotenv = Dotenv::unrecorded(None, dotenv::SPRINT_COMPLETE, ExitKind::Ship.code());
             trace.dotenv_written = dotenv.write(&pace, &redactor).is_ok();
-            println!("sprint complete: all {days} days of the plan have shipped (the last is day {last}); nothing to run");
+            println!(
+                "sprint complete: all {days} days of the plan have shipped (the last is day {last}); nothing to run"
+            );
             Ok(None)
         }
     }

@@ -46,8 +46,7 @@ pub(crate) fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
     } else {
         Verbosity::Normal
     };
-    let printer = Printer::new(verbosity, env.get(env::NO_COLOR).is_some())
-        .with_gitlab_sections(env.in_gitlab_ci());
+    let printer = Printer::new(verbosity, env.get(env::NO_COLOR).is_some()).with_gitlab_sections(env.in_gitlab_ci());
     let config = cli.config.as_deref();
     match cli.command {
         Some(Command::Validate) => validate::run(config, &env),

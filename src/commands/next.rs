@@ -151,20 +151,37 @@ mod tests {
     #[test]
     fn next_is_the_first_day_not_done() {
         use RunDecision::{Budget, Error, Hold, Ship};
-        assert!(matches!(next_of(&[], false), Next::Run { day: 1, held: false, .. }));
+        assert!(matches!(
+            next_of(&[], false),
+            Next::Run {
+                day: 1,
+                held: false,
+                ..
+            }
+        ));
         let run = next_of(&[(1, Ship, 0, false), (2, Ship, 0, false)], false);
-        assert!(matches!(run, Next::Run { day: 3, held: false, ref done } if done == &[1, 2]), "{run:?}");
+        assert!(
+            matches!(run, Next::Run { day: 3, held: false, ref done } if done == &[1, 2]),
+            "{run:?}"
+        );
         // A human gate that stopped for review is done; an outage or a budget stop is not.
         assert!(matches!(
             next_of(&[(1, Hold, 0, true), (2, Error, 4, false)], false),
-            Next::Run { day: 2, held: false, .. }
+            Next::Run {
+                day: 2,
+                held: false,
+                ..
+            }
         ));
         assert!(matches!(
             next_of(&[(1, Budget, 5, false)], false),
             Next::Run { day: 1, .. }
         ));
         // A shipped day whose merge request could not be opened runs again (it publishes).
-        assert!(matches!(next_of(&[(1, Ship, 4, false)], false), Next::Run { day: 1, .. }));
+        assert!(matches!(
+            next_of(&[(1, Ship, 4, false)], false),
+            Next::Run { day: 1, .. }
+        ));
     }
 
     #[test]

@@ -410,10 +410,18 @@ mod tests {
             ..Printer::quiet().with_gitlab_sections(true)
         };
         let out = p
-            .render(&finished("GATE", "HOLD", &["suite `sh t.sh` exited 1", "hold: 1 test fails"]))
+            .render(&finished(
+                "GATE",
+                "HOLD",
+                &["suite `sh t.sh` exited 1", "hold: 1 test fails"],
+            ))
             .unwrap();
         let body: Vec<&str> = out.lines().skip(1).collect();
-        assert_eq!(body[..2], ["    suite `sh t.sh` exited 1", "    hold: 1 test fails"], "{out:?}");
+        assert_eq!(
+            body[..2],
+            ["    suite `sh t.sh` exited 1", "    hold: 1 test fails"],
+            "{out:?}"
+        );
         assert_eq!(out.matches("GATE").count(), 1, "the header only once: {out:?}");
     }
 }

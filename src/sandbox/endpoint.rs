@@ -63,10 +63,10 @@ pub enum Cause {
 /// The GitLab runner setting that lets the DinD service start.
 const PRIVILEGED: &str = "`privileged = true` in the `[runners.docker]` section of the runner's config.toml";
 /// The GitLab runner setting that shares the DinD service's client certificates.
-const CERTS_VOLUME: &str = "`volumes = [\"/certs/client\"]` in the `[runners.docker]` section of the runner's config.toml";
+const CERTS_VOLUME: &str =
+    "`volumes = [\"/certs/client\"]` in the `[runners.docker]` section of the runner's config.toml";
 /// The GitLab runner setting that mounts the host's socket into jobs (socket binding).
-const SOCKET_VOLUME: &str =
-    "`volumes = [\"/var/run/docker.sock:/var/run/docker.sock\"]` in the `[runners.docker]` section of the runner's config.toml";
+const SOCKET_VOLUME: &str = "`volumes = [\"/var/run/docker.sock:/var/run/docker.sock\"]` in the `[runners.docker]` section of the runner's config.toml";
 
 impl Endpoint {
     /// From pace's environment snapshot.
@@ -193,9 +193,20 @@ impl Endpoint {
         if self.tls_dir.is_some() && !self.tls_problems().is_empty() {
             return Cause::NoCertificates;
         }
-        if has(&["dns error", "failed to lookup address", "name or service not known", "no address associated"]) {
+        if has(&[
+            "dns error",
+            "failed to lookup address",
+            "name or service not known",
+            "no address associated",
+        ]) {
             Cause::NoSuchHost
-        } else if has(&["certificate", "unknownissuer", "unknown ca", "badcertificate", "decrypt error"]) {
+        } else if has(&[
+            "certificate",
+            "unknownissuer",
+            "unknown ca",
+            "badcertificate",
+            "decrypt error",
+        ]) {
             Cause::Certificate
         } else if has(&["connection refused"]) {
             Cause::Refused
@@ -226,13 +237,17 @@ impl Endpoint {
             .as_ref()
             .map_or_else(|| "(unset)".to_string(), |d| d.display().to_string());
         match cause {
-            Cause::TlsWithoutService => format!(
-                "{} set but `DOCKER_HOST` is not a `tcp://` address: these variables are for a Docker-in-Docker service. \
+            Cause::TlsWithoutService => {
+                let names = self.tls_vars.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(" and ");
+                format!(
+                "{} {} set, but `DOCKER_HOST` is not a `tcp://` address: these variables are for a Docker-in-Docker service. \
                  Add the service to the job (`services: [docker:27-dind]`) with `DOCKER_HOST: tcp://docker:2376`; \
                  or, for socket binding, remove {} and mount the socket ({SOCKET_VOLUME})",
-                self.tls_vars.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(" and "),
-                self.tls_vars.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(" and "),
-            ),
+                names,
+                if self.tls_vars.len() == 1 { "is" } else { "are" },
+                names,
+            )
+            }
             Cause::NoSocket => {
                 let path = self.socket_path().map(|p| p.display().to_string()).unwrap_or_default();
                 format!(
@@ -297,9 +312,15 @@ pub(crate) fn is_permanent(err: &bollard::errors::Error) -> bool {
             let text = format!("{other} {other:?}").to_ascii_lowercase();
             // A service's name resolves as soon as the job starts (the service may still be
             // starting): a name that does not resolve will not.
-            ["certificate", "unknownissuer", "handshake", "dns error", "failed to lookup address"]
-                .iter()
-                .any(|k| text.contains(k))
+            [
+                "certificate",
+                "unknownissuer",
+                "handshake",
+                "dns error",
+                "failed to lookup address",
+            ]
+            .iter()
+            .any(|k| text.contains(k))
         }
     }
 }
@@ -377,7 +398,11 @@ mod tests {
         // No `/certs/client` volume: the files are not there.
         let no_volume = dind(&[("DOCKER_CERT_PATH", "/nonexistent/certs/client")]);
         assert_eq!(no_volume.cause_of_text("anything"), Cause::NoCertificates);
-        assert!(no_volume.hint().contains(r#"volumes = ["/certs/client"]"#), "{}", no_volume.hint());
+        assert!(
+            no_volume.hint().contains(r#"volumes = ["/certs/client"]"#),
+            "{}",
+            no_volume.hint()
+        );
 
         // Not privileged: the service accepts and closes.
         let closed = with_certs.cause_of_text("error trying to connect: tls handshake eof");
@@ -396,7 +421,11 @@ mod tests {
         // TLS variables, no service: the name does not resolve, or no `tcp://` host at all.
         let no_host = with_certs.cause_of_text("dns error: failed to lookup address information");
         assert_eq!(no_host, Cause::NoSuchHost);
-        assert!(with_certs.hint_for_cause(no_host).contains("services: [docker:27-dind]"));
+        assert!(
+            with_certs
+                .hint_for_cause(no_host)
+                .contains("services: [docker:27-dind]")
+        );
         let unix_tls = vars(&[
             ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
             ("DOCKER_TLS_VERIFY", "1"),
@@ -416,6 +445,10 @@ mod tests {
             plain.cause_of_text("Client sent an HTTP request to an HTTPS server."),
             Cause::PlainToTlsPort
         );
-        assert!(plain.hint_for_cause(Cause::PlainToTlsPort).contains("DOCKER_TLS_VERIFY"));
+        assert!(
+            plain
+                .hint_for_cause(Cause::PlainToTlsPort)
+                .contains("DOCKER_TLS_VERIFY")
+        );
     }
 }
