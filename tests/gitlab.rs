@@ -366,7 +366,10 @@ fn assert_runs_a_day(label: &str, text: &str) {
     ] {
         assert!(text.contains(needle), "{needle} missing from {label}");
     }
-    assert!(!text.contains("day-*/gate/junit.xml"), "{label}: every earlier day's JUnit again");
+    assert!(
+        !text.contains("day-*/gate/junit.xml"),
+        "{label}: every earlier day's JUnit again"
+    );
     assert!(
         !text.contains("pip install") && !text.contains("python"),
         "{label}: no Python, no install step"

@@ -27,7 +27,7 @@ pub struct Endpoint {
     /// The certificate directory when TLS is on (`DOCKER_TLS_VERIFY` set, or `https://`).
     pub tls_dir: Option<PathBuf>,
     /// The TLS variables that are set (`DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`), also when
-    /// the host makes them unused: set without a `tcp://` host they mean a DinD service
+    /// the host makes them unused: set without a `tcp://` host they mean a `DinD` service
     /// was meant and is missing.
     pub tls_vars: Vec<&'static str>,
 }
@@ -37,19 +37,19 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
     /// `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` set but `DOCKER_HOST` is not `tcp://`: the
-    /// job was written for a DinD service it does not have.
+    /// job was written for a `DinD` service it does not have.
     TlsWithoutService,
     /// The unix socket does not exist (no daemon here, or socket binding without the
     /// socket mounted into the job).
     NoSocket,
-    /// The client certificate files are missing: in GitLab DinD, the `/certs/client`
+    /// The client certificate files are missing: in GitLab `DinD`, the `/certs/client`
     /// volume is not shared with the job.
     NoCertificates,
     /// The `DOCKER_HOST` name does not resolve: no service of that name in the job.
     NoSuchHost,
     /// Nothing listens at the address.
     Refused,
-    /// Something accepts connections and closes them without answering: a DinD service
+    /// Something accepts connections and closes them without answering: a `DinD` service
     /// whose daemon cannot start (the runner is not privileged).
     ClosedAtOnce,
     /// The TLS handshake failed on a certificate: another daemon's CA, or the wrong name.
@@ -60,9 +60,9 @@ pub enum Cause {
     Other,
 }
 
-/// The GitLab runner setting that lets the DinD service start.
+/// The GitLab runner setting that lets the `DinD` service start.
 const PRIVILEGED: &str = "`privileged = true` in the `[runners.docker]` section of the runner's config.toml";
-/// The GitLab runner setting that shares the DinD service's client certificates.
+/// The GitLab runner setting that shares the `DinD` service's client certificates.
 const CERTS_VOLUME: &str =
     "`volumes = [\"/certs/client\"]` in the `[runners.docker]` section of the runner's config.toml";
 /// The GitLab runner setting that mounts the host's socket into jobs (socket binding).

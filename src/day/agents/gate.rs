@@ -345,6 +345,25 @@ fn user_message(
     parts.join("\n\n")
 }
 
+/// GATE's job-log detail: the suite's result, then why it holds.
+fn gate_detail(report: &GateReport) -> Vec<String> {
+    let t = &report.test_run;
+    let mut lines = vec![format!(
+        "suite `{}` exited {}{}: {} tests, {} failures, {} errors, {} skipped",
+        t.command,
+        t.exit_code,
+        if t.timed_out { " (timed out)" } else { "" },
+        t.tests,
+        t.failures,
+        t.errors,
+        t.skipped
+    )];
+    if !report.hold_reason.is_empty() {
+        lines.push(format!("hold: {}", report.hold_reason));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,23 +498,4 @@ mod tests {
         assert_eq!(gate_command(Some("make"), "make test"), "( make ) && ( make test )");
         assert_eq!(gate_command(Some(" "), "t"), "t");
     }
-}
-
-/// GATE's job-log detail: the suite's result, then why it holds.
-fn gate_detail(report: &GateReport) -> Vec<String> {
-    let t = &report.test_run;
-    let mut lines = vec![format!(
-        "suite `{}` exited {}{}: {} tests, {} failures, {} errors, {} skipped",
-        t.command,
-        t.exit_code,
-        if t.timed_out { " (timed out)" } else { "" },
-        t.tests,
-        t.failures,
-        t.errors,
-        t.skipped
-    )];
-    if !report.hold_reason.is_empty() {
-        lines.push(format!("hold: {}", report.hold_reason));
-    }
-    lines
 }

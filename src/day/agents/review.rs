@@ -180,20 +180,6 @@ pub fn secret_scan(diff: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scan_masks_values() {
-        let diff = "+++ b/x.py\n+API_KEY = \"sk-live-1234567890\"\n-password = 'oldoldold'\n";
-        let out = secret_scan(diff);
-        assert!(out.contains("[MASKED]"));
-        assert!(!out.contains("sk-live"));
-        assert!(!out.contains("oldoldold"));
-    }
-}
-
 /// A reviewer's job-log detail: why it holds, its blockers and advisories.
 fn review_detail(report: &ReviewReport) -> Vec<String> {
     let mut lines = Vec::new();
@@ -206,4 +192,18 @@ fn review_detail(report: &ReviewReport) -> Vec<String> {
         lines.push(format!("{} findings, no blocker or advisory", report.findings.len()));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_masks_values() {
+        let diff = "+++ b/x.py\n+API_KEY = \"sk-live-1234567890\"\n-password = 'oldoldold'\n";
+        let out = secret_scan(diff);
+        assert!(out.contains("[MASKED]"));
+        assert!(!out.contains("sk-live"));
+        assert!(!out.contains("oldoldold"));
+    }
 }
