@@ -267,7 +267,7 @@ impl Endpoint {
                  `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` and mount the socket ({SOCKET_VOLUME})"
             ),
             Cause::Refused => format!(
-                "no Docker daemon listens at `{host}`: start it or correct `DOCKER_HOST`. A DinD service whose daemon \
+                "is the Docker daemon running? nothing listens at `{host}`: start it or correct `DOCKER_HOST`. A DinD service whose daemon \
                  exits at once (see the service's log) needs {PRIVILEGED}"
             ),
             Cause::ClosedAtOnce => format!(
