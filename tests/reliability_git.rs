@@ -178,7 +178,10 @@ async fn a_detached_head_exits_2_with_the_hint_and_writes_nothing() {
         p.git(&["status", "--porcelain", "--untracked-files=all"]),
         "?? pace-env.env\n"
     );
-    assert!(p.read("pace-env.env").contains("PACE_DECISION=ERROR\nPACE_EXIT_CODE=2\n"));
+    assert!(
+        p.read("pace-env.env")
+            .contains("PACE_DECISION=ERROR\nPACE_EXIT_CODE=2\n")
+    );
     assert_eq!(llm.requests.lock().unwrap().len(), 0);
     report(
         "git detached HEAD",

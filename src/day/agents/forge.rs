@@ -75,7 +75,7 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
         (Ok(l), Ok(c)) => (l, c),
     };
     let Some(raw) = looped.handoff else {
-        ctx.finish_agent(timer, Some("HOLD"));
+        ctx.finish_agent_with(timer, Some("HOLD"), vec![format!("no handoff: {}", looped.end_reason)]);
         return Ok(ForgeOutcome::NoHandoff {
             reason: looped.end_reason,
             commit,
@@ -100,7 +100,7 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
             files_changed,
         },
         Err(problem) => {
-            ctx.finish_agent(timer, Some("HOLD"));
+            ctx.finish_agent_with(timer, Some("HOLD"), vec![format!("handoff invalid: {problem}")]);
             return Ok(ForgeOutcome::NoHandoff {
                 reason: format!("FORGE handoff invalid: {problem}"),
                 commit,
@@ -109,7 +109,15 @@ pub async fn run(ctx: &DayContext, input: ForgeInput<'_>) -> Result<ForgeOutcome
         }
     };
     crate::artifacts::write_yaml(&ctx.day_dir.handoff(), &handoff, &ctx.redactor)?;
-    ctx.finish_agent(timer, Some("done"));
+    let detail = vec![
+        format!("built: {}", handoff.built),
+        format!(
+            "{} file(s) changed in {} iteration(s)",
+            handoff.files_changed.len(),
+            handoff.iterations_used
+        ),
+    ];
+    ctx.finish_agent_with(timer, Some("done"), detail);
     Ok(ForgeOutcome::Handoff(handoff))
 }
 

@@ -50,7 +50,11 @@ pub async fn run(ctx: &DayContext, attempt: u32) -> Result<PrimeOutcome, DayErro
     let decision = matches!(outcome, PrimeOutcome::Card(_))
         .then_some("done")
         .unwrap_or("HOLD");
-    ctx.finish_agent(timer, Some(decision));
+    let detail = match &outcome {
+        PrimeOutcome::Card(card) => vec![format!("story: {}", card.story)],
+        PrimeOutcome::Invalid(reason) => vec![format!("hold: {reason}")],
+    };
+    ctx.finish_agent_with(timer, Some(decision), detail);
     Ok(outcome)
 }
 
