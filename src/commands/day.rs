@@ -152,6 +152,14 @@ fn choose_next(
         .map(|d| d.day)
         .filter(|&d| d <= settings.sprint.duration_days)
         .collect();
+    if days.is_empty() {
+        return Err(PaceError::plan(format!(
+            "`--day next`: `{}` plans no day within `sprint.duration_days` ({})",
+            settings.plan_path.display(),
+            settings.sprint.duration_days
+        ))
+        .with_hint("add days to the plan (`pace validate` checks it), or run `pace --day N`"));
+    }
     let redactor = Redactor::new(env.secret_values(&[settings.llm.api_key_env.as_str()]));
     match next::choose(&days, |d| next::read_record(&pace, d), retry) {
         Next::Run { day, held, done } => {
@@ -165,15 +173,14 @@ fn choose_next(
                 ..Dotenv::of_record(&record)
             };
             trace.dotenv_written = dotenv.write(&pace, &redactor).is_ok();
-            let reason = crate::inert::log(&redactor.redact(&record.reason));
-            Err(PaceError::new(
-                ExitKind::Hold,
-                format!(
-                    "`--day next`: day {day} holds (attempt {}): {reason}\nits escalation: {}",
-                    record.attempt,
-                    next::escalation_of(&pace, &record)
-                ),
-            )
+            // run.json is a file of the checkout: its reason and link reach the job log inert.
+            let message = format!(
+                "`--day next`: day {day} holds (attempt {}): {}\nits escalation: {}",
+                record.attempt,
+                record.reason,
+                next::escalation_of(&pace, &record)
+            );
+            Err(PaceError::new(ExitKind::Hold, crate::inert::log(&redactor.redact(&message)))
             .with_hint(format!(
                 "push a fix to the sprint branch, then run `pace --day next --retry` (in CI: `RETRY=true`); `--retry` was not passed, so day {day} did not run"
             )))
