@@ -11,9 +11,10 @@ use clap::{ArgAction, Parser, Subcommand};
 /// review the diff, SCRIBE keeps the context documents; then a merge request (SHIP) or an
 /// escalation (HOLD) is opened.
 ///
-/// Exit codes: 0 SHIP (also: paused, already shipped), 1 HOLD, 2 configuration or usage
-/// error, 3 plan error, 4 infrastructure error (Docker, LLM provider, git push, platform
-/// API), 5 budget exhausted (work committed), 130/143 interrupted.
+/// Exit codes: 0 SHIP (also: paused, already shipped, sprint complete), 1 HOLD (also:
+/// `--day next` at a held day without `--retry`), 2 configuration or usage error (also: a
+/// day on the default branch), 3 plan error, 4 infrastructure error (Docker, LLM provider,
+/// git push, platform API), 5 budget exhausted (work committed), 130/143 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "pace", version = env!("PACE_LONG_VERSION"), about, long_about, propagate_version = true)]
 pub struct Cli {
