@@ -354,9 +354,12 @@ async fn publish(
             });
         }
         let opened = match summary.decision {
-            RunDecision::Ship => platform.ship(summary, &ctx.day_dir).await.map(|p| Published {
-                mr_url: p.url,
-                issue_url: None,
+            RunDecision::Ship => platform.ship(summary, &ctx.day_dir).await.map(|p| {
+                supersede_escalation(ctx);
+                Published {
+                    mr_url: p.url,
+                    issue_url: None,
+                }
             }),
             RunDecision::Hold if human_gate => {
                 platform.request_review(summary, &ctx.day_dir).await.map(|p| Published {
@@ -381,6 +384,16 @@ async fn publish(
             signal = signal => Err(Unpublished::Interrupted(signal)),
         },
         None => publishing.await,
+    }
+}
+
+/// A retry that ships supersedes an earlier attempt's `escalation.md` (written on the
+/// local platform, and beside a Bitbucket escalation): left next to the merge request it
+/// would say the day still holds. The escalation itself stays in the history.
+fn supersede_escalation(ctx: &DayContext) {
+    let escalation = ctx.day_dir.escalation();
+    if let Err(e) = crate::safe_write::remove_file(escalation.repo(), &escalation) {
+        ctx.warn(format!("could not remove the earlier attempt's escalation: {e}"));
     }
 }
 

@@ -35,11 +35,6 @@ impl Platform for LocalPlatform {
             &inert::markdown(&body, &self.redactor),
             &self.redactor,
         )?;
-        // A retry that ships supersedes the earlier attempt's escalation: left beside the
-        // merge request, it would say the day still holds.
-        let escalation = day.escalation();
-        crate::safe_write::remove_file(escalation.repo(), &escalation)
-            .map_err(crate::artifacts::ArtifactError::from)?;
         Ok(Published {
             url: Some(day.merge_request().display().to_string()),
         })
