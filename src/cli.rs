@@ -11,21 +11,25 @@ use clap::{ArgAction, Parser, Subcommand};
 /// review the diff, SCRIBE keeps the context documents; then a merge request (SHIP) or an
 /// escalation (HOLD) is opened.
 ///
-/// Exit codes: 0 SHIP (also: paused, already shipped), 1 HOLD, 2 configuration or usage
-/// error, 3 plan error, 4 infrastructure error (Docker, LLM provider, git push, platform
-/// API), 5 budget exhausted (work committed), 130/143 interrupted.
+/// Exit codes: 0 SHIP (also: paused, already shipped, sprint complete), 1 HOLD (also:
+/// `--day next` at a held day without `--retry`), 2 configuration or usage error (also: a
+/// day on the default branch), 3 plan error, 4 infrastructure error (Docker, LLM provider,
+/// git push, platform API), 5 budget exhausted (work committed), 130/143 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "pace", version = env!("PACE_LONG_VERSION"), about, long_about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The sprint day to run
-    #[arg(long, env = "PACE_DAY", value_name = "N")]
-    pub day: Option<u32>,
+    /// The sprint day to run: a number, or `next` for the first day of the plan that has
+    /// not shipped (read from the committed `.pace/day-N/run.json`; a held day is run again
+    /// only with `--retry`; after the last day: exit 0, "sprint complete")
+    #[arg(long, env = "PACE_DAY", value_name = "N|next", value_parser = parse_day)]
+    pub day: Option<DayArg>,
 
     /// Re-run a HOLD day after a human pushed a fix: the story card is kept, FORGE starts
-    /// from the last hold reason and the new commits
+    /// from the last hold reason and the new commits (with `--day next`: the held day is
+    /// the next one only with this flag)
     #[arg(long, env = "PACE_RETRY", action = ArgAction::SetTrue)]
     pub retry: bool,
 
@@ -47,6 +51,35 @@ pub struct Cli {
     pub quiet: bool,
 }
 
+/// `--day`: a day number, or `next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayArg {
+    Number(u32),
+    /// The first day of the plan that has not shipped.
+    Next,
+}
+
+impl DayArg {
+    /// The number when one was given.
+    pub fn number(self) -> Option<u32> {
+        match self {
+            Self::Number(n) => Some(n),
+            Self::Next => None,
+        }
+    }
+}
+
+fn parse_day(value: &str) -> Result<DayArg, String> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("next") {
+        return Ok(DayArg::Next);
+    }
+    value
+        .parse::<u32>()
+        .map(DayArg::Number)
+        .map_err(|_| format!("`{value}` is neither a day number nor `next`"))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the config and the plan; every problem at once, with file:line:column
@@ -61,4 +94,21 @@ pub enum Command {
         #[arg(long)]
         image: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_is_a_number_or_next() {
+        assert_eq!(parse_day("3"), Ok(DayArg::Number(3)));
+        assert_eq!(parse_day(" next "), Ok(DayArg::Next));
+        assert_eq!(parse_day("NEXT"), Ok(DayArg::Next));
+        assert_eq!(
+            parse_day("tomorrow"),
+            Err("`tomorrow` is neither a day number nor `next`".to_string())
+        );
+        assert!(parse_day("-1").is_err());
+    }
 }

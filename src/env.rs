@@ -20,7 +20,10 @@ pub const CI_SERVER_URL: &str = "CI_SERVER_URL";
 pub const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
 pub const CI_JOB_URL: &str = "CI_JOB_URL";
 pub const CI_JOB_IMAGE: &str = "CI_JOB_IMAGE";
+/// `true` in a GitLab CI job; read through [`Env::in_gitlab_ci`] (`GITLAB_CI=false` is not GitLab).
 pub const GITLAB_CI: &str = "GITLAB_CI";
+/// The project's default branch, in a GitLab CI job.
+pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
 /// `true` when the pipeline's branch or tag is protected (chooses the cache volume).
 pub const CI_COMMIT_REF_PROTECTED: &str = "CI_COMMIT_REF_PROTECTED";
 pub const NO_COLOR: &str = "NO_COLOR";
@@ -91,6 +94,12 @@ impl Env {
             .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
     }
 
+    /// Whether this is a GitLab CI job: `GITLAB_CI` set to a true value (GitLab sets
+    /// `true`; a user's `GITLAB_CI=false` to run a job script locally is not GitLab).
+    pub fn in_gitlab_ci(&self) -> bool {
+        self.is_true(GITLAB_CI)
+    }
+
     /// Values that must never appear in output: every variable whose name looks like a
     /// credential, plus the extra names pace uses as credentials (e.g. `llm.api_key_env`).
     pub fn secret_values(&self, extra_names: &[&str]) -> Vec<String> {
@@ -104,5 +113,19 @@ impl Env {
             // Very short values (e.g. "1") would redact ordinary text everywhere.
             .filter(|value| value.len() >= 4)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_true_gitlab_ci_is_gitlab() {
+        let env = |v: &str| Env::from_pairs([(GITLAB_CI, v)]);
+        assert!(env("true").in_gitlab_ci());
+        assert!(!env("false").in_gitlab_ci());
+        assert!(!env("").in_gitlab_ci());
+        assert!(!Env::default().in_gitlab_ci());
     }
 }

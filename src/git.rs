@@ -336,7 +336,7 @@ impl crate::error::Hint for GitError {
         match self {
             Self::NotARepo(_) => Some("run pace at the root of the project's git checkout (`git init` for a new one)".into()),
             Self::DetachedHead(_) => Some(
-                "check out the sprint branch first (`git checkout -B sprint/NAME`); in GitLab CI set `GIT_STRATEGY: clone` and run the pipeline on the branch"
+                "check out the sprint branch first (`git checkout -B sprint/NAME`); in GitLab CI the job starts on a detached commit: run the pipeline on the sprint branch and `git checkout -B \"$CI_COMMIT_REF_NAME\"` before `pace` (the template does)"
                     .into(),
             ),
             Self::DirtyWorkTree(_) => Some(

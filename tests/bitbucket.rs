@@ -512,6 +512,10 @@ fn the_pipelines_template_matches_the_published_schema() {
     let template = "templates/bitbucket/bitbucket-pipelines.yml";
     let yaml = std::fs::read_to_string(root.join(template)).unwrap();
     assert!(yaml.contains("pace-day") && yaml.contains("services:") && yaml.contains("- docker"));
+    assert!(
+        yaml.contains("default: \"next\""),
+        "DAY defaults to `next` (scheduled pipelines)"
+    );
     assert!(!yaml.contains(":latest"), "the runner image is pinned to X.Y");
     assert!(!yaml.contains("pip install") && !yaml.contains("python"));
     let Ok(out) = Command::new("check-jsonschema")

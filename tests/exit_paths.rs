@@ -77,7 +77,7 @@ fn is_parallel_progress(line: &str) -> bool {
 
 /// The exit code and the stderr of `out`, filtered, as one snapshot named `name`.
 #[track_caller]
-fn assert_exit(name: &str, out: &Output, expected: i32) {
+pub(crate) fn assert_exit(name: &str, out: &Output, expected: i32) {
     assert_eq!(
         out.status.code(),
         Some(expected),

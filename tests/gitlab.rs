@@ -357,12 +357,19 @@ fn assert_runs_a_day(label: &str, text: &str) {
         "pace --day \"$DAY\"",
         "DOCKER_TLS_CERTDIR: \"/certs\"",
         "dotenv: pace-env.env",
-        "junit: .pace/day-*/gate/junit.xml",
+        // This day's JUnit only: the copy pace writes at a fixed path.
+        "junit: .pace/junit.xml",
         "when: always",
         "RETRY",
+        // Scheduled pipelines run, with `DAY=next` (the default).
+        "$CI_PIPELINE_SOURCE == \"schedule\"",
     ] {
         assert!(text.contains(needle), "{needle} missing from {label}");
     }
+    assert!(
+        !text.contains("day-*/gate/junit.xml"),
+        "{label}: every earlier day's JUnit again"
+    );
     assert!(
         !text.contains("pip install") && !text.contains("python"),
         "{label}: no Python, no install step"
@@ -379,6 +386,7 @@ fn the_gitlab_ci_template_is_valid_against_the_gitlab_ci_schema() {
     let text = repo_file(rel);
     assert_runs_a_day(rel, &text);
     assert!(text.contains("docker:27-dind") && text.contains("image: pace/runner-go:0.1"));
+    assert!(text.contains("value: \"next\""), "DAY defaults to `next`");
     check_gitlab_schema(rel, &text);
 }
 
@@ -395,6 +403,7 @@ fn the_ci_cd_component_has_a_spec_and_a_valid_job() {
     for input in ["image", "day", "retry", "stage", "dind_image"] {
         assert!(inputs[input].get("default").is_some(), "input {input} has no default");
     }
+    assert_eq!(inputs["day"]["default"], "next", "DAY defaults to `next`");
     // Every input is used in the jobs, and the jobs use no input it does not declare.
     for input in inputs.keys() {
         assert!(

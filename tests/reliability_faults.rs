@@ -356,6 +356,13 @@ async fn answers_truncated_by_max_tokens_are_repeated_and_the_day_ships() {
     let p = project(&fake.url(), |c| c);
     let out = p.pace(&["--day", "1"], &env_with_key()).await;
     assert_recorded(&p, &out, 0, "SHIP");
+    // The warning reads in one go: the problem last, no parentheses inside parentheses.
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: PRIME answer was invalid, asking once more: it was cut off at the output limit of "),
+        "{err}"
+    );
+    assert!(!err.contains("tokens ("), "{err}");
     let requests = fake.requests.lock().unwrap();
     // PRIME was asked again, told its answer was cut off.
     let prime: Vec<&Value> = requests.iter().filter(|(a, _)| a == "PRIME").map(|(_, b)| b).collect();

@@ -173,7 +173,15 @@ async fn a_detached_head_exits_2_with_the_hint_and_writes_nothing() {
     assert!(err.contains("HEAD is detached"), "{err}");
     assert!(err.contains("git checkout -B"), "{err}");
     assert!(!p.exists(".pace"), "nothing written into .pace/");
-    assert_eq!(p.git(&["status", "--porcelain", "--untracked-files=all"]), "");
+    // Only the dotenv report, written on every exit so the CI job's variables say why.
+    assert_eq!(
+        p.git(&["status", "--porcelain", "--untracked-files=all"]),
+        "?? pace-env.env\n"
+    );
+    assert!(
+        p.read("pace-env.env")
+            .contains("PACE_DECISION=ERROR\nPACE_EXIT_CODE=2\n")
+    );
     assert_eq!(llm.requests.lock().unwrap().len(), 0);
     report(
         "git detached HEAD",

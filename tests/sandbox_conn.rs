@@ -355,7 +355,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA in `dir` (ca.pem, ca-key.pem), a server certificate for 127.0.0.1/localhost and a
 /// client certificate (cert.pem, key.pem) signed by it.
-fn make_certs(dir: &Path) {
+pub(crate) fn make_certs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let days = ["-days", "2"];
     openssl(

@@ -11,10 +11,12 @@ use crate::env::{self, Env};
 use crate::error::PaceError;
 use crate::report::printer::{Printer, Verbosity};
 
+mod branch;
 mod common;
 mod day;
 mod doctor;
 mod gate;
+mod next;
 mod validate;
 
 pub(crate) fn init_logging(verbose: u8, quiet: bool, env: &Env) {
@@ -44,8 +46,7 @@ pub(crate) fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
     } else {
         Verbosity::Normal
     };
-    let printer = Printer::new(verbosity, env.get(env::NO_COLOR).is_some())
-        .with_gitlab_sections(env.get(env::GITLAB_CI).is_some());
+    let printer = Printer::new(verbosity, env.get(env::NO_COLOR).is_some()).with_gitlab_sections(env.in_gitlab_ci());
     let config = cli.config.as_deref();
     match cli.command {
         Some(Command::Validate) => validate::run(config, &env),

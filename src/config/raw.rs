@@ -453,6 +453,7 @@ raw_struct! {
         "tracker" => tracker: RawTracker,
         "target_branch" => target_branch: String,
         "wait_for_ci" => wait_for_ci: bool,
+        "allow_default_branch" => allow_default_branch: bool,
     }
     ignored: []
 }

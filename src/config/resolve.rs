@@ -3,7 +3,7 @@
 //! Precedence, written down once (highest first):
 //! 1. CLI: `--config PATH` chooses the file (see `config::load`); no other flag overrides a key.
 //! 2. Environment: only *defaults* come from it, never overrides of a value in the file:
-//!    `sandbox.image` defaults to `CI_JOB_IMAGE` when `GITLAB_CI` is set. The cache scope
+//!    `sandbox.image` defaults to `CI_JOB_IMAGE` when `GITLAB_CI` is `true`. The cache scope
 //!    (not a key of the file) comes from `CI_COMMIT_REF_PROTECTED` / `BITBUCKET_BRANCH`.
 //! 3. The file.
 //! 4. [`Settings::defaults`], plus per-provider defaults (`llm.api_key_env`, `llm.model`).
@@ -422,6 +422,9 @@ fn resolve_platform(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     if let Some(wait) = val(p.wait_for_ci.as_ref()) {
         s.platform.wait_for_ci = wait;
     }
+    if let Some(allow) = val(p.allow_default_branch.as_ref()) {
+        s.platform.allow_default_branch = allow;
+    }
     if let Some(push) = raw.advisory.as_ref().and_then(|a| a.value.push_to_issues.as_ref())
         && push.value
         && s.platform.kind == PlatformKind::Local
@@ -735,7 +738,7 @@ fn cache_scope(env: &Env) -> CacheScope {
             CacheScope::Unprotected
         };
     }
-    if env.get(env::GITLAB_CI).is_some() {
+    if env.in_gitlab_ci() {
         return CacheScope::Unprotected;
     }
     if let Some(branch) = env.get(env::BITBUCKET_BRANCH) {
@@ -816,8 +819,9 @@ fn sandbox_image(sandbox: Option<&RawSandbox>, env: &Env, sink: &mut Sink) -> St
         }
     });
     let ci_image = env
-        .get(env::GITLAB_CI)
-        .and_then(|_| env.get(env::CI_JOB_IMAGE))
+        .in_gitlab_ci()
+        .then(|| env.get(env::CI_JOB_IMAGE))
+        .flatten()
         .map(str::to_string);
     file_image
         .or(ci_image)
@@ -935,5 +939,7 @@ mod tests {
         );
         assert_eq!(scope(&[(env::BITBUCKET_BUILD_NUMBER, "7")]), CacheScope::Unprotected);
         assert_eq!(scope(&[]), CacheScope::Checkout);
+        // `GITLAB_CI=false` (a job script run by hand) is not a GitLab job.
+        assert_eq!(scope(&[(env::GITLAB_CI, "false")]), CacheScope::Checkout);
     }
 }

@@ -208,6 +208,9 @@ pub struct PlatformSettings {
     pub tracker: Option<String>,
     pub tracker_project: Option<String>,
     pub wait_for_ci: bool,
+    /// `platform.allow_default_branch`: a day may run on the default/target branch
+    /// (default false: "Run pipeline" preselects it, and pace commits where it runs).
+    pub allow_default_branch: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -317,6 +320,7 @@ impl Settings {
                 tracker: None,
                 tracker_project: None,
                 wait_for_ci: false,
+                allow_default_branch: false,
             },
             budget: Budget::default(),
             git: GitIdentity {

@@ -154,6 +154,12 @@ impl DayContext {
     }
 
     pub fn finish_agent(&self, timer: AgentTimer, decision: Option<&str>) {
+        self.finish_agent_with(timer, decision, Vec::new());
+    }
+
+    /// [`Self::finish_agent`] with what the agent found, for the body of its job-log
+    /// section (its hold reason, the suite's result, the error that stopped it).
+    pub fn finish_agent_with(&self, timer: AgentTimer, decision: Option<&str>, detail: Vec<String>) {
         if let Ok(mut running) = self.running.lock()
             && let Some(i) = running.iter().position(|a| *a == timer.agent)
         {
@@ -177,6 +183,8 @@ impl DayContext {
             input_tokens: record.input_tokens,
             output_tokens: record.output_tokens,
             cost_usd: record.cost_usd,
+            // Errors and hold reasons can quote a credential (a URL, a command line).
+            detail: detail.iter().map(|line| self.redactor.redact(line)).collect(),
         });
         if let Ok(mut records) = self.records.lock() {
             records.push(record);
@@ -232,7 +240,7 @@ impl DayContext {
                     let (problem, advice) = if response.stop_reason == StopReason::MaxTokens {
                         (
                             format!(
-                                "it was cut off at the output limit of {max_tokens} tokens ({problem})",
+                                "it was cut off at the output limit of {max_tokens} tokens; {problem}",
                                 max_tokens = self.settings.llm.analysis_max_tokens
                             ),
                             " Keep it short: brief evidence, no repetition.",
@@ -240,7 +248,8 @@ impl DayContext {
                     } else {
                         (problem, "")
                     };
-                    self.warn(format!("{agent} answer was invalid ({problem}); asking once more"));
+                    // The problem may hold parentheses of its own: it comes last, after a colon.
+                    self.warn(format!("{agent} answer was invalid, asking once more: {problem}"));
                     messages.push(response.to_assistant_message());
                     messages.push(Message::user_text(format!(
                         "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block.{advice}"

@@ -13,6 +13,7 @@ use crate::error::{self, ExitKind};
 use crate::git::GitError;
 use crate::platform::Platform;
 use crate::redact::Redactor;
+use crate::report::dotenv::Dotenv;
 use crate::report::progress::ProgressDay;
 use crate::report::summary::DaySummary;
 use crate::schemas::{GateReport, Handoff, ReviewReport, StoryCard};
@@ -264,6 +265,8 @@ pub(super) fn record_early(
         redactor,
     );
     let _ = write_dotenv(&req.settings, &record, redactor);
+    // No suite ran: an earlier day's JUnit must not be reported as this one's.
+    let _ = latest_junit(&checkout.pace, day_dir, redactor);
     DayReport {
         exit: ending.exit,
         decision: Some(RunDecision::Error),
@@ -351,9 +354,12 @@ async fn publish(
             });
         }
         let opened = match summary.decision {
-            RunDecision::Ship => platform.ship(summary, &ctx.day_dir).await.map(|p| Published {
-                mr_url: p.url,
-                issue_url: None,
+            RunDecision::Ship => platform.ship(summary, &ctx.day_dir).await.map(|p| {
+                supersede_escalation(ctx);
+                Published {
+                    mr_url: p.url,
+                    issue_url: None,
+                }
             }),
             RunDecision::Hold if human_gate => {
                 platform.request_review(summary, &ctx.day_dir).await.map(|p| Published {
@@ -378,6 +384,16 @@ async fn publish(
             signal = signal => Err(Unpublished::Interrupted(signal)),
         },
         None => publishing.await,
+    }
+}
+
+/// A retry that ships supersedes an earlier attempt's `escalation.md` (written on the
+/// local platform, and beside a Bitbucket escalation): left next to the merge request it
+/// would say the day still holds. The escalation itself stays in the history.
+fn supersede_escalation(ctx: &DayContext) {
+    let escalation = ctx.day_dir.escalation();
+    if let Err(e) = crate::safe_write::remove_file(escalation.repo(), &escalation) {
+        ctx.warn(format!("could not remove the earlier attempt's escalation: {e}"));
     }
 }
 
@@ -550,8 +566,25 @@ fn write_day_files(
         ctx.plan.day,
         &ctx.redactor,
     )?;
-    write_dotenv(&req.settings, record, &ctx.redactor)
+    write_dotenv(&req.settings, record, &ctx.redactor)?;
+    latest_junit(&ctx.pace, &ctx.day_dir, &ctx.redactor)
 }
+
+/// `.pace/junit.xml`: a copy of this day's `gate/junit.xml` at a fixed path, the one the
+/// CI templates report (a glob over `day-*/` would report every earlier day's tests
+/// again). Removed when this day has none, so a stale copy is never reported.
+pub(super) fn latest_junit(pace: &PaceDir, day: &DayDir, redactor: &Redactor) -> Result<(), artifacts::ArtifactError> {
+    let latest = artifacts::OwnPath::new(pace.repo(), LATEST_JUNIT);
+    match crate::safe_write::read_to_string(pace.repo(), &day.gate_junit()) {
+        Ok(Some(xml)) => artifacts::write_text(&latest, &xml, redactor),
+        Ok(None) | Err(_) => {
+            crate::safe_write::remove_file(pace.repo(), &latest).map_err(artifacts::ArtifactError::from)
+        }
+    }
+}
+
+/// Where the CI templates find this day's JUnit report.
+const LATEST_JUNIT: &str = ".pace/junit.xml";
 
 pub fn write_progress(
     pace: &PaceDir,
@@ -577,24 +610,7 @@ pub fn write_progress(
 }
 
 fn write_dotenv(settings: &Settings, record: &RunRecord, redactor: &Redactor) -> Result<(), artifacts::ArtifactError> {
-    let mut text = String::new();
-    text.push_str(&artifacts::dotenv_line("PACE_DAY", &record.day.to_string()));
-    text.push_str(&artifacts::dotenv_line("PACE_DECISION", record.decision.as_str()));
-    text.push_str(&artifacts::dotenv_line("PACE_EXIT_CODE", &record.exit_code.to_string()));
-    text.push_str(&artifacts::dotenv_line("PACE_COMMIT", &record.commit));
-    text.push_str(&artifacts::dotenv_line(
-        "PACE_MR_URL",
-        record.mr_url.as_deref().unwrap_or(""),
-    ));
-    text.push_str(&artifacts::dotenv_line(
-        "PACE_ISSUE_URL",
-        record.issue_url.as_deref().unwrap_or(""),
-    ));
-    text.push_str(&artifacts::dotenv_line(
-        "PACE_COST_USD",
-        &format!("{:.4}", record.totals.cost_usd),
-    ));
-    artifacts::write_text(&PaceDir::new(&settings.repo_root).dotenv(), &text, redactor)
+    Dotenv::of_record(record).write(&PaceDir::new(&settings.repo_root), redactor)
 }
 
 /// `.pace/` (without the lock and the raw test log, which can be huge and stays a CI
@@ -614,7 +630,7 @@ fn commit_artifacts(ctx: &DayContext, message: &str) -> Result<Option<String>, G
 /// What pace writes under `.pace/` but never commits: the lock of the running process and
 /// the raw test logs (complete, possibly huge; they stay CI artifacts).
 const PACE_GITIGNORE: &str =
-    "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\nday-*/changes.patch\n/gate/\n";
+    "# written by pace: not committed\npipeline.lock\nday-*/gate/output.log\nday-*/changes.patch\n/gate/\n/junit.xml\n";
 
 fn ensure_pace_gitignore(pace: &PaceDir) {
     let path = pace.gitignore();

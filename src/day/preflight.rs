@@ -8,6 +8,7 @@ use crate::error::{ExitKind, PaceError};
 use crate::git::{Git, GitError};
 use crate::llm::Client;
 use crate::redact::Redactor;
+use crate::report::dotenv::Dotenv;
 use crate::report::printer::Event;
 use crate::sandbox::{Sandbox, SandboxContext};
 
@@ -104,6 +105,12 @@ fn check_checkout(req: &DayRequest) -> Result<Checkout, DayReport> {
     // Exit 2 as for a dirty work tree: the checkout has to be fixed, not the runner.
     pace.check_no_links(req.plan.day).map_err(|e| early_exit(&e))?;
     if let Some(shipped) = already_shipped(&day_dir) {
+        // This run spent nothing; the dotenv report still names the shipped day's result.
+        let dotenv = Dotenv {
+            cost_usd: 0.0,
+            ..Dotenv::of_record(&shipped)
+        };
+        let _ = dotenv.write(&pace, &redactor_for(&req.env, &req.settings));
         return Err(DayReport {
             exit: ExitKind::Ship,
             decision: Some(RunDecision::Ship),

@@ -717,6 +717,7 @@ mod tests {
             tracker: None,
             tracker_project: None,
             wait_for_ci: false,
+            allow_default_branch: false,
         }
     }
 

@@ -762,6 +762,7 @@ mod tests {
             tracker: None,
             tracker_project: None,
             wait_for_ci: false,
+            allow_default_branch: false,
         }
     }
 

@@ -37,6 +37,9 @@ pub enum Event {
         input_tokens: u64,
         output_tokens: u64,
         cost_usd: f64,
+        /// What the agent found (hold reason, the suite's result, its error): the body of
+        /// its GitLab section, under the progress line that is the section's header.
+        detail: Vec<String>,
     },
     Info(String),
     Warning(String),
@@ -63,6 +66,7 @@ impl Event {
                 input_tokens,
                 output_tokens,
                 cost_usd,
+                detail,
             } => Self::AgentFinished {
                 agent: log(agent),
                 decision: decision.as_deref().map(log),
@@ -70,6 +74,7 @@ impl Event {
                 input_tokens: *input_tokens,
                 output_tokens: *output_tokens,
                 cost_usd: *cost_usd,
+                detail: detail.iter().map(|l| log(l)).collect(),
             },
             Self::Info(i) => Self::Info(log(i)),
             Self::Warning(w) => Self::Warning(log(w)),
@@ -83,7 +88,7 @@ pub struct Printer {
     color: bool,
     /// Present only on a terminal: the agents running now, drawn by a spinner thread.
     spinner: Option<Arc<Mutex<SpinnerState>>>,
-    /// In a GitLab job (`GITLAB_CI`): each agent's start time (unix seconds) and attempt,
+    /// In a GitLab job (`GITLAB_CI=true`): each agent's start time (unix seconds) and attempt,
     /// so its finish is emitted as a collapsible section of the job log.
     sections: Option<Arc<Mutex<OpenSections>>>,
 }
@@ -194,12 +199,12 @@ impl Printer {
     }
 
     /// The finished agent as a GitLab section, when sections are on.
-    fn section(&self, agent: &str, decision: &str, line: &str, detail: String) -> Option<String> {
+    fn section(&self, agent: &str, decision: &str, line: &str, detail: &[String]) -> Option<String> {
         let sections = self.sections.as_ref()?;
         let (start, attempt) = sections.lock().ok()?.remove(agent).unwrap_or((unix_now(), 1));
         let name = format!("pace_{}_{attempt}", agent.to_ascii_lowercase());
         let green = matches!(decision, "SHIP" | "PASS" | "done");
-        Some(gitlab_section(&name, start, unix_now(), line, &[detail], green))
+        Some(gitlab_section(&name, start, unix_now(), line, detail, green))
     }
 
     fn track(&self, event: &Event) {
@@ -254,24 +259,29 @@ impl Printer {
                 input_tokens,
                 output_tokens,
                 cost_usd,
+                detail,
             } => {
                 let d = decision.clone().unwrap_or_else(|| "done".into());
                 // Pad before painting: escape codes must not count as width.
                 let padded = format!("{d:<8}");
-                let colored = match d.as_str() {
-                    "SHIP" | "PASS" | "done" => self.paint("32", &padded),
-                    "ADVISORY" => self.paint("33", &padded),
-                    _ => self.paint("31", &padded),
+                // The mark says the same as the colour, for logs without colour: a failed
+                // or holding agent never gets a check mark.
+                let (mark, colored) = match d.as_str() {
+                    "SHIP" | "PASS" | "done" => ("✓", self.paint("32", &padded)),
+                    "ADVISORY" => ("!", self.paint("33", &padded)),
+                    _ => ("✗", self.paint("31", &padded)),
                 };
                 let line = format!(
-                    "  ✓ {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out  ${cost_usd:.4}",
+                    "  {mark} {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out  ${cost_usd:.4}",
                     duration.as_secs_f64()
                 );
-                let detail = format!(
-                    "    {agent}: {d} after {:.1}s; {input_tokens} input and {output_tokens} output tokens; ${cost_usd:.4}",
-                    duration.as_secs_f64()
-                );
-                self.section(agent, &d, &line, detail).or(Some(line))
+                // The header already says decision, time, tokens and cost: the body is
+                // what the agent found, indented under it.
+                let body: Vec<String> = detail
+                    .iter()
+                    .flat_map(|d| d.lines().map(|l| format!("    {l}")).collect::<Vec<_>>())
+                    .collect();
+                self.section(agent, &d, &line, &body).or(Some(line))
             }
             Event::Info(i) => Some(format!("  {i}")),
         };
@@ -330,6 +340,7 @@ mod tests {
                 input_tokens: 1,
                 output_tokens: 1,
                 cost_usd: 0.0,
+                detail: vec![forged.into()],
             },
         ];
         let out: String = events
@@ -356,13 +367,61 @@ mod tests {
             s.lock().unwrap().insert("GATE".into(), (10, 2));
             s.lock().unwrap().insert("FORGE".into(), (10, 1));
         }
-        let green = p.section("GATE", "SHIP", "line", "d".into()).unwrap();
+        let green = p.section("GATE", "SHIP", "line", &["d".into()]).unwrap();
         assert!(
             green.contains("section_start:10:pace_gate_2[collapsed=true]"),
             "{green:?}"
         );
-        let red = p.section("FORGE", "HOLD", "line", "d".into()).unwrap();
+        let red = p.section("FORGE", "HOLD", "line", &["d".into()]).unwrap();
         assert!(red.contains("section_start:10:pace_forge_1\r"), "{red:?}");
-        assert!(Printer::quiet().section("GATE", "SHIP", "l", "d".into()).is_none());
+        assert!(Printer::quiet().section("GATE", "SHIP", "l", &["d".into()]).is_none());
+    }
+
+    fn finished(agent: &str, decision: &str, detail: &[&str]) -> Event {
+        Event::AgentFinished {
+            agent: agent.into(),
+            decision: Some(decision.into()),
+            duration: Duration::from_secs(2),
+            input_tokens: 10,
+            output_tokens: 5,
+            cost_usd: 0.01,
+            detail: detail.iter().map(|d| (*d).to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_failed_agent_gets_no_check_mark() {
+        let p = Printer::quiet();
+        let p = Printer {
+            verbosity: Verbosity::Normal,
+            ..p
+        };
+        let line = |e: &Event| p.render(e).unwrap_or_default();
+        assert!(line(&finished("GATE", "SHIP", &[])).starts_with("  ✓ GATE"));
+        assert!(line(&finished("SCRIBE", "ERROR", &[])).starts_with("  ✗ SCRIBE   ERROR"));
+        assert!(line(&finished("SENTINEL", "HOLD", &[])).starts_with("  ✗ SENTINEL HOLD"));
+        assert!(line(&finished("CONDUIT", "ADVISORY", &[])).starts_with("  ! CONDUIT  ADVISORY"));
+    }
+
+    #[test]
+    fn a_section_body_is_the_agent_s_detail_not_its_header_again() {
+        let p = Printer {
+            verbosity: Verbosity::Normal,
+            ..Printer::quiet().with_gitlab_sections(true)
+        };
+        let out = p
+            .render(&finished(
+                "GATE",
+                "HOLD",
+                &["suite `sh t.sh` exited 1", "hold: 1 test fails"],
+            ))
+            .unwrap();
+        let body: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(
+            body[..2],
+            ["    suite `sh t.sh` exited 1", "    hold: 1 test fails"],
+            "{out:?}"
+        );
+        assert_eq!(out.matches("GATE").count(), 1, "the header only once: {out:?}");
     }
 }

@@ -1338,8 +1338,8 @@ async fn own_dirs(docker: &Docker, id: &str, (uid, gid): (u64, u64), dirs: &[&st
 pub(super) async fn connect_daemon(endpoint: &Endpoint) -> Result<Docker, SandboxError> {
     let connect_err = |source| SandboxError::Connect {
         host: endpoint.host.clone(),
+        hint: endpoint.hint_for(&source),
         source,
-        hint: endpoint.hint(),
     };
     let docker = endpoint.client().map_err(connect_err)?;
     let deadline = Instant::now() + CONNECT_WAIT;

@@ -67,11 +67,10 @@ fn tls_check(endpoint: &Endpoint) -> Option<Check> {
         ));
     }
     Some(
-        Check::fail("tls", format!("`DOCKER_TLS_VERIFY` is set but {}", problems.join("; "))).with_hint(
-            "set `DOCKER_CERT_PATH` to the directory with the daemon's client certificates \
-             (GitLab DinD: `$DOCKER_TLS_CERTDIR/client`, i.e. `/certs/client`), or unset `DOCKER_TLS_VERIFY` \
-             for a plain `tcp://` daemon",
-        ),
+        Check::fail("tls", format!("`DOCKER_TLS_VERIFY` is set but {}", problems.join("; "))).with_hint(format!(
+            "{}; or unset `DOCKER_TLS_VERIFY` for a plain `tcp://` daemon",
+            endpoint.hint_for_cause(super::endpoint::Cause::NoCertificates)
+        )),
     )
 }
 

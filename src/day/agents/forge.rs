@@ -63,7 +63,7 @@ pub async fn run(
     let mut session = match started {
         Ok(s) => s,
         Err(e) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e.into());
         }
     };
@@ -72,7 +72,7 @@ pub async fn run(
     // Without it nothing is committed: an unchecked checkout may hold what the policy refuses.
     if let Err(e) = session.finish().await {
         let _ = session.close().await;
-        ctx.finish_agent(timer, Some("ERROR"));
+        ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
         return Err(e.into());
     }
     ctx.record_refused(session.take_refused());
@@ -82,13 +82,13 @@ pub async fn run(
     let committed = commit_work(ctx, input.story, input.attempt);
     let (looped, (commit, files_changed)) = match (looped, committed) {
         (Err(e), _) | (Ok(_), Err(e)) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e);
         }
         (Ok(l), Ok(c)) => (l, c),
     };
     let Some(raw) = looped.handoff else {
-        ctx.finish_agent(timer, Some("HOLD"));
+        ctx.finish_agent_with(timer, Some("HOLD"), vec![format!("no handoff: {}", looped.end_reason)]);
         return Ok(ForgeOutcome::NoHandoff {
             reason: looped.end_reason,
             commit,
@@ -113,7 +113,7 @@ pub async fn run(
             files_changed,
         },
         Err(problem) => {
-            ctx.finish_agent(timer, Some("HOLD"));
+            ctx.finish_agent_with(timer, Some("HOLD"), vec![format!("handoff invalid: {problem}")]);
             return Ok(ForgeOutcome::NoHandoff {
                 reason: format!("FORGE handoff invalid: {problem}"),
                 commit,
@@ -122,7 +122,15 @@ pub async fn run(
         }
     };
     crate::artifacts::write_yaml(&ctx.day_dir.handoff(), &handoff, &ctx.redactor)?;
-    ctx.finish_agent(timer, Some("done"));
+    let detail = vec![
+        format!("built: {}", handoff.built),
+        format!(
+            "{} file(s) changed in {} iteration(s)",
+            handoff.files_changed.len(),
+            handoff.iterations_used
+        ),
+    ];
+    ctx.finish_agent_with(timer, Some("done"), detail);
     Ok(ForgeOutcome::Handoff(handoff))
 }
 

@@ -166,7 +166,7 @@ pub async fn run(
     {
         Ok(r) => r,
         Err(e) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e.into());
         }
     };
@@ -183,12 +183,12 @@ pub async fn run(
             r
         }
         Err(AskError::Llm(e)) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e.into());
         }
     };
     write_yaml(&ctx.day_dir.gate_report(), &report, &ctx.redactor)?;
-    ctx.finish_agent(timer, Some(report.gate_decision.as_str()));
+    ctx.finish_agent_with(timer, Some(report.gate_decision.as_str()), gate_detail(&report));
     Ok(report)
 }
 
@@ -343,6 +343,25 @@ fn user_message(
         ctx.plan.day
     ));
     parts.join("\n\n")
+}
+
+/// GATE's job-log detail: the suite's result, then why it holds.
+fn gate_detail(report: &GateReport) -> Vec<String> {
+    let t = &report.test_run;
+    let mut lines = vec![format!(
+        "suite `{}` exited {}{}: {} tests, {} failures, {} errors, {} skipped",
+        t.command,
+        t.exit_code,
+        if t.timed_out { " (timed out)" } else { "" },
+        t.tests,
+        t.failures,
+        t.errors,
+        t.skipped
+    )];
+    if !report.hold_reason.is_empty() {
+        lines.push(format!("hold: {}", report.hold_reason));
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -43,14 +43,18 @@ pub async fn run(ctx: &DayContext, attempt: u32) -> Result<PrimeOutcome, DayErro
         }
         Err(AskError::Invalid(reason)) => PrimeOutcome::Invalid(reason),
         Err(AskError::Llm(e)) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e.into());
         }
     };
     let decision = matches!(outcome, PrimeOutcome::Card(_))
         .then_some("done")
         .unwrap_or("HOLD");
-    ctx.finish_agent(timer, Some(decision));
+    let detail = match &outcome {
+        PrimeOutcome::Card(card) => vec![format!("story: {}", card.story)],
+        PrimeOutcome::Invalid(reason) => vec![format!("hold: {reason}")],
+    };
+    ctx.finish_agent_with(timer, Some(decision), detail);
     Ok(outcome)
 }
 

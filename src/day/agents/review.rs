@@ -89,14 +89,14 @@ pub async fn run(
             hold_reason: reason,
         },
         Err(AskError::Llm(e)) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e.into());
         }
     };
     let path = ctx.day_dir.review_report(agent);
     // Written as YAML with the original's decision key (`sentinel_decision`, ...).
     write_yaml(&path, &report.to_file_value(), &ctx.redactor)?;
-    ctx.finish_agent(timer, Some(report.decision.as_str()));
+    ctx.finish_agent_with(timer, Some(report.decision.as_str()), review_detail(&report));
     Ok(report)
 }
 
@@ -178,6 +178,20 @@ pub fn secret_scan(diff: &str) -> String {
     } else {
         hits.join("\n")
     }
+}
+
+/// A reviewer's job-log detail: why it holds, its blockers and advisories.
+fn review_detail(report: &ReviewReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !report.hold_reason.is_empty() {
+        lines.push(format!("hold: {}", report.hold_reason));
+    }
+    lines.extend(report.blockers.iter().map(|b| format!("blocker: {b}")));
+    lines.extend(report.advisories.iter().map(|a| format!("advisory: {a}")));
+    if lines.is_empty() {
+        lines.push(format!("{} findings, no blocker or advisory", report.findings.len()));
+    }
+    lines
 }
 
 #[cfg(test)]

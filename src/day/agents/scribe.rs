@@ -33,7 +33,7 @@ pub async fn run(ctx: &DayContext, mode: ScribeMode, attempt: u32) -> Result<Scr
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            ctx.finish_agent(timer, Some("ERROR"));
+            ctx.finish_agent_with(timer, Some("ERROR"), vec![e.to_string()]);
             return Err(e);
         }
     };
@@ -44,7 +44,11 @@ pub async fn run(ctx: &DayContext, mode: ScribeMode, attempt: u32) -> Result<Scr
     } else {
         "PARTIAL"
     };
-    ctx.finish_agent(timer, Some(decision));
+    let mut detail = vec![format!("wrote {}", report.documents_written.join(", "))];
+    if !report.missing_docs.is_empty() {
+        detail.push(format!("missing: {}", report.missing_docs.join(", ")));
+    }
+    ctx.finish_agent_with(timer, Some(decision), detail);
     Ok(report)
 }
 
