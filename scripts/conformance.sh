@@ -71,11 +71,13 @@ build_server
 fetch_model
 port=$(free_port)
 log="$CACHE/llama-server.log"
-# --jinja: tools and the chat template's own tool-call format; -c: room for FORGE's
+# --jinja with a template that shows tools (SmolLM2's own has none, and llama.cpp would
+# drop them silently: `pace doctor` says so, see the tests); -c: room for FORGE's
 # conversations; --threads: the CI machine has two cores; --api-key: a request without
 # the key is refused (the tests' key, not a secret).
-"$SERVER" -m "$MODEL" --host 127.0.0.1 --port "$port" --jinja -c 16384 \
-    --threads "$JOBS" --api-key pace-conformance-key >"$log" 2>&1 &
+"$SERVER" -m "$MODEL" --host 127.0.0.1 --port "$port" --jinja \
+    --chat-template-file tests/conformance/tools-template.jinja -c 16384 \
+    --threads "$JOBS" --api-key pace-conformance-key --no-webui >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 120); do
@@ -86,4 +88,5 @@ done
 say "llama-server on 127.0.0.1:$port ($(basename "$MODEL"))"
 scripts/start-dockerd.sh
 PACE_CONFORMANCE_URL="http://127.0.0.1:$port" PACE_CONFORMANCE_SERVER_LOG="$log" \
+    PACE_LLAMA_SERVER="$SERVER" PACE_CONFORMANCE_MODEL="$MODEL" \
     ${CARGO:-cargo} test --test conformance -- --ignored --test-threads=1 --nocapture

@@ -71,6 +71,11 @@ fn greeter_through(provider: &str, base_url: &str) -> Project {
         .replace("model: claude-sonnet-4-6", "model: smollm2-135m")
         .replace("analysis_model: claude-haiku-4-5-20251001", "analysis_model: smollm2-135m")
         .replace("max_iterations: 20", "max_iterations: 6")
+        .replace(
+            "  max_retries: 2\n",
+            // A 135M model on two cores: short answers, patient calls.
+            "  max_retries: 2\n  timeout_seconds: 600\n  limits:\n    forge_output_tokens: 512\n    analysis_output_tokens: 512\n",
+        )
         + "\nbudget:\n  max_usd: 0.01\n";
     std::fs::write(p.path("pace.config.yaml"), config).unwrap();
     p.git(&["commit", "-q", "-am", "conformance: a local model"]);
@@ -100,8 +105,15 @@ fn assert_artifacts(p: &Project, decision: &str) {
     for file in ["run.json", "summary.md", "transcript.jsonl"] {
         assert!(p.path(&format!(".pace/day-1/{file}")).is_file(), "{file} missing");
     }
-    let decided = if decision == "SHIP" { "merge-request.md" } else { "escalation.md" };
-    assert!(p.path(&format!(".pace/day-1/{decided}")).is_file(), "{decided} missing on {decision}");
+    let decided = if decision == "SHIP" {
+        "merge-request.md"
+    } else {
+        "escalation.md"
+    };
+    assert!(
+        p.path(&format!(".pace/day-1/{decided}")).is_file(),
+        "{decided} missing on {decision}"
+    );
 }
 
 /// One day through `provider`, checked, then replayed offline in a fresh copy.
@@ -124,7 +136,10 @@ async fn day_through(provider: &str, base_url: &str) {
     let expected = match decision.as_str() {
         "SHIP" => 0,
         "HOLD" => 1,
-        other => panic!("a local day ends SHIP or HOLD, not {other} (exit {code}):\n{}", stderr(&out)),
+        other => panic!(
+            "a local day ends SHIP or HOLD, not {other} (exit {code}):\n{}",
+            stderr(&out)
+        ),
     };
     assert_eq!(code, expected, "{}", stderr(&out));
     if decision == "HOLD" {
@@ -154,7 +169,11 @@ async fn day_through(provider: &str, base_url: &str) {
     }
 
     // A free local model costs nothing: the $0.01 budget never stops the day.
-    assert_eq!(run["totals"]["cost_usd"].as_f64(), Some(0.0), "a local model is not billed: {run}");
+    assert_eq!(
+        run["totals"]["cost_usd"].as_f64(),
+        Some(0.0),
+        "a local model is not billed: {run}"
+    );
 
     replay_matches(&p, &run, &decision).await;
 }
@@ -179,7 +198,12 @@ async fn replay_matches(recorded: &Project, run: &Value, decision: &str) {
     p.git(&["commit", "-q", "-m", "conformance: replay"]);
     let out = p.pace(&["--day", "1"], &[]).await;
     let replayed = read_json(&p, ".pace/day-1/run.json");
-    assert_eq!(replayed["decision"], decision, "replay decided otherwise:\n{}", stderr(&out));
+    assert_eq!(
+        replayed["decision"],
+        decision,
+        "replay decided otherwise:\n{}",
+        stderr(&out)
+    );
     for total in ["cost_usd", "input_tokens", "output_tokens"] {
         assert_eq!(
             replayed["totals"][total], run["totals"][total],
@@ -190,7 +214,10 @@ async fn replay_matches(recorded: &Project, run: &Value, decision: &str) {
 
 fn base_url_in(p: &Project) -> String {
     let config = p.read("pace.config.yaml");
-    let line = config.lines().find(|l| l.trim_start().starts_with("base_url:")).unwrap();
+    let line = config
+        .lines()
+        .find(|l| l.trim_start().starts_with("base_url:"))
+        .unwrap();
     line.trim_start().trim_start_matches("base_url:").trim().to_string()
 }
 
@@ -217,5 +244,70 @@ async fn a_wrong_key_is_refused_with_a_hint() {
     let p = greeter_through("openai", &format!("{}/v1", server_url()));
     let out = p.pace(&["--day", "1"], &[("OPENAI_API_KEY", "wrong")]).await;
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("OPENAI_API_KEY"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hint: check the API key variable"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `pace doctor` tells a llama.cpp whose template shows tools from one that would drop
+/// them: the conformance server (a template with tools) passes; the same model with its
+/// own template (no tools), started here, fails the check with the fix.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real llama-server: make conformance"]
+async fn doctor_judges_the_servers_chat_template() {
+    let p = greeter_through("openai", &format!("{}/v1", server_url()));
+    let out = p.pace(&["doctor"], &[key_env("openai")]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("llm-tools") && text.contains("can show tools"), "{text}");
+
+    let (server, model) = (
+        std::env::var("PACE_LLAMA_SERVER").unwrap(),
+        std::env::var("PACE_CONFORMANCE_MODEL").unwrap(),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(server)
+        .args([
+            "-m",
+            &model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--jinja",
+            "-c",
+            "2048",
+            "--no-webui",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..120 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let p = greeter_through("openai", &format!("{url}/v1"));
+    let mut out = p.pace(&["doctor"], &[key_env("openai")]).await;
+    for _ in 0..20 {
+        // The port opens before the model is loaded (`/props` answers 503 meanwhile).
+        if String::from_utf8_lossy(&out.stdout).contains("llm-tools") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        out = p.pace(&["doctor"], &[key_env("openai")]).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("FAIL") && text.contains("cannot show tools"), "{text}");
+    assert!(text.contains("--chat-template-file"), "{text}");
 }

@@ -17,6 +17,7 @@ pub(super) async fn run(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceEr
     let mut checks = vec![config, git_check(&root)];
     if let Some(settings) = &settings {
         checks.push(llm_check(settings, env));
+        checks.extend(llm_server_check(settings, env).await);
         let redactor = crate::day::redactor_for(env, settings);
         checks.extend(crate::platform::doctor(&settings.platform, env, redactor).await);
         let endpoint = crate::sandbox::Endpoint::from_env(env);
@@ -85,6 +86,13 @@ fn git_check(root: &Path) -> Check {
 
 /// The provider can be called: its key is set (not needed for an OpenAI-compatible
 /// server at `llm.base_url`), or the replay cassette exists.
+/// A self-hosted server behind `llm.base_url` (llama.cpp) that would drop the tools.
+async fn llm_server_check(settings: &Settings, env: &Env) -> Option<Check> {
+    let llm = &settings.llm;
+    let base_url = llm.base_url.as_deref().filter(|_| llm.provider != Provider::Replay)?;
+    crate::llm::probe::llama_cpp_tools(base_url, env.get(&llm.api_key_env)).await
+}
+
 fn llm_check(settings: &Settings, env: &Env) -> Check {
     let llm = &settings.llm;
     if llm.provider == Provider::Replay {

@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod client;
 pub mod cost;
 pub mod openai;
+pub mod probe;
 pub mod replay;
 pub mod sse;
 pub mod transcript;
