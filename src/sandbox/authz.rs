@@ -80,6 +80,20 @@ pub(super) fn denial(err: &DockerError) -> Option<&str> {
     }
 }
 
+/// Podman without its init binary (`catatonit`, a separate package on Debian) refuses
+/// `--init` with a 500 (at create, attach or start): "container-init binary not found on
+/// the host". The sandbox then runs without an init, as for a denial.
+pub(super) fn missing_init(err: &DockerError) -> Option<&str> {
+    match err {
+        DockerError::DockerResponseServerError { message, .. }
+            if message.contains("container-init binary not found") || message.contains("catatonit") =>
+        {
+            Some(message)
+        }
+        _ => None,
+    }
+}
+
 /// The options a denial message names, in the order they should be given up.
 pub(super) fn refused(message: &str) -> Vec<Degradable> {
     let text = format!(" {} ", message.to_ascii_lowercase().replace('_', "-"));
@@ -127,6 +141,21 @@ mod tests {
             message: "authorization denied by plugin x: y".into(),
         };
         assert!(denial(&not_403).is_none());
+    }
+
+    #[test]
+    fn recognises_podman_without_catatonit() {
+        let podman = DockerError::DockerResponseServerError {
+            status_code: 500,
+            message: "container-init binary not found on the host: stat /usr/libexec/podman/catatonit: no such file or directory".into(),
+        };
+        assert!(missing_init(&podman).is_some());
+        assert!(denial(&podman).is_none());
+        let other = DockerError::DockerResponseServerError {
+            status_code: 500,
+            message: "no such image".into(),
+        };
+        assert!(missing_init(&other).is_none());
     }
 
     #[test]

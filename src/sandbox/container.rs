@@ -1010,6 +1010,10 @@ impl Sandbox {
                 Err(source) => {
                     let err = container_err("attach to", &guard.name, source);
                     guard.discard().await;
+                    // Podman prepares the container when it attaches: a missing init shows here.
+                    if self.degrade_on(&err) {
+                        continue;
+                    }
                     return Err(err);
                 }
             };
@@ -1055,10 +1059,20 @@ impl Sandbox {
         let SandboxError::Container { source, .. } = err else {
             return false;
         };
-        let Some(message) = authz::denial(source) else {
+        let Ok(mut degraded) = self.degraded.lock() else {
             return false;
         };
-        let Ok(mut degraded) = self.degraded.lock() else {
+        if let Some(message) = authz::missing_init(source)
+            && !degraded.contains(&Degradable::Init)
+        {
+            degraded.insert(Degradable::Init);
+            tracing::warn!(%message, "sandbox: the daemon has no init binary");
+            eprintln!(
+                "pace: the daemon has no init binary for `--init` (Podman: install `catatonit`); running the sandbox without it"
+            );
+            return true;
+        }
+        let Some(message) = authz::denial(source) else {
             return false;
         };
         let Some(option) = authz::next_to_drop(message, |d| !degraded.contains(&d) && self.uses(d)) else {
