@@ -23,6 +23,7 @@ mod exit_paths;
 mod git_hardening;
 mod gitlab;
 mod images;
+mod llm_answers;
 mod llm_providers;
 mod redteam;
 mod reliability_faults;

@@ -433,7 +433,7 @@ async fn anthropic_401_is_auth_error_without_retry() {
 }
 
 #[tokio::test]
-async fn anthropic_400_is_rejected_with_the_server_message() {
+async fn anthropic_400_is_paces_invalid_request_with_the_server_message() {
     let server = MockServer::start().await;
     let message = "messages.2: Did not find 1 `tool_result` block(s) at the beginning of this message.";
     Mock::given(method("POST"))
@@ -448,14 +448,23 @@ async fn anthropic_400_is_rejected_with_the_server_message() {
         .await
         .unwrap_err();
     match &err {
-        LlmError::Rejected {
-            status, message: got, ..
+        LlmError::InvalidRequest {
+            status,
+            message: got,
+            request_id,
+            ..
         } => {
             assert_eq!(*status, 400);
             assert!(got.contains(message), "{got}");
+            assert_eq!(request_id, "req_011");
         }
-        other => panic!("expected Rejected, got {other:?}"),
+        other => panic!("expected InvalidRequest, got {other:?}"),
     }
+    assert!(
+        err.to_string()
+            .starts_with("pace sent a request that anthropic rejected"),
+        "{err}"
+    );
     assert_eq!(requests(&server).await.len(), 1);
 }
 
@@ -508,7 +517,7 @@ async fn anthropic_non_retryable_error_event_fails_at_once() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, LlmError::Rejected { message, .. } if message.contains("prompt is too long")),
+        matches!(&err, LlmError::ContextOverflow { message, .. } if message.contains("prompt is too long")),
         "{err:?}"
     );
     assert_eq!(requests(&server).await.len(), 1);

@@ -197,6 +197,8 @@ mod tests {
                 ..Usage::default()
             },
             model: "m".into(),
+            refusal: None,
+            cost_usd: None,
         }
     }
 

@@ -2,6 +2,12 @@
 //! streaming, tool_use blocks, usage, error bodies) and plays a scripted conversation.
 //! Each request is routed by agent (read from the system prompt, "You are PRIME, ...")
 //! and the agent's call number; every request is recorded for assertions.
+//!
+//! Like the real API it rejects, with the real 400 bodies, what pace must never send:
+//! empty messages, whitespace-only text blocks, a `tool_use` without its `tool_result`
+//! (or the reverse), and a conversation that ends with an assistant message other than
+//! the continuation of a paused turn (this model does not support prefill). Rejections are
+//! answered before the script is asked and are listed in [`FakeLlm::rejected`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -91,6 +97,28 @@ pub enum Reply {
         text: String,
         partial_tool: Option<(&'static str, &'static str)>,
     },
+    /// `content: []` with `stop_reason: end_turn` (documented: most often right after
+    /// tool results).
+    Empty,
+    /// One text block of whitespace only (`"\n\n"`), `end_turn`.
+    Blank,
+    /// `stop_reason: refusal` after `text` (may be empty), with `stop_details` when an
+    /// explanation or category is given.
+    Refusal {
+        text: String,
+        explanation: Option<&'static str>,
+        category: Option<&'static str>,
+    },
+    /// `text` with `stop_reason: pause_turn`: pace must send it back as the last message.
+    Paused(String),
+    /// `text` ending with any stop reason (e.g. `model_context_window_exceeded`).
+    Stopped(String, &'static str),
+    /// HTTP 200, a first text delta, then `event: error` with `overloaded_error`.
+    ErrorMidStream,
+    /// `reply` with `Connection: close` (the server closes after answering).
+    CloseAfter(Box<Reply>),
+    /// Any status with this JSON body as is (e.g. an OpenAI-shaped error).
+    Raw(u16, Value),
 }
 
 pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
@@ -99,12 +127,18 @@ pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
 pub struct FakeLlm {
     pub server: Arc<MockServer>,
     pub requests: Arc<Mutex<Vec<(String, Value)>>>,
+    /// The 400 messages of requests rejected as the real API would (empty when pace
+    /// sent only valid requests).
+    pub rejected: Arc<Mutex<Vec<String>>>,
     /// When the first request arrived (benchmarks: time to the first agent's call).
     pub first_request_at: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 struct Responder {
     script: Script,
+    /// Texts of the answers served with `pause_turn` (the only allowed final assistant turns).
+    paused: Mutex<Vec<String>>,
+    rejected: Arc<Mutex<Vec<String>>>,
     counts: Mutex<HashMap<String, u32>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
     expected_key: Option<String>,
@@ -137,6 +171,17 @@ fn sse(events: &[(&str, Value)]) -> String {
 }
 
 fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, input_tokens: u64) -> String {
+    message_events_with(agent, call, reply_blocks, stop, Value::Null, input_tokens)
+}
+
+fn message_events_with(
+    agent: &str,
+    call: u32,
+    reply_blocks: &[Value],
+    stop: &str,
+    stop_details: Value,
+    input_tokens: u64,
+) -> String {
     let mut events = vec![(
         "message_start",
         json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":"fake-model","content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}}),
@@ -179,9 +224,93 @@ fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, in
         }
         events.push(("content_block_stop", json!({"type":"content_block_stop","index":index})));
     }
-    events.push(("message_delta", json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"output_tokens":output_tokens}})));
+    events.push(("message_delta", json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null,"stop_details":stop_details},"usage":{"output_tokens":output_tokens}})));
     events.push(("message_stop", json!({"type":"message_stop"})));
     sse(&events)
+}
+
+/// The texts of a message's content, joined (a string content is its own text).
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// What the real Messages API answers with 400 for this body, if anything.
+fn invalid_request(body: &Value, paused: &[String]) -> Option<String> {
+    let Some(messages) = body["messages"].as_array() else {
+        return Some("messages: Field required".into());
+    };
+    if messages.is_empty() {
+        return Some("messages: at least one message is required".into());
+    }
+    if messages[0]["role"] != "user" {
+        return Some("messages: first message must use the \"user\" role".into());
+    }
+    let last = messages.len() - 1;
+    for (i, message) in messages.iter().enumerate() {
+        let assistant = message["role"] == "assistant";
+        let empty = match &message["content"] {
+            Value::String(s) => s.is_empty(),
+            Value::Array(blocks) => blocks.is_empty(),
+            _ => true,
+        };
+        if empty && !(assistant && i == last) {
+            return Some(format!(
+                "messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+            ));
+        }
+        let blocks = message["content"].as_array().cloned().unwrap_or_default();
+        for block in &blocks {
+            if block["type"] == "text" && block["text"].as_str().is_none_or(|t| t.trim().is_empty()) {
+                return Some("messages: text content blocks must contain non-whitespace text".into());
+            }
+        }
+        let ids = |of: &[Value], kind: &str, key: &str| -> Vec<String> {
+            of.iter()
+                .filter(|b| b["type"] == kind)
+                .filter_map(|b| b[key].as_str().map(String::from))
+                .collect()
+        };
+        if assistant {
+            let uses = ids(&blocks, "tool_use", "id");
+            if i < last && !uses.is_empty() {
+                let next = messages[i + 1]["content"].as_array().cloned().unwrap_or_default();
+                let answered = ids(&next, "tool_result", "tool_use_id");
+                if let Some(missing) = uses.iter().find(|id| !answered.contains(id)) {
+                    return Some(format!(
+                        "messages.{}: `tool_use` ids were found without `tool_result` blocks immediately after: {missing}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
+                        i + 1
+                    ));
+                }
+            }
+        } else {
+            let results = ids(&blocks, "tool_result", "tool_use_id");
+            let previous = if i > 0 {
+                messages[i - 1]["content"].as_array().cloned().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let offered = ids(&previous, "tool_use", "id");
+            if let Some((j, stray)) = results.iter().enumerate().find(|(_, id)| !offered.contains(id)) {
+                return Some(format!(
+                    "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {stray}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                ));
+            }
+        }
+    }
+    if messages[last]["role"] == "assistant" && !paused.contains(&content_text(&messages[last]["content"])) {
+        return Some(format!(
+            "messages.{last}: This model does not support assistant message prefill. The conversation must end with a user message."
+        ));
+    }
+    None
 }
 
 /// The events of an answer cut off at the output limit: the text and the raw start of a
@@ -243,6 +372,13 @@ impl Respond for Responder {
                 return ResponseTemplate::new(401).set_body_json(json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_fake"}));
             }
         }
+        let invalid = invalid_request(&body, &self.paused.lock().unwrap());
+        if let Some(message) = invalid {
+            self.rejected.lock().unwrap().push(message.clone());
+            return ResponseTemplate::new(400)
+                .insert_header("request-id", "req_fake_invalid")
+                .set_body_json(json!({"type":"error","error":{"type":"invalid_request_error","message":message},"request_id":"req_fake_invalid"}));
+        }
         let call = {
             let mut counts = self.counts.lock().unwrap();
             let c = counts.entry(agent.clone()).or_insert(0);
@@ -262,8 +398,77 @@ impl Respond for Responder {
             extra_delay += delay;
             reply = *inner;
         }
+        let mut close = false;
+        while let Reply::CloseAfter(inner) = reply {
+            close = true;
+            reply = *inner;
+        }
         let hang = matches!(reply, Reply::Hang);
         let template = match reply {
+            Reply::Empty => {
+                let sse = message_events(&agent, call, &[], "end_turn", input_tokens);
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Blank => {
+                let sse = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":"\n\n"})],
+                    "end_turn",
+                    input_tokens,
+                );
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Refusal {
+                text,
+                explanation,
+                category,
+            } => {
+                let blocks = if text.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![json!({"type":"text","text":text})]
+                };
+                let details = if explanation.is_some() || category.is_some() {
+                    json!({"type":"refusal","category":category,"explanation":explanation})
+                } else {
+                    Value::Null
+                };
+                let sse = message_events_with(&agent, call, &blocks, "refusal", details, input_tokens);
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Paused(text) => {
+                self.paused.lock().unwrap().push(text.clone());
+                let sse = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":text})],
+                    "pause_turn",
+                    input_tokens,
+                );
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Stopped(text, stop) => {
+                let sse = message_events(&agent, call, &[json!({"type":"text","text":text})], stop, input_tokens);
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::ErrorMidStream => {
+                let whole = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":"this half is dropped"})],
+                    "end_turn",
+                    input_tokens,
+                );
+                let cut_at = whole.find("event: ping").unwrap_or(whole.len() / 2);
+                let error = sse(&[(
+                    "error",
+                    json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}),
+                )]);
+                ResponseTemplate::new(200).set_body_raw(format!("{}{error}", &whole[..cut_at]), "text/event-stream")
+            }
+            Reply::CloseAfter(_) => unreachable!("unwrapped above"),
+            Reply::Raw(status, body) => ResponseTemplate::new(status).set_body_json(body),
             Reply::Text(text) => {
                 let sse = message_events(
                     &agent,
@@ -319,6 +524,11 @@ impl Respond for Responder {
                 ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
             }
         };
+        let template = if close {
+            template.insert_header("connection", "close")
+        } else {
+            template
+        };
         if hang {
             template
         } else {
@@ -337,8 +547,11 @@ impl FakeLlm {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let first_request_at = Arc::new(Mutex::new(None));
+        let rejected = Arc::new(Mutex::new(Vec::new()));
         let responder = Responder {
             script,
+            paused: Mutex::new(Vec::new()),
+            rejected: rejected.clone(),
             counts: Mutex::new(HashMap::new()),
             requests: requests.clone(),
             expected_key: expected_key.map(str::to_string),
@@ -353,12 +566,18 @@ impl FakeLlm {
         Self {
             server: Arc::new(server),
             requests,
+            rejected,
             first_request_at,
         }
     }
 
     pub fn url(&self) -> String {
         self.server.uri()
+    }
+
+    /// The requests the fake rejected as the real API would.
+    pub fn rejected(&self) -> Vec<String> {
+        self.rejected.lock().unwrap().clone()
     }
 
     pub fn calls_of(&self, agent: &str) -> usize {
