@@ -1176,3 +1176,101 @@ async fn anthropic_connection_cut_mid_body_is_retried() {
     assert_eq!(answer.text(), "Complete after a cut");
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// A raw HTTP server like llama.cpp's: it answers with `Connection: keep-alive` (chunked,
+/// as a stream) and then serves nothing more on that connection: a second request sent on
+/// it is counted and the connection dropped, which is what a client reusing it would see.
+/// Returns the base URL, the connections accepted and the requests refused that way.
+async fn closing_server(
+    content_type: &'static str,
+    body: String,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let reused = std::sync::Arc::new(AtomicUsize::new(0));
+    let (seen, dropped) = (connections.clone(), reused.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let (body, dropped) = (body.clone(), dropped.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Ok(read) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..read]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await.unwrap();
+                // Keep the socket open (the client may pool it), then drop whatever comes next.
+                if let Ok(n) = socket.read(&mut chunk).await
+                    && n > 0
+                {
+                    dropped.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), connections, reused)
+}
+
+#[tokio::test]
+async fn a_server_that_closes_after_each_answer_never_sees_a_reused_connection() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let openai_body = json!({"model": "local", "choices": [{"finish_reason": "stop", "message": {"content": "ok"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    .to_string();
+    for (provider, content_type, body) in [
+        (ProviderKind::Anthropic, "text/event-stream", text_stream("ok", 3, 1)),
+        (ProviderKind::OpenAi, "application/json", openai_body),
+    ] {
+        let (base, connections, reused) = closing_server(content_type, body).await;
+        let env = env_with(&[("ANTHROPIC_API_KEY", KEY)]);
+        let mut settings = llm_settings(provider, Some(base));
+        // No retries: a reused dead connection would fail the call outright.
+        settings.max_retries = 0;
+        let client = client(&settings, &Budget::default(), &env, &dir.path().join("t.jsonl"));
+        for _ in 0..4 {
+            let answer = client
+                .chat(request("GATE", vec![Message::user_text("x")], &[]))
+                .await
+                .unwrap();
+            assert_eq!(answer.text(), "ok");
+            // Give the pool the time to take the connection back, as between real calls.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 4, "{provider:?}");
+        assert_eq!(reused.load(Ordering::SeqCst), 0, "{provider:?}");
+    }
+}

@@ -22,9 +22,14 @@ const NEVER_RETRY: [u16; 5] = [400, 401, 403, 404, 413];
 
 /// The HTTP client for LLM calls: the read timeout is the per-call deadline (it resets on
 /// every read, so long streams work), no total timeout.
+///
+/// No connection is reused: local servers (llama.cpp) close after each streamed answer
+/// while advertising keep-alive, and a request sent on such a connection fails. One TCP
+/// (and TLS) handshake per call is nothing beside an LLM answer's seconds.
 pub fn http_client(request_timeout: Duration) -> Result<reqwest::Client, LlmError> {
     client::build(&client::Options {
         read_timeout: Some(request_timeout),
+        fresh_connections: true,
         ..client::Options::default()
     })
     .map_err(|e| LlmError::Protocol {
