@@ -24,6 +24,7 @@ mod git_hardening;
 mod gitlab;
 mod images;
 mod llm_answers;
+mod llm_cost;
 mod llm_providers;
 mod redteam;
 mod reliability_faults;

@@ -718,9 +718,9 @@ async fn openai_tool_calls_with_invalid_arguments_and_bearer_auth() {
     assert_eq!(sent[4]["tool_call_id"], "call_2");
     assert_eq!(sent[5], json!({"role": "user", "content": "Iteration budget: 3 left."}));
 
-    // gpt-4o: 600 × 2.5 + 400 × 0.25 + 100 × 10 per million, twice.
+    // gpt-4o: 600 × 2.5 + 400 cached × 1.25 + 100 × 10 per million, twice.
     let totals = client.totals();
-    assert!((totals.cost_usd - 2.0 * 0.0026).abs() < 1e-9, "{}", totals.cost_usd);
+    assert!((totals.cost_usd - 2.0 * 0.003).abs() < 1e-9, "{}", totals.cost_usd);
 }
 
 #[tokio::test]

@@ -169,6 +169,7 @@ impl DayContext {
             input_tokens: now.input_tokens.saturating_sub(before.input_tokens),
             output_tokens: now.output_tokens.saturating_sub(before.output_tokens),
             cache_read_tokens: now.cache_read_tokens.saturating_sub(before.cache_read_tokens),
+            cache_write_tokens: now.cache_write_tokens.saturating_sub(before.cache_write_tokens),
             cost_usd: (now.cost_usd - before.cost_usd).max(0.0),
         };
         self.emit(&Event::AgentFinished {
@@ -177,6 +178,8 @@ impl DayContext {
             duration: Duration::from_millis(record.duration_ms),
             input_tokens: record.input_tokens,
             output_tokens: record.output_tokens,
+            cache_read_tokens: record.cache_read_tokens,
+            cache_write_tokens: record.cache_write_tokens,
             cost_usd: record.cost_usd,
         });
         if let Ok(mut records) = self.records.lock() {
@@ -196,6 +199,7 @@ impl DayContext {
                     m.input_tokens += r.input_tokens;
                     m.output_tokens += r.output_tokens;
                     m.cache_read_tokens += r.cache_read_tokens;
+                    m.cache_write_tokens += r.cache_write_tokens;
                     m.cost_usd += r.cost_usd;
                 }
                 None => merged.push(r),

@@ -116,7 +116,7 @@ impl Client {
                 Box::new(Replay::from_path(path)?)
             }
         };
-        let pricing = Pricing::for_endpoint(settings.provider, base_url);
+        let pricing = Pricing::new(settings.prices.clone());
         Self::from_provider(
             provider,
             RetryPolicy::new(settings.max_retries),
@@ -203,7 +203,7 @@ impl Client {
                 // A replayed answer carries the cost recorded when it was made.
                 let cost = match response.cost_usd {
                     Some(recorded) => recorded,
-                    None => self.pricing.cost_usd(&response.model, &response.usage),
+                    None => self.price_call(&request.model, &response),
                 };
                 response.cost_usd = Some(cost);
                 self.account(&request.agent, &response.usage, cost);
@@ -225,6 +225,23 @@ impl Client {
                 entry.error = Some(err.to_string());
                 self.transcript.append(entry)?;
                 Err(err)
+            }
+        }
+    }
+
+    /// A call's cost: at the price of the model that answered, else of the model asked
+    /// for (a proxy or a cassette may name it differently), else $0 with a note, once.
+    fn price_call(&self, requested: &str, response: &ChatResponse) -> f64 {
+        let model = [response.model.as_str(), requested]
+            .into_iter()
+            .find(|m| self.pricing.price(m).is_some());
+        match model {
+            Some(model) => self.pricing.cost_usd(model, &response.usage),
+            None => {
+                if let Some(note) = self.pricing.unpriced_note(&response.model) {
+                    tracing::warn!("{note}");
+                }
+                0.0
             }
         }
     }

@@ -36,6 +36,8 @@ pub enum Event {
         duration: Duration,
         input_tokens: u64,
         output_tokens: u64,
+        cache_read_tokens: u64,
+        cache_write_tokens: u64,
         cost_usd: f64,
     },
     Info(String),
@@ -62,6 +64,8 @@ impl Event {
                 duration,
                 input_tokens,
                 output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
                 cost_usd,
             } => Self::AgentFinished {
                 agent: log(agent),
@@ -69,6 +73,8 @@ impl Event {
                 duration: *duration,
                 input_tokens: *input_tokens,
                 output_tokens: *output_tokens,
+                cache_read_tokens: *cache_read_tokens,
+                cache_write_tokens: *cache_write_tokens,
                 cost_usd: *cost_usd,
             },
             Self::Info(i) => Self::Info(log(i)),
@@ -253,9 +259,17 @@ impl Printer {
                 duration,
                 input_tokens,
                 output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
                 cost_usd,
             } => {
                 let d = decision.clone().unwrap_or_else(|| "done".into());
+                // Prompt-cache tokens, when there are any (they are billed apart).
+                let cache = if cache_read_tokens + cache_write_tokens > 0 {
+                    format!(" / {cache_read_tokens} cache read / {cache_write_tokens} cache write")
+                } else {
+                    String::new()
+                };
                 // Pad before painting: escape codes must not count as width.
                 let padded = format!("{d:<8}");
                 let colored = match d.as_str() {
@@ -264,11 +278,11 @@ impl Printer {
                     _ => self.paint("31", &padded),
                 };
                 let line = format!(
-                    "  ✓ {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out  ${cost_usd:.4}",
+                    "  ✓ {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out{cache}  ${cost_usd:.4}",
                     duration.as_secs_f64()
                 );
                 let detail = format!(
-                    "    {agent}: {d} after {:.1}s; {input_tokens} input and {output_tokens} output tokens; ${cost_usd:.4}",
+                    "    {agent}: {d} after {:.1}s; {input_tokens} input and {output_tokens} output tokens{cache}; ${cost_usd:.4}",
                     duration.as_secs_f64()
                 );
                 self.section(agent, &d, &line, detail).or(Some(line))
@@ -300,6 +314,33 @@ mod tests {
         assert!(red.starts_with("\x1b[0Ksection_start:1:pace_gate_2\r"), "{red:?}");
     }
 
+    #[test]
+    fn the_progress_line_shows_cache_tokens_when_there_are_any() {
+        let p = Printer {
+            verbosity: Verbosity::Normal,
+            color: false,
+            spinner: None,
+            sections: None,
+        };
+        let finished = |read, write| Event::AgentFinished {
+            agent: "FORGE".into(),
+            decision: None,
+            duration: Duration::from_secs(2),
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: read,
+            cache_write_tokens: write,
+            cost_usd: 0.5,
+        };
+        let line = p.render(&finished(700, 300)).unwrap();
+        assert!(
+            line.contains("10 in / 5 out / 700 cache read / 300 cache write  $0.5000"),
+            "{line}"
+        );
+        let line = p.render(&finished(0, 0)).unwrap();
+        assert!(line.contains("10 in / 5 out  $0.5000"), "{line}");
+    }
+
     /// A model's text in a warning, the plan's target or a decision cannot forge a section,
     /// a hyperlink or an overwritten line: only pace's own markers are in the output.
     #[test]
@@ -329,6 +370,8 @@ mod tests {
                 duration: Duration::from_secs(1),
                 input_tokens: 1,
                 output_tokens: 1,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
                 cost_usd: 0.0,
             },
         ];

@@ -123,6 +123,12 @@ pub enum Reply {
 
 pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
 
+thread_local! {
+    /// The model of the request being answered: the answer names it, as the real API does
+    /// (so the cost is the requested model's).
+    static MODEL: std::cell::RefCell<String> = std::cell::RefCell::new("fake-model".into());
+}
+
 #[derive(Clone)]
 pub struct FakeLlm {
     pub server: Arc<MockServer>,
@@ -184,7 +190,7 @@ fn message_events_with(
 ) -> String {
     let mut events = vec![(
         "message_start",
-        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":"fake-model","content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}}),
+        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":MODEL.with(|m| m.borrow().clone()),"content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}}),
     )];
     let mut output_tokens = 1u64;
     for (index, block) in reply_blocks.iter().enumerate() {
@@ -324,7 +330,7 @@ fn truncated_events(
 ) -> String {
     let mut events = vec![(
         "message_start",
-        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":"fake-model","content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1}}}),
+        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":MODEL.with(|m| m.borrow().clone()),"content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1}}}),
     )];
     events.push((
         "content_block_start",
@@ -372,6 +378,8 @@ impl Respond for Responder {
                 return ResponseTemplate::new(401).set_body_json(json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_fake"}));
             }
         }
+        let model = body["model"].as_str().unwrap_or("fake-model").to_string();
+        MODEL.with(|m| *m.borrow_mut() = model);
         let invalid = invalid_request(&body, &self.paused.lock().unwrap());
         if let Some(message) = invalid {
             self.rejected.lock().unwrap().push(message.clone());
