@@ -247,3 +247,81 @@ async fn an_openai_shaped_500_from_the_messages_api_names_the_base_url() {
     assert!(text.contains("answered like an OpenAI-compatible server"), "{text}");
     assert!(text.contains("llm.base_url"), "{text}");
 }
+
+/// The greeter's config with `llm.provider: openai` (the fake serves chat completions too).
+const OPENAI: (&str, &str) = ("  provider: anthropic\n", "  provider: openai\n");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_a_cut_tool_call_is_reported_and_empty_answers_are_dropped() {
+    require_docker!();
+    let base = scripts::greeter(Options::default());
+    let script: crate::support::fake_llm::Script =
+        Arc::new(move |turn: &Turn| match (turn.agent.as_str(), turn.call) {
+            ("PRIME", 1) => Reply::Empty,
+            ("FORGE", 2) => Reply::Truncated {
+                text: String::new(),
+                partial_tool: Some((
+                    "write_file",
+                    r##"{"path": "src/greet.sh", "content": "#!/bin/sh\necho \"Hel"##,
+                )),
+            },
+            ("FORGE", 4) => Reply::Blank,
+            // Later FORGE turns: the script sees the history without the cut exchange, so the
+            // greeter's steps go on where they stopped.
+            ("FORGE", n) if n > 2 => {
+                let mut body = turn.body.clone();
+                body["messages"].as_array_mut().unwrap().drain(3..5);
+                base(&Turn {
+                    agent: turn.agent.clone(),
+                    call: turn.call,
+                    body,
+                })
+            }
+            _ => base(turn),
+        });
+    let day = Scenario::greeter()
+        .script(script)
+        .edit_config(OPENAI.0, OPENAI.1)
+        .start()
+        .await;
+    let ran = day.pace(&["--day", "1"]).await.expect_exit(0);
+
+    assert_eq!(day.llm.rejected(), Vec::<String>::new(), "{}", ran.text());
+    assert_eq!(day.run_json(1)["decision"], "SHIP");
+    let prime = bodies_of(&day, "PRIME");
+    assert!(
+        last_message(&prime[1])
+            .to_string()
+            .contains("Your previous answer was empty")
+    );
+    // After the cut: the call is answered as invalid (every tool call needs its tool
+    // message) and the model is told its last call was cut off.
+    let after_cut = last_message(&bodies_of(&day, "FORGE")[2]).to_string();
+    assert!(after_cut.contains("tool_result"), "{after_cut}");
+    assert!(after_cut.contains("its last tool call was incomplete"), "{after_cut}");
+    assert!(day.project.read("src/greet.sh").contains("Hello, ${1:-World}!"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_a_content_filter_refusal_holds_with_its_text() {
+    require_docker!();
+    let script = greeter_but(|turn| {
+        (turn.agent == "FORGE").then(|| Reply::Refusal {
+            text: String::new(),
+            explanation: Some("I'm sorry, but I can't assist with that request."),
+            category: None,
+        })
+    });
+    let day = Scenario::greeter()
+        .script(script)
+        .edit_config(OPENAI.0, OPENAI.1)
+        .edit_config("  max_iterations: 20", "  max_iterations: 20\n  max_retries: 0")
+        .start()
+        .await;
+    day.pace(&["--day", "1"]).await.expect_exit(1);
+
+    assert_eq!(day.llm.calls_of("FORGE"), 1);
+    let reason = day.run_json(1)["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("FORGE: the model refused"), "{reason}");
+    assert!(reason.contains("I can't assist with that request."), "{reason}");
+}

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const AGENTS: [&str; 6] = ["PRIME", "FORGE", "GATE", "SENTINEL", "CONDUIT", "SCRIBE"];
@@ -145,7 +145,7 @@ struct Responder {
     /// Texts of the answers served with `pause_turn` (the only allowed final assistant turns).
     paused: Mutex<Vec<String>>,
     rejected: Arc<Mutex<Vec<String>>>,
-    counts: Mutex<HashMap<String, u32>>,
+    counts: Arc<Mutex<HashMap<String, u32>>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
     expected_key: Option<String>,
     latency: std::time::Duration,
@@ -545,6 +545,191 @@ impl Respond for Responder {
     }
 }
 
+/// The same scripted model behind OpenAI's chat completions (`{url}/v1/chat/completions`,
+/// not streamed). The request is shown to the script in the Anthropic shape (system
+/// prompt apart, tool results as `tool_result` blocks of a user message), so the same
+/// scripts play both providers. It rejects what OpenAI rejects: an assistant message with
+/// neither content nor tool calls, a tool call without its tool message, a tool message
+/// without its call.
+struct OpenAiResponder {
+    script: Script,
+    rejected: Arc<Mutex<Vec<String>>>,
+    counts: Arc<Mutex<HashMap<String, u32>>>,
+    requests: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+/// What OpenAI answers with 400 for these messages, if anything.
+fn openai_invalid(messages: &[Value]) -> Option<String> {
+    let mut open: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or_default();
+        if role != "tool" && !open.is_empty() {
+            return Some(format!(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {}",
+                open.join(", ")
+            ));
+        }
+        match role {
+            "assistant" => {
+                let calls: Vec<String> = m["tool_calls"]
+                    .as_array()
+                    .map(|c| c.iter().filter_map(|c| c["id"].as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                if m["content"].is_null() && calls.is_empty() {
+                    return Some(format!(
+                        "Invalid value for 'messages[{i}].content': expected a string, got null."
+                    ));
+                }
+                open = calls;
+            }
+            "tool" => {
+                let id = m["tool_call_id"].as_str().unwrap_or_default();
+                let Some(at) = open.iter().position(|o| o == id) else {
+                    return Some("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.".into());
+                };
+                open.remove(at);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An OpenAI request in the Anthropic shape the scripts read.
+fn as_anthropic(body: &Value) -> Value {
+    let mut system = String::new();
+    let mut out: Vec<Value> = Vec::new();
+    for m in body["messages"].as_array().cloned().unwrap_or_default() {
+        let text = m["content"].as_str().unwrap_or_default().to_string();
+        let block = match m["role"].as_str().unwrap_or_default() {
+            "system" => {
+                system = text;
+                continue;
+            }
+            "assistant" => {
+                let mut blocks = Vec::new();
+                if !text.is_empty() {
+                    blocks.push(json!({"type": "text", "text": text}));
+                }
+                for call in m["tool_calls"].as_array().cloned().unwrap_or_default() {
+                    let raw = call["function"]["arguments"].as_str().unwrap_or("{}");
+                    let input: Value = serde_json::from_str(raw).unwrap_or(json!({"_raw": raw}));
+                    blocks.push(
+                        json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}),
+                    );
+                }
+                out.push(json!({"role": "assistant", "content": blocks}));
+                continue;
+            }
+            "tool" => json!({"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": text}),
+            _ => json!({"type": "text", "text": text}),
+        };
+        // Tool results and the text after them form one user message, as in Anthropic's API.
+        match out.last_mut() {
+            Some(last) if last["role"] == "user" => last["content"].as_array_mut().unwrap().push(block),
+            _ => out.push(json!({"role": "user", "content": [block]})),
+        }
+    }
+    json!({"model": body["model"], "system": system, "messages": out, "tools": body["tools"]})
+}
+
+fn openai_answer(model: &Value, message: Value, finish: &str, input_tokens: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+        "usage": {"prompt_tokens": input_tokens, "completion_tokens": 20, "total_tokens": input_tokens + 20},
+    }))
+}
+
+impl Respond for OpenAiResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let raw: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let messages = raw["messages"].as_array().cloned().unwrap_or_default();
+        if let Some(message) = openai_invalid(&messages) {
+            self.rejected.lock().unwrap().push(message.clone());
+            return ResponseTemplate::new(400)
+                .insert_header("x-request-id", "req_fake_openai_invalid")
+                .set_body_json(json!({"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": null}}));
+        }
+        let body = as_anthropic(&raw);
+        let agent = agent_of(&body);
+        let call = {
+            let mut counts = self.counts.lock().unwrap();
+            let c = counts.entry(agent.clone()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        self.requests.lock().unwrap().push((agent.clone(), body.clone()));
+        let turn = Turn {
+            agent: agent.clone(),
+            call,
+            body,
+        };
+        let input_tokens = (request.body.len() / 4) as u64;
+        let model = &raw["model"];
+        let mut reply = (self.script)(&turn);
+        while let Reply::Delayed(_, inner) | Reply::CloseAfter(inner) = reply {
+            reply = *inner;
+        }
+        let calls = |calls: Vec<(String, String)>| -> Value {
+            calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, arguments))| json!({"id": format!("call_{agent}_{call}_{i}"), "type": "function", "function": {"name": name, "arguments": arguments}}))
+                .collect()
+        };
+        match reply {
+            Reply::Text(text) | Reply::Paused(text) => {
+                openai_answer(model, json!({"role": "assistant", "content": text}), "stop", input_tokens)
+            }
+            Reply::Stopped(text, stop) => {
+                openai_answer(model, json!({"role": "assistant", "content": text}), stop, input_tokens)
+            }
+            Reply::Tools(list) => {
+                let list = list.into_iter().map(|(n, input)| (n.to_string(), input.to_string())).collect();
+                openai_answer(
+                    model,
+                    json!({"role": "assistant", "content": null, "tool_calls": calls(list)}),
+                    "tool_calls",
+                    input_tokens,
+                )
+            }
+            Reply::Truncated { text, partial_tool } => {
+                let mut message = json!({"role": "assistant", "content": text});
+                if let Some((name, raw)) = partial_tool {
+                    message["tool_calls"] = calls(vec![(name.to_string(), raw.to_string())]);
+                }
+                openai_answer(model, message, "length", input_tokens)
+            }
+            Reply::Empty => openai_answer(model, json!({"role": "assistant", "content": ""}), "stop", input_tokens),
+            Reply::Blank => openai_answer(model, json!({"role": "assistant", "content": "\n\n"}), "stop", input_tokens),
+            Reply::Refusal { text, explanation, .. } => {
+                let refusal = explanation.map(String::from).unwrap_or(text);
+                openai_answer(
+                    model,
+                    json!({"role": "assistant", "content": null, "refusal": refusal}),
+                    "content_filter",
+                    input_tokens,
+                )
+            }
+            Reply::Error { status, kind, message, headers } => {
+                let mut t = ResponseTemplate::new(status)
+                    .set_body_json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}}));
+                for (k, v) in headers {
+                    t = t.insert_header(k, v);
+                }
+                t
+            }
+            Reply::Raw(status, body) => ResponseTemplate::new(status).set_body_json(body),
+            Reply::Hang => ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3600)),
+            Reply::Cut | Reply::ErrorMidStream => ResponseTemplate::new(500).set_body_json(
+                json!({"error": {"message": "this behaviour is only played on the streamed Anthropic wire", "type": "server_error"}}),
+            ),
+            Reply::Delayed(..) | Reply::CloseAfter(_) => unreachable!("unwrapped above"),
+        }
+    }
+}
+
 impl FakeLlm {
     pub async fn start(script: Script, expected_key: Option<&str>) -> Self {
         Self::start_with_latency(script, expected_key, std::time::Duration::ZERO).await
@@ -556,11 +741,24 @@ impl FakeLlm {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let first_request_at = Arc::new(Mutex::new(None));
         let rejected = Arc::new(Mutex::new(Vec::new()));
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let openai = OpenAiResponder {
+            script: script.clone(),
+            rejected: rejected.clone(),
+            counts: counts.clone(),
+            requests: requests.clone(),
+        };
+        Mock::given(method("POST"))
+            // `llm.base_url` with or without `/v1`.
+            .and(path_regex(r"^(/v1)?/chat/completions$"))
+            .respond_with(openai)
+            .mount(&server)
+            .await;
         let responder = Responder {
             script,
             paused: Mutex::new(Vec::new()),
             rejected: rejected.clone(),
-            counts: Mutex::new(HashMap::new()),
+            counts,
             requests: requests.clone(),
             expected_key: expected_key.map(str::to_string),
             latency,
