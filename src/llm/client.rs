@@ -15,13 +15,13 @@ use super::replay::Replay;
 use super::transcript::{Entry, TranscriptWriter};
 use super::transport;
 use super::{ChatRequest, ChatResponse, LlmError, Provider, StopReason, Usage};
-
-/// Continuations of a paused turn before the paused answer is handed to the agent as is.
-pub const MAX_PAUSE_CONTINUATIONS: u32 = 3;
 use crate::config::settings::{Budget, LlmSettings, Provider as ProviderKind};
 use crate::env::Env;
 use crate::net::retry::RetryPolicy;
 use crate::redact::Redactor;
+
+/// Continuations of a paused turn before the paused answer is handed to the agent as is.
+pub const MAX_PAUSE_CONTINUATIONS: u32 = 3;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentUsage {

@@ -221,7 +221,7 @@ fn is_account_problem(message: &str) -> bool {
 }
 
 /// Whether an error body says the prompt does not fit the context window: Anthropic
-/// ("prompt is too long"), OpenAI (`context_length_exceeded`), llama.cpp
+/// ("prompt is too long", "input length and `max_tokens` exceed context limit"), OpenAI (`context_length_exceeded`), llama.cpp
 /// (`exceed_context_size_error`), vLLM and Ollama ("maximum context length").
 pub fn is_context_overflow(json: Option<&Value>, message: &str) -> bool {
     let code_says = json.is_some_and(|j| {
@@ -234,6 +234,7 @@ pub fn is_context_overflow(json: Option<&Value>, message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
     code_says
         || lower.contains("prompt is too long")
+        || lower.contains("exceed context limit")
         || lower.contains("maximum context length")
         || lower.contains("exceeds the available context size")
         || lower.contains("context window")
@@ -517,6 +518,7 @@ mod tests {
 
         for body in [
             r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"input length and `max_tokens` exceed context limit: 197000 + 21333 > 200000, decrease input length or `max_tokens` and try again"}}"#,
             r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#,
             r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}"#,
         ] {
