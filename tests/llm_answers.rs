@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::support::fake_llm::{Reply, Turn};
+use crate::support::fake_llm::{DROP_MARKER, Reply, Turn};
 use crate::support::scenario::Scenario;
 use crate::support::scripts::{self, Options};
 
@@ -44,12 +44,13 @@ async fn odd_answers_are_recovered_and_the_day_ships() {
         // A paused turn: pace sends it back as the last message, then the model goes on.
         ("GATE", 1) => Some(Reply::Paused("Mapping the evidence.".into())),
         ("SENTINEL", 1) => Some(Reply::ErrorMidStream),
+        ("SCRIBE", 1) => Some(Reply::Dropped),
         ("CONDUIT", 1) => Some(Reply::CloseAfter(Box::new(Reply::Text(scripts::review_yaml(
             "CONDUIT", "SHIP", None,
         ))))),
         _ => None,
     });
-    let day = Scenario::greeter().script(script).start().await;
+    let day = Scenario::greeter().script(script).dropping().start().await;
     let ran = day.pace(&["--day", "1"]).await.expect_exit(0);
 
     assert_eq!(day.llm.rejected(), Vec::<String>::new(), "{}", ran.text());
@@ -91,6 +92,12 @@ async fn odd_answers_are_recovered_and_the_day_ships() {
     assert_eq!(bodies_of(&day, "SENTINEL").len(), 2);
     let transcript = day.artifact(1, "transcript.jsonl");
     assert!(!transcript.contains("this half is dropped"), "{transcript}");
+    // The connection dropped mid-answer was retried on a fresh one.
+    // (SCRIBE generates the documents, once more after the drop, and updates them at the end.)
+    assert_eq!(bodies_of(&day, "SCRIBE").len(), 3);
+    assert!(day.project.exists(".pace/context/product.md"));
+    assert!(ran.stderr().contains("connection broken"), "{}", ran.text());
+    assert!(!transcript.contains(DROP_MARKER), "{transcript}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -119,9 +119,15 @@ pub enum Reply {
     CloseAfter(Box<Reply>),
     /// Any status with this JSON body as is (e.g. an OpenAI-shaped error).
     Raw(u16, Value),
+    /// HTTP 200, then the connection is dropped in the middle of the answer (a proxy or
+    /// server going away). Needs [`FakeLlm::start_dropping`].
+    Dropped,
 }
 
 pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
+
+/// Where the dropping front cuts a [`Reply::Dropped`] answer.
+pub const DROP_MARKER: &str = "<<connection dropped here>>";
 
 thread_local! {
     /// The model of the request being answered: the answer names it, as the real API does
@@ -132,6 +138,8 @@ thread_local! {
 #[derive(Clone)]
 pub struct FakeLlm {
     pub server: Arc<MockServer>,
+    /// A TCP front that drops connections ([`FakeLlm::start_dropping`]); `url()` is its.
+    front: Option<String>,
     pub requests: Arc<Mutex<Vec<(String, Value)>>>,
     /// The 400 messages of requests rejected as the real API would (empty when pace
     /// sent only valid requests).
@@ -477,6 +485,19 @@ impl Respond for Responder {
             }
             Reply::CloseAfter(_) => unreachable!("unwrapped above"),
             Reply::Raw(status, body) => ResponseTemplate::new(status).set_body_json(body),
+            Reply::Dropped => {
+                // The whole answer; the dropping front ([`FakeLlm::start_dropping`]) cuts the
+                // connection where the marker begins.
+                let sse = message_events(
+                    &agent,
+                    call,
+                    // Twice: the text is streamed in two deltas split in the middle.
+                    &[json!({"type":"text","text":format!("{DROP_MARKER}{DROP_MARKER}")})],
+                    "end_turn",
+                    input_tokens,
+                );
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
             Reply::Text(text) => {
                 let sse = message_events(
                     &agent,
@@ -721,6 +742,9 @@ impl Respond for OpenAiResponder {
                 t
             }
             Reply::Raw(status, body) => ResponseTemplate::new(status).set_body_json(body),
+            Reply::Dropped => ResponseTemplate::new(500).set_body_json(
+                json!({"error": {"message": "this behaviour is only played on the streamed Anthropic wire", "type": "server_error"}}),
+            ),
             Reply::Hang => ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3600)),
             Reply::Cut | Reply::ErrorMidStream => ResponseTemplate::new(500).set_body_json(
                 json!({"error": {"message": "this behaviour is only played on the streamed Anthropic wire", "type": "server_error"}}),
@@ -771,14 +795,64 @@ impl FakeLlm {
             .await;
         Self {
             server: Arc::new(server),
+            front: None,
             requests,
             rejected,
             first_request_at,
         }
     }
 
+    /// Like [`FakeLlm::start`], behind a TCP front that forwards every connection and cuts
+    /// it, mid-answer, where an answer holds [`DROP_MARKER`] ([`Reply::Dropped`]): a real
+    /// dropped connection, which the mock server alone cannot play.
+    pub async fn start_dropping(script: Script, expected_key: Option<&str>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut fake = Self::start(script, expected_key).await;
+        let upstream = fake.server.address().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        fake.front = Some(format!("http://{}", listener.local_addr().unwrap()));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let requests = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    });
+                    let mut seen: Vec<u8> = Vec::new();
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = server_read.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let from = seen.len();
+                        seen.extend_from_slice(&buf[..n]);
+                        let cut = seen
+                            .windows(DROP_MARKER.len())
+                            .position(|w| w == DROP_MARKER.as_bytes());
+                        if let Some(at) = cut {
+                            if at > from {
+                                let _ = client_write.write_all(&seen[from..at]).await;
+                            }
+                            break;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Dropping both halves closes the client's connection mid-answer.
+                    requests.abort();
+                });
+            }
+        });
+        fake
+    }
+
     pub fn url(&self) -> String {
-        self.server.uri()
+        self.front.clone().unwrap_or_else(|| self.server.uri())
     }
 
     /// The requests the fake rejected as the real API would.

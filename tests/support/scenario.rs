@@ -33,6 +33,8 @@ pub struct Scenario {
     gitlab: bool,
     env: Vec<(String, String)>,
     with_key: bool,
+    /// The fake model behind a front that can drop connections ([`FakeLlm::start_dropping`]).
+    dropping: bool,
 }
 
 impl Scenario {
@@ -45,6 +47,7 @@ impl Scenario {
             gitlab: false,
             env: Vec::new(),
             with_key: true,
+            dropping: false,
         }
     }
 
@@ -77,6 +80,12 @@ impl Scenario {
         self
     }
 
+    /// The fake model can drop connections mid-answer (`Reply::Dropped`).
+    pub fn dropping(mut self) -> Self {
+        self.dropping = true;
+        self
+    }
+
     /// One more variable in pace's environment.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
@@ -91,7 +100,11 @@ impl Scenario {
 
     /// Starts the fakes and writes and commits the project's config.
     pub async fn start(self) -> Day {
-        let llm = FakeLlm::start(self.script, Some(KEY)).await;
+        let llm = if self.dropping {
+            FakeLlm::start_dropping(self.script, Some(KEY)).await
+        } else {
+            FakeLlm::start(self.script, Some(KEY)).await
+        };
         let project = Project::greeter();
         project.use_fake_llm(&llm.url(), &busybox_image(), &self.config);
         let mut edits = self.edits;
