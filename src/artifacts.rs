@@ -284,6 +284,9 @@ pub struct AgentRecord {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_tokens: u64,
+    /// Prompt-cache writes (billed above the input rate); absent in older run.json files.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     pub cost_usd: f64,
 }
 
@@ -293,6 +296,8 @@ pub struct Totals {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     pub cost_usd: f64,
 }
 

@@ -27,6 +27,8 @@ mod exit_paths;
 mod git_hardening;
 mod gitlab;
 mod images;
+mod llm_answers;
+mod llm_cost;
 mod llm_providers;
 mod redteam;
 mod registry_auth;

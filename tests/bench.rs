@@ -774,8 +774,9 @@ async fn bench_forge_output_tokens_edit_vs_rewrite() {
     assert_eq!(edited, rewritten, "both sessions make the same change");
     assert_ne!(edited, edit_bench_file());
     let model = "claude-sonnet-4-6";
+    let pricing = pace::llm::cost::Pricing::new(Vec::new());
     let output_cost = |tokens: u64| {
-        pace::llm::cost::cost_usd(
+        pricing.cost_usd(
             model,
             &pace::llm::Usage {
                 output_tokens: tokens,
@@ -785,7 +786,7 @@ async fn bench_forge_output_tokens_edit_vs_rewrite() {
     };
     // Priced here, not taken from the client: a local base URL may be priced at $0.
     let session_cost = |u: &pace::llm::AgentUsage| {
-        pace::llm::cost::cost_usd(
+        pricing.cost_usd(
             model,
             &pace::llm::Usage {
                 input_tokens: u.input_tokens,

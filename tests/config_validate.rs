@@ -479,3 +479,33 @@ fn days_outside_the_sprint_or_the_plan_are_plan_errors() {
     assert_eq!(err.message, "day 5 is not in `plan.yaml` (days in the plan: 1, 2)");
     assert_eq!(err.hint.as_deref(), Some("add a `day: 5` entry (or `story-5`)"));
 }
+
+#[test]
+fn llm_prices_resolve_with_cache_defaults_and_report_every_problem() {
+    let text = format!(
+        "{MINIMAL_CONFIG}llm:\n  prices:\n    qwen2.5-coder: {{ input: 0.5, output: 1.5 }}\n    claude-sonnet-4-6: {{ input: 0, output: 0, cache_read: 0, cache_write: 0 }}\n"
+    );
+    let loaded = expect_ok(Repo::new(text.as_bytes(), MINIMAL_PLAN.as_bytes()).load());
+    let prices = &loaded.settings.llm.prices;
+    assert_eq!(prices.len(), 2);
+    let (name, qwen) = &prices[0];
+    assert_eq!(name, "qwen2.5-coder");
+    assert_eq!((qwen.input, qwen.output), (0.5, 1.5));
+    // Cache rates default to Anthropic's multiples of the input rate.
+    assert!((qwen.cache_read - 0.05).abs() < 1e-12 && (qwen.cache_write - 0.625).abs() < 1e-12);
+    assert_eq!(prices[1].1.input, 0.0);
+
+    let bad = format!(
+        "{MINIMAL_CONFIG}llm:\n  prices:\n    a: {{ input: 1 }}\n    b: {{ input: -1, output: 2 }}\n    c: {{ input: 1, output: 2, cache_reads: 1 }}\n    d: [1, 2]\n"
+    );
+    let err = expect_err(Repo::new(bad.as_bytes(), MINIMAL_PLAN.as_bytes()).load());
+    let text = err.to_string();
+    assert_eq!(err.errors().count(), 4, "{text}");
+    assert!(text.contains("`llm.prices.a` needs `output`"), "{text}");
+    assert!(text.contains("`llm.prices.b.input` must not be negative"), "{text}");
+    assert!(
+        text.contains("unknown key `cache_reads` in `llm.prices.c` (did you mean `cache_read`?)"),
+        "{text}"
+    );
+    assert!(text.contains("`llm.prices.d`: expected a mapping"), "{text}");
+}

@@ -434,7 +434,7 @@ async fn anthropic_401_is_auth_error_without_retry() {
 }
 
 #[tokio::test]
-async fn anthropic_400_is_rejected_with_the_server_message() {
+async fn anthropic_400_is_paces_invalid_request_with_the_server_message() {
     let server = MockServer::start().await;
     let message = "messages.2: Did not find 1 `tool_result` block(s) at the beginning of this message.";
     Mock::given(method("POST"))
@@ -449,14 +449,23 @@ async fn anthropic_400_is_rejected_with_the_server_message() {
         .await
         .unwrap_err();
     match &err {
-        LlmError::Rejected {
-            status, message: got, ..
+        LlmError::InvalidRequest {
+            status,
+            message: got,
+            request_id,
+            ..
         } => {
             assert_eq!(*status, 400);
             assert!(got.contains(message), "{got}");
+            assert_eq!(request_id, "req_011");
         }
-        other => panic!("expected Rejected, got {other:?}"),
+        other => panic!("expected InvalidRequest, got {other:?}"),
     }
+    assert!(
+        err.to_string()
+            .starts_with("pace sent a request that anthropic rejected"),
+        "{err}"
+    );
     assert_eq!(requests(&server).await.len(), 1);
 }
 
@@ -509,7 +518,7 @@ async fn anthropic_non_retryable_error_event_fails_at_once() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, LlmError::Rejected { message, .. } if message.contains("prompt is too long")),
+        matches!(&err, LlmError::ContextOverflow { message, .. } if message.contains("prompt is too long")),
         "{err:?}"
     );
     assert_eq!(requests(&server).await.len(), 1);
@@ -710,9 +719,9 @@ async fn openai_tool_calls_with_invalid_arguments_and_bearer_auth() {
     assert_eq!(sent[4]["tool_call_id"], "call_2");
     assert_eq!(sent[5], json!({"role": "user", "content": "Iteration budget: 3 left."}));
 
-    // gpt-4o: 600 × 2.5 + 400 × 0.25 + 100 × 10 per million, twice.
+    // gpt-4o: 600 × 2.5 + 400 cached × 1.25 + 100 × 10 per million, twice.
     let totals = client.totals();
-    assert!((totals.cost_usd - 2.0 * 0.0026).abs() < 1e-9, "{}", totals.cost_usd);
+    assert!((totals.cost_usd - 2.0 * 0.003).abs() < 1e-9, "{}", totals.cost_usd);
 }
 
 #[tokio::test]
@@ -1167,4 +1176,102 @@ async fn anthropic_connection_cut_mid_body_is_retried() {
         .unwrap();
     assert_eq!(answer.text(), "Complete after a cut");
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A raw HTTP server like llama.cpp's: it answers with `Connection: keep-alive` (chunked,
+/// as a stream) and then serves nothing more on that connection: a second request sent on
+/// it is counted and the connection dropped, which is what a client reusing it would see.
+/// Returns the base URL, the connections accepted and the requests refused that way.
+async fn closing_server(
+    content_type: &'static str,
+    body: String,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let reused = std::sync::Arc::new(AtomicUsize::new(0));
+    let (seen, dropped) = (connections.clone(), reused.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let (body, dropped) = (body.clone(), dropped.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Ok(read) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..read]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await.unwrap();
+                // Keep the socket open (the client may pool it), then drop whatever comes next.
+                if let Ok(n) = socket.read(&mut chunk).await
+                    && n > 0
+                {
+                    dropped.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), connections, reused)
+}
+
+#[tokio::test]
+async fn a_server_that_closes_after_each_answer_never_sees_a_reused_connection() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let openai_body = json!({"model": "local", "choices": [{"finish_reason": "stop", "message": {"content": "ok"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    .to_string();
+    for (provider, content_type, body) in [
+        (ProviderKind::Anthropic, "text/event-stream", text_stream("ok", 3, 1)),
+        (ProviderKind::OpenAi, "application/json", openai_body),
+    ] {
+        let (base, connections, reused) = closing_server(content_type, body).await;
+        let env = env_with(&[("ANTHROPIC_API_KEY", KEY)]);
+        let mut settings = llm_settings(provider, Some(base));
+        // No retries: a reused dead connection would fail the call outright.
+        settings.max_retries = 0;
+        let client = client(&settings, &Budget::default(), &env, &dir.path().join("t.jsonl"));
+        for _ in 0..4 {
+            let answer = client
+                .chat(request("GATE", vec![Message::user_text("x")], &[]))
+                .await
+                .unwrap();
+            assert_eq!(answer.text(), "ok");
+            // Give the pool the time to take the connection back, as between real calls.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 4, "{provider:?}");
+        assert_eq!(reused.load(Ordering::SeqCst), 0, "{provider:?}");
+    }
 }

@@ -483,8 +483,44 @@ raw_struct! {
         "max_retries" => max_retries: u32,
         "timeout_seconds" => timeout_seconds: u64,
         "limits" => limits: RawLlmLimits,
+        "prices" => prices: RawPrices,
     }
     ignored: []
+}
+
+raw_struct! {
+    /// One model's price in `llm.prices`, USD per million tokens.
+    pub struct RawPrice {
+        "input" => input: f64,
+        "output" => output: f64,
+        "cache_read" => cache_read: f64,
+        "cache_write" => cache_write: f64,
+    }
+    ignored: []
+}
+
+/// `llm.prices`: model name → [`RawPrice`]. The keys are model names, not fixed fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawPrices(pub Vec<(At<String>, At<RawPrice>)>);
+
+impl FromNode for RawPrices {
+    fn from_node(node: &Node, path: &str, sink: &mut Sink) -> Option<Self> {
+        let Kind::Map(entries) = &node.kind else {
+            type_error(node, path, "a mapping of model names to prices", sink);
+            return None;
+        };
+        let mut out = Vec::new();
+        for (key_node, value) in entries {
+            let Some(model) = key_node.scalar() else {
+                type_error(key_node, path, "a model name", sink);
+                continue;
+            };
+            if let Some(price) = At::<RawPrice>::from_node(value, &join(path, model), sink) {
+                out.push((At::new(model.to_string(), key_node), price));
+            }
+        }
+        Some(Self(out))
+    }
 }
 
 raw_struct! {

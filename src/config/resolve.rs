@@ -12,9 +12,9 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostic::{Sink, suggest};
-use super::raw::{At, RawConfig, RawLlm, RawLlmLimits, RawRelease, RawSandbox, RawSourceDir, RawTracker};
+use super::raw::{At, RawConfig, RawLlm, RawLlmLimits, RawPrices, RawRelease, RawSandbox, RawSourceDir, RawTracker};
 use super::settings::{
-    CacheScope, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SourceDir, WorkspaceMode,
+    CacheScope, ModelPrice, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SourceDir, WorkspaceMode,
 };
 use crate::env::{self, Env};
 
@@ -507,6 +507,59 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
     }
     if let Some(limits) = llm.limits.as_ref().map(|l| &l.value) {
         llm_limits(limits, s, sink);
+    }
+    if let Some(prices) = llm.prices.as_ref().map(|p| &p.value) {
+        llm_prices(prices, s, sink);
+    }
+}
+
+/// `llm.prices.<model>`: `input` and `output` are required (a price without them would
+/// silently count as free); the cache rates default to Anthropic's multiples of `input`
+/// (reads 0.1×, 5-minute writes 1.25×). No value may be negative.
+fn llm_prices(prices: &RawPrices, s: &mut Settings, sink: &mut Sink) {
+    for (model, price) in &prices.0 {
+        let p = &price.value;
+        let name = &model.value;
+        let mut ok = true;
+        let mut rate = |at: Option<&At<f64>>, key: &str, required: bool| -> Option<f64> {
+            match at {
+                Some(v) if v.value < 0.0 => {
+                    sink.error(
+                        v.line,
+                        v.column,
+                        format!("`llm.prices.{name}.{key}` must not be negative"),
+                    );
+                    ok = false;
+                    None
+                }
+                Some(v) => Some(v.value),
+                None if required && !p.reported(key) => {
+                    sink.error(
+                        price.line,
+                        price.column,
+                        format!("`llm.prices.{name}` needs `{key}` (USD per million tokens)"),
+                    );
+                    ok = false;
+                    None
+                }
+                None => None,
+            }
+        };
+        let input = rate(p.input.as_ref(), "input", true);
+        let output = rate(p.output.as_ref(), "output", true);
+        let cache_read = rate(p.cache_read.as_ref(), "cache_read", false);
+        let cache_write = rate(p.cache_write.as_ref(), "cache_write", false);
+        if let (true, Some(input), Some(output)) = (ok, input, output) {
+            s.llm.prices.push((
+                name.clone(),
+                ModelPrice {
+                    input,
+                    output,
+                    cache_read: cache_read.unwrap_or(input * 0.1),
+                    cache_write: cache_write.unwrap_or(input * 1.25),
+                },
+            ));
+        }
     }
 }
 

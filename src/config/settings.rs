@@ -105,6 +105,17 @@ pub struct LlmSettings {
     pub request_timeout: Duration,
     pub forge_max_tokens: u32,
     pub analysis_max_tokens: u32,
+    /// `llm.prices`: model name → price, over pace's table (`llm::cost`).
+    pub prices: Vec<(String, ModelPrice)>,
+}
+
+/// USD per million tokens of each kind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelPrice {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -289,6 +300,7 @@ impl Settings {
                 request_timeout: Duration::from_secs(600),
                 forge_max_tokens: 16_384,
                 analysis_max_tokens: 8_192,
+                prices: Vec::new(),
             },
             forge: ForgeSettings {
                 tdd_enforcement: true,

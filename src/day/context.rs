@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::artifacts::{AgentRecord, DayDir, PaceDir};
 use crate::config::settings::Settings;
+use crate::day::agents::turn::{MAX_EMPTY_ANSWERS, push_user_text};
 use crate::git::Git;
 use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, StopReason};
 use crate::redact::Redactor;
@@ -174,6 +175,7 @@ impl DayContext {
             input_tokens: now.input_tokens.saturating_sub(before.input_tokens),
             output_tokens: now.output_tokens.saturating_sub(before.output_tokens),
             cache_read_tokens: now.cache_read_tokens.saturating_sub(before.cache_read_tokens),
+            cache_write_tokens: now.cache_write_tokens.saturating_sub(before.cache_write_tokens),
             cost_usd: (now.cost_usd - before.cost_usd).max(0.0),
         };
         self.emit(&Event::AgentFinished {
@@ -182,6 +184,8 @@ impl DayContext {
             duration: Duration::from_millis(record.duration_ms),
             input_tokens: record.input_tokens,
             output_tokens: record.output_tokens,
+            cache_read_tokens: record.cache_read_tokens,
+            cache_write_tokens: record.cache_write_tokens,
             cost_usd: record.cost_usd,
             // Errors and hold reasons can quote a credential (a URL, a command line).
             detail: detail.iter().map(|line| self.redactor.redact(line)).collect(),
@@ -203,6 +207,7 @@ impl DayContext {
                     m.input_tokens += r.input_tokens;
                     m.output_tokens += r.output_tokens;
                     m.cache_read_tokens += r.cache_read_tokens;
+                    m.cache_write_tokens += r.cache_write_tokens;
                     m.cost_usd += r.cost_usd;
                 }
                 None => merged.push(r),
@@ -213,6 +218,11 @@ impl DayContext {
 
     /// A single-turn call whose answer must parse; an invalid answer is re-asked once with
     /// the problems named, then the error is returned (the day holds with it).
+    ///
+    /// Answers that are no answer never go back into the history (the APIs reject them):
+    /// an empty one is asked again with a note (at most [`MAX_EMPTY_ANSWERS`] times), a
+    /// refusal or a prompt larger than the context window ends the agent's call with a
+    /// reason that says so (there is nothing to evict in a single-turn call).
     pub async fn ask_validated<T>(
         &self,
         agent: &str,
@@ -221,8 +231,10 @@ impl DayContext {
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, AskError> {
         let mut messages = vec![Message::user_text(user)];
-        for round in 0..2 {
-            let response = self
+        let mut reasked = false;
+        let mut empty = 0;
+        loop {
+            let result = self
                 .call(
                     agent,
                     &system,
@@ -230,11 +242,38 @@ impl DayContext {
                     &self.settings.llm.analysis_model,
                     self.settings.llm.analysis_max_tokens,
                 )
-                .await?;
+                .await;
+            let response = match result {
+                Ok(r) => r,
+                Err(LlmError::ContextOverflow { message, .. }) => {
+                    return Err(AskError::Invalid(format!(
+                        "{agent}'s prompt does not fit the model's context window ({message}); use a model with a larger window for `llm.analysis_model`, or a smaller story"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(reason) = ended(agent, &response) {
+                return Err(AskError::Invalid(reason));
+            }
+            if response.is_empty() {
+                empty += 1;
+                if empty > MAX_EMPTY_ANSWERS {
+                    return Err(AskError::Invalid(format!(
+                        "{agent} gave {empty} empty answers in a row; the model or the server behind `llm.base_url` is not answering: see transcript.jsonl"
+                    )));
+                }
+                self.warn(format!("{agent} answer was empty; asking again"));
+                push_user_text(
+                    &mut messages,
+                    "Your previous answer was empty. Answer with the complete YAML document, in one ```yaml fenced block.".into(),
+                );
+                continue;
+            }
             let text = response.text();
             match parse(&text) {
                 Ok(value) => return Ok(value),
-                Err(problem) if round == 0 => {
+                Err(problem) if !reasked => {
+                    reasked = true;
                     // An answer cut off by the output limit is named as such: the model
                     // must answer shorter, not only fix the YAML.
                     let (problem, advice) = if response.stop_reason == StopReason::MaxTokens {
@@ -262,7 +301,6 @@ impl DayContext {
                 }
             }
         }
-        Err(AskError::Invalid(format!("{agent} output invalid")))
     }
 
     pub async fn call(
@@ -289,6 +327,21 @@ impl DayContext {
         std::fs::read_to_string(self.pace.context_doc(name))
             .ok()
             .map(|t| untrusted(name, &t))
+    }
+}
+
+/// Why a single-turn answer ends the agent's call at once: a refusal (asking again in
+/// the same conversation is refused again) or a full context window.
+fn ended(agent: &str, response: &ChatResponse) -> Option<String> {
+    match response.stop_reason {
+        StopReason::Refusal => Some(format!(
+            "{agent}: the model refused to answer (stop reason `refusal`): {}",
+            response.refusal_text()
+        )),
+        StopReason::ContextWindowExceeded => Some(format!(
+            "{agent}'s answer stopped because the model's context window was full (`model_context_window_exceeded`); use a model with a larger window for `llm.analysis_model`"
+        )),
+        _ => None,
     }
 }
 

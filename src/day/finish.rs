@@ -531,6 +531,7 @@ fn totals(ctx: &DayContext) -> Totals {
         input_tokens: t.input_tokens,
         output_tokens: t.output_tokens,
         cache_read_tokens: t.cache_read_tokens,
+        cache_write_tokens: t.cache_write_tokens,
         cost_usd: t.cost_usd,
     }
 }

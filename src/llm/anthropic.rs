@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::sse::{SseEvent, SseParser};
 use super::transport::{AttemptError, error_from_response};
-use super::{Block, ChatRequest, ChatResponse, Message, Provider, Role, StopReason, Usage};
+use super::{Block, ChatRequest, ChatResponse, Message, Provider, Role, StopReason, Usage, without_blank_text};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The only version the API has (the SDKs hard-code it).
@@ -58,7 +58,7 @@ impl Provider for Anthropic {
             .await
             .map_err(|e| AttemptError::from_reqwest(&e))?;
         if !response.status().is_success() {
-            return Err(error_from_response(response).await);
+            return Err(error_from_response(response, Some(&self.url)).await);
         }
         if let Some(id) = response.headers().get("request-id").and_then(|v| v.to_str().ok()) {
             tracing::debug!(request_id = id, agent = %request.agent, "anthropic answered");
@@ -151,8 +151,8 @@ fn ephemeral() -> Value {
 }
 
 /// One message; in a user message the `tool_result` blocks come first (the API requires
-/// it after a `tool_use` turn). Empty text blocks are dropped when other blocks remain
-/// (the API refuses empty text).
+/// it after a `tool_use` turn). Empty and whitespace-only text blocks are dropped when
+/// other blocks remain (the API refuses them).
 fn message_json(message: &Message) -> Value {
     let mut blocks: Vec<&Block> = message.content.iter().collect();
     if message.role == Role::User {
@@ -166,7 +166,7 @@ fn message_json(message: &Message) -> Value {
 }
 
 fn is_empty_text(block: &Block) -> bool {
-    matches!(block, Block::Text { text } if text.is_empty())
+    matches!(block, Block::Text { text } if text.trim().is_empty())
 }
 
 fn block_json(block: &Block) -> Value {
@@ -194,9 +194,30 @@ pub fn stop_reason(value: Option<&str>, has_tool_calls: bool) -> StopReason {
         Some("end_turn") => StopReason::EndTurn,
         Some("tool_use") => StopReason::ToolUse,
         Some("max_tokens") => StopReason::MaxTokens,
+        Some("refusal") => StopReason::Refusal,
+        Some("pause_turn") => StopReason::PauseTurn,
+        Some("model_context_window_exceeded") => StopReason::ContextWindowExceeded,
         Some(other) => StopReason::Other(other.to_string()),
         None if has_tool_calls => StopReason::ToolUse,
         None => StopReason::EndTurn,
+    }
+}
+
+/// A refusal's `stop_details` (`{"type": "refusal", "category": …, "explanation": …}`)
+/// as one line; `None` when absent or empty.
+fn refusal_details(details: Option<&Value>) -> Option<String> {
+    let details = details?;
+    let field = |name: &str| {
+        details
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    match (field("explanation"), field("category")) {
+        (Some(explanation), Some(category)) => Some(format!("{explanation} (category: {category})")),
+        (Some(explanation), None) => Some(explanation.to_string()),
+        (None, Some(category)) => Some(format!("category: {category}")),
+        (None, None) => None,
     }
 }
 
@@ -242,6 +263,32 @@ fn status_for_error_type(kind: &str) -> u16 {
     }
 }
 
+/// An in-stream `error` event as a failed attempt (after HTTP 200).
+fn stream_error(data: &Value) -> AttemptError {
+    let error_type = data
+        .pointer("/error/type")
+        .and_then(Value::as_str)
+        .unwrap_or("api_error");
+    let message = data
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message");
+    let mut err = AttemptError::http(
+        status_for_error_type(error_type),
+        format!("{error_type}: {message} (in stream)"),
+    );
+    // Only the server's own trouble is worth another attempt; a fresh attempt
+    // starts a fresh `StreamState`, so nothing of this one is kept.
+    err.retryable = matches!(
+        error_type,
+        "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error"
+    );
+    if super::transport::is_context_overflow(Some(data), message) {
+        err.kind = super::transport::AttemptKind::ContextOverflow;
+    }
+    err
+}
+
 #[derive(Debug)]
 enum PartialBlock {
     Text(String),
@@ -261,6 +308,7 @@ pub struct StreamState {
     model: Option<String>,
     blocks: BTreeMap<u64, PartialBlock>,
     stop_reason: Option<String>,
+    stop_details: Option<Value>,
     usage: Usage,
     started: bool,
     done: bool,
@@ -317,31 +365,15 @@ impl StreamState {
                 if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(reason.to_string());
                 }
+                if let Some(details) = data.pointer("/delta/stop_details").filter(|d| !d.is_null()) {
+                    self.stop_details = Some(details.clone());
+                }
                 if let Some(usage) = data.get("usage") {
                     merge_usage(&mut self.usage, usage);
                 }
             }
             "message_stop" => self.done = true,
-            "error" => {
-                let error_type = data
-                    .pointer("/error/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("api_error");
-                let message = data
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no message");
-                let mut err = AttemptError::http(
-                    status_for_error_type(error_type),
-                    format!("{error_type}: {message} (in stream)"),
-                );
-                // Only the server's own trouble is worth another attempt.
-                err.retryable = matches!(
-                    error_type,
-                    "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error"
-                );
-                return Err(err);
-            }
+            "error" => return Err(stream_error(&data)),
             // `ping`, `content_block_stop` (inputs are parsed at the end) and future events.
             _ => {}
         }
@@ -362,7 +394,7 @@ impl StreamState {
             .blocks
             .into_values()
             .filter_map(|block| match block {
-                PartialBlock::Text(text) if !text.is_empty() => Some(Block::Text { text }),
+                PartialBlock::Text(text) if !text.trim().is_empty() => Some(Block::Text { text }),
                 PartialBlock::ToolUse {
                     id,
                     name,
@@ -385,6 +417,8 @@ impl StreamState {
             content,
             usage: self.usage,
             model: self.model.unwrap_or_else(|| requested_model.to_string()),
+            refusal: refusal_details(self.stop_details.as_ref()),
+            cost_usd: None,
         })
     }
 }
@@ -412,9 +446,12 @@ pub fn message_from_json(message: &Value) -> Result<ChatResponse, AttemptError> 
     if let Some(u) = message.get("usage") {
         merge_usage(&mut usage, u);
     }
+    let content = without_blank_text(content);
     let has_tools = content.iter().any(|b| matches!(b, Block::ToolUse { .. }));
     Ok(ChatResponse {
         stop_reason: stop_reason(message.get("stop_reason").and_then(Value::as_str), has_tools),
+        refusal: refusal_details(message.get("stop_details")),
+        cost_usd: None,
         content,
         usage,
         model: message
@@ -510,14 +547,69 @@ mod tests {
         assert!(!err.retryable);
     }
 
+    fn stream_ending(delta: &str) -> String {
+        format!(
+            "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"model\":\"m\",\"usage\":{{}}}}}}\n\n\
+             event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"text\",\"text\":\"\\n\\n \"}}}}\n\n\
+             event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{delta},\"usage\":{{\"output_tokens\":0}}}}\n\n\
+             event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+        )
+    }
+
     #[test]
-    fn unknown_stop_reason_is_kept() {
-        let stream = concat!(
-            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{}}}\n\n",
-            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\"},\"usage\":{\"output_tokens\":0}}\n\n",
-            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-        );
-        assert_eq!(feed(stream).unwrap().stop_reason, StopReason::Other("refusal".into()));
+    fn stop_reasons_refusal_details_and_blank_text() {
+        let r = feed(&stream_ending(r#"{"stop_reason":"some_future_reason"}"#)).unwrap();
+        assert_eq!(r.stop_reason, StopReason::Other("some_future_reason".into()));
+        // Whitespace-only text is no content (the API rejects it in the history).
+        assert!(r.content.is_empty());
+        assert!(r.is_empty());
+
+        let r = feed(&stream_ending(
+            r#"{"stop_reason":"refusal","stop_details":{"type":"refusal","category":"cyber","explanation":"Not allowed."}}"#,
+        ))
+        .unwrap();
+        assert_eq!(r.stop_reason, StopReason::Refusal);
+        assert_eq!(r.refusal_text(), "Not allowed. (category: cyber)");
+        let r = feed(&stream_ending(r#"{"stop_reason":"refusal"}"#)).unwrap();
+        assert_eq!(r.refusal_text(), "(the provider gave no explanation)");
+
+        for (wire, reason) in [
+            ("pause_turn", StopReason::PauseTurn),
+            ("model_context_window_exceeded", StopReason::ContextWindowExceeded),
+        ] {
+            let r = feed(&stream_ending(&format!(r#"{{"stop_reason":"{wire}"}}"#))).unwrap();
+            assert_eq!(r.stop_reason, reason);
+            // The transcript keeps the wire name.
+            assert_eq!(serde_json::to_value(&r.stop_reason).unwrap(), json!(wire));
+        }
+    }
+
+    #[test]
+    fn blank_text_blocks_are_never_sent() {
+        let request = ChatRequest {
+            agent: "FORGE".into(),
+            model: "m".into(),
+            system: String::new(),
+            messages: vec![
+                Message::user_text("go"),
+                Message {
+                    role: Role::Assistant,
+                    content: vec![
+                        Block::Text { text: "\n\n".into() },
+                        Block::ToolUse {
+                            id: "t".into(),
+                            name: "run".into(),
+                            input: json!({}),
+                        },
+                    ],
+                },
+            ],
+            tools: Vec::new(),
+            max_tokens: 10,
+        };
+        let body = request_body(&request);
+        assert_eq!(body["messages"][1]["content"].as_array().unwrap().len(), 1);
+        assert_eq!(body["messages"][1]["content"][0]["type"], "tool_use");
     }
 
     #[test]

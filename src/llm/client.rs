@@ -14,11 +14,14 @@ use super::openai::OpenAi;
 use super::replay::Replay;
 use super::transcript::{Entry, TranscriptWriter};
 use super::transport;
-use super::{ChatRequest, ChatResponse, LlmError, Provider, Usage};
+use super::{ChatRequest, ChatResponse, LlmError, Provider, StopReason, Usage};
 use crate::config::settings::{Budget, LlmSettings, Provider as ProviderKind};
 use crate::env::Env;
 use crate::net::retry::RetryPolicy;
 use crate::redact::Redactor;
+
+/// Continuations of a paused turn before the paused answer is handed to the agent as is.
+pub const MAX_PAUSE_CONTINUATIONS: u32 = 3;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentUsage {
@@ -113,7 +116,7 @@ impl Client {
                 Box::new(Replay::from_path(path)?)
             }
         };
-        let pricing = Pricing::for_endpoint(settings.provider, base_url);
+        let pricing = Pricing::new(settings.prices.clone());
         Self::from_provider(
             provider,
             RetryPolicy::new(settings.max_retries),
@@ -155,12 +158,35 @@ impl Client {
     }
 
     /// One call: budget check, attempts with retries, accounting, one transcript line.
+    /// A turn the provider paused (`pause_turn`) is continued as the API documents: the
+    /// paused content goes back as the last assistant message, with no extra user turn,
+    /// and the parts are joined into one answer (at most [`MAX_PAUSE_CONTINUATIONS`]).
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        let mut answer = self.chat_once(&request).await?;
+        let mut continued = 0;
+        while answer.stop_reason == StopReason::PauseTurn && continued < MAX_PAUSE_CONTINUATIONS {
+            continued += 1;
+            let mut next = request.clone();
+            // An empty paused turn cannot go back (the API refuses empty content): ask again.
+            if !answer.is_empty() {
+                next.messages.push(answer.to_assistant_message());
+            }
+            let more = self.chat_once(&next).await?;
+            answer.content.extend(more.content);
+            answer.usage.add(&more.usage);
+            answer.stop_reason = more.stop_reason;
+            answer.refusal = more.refusal;
+            answer.cost_usd = Some(answer.cost_usd.unwrap_or_default() + more.cost_usd.unwrap_or_default());
+        }
+        Ok(answer)
+    }
+
+    async fn chat_once(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         self.check_budget()?;
         let call = self.start_call(&request.agent);
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let started = Instant::now();
-        let result = transport::with_retries(&self.retry, self.provider.name(), || self.provider.send(&request)).await;
+        let result = transport::with_retries(&self.retry, self.provider.name(), || self.provider.send(request)).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut entry = Entry {
             seq: 0,
@@ -173,8 +199,13 @@ impl Client {
             error: None,
         };
         match result {
-            Ok(response) => {
-                let cost = self.pricing.cost_usd(&response.model, &response.usage);
+            Ok(mut response) => {
+                // A replayed answer carries the cost recorded when it was made.
+                let cost = match response.cost_usd {
+                    Some(recorded) => recorded,
+                    None => self.price_call(&request.model, &response),
+                };
+                response.cost_usd = Some(cost);
                 self.account(&request.agent, &response.usage, cost);
                 tracing::info!(
                     agent = %request.agent,
@@ -185,7 +216,7 @@ impl Client {
                     duration_ms,
                     "LLM call"
                 );
-                entry.request = Some(request);
+                entry.request = Some(request.clone());
                 entry.response = Some(response.clone());
                 self.transcript.append(entry)?;
                 Ok(response)
@@ -194,6 +225,23 @@ impl Client {
                 entry.error = Some(err.to_string());
                 self.transcript.append(entry)?;
                 Err(err)
+            }
+        }
+    }
+
+    /// A call's cost: at the price of the model that answered, else of the model asked
+    /// for (a proxy or a cassette may name it differently), else $0 with a note, once.
+    fn price_call(&self, requested: &str, response: &ChatResponse) -> f64 {
+        let model = [response.model.as_str(), requested]
+            .into_iter()
+            .find(|m| self.pricing.price(m).is_some());
+        match model {
+            Some(model) => self.pricing.cost_usd(model, &response.usage),
+            None => {
+                if let Some(note) = self.pricing.unpriced_note(&response.model) {
+                    tracing::warn!("{note}");
+                }
+                0.0
             }
         }
     }

@@ -93,6 +93,15 @@ pub enum StopReason {
     EndTurn,
     ToolUse,
     MaxTokens,
+    /// The model declined (Anthropic `refusal`, OpenAI `content_filter` or a `refusal`
+    /// message): the API documents that the same conversation is refused again, so the
+    /// agent's conversation ends at once.
+    Refusal,
+    /// Anthropic paused a long turn; [`Client::chat`] continues it as documented.
+    PauseTurn,
+    /// The answer stopped because the context window filled up.
+    #[serde(rename = "model_context_window_exceeded")]
+    ContextWindowExceeded,
     #[serde(untagged)]
     Other(String),
 }
@@ -125,6 +134,14 @@ pub struct ChatResponse {
     pub stop_reason: StopReason,
     pub usage: Usage,
     pub model: String,
+    /// Why the model refused, as the provider explained it (Anthropic `stop_details`,
+    /// OpenAI's `refusal` text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// What the call cost, as recorded when it was made (replay reports this, never a
+    /// price from today's table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl ChatResponse {
@@ -147,12 +164,43 @@ impl ChatResponse {
         })
     }
 
+    /// No tool call and no visible text: the real APIs refuse such a message in the
+    /// history (400), so the agents treat it as "no answer" and never send it back.
+    pub fn is_empty(&self) -> bool {
+        self.content
+            .iter()
+            .all(|b| matches!(b, Block::Text { text } if text.trim().is_empty()))
+    }
+
+    /// The refusal as a reason can quote it: the provider's explanation and any text.
+    pub fn refusal_text(&self) -> String {
+        let text = self.text();
+        let parts: Vec<&str> = [self.refusal.as_deref().unwrap_or_default(), text.trim()]
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        if parts.is_empty() {
+            "(the provider gave no explanation)".into()
+        } else {
+            crate::text::one_line(&parts.join(" — "), 300)
+        }
+    }
+
     pub fn to_assistant_message(&self) -> Message {
         Message {
             role: Role::Assistant,
             content: self.content.clone(),
         }
     }
+}
+
+/// Text blocks that hold only whitespace are dropped: the real APIs reject them in the
+/// history ("text content blocks must contain non-whitespace text").
+pub fn without_blank_text(blocks: Vec<Block>) -> Vec<Block> {
+    blocks
+        .into_iter()
+        .filter(|b| !matches!(b, Block::Text { text } if text.trim().is_empty()))
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,13 +212,35 @@ pub enum LlmError {
         status: u16,
         message: String,
     },
-    /// 400 and other non-retryable answers.
+    /// Non-retryable answers that are not about pace's request (404 no such model, a
+    /// spend limit, no credit).
     #[error("{provider} refused the request (HTTP {status}): {message}")]
     Rejected {
         provider: String,
         status: u16,
         message: String,
     },
+    /// 400/422: the provider says the request pace built is invalid. pace's fault (or a
+    /// server that differs from the API it imitates), not the provider's.
+    #[error(
+        "pace sent a request that {provider} rejected as invalid (HTTP {status}, request id {request_id}): {message}"
+    )]
+    InvalidRequest {
+        provider: String,
+        status: u16,
+        request_id: String,
+        message: String,
+    },
+    /// The prompt no longer fits the model's context window ("prompt is too long",
+    /// `context_length_exceeded`): the tool loops evict and try once more.
+    #[error("the request is larger than {provider}'s context window for this model: {message}")]
+    ContextOverflow { provider: String, message: String },
+    /// `/v1/messages` answered with an OpenAI-shaped error: `llm.base_url` points at an
+    /// OpenAI-compatible server (or the wrong path), not an outage worth retrying.
+    #[error(
+        "`{url}` answered like an OpenAI-compatible server, not the Anthropic Messages API (HTTP {status}): {message}"
+    )]
+    WrongEndpoint { url: String, status: u16, message: String },
     /// Still failing after all retries (5xx, 429, timeouts, connection errors).
     #[error("{provider} is unavailable after {attempts} attempts: {last}")]
     Unavailable {
@@ -208,6 +278,9 @@ impl crate::error::Hint for LlmError {
             Self::Budget(_) => Some("the work so far is committed; the budget applies to each run: re-run the day to continue, or raise `budget.max_usd` / `budget.max_tokens`".into()),
             Self::Divergence { .. } => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
             Self::Unavailable { last, .. } => Some(unavailable_hint(last)),
+            Self::InvalidRequest { .. } => Some("this is a bug in pace, or a proxy/server that differs from the API it imitates: report it with the request id and `.pace/day-N/transcript.jsonl` (re-running will not help)".into()),
+            Self::ContextOverflow { .. } => Some("use a model with a larger context window, or split the day's story into smaller ones".into()),
+            Self::WrongEndpoint { .. } => Some("check `llm.provider` and `llm.base_url`: for llama.cpp, Ollama or vLLM use `provider: openai` with the `/v1` base URL, or point `provider: anthropic` at the server's Anthropic-compatible root".into()),
             _ => None,
         }
     }

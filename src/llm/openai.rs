@@ -49,7 +49,7 @@ impl Provider for OpenAi {
         }
         let response = builder.send().await.map_err(|e| AttemptError::from_reqwest(&e))?;
         if !response.status().is_success() {
-            return Err(error_from_response(response).await);
+            return Err(error_from_response(response, None).await);
         }
         let body = response.bytes().await.map_err(|e| AttemptError::from_reqwest(&e))?;
         let json: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -159,7 +159,11 @@ pub fn response_from_json(json: &Value, requested_model: &str) -> Result<ChatRes
         .ok_or_else(|| AttemptError::decode(format!("the answer has no `choices`: {json}")))?;
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
-    if let Some(text) = message.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    if let Some(text) = message
+        .get("content")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+    {
         content.push(Block::Text { text: text.to_string() });
     }
     let calls = message
@@ -185,11 +189,22 @@ pub fn response_from_json(json: &Value, requested_model: &str) -> Result<ChatRes
             input,
         });
     }
+    // OpenAI puts a refusal in its own field (structured outputs); the content filter
+    // ends the answer with `content_filter`.
+    let refusal = message
+        .get("refusal")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .map(String::from);
     let stop_reason = match choice.get("finish_reason").and_then(Value::as_str) {
+        _ if refusal.is_some() => StopReason::Refusal,
+        Some("content_filter") => StopReason::Refusal,
+        // Cut off by the output limit: the last tool call's arguments are incomplete, so
+        // this is not a finished tool call (the agents say so to the model).
+        Some("length") => StopReason::MaxTokens,
         _ if !calls.is_empty() => StopReason::ToolUse,
         Some("tool_calls" | "function_call") => StopReason::ToolUse,
         Some("stop") | None => StopReason::EndTurn,
-        Some("length") => StopReason::MaxTokens,
         Some(other) => StopReason::Other(other.to_string()),
     };
     let count = |pointer: &str| json.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
@@ -211,6 +226,8 @@ pub fn response_from_json(json: &Value, requested_model: &str) -> Result<ChatRes
         stop_reason,
         usage,
         model,
+        refusal,
+        cost_usd: None,
     })
 }
 
@@ -336,5 +353,31 @@ mod tests {
         assert_eq!(r.model, "m");
         assert_eq!(r.text(), "abc");
         assert!(response_from_json(&json!({"object": "list"}), "m").is_err());
+    }
+
+    #[test]
+    fn refusals_cut_tool_calls_and_blank_text() {
+        let filtered = json!({"choices": [{"finish_reason": "content_filter", "message": {"content": null}}]});
+        let r = response_from_json(&filtered, "m").unwrap();
+        assert_eq!(r.stop_reason, StopReason::Refusal);
+        assert!(r.is_empty());
+
+        let refusal = json!({"choices": [{"finish_reason": "stop", "message": {"content": null, "refusal": "I can't help with that."}}]});
+        let r = response_from_json(&refusal, "m").unwrap();
+        assert_eq!(r.stop_reason, StopReason::Refusal);
+        assert_eq!(r.refusal_text(), "I can't help with that.");
+
+        // Cut off inside a tool call: not a finished tool call.
+        let cut = json!({"choices": [{"finish_reason": "length", "message": {"content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "write_file", "arguments": "{\"path\": \"a\", \"content\": \"abc"}}]}}]});
+        let r = response_from_json(&cut, "m").unwrap();
+        assert_eq!(r.stop_reason, StopReason::MaxTokens);
+        let (_, _, input) = r.tool_calls().next().unwrap();
+        assert!(input.get("_invalid_arguments").is_some(), "{input}");
+
+        let blank = json!({"choices": [{"finish_reason": "stop", "message": {"content": "\n\n  "}}]});
+        let r = response_from_json(&blank, "m").unwrap();
+        assert!(r.content.is_empty());
+        assert!(r.is_empty());
     }
 }

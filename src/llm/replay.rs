@@ -198,6 +198,8 @@ mod tests {
                 ..Usage::default()
             },
             model: "m".into(),
+            refusal: None,
+            cost_usd: None,
         }
     }
 

@@ -22,9 +22,14 @@ const NEVER_RETRY: [u16; 5] = [400, 401, 403, 404, 413];
 
 /// The HTTP client for LLM calls: the read timeout is the per-call deadline (it resets on
 /// every read, so long streams work), no total timeout.
+///
+/// No connection is reused: local servers (llama.cpp) close after each streamed answer
+/// while advertising keep-alive, and a request sent on such a connection fails. One TCP
+/// (and TLS) handshake per call is nothing beside an LLM answer's seconds.
 pub fn http_client(request_timeout: Duration) -> Result<reqwest::Client, LlmError> {
     client::build(&client::Options {
         read_timeout: Some(request_timeout),
+        fresh_connections: true,
         ..client::Options::default()
     })
     .map_err(|e| LlmError::Protocol {
@@ -48,6 +53,10 @@ pub enum AttemptKind {
     Decode,
     /// Replay: the request does not match the cassette.
     Divergence { agent: String, call: u32 },
+    /// The prompt does not fit the model's context window (never retried as is).
+    ContextOverflow,
+    /// The Anthropic endpoint answered with an OpenAI-shaped error: a wrong `base_url`.
+    WrongEndpoint { url: String },
 }
 
 /// One failed attempt, classified for the retry loop.
@@ -62,6 +71,8 @@ pub struct AttemptError {
     pub retry_after: Option<Duration>,
     /// The provider's message, or a description of the transport failure.
     pub message: String,
+    /// The provider's id for the request (`request-id`, `x-request-id`), for reports.
+    pub request_id: Option<String>,
 }
 
 impl AttemptError {
@@ -72,6 +83,7 @@ impl AttemptError {
             status: None,
             retry_after: None,
             message: message.into(),
+            request_id: None,
         }
     }
 
@@ -93,6 +105,7 @@ impl AttemptError {
             status: Some(status),
             retry_after: None,
             message: message.into(),
+            request_id: None,
         }
     }
 
@@ -141,12 +154,28 @@ impl AttemptError {
     /// The error the caller sees once no more attempts are made.
     pub fn into_llm_error(self, provider: &str, attempts: u32) -> LlmError {
         let provider = provider.to_string();
-        if let AttemptKind::Divergence { agent, call } = self.kind {
-            return LlmError::Divergence {
-                agent,
-                call,
-                detail: self.message,
-            };
+        match self.kind {
+            AttemptKind::Divergence { agent, call } => {
+                return LlmError::Divergence {
+                    agent,
+                    call,
+                    detail: self.message,
+                };
+            }
+            AttemptKind::ContextOverflow => {
+                return LlmError::ContextOverflow {
+                    provider,
+                    message: self.message,
+                };
+            }
+            AttemptKind::WrongEndpoint { url } => {
+                return LlmError::WrongEndpoint {
+                    url,
+                    status: self.status.unwrap_or_default(),
+                    message: self.message,
+                };
+            }
+            _ => {}
         }
         if self.retryable {
             return LlmError::Unavailable {
@@ -161,6 +190,16 @@ impl AttemptError {
                 status,
                 message: self.message,
             },
+            Some(status @ (400 | 422)) if !is_account_problem(&self.message) => {
+                let request_id = self.request_id.unwrap_or_else(|| "(none given)".into());
+                tracing::warn!(%provider, status, %request_id, "the provider rejected pace's request as invalid");
+                LlmError::InvalidRequest {
+                    provider,
+                    status,
+                    request_id,
+                    message: self.message,
+                }
+            }
             Some(status) => LlmError::Rejected {
                 provider,
                 status,
@@ -172,6 +211,43 @@ impl AttemptError {
             },
         }
     }
+}
+
+/// A 400 about the account, not the request (Anthropic answers "credit balance is too
+/// low" as an `invalid_request_error`).
+fn is_account_problem(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("credit balance") || lower.contains("billing")
+}
+
+/// Whether an error body says the prompt does not fit the context window: Anthropic
+/// ("prompt is too long", "input length and `max_tokens` exceed context limit"), OpenAI (`context_length_exceeded`), llama.cpp
+/// (`exceed_context_size_error`), vLLM and Ollama ("maximum context length").
+pub fn is_context_overflow(json: Option<&Value>, message: &str) -> bool {
+    let code_says = json.is_some_and(|j| {
+        ["/error/code", "/error/type"].iter().any(|p| {
+            j.pointer(p)
+                .and_then(Value::as_str)
+                .is_some_and(|c| matches!(c, "context_length_exceeded" | "exceed_context_size_error"))
+        })
+    });
+    let lower = message.to_ascii_lowercase();
+    code_says
+        || lower.contains("prompt is too long")
+        || lower.contains("exceed context limit")
+        || lower.contains("maximum context length")
+        || lower.contains("exceeds the available context size")
+        || lower.contains("context window")
+}
+
+/// The request id a provider gave: the `request-id` header (Anthropic), `x-request-id`
+/// (OpenAI and most gateways), else the body's `request_id`.
+pub fn request_id(headers: &HeaderMap, json: Option<&Value>) -> Option<String> {
+    ["request-id", "x-request-id"]
+        .iter()
+        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .map(String::from)
+        .or_else(|| json?.get("request_id")?.as_str().map(String::from))
 }
 
 /// `err` and its sources, joined (reqwest's own message hides the cause).
@@ -197,7 +273,9 @@ pub fn status_is_retryable(status: u16) -> bool {
 
 /// Builds the [`AttemptError`] for a non-success response: status, the provider's error
 /// message from the body, `retry-after`, `x-should-retry`, and Anthropic's spend limit.
-pub async fn error_from_response(response: reqwest::Response) -> AttemptError {
+/// `anthropic_url` is set when the request went to the Anthropic Messages API there: a
+/// 5xx without Anthropic's error shape then names a wrong endpoint instead of an outage.
+pub async fn error_from_response(response: reqwest::Response, anthropic_url: Option<&str>) -> AttemptError {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = match response.text().await {
@@ -210,7 +288,24 @@ pub async fn error_from_response(response: reqwest::Response) -> AttemptError {
         }
         Err(e) => error_chain(&e),
     };
-    error_from_parts(status, &headers, &body)
+    let mut err = error_from_parts(status, &headers, &body);
+    if let Some(url) = anthropic_url
+        && status >= 500
+        && openai_shaped(&body)
+    {
+        err.kind = AttemptKind::WrongEndpoint { url: url.to_string() };
+        err.retryable = false;
+    }
+    err
+}
+
+/// `{"error": {"message": …}}` without Anthropic's top-level `"type": "error"`: what
+/// OpenAI-compatible servers (llama.cpp, `vLLM`, `LiteLLM`) answer.
+pub fn openai_shaped(body: &str) -> bool {
+    let Ok(json) = serde_json::from_str::<Value>(body) else {
+        return false;
+    };
+    json.pointer("/error/message").is_some() && json.get("type").and_then(Value::as_str) != Some("error")
 }
 
 /// The pure part of [`error_from_response`].
@@ -224,8 +319,13 @@ pub fn error_from_parts(status: u16, headers: &HeaderMap, body: &str) -> Attempt
             truncate(trimmed, 500)
         }
     });
+    let overflow = matches!(status, 400 | 413) && is_context_overflow(json.as_ref(), &message);
     let mut err = AttemptError::http(status, message);
     err.retry_after = retry::retry_after(headers);
+    err.request_id = request_id(headers, json.as_ref());
+    if overflow {
+        err.kind = AttemptKind::ContextOverflow;
+    }
     if !NEVER_RETRY.contains(&status) {
         match headers.get("x-should-retry").and_then(|v| v.to_str().ok()) {
             Some("true") => err.retryable = true,
@@ -392,5 +492,47 @@ mod tests {
         })
         .await;
         assert_eq!(result.unwrap(), 2);
+    }
+
+    #[test]
+    fn invalid_requests_overflows_and_wrong_endpoints() {
+        let body = r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages.1: all messages must have non-empty content except for the optional final assistant message"},"request_id":"req_body"}"#;
+        let err = error_from_parts(400, &headers(&[("request-id", "req_header")]), body);
+        assert_eq!(err.request_id.as_deref(), Some("req_header"));
+        match err.into_llm_error("anthropic", 1) {
+            LlmError::InvalidRequest { request_id, .. } => assert_eq!(request_id, "req_header"),
+            other => panic!("{other:?}"),
+        }
+        let err = error_from_parts(400, &headers(&[]), body);
+        assert_eq!(err.request_id.as_deref(), Some("req_body"));
+        let openai = r#"{"error":{"message":"bad","type":"invalid_request_error"}}"#;
+        let err = error_from_parts(400, &headers(&[("x-request-id", "req_oa")]), openai);
+        assert_eq!(err.request_id.as_deref(), Some("req_oa"));
+
+        // The account, not the request: still "refused".
+        let credit = r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#;
+        assert!(matches!(
+            error_from_parts(400, &headers(&[]), credit).into_llm_error("anthropic", 1),
+            LlmError::Rejected { status: 400, .. }
+        ));
+
+        for body in [
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"input length and `max_tokens` exceed context limit: 197000 + 21333 > 200000, decrease input length or `max_tokens` and try again"}}"#,
+            r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#,
+            r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}"#,
+        ] {
+            let err = error_from_parts(400, &headers(&[]), body);
+            assert_eq!(err.kind, AttemptKind::ContextOverflow, "{body}");
+            assert!(matches!(err.into_llm_error("x", 1), LlmError::ContextOverflow { .. }));
+        }
+
+        assert!(openai_shaped(
+            r#"{"error":{"code":500,"message":"boom","type":"server_error"}}"#
+        ));
+        assert!(!openai_shaped(
+            r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#
+        ));
+        assert!(!openai_shaped("<html>502</html>"));
     }
 }

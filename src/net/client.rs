@@ -19,6 +19,11 @@ pub struct Options<'a> {
     /// Every request through this HTTP proxy (e.g. the Code Insights proxy inside
     /// Bitbucket Pipelines) instead of the system's proxy settings.
     pub proxy: Option<&'a str>,
+    /// Never reuse a connection (a fresh one per request). For servers that close the
+    /// connection after an answer while advertising keep-alive (llama.cpp's server after
+    /// each streamed answer): reusing the dead one fails with "connection closed before
+    /// message completed".
+    pub fresh_connections: bool,
 }
 
 /// Installs ring as the process-wide rustls provider; a provider already installed
@@ -40,6 +45,9 @@ pub fn build(options: &Options<'_>) -> Result<reqwest::Client, reqwest::Error> {
     }
     if let Some(timeout) = options.total_timeout {
         builder = builder.timeout(timeout);
+    }
+    if options.fresh_connections {
+        builder = builder.pool_max_idle_per_host(0);
     }
     if let Some(proxy) = options.proxy {
         builder = builder.proxy(reqwest::Proxy::all(proxy)?);

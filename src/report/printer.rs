@@ -36,6 +36,8 @@ pub enum Event {
         duration: Duration,
         input_tokens: u64,
         output_tokens: u64,
+        cache_read_tokens: u64,
+        cache_write_tokens: u64,
         cost_usd: f64,
         /// What the agent found (hold reason, the suite's result, its error): the body of
         /// its GitLab section, under the progress line that is the section's header.
@@ -65,6 +67,8 @@ impl Event {
                 duration,
                 input_tokens,
                 output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
                 cost_usd,
                 detail,
             } => Self::AgentFinished {
@@ -73,6 +77,8 @@ impl Event {
                 duration: *duration,
                 input_tokens: *input_tokens,
                 output_tokens: *output_tokens,
+                cache_read_tokens: *cache_read_tokens,
+                cache_write_tokens: *cache_write_tokens,
                 cost_usd: *cost_usd,
                 detail: detail.iter().map(|l| log(l)).collect(),
             },
@@ -258,10 +264,18 @@ impl Printer {
                 duration,
                 input_tokens,
                 output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
                 cost_usd,
                 detail,
             } => {
                 let d = decision.clone().unwrap_or_else(|| "done".into());
+                // Prompt-cache tokens, when there are any (they are billed apart).
+                let cache = if cache_read_tokens + cache_write_tokens > 0 {
+                    format!(" / {cache_read_tokens} cache read / {cache_write_tokens} cache write")
+                } else {
+                    String::new()
+                };
                 // Pad before painting: escape codes must not count as width.
                 let padded = format!("{d:<8}");
                 // The mark says the same as the colour, for logs without colour: a failed
@@ -272,7 +286,7 @@ impl Printer {
                     _ => ("✗", self.paint("31", &padded)),
                 };
                 let line = format!(
-                    "  {mark} {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out  ${cost_usd:.4}",
+                    "  {mark} {agent:<8} {colored} {:>6.1}s  {input_tokens} in / {output_tokens} out{cache}  ${cost_usd:.4}",
                     duration.as_secs_f64()
                 );
                 // The header already says decision, time, tokens and cost: the body is
@@ -310,6 +324,34 @@ mod tests {
         assert!(red.starts_with("\x1b[0Ksection_start:1:pace_gate_2\r"), "{red:?}");
     }
 
+    #[test]
+    fn the_progress_line_shows_cache_tokens_when_there_are_any() {
+        let p = Printer {
+            verbosity: Verbosity::Normal,
+            color: false,
+            spinner: None,
+            sections: None,
+        };
+        let finished = |read, write| Event::AgentFinished {
+            agent: "FORGE".into(),
+            decision: None,
+            duration: Duration::from_secs(2),
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: read,
+            cache_write_tokens: write,
+            cost_usd: 0.5,
+            detail: Vec::new(),
+        };
+        let line = p.render(&finished(700, 300)).unwrap();
+        assert!(
+            line.contains("10 in / 5 out / 700 cache read / 300 cache write  $0.5000"),
+            "{line}"
+        );
+        let line = p.render(&finished(0, 0)).unwrap();
+        assert!(line.contains("10 in / 5 out  $0.5000"), "{line}");
+    }
+
     /// A model's text in a warning, the plan's target or a decision cannot forge a section,
     /// a hyperlink or an overwritten line: only pace's own markers are in the output.
     #[test]
@@ -339,6 +381,8 @@ mod tests {
                 duration: Duration::from_secs(1),
                 input_tokens: 1,
                 output_tokens: 1,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
                 cost_usd: 0.0,
                 detail: vec![forged.into()],
             },
@@ -384,6 +428,8 @@ mod tests {
             duration: Duration::from_secs(2),
             input_tokens: 10,
             output_tokens: 5,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
             cost_usd: 0.01,
             detail: detail.iter().map(|d| (*d).to_string()).collect(),
         }

@@ -365,6 +365,7 @@ mod tests {
                 input_tokens: 900,
                 output_tokens: 80,
                 cache_read_tokens: 0,
+                cache_write_tokens: 0,
                 cost_usd: 0.0031,
             }],
             totals: Totals {
@@ -372,6 +373,7 @@ mod tests {
                 input_tokens: 900,
                 output_tokens: 80,
                 cache_read_tokens: 0,
+                cache_write_tokens: 0,
                 cost_usd: 0.0031,
             },
             refused: Vec::new(),

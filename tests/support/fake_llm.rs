@@ -3,17 +3,23 @@
 //! Each request is routed by agent (read from the system prompt, "You are PRIME, ...")
 //! and the agent's call number; every request is recorded for assertions.
 //!
-//! [`FakeLlm::start_openai`] serves the same script as an OpenAI-compatible
-//! `/v1/chat/completions` (JSON, `tool_calls`). Both reject a `tools` list the real API
-//! rejects (HTTP 400): Anthropic-defined tools must be exactly `{type, name}` with the
-//! name their type fixes, custom tools need an `input_schema`; OpenAI tools must be
-//! functions with `parameters`.
+//! Every fake also serves the same script as an OpenAI-compatible `/v1/chat/completions`
+//! (JSON, `tool_calls`; [`FakeLlm::start_openai`] names that use). Both reject a `tools`
+//! list the real API rejects (HTTP 400): Anthropic-defined tools must be exactly
+//! `{type, name}` with the name their type fixes, custom tools need an `input_schema`;
+//! OpenAI tools must be functions with `parameters`.
+//!
+//! Like the real API it rejects, with the real 400 bodies, what pace must never send:
+//! empty messages, whitespace-only text blocks, a `tool_use` without its `tool_result`
+//! (or the reverse), and a conversation that ends with an assistant message other than
+//! the continuation of a paused turn (this model does not support prefill). Rejections are
+//! answered before the script is asked and are listed in [`FakeLlm::rejected`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const AGENTS: [&str; 6] = ["PRIME", "FORGE", "GATE", "SENTINEL", "CONDUIT", "SCRIBE"];
@@ -97,23 +103,55 @@ pub enum Reply {
         text: String,
         partial_tool: Option<(&'static str, &'static str)>,
     },
+    /// `content: []` with `stop_reason: end_turn` (documented: most often right after
+    /// tool results).
+    Empty,
+    /// One text block of whitespace only (`"\n\n"`), `end_turn`.
+    Blank,
+    /// `stop_reason: refusal` after `text` (may be empty), with `stop_details` when an
+    /// explanation or category is given.
+    Refusal {
+        text: String,
+        explanation: Option<&'static str>,
+        category: Option<&'static str>,
+    },
+    /// `text` with `stop_reason: pause_turn`: pace must send it back as the last message.
+    Paused(String),
+    /// `text` ending with any stop reason (e.g. `model_context_window_exceeded`).
+    Stopped(String, &'static str),
+    /// HTTP 200, a first text delta, then `event: error` with `overloaded_error`.
+    ErrorMidStream,
+    /// `reply` with `Connection: close` (the server closes after answering).
+    CloseAfter(Box<Reply>),
+    /// Any status with this JSON body as is (e.g. an OpenAI-shaped error).
+    Raw(u16, Value),
+    /// HTTP 200, then the connection is dropped in the middle of the answer (a proxy or
+    /// server going away). Needs [`FakeLlm::start_dropping`].
+    Dropped,
 }
 
 pub type Script = Arc<dyn Fn(&Turn) -> Reply + Send + Sync>;
 
+/// Where the dropping front cuts a [`Reply::Dropped`] answer.
+pub const DROP_MARKER: &str = "<<connection dropped here>>";
+
+thread_local! {
+    /// The model of the request being answered: the answer names it, as the real API does
+    /// (so the cost is the requested model's).
+    static MODEL: std::cell::RefCell<String> = std::cell::RefCell::new("fake-model".into());
+}
+
 #[derive(Clone)]
 pub struct FakeLlm {
     pub server: Arc<MockServer>,
+    /// A TCP front that drops connections ([`FakeLlm::start_dropping`]); `url()` is its.
+    front: Option<String>,
     pub requests: Arc<Mutex<Vec<(String, Value)>>>,
+    /// The 400 messages of requests rejected as the real API would (empty when pace
+    /// sent only valid requests).
+    pub rejected: Arc<Mutex<Vec<String>>>,
     /// When the first request arrived (benchmarks: time to the first agent's call).
     pub first_request_at: Arc<Mutex<Option<std::time::Instant>>>,
-}
-
-/// Which API a fake speaks.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Wire {
-    Anthropic,
-    OpenAi,
 }
 
 /// The Anthropic-defined tools the fake knows, with the name each type requires.
@@ -180,9 +218,11 @@ pub fn openai_tools_problem(body: &Value) -> Option<String> {
 }
 
 struct Responder {
-    wire: Wire,
     script: Script,
-    counts: Mutex<HashMap<String, u32>>,
+    /// Texts of the answers served with `pause_turn` (the only allowed final assistant turns).
+    paused: Mutex<Vec<String>>,
+    rejected: Arc<Mutex<Vec<String>>>,
+    counts: Arc<Mutex<HashMap<String, u32>>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
     expected_key: Option<String>,
     latency: std::time::Duration,
@@ -220,9 +260,20 @@ fn sse(events: &[(&str, Value)]) -> String {
 }
 
 fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, input_tokens: u64) -> String {
+    message_events_with(agent, call, reply_blocks, stop, Value::Null, input_tokens)
+}
+
+fn message_events_with(
+    agent: &str,
+    call: u32,
+    reply_blocks: &[Value],
+    stop: &str,
+    stop_details: Value,
+    input_tokens: u64,
+) -> String {
     let mut events = vec![(
         "message_start",
-        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":"fake-model","content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}}),
+        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":MODEL.with(|m| m.borrow().clone()),"content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}}),
     )];
     let mut output_tokens = 1u64;
     for (index, block) in reply_blocks.iter().enumerate() {
@@ -262,9 +313,93 @@ fn message_events(agent: &str, call: u32, reply_blocks: &[Value], stop: &str, in
         }
         events.push(("content_block_stop", json!({"type":"content_block_stop","index":index})));
     }
-    events.push(("message_delta", json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"output_tokens":output_tokens}})));
+    events.push(("message_delta", json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null,"stop_details":stop_details},"usage":{"output_tokens":output_tokens}})));
     events.push(("message_stop", json!({"type":"message_stop"})));
     sse(&events)
+}
+
+/// The texts of a message's content, joined (a string content is its own text).
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// What the real Messages API answers with 400 for this body, if anything.
+fn invalid_request(body: &Value, paused: &[String]) -> Option<String> {
+    let Some(messages) = body["messages"].as_array() else {
+        return Some("messages: Field required".into());
+    };
+    if messages.is_empty() {
+        return Some("messages: at least one message is required".into());
+    }
+    if messages[0]["role"] != "user" {
+        return Some("messages: first message must use the \"user\" role".into());
+    }
+    let last = messages.len() - 1;
+    for (i, message) in messages.iter().enumerate() {
+        let assistant = message["role"] == "assistant";
+        let empty = match &message["content"] {
+            Value::String(s) => s.is_empty(),
+            Value::Array(blocks) => blocks.is_empty(),
+            _ => true,
+        };
+        if empty && !(assistant && i == last) {
+            return Some(format!(
+                "messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+            ));
+        }
+        let blocks = message["content"].as_array().cloned().unwrap_or_default();
+        for block in &blocks {
+            if block["type"] == "text" && block["text"].as_str().is_none_or(|t| t.trim().is_empty()) {
+                return Some("messages: text content blocks must contain non-whitespace text".into());
+            }
+        }
+        let ids = |of: &[Value], kind: &str, key: &str| -> Vec<String> {
+            of.iter()
+                .filter(|b| b["type"] == kind)
+                .filter_map(|b| b[key].as_str().map(String::from))
+                .collect()
+        };
+        if assistant {
+            let uses = ids(&blocks, "tool_use", "id");
+            if i < last && !uses.is_empty() {
+                let next = messages[i + 1]["content"].as_array().cloned().unwrap_or_default();
+                let answered = ids(&next, "tool_result", "tool_use_id");
+                if let Some(missing) = uses.iter().find(|id| !answered.contains(id)) {
+                    return Some(format!(
+                        "messages.{}: `tool_use` ids were found without `tool_result` blocks immediately after: {missing}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
+                        i + 1
+                    ));
+                }
+            }
+        } else {
+            let results = ids(&blocks, "tool_result", "tool_use_id");
+            let previous = if i > 0 {
+                messages[i - 1]["content"].as_array().cloned().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let offered = ids(&previous, "tool_use", "id");
+            if let Some((j, stray)) = results.iter().enumerate().find(|(_, id)| !offered.contains(id)) {
+                return Some(format!(
+                    "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {stray}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                ));
+            }
+        }
+    }
+    if messages[last]["role"] == "assistant" && !paused.contains(&content_text(&messages[last]["content"])) {
+        return Some(format!(
+            "messages.{last}: This model does not support assistant message prefill. The conversation must end with a user message."
+        ));
+    }
+    None
 }
 
 /// The events of an answer cut off at the output limit: the text and the raw start of a
@@ -278,7 +413,7 @@ fn truncated_events(
 ) -> String {
     let mut events = vec![(
         "message_start",
-        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":"fake-model","content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1}}}),
+        json!({"type":"message_start","message":{"id":format!("msg_{agent}_{call}"),"type":"message","role":"assistant","model":MODEL.with(|m| m.borrow().clone()),"content":[],"stop_reason":null,"usage":{"input_tokens":input_tokens,"output_tokens":1}}}),
     )];
     events.push((
         "content_block_start",
@@ -317,27 +452,26 @@ impl Respond for Responder {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let agent = agent_of(&body);
         if let Some(expected) = &self.expected_key {
-            let sent = match self.wire {
-                Wire::Anthropic => request.headers.get("x-api-key").and_then(|v| v.to_str().ok()),
-                Wire::OpenAi => request
-                    .headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer ")),
-            };
+            let sent = request.headers.get("x-api-key").and_then(|v| v.to_str().ok());
             if sent.unwrap_or_default() != expected {
                 return ResponseTemplate::new(401).set_body_json(json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_fake"}));
             }
         }
-        let problem = match self.wire {
-            Wire::Anthropic => anthropic_tools_problem(&body),
-            Wire::OpenAi => openai_tools_problem(&body),
-        };
-        if let Some(message) = problem {
+        if let Some(message) = anthropic_tools_problem(&body) {
+            self.rejected.lock().unwrap().push(message.clone());
             self.requests.lock().unwrap().push((agent, body));
             return ResponseTemplate::new(400).set_body_json(
                 json!({"type":"error","error":{"type":"invalid_request_error","message":message},"request_id":"req_fake"}),
             );
+        }
+        let model = body["model"].as_str().unwrap_or("fake-model").to_string();
+        MODEL.with(|m| *m.borrow_mut() = model);
+        let invalid = invalid_request(&body, &self.paused.lock().unwrap());
+        if let Some(message) = invalid {
+            self.rejected.lock().unwrap().push(message.clone());
+            return ResponseTemplate::new(400)
+                .insert_header("request-id", "req_fake_invalid")
+                .set_body_json(json!({"type":"error","error":{"type":"invalid_request_error","message":message},"request_id":"req_fake_invalid"}));
         }
         let call = {
             let mut counts = self.counts.lock().unwrap();
@@ -358,11 +492,90 @@ impl Respond for Responder {
             extra_delay += delay;
             reply = *inner;
         }
-        let hang = matches!(reply, Reply::Hang);
-        if self.wire == Wire::OpenAi {
-            return openai_template(&agent, call, reply, input_tokens).set_delay(self.latency + extra_delay);
+        let mut close = false;
+        while let Reply::CloseAfter(inner) = reply {
+            close = true;
+            reply = *inner;
         }
+        let hang = matches!(reply, Reply::Hang);
         let template = match reply {
+            Reply::Empty => {
+                let sse = message_events(&agent, call, &[], "end_turn", input_tokens);
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Blank => {
+                let sse = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":"\n\n"})],
+                    "end_turn",
+                    input_tokens,
+                );
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Refusal {
+                text,
+                explanation,
+                category,
+            } => {
+                let blocks = if text.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![json!({"type":"text","text":text})]
+                };
+                let details = if explanation.is_some() || category.is_some() {
+                    json!({"type":"refusal","category":category,"explanation":explanation})
+                } else {
+                    Value::Null
+                };
+                let sse = message_events_with(&agent, call, &blocks, "refusal", details, input_tokens);
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Paused(text) => {
+                self.paused.lock().unwrap().push(text.clone());
+                let sse = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":text})],
+                    "pause_turn",
+                    input_tokens,
+                );
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::Stopped(text, stop) => {
+                let sse = message_events(&agent, call, &[json!({"type":"text","text":text})], stop, input_tokens);
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
+            Reply::ErrorMidStream => {
+                let whole = message_events(
+                    &agent,
+                    call,
+                    &[json!({"type":"text","text":"this half is dropped"})],
+                    "end_turn",
+                    input_tokens,
+                );
+                let cut_at = whole.find("event: ping").unwrap_or(whole.len() / 2);
+                let error = sse(&[(
+                    "error",
+                    json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}),
+                )]);
+                ResponseTemplate::new(200).set_body_raw(format!("{}{error}", &whole[..cut_at]), "text/event-stream")
+            }
+            Reply::CloseAfter(_) => unreachable!("unwrapped above"),
+            Reply::Raw(status, body) => ResponseTemplate::new(status).set_body_json(body),
+            Reply::Dropped => {
+                // The whole answer; the dropping front ([`FakeLlm::start_dropping`]) cuts the
+                // connection where the marker begins.
+                let sse = message_events(
+                    &agent,
+                    call,
+                    // Twice: the text is streamed in two deltas split in the middle.
+                    &[json!({"type":"text","text":format!("{DROP_MARKER}{DROP_MARKER}")})],
+                    "end_turn",
+                    input_tokens,
+                );
+                ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+            }
             Reply::Text(text) => {
                 let sse = message_events(
                     &agent,
@@ -418,6 +631,11 @@ impl Respond for Responder {
                 ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
             }
         };
+        let template = if close {
+            template.insert_header("connection", "close")
+        } else {
+            template
+        };
         if hang {
             template
         } else {
@@ -426,47 +644,205 @@ impl Respond for Responder {
     }
 }
 
-/// An OpenAI chat completion for `reply` (text, tool calls or an error; the stream faults
-/// of the Anthropic fake are not modelled here).
-fn openai_template(agent: &str, call: u32, reply: Reply, input_tokens: u64) -> ResponseTemplate {
-    let (message, finish, output_tokens) = match reply {
-        Reply::Text(text) => {
-            let tokens = text.len() as u64 / 4 + 1;
-            (json!({"role": "assistant", "content": text}), "stop", tokens)
+/// The same scripted model behind OpenAI's chat completions (`{url}/v1/chat/completions`,
+/// not streamed). The request is shown to the script in the Anthropic shape (system
+/// prompt apart, tool results as `tool_result` blocks of a user message), so the same
+/// scripts play both providers. It rejects what OpenAI rejects: an assistant message with
+/// neither content nor tool calls, a tool call without its tool message, a tool message
+/// without its call.
+struct OpenAiResponder {
+    script: Script,
+    expected_key: Option<String>,
+    rejected: Arc<Mutex<Vec<String>>>,
+    counts: Arc<Mutex<HashMap<String, u32>>>,
+    requests: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+/// What OpenAI answers with 400 for these messages, if anything.
+fn openai_invalid(messages: &[Value]) -> Option<String> {
+    let mut open: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or_default();
+        if role != "tool" && !open.is_empty() {
+            return Some(format!(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {}",
+                open.join(", ")
+            ));
         }
-        Reply::Tools(calls) => {
-            let mut tokens = 1;
-            let calls: Vec<Value> = calls
+        match role {
+            "assistant" => {
+                let calls: Vec<String> = m["tool_calls"]
+                    .as_array()
+                    .map(|c| c.iter().filter_map(|c| c["id"].as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                if m["content"].is_null() && calls.is_empty() {
+                    return Some(format!(
+                        "Invalid value for 'messages[{i}].content': expected a string, got null."
+                    ));
+                }
+                open = calls;
+            }
+            "tool" => {
+                let id = m["tool_call_id"].as_str().unwrap_or_default();
+                let Some(at) = open.iter().position(|o| o == id) else {
+                    return Some("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.".into());
+                };
+                open.remove(at);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An OpenAI request in the Anthropic shape the scripts read.
+fn as_anthropic(body: &Value) -> Value {
+    let mut system = String::new();
+    let mut out: Vec<Value> = Vec::new();
+    for m in body["messages"].as_array().cloned().unwrap_or_default() {
+        let text = m["content"].as_str().unwrap_or_default().to_string();
+        let block = match m["role"].as_str().unwrap_or_default() {
+            "system" => {
+                system = text;
+                continue;
+            }
+            "assistant" => {
+                let mut blocks = Vec::new();
+                if !text.is_empty() {
+                    blocks.push(json!({"type": "text", "text": text}));
+                }
+                for call in m["tool_calls"].as_array().cloned().unwrap_or_default() {
+                    let raw = call["function"]["arguments"].as_str().unwrap_or("{}");
+                    let input: Value = serde_json::from_str(raw).unwrap_or(json!({"_raw": raw}));
+                    blocks.push(
+                        json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}),
+                    );
+                }
+                out.push(json!({"role": "assistant", "content": blocks}));
+                continue;
+            }
+            "tool" => json!({"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": text}),
+            _ => json!({"type": "text", "text": text}),
+        };
+        // Tool results and the text after them form one user message, as in Anthropic's API.
+        match out.last_mut() {
+            Some(last) if last["role"] == "user" => last["content"].as_array_mut().unwrap().push(block),
+            _ => out.push(json!({"role": "user", "content": [block]})),
+        }
+    }
+    json!({"model": body["model"], "system": system, "messages": out, "tools": body["tools"]})
+}
+
+fn openai_answer(model: &Value, message: Value, finish: &str, input_tokens: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+        "usage": {"prompt_tokens": input_tokens, "completion_tokens": 20, "total_tokens": input_tokens + 20},
+    }))
+}
+
+impl Respond for OpenAiResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let raw: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        if let Some(expected) = &self.expected_key {
+            let sent = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if sent.unwrap_or_default() != expected {
+                return ResponseTemplate::new(401).set_body_json(
+                    json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}),
+                );
+            }
+        }
+        let messages = raw["messages"].as_array().cloned().unwrap_or_default();
+        if let Some(message) = openai_tools_problem(&raw).or_else(|| openai_invalid(&messages)) {
+            self.rejected.lock().unwrap().push(message.clone());
+            return ResponseTemplate::new(400)
+                .insert_header("x-request-id", "req_fake_openai_invalid")
+                .set_body_json(json!({"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": null}}));
+        }
+        let body = as_anthropic(&raw);
+        let agent = agent_of(&body);
+        let call = {
+            let mut counts = self.counts.lock().unwrap();
+            let c = counts.entry(agent.clone()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        self.requests.lock().unwrap().push((agent.clone(), body.clone()));
+        let turn = Turn {
+            agent: agent.clone(),
+            call,
+            body,
+        };
+        let input_tokens = (request.body.len() / 4) as u64;
+        let model = &raw["model"];
+        let mut reply = (self.script)(&turn);
+        while let Reply::Delayed(_, inner) | Reply::CloseAfter(inner) = reply {
+            reply = *inner;
+        }
+        let calls = |calls: Vec<(String, String)>| -> Value {
+            calls
                 .into_iter()
                 .enumerate()
-                .map(|(i, (name, input))| {
-                    let arguments = input.to_string();
-                    tokens += arguments.len() as u64 / 4 + 1;
-                    json!({"id": format!("call_{agent}_{call}_{i}"), "type": "function",
-                           "function": {"name": name, "arguments": arguments}})
-                })
-                .collect();
-            (
-                json!({"role": "assistant", "content": null, "tool_calls": calls}),
-                "tool_calls",
-                tokens,
-            )
+                .map(|(i, (name, arguments))| json!({"id": format!("call_{agent}_{call}_{i}"), "type": "function", "function": {"name": name, "arguments": arguments}}))
+                .collect()
+        };
+        match reply {
+            Reply::Text(text) | Reply::Paused(text) => {
+                openai_answer(model, json!({"role": "assistant", "content": text}), "stop", input_tokens)
+            }
+            Reply::Stopped(text, stop) => {
+                openai_answer(model, json!({"role": "assistant", "content": text}), stop, input_tokens)
+            }
+            Reply::Tools(list) => {
+                let list = list.into_iter().map(|(n, input)| (n.to_string(), input.to_string())).collect();
+                openai_answer(
+                    model,
+                    json!({"role": "assistant", "content": null, "tool_calls": calls(list)}),
+                    "tool_calls",
+                    input_tokens,
+                )
+            }
+            Reply::Truncated { text, partial_tool } => {
+                let mut message = json!({"role": "assistant", "content": text});
+                if let Some((name, raw)) = partial_tool {
+                    message["tool_calls"] = calls(vec![(name.to_string(), raw.to_string())]);
+                }
+                openai_answer(model, message, "length", input_tokens)
+            }
+            Reply::Empty => openai_answer(model, json!({"role": "assistant", "content": ""}), "stop", input_tokens),
+            Reply::Blank => openai_answer(model, json!({"role": "assistant", "content": "\n\n"}), "stop", input_tokens),
+            Reply::Refusal { text, explanation, .. } => {
+                let refusal = explanation.map(String::from).unwrap_or(text);
+                openai_answer(
+                    model,
+                    json!({"role": "assistant", "content": null, "refusal": refusal}),
+                    "content_filter",
+                    input_tokens,
+                )
+            }
+            Reply::Error { status, kind, message, headers } => {
+                let mut t = ResponseTemplate::new(status)
+                    .set_body_json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}}));
+                for (k, v) in headers {
+                    t = t.insert_header(k, v);
+                }
+                t
+            }
+            Reply::Raw(status, body) => ResponseTemplate::new(status).set_body_json(body),
+            Reply::Dropped => ResponseTemplate::new(500).set_body_json(
+                json!({"error": {"message": "this behaviour is only played on the streamed Anthropic wire", "type": "server_error"}}),
+            ),
+            Reply::Hang => ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3600)),
+            Reply::Cut | Reply::ErrorMidStream => ResponseTemplate::new(500).set_body_json(
+                json!({"error": {"message": "this behaviour is only played on the streamed Anthropic wire", "type": "server_error"}}),
+            ),
+            Reply::Delayed(..) | Reply::CloseAfter(_) => unreachable!("unwrapped above"),
         }
-        Reply::Error { status, message, .. } => {
-            return ResponseTemplate::new(status)
-                .set_body_json(json!({"error": {"message": message, "type": "invalid_request_error"}}));
-        }
-        _ => {
-            return ResponseTemplate::new(500)
-                .set_body_json(json!({"error": {"message": "the fake OpenAI server does not model this reply"}}));
-        }
-    };
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": format!("chatcmpl-{agent}-{call}"), "object": "chat.completion", "model": "fake-model",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
-                  "total_tokens": input_tokens + output_tokens},
-    }))
+    }
 }
 
 impl FakeLlm {
@@ -474,47 +850,112 @@ impl FakeLlm {
         Self::start_with_latency(script, expected_key, std::time::Duration::ZERO).await
     }
 
-    /// The same script behind an OpenAI-compatible `/v1/chat/completions` (Bearer key).
+    /// For an OpenAI-compatible provider: every fake serves the same script at
+    /// `/v1/chat/completions` (Bearer key) too; this name says which one a test uses.
     pub async fn start_openai(script: Script, expected_key: Option<&str>) -> Self {
-        Self::start_wire(Wire::OpenAi, script, expected_key, std::time::Duration::ZERO).await
+        Self::start(script, expected_key).await
     }
 
     /// Every answer is delayed by `latency` (benchmarks of the day's concurrency).
     pub async fn start_with_latency(script: Script, expected_key: Option<&str>, latency: std::time::Duration) -> Self {
-        Self::start_wire(Wire::Anthropic, script, expected_key, latency).await
-    }
-
-    async fn start_wire(wire: Wire, script: Script, expected_key: Option<&str>, latency: std::time::Duration) -> Self {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let first_request_at = Arc::new(Mutex::new(None));
+        let rejected = Arc::new(Mutex::new(Vec::new()));
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let openai = OpenAiResponder {
+            script: script.clone(),
+            expected_key: expected_key.map(str::to_string),
+            rejected: rejected.clone(),
+            counts: counts.clone(),
+            requests: requests.clone(),
+        };
+        Mock::given(method("POST"))
+            // `llm.base_url` with or without `/v1`.
+            .and(path_regex(r"^(/v1)?/chat/completions$"))
+            .respond_with(openai)
+            .mount(&server)
+            .await;
         let responder = Responder {
-            wire,
             script,
-            counts: Mutex::new(HashMap::new()),
+            paused: Mutex::new(Vec::new()),
+            rejected: rejected.clone(),
+            counts,
             requests: requests.clone(),
             expected_key: expected_key.map(str::to_string),
             latency,
             first_request_at: first_request_at.clone(),
         };
-        let endpoint = match wire {
-            Wire::Anthropic => "/v1/messages",
-            Wire::OpenAi => "/v1/chat/completions",
-        };
         Mock::given(method("POST"))
-            .and(path(endpoint))
+            .and(path("/v1/messages"))
             .respond_with(responder)
             .mount(&server)
             .await;
         Self {
             server: Arc::new(server),
+            front: None,
             requests,
+            rejected,
             first_request_at,
         }
     }
 
+    /// Like [`FakeLlm::start`], behind a TCP front that forwards every connection and cuts
+    /// it, mid-answer, where an answer holds [`DROP_MARKER`] ([`Reply::Dropped`]): a real
+    /// dropped connection, which the mock server alone cannot play.
+    pub async fn start_dropping(script: Script, expected_key: Option<&str>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut fake = Self::start(script, expected_key).await;
+        let upstream = fake.server.address().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        fake.front = Some(format!("http://{}", listener.local_addr().unwrap()));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let requests = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    });
+                    let mut seen: Vec<u8> = Vec::new();
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = server_read.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let from = seen.len();
+                        seen.extend_from_slice(&buf[..n]);
+                        let cut = seen
+                            .windows(DROP_MARKER.len())
+                            .position(|w| w == DROP_MARKER.as_bytes());
+                        if let Some(at) = cut {
+                            if at > from {
+                                let _ = client_write.write_all(&seen[from..at]).await;
+                            }
+                            break;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Dropping both halves closes the client's connection mid-answer.
+                    requests.abort();
+                });
+            }
+        });
+        fake
+    }
+
     pub fn url(&self) -> String {
-        self.server.uri()
+        self.front.clone().unwrap_or_else(|| self.server.uri())
+    }
+
+    /// The requests the fake rejected as the real API would.
+    pub fn rejected(&self) -> Vec<String> {
+        self.rejected.lock().unwrap().clone()
     }
 
     pub fn calls_of(&self, agent: &str) -> usize {

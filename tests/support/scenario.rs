@@ -34,6 +34,8 @@ pub struct Scenario {
     env: Vec<(String, String)>,
     with_key: bool,
     openai: bool,
+    /// The fake model behind a front that can drop connections ([`FakeLlm::start_dropping`]).
+    dropping: bool,
 }
 
 impl Scenario {
@@ -47,6 +49,7 @@ impl Scenario {
             env: Vec::new(),
             with_key: true,
             openai: false,
+            dropping: false,
         }
     }
 
@@ -86,6 +89,12 @@ impl Scenario {
         self
     }
 
+    /// The fake model can drop connections mid-answer (`Reply::Dropped`).
+    pub fn dropping(mut self) -> Self {
+        self.dropping = true;
+        self
+    }
+
     /// One more variable in pace's environment.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
@@ -100,14 +109,15 @@ impl Scenario {
 
     /// Starts the fakes and writes and commits the project's config.
     pub async fn start(self) -> Day {
-        let (llm, base_url) = if self.openai {
-            let llm = FakeLlm::start_openai(self.script, Some(KEY)).await;
-            let url = format!("{}/v1", llm.url());
-            (llm, url)
+        let llm = if self.dropping {
+            FakeLlm::start_dropping(self.script, Some(KEY)).await
         } else {
-            let llm = FakeLlm::start(self.script, Some(KEY)).await;
-            let url = llm.url();
-            (llm, url)
+            FakeLlm::start(self.script, Some(KEY)).await
+        };
+        let base_url = if self.openai {
+            format!("{}/v1", llm.url())
+        } else {
+            llm.url()
         };
         let project = Project::greeter();
         project.use_fake_llm(&base_url, &busybox_image(), &self.config);

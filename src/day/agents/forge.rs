@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::FORGE;
-use super::turn::{LoopRequest, Turn, tool_turn};
+use super::turn::{LoopRequest, NoAnswer, Recovery, Turn, tool_turn};
 use crate::day::DayError;
 use crate::day::context::{DayContext, render, untrusted};
 use crate::day::tools::ToolContext;
@@ -19,6 +19,13 @@ const BASIC: &str = include_str!("prompts/forge-basic.md");
 const COVERAGE: &str = include_str!("prompts/forge-coverage.md");
 /// Text-only answers in a row before the attempt is given up.
 const MAX_NUDGES: u32 = 2;
+/// After a text answer cut off by the output limit.
+const CUT_OFF: &str = "Your answer was cut off by the output limit. Continue with smaller steps: change existing files with `str_replace` instead of rewriting them, one file per call.";
+/// After an answer whose last tool call was cut off (the tool reported its arguments invalid).
+const CALL_CUT_OFF: &str = "Your answer was cut off by the output limit, so its last tool call was incomplete. Repeat it in smaller steps (one file per call; `str_replace` for a part of a file instead of rewriting it).";
+/// What FORGE is asked to do after an answer without a tool call.
+const EXPECTED: &str =
+    "Continue with the tools. When the story is implemented and the tests pass, call `complete_handoff`.";
 
 pub enum ForgeOutcome {
     Handoff(Handoff),
@@ -204,6 +211,7 @@ async fn tool_loop(
     let mut messages = vec![Message::user_text(first_message(ctx, input))];
     let mut nudges = 0;
     let mut warned = false;
+    let mut no_answer = NoAnswer::default();
     let request = LoopRequest {
         agent: FORGE,
         system: &system,
@@ -216,14 +224,20 @@ async fn tool_loop(
             called,
             handoff,
             stop_reason,
+            answer,
             ..
         } = tool_turn(ctx, &request, &mut tools, &mut messages).await?;
-        if handoff.is_some() {
+        let stopped = match no_answer.check(FORGE, &answer, &mut messages, EXPECTED) {
+            None => None,
+            Some(Recovery::Retry) => continue,
+            Some(Recovery::Stop(reason)) => Some(reason),
+        };
+        if handoff.is_some() || stopped.is_some() {
             return Ok(LoopResult {
                 handoff,
                 iterations: iteration,
                 red_phase_confirmed: tools.red_phase_confirmed(),
-                end_reason: String::new(),
+                end_reason: stopped.unwrap_or_default(),
             });
         }
         if called.is_empty() {
@@ -233,9 +247,9 @@ async fn tool_loop(
                 break;
             }
             let why = if stop_reason == StopReason::MaxTokens {
-                "Your answer was cut off by the output limit. Continue with smaller steps: change existing files with `str_replace` instead of rewriting them, one file per call."
+                CUT_OFF
             } else {
-                "Continue with the tools. When the story is implemented and the tests pass, call `complete_handoff`."
+                EXPECTED
             };
             results.push(Block::Text { text: why.into() });
         } else {
@@ -243,34 +257,43 @@ async fn tool_loop(
             if stop_reason == StopReason::MaxTokens {
                 // The last call's arguments are incomplete (the tool reported them invalid).
                 results.push(Block::Text {
-                    text: "Your answer was cut off by the output limit, so its last tool call was incomplete. Repeat it in smaller steps (one file per call; `str_replace` for a part of a file instead of rewriting it).".into(),
+                    text: CALL_CUT_OFF.into(),
                 });
             }
         }
         if !warned && iteration >= warn_at {
             warned = true;
-            results.push(Block::Text {
-                text: format!(
-                    "⚠️ Iteration budget notice: you have used {iteration} of {max_iterations} iterations. Finish what is started, run the tests, then call `complete_handoff` with what is done and what is missing in `known_gaps`. Do not start new features."
-                ),
-            });
+            results.push(budget_notice(iteration, max_iterations));
         }
         messages.push(Message {
             role: Role::User,
             content: results,
         });
     }
-    let reason = if nudges > MAX_NUDGES {
-        "FORGE stopped using its tools without calling `complete_handoff`".to_string()
-    } else {
-        format!("FORGE did not call `complete_handoff` within {max_iterations} iterations (`forge.max_iterations`)")
-    };
     Ok(LoopResult {
         handoff: None,
         iterations: max_iterations,
         red_phase_confirmed: tools.red_phase_confirmed(),
-        end_reason: reason,
+        end_reason: out_of_turns(nudges > MAX_NUDGES, max_iterations),
     })
+}
+
+/// Why the loop ended without a handoff: text answers only, or no iterations left.
+fn out_of_turns(stopped_using_tools: bool, max_iterations: u32) -> String {
+    if stopped_using_tools {
+        "FORGE stopped using its tools without calling `complete_handoff`".to_string()
+    } else {
+        format!("FORGE did not call `complete_handoff` within {max_iterations} iterations (`forge.max_iterations`)")
+    }
+}
+
+/// The one notice when most of `forge.max_iterations` is used.
+fn budget_notice(iteration: u32, max_iterations: u32) -> Block {
+    Block::Text {
+        text: format!(
+            "⚠️ Iteration budget notice: you have used {iteration} of {max_iterations} iterations. Finish what is started, run the tests, then call `complete_handoff` with what is done and what is missing in `known_gaps`. Do not start new features."
+        ),
+    }
 }
 
 /// Commits FORGE's changes in the writable directories; returns HEAD and the files.

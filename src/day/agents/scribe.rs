@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::SCRIBE;
-use super::turn::{LoopRequest, tool_turn};
+use super::turn::{LoopRequest, NoAnswer, Recovery, tool_turn};
 use crate::artifacts::{CONTEXT_DOCS, write_yaml};
 use crate::day::DayError;
 use crate::day::context::{DayContext, render, untrusted};
@@ -104,9 +104,25 @@ async fn tool_loop(ctx: &DayContext, mode: ScribeMode) -> Result<ScribeReport, D
         specs: &specs,
         max_tokens: settings.llm.forge_max_tokens,
     };
+    let mut no_answer = NoAnswer::default();
     while iterations < MAX_ITERATIONS {
         iterations += 1;
         let turn = tool_turn(ctx, &request, &mut tools, &mut messages).await?;
+        match no_answer.check(
+            SCRIBE,
+            &turn.answer,
+            &mut messages,
+            "Write the documents with the tools, then call `finish`.",
+        ) {
+            None => {}
+            Some(Recovery::Retry) => continue,
+            Some(Recovery::Stop(reason)) => {
+                // The documents are advisory: the day goes on, the report says why.
+                ctx.warn(reason.clone());
+                summary = reason;
+                break;
+            }
+        }
         if turn.called.is_empty() {
             break;
         }
