@@ -255,9 +255,6 @@ async fn an_openai_shaped_500_from_the_messages_api_names_the_base_url() {
     assert!(text.contains("llm.base_url"), "{text}");
 }
 
-/// The greeter's config with `llm.provider: openai` (the fake serves chat completions too).
-const OPENAI: (&str, &str) = ("  provider: anthropic\n", "  provider: openai\n");
-
 #[tokio::test(flavor = "multi_thread")]
 async fn openai_a_cut_tool_call_is_reported_and_empty_answers_are_dropped() {
     require_docker!();
@@ -286,11 +283,7 @@ async fn openai_a_cut_tool_call_is_reported_and_empty_answers_are_dropped() {
             }
             _ => base(turn),
         });
-    let day = Scenario::greeter()
-        .script(script)
-        .edit_config(OPENAI.0, OPENAI.1)
-        .start()
-        .await;
+    let day = Scenario::greeter().script(script).openai().start().await;
     let ran = day.pace(&["--day", "1"]).await.expect_exit(0);
 
     assert_eq!(day.llm.rejected(), Vec::<String>::new(), "{}", ran.text());
@@ -321,7 +314,7 @@ async fn openai_a_content_filter_refusal_holds_with_its_text() {
     });
     let day = Scenario::greeter()
         .script(script)
-        .edit_config(OPENAI.0, OPENAI.1)
+        .openai()
         .edit_config("  max_iterations: 20", "  max_iterations: 20\n  max_retries: 0")
         .start()
         .await;
