@@ -30,6 +30,7 @@ mod images;
 mod llm_answers;
 mod llm_cost;
 mod llm_providers;
+mod podman;
 mod redteam;
 mod registry_auth;
 mod reliability_faults;
