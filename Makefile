@@ -26,14 +26,17 @@ test: docker
 docker:
 	@scripts/start-dockerd.sh
 
-## The example sandbox image: FROM scratch + the host's static busybox (no registry).
+## The example sandbox image: FROM scratch + the host's static busybox (no registry;
+## busybox-static is installed when it is missing, as root with apt-get).
 demo-image:
 	@docker image inspect $(DEMO_IMAGE) >/dev/null 2>&1 || scripts/build-busybox-image.sh $(DEMO_IMAGE)
 
 ## Day 1 of the bundled example, offline (replay provider), tests in a real container.
+## The binary is where cargo puts it: under CARGO_TARGET_DIR when that is set.
+DEMO_BIN = $(or $(CARGO_TARGET_DIR),target)/release/pace
 demo: docker demo-image
 	$(CARGO) build --release --quiet
-	scripts/demo.sh target/release/pace
+	scripts/demo.sh "$(DEMO_BIN)"
 
 lint:
 	$(CARGO) fmt --check

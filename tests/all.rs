@@ -27,6 +27,7 @@ mod exit_paths;
 mod git_hardening;
 mod gitlab;
 mod images;
+mod init;
 mod llm_providers;
 mod redteam;
 mod registry_auth;

@@ -157,7 +157,7 @@ fn tech(p: &Profile) -> String {
     } else {
         out.push_str(&format!(
             "  # It has no default for {}: uncomment this suggestion to fetch them:\n",
-            p.stack.key()
+            p.language
         ));
     }
     out.push_str(&format!("  # setup_command: {}\n\n", scalar(&p.setup_command)));
