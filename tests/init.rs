@@ -35,10 +35,7 @@ impl Repo {
     /// environment, plus `env`.
     fn pace(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pace"));
-        cmd.args(args)
-            .current_dir(&self.root)
-            .env_clear()
-            .stdin(Stdio::null());
+        cmd.args(args).current_dir(&self.root).env_clear().stdin(Stdio::null());
         for key in ["PATH", "HOME"] {
             if let Ok(v) = std::env::var(key) {
                 cmd.env(key, v);
@@ -154,7 +151,11 @@ fn every_stack_gets_a_config_that_validates() {
     ] {
         let repo = Repo::new(files, None);
         let out = repo.init(&["--yes"], &[]);
-        assert!(stdout(&out).contains("wrote pace.config.yaml\nwrote plan.yaml\n"), "{name}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("wrote pace.config.yaml\nwrote plan.yaml\n"),
+            "{name}: {}",
+            stdout(&out)
+        );
         // The local platform has no CI file.
         assert!(!repo.path(".gitlab-ci.yml").exists() && !repo.path("bitbucket-pipelines.yml").exists());
         snapshot(&format!("init_config_{name}"), &repo.read("pace.config.yaml"));
@@ -178,7 +179,11 @@ fn the_plan_and_the_next_steps() {
 fn every_platform_gets_its_ci_file() {
     let gitlab = Repo::new(NPM, Some("git@gitlab.example.com:acme/shop.git"));
     let out = gitlab.init(&["--yes"], &[]);
-    assert!(stdout(&out).contains("platform gitlab (`origin` is at gitlab.example.com)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("platform gitlab (`origin` is at gitlab.example.com)"),
+        "{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("GITLAB_TOKEN"), "{}", stdout(&out));
     snapshot("init_config_gitlab", &gitlab.read("pace.config.yaml"));
     snapshot("init_ci_gitlab", &gitlab.read(".gitlab-ci.yml"));
@@ -226,18 +231,26 @@ fn existing_files_are_kept_unless_forced() {
     let out = repo.pace(&["init", "--yes"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("`plan.yaml`, `.gitlab-ci.yml` already exist: `pace init` replaces no file without `--force`"),
+        stderr(&out)
+            .contains("`plan.yaml`, `.gitlab-ci.yml` already exist: `pace init` replaces no file without `--force`"),
         "{}",
         stderr(&out)
     );
     assert!(stderr(&out).contains("hint: check them with `pace validate`, or run `pace init --force`"));
-    assert!(!repo.path("pace.config.yaml").exists(), "nothing is written when one file exists");
+    assert!(
+        !repo.path("pace.config.yaml").exists(),
+        "nothing is written when one file exists"
+    );
     assert!(!repo.path(".gitignore").exists());
     assert_eq!(repo.read("plan.yaml"), "mine\n");
     assert_eq!(repo.read(".gitlab-ci.yml"), "ours\n");
 
     let out = repo.init(&["--yes", "--force"], &[]);
-    assert!(stdout(&out).contains("wrote pace.config.yaml\nreplaced plan.yaml\nreplaced .gitlab-ci.yml\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("wrote pace.config.yaml\nreplaced plan.yaml\nreplaced .gitlab-ci.yml\n"),
+        "{}",
+        stdout(&out)
+    );
     assert!(repo.read("plan.yaml").contains("days:"));
     repo.assert_valid(&[]);
 }
@@ -250,7 +263,11 @@ fn the_python_pace_layout_counts_as_a_config() {
     std::fs::write(repo.path("pace/pace.config.yaml"), "product: {name: Old}\n").unwrap();
     let out = repo.pace(&["init"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("`pace/pace.config.yaml` already exists"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`pace/pace.config.yaml` already exists"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!repo.path("pace.config.yaml").exists());
 }
 
@@ -284,7 +301,11 @@ fn no_stack_is_an_error_that_says_what_was_looked_for() {
     let repo = Repo::new(&[("README.md", "# shop\n")], None);
     let out = repo.pace(&["init", "--yes"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("found no manifest it knows at the repository root (go.mod,"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("found no manifest it knows at the repository root (go.mod,"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!repo.path("pace.config.yaml").exists());
 }
 
@@ -295,11 +316,13 @@ fn a_second_stack_is_named() {
     files.push(("package.json", "{}"));
     let repo = Repo::new(&files, None);
     let out = repo.init(&[], &[]);
-    assert!(stdout(&out).contains("note: package.json (npm) is here too"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("note: package.json (npm) is here too"),
+        "{}",
+        stdout(&out)
+    );
     assert!(repo.read("pace.config.yaml").contains("test_command: go test ./..."));
 }
-
-
 
 /// Issue 14 item 6: `make demo` runs the binary where cargo put it, also under
 /// `CARGO_TARGET_DIR` (printed by `make -n`, nothing is run).
@@ -308,7 +331,9 @@ fn make_demo_honours_cargo_target_dir() {
     let manifest = env!("CARGO_MANIFEST_DIR");
     let make = |target_dir: Option<&str>| {
         let mut cmd = Command::new("make");
-        cmd.args(["-n", "demo"]).current_dir(manifest).env_remove("CARGO_TARGET_DIR");
+        cmd.args(["-n", "demo"])
+            .current_dir(manifest)
+            .env_remove("CARGO_TARGET_DIR");
         if let Some(dir) = target_dir {
             cmd.env("CARGO_TARGET_DIR", dir);
         }
@@ -317,7 +342,10 @@ fn make_demo_honours_cargo_target_dir() {
         stdout(&out)
     };
     let moved = make(Some("/elsewhere/build"));
-    assert!(moved.contains("scripts/demo.sh \"/elsewhere/build/release/pace\""), "{moved}");
+    assert!(
+        moved.contains("scripts/demo.sh \"/elsewhere/build/release/pace\""),
+        "{moved}"
+    );
     assert!(make(None).contains("scripts/demo.sh \"target/release/pace\""));
 }
 
@@ -340,7 +368,11 @@ fn the_demo_leaves_no_untracked_dotenv_report() {
         .find_map(|l| l.strip_prefix("pace demo in ").map(PathBuf::from))
         .expect("demo.sh names its directory");
     assert!(work.join("pace-env.env").is_file(), "the stand-in did not run");
-    assert_eq!(git(&work, &["status", "--porcelain"]), "", "untracked files after the demo");
+    assert_eq!(
+        git(&work, &["status", "--porcelain"]),
+        "",
+        "untracked files after the demo"
+    );
 }
 
 /// `scripts/start-dockerd.sh` stops only the daemon it started, by its pid: never every
@@ -351,5 +383,8 @@ fn start_dockerd_stops_only_its_own_daemon() {
     for broad in ["pkill", "killall"] {
         assert!(!script.contains(broad), "start-dockerd.sh uses `{broad}`");
     }
-    assert!(script.contains("pid=$!") && script.contains("kill \"$pid\""), "{script}");
+    assert!(
+        script.contains("pid=$!") && script.contains("kill \"$pid\""),
+        "{script}"
+    );
 }

@@ -259,7 +259,10 @@ mod tests {
         confirm(&mut choice, &mut "\n\n\n".as_bytes(), &mut out).unwrap();
         assert_eq!(choice, detected());
         let shown = String::from_utf8(out).unwrap();
-        assert!(shown.contains("Stack [go/npm/pnpm/yarn/maven/gradle/dotnet/rust/python] (go): "), "{shown}");
+        assert!(
+            shown.contains("Stack [go/npm/pnpm/yarn/maven/gradle/dotnet/rust/python] (go): "),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -276,7 +279,10 @@ mod tests {
 
     #[test]
     fn no_stack_and_no_answer_stays_without_a_stack() {
-        let mut choice = Choice { stack: None, ..detected() };
+        let mut choice = Choice {
+            stack: None,
+            ..detected()
+        };
         confirm(&mut choice, &mut "".as_bytes(), &mut Vec::new()).unwrap();
         assert_eq!(choice.stack, None);
     }

@@ -134,9 +134,7 @@ fn root_files(repo: &Path) -> Vec<String> {
 }
 
 fn has_extension(name: &str, ext: &str) -> bool {
-    Path::new(name)
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
 /// `platform.type` as `pace init` writes it.
@@ -227,132 +225,66 @@ pub(super) struct Profile {
 
 impl Profile {
     pub(super) fn of(stack: Stack, repo: &Path) -> Self {
-        let is_dir = |d: &str| repo.join(d).is_dir();
         let existing = |candidates: &[&str]| -> Vec<String> {
             candidates
                 .iter()
-                .filter(|d| is_dir(d))
+                .filter(|d| repo.join(d).is_dir())
                 .map(|d| format!("{d}/"))
                 .collect()
         };
-        let gradle = if repo.join("gradlew").is_file() {
-            "./gradlew"
-        } else {
-            "gradle"
-        };
-        let typescript = repo.join("tsconfig.json").is_file();
-        let (language, test, build, setup, setup_is_default, sources, tests): (
-            &'static str,
-            String,
-            Option<String>,
-            String,
-            bool,
-            Vec<String>,
-            Vec<String>,
-        ) = match stack {
+        let (language, commands, sources, tests) = match stack {
             Stack::Go => (
                 "Go",
-                "go test ./...".into(),
-                Some("go build ./...".into()),
-                "go mod download".into(),
-                true,
+                Commands::new("go test ./...", Some("go build ./..."), "go mod download", true),
                 existing(&["cmd", "internal", "pkg"]),
                 existing(&["test", "tests"]),
             ),
-            Stack::Npm | Stack::Pnpm | Stack::Yarn => {
-                let build = package_has_build_script(repo);
-                let (test, build, setup, is_default) = match stack {
-                    Stack::Pnpm => (
-                        "pnpm test",
-                        build.then(|| "pnpm run build".to_string()),
-                        "pnpm install --frozen-lockfile",
-                        false,
-                    ),
-                    Stack::Yarn => (
-                        "yarn test",
-                        build.then(|| "yarn run build".to_string()),
-                        "yarn install --frozen-lockfile",
-                        false,
-                    ),
-                    // `npm ci` needs the lockfile; without one the set-up phase has no default.
-                    _ => (
-                        "npm test",
-                        build.then(|| "npm run build".to_string()),
-                        if repo.join("package-lock.json").is_file() {
-                            "npm ci"
-                        } else {
-                            "npm install"
-                        },
-                        repo.join("package-lock.json").is_file(),
-                    ),
-                };
-                (
-                    if typescript { "TypeScript" } else { "JavaScript" },
-                    test.into(),
-                    build,
-                    setup.into(),
-                    is_default,
-                    existing(&["src", "lib", "app"]),
-                    existing(&["test", "tests", "__tests__", "spec"]),
-                )
-            }
+            Stack::Npm | Stack::Pnpm | Stack::Yarn => (
+                if repo.join("tsconfig.json").is_file() {
+                    "TypeScript"
+                } else {
+                    "JavaScript"
+                },
+                node_commands(stack, repo),
+                existing(&["src", "lib", "app"]),
+                existing(&["test", "tests", "__tests__", "spec"]),
+            ),
             Stack::Maven => (
                 "Java",
-                "mvn -B test".into(),
-                Some("mvn -B -DskipTests package".into()),
-                "mvn -B -q dependency:go-offline".into(),
-                true,
+                Commands::new(
+                    "mvn -B test",
+                    Some("mvn -B -DskipTests package"),
+                    "mvn -B -q dependency:go-offline",
+                    true,
+                ),
                 existing(&["src/main"]),
                 existing(&["src/test"]),
             ),
             Stack::Gradle => (
-                if is_dir("src/main/kotlin") { "Kotlin" } else { "Java" },
-                format!("{gradle} --no-daemon test"),
-                Some(format!("{gradle} --no-daemon assemble")),
-                format!("{gradle} --no-daemon dependencies"),
-                true,
+                if repo.join("src/main/kotlin").is_dir() {
+                    "Kotlin"
+                } else {
+                    "Java"
+                },
+                gradle_commands(repo),
                 existing(&["src/main"]),
                 existing(&["src/test"]),
             ),
-            Stack::Dotnet => {
-                // `dotnet test` without an argument fails when the root holds more than one
-                // project or solution: name the (first) solution then, also for the set-up,
-                // whose default (`dotnet restore`) would fail the same way.
-                let files = root_files(repo);
-                let projects = files
-                    .iter()
-                    .filter(|n| has_extension(n, "sln") || has_extension(n, "csproj"))
-                    .count();
-                let solution = files.into_iter().find(|n| has_extension(n, "sln"));
-                let target = solution
-                    .filter(|_| projects > 1)
-                    .map(|s| format!(" {s}"))
-                    .unwrap_or_default();
-                (
-                    "C#",
-                    format!("dotnet test{target}"),
-                    Some(format!("dotnet build{target}")),
-                    format!("dotnet restore{target}"),
-                    target.is_empty(),
-                    existing(&["src"]),
-                    existing(&["tests", "test"]),
-                )
-            }
+            Stack::Dotnet => (
+                "C#",
+                dotnet_commands(repo),
+                existing(&["src"]),
+                existing(&["tests", "test"]),
+            ),
             Stack::Rust => (
                 "Rust",
-                "cargo test".into(),
-                Some("cargo build".into()),
-                "cargo fetch".into(),
-                false,
+                Commands::new("cargo test", Some("cargo build"), "cargo fetch", false),
                 existing(&["src"]),
                 existing(&["tests", "benches"]),
             ),
             Stack::Python => (
                 "Python",
-                "python -m pytest".into(),
-                None,
-                "pip install -e . pytest".into(),
-                false,
+                Commands::new("python -m pytest", None, "pip install -e . pytest", false),
                 existing(&["src"]).into_iter().chain(python_packages(repo)).collect(),
                 existing(&["tests", "test"]),
             ),
@@ -360,10 +292,10 @@ impl Profile {
         Self {
             stack,
             language,
-            test_command: test,
-            build_command: build,
-            setup_command: setup,
-            setup_is_default,
+            test_command: commands.test,
+            build_command: commands.build,
+            setup_command: commands.setup,
+            setup_is_default: commands.setup_is_default,
             source_dirs: if sources.is_empty() { vec!["./".into()] } else { sources },
             test_dirs: tests,
         }
@@ -384,6 +316,84 @@ impl Profile {
     pub(super) fn job_image(&self) -> &'static str {
         self.stack.runner_image().unwrap_or("pace/runner-go:0.1")
     }
+}
+
+/// A stack's test, build and set-up commands.
+struct Commands {
+    test: String,
+    build: Option<String>,
+    setup: String,
+    /// The set-up phase runs `setup` by default for this stack.
+    setup_is_default: bool,
+}
+
+impl Commands {
+    fn new(test: &str, build: Option<&str>, setup: &str, setup_is_default: bool) -> Self {
+        Self {
+            test: test.to_string(),
+            build: build.map(str::to_string),
+            setup: setup.to_string(),
+            setup_is_default,
+        }
+    }
+}
+
+/// npm, pnpm or yarn; a build command only when `package.json` has a `build` script.
+fn node_commands(stack: Stack, repo: &Path) -> Commands {
+    let has_build = package_has_build_script(repo);
+    let lockfile = repo.join("package-lock.json").is_file();
+    let (tool, setup, is_default) = match stack {
+        Stack::Pnpm => ("pnpm", "pnpm install --frozen-lockfile", false),
+        Stack::Yarn => ("yarn", "yarn install --frozen-lockfile", false),
+        // `npm ci` needs the lockfile; without one the set-up phase has no default.
+        _ if lockfile => ("npm", "npm ci", true),
+        _ => ("npm", "npm install", false),
+    };
+    let build = format!("{tool} run build");
+    Commands::new(
+        &format!("{tool} test"),
+        has_build.then_some(build.as_str()),
+        setup,
+        is_default,
+    )
+}
+
+/// Gradle through the project's wrapper when it has one; no daemon in a one-off container.
+fn gradle_commands(repo: &Path) -> Commands {
+    let gradle = if repo.join("gradlew").is_file() {
+        "./gradlew"
+    } else {
+        "gradle"
+    };
+    Commands::new(
+        &format!("{gradle} --no-daemon test"),
+        Some(&format!("{gradle} --no-daemon assemble")),
+        &format!("{gradle} --no-daemon dependencies"),
+        true,
+    )
+}
+
+/// `dotnet test` without an argument fails when the root holds more than one project or
+/// solution: the (first) solution is named then, also for the set-up, whose default
+/// (`dotnet restore`) would fail the same way.
+fn dotnet_commands(repo: &Path) -> Commands {
+    let files = root_files(repo);
+    let projects = files
+        .iter()
+        .filter(|n| has_extension(n, "sln") || has_extension(n, "csproj"))
+        .count();
+    let target = files
+        .into_iter()
+        .find(|n| has_extension(n, "sln"))
+        .filter(|_| projects > 1)
+        .map(|s| format!(" {s}"))
+        .unwrap_or_default();
+    Commands::new(
+        &format!("dotnet test{target}"),
+        Some(&format!("dotnet build{target}")),
+        &format!("dotnet restore{target}"),
+        target.is_empty(),
+    )
 }
 
 /// Whether `package.json` has a `build` script (else there is no build command).
@@ -418,9 +428,15 @@ mod tests {
     #[test]
     fn remote_hosts_of_every_url_form() {
         assert_eq!(remote_host("git@gitlab.com:group/app.git"), "gitlab.com");
-        assert_eq!(remote_host("https://gitlab.example.com:8443/g/app.git"), "gitlab.example.com");
+        assert_eq!(
+            remote_host("https://gitlab.example.com:8443/g/app.git"),
+            "gitlab.example.com"
+        );
         assert_eq!(remote_host("https://me@bitbucket.org/ws/app.git"), "bitbucket.org");
-        assert_eq!(remote_host("ssh://git@code.example.com:2222/app.git"), "code.example.com");
+        assert_eq!(
+            remote_host("ssh://git@code.example.com:2222/app.git"),
+            "code.example.com"
+        );
     }
 
     #[test]

@@ -90,9 +90,7 @@ pub(super) fn config(inputs: &Inputs<'_>) -> String {
     out.push_str(&tech(p));
     out.push_str(&llm(inputs.provider));
     out.push_str(&sandbox(p, inputs.platform));
-    out.push_str(
-        "budget:\n  max_usd: 5.0        # per run: the day stops with exit 5, its work so far committed\n\n",
-    );
+    out.push_str("budget:\n  max_usd: 5.0        # per run: the day stops with exit 5, its work so far committed\n\n");
     out.push_str(&platform(inputs.platform));
     out
 }
@@ -146,9 +144,7 @@ fn tech(p: &Profile) -> String {
     if let Some(build) = &p.build_command {
         out.push_str(&format!("  build_command: {}\n", scalar(build)));
     }
-    out.push_str(
-        "  # FORGE and GATE run without network: the set-up phase fetches the dependencies first.\n",
-    );
+    out.push_str("  # FORGE and GATE run without network: the set-up phase fetches the dependencies first.\n");
     if p.setup_is_default {
         out.push_str(&format!(
             "  # This is its default for {}; uncomment to change it (`false` turns the phase off):\n",
@@ -277,7 +273,12 @@ pub(super) fn ci_file(platform: Platform, p: &Profile) -> Option<String> {
         Platform::Gitlab => "  ",
         _ => "",
     };
-    let comment: String = comment.lines().map(|l| format!("{indent}{l}\n")).collect();
+    let comment = comment.lines().fold(String::new(), |mut out, l| {
+        out.push_str(indent);
+        out.push_str(l);
+        out.push('\n');
+        out
+    });
     let line = format!("{indent}{TEMPLATE_IMAGE}");
     Some(template.replacen(&line, &format!("{comment}{indent}image: {image}\n"), 1))
 }
@@ -311,7 +312,10 @@ mod tests {
     #[test]
     fn the_templates_still_have_the_image_line_init_replaces() {
         assert!(GITLAB_TEMPLATE.contains(&format!("  {TEMPLATE_IMAGE}")));
-        assert!(BITBUCKET_TEMPLATE.starts_with(TEMPLATE_IMAGE) || BITBUCKET_TEMPLATE.contains(&format!("\n{TEMPLATE_IMAGE}")));
+        assert!(
+            BITBUCKET_TEMPLATE.starts_with(TEMPLATE_IMAGE)
+                || BITBUCKET_TEMPLATE.contains(&format!("\n{TEMPLATE_IMAGE}"))
+        );
     }
 
     #[test]
