@@ -255,6 +255,26 @@ fn existing_files_are_kept_unless_forced() {
     repo.assert_valid(&[]);
 }
 
+/// A link where a file goes is refused before anything is written, also with `--force`:
+/// pace never writes through links.
+#[test]
+fn a_link_is_refused_before_anything_is_written() {
+    let repo = Repo::new(GO, None);
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("bashrc");
+    std::fs::write(&target, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&target, repo.path(".gitignore")).unwrap();
+    let out = repo.pace(&["init", "--force"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("`.gitignore` is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!repo.path("pace.config.yaml").exists());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+}
+
 /// The Python PACE layout's config counts as existing: a root config would take its place.
 #[test]
 fn the_python_pace_layout_counts_as_a_config() {
@@ -307,6 +327,20 @@ fn no_stack_is_an_error_that_says_what_was_looked_for() {
         stderr(&out)
     );
     assert!(!repo.path("pace.config.yaml").exists());
+}
+
+/// `--config` (global) is refused, not ignored: the file would not be found where it went.
+#[test]
+fn init_refuses_a_config_path() {
+    let repo = Repo::new(GO, None);
+    let out = repo.pace(&["init", "--config", "ci/pace.config.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("writes pace.config.yaml at the repository root, not at `ci/pace.config.yaml`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!repo.path("pace.config.yaml").exists() && !repo.path("ci").exists());
 }
 
 /// A second manifest is named, and the first in detection order configured.

@@ -37,25 +37,19 @@ struct Choice {
 /// on every run (GitLab's `artifacts:reports:dotenv` reads it there) and is never committed.
 const DOTENV_IGNORE: &str = "/pace-env.env";
 
-pub(super) fn run(args: Args, env: &Env) -> Result<u8, PaceError> {
-    let root = common::repo_root()?;
-    let origin = crate::git::Git::open(&root, "pace", "pace@example.invalid")
-        .ok()
-        .and_then(|git| git.remote_url("origin"));
-    let found = detect::stacks(&root);
-    let (platform, platform_from) = detect::platform(origin.as_deref(), env);
-    let mut choice = Choice {
-        stack: found.first().map(|(s, _)| *s),
-        stack_from: found.first().map(|(_, f)| f.clone()).unwrap_or_default(),
-        platform,
-        platform_from,
-        provider: Provider::Anthropic,
-    };
-    if !args.yes && std::io::stdin().is_terminal() {
-        let stdin = std::io::stdin();
-        confirm(&mut choice, &mut stdin.lock(), &mut std::io::stderr())
-            .map_err(|e| PaceError::config(format!("cannot read the answer from the terminal: {e}")))?;
+pub(super) fn run(args: Args, config: Option<&Path>, env: &Env) -> Result<u8, PaceError> {
+    if let Some(path) = config {
+        // Written anywhere else, the config would not be found without `--config` on every
+        // later command: refuse rather than ignore the flag.
+        return Err(PaceError::config(format!(
+            "`pace init` writes pace.config.yaml at the repository root, not at `{}`",
+            path.display()
+        ))
+        .with_hint("run `pace init` without `--config`, then move the files if you need them elsewhere"));
     }
+    let root = common::repo_root()?;
+    let found = detect::stacks(&root);
+    let choice = choose(&root, &found, args.yes, env)?;
     let Some(stack) = choice.stack else {
         return Err(no_stack());
     };
@@ -73,23 +67,11 @@ pub(super) fn run(args: Args, env: &Env) -> Result<u8, PaceError> {
         provider: choice.provider,
     });
 
-    let mut existing: Vec<&str> = files
-        .iter()
-        .map(|(name, _)| *name)
-        .filter(|name| root.join(name).symlink_metadata().is_ok())
-        .collect();
-    // The Python PACE layout: a root config would silently take its place.
-    let legacy = "pace/pace.config.yaml";
-    if root.join(legacy).symlink_metadata().is_ok() {
-        existing.push(legacy);
-    }
-    if !existing.is_empty() && !args.force {
-        return Err(PaceError::config(format!(
-            "{} already exist{}: `pace init` replaces no file without `--force`, so it wrote nothing",
-            existing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            if existing.len() == 1 { "s" } else { "" }
-        ))
-        .with_hint("check them with `pace validate`, or run `pace init --force` to replace them"));
+    let existing = existing_files(&root, &files, args.force)?;
+    // A link or a special file where a file goes is refused before anything is written, so
+    // a refusal never leaves half of the files behind (also with `--force`).
+    for name in files.iter().map(|(name, _)| *name).chain([".gitignore"]) {
+        crate::safe_write::check(&root, &root.join(name), false).map_err(|e| PaceError::from_error(&e))?;
     }
 
     println!(
@@ -105,8 +87,8 @@ pub(super) fn run(args: Args, env: &Env) -> Result<u8, PaceError> {
         let verb = if existing.contains(name) { "replaced" } else { "wrote" };
         println!("{verb} {name}");
     }
-    if existing.contains(&legacy) {
-        println!("note: `{legacy}` stays, but pace now reads `pace.config.yaml` (remove the old one)");
+    if existing.contains(&LEGACY_CONFIG) {
+        println!("note: `{LEGACY_CONFIG}` stays, but pace now reads `pace.config.yaml` (remove the old one)");
     }
     if ignore_dotenv(&root)? {
         println!("added {DOTENV_IGNORE} to .gitignore (the dotenv report pace writes on every run)");
@@ -120,6 +102,50 @@ pub(super) fn run(args: Args, env: &Env) -> Result<u8, PaceError> {
     }
     println!("\nNext:\n{}", next_steps(choice.platform, choice.provider));
     Ok(0)
+}
+
+/// What was detected, confirmed by a person on a terminal (unless `--yes`).
+fn choose(root: &Path, found: &[(Stack, String)], yes: bool, env: &Env) -> Result<Choice, PaceError> {
+    let origin = crate::git::Git::open(root, "pace", "pace@example.invalid")
+        .ok()
+        .and_then(|git| git.remote_url("origin"));
+    let (platform, platform_from) = detect::platform(origin.as_deref(), env);
+    let mut choice = Choice {
+        stack: found.first().map(|(s, _)| *s),
+        stack_from: found.first().map(|(_, f)| f.clone()).unwrap_or_default(),
+        platform,
+        platform_from,
+        provider: Provider::Anthropic,
+    };
+    if !yes && std::io::stdin().is_terminal() {
+        let stdin = std::io::stdin();
+        confirm(&mut choice, &mut stdin.lock(), &mut std::io::stderr())
+            .map_err(|e| PaceError::config(format!("cannot read the answer from the terminal: {e}")))?;
+    }
+    Ok(choice)
+}
+
+/// The config of the Python PACE layout: a root config would silently take its place.
+const LEGACY_CONFIG: &str = "pace/pace.config.yaml";
+
+/// The files of `files` (and [`LEGACY_CONFIG`]) that exist; an error naming them all
+/// unless `force`.
+fn existing_files(root: &Path, files: &[(&'static str, String)], force: bool) -> Result<Vec<&'static str>, PaceError> {
+    let existing: Vec<&'static str> = files
+        .iter()
+        .map(|(name, _)| *name)
+        .chain([LEGACY_CONFIG])
+        .filter(|name| root.join(name).symlink_metadata().is_ok())
+        .collect();
+    if existing.is_empty() || force {
+        return Ok(existing);
+    }
+    Err(PaceError::config(format!(
+        "{} already exist{}: `pace init` replaces no file without `--force`, so it wrote nothing",
+        existing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+        if existing.len() == 1 { "s" } else { "" }
+    ))
+    .with_hint("check them with `pace validate`, or run `pace init --force` to replace them"))
 }
 
 fn no_stack() -> PaceError {
