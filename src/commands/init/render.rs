@@ -318,6 +318,39 @@ mod tests {
         );
     }
 
+    /// Every stack, platform and provider: the config and the plan load without an error
+    /// or a warning (the integration tests snapshot a subset and run `pace validate`).
+    #[test]
+    fn every_combination_loads_cleanly() {
+        for stack in Stack::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let profile = Profile::of(stack, dir.path());
+            for platform in Platform::ALL {
+                for provider in Provider::ALL {
+                    let inputs = Inputs {
+                        product: "yes",
+                        profile: &profile,
+                        stack_from: "a test",
+                        platform,
+                        provider,
+                    };
+                    for (name, text) in files(&inputs) {
+                        std::fs::write(dir.path().join(name), text).unwrap();
+                    }
+                    let what = format!("{stack:?} {platform:?} {provider:?}");
+                    match crate::config::load(dir.path(), None, &crate::env::Env::default()) {
+                        Ok(loaded) => {
+                            assert!(loaded.warnings.is_empty(), "{what}: {:?}", loaded.warnings);
+                            assert_eq!(loaded.settings.product.name, "yes", "{what}");
+                            assert_eq!(loaded.settings.tech.test_command, profile.test_command, "{what}");
+                        }
+                        Err(e) => panic!("{what}: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn scalars_are_quoted_only_when_yaml_would_misread_them() {
         assert_eq!(scalar("go test ./..."), "go test ./...");
