@@ -7,6 +7,8 @@ DEMO_IMAGE ?= pace-example/busybox:1
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/pace
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+# X.Y: the pin the templates and `pace init` write (`pace/runner-go:0.1`).
+MINOR := $(shell echo $(VERSION) | cut -d. -f1,2)
 REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SOURCE := $(shell git remote get-url origin 2>/dev/null || echo unknown)
 LANGS := go node temurin dotnet
@@ -26,14 +28,17 @@ test: docker
 docker:
 	@scripts/start-dockerd.sh
 
-## The example sandbox image: FROM scratch + the host's static busybox (no registry).
+## The example sandbox image: FROM scratch + the host's static busybox (no registry;
+## busybox-static is installed when it is missing, as root with apt-get).
 demo-image:
 	@docker image inspect $(DEMO_IMAGE) >/dev/null 2>&1 || scripts/build-busybox-image.sh $(DEMO_IMAGE)
 
 ## Day 1 of the bundled example, offline (replay provider), tests in a real container.
+## The binary is where cargo puts it: under CARGO_TARGET_DIR when that is set.
+DEMO_BIN = $(or $(CARGO_TARGET_DIR),target)/release/pace
 demo: docker demo-image
 	$(CARGO) build --release --quiet
-	scripts/demo.sh target/release/pace
+	scripts/demo.sh "$(DEMO_BIN)"
 
 lint:
 	$(CARGO) fmt --check
@@ -68,14 +73,14 @@ static:
 release:
 	scripts/release.sh
 
-## The four runner images, tagged pace/runner-<lang>:$(VERSION) and :latest.
+## The four runner images, tagged pace/runner-<lang>:$(VERSION), :$(MINOR) and :latest.
 images: $(addprefix image-,$(LANGS))
 
 $(addprefix image-,$(LANGS)): image-%: static
 	docker build -f images/runner-$*/Dockerfile \
 	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	  --build-arg PACE_VERSION=$(VERSION) --build-arg PACE_REVISION=$(REVISION) --build-arg PACE_SOURCE=$(SOURCE) \
-	  $(IMAGE_BUILD_ARGS) -t pace/runner-$*:$(VERSION) -t pace/runner-$*:latest .
+	  $(IMAGE_BUILD_ARGS) -t pace/runner-$*:$(VERSION) -t pace/runner-$*:$(MINOR) -t pace/runner-$*:latest .
 
 clean:
 	$(CARGO) clean

@@ -9,6 +9,9 @@ cd "$work"
 git init -q -b sprint/demo
 git -c user.name=demo -c user.email=demo@example.invalid add -A
 git -c user.name=demo -c user.email=demo@example.invalid commit -q -m "greeter example"
+# pace writes its dotenv report `pace-env.env` at the root on every run (GitLab exports it);
+# keep it out of `git status` as `pace init` does with `.gitignore` in a real repository.
+echo "/pace-env.env" >>.git/info/exclude
 echo "pace demo in $work"
 status=0
 "$pace" --day 1 || status=$?

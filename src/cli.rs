@@ -94,6 +94,20 @@ pub enum Command {
         #[arg(long)]
         image: Option<String>,
     },
+    /// Write pace.config.yaml, plan.yaml and the CI file for this repository
+    ///
+    /// Detects the stack (by its manifest at the root) and the platform (the CI job, else
+    /// the `origin` remote); writes a commented pace.config.yaml, a plan.yaml with one
+    /// example day and the platform's CI file at the repository root. Never replaces a file
+    /// without `--force` (exit 2, nothing written). Asks to confirm on a terminal
+    Init {
+        /// Take what was detected without asking (also when stdin is not a terminal)
+        #[arg(long, short = 'y', action = ArgAction::SetTrue)]
+        yes: bool,
+        /// Replace pace.config.yaml, plan.yaml and the CI file when they exist
+        #[arg(long, action = ArgAction::SetTrue)]
+        force: bool,
+    },
 }
 
 #[cfg(test)]

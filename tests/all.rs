@@ -27,6 +27,7 @@ mod exit_paths;
 mod git_hardening;
 mod gitlab;
 mod images;
+mod init;
 mod llm_answers;
 mod llm_cost;
 mod llm_providers;

@@ -16,6 +16,7 @@ mod common;
 mod day;
 mod doctor;
 mod gate;
+mod init;
 mod next;
 mod validate;
 
@@ -52,6 +53,7 @@ pub(crate) fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
         Some(Command::Validate) => validate::run(config, &env),
         Some(Command::Doctor) => common::runtime()?.block_on(doctor::run(config, &env)),
         Some(Command::Gate { image }) => common::runtime()?.block_on(gate::run(config, image, &env)),
+        Some(Command::Init { yes, force }) => init::run(init::Args { yes, force }, config, &env),
         None => day::run(
             day::Args {
                 day: cli.day,
