@@ -245,7 +245,7 @@ async fn a_wrong_key_is_refused_with_a_hint() {
     let out = p.pace(&["--day", "1"], &[("OPENAI_API_KEY", "wrong")]).await;
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("hint: check the API key variable"),
+        stderr(&out).contains("hint: check `OPENAI_API_KEY`"),
         "{}",
         stderr(&out)
     );

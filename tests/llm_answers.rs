@@ -325,3 +325,22 @@ async fn openai_a_content_filter_refusal_holds_with_its_text() {
     assert!(reason.contains("FORGE: the model refused"), "{reason}");
     assert!(reason.contains("I can't assist with that request."), "{reason}");
 }
+
+/// A refused key is not an outage: exit 4 at once, and the hint names the variable the
+/// key came from (not only the config key that names it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_key_names_its_variable() {
+    let day = Scenario::greeter()
+        .env("ANTHROPIC_API_KEY", "sk-ant-wrong-key-0000")
+        .start()
+        .await;
+    let ran = day.pace(&["--day", "1"]).await.expect_exit(4);
+    assert!(
+        ran.stderr()
+            .contains("hint: check `ANTHROPIC_API_KEY` (the variable `llm.api_key_env` names)"),
+        "{}",
+        ran.text()
+    );
+    let sent = day.llm.server.received_requests().await.unwrap_or_default().len();
+    assert_eq!(sent, 1, "no retry of a refused key");
+}

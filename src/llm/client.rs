@@ -59,6 +59,8 @@ pub struct Client {
     transcript: TranscriptWriter,
     /// Per agent, in first-call order.
     accounts: Mutex<Vec<AgentUsage>>,
+    /// `llm.api_key_env`, named by a refused key's hint.
+    key_env: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -117,14 +119,16 @@ impl Client {
             }
         };
         let pricing = Pricing::new(settings.prices.clone());
-        Self::from_provider(
+        let mut client = Self::from_provider(
             provider,
             RetryPolicy::new(settings.max_retries),
             budget,
             pricing,
             transcript,
             redactor,
-        )
+        )?;
+        client.key_env = Some(settings.api_key_env.clone());
+        Ok(client)
     }
 
     /// A client around any provider (tests, fakes for other modules).
@@ -143,6 +147,7 @@ impl Client {
             pricing,
             transcript: TranscriptWriter::open(transcript, redactor)?,
             accounts: Mutex::new(Vec::new()),
+            key_env: None,
         })
     }
 
@@ -221,7 +226,10 @@ impl Client {
                 self.transcript.append(entry)?;
                 Ok(response)
             }
-            Err(err) => {
+            Err(mut err) => {
+                if let LlmError::Auth { key_env, .. } = &mut err {
+                    key_env.clone_from(&self.key_env);
+                }
                 entry.error = Some(err.to_string());
                 self.transcript.append(entry)?;
                 Err(err)

@@ -211,6 +211,8 @@ pub enum LlmError {
         provider: String,
         status: u16,
         message: String,
+        /// The variable the key came from (`llm.api_key_env`), when the client knows it.
+        key_env: Option<String>,
     },
     /// Non-retryable answers that are not about pace's request (404 no such model, a
     /// spend limit, no credit).
@@ -271,7 +273,10 @@ pub enum LlmError {
 impl crate::error::Hint for LlmError {
     fn hint(&self) -> Option<String> {
         match self {
-            Self::Auth { .. } => Some("check the API key variable (`llm.api_key_env`) and that the key is active".into()),
+            Self::Auth { key_env: Some(name), .. } => Some(format!(
+                "check `{name}` (the variable `llm.api_key_env` names): is the key complete, active and meant for this provider?"
+            )),
+            Self::Auth { key_env: None, .. } => Some("check the API key variable (`llm.api_key_env`) and that the key is active".into()),
             Self::MissingKey(name) => Some(format!(
                 "set `{name}` (a CI/CD variable, masked) or choose `llm.provider: replay` for an offline run"
             )),

@@ -189,6 +189,7 @@ impl AttemptError {
                 provider,
                 status,
                 message: self.message,
+                key_env: None,
             },
             Some(status @ (400 | 422)) if !is_account_problem(&self.message) => {
                 let request_id = self.request_id.unwrap_or_else(|| "(none given)".into());
