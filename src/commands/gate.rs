@@ -26,6 +26,24 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
     {
         eprintln!("pace gate: removed {n} stale sandbox container(s) of killed runs");
     }
+    // As before GATE in a day: the dependency set-up, with its network, first.
+    if let Some(setup) = crate::sandbox::setup::command_for(&settings.tech, &settings.repo_root) {
+        let dir = settings.repo_root.join(".pace/setup");
+        eprintln!(
+            "pace gate: set-up `{setup}` (network `{}`)",
+            settings.sandbox.setup_network
+        );
+        let outcome = day::setup::run_in(&sandbox, &settings.repo_root, &setup, &dir)
+            .await
+            .map_err(|e| PaceError::from_error(&e))?;
+        eprintln!("pace gate: {}", day::setup::describe(&outcome));
+        let verdict = day::setup::verdict(&outcome, &dir.join("output.log"), &settings.sandbox.setup_network)
+            .map_err(|e| PaceError::from_error(&e))?;
+        if let day::setup::Verdict::Hold(reason) = verdict {
+            eprintln!("pace gate: {reason}");
+            return Ok(1);
+        }
+    }
     let gate_dir = settings.repo_root.join(".pace/gate");
     let command = day::agents::gate::gate_command(settings.tech.build_command.as_deref(), &settings.tech.test_command);
     eprintln!("pace gate: running `{command}` in `{}`", settings.sandbox.image);

@@ -1,0 +1,276 @@
+//! Integration tests: the dependency set-up phase (issue 12 item 1) against a real Docker
+//! daemon, with a fake installer in the local busybox image (no registry): its output in
+//! `setup/output.log`, its workspace output and cache seen by GATE without network, the
+//! skip while the lockfiles are unchanged, the rerun when they change, a failing set-up
+//! holding, and a set-up without network failing as an infrastructure error. Skipped with
+//! a notice without a daemon.
+
+use std::process::{Command, Output};
+
+use pace::config::settings::CacheScope;
+use pace::sandbox::{LABEL_PROJECT, cache_volume_name, project_id};
+
+use crate::support::docker::busybox_image;
+use crate::support::project::{Project, stderr, stdout};
+use crate::support::scenario::Scenario;
+
+/// A fake `npm ci`: a package in the workspace (from the lockfile), a tarball in the npm
+/// cache, and a line saying so.
+const FAKE_INSTALL: &str = "mkdir -p node_modules/x && cp package-lock.json node_modules/x/index.txt \
+    && mkdir -p /cache/npm && echo cached-tarball > /cache/npm/x.tgz && echo installed";
+
+/// GATE's suite: prints what the set-up left and the offline setting.
+const SUITE: &str = "cat node_modules/x/index.txt && cat /cache/npm/x.tgz && echo offline=$npm_config_offline";
+
+/// The example project with a lockfile, `node_modules/` ignored, a set-up command and a
+/// cache volume; removes its containers and volume when dropped.
+struct SetupProject {
+    project: Project,
+}
+
+impl SetupProject {
+    fn new(setup: &str, test: &str, sandbox_extra: &str) -> Self {
+        let project = Project::example_with_image(&busybox_image());
+        std::fs::write(project.path("package-lock.json"), "{\"lock\": 1}\n").unwrap();
+        let ignore = project.read(".gitignore") + "node_modules/\n";
+        std::fs::write(project.path(".gitignore"), ignore).unwrap();
+        let config = project
+            .read("pace.config.yaml")
+            .replace(
+                "  test_command: sh tests/run.sh",
+                &format!(
+                    "  test_command: '{}'\n  setup_command: '{}'",
+                    test.replace('\'', "''"),
+                    setup.replace('\'', "''")
+                ),
+            )
+            .replace(
+                "  caches: false        # a shell project has no dependencies to cache",
+                &format!("  caches: true\n{sandbox_extra}"),
+            );
+        assert!(
+            config.contains("setup_command") && config.contains("caches: true"),
+            "{config}"
+        );
+        std::fs::write(project.path("pace.config.yaml"), config).unwrap();
+        project.git(&["add", "-A"]);
+        project.git(&["commit", "-qm", "set-up phase"]);
+        Self { project }
+    }
+
+    fn gate(&self) -> Output {
+        self.project.pace_gate().output().unwrap()
+    }
+
+    fn setup_log(&self) -> String {
+        self.project.read(".pace/setup/output.log")
+    }
+
+    /// `docker inspect` of this project's containers: (name, network mode, env).
+    fn containers(&self) -> Vec<(String, String, String)> {
+        let filter = format!("label={LABEL_PROJECT}={}", project_id(&self.project.root));
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        ids.split_whitespace()
+            .map(|id| {
+                let info = docker(&[
+                    "inspect",
+                    "-f",
+                    "{{.Name}}|{{.HostConfig.NetworkMode}}|{{join .Config.Env \" \"}}",
+                    id,
+                ]);
+                let mut parts = info.trim().splitn(3, '|');
+                let mut next = || parts.next().unwrap_or_default().to_string();
+                (next(), next(), next())
+            })
+            .collect()
+    }
+
+    fn remove_containers(&self) {
+        let filter = format!("label={LABEL_PROJECT}={}", project_id(&self.project.root));
+        for id in docker(&["ps", "-aq", "--filter", &filter]).split_whitespace() {
+            docker(&["rm", "-fv", id]);
+        }
+    }
+}
+
+impl Drop for SetupProject {
+    fn drop(&mut self) {
+        self.remove_containers();
+        // The repository is on branch `sprint/demo`: the checkout scope's volume.
+        docker(&[
+            "volume",
+            "rm",
+            "-f",
+            &cache_volume_name(&self.project.root, &CacheScope::Checkout),
+        ]);
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn expect_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+#[test]
+fn gate_sees_the_set_up_offline_and_an_unchanged_lockfile_skips_it() {
+    require_docker!();
+    let p = SetupProject::new(FAKE_INSTALL, SUITE, "  keep: true\n");
+
+    // Day one: the set-up installs, GATE reads what it left, without network.
+    let out = p.gate();
+    expect_code(&out, 0);
+    let log = p.setup_log();
+    assert!(log.contains("installed"), "setup/output.log: {log}");
+    let suite = stdout(&out);
+    assert!(suite.contains("{\"lock\": 1}"), "GATE saw node_modules/x: {suite}");
+    assert!(suite.contains("cached-tarball"), "GATE saw the cache: {suite}");
+    assert!(suite.contains("offline=true"), "npm told to stay offline: {suite}");
+    assert!(
+        !p.project.exists("node_modules"),
+        "the set-up's output never comes back into the repository"
+    );
+    let containers = p.containers();
+    let setup = containers.iter().find(|c| c.0.contains("-setup-"));
+    let gate = containers.iter().find(|c| c.0.contains("-gate-"));
+    let (Some(setup), Some(gate)) = (setup, gate) else {
+        panic!("kept containers: {containers:?}");
+    };
+    assert_eq!(setup.1, "bridge", "the set-up has `sandbox.setup_network`");
+    assert_eq!(gate.1, "none", "GATE has no network");
+    assert!(!setup.2.contains("npm_config_offline"), "{}", setup.2);
+    assert!(gate.2.contains("npm_config_offline=true"), "{}", gate.2);
+    p.remove_containers();
+
+    // The same lockfile: skipped, and GATE still has the packages.
+    let out = p.gate();
+    expect_code(&out, 0);
+    let log = p.setup_log();
+    assert!(log.starts_with("pace: set-up skipped"), "setup/output.log: {log}");
+    assert!(!log.contains("installed"), "{log}");
+    assert!(stdout(&out).contains("{\"lock\": 1}"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("skipped"), "{}", stderr(&out));
+    p.remove_containers();
+
+    // A changed lockfile: the set-up runs again and GATE gets the new packages.
+    std::fs::write(p.project.path("package-lock.json"), "{\"lock\": 2}\n").unwrap();
+    let out = p.gate();
+    expect_code(&out, 0);
+    assert!(p.setup_log().contains("installed"), "{}", p.setup_log());
+    assert!(stdout(&out).contains("{\"lock\": 2}"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_failing_set_up_stops_before_the_suite_with_the_tail_and_a_hint() {
+    require_docker!();
+    let p = SetupProject::new(
+        "echo resolving; echo \"npm ERR! 404 Not Found - GET left-pad@9.9.9\"; exit 3",
+        "echo SUITE-RAN",
+        "",
+    );
+    let out = p.gate();
+    expect_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("404 Not Found - GET left-pad@9.9.9"), "{err}");
+    assert!(
+        err.contains("exit code 3") && err.contains("tech.setup_command"),
+        "{err}"
+    );
+    assert!(
+        !stdout(&out).contains("SUITE-RAN"),
+        "GATE must not run: {}",
+        stdout(&out)
+    );
+    assert!(p.setup_log().contains("npm ERR! 404"), "{}", p.setup_log());
+}
+
+#[test]
+fn a_set_up_without_network_is_an_infrastructure_error() {
+    require_docker!();
+    // A download from an address that needs a route: without a network the connect fails
+    // at once (busybox's `nc`; its `wget` crashes in this image).
+    let p = SetupProject::new(
+        "nc -w 5 10.255.255.1 80 </dev/null > left-pad.tgz",
+        "echo SUITE-RAN",
+        "  setup_network: none\n",
+    );
+    let out = p.gate();
+    expect_code(&out, 4);
+    let err = stderr(&out);
+    assert!(err.contains("could not reach the network"), "{err}");
+    assert!(err.contains("`sandbox.setup_network` is `none`"), "{err}");
+    assert!(!stdout(&out).contains("SUITE-RAN"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn a_failing_set_up_holds_the_day() {
+    require_docker!();
+    let day = Scenario::greeter()
+        .edit_config(
+            "  test_command: sh tests/run.sh",
+            "  test_command: sh tests/run.sh\n  setup_command: 'echo fetching; echo \"E: Unable to locate package libfoo\"; exit 100'",
+        )
+        .start()
+        .await;
+    day.pace(&["--day", "1"]).await.expect_exit(1);
+    assert_eq!(day.run_json(1)["decision"], "HOLD");
+    let log = day.artifact(1, "setup/output.log");
+    assert!(log.contains("Unable to locate package libfoo"), "{log}");
+    let escalation = day.artifact(1, "escalation.md");
+    assert!(
+        escalation.contains("Unable to locate package libfoo") && escalation.contains("exit code 100"),
+        "{escalation}"
+    );
+    assert_eq!(day.llm.calls_of("FORGE"), 0, "FORGE never started");
+}
+
+/// Loads `config` (with a one-day plan) from a fresh directory.
+fn load(config: &str) -> Result<pace::config::Loaded, pace::config::ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("pace.config.yaml"), config).unwrap();
+    std::fs::write(dir.path().join("plan.yaml"), "days:\n  - day: 1\n    target: Login\n").unwrap();
+    pace::config::load(dir.path(), None, &pace::env::Env::default())
+}
+
+#[test]
+fn the_set_up_keys_resolve_and_a_bad_network_name_is_positioned() {
+    use pace::config::settings::SetupCommand;
+    const BASE: &str = "product:\n  name: Shop\nsource:\n  dirs:\n    - {name: core, path: src/}\n";
+    let settings = |text: &str| match load(text) {
+        Ok(loaded) => loaded.settings,
+        Err(e) => panic!("{text}\n{e}"),
+    };
+    let s = settings(&format!("{BASE}tech:\n  test_command: make test\n"));
+    assert_eq!(s.tech.setup_command, SetupCommand::Default);
+    assert_eq!(s.sandbox.setup_network, "bridge");
+    assert!(!s.forge.setup_on_change);
+    let s = settings(&format!(
+        "{BASE}tech:\n  test_command: make test\n  setup_command: false\nsandbox:\n  setup_network: ci_net-1\nforge:\n  setup_on_change: yes\n"
+    ));
+    assert_eq!(s.tech.setup_command, SetupCommand::Off);
+    assert_eq!(s.sandbox.setup_network, "ci_net-1");
+    assert!(s.forge.setup_on_change);
+    let s = settings(&format!("{BASE}tech:\n  test_command: make test\n  setup_command: \"npm ci\"\n"));
+    assert_eq!(s.tech.setup_command, SetupCommand::Command("npm ci".into()));
+    let s = settings(&format!("{BASE}tech:\n  test_command: make test\n  setup_command: \"\"\n"));
+    assert_eq!(s.tech.setup_command, SetupCommand::Off);
+
+    let text = format!("{BASE}tech:\n  test_command: make test\nsandbox:\n  setup_network: \"my net\"\n");
+    let err = match load(&text) {
+        Ok(_) => panic!("`my net` accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("pace.config.yaml:9:18"), "{err}");
+    assert!(err.contains("`sandbox.setup_network`") && err.contains("docker network ls"), "{err}");
+}
