@@ -7,8 +7,11 @@
 
 use std::process::{Command, Output};
 
+use std::time::Duration;
+
 use pace::config::settings::CacheScope;
-use pace::sandbox::{LABEL_PROJECT, cache_volume_name, project_id};
+use pace::sandbox::setup::SetupStatus;
+use pace::sandbox::{LABEL_PROJECT, Sandbox, cache_volume_name, project_id};
 
 use crate::support::docker::busybox_image;
 use crate::support::project::{Project, stderr, stdout};
@@ -261,9 +264,13 @@ fn the_set_up_keys_resolve_and_a_bad_network_name_is_positioned() {
     assert_eq!(s.tech.setup_command, SetupCommand::Off);
     assert_eq!(s.sandbox.setup_network, "ci_net-1");
     assert!(s.forge.setup_on_change);
-    let s = settings(&format!("{BASE}tech:\n  test_command: make test\n  setup_command: \"npm ci\"\n"));
+    let s = settings(&format!(
+        "{BASE}tech:\n  test_command: make test\n  setup_command: \"npm ci\"\n"
+    ));
     assert_eq!(s.tech.setup_command, SetupCommand::Command("npm ci".into()));
-    let s = settings(&format!("{BASE}tech:\n  test_command: make test\n  setup_command: \"\"\n"));
+    let s = settings(&format!(
+        "{BASE}tech:\n  test_command: make test\n  setup_command: \"\"\n"
+    ));
     assert_eq!(s.tech.setup_command, SetupCommand::Off);
 
     let text = format!("{BASE}tech:\n  test_command: make test\nsandbox:\n  setup_network: \"my net\"\n");
@@ -272,5 +279,96 @@ fn the_set_up_keys_resolve_and_a_bad_network_name_is_positioned() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("pace.config.yaml:9:18"), "{err}");
-    assert!(err.contains("`sandbox.setup_network`") && err.contains("docker network ls"), "{err}");
+    assert!(
+        err.contains("`sandbox.setup_network`") && err.contains("docker network ls"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_forge_session_sees_the_set_up_and_is_told_how_to_add_a_dependency() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    crate::support::project::git(p, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(p.join("src")).unwrap();
+    std::fs::write(p.join("src/a.txt"), "a\n").unwrap();
+    std::fs::write(p.join("package-lock.json"), "{\"lock\": 7}\n").unwrap();
+    std::fs::write(p.join(".gitignore"), "node_modules/\n").unwrap();
+    crate::support::project::git(p, &["add", "-A"]);
+    crate::support::project::git(p, &["commit", "-qm", "init"]);
+    let volume = cache_volume_name(p, &CacheScope::Checkout);
+    let ctx = crate::support::sandbox::context("setup-forge", 1, |s| s.caches = true);
+    let sb = Sandbox::connect(ctx).await.unwrap();
+    let log = p.join(".pace/day-1/setup/output.log");
+    let outcome = sb.setup(p, FAKE_INSTALL, &log, None).await.unwrap();
+    assert_eq!(
+        outcome.status,
+        SetupStatus::Ran,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    let mut session = sb.start_session(p).await.unwrap();
+    let timeout = Duration::from_secs(30);
+    let first = session
+        .exec(
+            "cat node_modules/x/index.txt; echo offline=$npm_config_offline",
+            timeout,
+        )
+        .await
+        .unwrap();
+    assert!(first.output.contains("{\"lock\": 7}"), "{}", first.output);
+    assert!(first.output.contains("offline=true"), "{}", first.output);
+    assert!(first.changed.is_empty() && first.refused.is_empty(), "{first:?}");
+    let add = session.exec("npm install left-pad", timeout).await.unwrap();
+    assert_ne!(add.exit_code, 0);
+    assert!(
+        add.output.contains("package.json") && add.output.contains("set-up"),
+        "{}",
+        add.output
+    );
+    let write = session
+        .exec("echo new > src/new.txt && ls node_modules/x", timeout)
+        .await
+        .unwrap();
+    assert_eq!(
+        write.changed,
+        vec![std::path::PathBuf::from("src/new.txt")],
+        "{write:?}"
+    );
+    assert!(write.refused.is_empty(), "{write:?}");
+    assert!(
+        !p.join("node_modules").exists(),
+        "the set-up's output stays out of the repository"
+    );
+    let _ = session.close().await;
+    let _ = sb.remove_run_containers().await;
+    docker(&["volume", "rm", "-f", &volume]);
+}
+
+#[tokio::test]
+async fn setup_on_change_runs_the_set_up_again_before_gate_and_it_skips_itself() {
+    require_docker!();
+    let day = Scenario::greeter()
+        .edit_config(
+            "  test_command: sh tests/run.sh",
+            "  test_command: sh tests/run.sh\n  setup_command: echo installed",
+        )
+        .edit_config("  caches: false", "  caches: true")
+        .edit_config("  max_iterations: 20", "  max_iterations: 20\n  setup_on_change: true")
+        .start()
+        .await;
+    let volume = cache_volume_name(&day.project.root, &CacheScope::Checkout);
+    let ran = day.pace(&["--day", "1"]).await;
+    docker(&["volume", "rm", "-f", &volume]);
+    let ran = ran.expect_exit(0);
+    let text = ran.text();
+    let done = text.find("set-up `echo installed` done");
+    let skipped = text.find("set-up `echo installed` skipped");
+    assert!(
+        matches!((done, skipped), (Some(d), Some(s)) if d < s),
+        "the first set-up ran, the one before GATE skipped: {text}"
+    );
+    assert!(day.artifact(1, "setup/output.log").starts_with("pace: set-up skipped"));
 }

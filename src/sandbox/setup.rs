@@ -232,6 +232,8 @@ pub(super) fn record_dir(hash: &str) -> String {
 
 /// What the set-up container runs. `record`: the cache volume is mounted (skip when done,
 /// record afterwards); `move_outputs`: carry the new top-level workspace entries onto it.
+/// A record in use is touched, so that the weekly pruning only takes unused ones. What the
+/// command changes in the workspace's own files is lost with the container.
 pub(super) fn setup_script(command: &str, hash: &str, record: bool, move_outputs: bool) -> String {
     if !record {
         return format!("/bin/sh -c {}", sh_quote(command));
@@ -241,7 +243,7 @@ pub(super) fn setup_script(command: &str, hash: &str, record: bool, move_outputs
         r#"printf '%s\n' "$(ls -A /workspace)" | while IFS= read -r n; do
   case "$n" in ''|.git|.pace|.pace-files) continue ;; esac
   printf '%s\n' "$before" | grep -qxF -- "$n" && continue
-  mv -- "/workspace/$n" "$D.part/workspace/$n" || exit 1
+  mv -- "/workspace/$n" "$P/workspace/$n" || exit 1
 done || { echo "pace: cannot move the set-up's workspace outputs onto the cache volume" >&2; exit 1; }
 "#
     } else {
@@ -249,14 +251,18 @@ done || { echo "pace: cannot move the set-up's workspace outputs onto the cache 
     };
     format!(
         r#"D={dir}
+P=$D.part.$$
 if [ -f "$D/done" ]; then
+  touch "$D" 2>/dev/null
   echo "{SKIPPED_LINE}: the command and the lockfiles are unchanged since it last succeeded ({hash})"
   exit 0
 fi
 before=$(ls -A /workspace)
 /bin/sh -c {cmd} </dev/null || exit $?
-rm -rf "$D.part" && mkdir -p "$D.part/workspace" || {{ echo "pace: cannot record the set-up under $D" >&2; exit 1; }}
-{moving}touch "$D.part/done" && rm -rf "$D" && mv "$D.part" "$D" || {{ echo "pace: cannot record the set-up under $D" >&2; exit 1; }}
+mkdir -p "$P/workspace" || {{ echo "pace: cannot record the set-up under $D" >&2; exit 1; }}
+{moving}touch "$P/done" || {{ echo "pace: cannot record the set-up under $D" >&2; exit 1; }}
+# A run with the same inputs that finished meanwhile wins (its links may be in use).
+if [ -f "$D/done" ]; then rm -rf "$P"; else rm -rf "$D" && mv "$P" "$D"; fi || {{ echo "pace: cannot record the set-up under $D" >&2; exit 1; }}
 find {SETUP_RECORDS} -mindepth 1 -maxdepth 1 -mtime +7 -exec rm -rf {{}} + 2>/dev/null
 exit 0"#,
         cmd = sh_quote(command),
