@@ -372,3 +372,21 @@ async fn setup_on_change_runs_the_set_up_again_before_gate_and_it_skips_itself()
     );
     assert!(day.artifact(1, "setup/output.log").starts_with("pace: set-up skipped"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_whether_the_set_up_program_is_in_the_image() {
+    require_docker!();
+    let p = SetupProject::new("npm ci", "true", "");
+    let out = p.project.pace(&["doctor"], &[]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}{}", stderr(&out));
+    assert!(text.contains("FAIL setup"), "{text}");
+    assert!(text.contains("`npm` is not on the `PATH`"), "{text}");
+    assert!(text.contains("tech.setup_command"), "{text}");
+
+    let p = SetupProject::new(FAKE_INSTALL, "true", "");
+    let out = p.project.pace(&["doctor"], &[]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("ok   setup"), "{text}");
+}
