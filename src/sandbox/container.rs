@@ -1237,8 +1237,9 @@ impl Sandbox {
         if let Some(volume) = &cache_volume {
             binds.push(format!("{volume}:{}", cache::CACHE_MOUNT));
             env.extend(cache::env_for(&self.ctx.env));
-            // After a set-up phase the toolchains are told to stay offline (FORGE, GATE).
-            if role != "setup" && self.prepared().is_some() {
+            // After a set-up phase the toolchains are told to stay offline (FORGE, GATE),
+            // unless `sandbox.network` gives them a network to use.
+            if role != "setup" && s.network == NetworkMode::None && self.prepared().is_some() {
                 env.extend(
                     super::setup::OFFLINE_ENV
                         .iter()

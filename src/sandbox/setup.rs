@@ -30,7 +30,8 @@
 //!   stay there (git-ignored build output survives the return path, as on a developer's
 //!   machine) and nothing is linked.
 //! - **Offline settings** ([`OFFLINE_ENV`]) are set in FORGE's and GATE's containers only
-//!   after a set-up succeeded (a name in `sandbox.env` wins). .NET has no such variable:
+//!   after a set-up succeeded and with `sandbox.network: none` (a name in `sandbox.env`
+//!   wins). .NET has no such variable:
 //!   GATE's command should use `dotnet test --no-restore`.
 
 use std::io;
