@@ -33,7 +33,11 @@ struct SetupProject {
 
 impl SetupProject {
     fn new(setup: &str, test: &str, sandbox_extra: &str) -> Self {
-        let project = Project::example_with_image(&busybox_image());
+        Self::with_image(&busybox_image(), setup, test, sandbox_extra)
+    }
+
+    fn with_image(image: &str, setup: &str, test: &str, sandbox_extra: &str) -> Self {
+        let project = Project::example_with_image(image);
         std::fs::write(project.path("package-lock.json"), "{\"lock\": 1}\n").unwrap();
         let ignore = project.read(".gitignore") + "node_modules/\n";
         std::fs::write(project.path(".gitignore"), ignore).unwrap();
@@ -389,4 +393,65 @@ async fn doctor_says_whether_the_set_up_program_is_in_the_image() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("ok   setup"), "{text}");
+}
+
+#[tokio::test]
+async fn without_caches_the_set_up_runs_every_time_and_leaves_nothing_for_gate() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    crate::support::project::git(p, &["init", "-q", "-b", "main"]);
+    std::fs::write(p.join("package-lock.json"), "{\"lock\": 3}\n").unwrap();
+    crate::support::project::git(p, &["add", "-A"]);
+    crate::support::project::git(p, &["commit", "-qm", "init"]);
+    let ctx = crate::support::sandbox::context("setup-nocache", 1, |s| s.caches = false);
+    let sb = Sandbox::connect(ctx).await.unwrap();
+    let log = p.join(".pace/day-1/setup/output.log");
+    let install = "mkdir -p node_modules/x && echo installed";
+    for _ in 0..2 {
+        let outcome = sb.setup(p, install, &log, None).await.unwrap();
+        assert_eq!(outcome.status, SetupStatus::Ran);
+        assert!(std::fs::read_to_string(&log).unwrap().contains("installed"));
+    }
+    let out = tempfile::tempdir().unwrap();
+    let gate = sb
+        .run(pace::sandbox::RunRequest {
+            repo: p,
+            command: "test -e node_modules || echo no-node-modules; echo offline=$npm_config_offline".into(),
+            output_log: &out.path().join("output.log"),
+            collect_into: &out.path().join("collected"),
+            on_output: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(gate.exit_code, 0);
+    let text = std::fs::read_to_string(out.path().join("output.log")).unwrap();
+    assert_eq!(text, "no-node-modules\noffline=\n");
+}
+
+#[test]
+fn a_terminated_set_up_leaves_no_container() {
+    require_docker!();
+    let p = SetupProject::new("echo fetching; sleep 60", "echo SUITE-RAN", "");
+    let child = p
+        .project
+        .pace_gate()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !p.containers().iter().any(|c| c.0.contains("-setup-")) {
+        assert!(std::time::Instant::now() < deadline, "no set-up container appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    expect_code(&out, 143);
+    assert!(!stdout(&out).contains("SUITE-RAN"));
+    assert_eq!(p.containers(), Vec::new(), "the set-up container is removed");
 }
