@@ -80,7 +80,7 @@ pub fn verdict(outcome: &SetupOutcome, log: &Path, network: &str) -> Result<Verd
             command: outcome.command.clone(),
             log: log.to_path_buf(),
             network: network.to_string(),
-            tail,
+            tail: crate::inert::fenced(&tail, "text"),
         });
     }
     let why = if *timed_out {
@@ -88,10 +88,13 @@ pub fn verdict(outcome: &SetupOutcome, log: &Path, network: &str) -> Result<Verd
     } else {
         format!("failed with exit code {exit_code}")
     };
+    // The output is the container's: fenced (and without controls) so that it cannot
+    // forge sections of escalation.md or the MR/PR body it ends up in.
     Ok(Verdict::Hold(format!(
-        "the dependency set-up `{}` {why}; the end of `{}`:\n{tail}\nhint: fix the command (`tech.setup_command` in pace.config.yaml; `false` turns the phase off) or the manifest it installs from, then re-run the day",
+        "the dependency set-up `{}` {why}; the end of `{}`:\n{}\nhint: fix the command (`tech.setup_command` in pace.config.yaml; `false` turns the phase off) or the manifest it installs from, then re-run the day",
         outcome.command,
         shown(log),
+        crate::inert::fenced(&tail, "text"),
     )))
 }
 
@@ -131,6 +134,7 @@ mod tests {
             panic!("expected a hold");
         };
         assert!(reason.contains("line 30") && !reason.contains("line 10\n"), "{reason}");
+        assert!(reason.contains("```text\nline 11\n"), "the tail is fenced: {reason}");
         assert!(reason.contains(".pace/day-1/setup/output.log"), "{reason}");
         assert!(reason.contains("tech.setup_command"), "{reason}");
         let err = verdict(&failed(true), log, "none").unwrap_err();
