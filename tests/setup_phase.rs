@@ -455,3 +455,56 @@ fn a_terminated_set_up_leaves_no_container() {
     assert!(!stdout(&out).contains("SUITE-RAN"));
     assert_eq!(p.containers(), Vec::new(), "the set-up container is removed");
 }
+
+#[tokio::test]
+async fn in_bind_mode_the_set_up_writes_the_checkout_and_runs_every_time() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    crate::support::project::git(p, &["init", "-q", "-b", "main"]);
+    std::fs::write(p.join("package-lock.json"), "{\"lock\": 4}\n").unwrap();
+    std::fs::write(p.join(".gitignore"), "node_modules/\n").unwrap();
+    crate::support::project::git(p, &["add", "-A"]);
+    crate::support::project::git(p, &["commit", "-qm", "init"]);
+    let volume = cache_volume_name(p, &CacheScope::Checkout);
+    let ctx = crate::support::sandbox::context("setup-bind", 1, |s| {
+        s.caches = true;
+        s.workspace = pace::config::settings::WorkspaceMode::Bind;
+    });
+    let sb = Sandbox::connect(ctx).await.unwrap();
+    let log = p.join(".pace/day-1/setup/output.log");
+    for _ in 0..2 {
+        let outcome = sb.setup(p, FAKE_INSTALL, &log, None).await.unwrap();
+        assert_eq!(
+            outcome.status,
+            SetupStatus::Ran,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(p.join("node_modules/x/index.txt")).unwrap(),
+        "{\"lock\": 4}\n",
+        "ignored output stays in the checkout"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let gate = sb
+        .run(pace::sandbox::RunRequest {
+            repo: p,
+            command: SUITE.into(),
+            output_log: &out.path().join("output.log"),
+            collect_into: &out.path().join("collected"),
+            on_output: None,
+        })
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(out.path().join("output.log")).unwrap();
+    assert_eq!(gate.exit_code, 0, "{text}");
+    assert!(
+        text.contains("{\"lock\": 4}") && text.contains("offline=true"),
+        "{text}"
+    );
+    assert!(!p.join("node_modules/x").is_symlink());
+    let _ = sb.remove_run_containers().await;
+    docker(&["volume", "rm", "-f", &volume]);
+}

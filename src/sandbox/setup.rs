@@ -28,7 +28,8 @@
 //!   GATE get neither links nor offline settings.
 //! - **`sandbox.workspace: bind`**: the workspace is the checkout, so the set-up's outputs
 //!   stay there (git-ignored build output survives the return path, as on a developer's
-//!   machine) and nothing is linked.
+//!   machine) and nothing is linked. It is not recorded either and runs every time: a CI
+//!   job's fresh checkout would not have the outputs a skip relies on.
 //! - **Offline settings** ([`OFFLINE_ENV`]) are set in FORGE's and GATE's containers only
 //!   after a set-up succeeded and with `sandbox.network: none` (a name in `sandbox.env`
 //!   wins). .NET has no such variable:
@@ -231,25 +232,21 @@ pub(super) fn record_dir(hash: &str) -> String {
     format!("{SETUP_RECORDS}/{hash}")
 }
 
-/// What the set-up container runs. `record`: the cache volume is mounted (skip when done,
-/// record afterwards); `move_outputs`: carry the new top-level workspace entries onto it.
+/// What the set-up container runs. `record`: skip when its record is on the cache volume,
+/// else run, carry the new top-level workspace entries onto the volume and record it.
 /// A record in use is touched, so that the weekly pruning only takes unused ones. What the
 /// command changes in the workspace's own files is lost with the container.
-pub(super) fn setup_script(command: &str, hash: &str, record: bool, move_outputs: bool) -> String {
+pub(super) fn setup_script(command: &str, hash: &str, record: bool) -> String {
     if !record {
         return format!("/bin/sh -c {}", sh_quote(command));
     }
     let dir = record_dir(hash);
-    let moving = if move_outputs {
-        r#"printf '%s\n' "$(ls -A /workspace)" | while IFS= read -r n; do
+    let moving = r#"printf '%s\n' "$(ls -A /workspace)" | while IFS= read -r n; do
   case "$n" in ''|.git|.pace|.pace-files) continue ;; esac
   printf '%s\n' "$before" | grep -qxF -- "$n" && continue
   mv -- "/workspace/$n" "$P/workspace/$n" || exit 1
 done || { echo "pace: cannot move the set-up's workspace outputs onto the cache volume" >&2; exit 1; }
-"#
-    } else {
-        ""
-    };
+"#;
     format!(
         r#"D={dir}
 P=$D.part.$$
@@ -330,9 +327,9 @@ impl Sandbox {
             path: repo.to_path_buf(),
             source,
         })?;
-        let record = self.caches_usable();
-        let bind = self.ctx.settings.workspace == WorkspaceMode::Bind;
-        let script = setup_script(command, &hash, record, !bind);
+        let caches = self.caches_usable();
+        let record = caches && self.ctx.settings.workspace != WorkspaceMode::Bind;
+        let script = setup_script(command, &hash, record);
         let collect_into = output_log.parent().unwrap_or(repo).join("collected");
         let outcome = self
             .run_as(
@@ -361,9 +358,10 @@ impl Sandbox {
             }
         };
         let ok = !matches!(status, SetupStatus::Failed { .. });
-        self.set_prepared((ok && record).then(|| super::container::Prepared {
+        // Bind mode: no record to link, but the toolchains' caches are warm.
+        self.set_prepared((ok && caches).then(|| super::container::Prepared {
             dir: record_dir(&hash),
-            link: !bind,
+            link: record,
         }));
         Ok(SetupOutcome {
             command: command.to_string(),
