@@ -508,3 +508,101 @@ async fn in_bind_mode_the_set_up_writes_the_checkout_and_runs_every_time() {
     let _ = sb.remove_run_containers().await;
     docker(&["volume", "rm", "-f", &volume]);
 }
+
+/// A Debian image with `packages` installed, tagged `tag` and kept for later runs: built
+/// on the local Debian base (`scripts/build-local-base.sh`, debootstrap) with the host's
+/// network (the daemon's bridge may have no route out). `None` (with a printed reason)
+/// when this machine cannot.
+fn debian_image(tag: &str, packages: &str) -> Option<String> {
+    if !docker(&["image", "inspect", "-f", "{{.Id}}", tag]).trim().is_empty() {
+        return Some(tag.to_string());
+    }
+    const BASE: &str = "pace-test/debian-git:bookworm";
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = Command::new(root.join("scripts/build-local-base.sh"))
+        .arg(BASE)
+        .output()
+        .unwrap();
+    if !base.status.success() {
+        eprintln!(
+            "SKIPPED: no local Debian base ({})",
+            String::from_utf8_lossy(&base.stderr)
+        );
+        return None;
+    }
+    let dockerfile = format!(
+        "FROM {BASE}\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {packages} >/dev/null && rm -rf /var/lib/apt/lists/*\n"
+    );
+    let mut build = Command::new("docker")
+        .args(["build", "--network", "host", "-t", tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut build.stdin.take().unwrap(), dockerfile.as_bytes()).unwrap();
+    let out = build.wait_with_output().unwrap();
+    if !out.status.success() {
+        eprintln!("SKIPPED: cannot build {tag}: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    Some(tag.to_string())
+}
+
+#[tokio::test]
+async fn a_go_module_is_set_up_by_default_and_tested_offline() {
+    require_docker!();
+    let Some(image) = debian_image("pace-test/debian-go:bookworm", "golang-go") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    crate::support::project::git(p, &["init", "-q", "-b", "main"]);
+    std::fs::write(p.join("go.mod"), "module example.com/m\n\ngo 1.19\n").unwrap();
+    std::fs::write(p.join("m.go"), "package m\n\nfunc Add(a, b int) int { return a + b }\n").unwrap();
+    std::fs::write(
+        p.join("m_test.go"),
+        "package m\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(2, 3) != 5 {\n\t\tt.Fatal(\"2+3\")\n\t}\n}\n",
+    )
+    .unwrap();
+    crate::support::project::git(p, &["add", "-A"]);
+    crate::support::project::git(p, &["commit", "-qm", "init"]);
+    let command = pace::sandbox::setup::default_command(p, "Go 1.19");
+    assert_eq!(command.as_deref(), Some("go mod download"));
+    let volume = cache_volume_name(p, &CacheScope::Checkout);
+    let ctx = crate::support::sandbox::context("setup-go", 1, |s| {
+        s.image = image.clone();
+        s.caches = true;
+        s.timeout = Duration::from_secs(300);
+        s.memory_bytes = 1024 * 1024 * 1024;
+    });
+    let sb = Sandbox::connect(ctx).await.unwrap();
+    let log = p.join(".pace/day-1/setup/output.log");
+    let outcome = sb.setup(p, &command.unwrap(), &log, None).await.unwrap();
+    assert_eq!(
+        outcome.status,
+        SetupStatus::Ran,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let gate = sb
+        .run(pace::sandbox::RunRequest {
+            repo: p,
+            command: "go env GOFLAGS GOPROXY GOMODCACHE && go test ./...".into(),
+            output_log: &out.path().join("output.log"),
+            collect_into: &out.path().join("collected"),
+            on_output: None,
+        })
+        .await
+        .unwrap();
+    let _ = sb.remove_run_containers().await;
+    docker(&["volume", "rm", "-f", &volume]);
+    let text = std::fs::read_to_string(out.path().join("output.log")).unwrap();
+    assert_eq!(gate.exit_code, 0, "{text}");
+    assert!(
+        text.starts_with("-mod=mod\noff\n/cache/go/mod\n"),
+        "Go told to stay offline: {text}"
+    );
+    assert!(text.contains("ok  \texample.com/m"), "{text}");
+}
