@@ -284,24 +284,26 @@ done"#
 pub fn dependency_advice(command: &str) -> Option<String> {
     let words: Vec<&str> = command.split_whitespace().collect();
     let has = |pair: &[&str]| words.windows(pair.len()).any(|w| w == pair);
-    let how = if has(&["npm", "install"]) && words.len() > 2
-        || has(&["npm", "i"])
-        || has(&["npm", "add"])
-        || has(&["yarn", "add"])
-        || has(&["pnpm", "add"])
-    {
-        "add it to `package.json` and `package-lock.json` (edit both, or the `dependencies` entry and the lockfile)"
-    } else if has(&["go", "get"]) || has(&["go", "mod", "download"]) {
-        "add the `require` line to `go.mod` and its checksums to `go.sum`"
-    } else if has(&["mvn", "dependency:get"]) || words.iter().any(|w| w.starts_with("dependency:get")) {
-        "add the `<dependency>` to `pom.xml`"
-    } else if has(&["dotnet", "add"]) {
-        "add the `<PackageReference>` to the `.csproj`"
-    } else if has(&["pip", "install"]) {
-        "add it to the requirements file"
-    } else {
-        return None;
+    // `tool verb package`: a package named after the verb (not an option or `&&`).
+    let adds = |tool: &str, verbs: &[&str]| {
+        words.windows(3).any(|w| {
+            w[0] == tool && verbs.contains(&w[1]) && !w[2].starts_with('-') && !matches!(w[2], "&&" | "||" | ";" | "|")
+        })
     };
+    let how =
+        if adds("npm", &["install", "i", "add"]) || adds("yarn", &["add"]) || adds("pnpm", &["add", "install", "i"]) {
+            "add it to `package.json` and `package-lock.json` (edit both, or the `dependencies` entry and the lockfile)"
+        } else if has(&["go", "get"]) || has(&["go", "mod", "download"]) {
+            "add the `require` line to `go.mod` and its checksums to `go.sum`"
+        } else if has(&["mvn", "dependency:get"]) || words.iter().any(|w| w.starts_with("dependency:get")) {
+            "add the `<dependency>` to `pom.xml`"
+        } else if has(&["dotnet", "add"]) {
+            "add the `<PackageReference>` to the `.csproj`"
+        } else if has(&["pip", "install"]) {
+            "add it to the requirements file"
+        } else {
+            return None;
+        };
     Some(format!(
         "the sandbox has no network for FORGE's commands: dependencies are fetched by the set-up phase (`tech.setup_command`) before FORGE and GATE. To add one, {how}; the next set-up fetches it (with `forge.setup_on_change: true` pace runs it again after this attempt's lockfile change)"
     ))
@@ -478,6 +480,8 @@ mod tests {
         assert!(dependency_advice("go get example.com/m@v1").is_some_and(|a| a.contains("go.mod")));
         assert!(dependency_advice("mvn dependency:get -Dartifact=a:b:1").is_some_and(|a| a.contains("pom.xml")));
         assert_eq!(dependency_advice("npm install"), None);
+        assert_eq!(dependency_advice("cd web && npm install && npm test"), None);
+        assert_eq!(dependency_advice("npm install --offline"), None);
         assert_eq!(dependency_advice("npm test"), None);
         assert_eq!(dependency_advice("go test ./..."), None);
     }
