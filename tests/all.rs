@@ -42,4 +42,5 @@ mod sandbox_docker;
 mod sandbox_more;
 mod sandbox_ops;
 mod sandbox_speed;
+mod setup_phase;
 mod untrusted_text;

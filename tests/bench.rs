@@ -808,3 +808,42 @@ async fn bench_forge_output_tokens_edit_vs_rewrite() {
     );
     assert!(ratio >= 10.0, "goal: at least 10x fewer output tokens, got {ratio:.1}x");
 }
+
+/// The set-up phase (issue 12): the first day's run (a fake installer writing 2,000 files
+/// into `node_modules/`, moved onto the cache volume) against the next day's with the same
+/// lockfile (skipped by the container itself).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: make bench"]
+async fn bench_setup_first_run_vs_unchanged_lockfile() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    crate::support::project::git(root, &["init", "-q", "-b", "main"]);
+    std::fs::write(root.join("package-lock.json"), "{}\n").unwrap();
+    std::fs::write(root.join(".gitignore"), "node_modules/\n").unwrap();
+    crate::support::project::git(root, &["add", "-A"]);
+    crate::support::project::git(root, &["commit", "-qm", "init"]);
+    let mut ctx = sandbox_context("setup", Duration::from_secs(300));
+    ctx.settings.caches = true;
+    let sb = pace::sandbox::Sandbox::connect(ctx).await.unwrap();
+    let install = "mkdir -p node_modules && i=0; while [ $i -lt 2000 ]; do echo $i > node_modules/f$i; i=$((i+1)); done; echo installed";
+    let log = root.join(".pace/setup/output.log");
+    let mut times = Vec::new();
+    for _ in 0..2 {
+        let start = Instant::now();
+        let outcome = sb.setup(root, install, &log, None).await.unwrap();
+        times.push((start.elapsed(), outcome.status));
+    }
+    let _ = sb.remove_run_containers().await;
+    let volume = pace::sandbox::cache_volume_name(root, &pace::config::settings::CacheScope::Checkout);
+    let _ = std::process::Command::new("docker")
+        .args(["volume", "rm", "-f", &volume])
+        .output();
+    println!(
+        "BENCH set-up phase: first run {:.0} ms ({:?}), next day with the same lockfile {:.0} ms ({:?})",
+        ms(times[0].0),
+        times[0].1,
+        ms(times[1].0),
+        times[1].1
+    );
+}

@@ -22,7 +22,10 @@ pub(super) async fn run(explicit: Option<&Path>, env: &Env) -> Result<u8, PaceEr
         checks.extend(crate::platform::doctor(&settings.platform, env, redactor).await);
         let endpoint = crate::sandbox::Endpoint::from_env(env);
         let login = crate::sandbox::registry::RegistryLogin::from_env(env);
-        checks.extend(crate::sandbox::doctor::diagnose(&settings.sandbox, &login, &endpoint, &root).await);
+        let setup = crate::sandbox::setup::command_for(&settings.tech, &root);
+        checks.extend(
+            crate::sandbox::doctor::diagnose(&settings.sandbox, &login, &endpoint, &root, setup.as_deref()).await,
+        );
     }
     print!("{}", render(&checks));
     Ok(exit_code(&checks))

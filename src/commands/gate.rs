@@ -28,7 +28,6 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
     }
     let gate_dir = settings.repo_root.join(".pace/gate");
     let command = day::agents::gate::gate_command(settings.tech.build_command.as_deref(), &settings.tech.test_command);
-    eprintln!("pace gate: running `{command}` in `{}`", settings.sandbox.image);
     // The suite's output goes to the job log: inert, so it cannot forge pace's sections,
     // overwrite lines or plant hyperlinks (colours go too).
     let lines = std::sync::Mutex::new(crate::inert::LogLines::default());
@@ -37,13 +36,26 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
             let _ = std::io::stdout().lock().write_all(lines.push(chunk).as_bytes());
         }
     };
-    let run = day::agents::gate::run_suite(&sandbox, &settings.repo_root, &command, &gate_dir, Some(&stream));
+    // As before GATE in a day: the dependency set-up, with its network, first; a signal
+    // during either removes their containers. `None`: the set-up failed (exit 1).
+    let run = async {
+        if !setup(&sandbox, &settings).await? {
+            return Ok(None);
+        }
+        eprintln!("pace gate: running `{command}` in `{}`", settings.sandbox.image);
+        Ok::<_, PaceError>(Some(
+            day::agents::gate::run_suite(&sandbox, &settings.repo_root, &command, &gate_dir, Some(&stream)).await,
+        ))
+    };
     let result = tokio::select! {
-        r = run => r,
+        r = run => r?,
         s = common::signal() => {
             let _ = sandbox.remove_run_containers().await;
             return Ok(if s == Signal::Interrupt { ExitKind::Interrupted.code() } else { ExitKind::Terminated.code() });
         }
+    };
+    let Some(result) = result else {
+        return Ok(1);
     };
     if let Ok(mut lines) = lines.lock() {
         let _ = std::io::stdout().lock().write_all(lines.finish().as_bytes());
@@ -62,4 +74,28 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
         eprintln!("hint: {hint}");
     }
     Ok(u8::try_from(outcome.exit_code.clamp(0, 255)).unwrap_or(1))
+}
+
+/// The set-up phase as in a day (with `tech.setup_command` or the stack's default); false
+/// when it failed (its reason is printed), an error when the network was the cause.
+async fn setup(sandbox: &Sandbox, settings: &crate::config::settings::Settings) -> Result<bool, PaceError> {
+    let Some(setup) = crate::sandbox::setup::command_for(&settings.tech, &settings.repo_root) else {
+        return Ok(true);
+    };
+    let dir = settings.repo_root.join(".pace/setup");
+    eprintln!(
+        "pace gate: set-up `{setup}` (network `{}`)",
+        settings.sandbox.setup_network
+    );
+    let outcome = day::setup::run_in(sandbox, &settings.repo_root, &setup, &dir)
+        .await
+        .map_err(|e| PaceError::from_error(&e))?;
+    eprintln!("pace gate: {}", day::setup::describe(&outcome));
+    let verdict = day::setup::verdict(&outcome, &dir.join("output.log"), &settings.sandbox.setup_network)
+        .map_err(|e| PaceError::from_error(&e))?;
+    if let day::setup::Verdict::Hold(reason) = verdict {
+        eprintln!("pace gate: {reason}");
+        return Ok(false);
+    }
+    Ok(true)
 }

@@ -442,6 +442,7 @@ raw_struct! {
         "ci_system" => ci_system: String,
         "test_command" => test_command: String,
         "build_command" => build_command: String,
+        "setup_command" => setup_command: String,
     }
     ignored: []
 }
@@ -548,6 +549,7 @@ raw_struct! {
         "max_iterations" => max_iterations: u32,
         "retry_iterations" => retry_iterations: u32,
         "max_retries" => max_retries: u32,
+        "setup_on_change" => setup_on_change: bool,
     }
     ignored: ["compression_model", "file_hints_enabled", "file_hints_confidence_threshold", "fork_enabled"]
 }
@@ -579,6 +581,7 @@ raw_struct! {
         "caches" => caches: bool,
         "log_limit" => log_limit: ByteSize,
         "pull" => pull: String,
+        "setup_network" => setup_network: String,
     }
     ignored: []
 }

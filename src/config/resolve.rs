@@ -14,7 +14,8 @@ use std::time::Duration;
 use super::diagnostic::{Sink, suggest};
 use super::raw::{At, RawConfig, RawLlm, RawLlmLimits, RawPrices, RawRelease, RawSandbox, RawSourceDir, RawTracker};
 use super::settings::{
-    CacheScope, ModelPrice, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SourceDir, WorkspaceMode,
+    CacheScope, ModelPrice, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SetupCommand, SourceDir,
+    WorkspaceMode,
 };
 use crate::env::{self, Env};
 
@@ -165,6 +166,39 @@ fn resolve_tech(raw: &RawConfig, s: &mut Settings, root: (u64, u64), sink: &mut 
         s.tech.ci_system = v;
     }
     s.tech.build_command = val(tech.build_command.as_ref()).or(s.tech.build_command.take());
+    if let Some(cmd) = &tech.setup_command {
+        s.tech.setup_command = setup_command(&cmd.value);
+    }
+}
+
+/// `tech.setup_command`: `false` or empty turns the phase off (a plain `false` arrives as
+/// the text `false`: string fields take any scalar).
+fn setup_command(value: &str) -> SetupCommand {
+    match value.trim() {
+        "" | "false" | "False" | "FALSE" => SetupCommand::Off,
+        cmd => SetupCommand::Command(cmd.to_string()),
+    }
+}
+
+/// `sandbox.setup_network`: `bridge`, `host`, `none`, or a network's name as Docker
+/// spells it (letters, digits, `_`, `.`, `-`, starting with a letter or digit).
+fn setup_network(at: &At<String>, sink: &mut Sink) -> Option<String> {
+    let name = at.value.trim();
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        return Some(name.to_string());
+    }
+    sink.error(
+        at.line,
+        at.column,
+        format!(
+            "`sandbox.setup_network`: `{name}` is not a network name; use `bridge` (the default), `host`, `none` or the name of a network on the Docker daemon (`docker network ls`)"
+        ),
+    );
+    None
 }
 
 fn resolve_advisory_and_reporter(raw: &RawConfig, s: &mut Settings) {
@@ -694,6 +728,9 @@ fn resolve_forge(raw: &RawConfig, s: &mut Settings, sink: &mut Sink) {
     if let Some(v) = val(f.max_retries.as_ref()) {
         s.forge.max_retries = v;
     }
+    if let Some(v) = val(f.setup_on_change.as_ref()) {
+        s.forge.setup_on_change = v;
+    }
 }
 
 /// `releases[]` / `release`: accepted and checked as the original's tester does; no behaviour.
@@ -858,6 +895,11 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
         if let Some(policy) = choice(p, "sandbox.pull", &options, sink) {
             s.sandbox.pull = policy;
         }
+    }
+    if let Some(n) = &x.setup_network
+        && let Some(network) = setup_network(n, sink)
+    {
+        s.sandbox.setup_network = network;
     }
 }
 

@@ -78,6 +78,20 @@ pub struct Tech {
     pub ci_system: String,
     pub test_command: String,
     pub build_command: Option<String>,
+    /// `tech.setup_command`: what fetches the dependencies before FORGE and GATE.
+    pub setup_command: SetupCommand,
+}
+
+/// `tech.setup_command` as written: absent (the default for the stack), off, or a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupCommand {
+    /// Not written: the default for `tech.primary_language` or the lockfiles found
+    /// (`sandbox::setup::default_command`).
+    Default,
+    /// `false` or empty: no set-up phase.
+    Off,
+    /// The shell command to run.
+    Command(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +142,8 @@ pub struct ForgeSettings {
     pub retry_iterations: u32,
     /// FORGE retries after a HOLD (contract default 2).
     pub max_retries: u32,
+    /// `forge.setup_on_change`: run the set-up phase again after FORGE changed a lockfile.
+    pub setup_on_change: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +196,9 @@ pub struct SandboxSettings {
     /// last halves, with a marker between); 0 keeps everything.
     pub log_limit: u64,
     pub pull: PullPolicy,
+    /// `sandbox.setup_network`: the Docker network of the set-up phase's container
+    /// (`bridge`, `host`, `none` or the name of a network on the daemon).
+    pub setup_network: String,
 }
 
 /// Default `sandbox.log_limit`: generous for any real suite, small next to a runner's disk.
@@ -288,6 +307,7 @@ impl Settings {
                 ci_system: "GitLab CI".into(),
                 test_command: "pytest -v --tb=short".into(),
                 build_command: None,
+                setup_command: SetupCommand::Default,
             },
             llm: LlmSettings {
                 provider: Provider::Anthropic,
@@ -308,6 +328,7 @@ impl Settings {
                 max_iterations: 35,
                 retry_iterations: 25,
                 max_retries: 2,
+                setup_on_change: false,
             },
             sandbox: SandboxSettings {
                 image: "busybox:1.36".into(),
@@ -325,6 +346,7 @@ impl Settings {
                 cache_scope: CacheScope::Checkout,
                 log_limit: DEFAULT_LOG_LIMIT,
                 pull: PullPolicy::IfNotPresent,
+                setup_network: "bridge".into(),
             },
             platform: PlatformSettings {
                 kind: PlatformKind::Local,

@@ -258,7 +258,27 @@ async fn open_day(ctx: &DayContext, state: &mut CycleState) -> Result<Option<(St
         refresh_context_docs(ctx, attempt0).await?;
         agents::prime::run(ctx, attempt0).await
     };
-    let (card, session) = tokio::join!(card, ctx.sandbox.start_session(&ctx.settings.repo_root));
+    // The set-up phase runs while PRIME writes the card, before FORGE's session starts
+    // (the session links what it left in the workspace).
+    let prepared = async {
+        match super::setup::run(ctx).await {
+            Ok(super::setup::Verdict::Ready) => Ok(Ok(ctx.sandbox.start_session(&ctx.settings.repo_root).await)),
+            Ok(super::setup::Verdict::Hold(reason)) => Ok(Err(reason)),
+            Err(e) => Err(e),
+        }
+    };
+    let (card, prepared) = tokio::join!(card, prepared);
+    let session = match prepared {
+        Ok(Ok(session)) => session,
+        Ok(Err(reason)) => {
+            if let Ok(PrimeOutcome::Card(card)) = card {
+                state.story = Some(card);
+            }
+            state.result = Some(Decided::Hold(reason));
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     match card {
         Ok(PrimeOutcome::Card(card)) => {
             state.story = Some(card.clone());
@@ -331,6 +351,18 @@ async fn attempt(
     run.red_phase = run.red_phase || handoff.tdd_red_phase_confirmed;
     state.red_phase_confirmed = run.red_phase;
     state.handoff = Some(handoff.clone());
+    // `forge.setup_on_change`: the set-up again before GATE; it skips itself unless FORGE
+    // changed a lockfile (its inputs' hash).
+    if ctx.settings.forge.setup_on_change
+        && let super::setup::Verdict::Hold(reason) = super::setup::run(ctx).await?
+    {
+        record_attempt(ctx, state, attempt, AttemptOutcome::Hold, &reason, &handoff.commit)?;
+        run.hold_reason = Some(reason.clone());
+        if last {
+            state.result = Some(Decided::Hold(reason));
+        }
+        return Ok(Next::Retry);
+    }
     let (gate, sentinel, conduit) = review(ctx, req, platform, state, run, &handoff, attempt).await?;
     let verdict = decide::combine(&gate, &[&sentinel, &conduit], !last && !run.advisory_retry_used);
     match verdict {

@@ -29,6 +29,7 @@ pub mod decide;
 mod finish;
 pub mod lock;
 mod preflight;
+pub mod setup;
 pub mod tools;
 
 pub use context::{DayContext, DayPlan};

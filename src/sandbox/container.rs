@@ -96,6 +96,34 @@ pub struct Sandbox {
     closing: Mutex<Vec<tokio::task::JoinHandle<Result<(), SandboxError>>>>,
     /// Numeric owner of uploaded files (see [`upload_owner`]).
     owner: Option<(u64, u64)>,
+    /// What a successful set-up phase left for later containers (see `setup.rs`).
+    prepared: Mutex<Option<Prepared>>,
+}
+
+/// A successful set-up phase's record on the cache volume.
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
+    /// `/cache/.pace-setup/<hash>`.
+    pub dir: String,
+    /// Link its workspace outputs into `/workspace` (not in bind mode).
+    pub link: bool,
+}
+
+/// What a one-shot container is for: GATE's suite or the set-up phase (which has its own
+/// network, collects no result files and gets no offline settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Gate,
+    Setup,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Gate => "gate",
+            Self::Setup => "setup",
+        }
+    }
 }
 
 /// The numeric owner for uploaded files from `sandbox.user` or the image's user. Warned
@@ -131,7 +159,24 @@ impl Sandbox {
             cache_volumes: Mutex::new(BTreeSet::new()),
             no_tar: AtomicBool::new(false),
             closing: Mutex::new(Vec::new()),
+            prepared: Mutex::new(None),
         })
+    }
+
+    /// Records what the set-up phase left (`None`: nothing usable).
+    pub(super) fn set_prepared(&self, prepared: Option<Prepared>) {
+        if let Ok(mut p) = self.prepared.lock() {
+            *p = prepared;
+        }
+    }
+
+    pub(super) fn prepared(&self) -> Option<Prepared> {
+        self.prepared.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Whether containers get the cache volume (on, and not refused by the daemon).
+    pub(super) fn caches_usable(&self) -> bool {
+        self.ctx.settings.caches && !self.degraded().contains(&Degradable::CacheVolume)
     }
 
     /// The daemon this sandbox talks to.
@@ -158,6 +203,17 @@ impl Sandbox {
 
     /// Runs one command to completion in a fresh container (GATE).
     pub async fn run(&self, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
+        self.run_as(Role::Gate, req).await
+    }
+
+    /// [`Self::run`] for `role`. GATE after a set-up phase first links its workspace
+    /// outputs into `/workspace` (in the same shell, before the suite).
+    pub(super) async fn run_as(&self, role: Role, mut req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
+        if role == Role::Gate
+            && let Some(prepared) = self.prepared().filter(|p| p.link)
+        {
+            req.command = format!("{}\n{}", super::setup::link_script(&prepared.dir), req.command);
+        }
         let started = Instant::now();
         let bind_wanted = self.ctx.settings.workspace == WorkspaceMode::Bind;
         // Upload mode: the workspace goes in on the container's stdin and the file listing
@@ -165,7 +221,7 @@ impl Sandbox {
         // cannot unpack it itself.
         if !bind_wanted
             && let Some(tar_options) = self.unpack_options()
-            && let Some(outcome) = self.run_unpacking(&req, started, tar_options).await?
+            && let Some(outcome) = self.run_unpacking(role, &req, started, tar_options).await?
         {
             return Ok(outcome);
         }
@@ -191,9 +247,9 @@ impl Sandbox {
         } else {
             None
         };
-        let (guard, _) = self.launch("gate", cmd, req.repo).await?;
+        let (guard, _) = self.launch(role.as_str(), cmd, req.repo).await?;
         let bind = guard.bind;
-        let result = self.run_in(&guard, &req, started).await;
+        let result = self.run_in(role, &guard, &req, started).await;
         let removed = guard.remove().await;
         let mut outcome = result?;
         removed?;
@@ -229,6 +285,7 @@ impl Sandbox {
     /// `None` when the image has no `tar` (remembered: later runs upload through the API).
     async fn run_unpacking(
         &self,
+        role: Role,
         req: &RunRequest<'_>,
         started: Instant,
         tar_options: &str,
@@ -246,10 +303,15 @@ impl Sandbox {
             UNPACK_WRAPPER.to_string(),
             "pace-gate".to_string(),
             req.command.clone(),
-            if self.collect_globs().is_some() { "1" } else { "0" }.to_string(),
+            if role == Role::Gate && self.collect_globs().is_some() {
+                "1"
+            } else {
+                "0"
+            }
+            .to_string(),
             tar_options.to_string(),
         ];
-        let (guard, attached) = self.launch_attached("gate", cmd, req.repo).await?;
+        let (guard, attached) = self.launch_attached(role.as_str(), cmd, req.repo).await?;
         let files = match listed.await {
             Ok(Ok(files)) => files,
             Ok(Err(source)) => {
@@ -267,7 +329,7 @@ impl Sandbox {
             owner: self.owner(),
             stamp_mtime: None,
         };
-        let result = self.run_attached(&guard, req, started, attached, plan).await;
+        let result = self.run_attached(role, &guard, req, started, attached, plan).await;
         if let Ok(None) = result {
             tracing::info!(image = %self.ctx.settings.image, "sandbox: the image has no `tar`; uploading the workspace through the Docker API");
             self.no_tar.store(true, Ordering::Relaxed);
@@ -288,6 +350,7 @@ impl Sandbox {
     )]
     async fn run_attached(
         &self,
+        role: Role,
         guard: &ContainerGuard,
         req: &RunRequest<'_>,
         started: Instant,
@@ -385,18 +448,19 @@ impl Sandbox {
             (false, Some(listing)) => self.collect_listed(id, listing, req.collect_into, &mut refused).await,
             // No listing although one was asked for (the wrapper was killed, no `find`):
             // scan a download of the whole workspace instead.
-            (false, None) => match self.collect_globs() {
+            (false, None) => match self.collect_globs().filter(|_| role == Role::Gate) {
                 Some(set) => self.collect_by_full_download(id, req.collect_into, set).await,
                 None => Vec::new(),
             },
         };
         Ok(Some(self.outcome(
-            exit_code, timed_out, oom_killed, started, &view, &scan, collected, refused,
+            role, exit_code, timed_out, oom_killed, started, &view, &scan, collected, refused,
         )))
     }
 
     async fn run_in(
         &self,
+        role: Role,
         guard: &ContainerGuard,
         req: &RunRequest<'_>,
         started: Instant,
@@ -458,7 +522,9 @@ impl Sandbox {
         let oom_killed = self.oom_killed(id, exit_code, timed_out).await;
 
         let mut refused = Vec::new();
-        let collected = if guard.bind {
+        let collected = if role == Role::Setup {
+            Vec::new()
+        } else if guard.bind {
             // The files are the repository's own: read them where they are.
             self.collect_from_repo(req.repo, req.collect_into, &mut refused).await
         } else if timed_out {
@@ -468,7 +534,7 @@ impl Sandbox {
             self.collect(id, req.collect_into, &mut refused).await
         };
         Ok(self.outcome(
-            exit_code, timed_out, oom_killed, started, &view, &scan, collected, refused,
+            role, exit_code, timed_out, oom_killed, started, &view, &scan, collected, refused,
         ))
     }
 
@@ -490,6 +556,7 @@ impl Sandbox {
     #[allow(clippy::too_many_arguments)]
     fn outcome(
         &self,
+        role: Role,
         exit_code: i64,
         timed_out: bool,
         oom_killed: bool,
@@ -500,8 +567,13 @@ impl Sandbox {
         refused: Vec<Refused>,
     ) -> RunOutcome {
         let (head, tail) = view.parts();
-        let network_hint =
-            (self.ctx.settings.network == NetworkMode::None && exit_code != 0 && scan.found()).then(network_hint);
+        // The set-up is meant to reach the network: a failed access there is the network's
+        // fault whatever `sandbox.setup_network` is (a bridge without NAT, a proxy).
+        let offline = match role {
+            Role::Gate => self.ctx.settings.network == NetworkMode::None,
+            Role::Setup => true,
+        };
+        let network_hint = (offline && exit_code != 0 && scan.found()).then(network_hint);
         RunOutcome {
             exit_code,
             timed_out,
@@ -1146,7 +1218,7 @@ impl Sandbox {
         // tell its project's leftovers from other projects' and still-running containers.
         // A GATE container lives at most `sandbox.timeout`; a FORGE session for a whole
         // attempt, which has no bound of its own.
-        let lifetime = if role == "gate" {
+        let lifetime = if role == "gate" || role == "setup" {
             s.timeout
         } else {
             SESSION_LIFETIME.max(s.timeout)
@@ -1179,17 +1251,31 @@ impl Sandbox {
         if let Some(volume) = &cache_volume {
             binds.push(format!("{volume}:{}", cache::CACHE_MOUNT));
             env.extend(cache::env_for(&self.ctx.env));
+            // After a set-up phase the toolchains are told to stay offline (FORGE, GATE),
+            // unless `sandbox.network` gives them a network to use.
+            if role != "setup" && s.network == NetworkMode::None && self.prepared().is_some() {
+                env.extend(
+                    super::setup::OFFLINE_ENV
+                        .iter()
+                        .filter(|(name, _)| !self.ctx.env.iter().any(|(n, _)| n == name))
+                        .map(|(name, value)| format!("{name}={value}")),
+                );
+            }
         }
+        // The set-up phase has its own network; FORGE and GATE `sandbox.network`.
+        let network = if role == "setup" {
+            s.setup_network.clone()
+        } else {
+            match s.network {
+                NetworkMode::None => "none",
+                NetworkMode::Bridge => "bridge",
+                NetworkMode::Host => "host",
+            }
+            .to_string()
+        };
         let memory = (s.memory_bytes > 0 && on(Degradable::Memory)).then_some(s.memory_bytes);
         let host_config = HostConfig {
-            network_mode: Some(
-                match s.network {
-                    NetworkMode::None => "none",
-                    NetworkMode::Bridge => "bridge",
-                    NetworkMode::Host => "host",
-                }
-                .to_string(),
-            ),
+            network_mode: Some(network),
             memory,
             memory_swap: memory,
             nano_cpus: (s.cpus > 0.0 && on(Degradable::Cpus)).then_some((s.cpus * 1e9) as i64),

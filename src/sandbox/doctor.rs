@@ -30,6 +30,7 @@ pub async fn diagnose(
     login: &RegistryLogin,
     endpoint: &Endpoint,
     repo: &Path,
+    setup_command: Option<&str>,
 ) -> Vec<Check> {
     let mut checks: Vec<Check> = tls_check(endpoint).into_iter().collect();
     let docker = match connect_daemon(endpoint).await {
@@ -52,8 +53,61 @@ pub async fn diagnose(
     checks.push(image);
     if image_ok {
         checks.push(bind_check(&docker, settings, repo).await);
+        if let Some(command) = setup_command {
+            checks.push(setup_check(&docker, &settings.image, repo, command).await);
+        }
     }
     checks
+}
+
+/// The set-up command's program: in the repository (`./gradlew`) or on the image's `PATH`.
+async fn setup_check(docker: &Docker, image: &str, repo: &Path, command: &str) -> Check {
+    let Some(program) = setup_program(command) else {
+        return Check::ok(
+            "setup",
+            format!("set-up `{command}`: its program cannot be told before it runs (a shell construct)"),
+        );
+    };
+    if program.contains('/') && !program.starts_with('/') {
+        return if repo.join(&program).is_file() {
+            Check::ok("setup", format!("set-up `{command}`: `{program}` is in the repository"))
+        } else {
+            Check::fail(
+                "setup",
+                format!("set-up `{command}`: `{program}` is not in the repository"),
+            )
+            .with_hint("commit it, or set `tech.setup_command` in pace.config.yaml (`false` turns the phase off)")
+        };
+    }
+    let probe = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        probe(docker, image, "command -v \"$1\"", &program, Vec::new()),
+    )
+    .await;
+    match probe {
+        Ok(Ok((0, _))) => Check::ok("setup", format!("set-up `{command}`: `{program}` is in `{image}`")),
+        Ok(Ok(_)) => Check::fail("setup", format!("set-up `{command}`: `{program}` is not on the `PATH` of `{image}`"))
+            .with_hint(format!(
+                "use an image with `{program}` (`sandbox.image`, e.g. the runner image of your stack), or set `tech.setup_command` in pace.config.yaml (`false` turns the phase off)"
+            )),
+        Ok(Err(e)) => Check::fail("setup", format!("cannot look for `{program}` in `{image}`: {e}")),
+        Err(_) => Check::fail(
+            "setup",
+            format!("looking for `{program}` in `{image}` took longer than {} s", PROBE_TIMEOUT.as_secs()),
+        ),
+    }
+}
+
+/// The program a set-up command starts: its first word after `VAR=value` assignments;
+/// `None` for what only the shell knows (`cd`, a subshell, `if`).
+fn setup_program(command: &str) -> Option<String> {
+    let word = command
+        .split_whitespace()
+        .find(|w| !w.contains('=') || w.starts_with('='))?;
+    let shell_only = [
+        "cd", "(", "{", "if", "for", "while", "set", "export", ".", "source", "exec",
+    ];
+    (!shell_only.contains(&word) && !word.starts_with('(') && !word.starts_with('$')).then(|| word.to_string())
 }
 
 /// With `DOCKER_TLS_VERIFY`: the client certificate files are readable.
@@ -165,6 +219,26 @@ async fn probe_bind(docker: &Docker, image: &str, repo: &Path) -> Result<bool, S
     let token = format!("pace-bind-probe-{:016x}", fastrand::u64(..));
     std::fs::write(dir.path().join("marker"), &token).map_err(|e| format!("cannot write the marker: {e}"))?;
     let abs = std::fs::canonicalize(dir.path()).map_err(|e| e.to_string())?;
+    let (_, out) = probe(
+        docker,
+        image,
+        "cat /pace-probe/marker 2>/dev/null; true",
+        "",
+        vec![format!("{}:/pace-probe:ro", abs.display())],
+    )
+    .await?;
+    Ok(out.contains(&token))
+}
+
+/// Runs `script` (with `arg` as `$1`) in a throwaway container of `image` without network;
+/// returns its exit code and output.
+async fn probe(
+    docker: &Docker,
+    image: &str,
+    script: &str,
+    arg: &str,
+    binds: Vec<String>,
+) -> Result<(i64, String), String> {
     let labels = HashMap::from([
         (LABEL_RUN_ID.to_string(), format!("doctor-{}", std::process::id())),
         (LABEL_CREATED.to_string(), unix_now().to_string()),
@@ -174,17 +248,19 @@ async fn probe_bind(docker: &Docker, image: &str, repo: &Path) -> Result<bool, S
         cmd: Some(vec![
             "/bin/sh".into(),
             "-c".into(),
-            "cat /pace-probe/marker 2>/dev/null; true".into(),
+            script.to_string(),
+            "pace-doctor".into(),
+            arg.to_string(),
         ]),
         labels: Some(labels),
         host_config: Some(HostConfig {
-            binds: Some(vec![format!("{}:/pace-probe:ro", abs.display())]),
+            binds: (!binds.is_empty()).then_some(binds),
             network_mode: Some("none".into()),
             ..Default::default()
         }),
         ..Default::default()
     };
-    let name = format!("pace-doctor-bind-{:08x}", fastrand::u32(..));
+    let name = format!("pace-doctor-probe-{:08x}", fastrand::u32(..));
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     let id = docker
         .create_container(Some(opts), body)
@@ -193,18 +269,35 @@ async fn probe_bind(docker: &Docker, image: &str, repo: &Path) -> Result<bool, S
         .id;
     let result = async {
         docker.start_container(&id, None).await.map_err(|e| error_chain(&e))?;
-        wait_exit(docker, &id).await.map_err(|e| e.to_string())?;
+        let code = wait_exit(docker, &id).await.map_err(|e| e.to_string())?;
         let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
         let mut logs = docker.logs(&id, Some(opts));
         let mut out = Vec::new();
         while let Some(chunk) = logs.next().await {
             out.extend_from_slice(&chunk.map_err(|e| error_chain(&e))?.into_bytes());
         }
-        Ok(String::from_utf8_lossy(&out).contains(&token))
+        Ok((code, String::from_utf8_lossy(&out).into_owned()))
     }
     .await;
     if let Err(e) = remove(docker, &id).await {
         tracing::warn!(container = %name, error = %e, "doctor: cannot remove the probe container");
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::setup_program;
+
+    #[test]
+    fn the_set_up_program_is_the_first_word_after_assignments() {
+        assert_eq!(setup_program("npm ci").as_deref(), Some("npm"));
+        assert_eq!(setup_program("CI=1 GOFLAGS=-x go mod download").as_deref(), Some("go"));
+        assert_eq!(
+            setup_program("./gradlew --no-daemon dependencies").as_deref(),
+            Some("./gradlew")
+        );
+        assert_eq!(setup_program("cd web && npm ci"), None);
+        assert_eq!(setup_program("(npm ci)"), None);
+    }
 }

@@ -17,6 +17,7 @@ mod endpoint;
 mod output;
 pub mod registry;
 mod session;
+pub mod setup;
 mod workspace;
 mod writeback;
 
@@ -160,6 +161,15 @@ pub enum SandboxError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("sandbox interrupted")]
     Interrupted,
+    /// The set-up phase could not reach what it downloads from.
+    #[error("the dependency set-up `{command}` could not reach the network (see `{}`):\n{tail}", .log.display())]
+    SetupNetwork {
+        command: String,
+        log: PathBuf,
+        /// `sandbox.setup_network`.
+        network: String,
+        tail: String,
+    },
 }
 
 impl crate::error::Hint for SandboxError {
@@ -174,7 +184,8 @@ impl crate::error::Hint for SandboxError {
             | Self::Image { .. }
             | Self::PullRefused(_)
             | Self::Container { .. }
-            | Self::Interrupted => None,
+            | Self::Interrupted
+            | Self::SetupNetwork { .. } => None,
         }
     }
 
@@ -186,6 +197,13 @@ impl crate::error::Hint for SandboxError {
                 "build or pull `{image}` on the daemon, or set `sandbox.image` in pace.config.yaml"
             )),
             Self::PullRefused(refusal) => Some(refusal.hint()),
+            Self::SetupNetwork { network, .. } if network == "none" => Some(
+                "`sandbox.setup_network` is `none`: set it to `bridge` (the default) or `host` in pace.config.yaml so the set-up can download the dependencies, or turn the phase off with `tech.setup_command: false`"
+                    .into(),
+            ),
+            Self::SetupNetwork { network, .. } => Some(format!(
+                "the set-up container (network `{network}`, `sandbox.setup_network`) got no route to the registry: check the daemon's network (`docker run --rm --network {network} IMAGE wget -qO- URL`), try `sandbox.setup_network: host` where the bridge has no NAT, or vendor the dependencies"
+            )),
             Self::Container {
                 source: bollard::errors::Error::DockerResponseServerError { .. },
                 ..

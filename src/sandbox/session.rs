@@ -101,6 +101,8 @@ pub struct ExecSession {
     idle_processes: usize,
     /// Which of the wrapper's two listings (`A`/`B`) the last command closed with.
     latest: Option<char>,
+    /// `sandbox.network: none`: a failed command that adds a dependency gets advice.
+    offline: bool,
 }
 
 pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession, SandboxError> {
@@ -121,6 +123,23 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         }
     };
     tracing::debug!(container = %guard.name, files = host.len(), "sandbox: FORGE session started");
+    // The set-up phase's workspace outputs, linked before the first command's listing so
+    // that they count as unchanged (and the listing does not descend into them).
+    if let Some(prepared) = sandbox.prepared().filter(|p| p.link && !guard.bind) {
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            super::setup::link_script(&prepared.dir),
+        ];
+        let mut said = HeadTail::new(1024, 1024);
+        let code = run_exec(&sandbox.docker, &guard.id, cmd, &mut |out| {
+            said.push(&out.clone().into_bytes());
+        })
+        .await?;
+        if code != 0 {
+            tracing::warn!(code, output = %said.joined(), "sandbox: linking the set-up's outputs into the FORGE session failed");
+        }
+    }
     let idle_processes = process_count(&sandbox.docker, &guard.id).await.unwrap_or(usize::MAX);
     Ok(ExecSession {
         docker: sandbox.docker.clone(),
@@ -135,6 +154,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         bind_baseline: None,
         idle_processes,
         latest: None,
+        offline: sandbox.ctx.settings.network == crate::config::settings::NetworkMode::None,
     })
 }
 
@@ -350,6 +370,12 @@ impl ExecSession {
         }
         self.report_outside_writes(&report, &mut refused);
         self.refused.extend(refused.iter().cloned());
+        if self.offline
+            && report.status != 0
+            && let Some(advice) = super::setup::dependency_advice(command)
+        {
+            view.push(format!("\n[pace: {advice}]\n").as_bytes());
+        }
         Ok(ExecOutcome {
             exit_code: report.status,
             timed_out,
