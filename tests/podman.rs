@@ -79,13 +79,26 @@ impl Podman {
         let socket = format!("unix://{}/podman.sock", root.display());
         // Without catatonit: the service sees an empty directory where Podman keeps it
         // (a private mount namespace; the machine's Podman is untouched).
-        let service = if with_catatonit {
-            format!("exec podman system service --time=0 {socket}")
+        let mut service = if with_catatonit {
+            let mut cmd = Command::new("podman");
+            cmd.args(["system", "service", "--time=0", &socket]);
+            cmd
         } else {
-            format!("mount -t tmpfs none /usr/libexec/podman && exec podman system service --time=0 {socket}")
+            if !Command::new("unshare")
+                .args(["-m", "true"])
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                eprintln!("skipped: this machine refuses a private mount namespace (`unshare -m`)");
+                return None;
+            }
+            let hide =
+                format!("mount -t tmpfs none /usr/libexec/podman && exec podman system service --time=0 {socket}");
+            let mut cmd = Command::new("unshare");
+            cmd.args(["-m", "sh", "-c", &hide]);
+            cmd
         };
-        let child = Command::new("unshare")
-            .args(["-m", "sh", "-c", &service])
+        let child = service
             .envs(conf_env(root))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
