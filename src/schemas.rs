@@ -150,6 +150,81 @@ pub struct ScribeReport {
 }
 
 /// The model's text → a YAML value: the first fenced block if any, else the whole text.
+/// The JSON schemas of the answers PRIME, GATE, SENTINEL and CONDUIT give, for the
+/// providers' native structured output. They describe what the model writes (pace adds
+/// `day`, `agent` and the test run itself) and follow the validation below: the same
+/// parse functions read the JSON answer (JSON is YAML), so a schema that let through
+/// what validation refuses would only cost a re-ask.
+///
+/// Written to OpenAI's strict rules (the strictest of the providers): every object has
+/// `additionalProperties: false` and lists every property in `required`; optional fields
+/// are required but may be empty (`[]`, `""`), which validation accepts; no length or
+/// numeric keywords (outside the subset every strict mode accepts).
+pub mod answer_schema {
+    use serde_json::{Value, json};
+
+    fn text() -> Value {
+        json!({"type": "string"})
+    }
+
+    fn texts() -> Value {
+        json!({"type": "array", "items": {"type": "string"}})
+    }
+
+    fn object(properties: &[(&str, Value)]) -> Value {
+        let required: Vec<&str> = properties.iter().map(|(k, _)| *k).collect();
+        let properties: serde_json::Map<String, Value> =
+            properties.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+        json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+    }
+
+    fn results(fields: [&str; 3], result_values: &[&str]) -> Value {
+        let [name, result, evidence] = fields;
+        json!({"type": "array", "items": object(&[
+            (name, text()),
+            (result, json!({"type": "string", "enum": result_values})),
+            (evidence, text()),
+        ])})
+    }
+
+    /// PRIME's story card (`parse_story_card`).
+    pub fn story_card() -> Value {
+        object(&[
+            ("story", text()),
+            ("given", text()),
+            ("when", text()),
+            ("then", text()),
+            // At least one item: validation says so (length keywords are outside the
+            // subset every provider's strict mode accepts).
+            ("acceptance", texts()),
+            ("out_of_scope", texts()),
+        ])
+    }
+
+    /// GATE's criteria mapping (`parse_gate_criteria`).
+    pub fn gate_criteria() -> Value {
+        object(&[
+            ("criteria_results", results(["criterion", "result", "evidence"], &["PASS", "FAIL", "PARTIAL"])),
+            ("blockers", texts()),
+            ("deferred", texts()),
+            ("hold_reason", text()),
+        ])
+    }
+
+    /// SENTINEL's or CONDUIT's review (`parse_review`): the decision key carries the
+    /// agent's name (`sentinel_decision`).
+    pub fn review(agent: &str) -> Value {
+        let decision_key = format!("{}_decision", agent.to_ascii_lowercase());
+        object(&[
+            ("findings", results(["check", "result", "evidence"], &["PASS", "FAIL", "ADVISORY"])),
+            ("advisories", texts()),
+            ("blockers", texts()),
+            (&decision_key, json!({"type": "string", "enum": ["SHIP", "HOLD", "ADVISORY"]})),
+            ("hold_reason", text()),
+        ])
+    }
+}
+
 pub fn yaml_from_model_text(text: &str) -> Result<Value, String> {
     let body = first_fenced_block(text).unwrap_or(text);
     if body.trim().is_empty() {

@@ -8,7 +8,8 @@ use crate::artifacts::{AgentRecord, DayDir, PaceDir};
 use crate::config::settings::Settings;
 use crate::day::agents::turn::{MAX_EMPTY_ANSWERS, push_user_text};
 use crate::git::Git;
-use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, StopReason};
+use crate::config::settings::StructuredOutput;
+use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, ResponseSchema, StopReason};
 use crate::redact::Redactor;
 use crate::report::printer::{Event, Printer};
 use crate::sandbox::Sandbox;
@@ -223,26 +224,45 @@ impl DayContext {
     /// an empty one is asked again with a note (at most [`MAX_EMPTY_ANSWERS`] times), a
     /// refusal or a prompt larger than the context window ends the agent's call with a
     /// reason that says so (there is nothing to evict in a single-turn call).
+    ///
+    /// Under `llm.structured_output: auto` the request carries `schema` and the provider
+    /// asks for a JSON answer natively; `parse` reads it like YAML (JSON is YAML), so the
+    /// validation and the one re-ask are the same either way.
     pub async fn ask_validated<T>(
         &self,
         agent: &str,
         system: String,
         user: String,
+        schema: ResponseSchema,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, AskError> {
+        let schema = match self.settings.llm.structured_output {
+            StructuredOutput::Auto => Some(schema),
+            StructuredOutput::Off => None,
+        };
+        // What the re-asks ask for: the schema already fixes the JSON form.
+        let (form, form_only) = if schema.is_some() {
+            ("the complete JSON object", "the complete JSON object only")
+        } else {
+            (
+                "the complete YAML document, in one ```yaml fenced block",
+                "the complete YAML document only, in one ```yaml fenced block",
+            )
+        };
         let mut messages = vec![Message::user_text(user)];
         let mut reasked = false;
         let mut empty = 0;
         loop {
-            let result = self
-                .call(
-                    agent,
-                    &system,
-                    &messages,
-                    &self.settings.llm.analysis_model,
-                    self.settings.llm.analysis_max_tokens,
-                )
-                .await;
+            let request = ChatRequest {
+                agent: agent.to_string(),
+                model: self.settings.llm.analysis_model.clone(),
+                system: system.clone(),
+                messages: messages.clone(),
+                tools: Vec::new(),
+                max_tokens: self.settings.llm.analysis_max_tokens,
+                response_schema: schema.clone(),
+            };
+            let result = self.llm.chat(request).await;
             let response = match result {
                 Ok(r) => r,
                 Err(LlmError::ContextOverflow { message, .. }) => {
@@ -265,7 +285,7 @@ impl DayContext {
                 self.warn(format!("{agent} answer was empty; asking again"));
                 push_user_text(
                     &mut messages,
-                    "Your previous answer was empty. Answer with the complete YAML document, in one ```yaml fenced block.".into(),
+                    format!("Your previous answer was empty. Answer with {form}."),
                 );
                 continue;
             }
@@ -291,7 +311,7 @@ impl DayContext {
                     self.warn(format!("{agent} answer was invalid, asking once more: {problem}"));
                     messages.push(response.to_assistant_message());
                     messages.push(Message::user_text(format!(
-                        "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block.{advice}"
+                        "Your answer could not be used: {problem}. Answer again with {form_only}.{advice}"
                     )));
                 }
                 Err(problem) => {
@@ -318,6 +338,7 @@ impl DayContext {
             messages: messages.to_vec(),
             tools: Vec::new(),
             max_tokens,
+            response_schema: None,
         };
         self.llm.chat(request).await
     }

@@ -85,6 +85,20 @@ pub struct ChatRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
     pub max_tokens: u32,
+    /// The JSON schema the answer must follow, for providers with native structured
+    /// output (single-turn agents under `llm.structured_output: auto`). The answer still
+    /// comes back as one text block holding the JSON. Absent in cassettes recorded before
+    /// it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<ResponseSchema>,
+}
+
+/// A named JSON schema for the answer (the name is what OpenAI's `json_schema.name` and the
+/// Anthropic forced tool `emit_<name>` carry: letters, digits, `_`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseSchema {
+    pub name: String,
+    pub schema: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,6 +87,16 @@ pub fn request_body(request: &ChatRequest) -> Value {
             .collect();
         body.insert("tools".into(), Value::Array(tools));
     }
+    if let Some(schema) = &request.response_schema {
+        // The schemas follow the strict rules (see `schemas::answer_schema`); llama.cpp,
+        // vLLM and Ollama read the same field and turn the schema into a grammar.
+        body.insert(
+            "response_format".into(),
+            json!({"type": "json_schema", "json_schema": {
+                "name": schema.name, "schema": schema.schema, "strict": true,
+            }}),
+        );
+    }
     Value::Object(body)
 }
 
@@ -286,6 +296,7 @@ mod tests {
                 anthropic_type: None,
             }],
             max_tokens: 50,
+            response_schema: None,
         };
         let body = request_body(&request);
         assert_eq!(

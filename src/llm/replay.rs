@@ -3,8 +3,8 @@
 //! The k-th call of an agent (counted per agent over the whole day, from 1) gets the k-th
 //! recorded response of that agent; lines without a response (failed calls) are skipped.
 //! A request must match its recording in shape — number of messages, the `tool_use` ids the
-//! last message answers, the tool names offered — but not in text (paths and times differ
-//! between machines). Usage is replayed, so cost accounting works offline.
+//! last message answers, the tool names offered, the answer's schema when both have one —
+//! but not in text (paths and times differ between machines). Usage is replayed, so cost accounting works offline.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -140,6 +140,17 @@ fn mismatch(recorded: &ChatRequest, actual: &ChatRequest) -> Option<String> {
     if want != got {
         return Some(format!("the request offers tools {got:?}, the recording {want:?}"));
     }
+    // Cassettes recorded before structured outputs (or with `llm.structured_output: off`)
+    // hold YAML answers, which the same validation reads: only two different schemas
+    // are a divergence.
+    if let (Some(want), Some(got)) = (&recorded.response_schema, &actual.response_schema)
+        && want.name != got.name
+    {
+        return Some(format!(
+            "the request asks for a `{}` answer, the recording for `{}`",
+            got.name, want.name
+        ));
+    }
     None
 }
 
@@ -185,6 +196,7 @@ mod tests {
                 })
                 .collect(),
             max_tokens: 10,
+            response_schema: None,
         }
     }
 
