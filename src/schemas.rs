@@ -512,6 +512,108 @@ pub fn bullet_list(v: Option<&Value>) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// OpenAI's strict rules, the strictest of the providers': every object forbids extra
+    /// properties and requires every property; no length keywords.
+    fn assert_strict(schema: &Value, at: &str) {
+        if schema["type"] == "object" {
+            assert_eq!(schema["additionalProperties"], Value::Bool(false), "{at}");
+            let required: Vec<&str> = schema["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+            for (name, property) in schema["properties"].as_object().unwrap() {
+                assert!(required.contains(&name.as_str()), "{at}.{name} is not required");
+                assert_strict(property, &format!("{at}.{name}"));
+            }
+        }
+        for keyword in ["minItems", "maxItems", "minLength", "maxLength", "pattern"] {
+            assert!(schema.get(keyword).is_none(), "{at} uses `{keyword}`");
+        }
+        if let Some(items) = schema.get("items") {
+            assert_strict(items, &format!("{at}[]"));
+        }
+    }
+
+    fn property_names(schema: &Value) -> Vec<String> {
+        let mut names: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The artifact's keys minus what pace fills in itself.
+    fn artifact_keys(artifact: &Value, pace_fills: &[&str]) -> Vec<String> {
+        let mut keys: Vec<String> = artifact
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !pace_fills.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn answer_schemas_are_strict_and_match_the_artifacts() {
+        let card = answer_schema::story_card();
+        let gate = answer_schema::gate_criteria();
+        let review = answer_schema::review("SENTINEL");
+        for (name, schema) in [("story_card", &card), ("gate_criteria", &gate), ("review", &review)] {
+            assert_strict(schema, name);
+        }
+
+        // A real answer per schema: parsed and validated by the YAML path's functions,
+        // and its artifact has exactly the schema's fields (plus what pace adds).
+        let answer = serde_json::json!({
+            "story": "As a user I greet", "given": "g", "when": "w", "then": "t",
+            "acceptance": ["prints Hello"], "out_of_scope": [],
+        });
+        let parsed = parse_story_card(&answer.to_string(), 3).unwrap();
+        assert_eq!(parsed.acceptance, vec!["prints Hello".to_string()]);
+        let artifact = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(property_names(&card), artifact_keys(&artifact, &["day", "agent"]));
+
+        let answer = serde_json::json!({
+            "criteria_results": [{"criterion": "c", "result": "PASS", "evidence": "ok"}],
+            "blockers": [], "deferred": [], "hold_reason": "",
+        });
+        let mapping = parse_gate_criteria(&answer.to_string()).unwrap();
+        assert_eq!(mapping.criteria[0].result, "PASS");
+        let report = serde_json::to_value(GateReport {
+            day: 1,
+            agent: "GATE".into(),
+            criteria_results: mapping.criteria,
+            blockers: mapping.blockers,
+            deferred: mapping.deferred,
+            gate_decision: Decision::Ship,
+            hold_reason: mapping.hold_reason,
+            test_run: TestRun::default(),
+        })
+        .unwrap();
+        assert_eq!(
+            property_names(&gate),
+            artifact_keys(&report, &["day", "agent", "gate_decision", "test_run"])
+        );
+        let item = &gate["properties"]["criteria_results"]["items"];
+        assert_eq!(property_names(item), artifact_keys(&report["criteria_results"][0], &[]));
+
+        let answer = serde_json::json!({
+            "findings": [{"check": "secrets", "result": "PASS", "evidence": "none"}],
+            "advisories": [], "blockers": [], "sentinel_decision": "SHIP", "hold_reason": "",
+        });
+        let parsed = parse_review(&answer.to_string(), 1, "SENTINEL").unwrap();
+        assert_eq!(parsed.decision, Decision::Ship);
+        let file = parsed.to_file_value();
+        assert_eq!(property_names(&review), artifact_keys(&file, &["day", "agent"]));
+        assert!(answer_schema::review("CONDUIT")["required"].to_string().contains("conduit_decision"));
+    }
+
+    #[test]
+    fn a_json_answer_that_fails_validation_names_the_problem() {
+        let answer = serde_json::json!({
+            "story": "s", "given": "g", "when": "w", "then": "t", "acceptance": [], "out_of_scope": [],
+        });
+        let problem = parse_story_card(&answer.to_string(), 1).unwrap_err();
+        assert_eq!(problem, "`acceptance` needs at least 1 item(s)");
+    }
+
     #[test]
     fn story_card_from_fenced_yaml() {
         let text = "Here:\n```yaml\nstory: As a user, when I greet, I see hello.\ngiven: a name\nwhen: greet runs\nthen: it prints hello\nacceptance:\n  - prints hello NAME\nout_of_scope: []\n```\n";

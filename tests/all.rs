@@ -40,4 +40,5 @@ mod sandbox_docker;
 mod sandbox_more;
 mod sandbox_ops;
 mod sandbox_speed;
+mod structured;
 mod untrusted_text;

@@ -584,6 +584,109 @@ mod tests {
     use super::*;
     use crate::llm::ToolSpec;
 
+    fn structured_request(model: &str) -> ChatRequest {
+        ChatRequest {
+            agent: "PRIME".into(),
+            model: model.into(),
+            system: "You are PRIME.".into(),
+            messages: vec![Message::user_text("the card")],
+            tools: Vec::new(),
+            max_tokens: 100,
+            response_schema: Some(crate::llm::ResponseSchema {
+                name: "story_card".into(),
+                schema: crate::schemas::answer_schema::story_card(),
+            }),
+        }
+    }
+
+    #[test]
+    fn structured_outputs_by_model_name() {
+        for native in [
+            "claude-sonnet-4-6",
+            "claude-haiku-4-5-20251001",
+            "claude-opus-4-5",
+            "claude-opus-4-1-20250805",
+            "anthropic/claude-sonnet-4-5",
+            "claude-sonnet-5",
+        ] {
+            assert_eq!(schema_mode(native), SchemaMode::Native, "{native}");
+        }
+        for forced in [
+            "claude-sonnet-4-20250514",
+            "claude-opus-4-20250514",
+            "claude-3-7-sonnet-20250219",
+            "claude-3-5-haiku-latest",
+            "qwen2.5-coder",
+            "smollm2",
+        ] {
+            assert_eq!(schema_mode(forced), SchemaMode::ForcedTool, "{forced}");
+        }
+    }
+
+    #[test]
+    fn a_response_schema_is_output_config_or_a_forced_tool() {
+        let request = structured_request("claude-sonnet-4-6");
+        let body = request_body(&request);
+        assert_eq!(body["output_config"]["format"]["type"], "json_schema");
+        assert_eq!(
+            body["output_config"]["format"]["schema"],
+            crate::schemas::answer_schema::story_card()
+        );
+        assert!(body.get("tool_choice").is_none() && body.get("tools").is_none(), "{body}");
+
+        let body = request_body_as(&request, SchemaMode::ForcedTool);
+        assert!(body.get("output_config").is_none(), "{body}");
+        assert_eq!(body["tool_choice"], json!({"type": "tool", "name": "emit_story_card"}));
+        assert_eq!(body["tools"][0]["name"], "emit_story_card");
+        assert_eq!(body["tools"][0]["input_schema"], crate::schemas::answer_schema::story_card());
+        assert_eq!(body["tools"][0]["cache_control"], json!({"type": "ephemeral"}));
+        // An older model gets the forced tool without trying `output_config`.
+        assert_eq!(request_body(&structured_request("claude-3-5-haiku-latest"))["tool_choice"]["name"], "emit_story_card");
+        // Without a schema, neither.
+        let mut plain = request;
+        plain.response_schema = None;
+        let body = request_body(&plain);
+        assert!(body.get("output_config").is_none() && body.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn the_forced_tool_call_is_read_as_the_json_answer() {
+        let request = structured_request("qwen");
+        let input = json!({"story": "s", "acceptance": ["a"]});
+        let answer = ChatResponse {
+            content: vec![Block::ToolUse {
+                id: "toolu_1".into(),
+                name: "emit_story_card".into(),
+                input: input.clone(),
+            }],
+            stop_reason: StopReason::ToolUse,
+            usage: Usage::default(),
+            model: "qwen".into(),
+            refusal: None,
+            cost_usd: None,
+        };
+        let read = structured_answer(&request, SchemaMode::ForcedTool, answer.clone());
+        assert_eq!(read.content, vec![Block::Text { text: input.to_string() }]);
+        assert_eq!(read.stop_reason, StopReason::EndTurn);
+        // Natively the answer is already text; a call of another tool is left alone.
+        assert_eq!(structured_answer(&request, SchemaMode::Native, answer.clone()), answer);
+        let mut other = request;
+        other.response_schema.as_mut().unwrap().name = "gate_criteria".into();
+        assert_eq!(structured_answer(&other, SchemaMode::ForcedTool, answer.clone()), answer);
+    }
+
+    #[test]
+    fn only_a_400_about_output_config_falls_back() {
+        let mut e = AttemptError::new(super::super::transport::AttemptKind::Http, false, "output_config: Extra inputs are not permitted");
+        e.status = Some(400);
+        assert!(rejects_output_config(&e));
+        e.message = "messages.0: text content blocks must contain non-whitespace text".into();
+        assert!(!rejects_output_config(&e));
+        e.message = "output_config: Extra inputs are not permitted".into();
+        e.status = Some(500);
+        assert!(!rejects_output_config(&e));
+    }
+
     fn feed(text: &str) -> Result<ChatResponse, AttemptError> {
         let mut parser = SseParser::new();
         let mut state = StreamState::default();

@@ -247,6 +247,32 @@ mod tests {
     use crate::llm::ToolSpec;
 
     #[test]
+    fn a_response_schema_is_a_strict_json_schema_response_format() {
+        let schema = crate::schemas::answer_schema::gate_criteria();
+        let request = ChatRequest {
+            agent: "GATE".into(),
+            model: "qwen".into(),
+            system: "sys".into(),
+            messages: vec![Message::user_text("map")],
+            tools: Vec::new(),
+            max_tokens: 50,
+            response_schema: Some(crate::llm::ResponseSchema {
+                name: "gate_criteria".into(),
+                schema: schema.clone(),
+            }),
+        };
+        let body = request_body(&request);
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "gate_criteria", "schema": schema, "strict": true}})
+        );
+        assert!(body.get("tools").is_none());
+        let mut plain = request;
+        plain.response_schema = None;
+        assert!(request_body(&plain).get("response_format").is_none());
+    }
+
+    #[test]
     fn maps_messages_tools_and_mixed_tool_results() {
         let request = ChatRequest {
             agent: "FORGE".into(),

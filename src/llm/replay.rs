@@ -327,6 +327,38 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_response_schema_matches_leniently_against_old_cassettes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let schema = |name: &str| {
+            Some(crate::llm::ResponseSchema {
+                name: name.into(),
+                schema: serde_json::json!({"type": "object"}),
+            })
+        };
+        let old = request("PRIME", vec![Message::user_text("card")], &[]);
+        let mut new = old.clone();
+        new.response_schema = schema("story_card");
+        let lines = [
+            line(1, "PRIME", 1, &old, Some(&response("story: a"))),
+            line(2, "PRIME", 2, &new, Some(&response("{}"))),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let replay = Replay::from_path(&path).unwrap();
+        // A cassette recorded without a schema (YAML answers) serves a request with one.
+        assert_eq!(replay.send(&new).await.unwrap().text(), "story: a");
+        // Two different schemas are a divergence.
+        let mut other = new.clone();
+        other.response_schema = schema("gate_criteria");
+        let err = replay.send(&other).await.unwrap_err();
+        assert!(
+            err.message.contains("asks for a `gate_criteria` answer, the recording for `story_card`"),
+            "{}",
+            err.message
+        );
+    }
+
     #[test]
     fn bad_cassettes_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();

@@ -882,7 +882,7 @@ fn as_anthropic(body: &Value) -> Value {
             _ => out.push(json!({"role": "user", "content": [block]})),
         }
     }
-    json!({"model": body["model"], "system": system, "messages": out, "tools": body["tools"]})
+    json!({"model": body["model"], "system": system, "messages": out, "tools": body["tools"], "response_format": body["response_format"]})
 }
 
 fn openai_answer(model: &Value, message: Value, finish: &str, input_tokens: u64) -> ResponseTemplate {
