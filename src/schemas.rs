@@ -230,11 +230,31 @@ pub fn yaml_from_model_text(text: &str) -> Result<Value, String> {
     if body.trim().is_empty() {
         return Err("the answer was empty; expected a YAML document".into());
     }
-    let value: Value = serde_saphyr::from_str(body).map_err(|e| format!("the answer is not valid YAML: {e}"))?;
+    let parsed: Result<Value, String> =
+        serde_saphyr::from_str(body).map_err(|e| format!("the answer is not valid YAML: {e}"));
+    // A structured (JSON) answer after a line of prose (a paused turn continued) reads
+    // as YAML text or not at all: the JSON object that ends the answer is the answer.
+    let value = match parsed {
+        Ok(v) if v.is_object() => v,
+        other => match json_after_prose(text).and_then(|json| serde_json::from_str::<Value>(json).ok()) {
+            Some(json) if json.is_object() => json,
+            _ => other?,
+        },
+    };
     if !value.is_object() {
         return Err("the answer must be a YAML mapping (key: value lines)".into());
     }
     Ok(value)
+}
+
+/// From the first line that opens a JSON object to the end, when the answer ends with one.
+fn json_after_prose(text: &str) -> Option<&str> {
+    let text = text.trim_end();
+    if !text.ends_with('}') {
+        return None;
+    }
+    let start = text.match_indices('\n').map(|(i, _)| i + 1).find(|&i| text[i..].starts_with('{'))?;
+    Some(&text[start..])
 }
 
 fn first_fenced_block(text: &str) -> Option<&str> {
@@ -603,6 +623,14 @@ mod tests {
         let file = parsed.to_file_value();
         assert_eq!(property_names(&review), artifact_keys(&file, &["day", "agent"]));
         assert!(answer_schema::review("CONDUIT")["required"].to_string().contains("conduit_decision"));
+    }
+
+    #[test]
+    fn a_json_answer_after_a_line_of_prose_is_read() {
+        let text = "Mapping the evidence.\n{\"criteria_results\": [], \"blockers\": [\"b\"], \"deferred\": [], \"hold_reason\": \"\"}";
+        assert_eq!(parse_gate_criteria(text).unwrap().blockers, vec!["b".to_string()]);
+        let broken = "Mapping the evidence.\n{\"criteria_results\": [";
+        assert!(parse_gate_criteria(broken).unwrap_err().contains("not valid YAML"));
     }
 
     #[test]
