@@ -204,7 +204,10 @@ pub mod answer_schema {
     /// GATE's criteria mapping (`parse_gate_criteria`).
     pub fn gate_criteria() -> Value {
         object(&[
-            ("criteria_results", results(["criterion", "result", "evidence"], &["PASS", "FAIL", "PARTIAL"])),
+            (
+                "criteria_results",
+                results(["criterion", "result", "evidence"], &["PASS", "FAIL", "PARTIAL"]),
+            ),
             ("blockers", texts()),
             ("deferred", texts()),
             ("hold_reason", text()),
@@ -216,10 +219,16 @@ pub mod answer_schema {
     pub fn review(agent: &str) -> Value {
         let decision_key = format!("{}_decision", agent.to_ascii_lowercase());
         object(&[
-            ("findings", results(["check", "result", "evidence"], &["PASS", "FAIL", "ADVISORY"])),
+            (
+                "findings",
+                results(["check", "result", "evidence"], &["PASS", "FAIL", "ADVISORY"]),
+            ),
             ("advisories", texts()),
             ("blockers", texts()),
-            (&decision_key, json!({"type": "string", "enum": ["SHIP", "HOLD", "ADVISORY"]})),
+            (
+                &decision_key,
+                json!({"type": "string", "enum": ["SHIP", "HOLD", "ADVISORY"]}),
+            ),
             ("hold_reason", text()),
         ])
     }
@@ -253,7 +262,10 @@ fn json_after_prose(text: &str) -> Option<&str> {
     if !text.ends_with('}') {
         return None;
     }
-    let start = text.match_indices('\n').map(|(i, _)| i + 1).find(|&i| text[i..].starts_with('{'))?;
+    let start = text
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| text[i..].starts_with('{'))?;
     Some(&text[start..])
 }
 
@@ -537,7 +549,12 @@ mod tests {
     fn assert_strict(schema: &Value, at: &str) {
         if schema["type"] == "object" {
             assert_eq!(schema["additionalProperties"], Value::Bool(false), "{at}");
-            let required: Vec<&str> = schema["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
             for (name, property) in schema["properties"].as_object().unwrap() {
                 assert!(required.contains(&name.as_str()), "{at}.{name} is not required");
                 assert_strict(property, &format!("{at}.{name}"));
@@ -622,7 +639,11 @@ mod tests {
         assert_eq!(parsed.decision, Decision::Ship);
         let file = parsed.to_file_value();
         assert_eq!(property_names(&review), artifact_keys(&file, &["day", "agent"]));
-        assert!(answer_schema::review("CONDUIT")["required"].to_string().contains("conduit_decision"));
+        assert!(
+            answer_schema::review("CONDUIT")["required"]
+                .to_string()
+                .contains("conduit_decision")
+        );
     }
 
     #[test]

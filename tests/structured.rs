@@ -36,7 +36,10 @@ fn assert_yaml_artifacts(day: &Day) {
     let card = day.artifact(1, "story-card.yaml");
     assert!(card.contains("acceptance:"), "{card}");
     assert!(card.contains(scripts::AC1), "{card}");
-    assert!(!card.trim_start().starts_with('{'), "the card is YAML, not JSON: {card}");
+    assert!(
+        !card.trim_start().starts_with('{'),
+        "the card is YAML, not JSON: {card}"
+    );
     let gate = day.artifact(1, "gate-report.yaml");
     assert!(gate.contains("gate_decision: SHIP"), "{gate}");
     assert!(gate.contains("result: PASS"), "{gate}");
@@ -49,9 +52,7 @@ async fn anthropic_day_ships_with_output_config_and_json_answers() {
     // by validation, so the single re-ask follows (asking for JSON, not YAML).
     let base = scripts::greeter(Options::default());
     let script = Arc::new(move |turn: &Turn| match (turn.agent.as_str(), turn.call) {
-        ("PRIME", 1) => Reply::Text(
-            "story: s\ngiven: g\nwhen: w\nthen: t\nacceptance: []\nout_of_scope: []\n".into(),
-        ),
+        ("PRIME", 1) => Reply::Text("story: s\ngiven: g\nwhen: w\nthen: t\nacceptance: []\nout_of_scope: []\n".into()),
         _ => base(turn),
     });
     let day = Scenario::greeter().script(script).start().await;
@@ -74,7 +75,11 @@ async fn anthropic_day_ships_with_output_config_and_json_answers() {
     assert!(history.contains(r#"\"acceptance\":[]"#), "{history}");
     assert!(history.contains("`acceptance` needs at least 1 item(s)"), "{history}");
     assert!(history.contains("the complete JSON object only"), "{history}");
-    assert!(ran.text().contains("PRIME answer was invalid, asking once more"), "{}", ran.text());
+    assert!(
+        ran.text().contains("PRIME answer was invalid, asking once more"),
+        "{}",
+        ran.text()
+    );
     // FORGE and SCRIBE use tools, never a response schema.
     for agent in ["FORGE", "SCRIBE"] {
         assert!(bodies_of(&day, agent).iter().all(|b| b.get("output_config").is_none()));
@@ -125,7 +130,11 @@ async fn a_server_without_output_config_gets_the_forced_tool_once_remembered() {
         assert_eq!(body["tool_choice"]["type"], "tool", "{agent}");
         assert_eq!(body["tool_choice"]["name"], tool.as_str(), "{agent}");
         let offered = body["tools"].as_array().unwrap();
-        assert!(offered.iter().any(|t| t["name"] == tool.as_str() && t["input_schema"].is_object()));
+        assert!(
+            offered
+                .iter()
+                .any(|t| t["name"] == tool.as_str() && t["input_schema"].is_object())
+        );
     }
     assert_yaml_artifacts(&day);
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use super::diagnostic::{Sink, suggest};
 use super::raw::{At, RawConfig, RawLlm, RawLlmLimits, RawPrices, RawRelease, RawSandbox, RawSourceDir, RawTracker};
 use super::settings::{
-    CacheScope, ModelPrice, StructuredOutput, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SourceDir, WorkspaceMode,
+    CacheScope, ModelPrice, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SourceDir, StructuredOutput,
+    WorkspaceMode,
 };
 use crate::env::{self, Env};
 

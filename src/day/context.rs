@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::artifacts::{AgentRecord, DayDir, PaceDir};
 use crate::config::settings::Settings;
+use crate::config::settings::StructuredOutput;
 use crate::day::agents::turn::{MAX_EMPTY_ANSWERS, push_user_text};
 use crate::git::Git;
-use crate::config::settings::StructuredOutput;
 use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, ResponseSchema, StopReason};
 use crate::redact::Redactor;
 use crate::report::printer::{Event, Printer};
@@ -241,28 +241,15 @@ impl DayContext {
             StructuredOutput::Off => None,
         };
         // What the re-asks ask for: the schema already fixes the JSON form.
-        let (form, form_only) = if schema.is_some() {
-            ("the complete JSON object", "the complete JSON object only")
-        } else {
-            (
-                "the complete YAML document, in one ```yaml fenced block",
-                "the complete YAML document only, in one ```yaml fenced block",
-            )
-        };
+        let (form, form_only) = answer_form(schema.is_some());
         let mut messages = vec![Message::user_text(user)];
         let mut reasked = false;
         let mut empty = 0;
         loop {
-            let request = ChatRequest {
-                agent: agent.to_string(),
-                model: self.settings.llm.analysis_model.clone(),
-                system: system.clone(),
-                messages: messages.clone(),
-                tools: Vec::new(),
-                max_tokens: self.settings.llm.analysis_max_tokens,
-                response_schema: schema.clone(),
-            };
-            let result = self.llm.chat(request).await;
+            let result = self
+                .llm
+                .chat(self.analysis_request(agent, &system, &messages, schema.as_ref()))
+                .await;
             let response = match result {
                 Ok(r) => r,
                 Err(LlmError::ContextOverflow { message, .. }) => {
@@ -323,6 +310,24 @@ impl DayContext {
         }
     }
 
+    fn analysis_request(
+        &self,
+        agent: &str,
+        system: &str,
+        messages: &[Message],
+        schema: Option<&ResponseSchema>,
+    ) -> ChatRequest {
+        ChatRequest {
+            agent: agent.to_string(),
+            model: self.settings.llm.analysis_model.clone(),
+            system: system.to_string(),
+            messages: messages.to_vec(),
+            tools: Vec::new(),
+            max_tokens: self.settings.llm.analysis_max_tokens,
+            response_schema: schema.cloned(),
+        }
+    }
+
     pub async fn call(
         &self,
         agent: &str,
@@ -348,6 +353,19 @@ impl DayContext {
         std::fs::read_to_string(self.pace.context_doc(name))
             .ok()
             .map(|t| untrusted(name, &t))
+    }
+}
+
+/// What the notes after an empty or invalid answer ask for (the answer alone, and "only"):
+/// under a schema the JSON form is already fixed.
+fn answer_form(structured: bool) -> (&'static str, &'static str) {
+    if structured {
+        ("the complete JSON object", "the complete JSON object only")
+    } else {
+        (
+            "the complete YAML document, in one ```yaml fenced block",
+            "the complete YAML document only, in one ```yaml fenced block",
+        )
     }
 }
 

@@ -115,7 +115,9 @@ impl Anthropic {
                 break;
             }
         }
-        state.finish(&request.model).map(|r| structured_answer(request, mode, r))
+        state
+            .finish(&request.model)
+            .map(|r| structured_answer(request, mode, r))
     }
 }
 
@@ -140,7 +142,11 @@ pub fn schema_mode(model: &str) -> SchemaMode {
         let mut parts = rest.split('-');
         let major: u32 = parts.next()?.parse().ok()?;
         // A date (`claude-sonnet-4-20250514`) is no minor version.
-        let minor: u32 = parts.next().filter(|p| p.len() <= 2).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let minor: u32 = parts
+            .next()
+            .filter(|p| p.len() <= 2)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         Some((*family, major, minor))
     });
     match version {
@@ -632,16 +638,25 @@ mod tests {
             body["output_config"]["format"]["schema"],
             crate::schemas::answer_schema::story_card()
         );
-        assert!(body.get("tool_choice").is_none() && body.get("tools").is_none(), "{body}");
+        assert!(
+            body.get("tool_choice").is_none() && body.get("tools").is_none(),
+            "{body}"
+        );
 
         let body = request_body_as(&request, SchemaMode::ForcedTool);
         assert!(body.get("output_config").is_none(), "{body}");
         assert_eq!(body["tool_choice"], json!({"type": "tool", "name": "emit_story_card"}));
         assert_eq!(body["tools"][0]["name"], "emit_story_card");
-        assert_eq!(body["tools"][0]["input_schema"], crate::schemas::answer_schema::story_card());
+        assert_eq!(
+            body["tools"][0]["input_schema"],
+            crate::schemas::answer_schema::story_card()
+        );
         assert_eq!(body["tools"][0]["cache_control"], json!({"type": "ephemeral"}));
         // An older model gets the forced tool without trying `output_config`.
-        assert_eq!(request_body(&structured_request("claude-3-5-haiku-latest"))["tool_choice"]["name"], "emit_story_card");
+        assert_eq!(
+            request_body(&structured_request("claude-3-5-haiku-latest"))["tool_choice"]["name"],
+            "emit_story_card"
+        );
         // Without a schema, neither.
         let mut plain = request;
         plain.response_schema = None;
@@ -666,18 +681,30 @@ mod tests {
             cost_usd: None,
         };
         let read = structured_answer(&request, SchemaMode::ForcedTool, answer.clone());
-        assert_eq!(read.content, vec![Block::Text { text: input.to_string() }]);
+        assert_eq!(
+            read.content,
+            vec![Block::Text {
+                text: input.to_string()
+            }]
+        );
         assert_eq!(read.stop_reason, StopReason::EndTurn);
         // Natively the answer is already text; a call of another tool is left alone.
         assert_eq!(structured_answer(&request, SchemaMode::Native, answer.clone()), answer);
         let mut other = request;
         other.response_schema.as_mut().unwrap().name = "gate_criteria".into();
-        assert_eq!(structured_answer(&other, SchemaMode::ForcedTool, answer.clone()), answer);
+        assert_eq!(
+            structured_answer(&other, SchemaMode::ForcedTool, answer.clone()),
+            answer
+        );
     }
 
     #[test]
     fn only_a_400_about_output_config_falls_back() {
-        let mut e = AttemptError::new(super::super::transport::AttemptKind::Http, false, "output_config: Extra inputs are not permitted");
+        let mut e = AttemptError::new(
+            super::super::transport::AttemptKind::Http,
+            false,
+            "output_config: Extra inputs are not permitted",
+        );
         e.status = Some(400);
         assert!(rejects_output_config(&e));
         e.message = "messages.0: text content blocks must contain non-whitespace text".into();

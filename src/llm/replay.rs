@@ -353,7 +353,8 @@ mod tests {
         other.response_schema = schema("gate_criteria");
         let err = replay.send(&other).await.unwrap_err();
         assert!(
-            err.message.contains("asks for a `gate_criteria` answer, the recording for `story_card`"),
+            err.message
+                .contains("asks for a `gate_criteria` answer, the recording for `story_card`"),
             "{}",
             err.message
         );

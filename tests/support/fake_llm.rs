@@ -271,7 +271,12 @@ pub fn anthropic_structured_problem(body: &Value, rejects_output_config: bool) -
                     return Some(format!("tool_choice: tool `{name}` is not in `tools`"));
                 }
             }
-            _ => return Some(format!("tool_choice.type: Input tag {} is not one of 'auto', 'any', 'tool', 'none'", choice["type"])),
+            _ => {
+                return Some(format!(
+                    "tool_choice.type: Input tag {} is not one of 'auto', 'any', 'tool', 'none'",
+                    choice["type"]
+                ));
+            }
         }
     }
     None
@@ -333,9 +338,8 @@ pub fn openai_response_format_problem(body: &Value) -> Option<String> {
                 return Some("Missing required parameter: 'response_format.json_schema.schema'.".into());
             }
             if spec["strict"] == json!(true) {
-                return strict_schema_problem(&spec["schema"], "").map(|p| {
-                    format!("Invalid schema for response_format '{name}': {p}")
-                });
+                return strict_schema_problem(&spec["schema"], "")
+                    .map(|p| format!("Invalid schema for response_format '{name}': {p}"));
             }
             None
         }
@@ -638,7 +642,8 @@ impl Respond for Responder {
         if let Reply::Text(text) = &reply {
             if let Some(tool) = &forced {
                 let input = yaml_answer_as_json(text).unwrap_or_else(|| json!({"_raw": text}));
-                let block = json!({"type":"tool_use","id":format!("toolu_{agent}_{call}_emit"),"name":tool,"input":input});
+                let block =
+                    json!({"type":"tool_use","id":format!("toolu_{agent}_{call}_emit"),"name":tool,"input":input});
                 let sse = message_events(&agent, call, &[block], "tool_use", input_tokens);
                 return ResponseTemplate::new(200)
                     .set_body_raw(sse, "text/event-stream")
