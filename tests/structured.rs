@@ -158,3 +158,30 @@ async fn structured_output_off_keeps_the_yaml_path() {
     }
     assert_yaml_artifacts(&day);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_without_structured_outputs_gets_the_forced_tool_at_once() {
+    require_docker!();
+    // A local model behind the Anthropic API (llama.cpp, Ollama): no `output_config` try.
+    let day = Scenario::greeter()
+        .edit_config(
+            "analysis_model: claude-haiku-4-5-20251001",
+            "analysis_model: qwen2.5-coder",
+        )
+        .start()
+        .await;
+    let ran = day.pace(&["--day", "1"]).await.expect_exit(0);
+
+    assert_eq!(day.llm.rejected(), Vec::<String>::new(), "{}", ran.text());
+    for (agent, name) in STRUCTURED {
+        let bodies = bodies_of(&day, agent);
+        assert_eq!(bodies.len(), 1, "{agent}");
+        assert!(bodies[0].get("output_config").is_none(), "{agent}");
+        assert_eq!(
+            bodies[0]["tool_choice"]["name"],
+            format!("emit_{name}").as_str(),
+            "{agent}"
+        );
+    }
+    assert_yaml_artifacts(&day);
+}
