@@ -185,3 +185,27 @@ async fn a_model_without_structured_outputs_gets_the_forced_tool_at_once() {
     }
     assert_yaml_artifacts(&day);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openai_server_without_response_format_falls_back_to_yaml_once() {
+    require_docker!();
+    let day = Scenario::greeter().openai().start().await;
+    day.llm.reject_output_config();
+    let ran = day.pace(&["--day", "1"]).await.expect_exit(0);
+
+    assert_eq!(
+        day.llm.rejected(),
+        vec!["Unrecognized request argument supplied: response_format".to_string()],
+        "{}",
+        ran.text()
+    );
+    assert_eq!(day.run_json(1)["decision"], "SHIP");
+    // The rejected request is not shown to the script: PRIME's one call has no schema,
+    // and no later agent tries again.
+    for (agent, _) in STRUCTURED {
+        for body in bodies_of(&day, agent) {
+            assert!(body["response_format"].is_null(), "{agent}: {body}");
+        }
+    }
+    assert_yaml_artifacts(&day);
+}

@@ -17,7 +17,8 @@
 //!
 //! Structured outputs: a malformed `output_config` / `tool_choice` (Anthropic) or
 //! `response_format` (OpenAI, with the strict-mode schema rules) is rejected the same way;
-//! [`FakeLlm::reject_output_config`] plays a model or proxy without structured outputs.
+//! [`FakeLlm::reject_output_config`] plays a model, proxy or server without structured
+//! outputs on both wires.
 //! A request that asks for a schema gets the script's YAML answer as the model under
 //! constrained decoding would give it: JSON text, or the forced tool's call.
 
@@ -813,6 +814,7 @@ struct OpenAiResponder {
     rejected: Arc<Mutex<Vec<String>>>,
     counts: Arc<Mutex<HashMap<String, u32>>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
+    rejects_output_config: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What OpenAI answers with 400 for these messages, if anything.
@@ -914,7 +916,11 @@ impl Respond for OpenAiResponder {
             }
         }
         let messages = raw["messages"].as_array().cloned().unwrap_or_default();
-        if let Some(message) = openai_tools_problem(&raw)
+        let unsupported = (self.rejects_output_config.load(std::sync::atomic::Ordering::Relaxed)
+            && raw.get("response_format").is_some())
+        .then(|| "Unrecognized request argument supplied: response_format".to_string());
+        if let Some(message) = unsupported
+            .or_else(|| openai_tools_problem(&raw))
             .or_else(|| openai_response_format_problem(&raw))
             .or_else(|| openai_invalid(&messages))
         {
@@ -1036,6 +1042,7 @@ impl FakeLlm {
             rejected: rejected.clone(),
             counts: counts.clone(),
             requests: requests.clone(),
+            rejects_output_config: rejects_output_config.clone(),
         };
         Mock::given(method("POST"))
             // `llm.base_url` with or without `/v1`.
@@ -1069,8 +1076,8 @@ impl FakeLlm {
         }
     }
 
-    /// From now on `output_config` is refused with HTTP 400, as by a model or proxy
-    /// without structured outputs.
+    /// From now on `output_config` (Anthropic) and `response_format` (OpenAI) are refused
+    /// with HTTP 400, as by a model, proxy or server without structured outputs.
     pub fn reject_output_config(&self) {
         self.rejects_output_config
             .store(true, std::sync::atomic::Ordering::Relaxed);
