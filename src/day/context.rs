@@ -5,8 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::artifacts::{AgentRecord, DayDir, PaceDir};
-use crate::config::settings::Settings;
-use crate::config::settings::StructuredOutput;
+use crate::config::settings::{Settings, StructuredOutput};
 use crate::day::agents::turn::{MAX_EMPTY_ANSWERS, push_user_text};
 use crate::git::Git;
 use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, ResponseSchema, StopReason};
