@@ -150,16 +150,123 @@ pub struct ScribeReport {
 }
 
 /// The model's text → a YAML value: the first fenced block if any, else the whole text.
+/// The JSON schemas of the answers PRIME, GATE, SENTINEL and CONDUIT give, for the
+/// providers' native structured output. They describe what the model writes (pace adds
+/// `day`, `agent` and the test run itself) and follow the validation below: the same
+/// parse functions read the JSON answer (JSON is YAML), so a schema that let through
+/// what validation refuses would only cost a re-ask.
+///
+/// Written to OpenAI's strict rules (the strictest of the providers): every object has
+/// `additionalProperties: false` and lists every property in `required`; optional fields
+/// are required but may be empty (`[]`, `""`), which validation accepts; no length or
+/// numeric keywords (outside the subset every strict mode accepts).
+pub mod answer_schema {
+    use serde_json::{Value, json};
+
+    fn text() -> Value {
+        json!({"type": "string"})
+    }
+
+    fn texts() -> Value {
+        json!({"type": "array", "items": {"type": "string"}})
+    }
+
+    fn object(properties: &[(&str, Value)]) -> Value {
+        let required: Vec<&str> = properties.iter().map(|(k, _)| *k).collect();
+        let properties: serde_json::Map<String, Value> =
+            properties.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+        json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+    }
+
+    fn results(fields: [&str; 3], result_values: &[&str]) -> Value {
+        let [name, result, evidence] = fields;
+        json!({"type": "array", "items": object(&[
+            (name, text()),
+            (result, json!({"type": "string", "enum": result_values})),
+            (evidence, text()),
+        ])})
+    }
+
+    /// PRIME's story card (`parse_story_card`).
+    pub fn story_card() -> Value {
+        object(&[
+            ("story", text()),
+            ("given", text()),
+            ("when", text()),
+            ("then", text()),
+            // At least one item: validation says so (length keywords are outside the
+            // subset every provider's strict mode accepts).
+            ("acceptance", texts()),
+            ("out_of_scope", texts()),
+        ])
+    }
+
+    /// GATE's criteria mapping (`parse_gate_criteria`).
+    pub fn gate_criteria() -> Value {
+        object(&[
+            (
+                "criteria_results",
+                results(["criterion", "result", "evidence"], &["PASS", "FAIL", "PARTIAL"]),
+            ),
+            ("blockers", texts()),
+            ("deferred", texts()),
+            ("hold_reason", text()),
+        ])
+    }
+
+    /// SENTINEL's or CONDUIT's review (`parse_review`): the decision key carries the
+    /// agent's name (`sentinel_decision`).
+    pub fn review(agent: &str) -> Value {
+        let decision_key = format!("{}_decision", agent.to_ascii_lowercase());
+        object(&[
+            (
+                "findings",
+                results(["check", "result", "evidence"], &["PASS", "FAIL", "ADVISORY"]),
+            ),
+            ("advisories", texts()),
+            ("blockers", texts()),
+            (
+                &decision_key,
+                json!({"type": "string", "enum": ["SHIP", "HOLD", "ADVISORY"]}),
+            ),
+            ("hold_reason", text()),
+        ])
+    }
+}
+
 pub fn yaml_from_model_text(text: &str) -> Result<Value, String> {
     let body = first_fenced_block(text).unwrap_or(text);
     if body.trim().is_empty() {
         return Err("the answer was empty; expected a YAML document".into());
     }
-    let value: Value = serde_saphyr::from_str(body).map_err(|e| format!("the answer is not valid YAML: {e}"))?;
+    let parsed: Result<Value, String> =
+        serde_saphyr::from_str(body).map_err(|e| format!("the answer is not valid YAML: {e}"));
+    // A structured (JSON) answer after a line of prose (a paused turn continued) reads
+    // as YAML text or not at all: the JSON object that ends the answer is the answer.
+    let value = match parsed {
+        Ok(v) if v.is_object() => v,
+        other => match json_after_prose(text).and_then(|json| serde_json::from_str::<Value>(json).ok()) {
+            Some(json) if json.is_object() => json,
+            _ => other?,
+        },
+    };
     if !value.is_object() {
         return Err("the answer must be a YAML mapping (key: value lines)".into());
     }
     Ok(value)
+}
+
+/// From the first line that opens a JSON object to the end, when the answer ends with one.
+fn json_after_prose(text: &str) -> Option<&str> {
+    let text = text.trim_end();
+    if !text.ends_with('}') {
+        return None;
+    }
+    let start = text
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| text[i..].starts_with('{'))?;
+    Some(&text[start..])
 }
 
 fn first_fenced_block(text: &str) -> Option<&str> {
@@ -436,6 +543,125 @@ pub fn bullet_list(v: Option<&Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// OpenAI's strict rules, the strictest of the providers': every object forbids extra
+    /// properties and requires every property; no length keywords.
+    fn assert_strict(schema: &Value, at: &str) {
+        if schema["type"] == "object" {
+            assert_eq!(schema["additionalProperties"], Value::Bool(false), "{at}");
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            for (name, property) in schema["properties"].as_object().unwrap() {
+                assert!(required.contains(&name.as_str()), "{at}.{name} is not required");
+                assert_strict(property, &format!("{at}.{name}"));
+            }
+        }
+        for keyword in ["minItems", "maxItems", "minLength", "maxLength", "pattern"] {
+            assert!(schema.get(keyword).is_none(), "{at} uses `{keyword}`");
+        }
+        if let Some(items) = schema.get("items") {
+            assert_strict(items, &format!("{at}[]"));
+        }
+    }
+
+    fn property_names(schema: &Value) -> Vec<String> {
+        let mut names: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The artifact's keys minus what pace fills in itself.
+    fn artifact_keys(artifact: &Value, pace_fills: &[&str]) -> Vec<String> {
+        let mut keys: Vec<String> = artifact
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !pace_fills.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn answer_schemas_are_strict_and_match_the_artifacts() {
+        let card = answer_schema::story_card();
+        let gate = answer_schema::gate_criteria();
+        let review = answer_schema::review("SENTINEL");
+        for (name, schema) in [("story_card", &card), ("gate_criteria", &gate), ("review", &review)] {
+            assert_strict(schema, name);
+        }
+
+        // A real answer per schema: parsed and validated by the YAML path's functions,
+        // and its artifact has exactly the schema's fields (plus what pace adds).
+        let answer = serde_json::json!({
+            "story": "As a user I greet", "given": "g", "when": "w", "then": "t",
+            "acceptance": ["prints Hello"], "out_of_scope": [],
+        });
+        let parsed = parse_story_card(&answer.to_string(), 3).unwrap();
+        assert_eq!(parsed.acceptance, vec!["prints Hello".to_string()]);
+        let artifact = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(property_names(&card), artifact_keys(&artifact, &["day", "agent"]));
+
+        let answer = serde_json::json!({
+            "criteria_results": [{"criterion": "c", "result": "PASS", "evidence": "ok"}],
+            "blockers": [], "deferred": [], "hold_reason": "",
+        });
+        let mapping = parse_gate_criteria(&answer.to_string()).unwrap();
+        assert_eq!(mapping.criteria[0].result, "PASS");
+        let report = serde_json::to_value(GateReport {
+            day: 1,
+            agent: "GATE".into(),
+            criteria_results: mapping.criteria,
+            blockers: mapping.blockers,
+            deferred: mapping.deferred,
+            gate_decision: Decision::Ship,
+            hold_reason: mapping.hold_reason,
+            test_run: TestRun::default(),
+        })
+        .unwrap();
+        assert_eq!(
+            property_names(&gate),
+            artifact_keys(&report, &["day", "agent", "gate_decision", "test_run"])
+        );
+        let item = &gate["properties"]["criteria_results"]["items"];
+        assert_eq!(property_names(item), artifact_keys(&report["criteria_results"][0], &[]));
+
+        let answer = serde_json::json!({
+            "findings": [{"check": "secrets", "result": "PASS", "evidence": "none"}],
+            "advisories": [], "blockers": [], "sentinel_decision": "SHIP", "hold_reason": "",
+        });
+        let parsed = parse_review(&answer.to_string(), 1, "SENTINEL").unwrap();
+        assert_eq!(parsed.decision, Decision::Ship);
+        let file = parsed.to_file_value();
+        assert_eq!(property_names(&review), artifact_keys(&file, &["day", "agent"]));
+        assert!(
+            answer_schema::review("CONDUIT")["required"]
+                .to_string()
+                .contains("conduit_decision")
+        );
+    }
+
+    #[test]
+    fn a_json_answer_after_a_line_of_prose_is_read() {
+        let text = "Mapping the evidence.\n{\"criteria_results\": [], \"blockers\": [\"b\"], \"deferred\": [], \"hold_reason\": \"\"}";
+        assert_eq!(parse_gate_criteria(text).unwrap().blockers, vec!["b".to_string()]);
+        let broken = "Mapping the evidence.\n{\"criteria_results\": [";
+        assert!(parse_gate_criteria(broken).unwrap_err().contains("not valid YAML"));
+    }
+
+    #[test]
+    fn a_json_answer_that_fails_validation_names_the_problem() {
+        let answer = serde_json::json!({
+            "story": "s", "given": "g", "when": "w", "then": "t", "acceptance": [], "out_of_scope": [],
+        });
+        let problem = parse_story_card(&answer.to_string(), 1).unwrap_err();
+        assert_eq!(problem, "`acceptance` needs at least 1 item(s)");
+    }
 
     #[test]
     fn story_card_from_fenced_yaml() {

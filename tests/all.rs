@@ -43,4 +43,5 @@ mod sandbox_more;
 mod sandbox_ops;
 mod sandbox_speed;
 mod setup_phase;
+mod structured;
 mod untrusted_text;

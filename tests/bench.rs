@@ -735,6 +735,7 @@ async fn edit_session(rewrite: bool) -> (pace::llm::AgentUsage, String) {
                 messages: messages.clone(),
                 tools: forge_tools(false),
                 max_tokens: 64_000,
+                response_schema: None,
             })
             .await
             .unwrap();

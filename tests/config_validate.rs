@@ -509,3 +509,22 @@ fn llm_prices_resolve_with_cache_defaults_and_report_every_problem() {
     );
     assert!(text.contains("`llm.prices.d`: expected a mapping"), "{text}");
 }
+
+#[test]
+fn llm_structured_output_is_auto_by_default_off_on_request_and_checked() {
+    use pace::config::settings::StructuredOutput;
+    let loaded = expect_ok(Repo::new(MINIMAL_CONFIG.as_bytes(), MINIMAL_PLAN.as_bytes()).load());
+    assert_eq!(loaded.settings.llm.structured_output, StructuredOutput::Auto);
+
+    let off = format!("{MINIMAL_CONFIG}llm:\n  structured_output: off\n");
+    let loaded = expect_ok(Repo::new(off.as_bytes(), MINIMAL_PLAN.as_bytes()).load());
+    assert_eq!(loaded.settings.llm.structured_output, StructuredOutput::Off);
+
+    let bad = format!("{MINIMAL_CONFIG}llm:\n  structured_output: of\n");
+    let err = expect_err(Repo::new(bad.as_bytes(), MINIMAL_PLAN.as_bytes()).load());
+    let text = err.to_string();
+    assert!(
+        text.contains("`llm.structured_output`: unknown value `of`; expected one of `auto`, `off`"),
+        "{text}"
+    );
+}

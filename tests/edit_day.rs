@@ -179,6 +179,7 @@ async fn the_fakes_reject_a_malformed_editor_tool() {
         messages: vec![pace::llm::Message::user_text("go")],
         tools: pace::day::tools::forge_tools(true),
         max_tokens: 64,
+        response_schema: None,
     };
     let text = |_: &Turn| Reply::Text("ok".into());
     let anthropic = FakeLlm::start(Arc::new(text), None).await;

@@ -76,6 +76,7 @@ fn request(agent: &str, messages: Vec<Message>, tools: &[&str]) -> ChatRequest {
             })
             .collect(),
         max_tokens: 1024,
+        response_schema: None,
     }
 }
 

@@ -485,6 +485,7 @@ raw_struct! {
         "timeout_seconds" => timeout_seconds: u64,
         "limits" => limits: RawLlmLimits,
         "prices" => prices: RawPrices,
+        "structured_output" => structured_output: String,
     }
     ignored: []
 }

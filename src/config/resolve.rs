@@ -15,7 +15,7 @@ use super::diagnostic::{Sink, suggest};
 use super::raw::{At, RawConfig, RawLlm, RawLlmLimits, RawPrices, RawRelease, RawSandbox, RawSourceDir, RawTracker};
 use super::settings::{
     CacheScope, ModelPrice, NetworkMode, PlatformKind, Provider, PullPolicy, Settings, SetupCommand, SourceDir,
-    WorkspaceMode,
+    StructuredOutput, WorkspaceMode,
 };
 use crate::env::{self, Env};
 
@@ -544,6 +544,12 @@ fn resolve_llm(raw: &RawConfig, s: &mut Settings, repo_root: &Path, sink: &mut S
     }
     if let Some(prices) = llm.prices.as_ref().map(|p| &p.value) {
         llm_prices(prices, s, sink);
+    }
+    if let Some(mode) = &llm.structured_output {
+        let options = [("auto", StructuredOutput::Auto), ("off", StructuredOutput::Off)];
+        if let Some(mode) = choice(mode, "llm.structured_output", &options, sink) {
+            s.llm.structured_output = mode;
+        }
     }
 }
 

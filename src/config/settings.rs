@@ -121,6 +121,20 @@ pub struct LlmSettings {
     pub analysis_max_tokens: u32,
     /// `llm.prices`: model name → price, over pace's table (`llm::cost`).
     pub prices: Vec<(String, ModelPrice)>,
+    /// `llm.structured_output`: whether PRIME, GATE, SENTINEL and CONDUIT ask for their
+    /// answer with the provider's JSON-schema output (`auto`) or as YAML text only (`off`).
+    pub structured_output: StructuredOutput,
+}
+
+/// `llm.structured_output`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StructuredOutput {
+    /// The provider's native structured output where it has one (the YAML re-ask stays
+    /// the fallback for an answer that still fails validation).
+    #[default]
+    Auto,
+    /// YAML text with one re-ask, for servers that reject or mishandle the schema field.
+    Off,
 }
 
 /// USD per million tokens of each kind.
@@ -321,6 +335,7 @@ impl Settings {
                 forge_max_tokens: 16_384,
                 analysis_max_tokens: 8_192,
                 prices: Vec::new(),
+                structured_output: StructuredOutput::Auto,
             },
             forge: ForgeSettings {
                 tdd_enforcement: true,

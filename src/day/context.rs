@@ -5,10 +5,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::artifacts::{AgentRecord, DayDir, PaceDir};
-use crate::config::settings::Settings;
+use crate::config::settings::{Settings, StructuredOutput};
 use crate::day::agents::turn::{MAX_EMPTY_ANSWERS, push_user_text};
 use crate::git::Git;
-use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, StopReason};
+use crate::llm::{ChatRequest, ChatResponse, Client, LlmError, Message, ResponseSchema, StopReason};
 use crate::redact::Redactor;
 use crate::report::printer::{Event, Printer};
 use crate::sandbox::Sandbox;
@@ -223,25 +223,31 @@ impl DayContext {
     /// an empty one is asked again with a note (at most [`MAX_EMPTY_ANSWERS`] times), a
     /// refusal or a prompt larger than the context window ends the agent's call with a
     /// reason that says so (there is nothing to evict in a single-turn call).
+    ///
+    /// Under `llm.structured_output: auto` the request carries `schema` and the provider
+    /// asks for a JSON answer natively; `parse` reads it like YAML (JSON is YAML), so the
+    /// validation and the one re-ask are the same either way.
     pub async fn ask_validated<T>(
         &self,
         agent: &str,
         system: String,
         user: String,
+        schema: ResponseSchema,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, AskError> {
+        let schema = match self.settings.llm.structured_output {
+            StructuredOutput::Auto => Some(schema),
+            StructuredOutput::Off => None,
+        };
+        // What the re-asks ask for: the schema already fixes the JSON form.
+        let (form, form_only) = answer_form(schema.is_some());
         let mut messages = vec![Message::user_text(user)];
         let mut reasked = false;
         let mut empty = 0;
         loop {
             let result = self
-                .call(
-                    agent,
-                    &system,
-                    &messages,
-                    &self.settings.llm.analysis_model,
-                    self.settings.llm.analysis_max_tokens,
-                )
+                .llm
+                .chat(self.analysis_request(agent, &system, &messages, schema.as_ref()))
                 .await;
             let response = match result {
                 Ok(r) => r,
@@ -265,7 +271,7 @@ impl DayContext {
                 self.warn(format!("{agent} answer was empty; asking again"));
                 push_user_text(
                     &mut messages,
-                    "Your previous answer was empty. Answer with the complete YAML document, in one ```yaml fenced block.".into(),
+                    format!("Your previous answer was empty. Answer with {form}."),
                 );
                 continue;
             }
@@ -291,7 +297,7 @@ impl DayContext {
                     self.warn(format!("{agent} answer was invalid, asking once more: {problem}"));
                     messages.push(response.to_assistant_message());
                     messages.push(Message::user_text(format!(
-                        "Your answer could not be used: {problem}. Answer again with the complete YAML document only, in one ```yaml fenced block.{advice}"
+                        "Your answer could not be used: {problem}. Answer again with {form_only}.{advice}"
                     )));
                 }
                 Err(problem) => {
@@ -300,6 +306,24 @@ impl DayContext {
                     )));
                 }
             }
+        }
+    }
+
+    fn analysis_request(
+        &self,
+        agent: &str,
+        system: &str,
+        messages: &[Message],
+        schema: Option<&ResponseSchema>,
+    ) -> ChatRequest {
+        ChatRequest {
+            agent: agent.to_string(),
+            model: self.settings.llm.analysis_model.clone(),
+            system: system.to_string(),
+            messages: messages.to_vec(),
+            tools: Vec::new(),
+            max_tokens: self.settings.llm.analysis_max_tokens,
+            response_schema: schema.cloned(),
         }
     }
 
@@ -318,6 +342,7 @@ impl DayContext {
             messages: messages.to_vec(),
             tools: Vec::new(),
             max_tokens,
+            response_schema: None,
         };
         self.llm.chat(request).await
     }
@@ -327,6 +352,19 @@ impl DayContext {
         std::fs::read_to_string(self.pace.context_doc(name))
             .ok()
             .map(|t| untrusted(name, &t))
+    }
+}
+
+/// What the notes after an empty or invalid answer ask for (the answer alone, and "only"):
+/// under a schema the JSON form is already fixed.
+fn answer_form(structured: bool) -> (&'static str, &'static str) {
+    if structured {
+        ("the complete JSON object", "the complete JSON object only")
+    } else {
+        (
+            "the complete YAML document, in one ```yaml fenced block",
+            "the complete YAML document only, in one ```yaml fenced block",
+        )
     }
 }
 

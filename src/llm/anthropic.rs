@@ -5,6 +5,7 @@
 //! after HTTP 200). One attempt per call; retries live in [`super::transport`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
@@ -21,6 +22,9 @@ pub struct Anthropic {
     http: reqwest::Client,
     url: String,
     api_key: String,
+    /// The server refused `output_config` once (an older model, a proxy): the rest of
+    /// the run asks for structured answers with a forced tool call instead.
+    no_output_config: AtomicBool,
 }
 
 impl Anthropic {
@@ -33,6 +37,7 @@ impl Anthropic {
             http,
             url: format!("{base}/v1/messages"),
             api_key: api_key.into(),
+            no_output_config: AtomicBool::new(false),
         }
     }
 
@@ -48,12 +53,35 @@ impl Provider for Anthropic {
     }
 
     async fn send(&self, request: &ChatRequest) -> Result<ChatResponse, AttemptError> {
+        let mut mode = schema_mode(&request.model);
+        if mode == SchemaMode::Native && self.no_output_config.load(Ordering::Relaxed) {
+            mode = SchemaMode::ForcedTool;
+        }
+        match self.send_as(request, mode).await {
+            Err(e) if request.response_schema.is_some() && mode == SchemaMode::Native && rejects_output_config(&e) => {
+                // Remembered for the run: every later structured call goes straight to
+                // the forced tool instead of paying for another rejected request.
+                self.no_output_config.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    model = %request.model,
+                    message = %e.message,
+                    "the server refused `output_config`; using a forced tool call for structured answers from now on"
+                );
+                self.send_as(request, SchemaMode::ForcedTool).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl Anthropic {
+    async fn send_as(&self, request: &ChatRequest, mode: SchemaMode) -> Result<ChatResponse, AttemptError> {
         let response = self
             .http
             .post(&self.url)
             .header("x-api-key", &self.api_key)
             .header("anthropic-version", API_VERSION)
-            .json(&request_body(request))
+            .json(&request_body_as(request, mode))
             .send()
             .await
             .map_err(|e| AttemptError::from_reqwest(&e))?;
@@ -73,7 +101,7 @@ impl Provider for Anthropic {
             let body = response.bytes().await.map_err(|e| AttemptError::from_reqwest(&e))?;
             let message: Value = serde_json::from_slice(&body)
                 .map_err(|e| AttemptError::decode(format!("the answer is not JSON: {e}")))?;
-            return message_from_json(&message);
+            return message_from_json(&message).map(|r| structured_answer(request, mode, r));
         }
         let mut stream = response.bytes_stream();
         let mut parser = SseParser::new();
@@ -87,13 +115,90 @@ impl Provider for Anthropic {
                 break;
             }
         }
-        state.finish(&request.model)
+        state
+            .finish(&request.model)
+            .map(|r| structured_answer(request, mode, r))
     }
+}
+
+/// How a request's [`ChatRequest::response_schema`] goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaMode {
+    /// `output_config.format` (structured outputs): the answer is a text block of JSON.
+    Native,
+    /// A tool `emit_<name>` with the schema as its input, forced with `tool_choice`: the
+    /// models and servers without structured outputs still follow a tool's schema.
+    ForcedTool,
+}
+
+/// Structured outputs by model name: Claude Opus 4.1 and every Claude from 4.5 on
+/// (Sonnet 4.5, Haiku 4.5, Opus 4.5, …). Older Claudes and other models behind this
+/// API (a local server, a proxy) get the forced tool. Gateway ids
+/// (`anthropic/claude-…`) count.
+pub fn schema_mode(model: &str) -> SchemaMode {
+    let model = model.to_ascii_lowercase();
+    let version = ["opus", "sonnet", "haiku"].iter().find_map(|family| {
+        let rest = &model[model.find(&format!("claude-{family}-"))? + family.len() + 8..];
+        let mut parts = rest.split('-');
+        let major: u32 = parts.next()?.parse().ok()?;
+        // A date (`claude-sonnet-4-20250514`) is no minor version.
+        let minor: u32 = parts
+            .next()
+            .filter(|p| p.len() <= 2)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        Some((*family, major, minor))
+    });
+    match version {
+        Some((_, major, _)) if major >= 5 => SchemaMode::Native,
+        Some((_, 4, minor)) if minor >= 5 => SchemaMode::Native,
+        Some(("opus", 4, 1)) => SchemaMode::Native,
+        _ => SchemaMode::ForcedTool,
+    }
+}
+
+/// A 400 that names `output_config` (unknown field, not supported for this model):
+/// the forced tool works where structured outputs do not.
+fn rejects_output_config(e: &AttemptError) -> bool {
+    e.status == Some(400) && e.message.contains("output_config")
+}
+
+fn emit_tool_name(schema: &super::ResponseSchema) -> String {
+    format!("emit_{}", schema.name)
+}
+
+/// The forced tool's call becomes the text answer it stands for (the JSON of its input),
+/// so the agents read every structured answer the same way and the history holds no
+/// tool call without a result.
+fn structured_answer(request: &ChatRequest, mode: SchemaMode, mut response: ChatResponse) -> ChatResponse {
+    let Some(schema) = &request.response_schema else {
+        return response;
+    };
+    if mode != SchemaMode::ForcedTool {
+        return response;
+    }
+    let tool = emit_tool_name(schema);
+    let input = response.content.iter().find_map(|b| match b {
+        Block::ToolUse { name, input, .. } if *name == tool => Some(input.to_string()),
+        _ => None,
+    });
+    if let Some(text) = input {
+        response.content = vec![Block::Text { text }];
+        if response.stop_reason == StopReason::ToolUse {
+            response.stop_reason = StopReason::EndTurn;
+        }
+    }
+    response
 }
 
 /// The JSON body for a streamed Messages request, with cache breakpoints on the system
 /// prompt, the last tool and the last block of the last user message (3 of the 4 allowed).
 pub fn request_body(request: &ChatRequest) -> Value {
+    request_body_as(request, schema_mode(&request.model))
+}
+
+/// [`request_body`] with the response schema (if any) sent as `mode` says.
+pub fn request_body_as(request: &ChatRequest, mode: SchemaMode) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(request.model));
     body.insert("max_tokens".into(), json!(request.max_tokens));
@@ -104,9 +209,27 @@ pub fn request_body(request: &ChatRequest) -> Value {
             json!([{"type": "text", "text": request.system, "cache_control": ephemeral()}]),
         );
     }
-    if !request.tools.is_empty() {
-        let defined = knows_defined_tools(&request.model);
-        let mut tools: Vec<Value> = request.tools.iter().map(|t| tool_json(t, defined)).collect();
+    let defined = knows_defined_tools(&request.model);
+    let mut tools: Vec<Value> = request.tools.iter().map(|t| tool_json(t, defined)).collect();
+    match (&request.response_schema, mode) {
+        (Some(schema), SchemaMode::Native) => {
+            body.insert(
+                "output_config".into(),
+                json!({"format": {"type": "json_schema", "schema": schema.schema}}),
+            );
+        }
+        (Some(schema), SchemaMode::ForcedTool) => {
+            let name = emit_tool_name(schema);
+            tools.push(json!({
+                "name": name,
+                "description": "Give your complete answer as this tool's input.",
+                "input_schema": schema.schema,
+            }));
+            body.insert("tool_choice".into(), json!({"type": "tool", "name": name}));
+        }
+        (None, _) => {}
+    }
+    if !tools.is_empty() {
         if let Some(Value::Object(last)) = tools.last_mut() {
             last.insert("cache_control".into(), ephemeral());
         }
@@ -467,6 +590,130 @@ mod tests {
     use super::*;
     use crate::llm::ToolSpec;
 
+    fn structured_request(model: &str) -> ChatRequest {
+        ChatRequest {
+            agent: "PRIME".into(),
+            model: model.into(),
+            system: "You are PRIME.".into(),
+            messages: vec![Message::user_text("the card")],
+            tools: Vec::new(),
+            max_tokens: 100,
+            response_schema: Some(crate::llm::ResponseSchema {
+                name: "story_card".into(),
+                schema: crate::schemas::answer_schema::story_card(),
+            }),
+        }
+    }
+
+    #[test]
+    fn structured_outputs_by_model_name() {
+        for native in [
+            "claude-sonnet-4-6",
+            "claude-haiku-4-5-20251001",
+            "claude-opus-4-5",
+            "claude-opus-4-1-20250805",
+            "anthropic/claude-sonnet-4-5",
+            "claude-sonnet-5",
+        ] {
+            assert_eq!(schema_mode(native), SchemaMode::Native, "{native}");
+        }
+        for forced in [
+            "claude-sonnet-4-20250514",
+            "claude-opus-4-20250514",
+            "claude-3-7-sonnet-20250219",
+            "claude-3-5-haiku-latest",
+            "qwen2.5-coder",
+            "smollm2",
+        ] {
+            assert_eq!(schema_mode(forced), SchemaMode::ForcedTool, "{forced}");
+        }
+    }
+
+    #[test]
+    fn a_response_schema_is_output_config_or_a_forced_tool() {
+        let request = structured_request("claude-sonnet-4-6");
+        let body = request_body(&request);
+        assert_eq!(body["output_config"]["format"]["type"], "json_schema");
+        assert_eq!(
+            body["output_config"]["format"]["schema"],
+            crate::schemas::answer_schema::story_card()
+        );
+        assert!(
+            body.get("tool_choice").is_none() && body.get("tools").is_none(),
+            "{body}"
+        );
+
+        let body = request_body_as(&request, SchemaMode::ForcedTool);
+        assert!(body.get("output_config").is_none(), "{body}");
+        assert_eq!(body["tool_choice"], json!({"type": "tool", "name": "emit_story_card"}));
+        assert_eq!(body["tools"][0]["name"], "emit_story_card");
+        assert_eq!(
+            body["tools"][0]["input_schema"],
+            crate::schemas::answer_schema::story_card()
+        );
+        assert_eq!(body["tools"][0]["cache_control"], json!({"type": "ephemeral"}));
+        // An older model gets the forced tool without trying `output_config`.
+        assert_eq!(
+            request_body(&structured_request("claude-3-5-haiku-latest"))["tool_choice"]["name"],
+            "emit_story_card"
+        );
+        // Without a schema, neither.
+        let mut plain = request;
+        plain.response_schema = None;
+        let body = request_body(&plain);
+        assert!(body.get("output_config").is_none() && body.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn the_forced_tool_call_is_read_as_the_json_answer() {
+        let request = structured_request("qwen");
+        let input = json!({"story": "s", "acceptance": ["a"]});
+        let answer = ChatResponse {
+            content: vec![Block::ToolUse {
+                id: "toolu_1".into(),
+                name: "emit_story_card".into(),
+                input: input.clone(),
+            }],
+            stop_reason: StopReason::ToolUse,
+            usage: Usage::default(),
+            model: "qwen".into(),
+            refusal: None,
+            cost_usd: None,
+        };
+        let read = structured_answer(&request, SchemaMode::ForcedTool, answer.clone());
+        assert_eq!(
+            read.content,
+            vec![Block::Text {
+                text: input.to_string()
+            }]
+        );
+        assert_eq!(read.stop_reason, StopReason::EndTurn);
+        // Natively the answer is already text; a call of another tool is left alone.
+        assert_eq!(structured_answer(&request, SchemaMode::Native, answer.clone()), answer);
+        let mut other = request;
+        other.response_schema.as_mut().unwrap().name = "gate_criteria".into();
+        assert_eq!(
+            structured_answer(&other, SchemaMode::ForcedTool, answer.clone()),
+            answer
+        );
+    }
+
+    #[test]
+    fn only_a_400_about_output_config_falls_back() {
+        let mut e = AttemptError::new(
+            super::super::transport::AttemptKind::Http,
+            false,
+            "output_config: Extra inputs are not permitted",
+        );
+        e.status = Some(400);
+        assert!(rejects_output_config(&e));
+        e.message = "messages.0: text content blocks must contain non-whitespace text".into();
+        assert!(!rejects_output_config(&e));
+        e.message = "output_config: Extra inputs are not permitted".into();
+        e.status = Some(500);
+        assert!(!rejects_output_config(&e));
+    }
+
     fn feed(text: &str) -> Result<ChatResponse, AttemptError> {
         let mut parser = SseParser::new();
         let mut state = StreamState::default();
@@ -606,6 +853,7 @@ mod tests {
             ],
             tools: Vec::new(),
             max_tokens: 10,
+            response_schema: None,
         };
         let body = request_body(&request);
         assert_eq!(body["messages"][1]["content"].as_array().unwrap().len(), 1);
@@ -655,6 +903,7 @@ mod tests {
                 },
             ],
             max_tokens: 100,
+            response_schema: None,
         };
         let body = request_body(&request);
         assert_eq!(body["stream"], json!(true));

@@ -358,6 +358,7 @@ mod tests {
             messages: Vec::new(),
             tools: Vec::new(),
             max_tokens: 1,
+            response_schema: None,
         };
         assert_send(client.chat(request));
     }

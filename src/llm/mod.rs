@@ -85,6 +85,20 @@ pub struct ChatRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
     pub max_tokens: u32,
+    /// The JSON schema the answer must follow, for providers with native structured
+    /// output (single-turn agents under `llm.structured_output: auto`). The answer still
+    /// comes back as one text block holding the JSON. Absent in cassettes recorded before
+    /// it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<ResponseSchema>,
+}
+
+/// A named JSON schema for the answer (the name is what OpenAI's `json_schema.name` and the
+/// Anthropic forced tool `emit_<name>` carry: letters, digits, `_`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseSchema {
+    pub name: String,
+    pub schema: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +297,12 @@ impl crate::error::Hint for LlmError {
             Self::Budget(_) => Some("the work so far is committed; the budget applies to each run: re-run the day to continue, or raise `budget.max_usd` / `budget.max_tokens`".into()),
             Self::Divergence { .. } => Some("the cassette was recorded for another repository state or config; record a new one with a real provider".into()),
             Self::Unavailable { last, .. } => Some(unavailable_hint(last)),
+            // A server that lacks the structured-output field pace sent for it.
+            Self::InvalidRequest { message, .. }
+                if ["response_format", "output_config", "json_schema"].iter().any(|f| message.contains(f)) =>
+            {
+                Some("the server does not accept the JSON-schema answer format pace sent: set `llm.structured_output: off` (answers as YAML text), or report the server with `.pace/day-N/transcript.jsonl`".into())
+            }
             Self::InvalidRequest { .. } => Some("this is a bug in pace, or a proxy/server that differs from the API it imitates: report it with the request id and `.pace/day-N/transcript.jsonl` (re-running will not help)".into()),
             Self::ContextOverflow { .. } => Some("use a model with a larger context window, or split the day's story into smaller ones".into()),
             Self::WrongEndpoint { .. } => Some("check `llm.provider` and `llm.base_url`: for llama.cpp, Ollama or vLLM use `provider: openai` with the `/v1` base URL, or point `provider: anthropic` at the server's Anthropic-compatible root".into()),
@@ -323,4 +343,29 @@ fn unavailable_hint(last: &str) -> String {
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
     async fn send(&self, request: &ChatRequest) -> Result<ChatResponse, transport::AttemptError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Hint;
+
+    #[test]
+    fn a_rejected_schema_field_points_at_structured_output_off() {
+        let rejected = |message: &str| LlmError::InvalidRequest {
+            provider: "openai".into(),
+            status: 400,
+            request_id: "req_1".into(),
+            message: message.into(),
+        };
+        let hint = rejected("Unrecognized request argument supplied: response_format")
+            .hint()
+            .unwrap();
+        assert!(hint.contains("`llm.structured_output: off`"), "{hint}");
+        let hint = rejected("messages.0: text content blocks must contain non-whitespace text")
+            .hint()
+            .unwrap();
+        assert!(!hint.contains("structured_output"), "{hint}");
+        assert!(hint.contains("bug in pace"), "{hint}");
+    }
 }

@@ -6,6 +6,8 @@
 //! their input as a JSON string, and arguments that are not JSON are kept as
 //! `{"_invalid_arguments": "<raw>"}` for the tool layer to report.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::{Map, Value, json};
 
 use super::anthropic::parse_tool_input;
@@ -18,6 +20,9 @@ pub struct OpenAi {
     http: reqwest::Client,
     url: String,
     api_key: Option<String>,
+    /// The server refused `response_format` once (no structured outputs): the rest of the
+    /// run asks without it and the answers come back as YAML text, validated as before.
+    no_response_format: AtomicBool,
 }
 
 impl OpenAi {
@@ -28,6 +33,7 @@ impl OpenAi {
             http,
             url: format!("{base}/chat/completions"),
             api_key,
+            no_response_format: AtomicBool::new(false),
         }
     }
 
@@ -43,7 +49,40 @@ impl Provider for OpenAi {
     }
 
     async fn send(&self, request: &ChatRequest) -> Result<ChatResponse, AttemptError> {
-        let mut builder = self.http.post(&self.url).json(&request_body(request));
+        if request.response_schema.is_none() || self.no_response_format.load(Ordering::Relaxed) {
+            return self.send_body(request, &request_body(&without_schema(request))).await;
+        }
+        match self.send_body(request, &request_body(request)).await {
+            Err(e) if rejects_response_format(&e) => {
+                // Remembered for the run: one rejected request, then the YAML path.
+                self.no_response_format.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    model = %request.model,
+                    message = %e.message,
+                    "the server refused `response_format`; asking for YAML answers from now on (set `llm.structured_output: off` to skip the try)"
+                );
+                self.send_body(request, &request_body(&without_schema(request))).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// A 400/422 that names `response_format` (unknown field, unsupported schema).
+fn rejects_response_format(e: &AttemptError) -> bool {
+    matches!(e.status, Some(400 | 422)) && e.message.contains("response_format")
+}
+
+fn without_schema(request: &ChatRequest) -> ChatRequest {
+    ChatRequest {
+        response_schema: None,
+        ..request.clone()
+    }
+}
+
+impl OpenAi {
+    async fn send_body(&self, request: &ChatRequest, body: &Value) -> Result<ChatResponse, AttemptError> {
+        let mut builder = self.http.post(&self.url).json(body);
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key);
         }
@@ -86,6 +125,16 @@ pub fn request_body(request: &ChatRequest) -> Value {
             })
             .collect();
         body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(schema) = &request.response_schema {
+        // The schemas follow the strict rules (see `schemas::answer_schema`); llama.cpp,
+        // vLLM and Ollama read the same field and turn the schema into a grammar.
+        body.insert(
+            "response_format".into(),
+            json!({"type": "json_schema", "json_schema": {
+                "name": schema.name, "schema": schema.schema, "strict": true,
+            }}),
+        );
     }
     Value::Object(body)
 }
@@ -237,6 +286,50 @@ mod tests {
     use crate::llm::ToolSpec;
 
     #[test]
+    fn only_a_4xx_about_response_format_falls_back() {
+        let mut e = AttemptError::new(
+            super::super::transport::AttemptKind::Http,
+            false,
+            "Unrecognized request argument supplied: response_format",
+        );
+        e.status = Some(400);
+        assert!(rejects_response_format(&e));
+        e.status = Some(422);
+        assert!(rejects_response_format(&e));
+        e.status = Some(503);
+        assert!(!rejects_response_format(&e));
+        e.status = Some(400);
+        e.message = "Invalid value for 'messages[1].content': expected a string, got null.".into();
+        assert!(!rejects_response_format(&e));
+    }
+
+    #[test]
+    fn a_response_schema_is_a_strict_json_schema_response_format() {
+        let schema = crate::schemas::answer_schema::gate_criteria();
+        let request = ChatRequest {
+            agent: "GATE".into(),
+            model: "qwen".into(),
+            system: "sys".into(),
+            messages: vec![Message::user_text("map")],
+            tools: Vec::new(),
+            max_tokens: 50,
+            response_schema: Some(crate::llm::ResponseSchema {
+                name: "gate_criteria".into(),
+                schema: schema.clone(),
+            }),
+        };
+        let body = request_body(&request);
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "gate_criteria", "schema": schema, "strict": true}})
+        );
+        assert!(body.get("tools").is_none());
+        let mut plain = request;
+        plain.response_schema = None;
+        assert!(request_body(&plain).get("response_format").is_none());
+    }
+
+    #[test]
     fn maps_messages_tools_and_mixed_tool_results() {
         let request = ChatRequest {
             agent: "FORGE".into(),
@@ -286,6 +379,7 @@ mod tests {
                 anthropic_type: None,
             }],
             max_tokens: 50,
+            response_schema: None,
         };
         let body = request_body(&request);
         assert_eq!(

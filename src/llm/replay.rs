@@ -3,8 +3,8 @@
 //! The k-th call of an agent (counted per agent over the whole day, from 1) gets the k-th
 //! recorded response of that agent; lines without a response (failed calls) are skipped.
 //! A request must match its recording in shape — number of messages, the `tool_use` ids the
-//! last message answers, the tool names offered — but not in text (paths and times differ
-//! between machines). Usage is replayed, so cost accounting works offline.
+//! last message answers, the tool names offered, the answer's schema when both have one —
+//! but not in text (paths and times differ between machines). Usage is replayed, so cost accounting works offline.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -140,6 +140,17 @@ fn mismatch(recorded: &ChatRequest, actual: &ChatRequest) -> Option<String> {
     if want != got {
         return Some(format!("the request offers tools {got:?}, the recording {want:?}"));
     }
+    // Cassettes recorded before structured outputs (or with `llm.structured_output: off`)
+    // hold YAML answers, which the same validation reads: only two different schemas
+    // are a divergence.
+    if let (Some(want), Some(got)) = (&recorded.response_schema, &actual.response_schema)
+        && want.name != got.name
+    {
+        return Some(format!(
+            "the request asks for a `{}` answer, the recording for `{}`",
+            got.name, want.name
+        ));
+    }
     None
 }
 
@@ -185,6 +196,7 @@ mod tests {
                 })
                 .collect(),
             max_tokens: 10,
+            response_schema: None,
         }
     }
 
@@ -313,6 +325,39 @@ mod tests {
             assert!(err.message.contains(expected), "{}", err.message);
             assert!(err.message.contains("cassette line 1"), "{}", err.message);
         }
+    }
+
+    #[tokio::test]
+    async fn a_response_schema_matches_leniently_against_old_cassettes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let schema = |name: &str| {
+            Some(crate::llm::ResponseSchema {
+                name: name.into(),
+                schema: serde_json::json!({"type": "object"}),
+            })
+        };
+        let old = request("PRIME", vec![Message::user_text("card")], &[]);
+        let mut new = old.clone();
+        new.response_schema = schema("story_card");
+        let lines = [
+            line(1, "PRIME", 1, &old, Some(&response("story: a"))),
+            line(2, "PRIME", 2, &new, Some(&response("{}"))),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let replay = Replay::from_path(&path).unwrap();
+        // A cassette recorded without a schema (YAML answers) serves a request with one.
+        assert_eq!(replay.send(&new).await.unwrap().text(), "story: a");
+        // Two different schemas are a divergence.
+        let mut other = new.clone();
+        other.response_schema = schema("gate_criteria");
+        let err = replay.send(&other).await.unwrap_err();
+        assert!(
+            err.message
+                .contains("asks for a `gate_criteria` answer, the recording for `story_card`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

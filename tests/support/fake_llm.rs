@@ -14,6 +14,13 @@
 //! (or the reverse), and a conversation that ends with an assistant message other than
 //! the continuation of a paused turn (this model does not support prefill). Rejections are
 //! answered before the script is asked and are listed in [`FakeLlm::rejected`].
+//!
+//! Structured outputs: a malformed `output_config` / `tool_choice` (Anthropic) or
+//! `response_format` (OpenAI, with the strict-mode schema rules) is rejected the same way;
+//! [`FakeLlm::reject_output_config`] plays a model, proxy or server without structured
+//! outputs on both wires.
+//! A request that asks for a schema gets the script's YAML answer as the model under
+//! constrained decoding would give it: JSON text, or the forced tool's call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -152,6 +159,8 @@ pub struct FakeLlm {
     pub rejected: Arc<Mutex<Vec<String>>>,
     /// When the first request arrived (benchmarks: time to the first agent's call).
     pub first_request_at: Arc<Mutex<Option<std::time::Instant>>>,
+    /// Answer `output_config` with the 400 of a model or proxy without structured outputs.
+    rejects_output_config: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The Anthropic-defined tools the fake knows, with the name each type requires.
@@ -217,6 +226,131 @@ pub fn openai_tools_problem(body: &Value) -> Option<String> {
     None
 }
 
+/// The model's answer under a JSON schema: the scripted YAML answer (fenced or not) as
+/// a JSON object, or `None` when it is not a YAML mapping (a script playing a broken
+/// answer).
+pub fn yaml_answer_as_json(text: &str) -> Option<Value> {
+    let body = match text.find("```") {
+        Some(start) => {
+            let after = &text[start + 3..];
+            let from = after.find('\n')? + 1;
+            let rest = &after[from..];
+            &rest[..rest.find("```").unwrap_or(rest.len())]
+        }
+        None => text,
+    };
+    let value: Value = serde_saphyr::from_str(body).ok()?;
+    value.is_object().then_some(value)
+}
+
+/// What the Messages API answers with 400 about `output_config` and `tool_choice`.
+pub fn anthropic_structured_problem(body: &Value, rejects_output_config: bool) -> Option<String> {
+    if let Some(config) = body.get("output_config") {
+        if rejects_output_config {
+            return Some("output_config: Extra inputs are not permitted".into());
+        }
+        let format = &config["format"];
+        if format["type"] != "json_schema" {
+            return Some(format!(
+                "output_config.format.type: Input should be 'json_schema', got {}",
+                format["type"]
+            ));
+        }
+        if format["schema"]["type"] != "object" {
+            return Some("output_config.format.schema: the schema must be an object schema (`type: object`)".into());
+        }
+    }
+    if let Some(choice) = body.get("tool_choice") {
+        match choice["type"].as_str() {
+            Some("auto" | "any" | "none") => {}
+            Some("tool") => {
+                let name = choice["name"].as_str().unwrap_or_default();
+                let offered = body["tools"]
+                    .as_array()
+                    .is_some_and(|tools| tools.iter().any(|t| t["name"] == name));
+                if !offered {
+                    return Some(format!("tool_choice: tool `{name}` is not in `tools`"));
+                }
+            }
+            _ => {
+                return Some(format!(
+                    "tool_choice.type: Input tag {} is not one of 'auto', 'any', 'tool', 'none'",
+                    choice["type"]
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// OpenAI's strict-mode rules for a schema: every object forbids extra properties and
+/// lists every property as required.
+fn strict_schema_problem(schema: &Value, at: &str) -> Option<String> {
+    if schema["type"] == "object" {
+        if schema["additionalProperties"] != json!(false) {
+            return Some(format!(
+                "In context=({at}), 'additionalProperties' is required to be supplied and to be false."
+            ));
+        }
+        let properties = schema["properties"].as_object().cloned().unwrap_or_default();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (name, property) in &properties {
+            if !required.contains(&name.as_str()) {
+                return Some(format!(
+                    "In context=({at}), 'required' is required to be supplied and to be an array including every key in properties. Missing '{name}'."
+                ));
+            }
+            if let Some(problem) = strict_schema_problem(property, &format!("{at}'properties', '{name}', ")) {
+                return Some(problem);
+            }
+        }
+    }
+    for keyword in ["minItems", "maxItems", "minLength", "maxLength", "pattern", "format"] {
+        if schema.get(keyword).is_some() {
+            return Some(format!("In context=({at}), '{keyword}' is not permitted."));
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        return strict_schema_problem(items, &format!("{at}'items', "));
+    }
+    None
+}
+
+/// What OpenAI answers with 400 about `response_format`.
+pub fn openai_response_format_problem(body: &Value) -> Option<String> {
+    let format = body.get("response_format")?;
+    match format["type"].as_str() {
+        Some("text" | "json_object") => None,
+        Some("json_schema") => {
+            let spec = &format["json_schema"];
+            let name = spec["name"].as_str().unwrap_or_default();
+            if name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Some(format!(
+                    "Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$', got '{name}'."
+                ));
+            }
+            if !spec["schema"].is_object() {
+                return Some("Missing required parameter: 'response_format.json_schema.schema'.".into());
+            }
+            if spec["strict"] == json!(true) {
+                return strict_schema_problem(&spec["schema"], "")
+                    .map(|p| format!("Invalid schema for response_format '{name}': {p}"));
+            }
+            None
+        }
+        _ => Some(format!(
+            "Invalid value: {}. Supported values are: 'text', 'json_object', and 'json_schema'. (response_format.type)",
+            format["type"]
+        )),
+    }
+}
+
 struct Responder {
     script: Script,
     /// Texts of the answers served with `pause_turn` (the only allowed final assistant turns).
@@ -227,6 +361,7 @@ struct Responder {
     expected_key: Option<String>,
     latency: std::time::Duration,
     first_request_at: Arc<Mutex<Option<std::time::Instant>>>,
+    rejects_output_config: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn agent_of(body: &Value) -> String {
@@ -457,7 +592,10 @@ impl Respond for Responder {
                 return ResponseTemplate::new(401).set_body_json(json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_fake"}));
             }
         }
-        if let Some(message) = anthropic_tools_problem(&body) {
+        let rejects_output_config = self.rejects_output_config.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(message) =
+            anthropic_tools_problem(&body).or_else(|| anthropic_structured_problem(&body, rejects_output_config))
+        {
             self.rejected.lock().unwrap().push(message.clone());
             self.requests.lock().unwrap().push((agent, body));
             return ResponseTemplate::new(400).set_body_json(
@@ -498,6 +636,26 @@ impl Respond for Responder {
             reply = *inner;
         }
         let hang = matches!(reply, Reply::Hang);
+        // Under a schema the model answers JSON (structured outputs) or calls the forced
+        // tool; a script's YAML answer is played that way.
+        let forced = (body["tool_choice"]["type"] == "tool")
+            .then(|| body["tool_choice"]["name"].as_str().unwrap_or_default().to_string());
+        if let Reply::Text(text) = &reply {
+            if let Some(tool) = &forced {
+                let input = yaml_answer_as_json(text).unwrap_or_else(|| json!({"_raw": text}));
+                let block =
+                    json!({"type":"tool_use","id":format!("toolu_{agent}_{call}_emit"),"name":tool,"input":input});
+                let sse = message_events(&agent, call, &[block], "tool_use", input_tokens);
+                return ResponseTemplate::new(200)
+                    .set_body_raw(sse, "text/event-stream")
+                    .set_delay(self.latency + extra_delay);
+            }
+            if body.get("output_config").is_some()
+                && let Some(json) = yaml_answer_as_json(text)
+            {
+                reply = Reply::Text(json.to_string());
+            }
+        }
         let template = match reply {
             Reply::Empty => {
                 let sse = message_events(&agent, call, &[], "end_turn", input_tokens);
@@ -656,6 +814,7 @@ struct OpenAiResponder {
     rejected: Arc<Mutex<Vec<String>>>,
     counts: Arc<Mutex<HashMap<String, u32>>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
+    rejects_output_config: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What OpenAI answers with 400 for these messages, if anything.
@@ -730,7 +889,7 @@ fn as_anthropic(body: &Value) -> Value {
             _ => out.push(json!({"role": "user", "content": [block]})),
         }
     }
-    json!({"model": body["model"], "system": system, "messages": out, "tools": body["tools"]})
+    json!({"model": body["model"], "system": system, "messages": out, "tools": body["tools"], "response_format": body["response_format"]})
 }
 
 fn openai_answer(model: &Value, message: Value, finish: &str, input_tokens: u64) -> ResponseTemplate {
@@ -757,7 +916,14 @@ impl Respond for OpenAiResponder {
             }
         }
         let messages = raw["messages"].as_array().cloned().unwrap_or_default();
-        if let Some(message) = openai_tools_problem(&raw).or_else(|| openai_invalid(&messages)) {
+        let unsupported = (self.rejects_output_config.load(std::sync::atomic::Ordering::Relaxed)
+            && raw.get("response_format").is_some())
+        .then(|| "Unrecognized request argument supplied: response_format".to_string());
+        if let Some(message) = unsupported
+            .or_else(|| openai_tools_problem(&raw))
+            .or_else(|| openai_response_format_problem(&raw))
+            .or_else(|| openai_invalid(&messages))
+        {
             self.rejected.lock().unwrap().push(message.clone());
             return ResponseTemplate::new(400)
                 .insert_header("x-request-id", "req_fake_openai_invalid")
@@ -790,6 +956,12 @@ impl Respond for OpenAiResponder {
                 .map(|(i, (name, arguments))| json!({"id": format!("call_{agent}_{call}_{i}"), "type": "function", "function": {"name": name, "arguments": arguments}}))
                 .collect()
         };
+        if raw["response_format"]["type"] == "json_schema"
+            && let Reply::Text(text) = &reply
+            && let Some(json) = yaml_answer_as_json(text)
+        {
+            reply = Reply::Text(json.to_string());
+        }
         match reply {
             Reply::Text(text) | Reply::Paused(text) => {
                 openai_answer(model, json!({"role": "assistant", "content": text}), "stop", input_tokens)
@@ -863,12 +1035,14 @@ impl FakeLlm {
         let first_request_at = Arc::new(Mutex::new(None));
         let rejected = Arc::new(Mutex::new(Vec::new()));
         let counts = Arc::new(Mutex::new(HashMap::new()));
+        let rejects_output_config = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let openai = OpenAiResponder {
             script: script.clone(),
             expected_key: expected_key.map(str::to_string),
             rejected: rejected.clone(),
             counts: counts.clone(),
             requests: requests.clone(),
+            rejects_output_config: rejects_output_config.clone(),
         };
         Mock::given(method("POST"))
             // `llm.base_url` with or without `/v1`.
@@ -885,6 +1059,7 @@ impl FakeLlm {
             expected_key: expected_key.map(str::to_string),
             latency,
             first_request_at: first_request_at.clone(),
+            rejects_output_config: rejects_output_config.clone(),
         };
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
@@ -897,7 +1072,15 @@ impl FakeLlm {
             requests,
             rejected,
             first_request_at,
+            rejects_output_config,
         }
+    }
+
+    /// From now on `output_config` (Anthropic) and `response_format` (OpenAI) are refused
+    /// with HTTP 400, as by a model, proxy or server without structured outputs.
+    pub fn reject_output_config(&self) {
+        self.rejects_output_config
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Like [`FakeLlm::start`], behind a TCP front that forwards every connection and cuts

@@ -173,7 +173,11 @@ pub async fn run(
     ctx.record_refused(outcome.refused.clone());
     let system = render(SYSTEM, &[("product", &ctx.settings.product.name)]);
     let user = user_message(ctx, story, handoff, &outcome, &test_run, ci);
-    let mapped = ctx.ask_validated(GATE, system, user, parse_gate_criteria).await;
+    let schema = crate::llm::ResponseSchema {
+        name: "gate_criteria".into(),
+        schema: crate::schemas::answer_schema::gate_criteria(),
+    };
+    let mapped = ctx.ask_validated(GATE, system, user, schema, parse_gate_criteria).await;
     let report = match mapped {
         Ok(mapping) => decide(ctx.plan.day, story, mapping, test_run),
         Err(AskError::Invalid(reason)) => {

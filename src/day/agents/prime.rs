@@ -5,7 +5,8 @@ use super::PRIME;
 use crate::artifacts::{read_yaml, write_yaml};
 use crate::day::DayError;
 use crate::day::context::{AskError, DayContext, render, untrusted};
-use crate::schemas::{GateReport, StoryCard, parse_story_card};
+use crate::llm::ResponseSchema;
+use crate::schemas::{GateReport, StoryCard, answer_schema, parse_story_card};
 
 const SYSTEM: &str = include_str!("prompts/prime.md");
 /// How many earlier gate reports PRIME sees.
@@ -34,7 +35,16 @@ pub async fn run(ctx: &DayContext, attempt: u32) -> Result<PrimeOutcome, DayErro
     );
     let day = ctx.plan.day;
     let result = ctx
-        .ask_validated(PRIME, system, user_message(ctx), |text| parse_story_card(text, day))
+        .ask_validated(
+            PRIME,
+            system,
+            user_message(ctx),
+            ResponseSchema {
+                name: "story_card".into(),
+                schema: answer_schema::story_card(),
+            },
+            |text| parse_story_card(text, day),
+        )
         .await;
     let outcome = match result {
         Ok(card) => {

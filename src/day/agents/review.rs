@@ -75,7 +75,9 @@ pub async fn run(
     let user = user_message(ctx, agent, story, handoff)?;
     let day = ctx.plan.day;
     let report = match ctx
-        .ask_validated(agent, system, user, |text| parse_review(text, day, agent))
+        .ask_validated(agent, system, user, review_schema(agent), |text| {
+            parse_review(text, day, agent)
+        })
         .await
     {
         Ok(r) => r,
@@ -98,6 +100,14 @@ pub async fn run(
     write_yaml(&path, &report.to_file_value(), &ctx.redactor)?;
     ctx.finish_agent_with(timer, Some(report.decision.as_str()), review_detail(&report));
     Ok(report)
+}
+
+/// The answer schema of SENTINEL or CONDUIT (`sentinel_review`, `conduit_review`).
+fn review_schema(agent: &str) -> crate::llm::ResponseSchema {
+    crate::llm::ResponseSchema {
+        name: format!("{}_review", agent.to_ascii_lowercase()),
+        schema: crate::schemas::answer_schema::review(agent),
+    }
 }
 
 fn backlog_section(day: u32, backlog: &[BacklogItem]) -> String {

@@ -77,6 +77,7 @@ pub async fn tool_turn(
             messages: messages.clone(),
             tools: request.specs.to_vec(),
             max_tokens: request.max_tokens,
+            response_schema: None,
         })
         .await;
     let response = match result {

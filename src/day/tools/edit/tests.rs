@@ -582,6 +582,7 @@ fn forge_request(messages: Vec<Message>) -> ChatRequest {
         messages,
         tools: forge_tools(true),
         max_tokens: 100,
+        response_schema: None,
     }
 }
 
