@@ -5,10 +5,17 @@
 //! Holes found and fixed on this branch:
 //! - `gitignore_negation_unlocks_an_ignored_secret_for_view`: the model created
 //!   `src/.gitignore` with `!.env`, after which git no longer called `src/.env` ignored and
-//!   `view` showed it. Secret-looking files are now readable only when git tracks them.
+//!   `view` showed it. Secret-looking files are now readable only when git tracks them
+//!   (`contained_secret_reads_*` failed too: an untracked, not ignored `.ENV.local` was read).
 //! - `creds_store_name_with_a_slash_runs_a_program_of_the_repository`: `credsStore:
 //!   "x/evil"` made pace run `docker-credential-x/evil` relative to its working directory
 //!   (the checkout). Helper names are now plain names, looked up on `PATH` only.
+//!
+//! - `init_prints_no_remote_credential_nor_terminal_control`: an ESC/BEL in the `origin`
+//!   URL's host reached the terminal; the host is now escaped (the token never was printed).
+//!
+//! Open (ignored, needs a larger change): `gitignore_negation_uploads_*`: the same negation
+//! puts the ignored `src/.env` into the sandbox, where `run cat src/.env` shows it.
 //!
 //! The other tests are attacks that are contained today (kept as regression tests).
 
@@ -357,4 +364,51 @@ fn init_prints_no_remote_credential_nor_terminal_control() {
             assert!(!text.contains(SECRET), "{} holds the token", path.display());
         }
     }
+}
+
+// ------------------------------------------------------------------ item 1, the sandbox side
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "hole: the sandbox upload (sandbox::workspace::list_files, `git ls-files --others \
+            --exclude-standard`) honours .gitignore files the model writes: after FORGE creates \
+            src/.gitignore with `!.env`, the ignored src/.env is uploaded and `run cat src/.env` \
+            shows it. Fix: keep untracked secret-looking files out of the upload (needs \
+            looks_like_secret below `day`, e.g. in boundary, since sandbox may not import day), \
+            or take the ignore rules from HEAD, not the work tree"]
+async fn gitignore_negation_uploads_an_ignored_secret_to_the_sandbox() {
+    require_docker!();
+    let repo = Repo::new();
+    let root = repo.root();
+    let mut ctx = crate::support::sandbox::context("redteam2-negation", 1, |s| {
+        s.caches = false;
+    });
+    ctx.boundary = pace::boundary::Boundary::new(&["src/", "tests/"], pace::boundary::Limits::default());
+    let sb = pace::sandbox::Sandbox::connect(ctx).await.unwrap();
+    let cat = |out: &pace::sandbox::ExecOutcome| out.output.contains(SECRET);
+    let mut session = sb.start_session(&root).await.unwrap();
+    let before = session
+        .exec("cat src/.env; echo end", Duration::from_secs(30))
+        .await
+        .unwrap();
+    session.close().await.unwrap();
+    assert!(!cat(&before), "the ignored src/.env was uploaded: {}", before.output);
+    // What the model does with the editor (src/ is writable).
+    let mut tools = repo.forge();
+    let (created, failed) = edit(
+        &mut tools,
+        json!({"command": "create", "path": "src/.gitignore", "file_text": "!.env\n"}),
+    )
+    .await;
+    assert!(!failed, "{created}");
+    let mut session = sb.start_session(&root).await.unwrap();
+    let after = session
+        .exec("cat src/.env; echo end", Duration::from_secs(30))
+        .await
+        .unwrap();
+    session.close().await.unwrap();
+    assert!(
+        !cat(&after),
+        "src/.gitignore unlocked src/.env in the sandbox: {}",
+        after.output
+    );
 }
