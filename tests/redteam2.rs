@@ -14,8 +14,9 @@
 //! - `init_prints_no_remote_credential_nor_terminal_control`: an ESC/BEL in the `origin`
 //!   URL's host reached the terminal; the host is now escaped (the token never was printed).
 //!
-//! Open (ignored, needs a larger change): `gitignore_negation_uploads_*`: the same negation
-//! puts the ignored `src/.env` into the sandbox, where `run cat src/.env` shows it.
+//! Open (ignored, needs a larger change or a decision): `gitignore_negation_uploads_*`: the
+//! same negation puts the ignored `src/.env` into the sandbox, where `run cat src/.env` shows
+//! it; `docs_dir_outside_*`: `source.docs_dir` may point SCRIBE's `docs:` outside the checkout.
 //!
 //! The other tests are attacks that are contained today (kept as regression tests).
 
@@ -411,4 +412,41 @@ async fn gitignore_negation_uploads_an_ignored_secret_to_the_sandbox() {
         "src/.gitignore unlocked src/.env in the sandbox: {}",
         after.output
     );
+}
+
+#[tokio::test]
+#[ignore = "hole: `source.docs_dir` (the repository's config) is joined to the root unchecked \
+            (config::resolve) and ToolContext::new makes it SCRIBE's `docs:` jail: `/`, `..` or \
+            a committed link `docs -> /` let SCRIBE read the runner's files (~/.docker/config.json, \
+            /proc/self/environ; only known secret values are redacted). One-line fix: keep the \
+            docs jail only when its canonical root is inside the repository's; not applied because \
+            day::tools::tests::scribe_tools_read_prefixes_write_docs_and_finish uses a docs dir \
+            outside the repository on purpose: the lead decides whether that is a feature"]
+async fn docs_dir_outside_the_repository_lets_scribe_read_the_runner() {
+    // `source.docs_dir` is the repository's config: an absolute path, `..`, or a link.
+    let repo = Repo::new();
+    let root = repo.root();
+    std::os::unix::fs::symlink(repo.outer.path(), root.join("docs-link")).unwrap();
+    for docs in [
+        repo.outer.path().to_path_buf(),
+        PathBuf::from(".."),
+        PathBuf::from("docs-link"),
+    ] {
+        let mut scribe = ToolContext::new(
+            Toolset::Scribe,
+            &root,
+            &[],
+            Some(&docs),
+            Redactor::new(Vec::new()),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let (text, _) = call(&mut scribe, "read_file", &json!({"path": "docs:outside.txt"})).await;
+        assert!(!text.contains(OUTSIDE), "docs_dir {docs:?} read outside: {text}");
+        let (listing, _) = call(&mut scribe, "list_dir", &json!({"path": "docs:"})).await;
+        assert!(
+            !listing.contains("outside.txt"),
+            "docs_dir {docs:?} listed outside: {listing}"
+        );
+    }
 }
