@@ -33,6 +33,7 @@ mod llm_cost;
 mod llm_providers;
 mod podman;
 mod redteam;
+mod redteam2;
 mod registry_auth;
 mod reliability_faults;
 mod reliability_git;

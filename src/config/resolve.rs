@@ -945,7 +945,8 @@ fn sandbox_env(vars: &At<Vec<At<String>>>, sink: &mut Sink) -> Vec<String> {
             continue;
         }
         let upper = name.to_ascii_uppercase();
-        if env::SECRET_NAME_FRAGMENTS.iter().any(|f| upper.contains(f)) {
+        // `DOCKER_AUTH_CONFIG` holds registry passwords though its name says neither.
+        if env::SECRET_NAME_FRAGMENTS.iter().any(|f| upper.contains(f)) || upper == "DOCKER_AUTH_CONFIG" {
             sink.warning(
                 var.line,
                 var.column,
@@ -1042,5 +1043,24 @@ mod tests {
         assert_eq!(scope(&[]), CacheScope::Checkout);
         // `GITLAB_CI=false` (a job script run by hand) is not a GitLab job.
         assert_eq!(scope(&[(env::GITLAB_CI, "false")]), CacheScope::Checkout);
+    }
+
+    #[test]
+    fn sandbox_env_warns_about_every_credential_it_passes() {
+        let at = |value: &str| At {
+            value: value.to_string(),
+            line: 1,
+            column: 1,
+        };
+        let vars = At {
+            value: vec![at("GOFLAGS"), at("DOCKER_AUTH_CONFIG"), at("NPM_TOKEN")],
+            line: 1,
+            column: 1,
+        };
+        let mut sink = Sink::new(PathBuf::from("pace.config.yaml"));
+        assert_eq!(sandbox_env(&vars, &mut sink).len(), 3);
+        let warned: Vec<&str> = sink.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].contains("`DOCKER_AUTH_CONFIG`"), "{warned:?}");
     }
 }

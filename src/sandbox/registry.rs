@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
@@ -192,10 +192,10 @@ pub fn lookup(env: &Env, registry: &str) -> Result<Option<Credential>, Unreadabl
     };
     let config = parse_config(&text)
         .map_err(|e| Unreadable(format!("`{}` is not a Docker config.json: {e}", path.display())))?;
-    if let Some(found) = from_auths(&config, registry, &Source::DockerConfigFile(path))? {
+    if let Some(found) = from_auths(&config, registry, &Source::DockerConfigFile(path.clone()))? {
         return Ok(Some(found));
     }
-    Ok(from_helper(&config, registry))
+    from_helper(&config, registry, &path)
 }
 
 fn parse_config(text: &str) -> Result<DockerConfig, serde_json::Error> {
@@ -275,20 +275,43 @@ fn from_ci_registry(env: &Env, registry: &str) -> Option<Credential> {
 }
 
 /// A `credHelpers` entry for the registry, else `credsStore`, when its program exists.
-fn from_helper(config: &DockerConfig, registry: &str) -> Option<Credential> {
-    let helper = config
+fn from_helper(config: &DockerConfig, registry: &str, path: &Path) -> Result<Option<Credential>, Unreadable> {
+    let Some((field, helper)) = config
         .cred_helpers
         .iter()
         .find(|(key, _)| same_registry(key, registry))
-        .map(|(_, name)| name.clone())
-        .or_else(|| config.creds_store.clone())?;
+        .map(|(_, name)| ("credHelpers", name.clone()))
+        .or_else(|| config.creds_store.clone().map(|name| ("credsStore", name)))
+    else {
+        return Ok(None);
+    };
+    // The config file may come from the checkout (`DOCKER_CONFIG` pointing into it): a name
+    // with a `/` would make `docker-credential-<name>` a path relative to pace's working
+    // directory, i.e. a program the repository ships, run with the runner's secrets.
+    if !is_helper_name(&helper) {
+        return Err(Unreadable(format!(
+            "`{}`: `{field}` names the credential helper `{}`, which is not a plain program name (letters, digits, `.`, `_`, `-`); pace runs only a `docker-credential-<name>` program found on PATH. Fix the entry",
+            path.display(),
+            helper.escape_debug()
+        )));
+    }
     match run_helper(&helper, registry) {
-        Ok(found) => found,
+        Ok(found) => Ok(found),
         Err(e) => {
             tracing::warn!(helper = %helper, registry, "sandbox: the credential helper failed: {e}");
-            None
+            Ok(None)
         }
     }
+}
+
+/// `pass`, `ecr-login`, `secretservice`: a name found on PATH, never a path.
+fn is_helper_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 #[derive(Deserialize)]

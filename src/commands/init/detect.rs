@@ -192,7 +192,9 @@ pub(super) fn platform(origin: Option<&str>, env: &Env) -> (Platform, String) {
     } else {
         Platform::Local
     };
-    (platform, format!("`origin` is at {host}"))
+    // The URL is the repository's (a clone's config): a control character in it must not
+    // reach the terminal as an escape sequence.
+    (platform, format!("`origin` is at {}", host.escape_debug()))
 }
 
 /// The host of a remote URL: `https://user@host:port/path`, `ssh://git@host/path` or the

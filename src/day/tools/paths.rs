@@ -3,8 +3,8 @@
 //! A path from the model is checked twice: lexically (relative, no `..`, no NUL or control
 //! characters, no percent-encoded separators, no Windows forms, never `.git/` or `.pace/`)
 //! and then on disk (the existing prefix is canonicalised, following symlinks, and must stay
-//! inside the root). Reads refuse secret-looking files that git ignores. Writes must land in
-//! a writable directory and go through [`crate::safe_write`], the one writer of pace: never
+//! inside the root). Reads refuse secret-looking files that git does not track. Writes must
+//! land in a writable directory and go through [`crate::safe_write`], the one writer of pace: never
 //! through a symlink at any component or into a file with other hard links, always to a
 //! temporary file in the same directory that is renamed over the target.
 
@@ -42,7 +42,7 @@ pub enum PathError {
     Internal { path: String, dir: String },
     #[error("`{0}` resolves outside the repository (through a symbolic link)")]
     Escapes(String),
-    #[error("`{0}` looks like a secret file ignored by git; it cannot be read")]
+    #[error("`{0}` looks like a secret file that git does not track; it cannot be read")]
     Secret(String),
     #[error("`{path}` is outside the writable directories: {dirs}")]
     NotWritable { path: String, dirs: String },
@@ -123,7 +123,7 @@ impl Jail {
         }
         let rel = self.relative(raw, &prefix)?;
         check_internal(raw, &rel)?;
-        if prefix.is_file() && looks_like_secret(&rel) && !git_says_not_ignored(&self.root, &rel) {
+        if prefix.is_file() && looks_like_secret(&rel) && !git_tracks(&self.root, &rel) {
             return Err(PathError::Secret(raw.to_string()));
         }
         Ok(Resolved {
@@ -342,17 +342,20 @@ pub fn looks_like_secret(rel: &str) -> bool {
         .any(|ext| name.ends_with(ext))
 }
 
-/// True only when git answers that `rel` is not ignored (tracked or plainly untracked,
-/// hence in the sandbox's workspace anyway). Any failure counts as ignored.
-fn git_says_not_ignored(root: &Path, rel: &str) -> bool {
+/// True only when git tracks `rel` (it is committed, so no secret of the runner's). "Not
+/// ignored" is not enough: the ignore rules live in `.gitignore` files the model may write
+/// (`src/.gitignore` with `!.env` would unlock an ignored `src/.env`). Any failure counts as
+/// untracked. Literal pathspecs: a name like `*.pem` must not match other files.
+fn git_tracks(root: &Path, rel: &str) -> bool {
     crate::git::hardened_command(root)
-        .args(["check-ignore", "-q", "--"])
+        .env("GIT_LITERAL_PATHSPECS", "1")
+        .args(["ls-files", "--error-unmatch", "--"])
         .arg(rel)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.code() == Some(1))
+        .is_ok_and(|s| s.success())
 }
 
 fn lexically_inside(path: &Path, root: &Path) -> bool {
