@@ -16,7 +16,10 @@ const EXCLUDED_DIRS: [&str; 2] = [".git", ".pace"];
 
 /// Files git tracks plus untracked files that are not ignored, relative to `repo`
 /// (without `.git/` and `.pace/`). Tracked files deleted from the work tree are listed too;
-/// packing skips them.
+/// packing skips them. An untracked file that looks like a secret (`.env`, `*.pem`, …,
+/// [`crate::boundary::looks_like_secret`]) is left out: "not ignored" is decided by
+/// `.gitignore` files FORGE may write (`src/.gitignore` with `!.env` would send an ignored
+/// `src/.env` into the sandbox, where `run cat` shows it to the model).
 pub(super) fn list_files(repo: &Path) -> io::Result<Vec<PathBuf>> {
     let out = crate::git::hardened_command(repo)
         .args([
@@ -24,6 +27,8 @@ pub(super) fn list_files(repo: &Path) -> io::Result<Vec<PathBuf>> {
             "core.quotepath=off",
             "ls-files",
             "-z",
+            // `H path` tracked, `? path` untracked (and the other status tags of tracked files).
+            "-t",
             "--cached",
             "--others",
             "--exclude-standard",
@@ -39,9 +44,16 @@ pub(super) fn list_files(repo: &Path) -> io::Result<Vec<PathBuf>> {
         )));
     }
     let mut seen = BTreeSet::new();
-    for raw in out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+    for entry in out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        let Some((tag, raw)) = entry
+            .split_first()
+            .and_then(|(tag, rest)| Some((*tag, rest.strip_prefix(b" ")?)))
+        else {
+            continue;
+        };
         let path = path_from_bytes(raw);
-        if is_safe_relative(&path) && !is_excluded(&path) {
+        let untracked_secret = tag == b'?' && crate::boundary::looks_like_secret(&path.to_string_lossy());
+        if is_safe_relative(&path) && !is_excluded(&path) && !untracked_secret {
             seen.insert(path);
         }
     }

@@ -275,7 +275,9 @@ impl<'a> ToolContext<'a> {
     }
 
     /// The general constructor (tests, or callers without [`Settings`]). `docs_dir` may be
-    /// relative to `repo_root`; a missing one is ignored (`docs:` then reads the repository).
+    /// relative to `repo_root`; a missing one is ignored (`docs:` then reads the repository),
+    /// and so is one that resolves outside the repository (an absolute path, `..`, a link):
+    /// the config is the repository's, and `docs:` must not read the runner's files.
     pub fn new(
         toolset: Toolset,
         repo_root: &Path,
@@ -293,7 +295,8 @@ impl<'a> ToolContext<'a> {
                     repo_root.join(d)
                 }
             })
-            .and_then(|d| paths::Jail::new(&d).ok());
+            .and_then(|d| paths::Jail::new(&d).ok())
+            .filter(|docs| docs.root().starts_with(jail.root()));
         let mut writable: Vec<String> = writable_dirs
             .iter()
             .map(|d| paths::normalise_dir(d))

@@ -320,27 +320,7 @@ fn check_writable(raw: &str, rel: &str, dirs: &[String]) -> Result<(), PathError
     }
 }
 
-/// `.env`, `*.pem`, `*.key`, `id_rsa*` and friends (`.env.example` and the like are fine).
-pub fn looks_like_secret(rel: &str) -> bool {
-    let name = rel.rsplit('/').next().unwrap_or(rel).to_ascii_lowercase();
-    if name == ".env" {
-        return true;
-    }
-    if let Some(suffix) = name.strip_prefix(".env.") {
-        return !matches!(suffix, "example" | "sample" | "template" | "dist" | "defaults");
-    }
-    let exact = [".git-credentials", ".netrc", "_netrc", ".pgpass", "credentials.json"];
-    if exact.contains(&name.as_str()) {
-        return true;
-    }
-    let ssh = ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"];
-    if ssh.iter().any(|p| name.starts_with(p)) {
-        return true;
-    }
-    [".pem", ".key", ".p12", ".pfx", ".keystore", ".jks"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
-}
+pub use crate::boundary::looks_like_secret;
 
 /// True only when git tracks `rel` (it is committed, so no secret of the runner's). "Not
 /// ignored" is not enough: the ignore rules live in `.gitignore` files the model may write

@@ -615,7 +615,8 @@ async fn handoff_is_redacted() {
 #[tokio::test]
 async fn scribe_tools_read_prefixes_write_docs_and_finish() {
     let f = fixture();
-    let ext = f.base.join("outside");
+    let ext = f.repo.join("product-docs");
+    fs::create_dir_all(&ext).unwrap();
     fs::write(ext.join("mvp.md"), "# MVP\n").unwrap();
     let mut ctx = ToolContext::new(
         Toolset::Scribe,
