@@ -234,13 +234,26 @@ pub mod answer_schema {
     }
 }
 
+/// The model's YAML, with an error on one line a user and the model can act on: no source
+/// snippet (the reason goes into the HOLD and the re-ask), and without serde-saphyr's advice
+/// to programmers (its `DuplicateKeyPolicy` suggestion).
+fn parse_model_yaml(body: &str) -> Result<Value, String> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options(body, options).map_err(|e| {
+        let message = e
+            .to_string()
+            .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+        format!("the answer is not valid YAML: {}", message.trim())
+    })
+}
+
 pub fn yaml_from_model_text(text: &str) -> Result<Value, String> {
     let body = first_fenced_block(text).unwrap_or(text);
     if body.trim().is_empty() {
         return Err("the answer was empty; expected a YAML document".into());
     }
-    let parsed: Result<Value, String> =
-        serde_saphyr::from_str(body).map_err(|e| format!("the answer is not valid YAML: {e}"));
+    let parsed: Result<Value, String> = parse_model_yaml(body);
     // A structured (JSON) answer after a line of prose (a paused turn continued) reads
     // as YAML text or not at all: the JSON object that ends the answer is the answer.
     let value = match parsed {
@@ -652,6 +665,12 @@ mod tests {
         assert_eq!(parse_gate_criteria(text).unwrap().blockers, vec!["b".to_string()]);
         let broken = "Mapping the evidence.\n{\"criteria_results\": [";
         assert!(parse_gate_criteria(broken).unwrap_err().contains("not valid YAML"));
+        let duplicate = yaml_from_model_text("Day: 10\nDay: 11\n").unwrap_err();
+        assert!(duplicate.contains("duplicate mapping key: Day"), "{duplicate}");
+        assert!(
+            !duplicate.contains("DuplicateKeyPolicy") && !duplicate.contains('\n'),
+            "{duplicate}"
+        );
     }
 
     #[test]
