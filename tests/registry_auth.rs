@@ -15,18 +15,78 @@ use crate::support::scenario::Scenario;
 const USER: &str = "pace-ci";
 const PASSWORD: &str = "registry-PASSWORD-7f3a9c";
 
-/// A registry with one login, removed (process and data) when dropped.
+/// A registry with one login, removed (process, data and the daemon's trust in its CA)
+/// when dropped.
 struct Registry {
     child: Child,
     dir: tempfile::TempDir,
     host: String,
+    /// `/etc/docker/certs.d/<host>`: where the daemon looks for the CA of a TLS registry.
+    trusted: Option<PathBuf>,
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.trusted {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, in `dir` (`ca.crt`, `srv.crt`,
+/// `srv.key`), made with openssl.
+fn make_ca_and_certificate(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=pace-test-registry-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
 }
 
 fn free_port() -> u16 {
@@ -40,6 +100,16 @@ fn free_port() -> u16 {
 impl Registry {
     /// `None` (the test says why and passes) when the machine has no registry binary.
     fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// Served over TLS with a certificate from a CA made here, which the daemon is told to
+    /// trust (`/etc/docker/certs.d/<host>/ca.crt`, read at each pull).
+    fn start_tls() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
         if Command::new("docker-registry").arg("--version").output().is_err() {
             eprintln!("skipped: no `docker-registry` (apt-get install docker-registry apache2-utils)");
             return None;
@@ -52,9 +122,23 @@ impl Registry {
         assert!(htpasswd.status.success());
         std::fs::write(dir.path().join("htpasswd"), htpasswd.stdout).unwrap();
         let host = format!("127.0.0.1:{}", free_port());
+        let root = dir.path().display().to_string();
+        let mut trusted = None;
+        let tls_config = if tls {
+            make_ca_and_certificate(dir.path());
+            let certs = PathBuf::from(format!("/etc/docker/certs.d/{host}"));
+            if std::fs::create_dir_all(&certs).is_err() {
+                eprintln!("skipped: cannot write {} (not root?)", certs.display());
+                return None;
+            }
+            std::fs::copy(dir.path().join("ca.crt"), certs.join("ca.crt")).unwrap();
+            trusted = Some(certs);
+            format!("  tls:\n    certificate: {root}/srv.crt\n    key: {root}/srv.key\n")
+        } else {
+            String::new()
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\nauth:\n  htpasswd:\n    realm: pace-test\n    path: {root}/htpasswd\n",
-            root = dir.path().display()
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\n{tls_config}auth:\n  htpasswd:\n    realm: pace-test\n    path: {root}/htpasswd\n"
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let child = Command::new("docker-registry")
@@ -63,7 +147,12 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let registry = Self { child, dir, host };
+        let registry = Self {
+            child,
+            dir,
+            host,
+            trusted,
+        };
         for _ in 0..100 {
             if std::net::TcpStream::connect(&registry.host).is_ok() {
                 return Some(registry);
@@ -262,4 +351,18 @@ async fn a_day_with_a_private_sandbox_image_ships_and_keeps_the_login_out_of_art
     for secret in [PASSWORD, auth.as_str(), auth_config.as_str()] {
         assert!(!everything.contains(secret), "`{secret}` leaked");
     }
+}
+
+#[test]
+fn a_tls_registry_with_its_own_ca_is_pulled_from_with_the_login() {
+    require_docker!();
+    let Some(registry) = Registry::start_tls() else { return };
+    let image = registry.push_private("tls");
+    let p = project_with_image(&image);
+    let out = pace_gate(&p, &[("DOCKER_AUTH_CONFIG", &registry.auth_config(PASSWORD))]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(image_present(&image));
+    // Without a login the daemon's answer is not the registry's 401 here: 127.0.0.1 is an
+    // insecure registry by default, so after the refused HTTPS try the daemon retries over
+    // HTTP and reports that error instead; the plain-HTTP tests cover the refusal.
 }
