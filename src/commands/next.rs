@@ -69,10 +69,19 @@ pub(super) fn choose(days: &[u32], record_of: impl Fn(u32) -> Option<RunRecord>,
     }
 }
 
+/// The largest `run.json` `next` reads (pace's own are a few KiB).
+const MAX_RUN_JSON_BYTES: u64 = 1024 * 1024;
+
 /// `.pace/day-N/run.json` as committed in the checkout, read without following links (a
 /// link there is the day's own refusal to report; here it counts as no record).
 pub(super) fn read_record(pace: &PaceDir, day: u32) -> Option<RunRecord> {
     let path = pace.day(day).run_json();
+    // pace writes a few KiB; a committed run.json larger than this is not pace's (a hostile
+    // repository's), and is not read into memory: the day counts as not run.
+    let too_large = std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > MAX_RUN_JSON_BYTES);
+    if too_large {
+        return None;
+    }
     let text = crate::safe_write::read_to_string(pace.repo(), &path).ok()??;
     serde_json::from_str(&text).ok()
 }
@@ -146,6 +155,20 @@ mod tests {
             |day| records.iter().find(|r| r.day == day).cloned(),
             retry,
         )
+    }
+
+    #[test]
+    fn a_run_json_larger_than_pace_writes_is_not_read() {
+        let repo = tempfile::tempdir().unwrap();
+        let pace = PaceDir::new(repo.path());
+        let dir = repo.path().join(".pace/day-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = serde_json::to_string(&record(1, RunDecision::Ship, 0, false)).unwrap();
+        std::fs::write(dir.join("run.json"), &json).unwrap();
+        assert!(read_record(&pace, 1).is_some());
+        let padded = format!("{json}{}", " ".repeat(usize::try_from(MAX_RUN_JSON_BYTES).unwrap()));
+        std::fs::write(dir.join("run.json"), padded).unwrap();
+        assert!(read_record(&pace, 1).is_none(), "a 1 MiB+ run.json counts as no record");
     }
 
     #[test]
