@@ -48,12 +48,16 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
         ))
     };
     let result = tokio::select! {
-        r = run => r?,
+        r = run => r,
         s = common::signal() => {
             let _ = sandbox.remove_run_containers().await;
             return Ok(if s == Signal::Interrupt { ExitKind::Interrupted.code() } else { ExitKind::Terminated.code() });
         }
     };
+    // A container dropped on an error is removed in the background: waited for (bounded)
+    // before pace exits, or its removal dies with the process.
+    let _ = tokio::time::timeout(day::CLEANUP_TIMEOUT, sandbox.settle()).await;
+    let result = result?;
     let Some(result) = result else {
         return Ok(1);
     };

@@ -92,8 +92,11 @@ pub struct Sandbox {
     cache_volumes: Mutex<BTreeSet<String>>,
     /// The image has no `tar`: GATE uploads its workspace through the archive API.
     no_tar: AtomicBool,
-    /// FORGE sessions being removed in the background (see [`Sandbox::close_later`]).
-    closing: Mutex<Vec<tokio::task::JoinHandle<Result<(), SandboxError>>>>,
+    /// Containers being removed in the background: FORGE sessions (see
+    /// [`Sandbox::close_later`]) and guards dropped mid-operation. Shared with every guard,
+    /// so [`Sandbox::settle`] waits for those removals too (a spawned task dies with the
+    /// process when pace exits right after the error that dropped the guard).
+    closing: Closing,
     /// Numeric owner of uploaded files (see [`upload_owner`]).
     owner: Option<(u64, u64)>,
     /// What a successful set-up phase left for later containers (see `setup.rs`).
@@ -125,6 +128,9 @@ impl Role {
         }
     }
 }
+
+/// Background removals the sandbox waits for before pace exits.
+pub(super) type Closing = std::sync::Arc<Mutex<Vec<tokio::task::JoinHandle<Result<(), SandboxError>>>>>;
 
 /// The numeric owner for uploaded files from `sandbox.user` or the image's user. Warned
 /// once, when the sandbox connects: a named user cannot own files in a tar stream.
@@ -158,7 +164,7 @@ impl Sandbox {
             degraded: Mutex::new(BTreeSet::new()),
             cache_volumes: Mutex::new(BTreeSet::new()),
             no_tar: AtomicBool::new(false),
-            closing: Mutex::new(Vec::new()),
+            closing: Closing::default(),
             prepared: Mutex::new(None),
         })
     }
@@ -1322,6 +1328,7 @@ impl Sandbox {
             done: false,
             bind,
             cache: cache_volume.is_some(),
+            closing: self.closing.clone(),
         })
     }
 
@@ -1621,6 +1628,8 @@ pub(super) struct ContainerGuard {
     pub(super) bind: bool,
     /// The dependency cache volume is mounted at `/cache`.
     pub(super) cache: bool,
+    /// Where a removal started by `drop` is registered (the sandbox's [`Closing`]).
+    closing: Closing,
 }
 
 impl ContainerGuard {
@@ -1668,15 +1677,23 @@ impl Drop for ContainerGuard {
             );
             return;
         }
-        // Dropped mid-operation (error, cancellation): remove it in the background.
+        // Dropped mid-operation (error, cancellation): removed in the background, and
+        // registered so that `Sandbox::settle` waits for it before pace exits.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let docker = self.docker.clone();
             let id = self.id.clone();
-            handle.spawn(async move {
+            let task = handle.spawn(async move {
                 if let Err(e) = remove(&docker, &id).await {
                     tracing::warn!(container = %id, error = %e, "sandbox: cannot remove the container");
                 }
+                Ok(())
             });
+            match self.closing.lock() {
+                Ok(mut closing) => closing.push(task),
+                // Never happens (no code panics while holding the lock); the container
+                // still carries this run's label for `remove_run_containers`.
+                Err(_) => tracing::warn!(container = %self.name, "sandbox: cannot track a container's removal"),
+            }
         } else {
             tracing::warn!(container = %self.name, "sandbox: container left behind (no runtime to remove it)");
         }
