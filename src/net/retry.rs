@@ -209,18 +209,8 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use reqwest::header::{HeaderName, HeaderValue};
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
+    use crate::net::test_headers as headers;
 
     const CALL: Call<'static> = Call {
         service: "test",

@@ -611,18 +611,8 @@ impl Respond for Responder {
                 .insert_header("request-id", "req_fake_invalid")
                 .set_body_json(json!({"type":"error","error":{"type":"invalid_request_error","message":message},"request_id":"req_fake_invalid"}));
         }
-        let call = {
-            let mut counts = self.counts.lock().unwrap();
-            let c = counts.entry(agent.clone()).or_insert(0);
-            *c += 1;
-            *c
-        };
-        self.requests.lock().unwrap().push((agent.clone(), body.clone()));
-        let turn = Turn {
-            agent: agent.clone(),
-            call,
-            body: body.clone(),
-        };
+        let turn = record_turn(&self.counts, &self.requests, &agent, body.clone());
+        let call = turn.call;
         let input_tokens = (request.body.len() / 4) as u64;
         let mut reply = (self.script)(&turn);
         let mut extra_delay = std::time::Duration::ZERO;
@@ -931,18 +921,8 @@ impl Respond for OpenAiResponder {
         }
         let body = as_anthropic(&raw);
         let agent = agent_of(&body);
-        let call = {
-            let mut counts = self.counts.lock().unwrap();
-            let c = counts.entry(agent.clone()).or_insert(0);
-            *c += 1;
-            *c
-        };
-        self.requests.lock().unwrap().push((agent.clone(), body.clone()));
-        let turn = Turn {
-            agent: agent.clone(),
-            call,
-            body,
-        };
+        let turn = record_turn(&self.counts, &self.requests, &agent, body);
+        let call = turn.call;
         let input_tokens = (request.body.len() / 4) as u64;
         let model = &raw["model"];
         let mut reply = (self.script)(&turn);
@@ -1014,6 +994,28 @@ impl Respond for OpenAiResponder {
             ),
             Reply::Delayed(..) | Reply::CloseAfter(_) => unreachable!("unwrapped above"),
         }
+    }
+}
+
+/// Counts the agent's call, records the request and makes the script's [`Turn`] (both
+/// wires' responders).
+fn record_turn(
+    counts: &Mutex<HashMap<String, u32>>,
+    requests: &Mutex<Vec<(String, Value)>>,
+    agent: &str,
+    body: Value,
+) -> Turn {
+    let call = {
+        let mut counts = counts.lock().unwrap();
+        let c = counts.entry(agent.to_string()).or_insert(0);
+        *c += 1;
+        *c
+    };
+    requests.lock().unwrap().push((agent.to_string(), body.clone()));
+    Turn {
+        agent: agent.to_string(),
+        call,
+        body,
     }
 }
 
