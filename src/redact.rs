@@ -3,7 +3,7 @@
 //!
 //! A secret is found as it is and also encoded the ways a test suite or a model would print
 //! it: base64 (standard and URL-safe alphabets, padded or not, alone or inside a larger
-//! encoded blob), hex (lower and upper case) and URL-encoding (`%XX` in either case, `+` or
+//! encoded blob, on one line or wrapped over several as `base64`, PEM and MIME write it), hex (lower and upper case) and URL-encoding (`%XX` in either case, `+` or
 //! `%20` for a space). Every needle is computed once in [`Redactor::new`]; a redaction is
 //! one pass of an Aho-Corasick automaton over the text plus, for secrets that contain
 //! characters URL-encoding changes, one pass of a regex: both linear in the text.
@@ -50,7 +50,16 @@ struct Inner {
     /// The URL-encoded forms of the secrets that URL-encoding changes: every character that
     /// an encoder may escape matches as itself or as `%XX` in either case.
     url_encoded: Option<Regex>,
+    /// Base64 wrapped over lines ([`WRAPPED_BASE64`]); built only when there are literals.
+    wrapped: Option<Regex>,
 }
+
+/// A base64 blob wrapped over several lines: `base64` wraps at 76 characters, PEM and
+/// `openssl base64` at 64, MIME at 76, YAML and JSON dumps indent the continuation lines.
+/// Each line but the last is a run of at least 20 base64 characters (ordinary prose does
+/// not end its lines so), so the literal needles, which cannot match across the line
+/// break, are looked for again in the joined blob.
+const WRAPPED_BASE64: &str = r"(?:[A-Za-z0-9+/_-]{20,}\r?\n[ \t]*)+[A-Za-z0-9+/=_-]+";
 
 impl Redactor {
     pub fn new(mut secrets: Vec<String>) -> Self {
@@ -89,11 +98,17 @@ impl Redactor {
                     .ok()
             })
             .flatten();
+        let wrapped = literals.as_ref().and_then(|_| {
+            Regex::new(WRAPPED_BASE64)
+                .map_err(|e| tracing::warn!("redaction: {e}"))
+                .ok()
+        });
         Self {
             inner: Arc::new(Inner {
                 secrets,
                 literals,
                 url_encoded,
+                wrapped,
             }),
         }
     }
@@ -110,6 +125,9 @@ impl Redactor {
             }
             None => text.to_string(),
         };
+        if let (Some(ac), Some(wrapped)) = (&self.inner.literals, &self.inner.wrapped) {
+            out = redact_wrapped(ac, wrapped, out);
+        }
         if let Some(re) = &self.inner.url_encoded
             && re.is_match(&out)
         {
@@ -138,6 +156,38 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.inner.secrets.is_empty()
     }
+}
+
+/// Replaces the needles that a line break inside a wrapped base64 blob hid from the
+/// literal pass: each blob is joined without its breaks and indentation, searched, and
+/// every match is cut from the text together with the breaks inside it.
+fn redact_wrapped(ac: &AhoCorasick, wrapped: &Regex, text: String) -> String {
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for blob in wrapped.find_iter(&text) {
+        // Byte offset in `text` of each byte kept in the joined blob (all ASCII).
+        let (joined, offsets): (Vec<u8>, Vec<usize>) = blob
+            .as_str()
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| !matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+            .map(|(i, b)| (b, blob.start() + i))
+            .unzip();
+        for found in ac.find_iter(&joined) {
+            cuts.push((offsets[found.start()], offsets[found.end() - 1] + 1));
+        }
+    }
+    if cuts.is_empty() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in cuts {
+        out.push_str(&text[at..start]);
+        out.push_str(REDACTED);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// The hex and base64 forms of `secret` that are fixed whatever surrounds it.
@@ -324,6 +374,56 @@ mod tests {
             "0123456789abcdef0123456789abcdef01234567",
             STANDARD.encode("another value entirely, not the secret"),
             hex::encode("glpat-other-token-value")
+        );
+        assert_eq!(r.redact(&text), text);
+    }
+
+    /// `base64` wraps at 76 characters, PEM at 64, YAML indents: the secret is found
+    /// wherever the break falls inside it, alone or inside a larger blob, and what stays
+    /// around it is the blob's other lines.
+    #[test]
+    fn finds_the_secret_in_base64_wrapped_over_lines() {
+        let r = Redactor::new(vec![SECRET.into()]);
+        let blob = STANDARD.encode(format!("{}{SECRET}{}", "x".repeat(40), "y".repeat(80)));
+        for width in [64, 76, 50] {
+            for (newline, indent) in [("\n", ""), ("\r\n", ""), ("\n", "    ")] {
+                let lines: Vec<String> = blob
+                    .as_bytes()
+                    .chunks(width)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                let wrapped = lines.join(&format!("{newline}{indent}"));
+                let out = r.redact(&format!("key: |\n{indent}{wrapped}\nend\n"));
+                assert!(out.contains(REDACTED), "width {width}: {out}");
+                let rest: String = out
+                    .replace(REDACTED, "")
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect();
+                assert!(!rest.contains(&STANDARD.encode(SECRET)[4..14]), "width {width}: {out}");
+                assert!(out.starts_with("key: |") && out.ends_with("end\n"), "{out}");
+            }
+        }
+        // Every break position inside the encoded secret alone.
+        let alone = STANDARD.encode(SECRET);
+        for cut in 1..alone.len() {
+            let text = format!("{}{}\n{}", "A".repeat(24), &alone[..cut], &alone[cut..]);
+            assert!(r.redact(&text).contains(REDACTED), "cut at {cut}: {text}");
+        }
+    }
+
+    #[test]
+    fn prose_and_unrelated_wrapped_base64_are_left_alone() {
+        let r = Redactor::new(vec![SECRET.into()]);
+        let unrelated = STANDARD.encode("z".repeat(300));
+        let wrapped: Vec<&str> = unrelated
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let text = format!(
+            "Notwithstanding the aforementioned\nconsiderations, it works.\n{}\n",
+            wrapped.join("\n")
         );
         assert_eq!(r.redact(&text), text);
     }

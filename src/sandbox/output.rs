@@ -106,10 +106,16 @@ impl RedactLines {
         }
         self.pending.extend_from_slice(chunk);
         let cut = match self.pending.iter().rposition(|b| *b == b'\n') {
-            Some(i) => i + 1,
+            Some(i) if self.pending.len() > Self::MAX_PENDING => i + 1,
+            // Base64 wrapped over lines is redacted whole (a secret can be cut by the
+            // break): lines that may continue into the next chunk wait for it.
+            Some(i) => held_blob_start(&self.pending[..=i]),
             None if self.pending.len() > Self::MAX_PENDING => self.pending.len(),
             None => return Vec::new(),
         };
+        if cut == 0 {
+            return Vec::new();
+        }
         let ready: Vec<u8> = self.pending.drain(..cut).collect();
         self.redact(&ready)
     }
@@ -127,6 +133,22 @@ impl RedactLines {
             Err(_) => self.redactor.redact(&String::from_utf8_lossy(bytes)).into_bytes(),
         }
     }
+}
+
+/// Where the trailing lines of `lines` (complete lines) that end in a run of at least 20
+/// base64 characters begin: a wrapped blob that may go on in the next line.
+fn held_blob_start(lines: &[u8]) -> usize {
+    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-' | b'=');
+    let mut start = lines.len();
+    for line in lines[..lines.len().saturating_sub(1)].rsplit(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().rev().take_while(|b| is_base64(b)).count() < 20 {
+            break;
+        }
+        // The line and its newline.
+        start -= line.len() + 1 + usize::from(lines[..start].ends_with(b"\r\n"));
+    }
+    start
 }
 
 pub(crate) struct LogCap {
@@ -490,6 +512,24 @@ mod tests {
         let mut open = RedactLines::new(crate::redact::Redactor::default());
         assert_eq!(open.push(b"no secrets, no waiting"), b"no secrets, no waiting");
     }
+
+    #[test]
+    fn redact_lines_finds_a_wrapped_base64_secret_whose_lines_arrive_apart() {
+        use base64::Engine as _;
+        let secret = "glpat-Zk9Q2vX8mN4pR7tY1wE3";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}{secret}", "p".repeat(30)));
+        let (first, second) = encoded.split_at(50);
+        let mut lines = RedactLines::new(crate::redact::Redactor::new(vec![secret.into()]));
+        let mut out = lines.push(format!("ok\r\ndata: {first}\r\n").as_bytes());
+        assert_eq!(out, b"ok\r\n", "the line that may go on waits");
+        out.extend(lines.push(format!("{second}\r\nafter\n").as_bytes()));
+        out.extend(lines.finish());
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(REDACTED_MARK) && out.ends_with("after\n"), "{out}");
+        assert!(!out.contains(&encoded[44..60]), "{out}");
+    }
+
+    const REDACTED_MARK: &str = crate::redact::REDACTED;
 
     #[test]
     fn log_file_is_created_through_no_link() {
