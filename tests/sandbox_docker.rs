@@ -214,6 +214,51 @@ async fn gate_workspace_contents_and_junit_collection() {
     assert_eq!(std::fs::read_to_string(junit).unwrap(), "<testsuite/>\n");
 }
 
+/// A Maven-sized suite: 300 reports in one directory come back (in one download of the
+/// directory), the reports elsewhere too; reports scattered over hundreds of directories
+/// (or a forged listing of thousands of paths) come back in one download of the workspace
+/// (`collect::plan` is unit-tested for the bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_collects_hundreds_of_reports_in_few_downloads() {
+    require_docker!();
+    let repo = repo();
+    let sb = connect(context("many-reports", |s| s.collect = vec!["**/*.xml".into()])).await;
+    let script = "set -e; mkdir -p target/surefire-reports deep/a deep/b; \
+                  for i in $(seq 1 300); do echo \"<testsuite name='t$i'/>\" > target/surefire-reports/TEST-$i.xml; done; \
+                  echo '<top/>' > junit.xml; echo '<a/>' > deep/a/r.xml; echo '<b/>' > deep/b/r.xml; \
+                  echo 'not a report' > target/surefire-reports/output.txt";
+    let (outcome, log, out) = gate(&sb, repo.path(), script).await;
+    assert_eq!(outcome.exit_code, 0, "{log}");
+    let collected = out.path().join("collected");
+    assert_eq!(
+        outcome.collected.len(),
+        303,
+        "{:?}",
+        &outcome.collected[..5.min(outcome.collected.len())]
+    );
+    assert_eq!(
+        std::fs::read_to_string(collected.join("target/surefire-reports/TEST-217.xml")).unwrap(),
+        "<testsuite name='t217'/>\n"
+    );
+    assert!(!collected.join("target/surefire-reports/output.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(collected.join("deep/b/r.xml")).unwrap(),
+        "<b/>\n"
+    );
+
+    // Reports scattered over 200 directories (or a forged listing of thousands): the
+    // workspace comes back in one download, and only the reports are kept.
+    let scattered = "set -e; for i in $(seq 1 200); do mkdir -p s/$i; echo \"<r$i/>\" > s/$i/r.xml; done";
+    let (outcome, log, out) = gate(&sb, repo.path(), scattered).await;
+    assert_eq!(outcome.exit_code, 0, "{log}");
+    assert_eq!(outcome.collected.len(), 200, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("collected/s/123/r.xml")).unwrap(),
+        "<r123/>\n"
+    );
+    assert!(!out.path().join("collected/a.txt").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_runs_as_configured_user() {
     require_docker!();

@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::authz::{self, Degradable};
 use super::cache;
+use super::collect;
 use super::endpoint::{self, Endpoint};
 use super::output::{HeadTail, LogCap, NetworkFailureScan, RedactLines, TrailerSplit, create_log_file, network_hint};
 use super::registry::{self, RegistryLogin};
@@ -660,7 +661,8 @@ impl Sandbox {
     }
 
     /// Downloads the files of `listing` (`size path` lines, written by the suite's
-    /// container and so untrusted: every path is checked) that match `sandbox.collect`.
+    /// container and so untrusted: every path is checked) that match `sandbox.collect`, in
+    /// the few archive downloads [`collect::plan`] chooses.
     /// The sizes are claims too (the suite shares the wrapper's stdout and can print lines
     /// after the mark): the sync byte cap is also charged with the bytes actually written,
     /// each download is cut at what is left of it, and a path listed twice is fetched once.
@@ -669,36 +671,89 @@ impl Sandbox {
             return Vec::new();
         };
         let limits = self.ctx.boundary.limits;
-        let mut written = Vec::new();
         let mut budget = SyncBudget::new(limits);
         let mut seen = std::collections::HashSet::new();
-        let mut bytes_written: u64 = 0;
+        let mut wanted = Vec::new();
         for (size, rel) in workspace::listed_paths(listing) {
             if !set.is_match(&rel) || !seen.insert(rel.clone()) {
                 continue;
             }
             let shown = rel.to_string_lossy().into_owned();
-            if let Err(why) = boundary::check_result_file(&shown, size, limits, &mut budget) {
-                refused.push(Refused::new(shown, &why, Origin::Gate));
-                continue;
+            match boundary::check_result_file(&shown, size, limits, &mut budget) {
+                Ok(()) => wanted.push(rel),
+                Err(why) => refused.push(Refused::new(shown, &why, Origin::Gate)),
             }
-            let room = limits.max_sync_bytes.saturating_sub(bytes_written);
-            let cap = limits.max_file_bytes.min(room);
-            match self.download_into(id, &rel, dest, cap).await {
-                Some(path) => {
-                    bytes_written += std::fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(cap);
-                    written.push(path);
+        }
+        let mut written = Vec::new();
+        let mut bytes_written: u64 = 0;
+        let cut = |rel: &Path| {
+            Refused::new(
+                rel.to_string_lossy().into_owned(),
+                &boundary::Refusal::SyncBytes(limits.max_sync_bytes),
+                Origin::Gate,
+            )
+        };
+        for download in collect::plan(&wanted) {
+            let room = collect::Room {
+                file_cap: limits.max_file_bytes,
+                sync_left: limits.max_sync_bytes.saturating_sub(bytes_written),
+            };
+            match download {
+                collect::Download::File(rel) => {
+                    let cap = room.file_cap.min(room.sync_left);
+                    match self.download_into(id, &rel, dest, cap).await {
+                        Some(path) => {
+                            bytes_written += std::fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(cap);
+                            written.push(path);
+                        }
+                        // Cut at what was left of the sync budget (or missing: either way not here).
+                        None if cap < limits.max_file_bytes => refused.push(cut(&rel)),
+                        None => {}
+                    }
                 }
-                // Cut at what was left of the sync budget (or missing: either way not here).
-                None if cap < limits.max_file_bytes => refused.push(Refused::new(
-                    shown,
-                    &boundary::Refusal::SyncBytes(limits.max_sync_bytes),
-                    Origin::Gate,
-                )),
-                None => {}
+                collect::Download::Dir(dir, files) => {
+                    let out = self.download_wanted(id, &dir, files, dest, room).await;
+                    bytes_written += out.bytes;
+                    written.extend(out.written);
+                    refused.extend(out.cut.iter().map(|rel| cut(rel)));
+                }
             }
         }
         written
+    }
+
+    /// Downloads directory `/workspace/<dir>` once and keeps the `files` of it (never fatal:
+    /// a failure is logged and what was written is kept).
+    async fn download_wanted(
+        &self,
+        id: &str,
+        dir: &Path,
+        files: Vec<PathBuf>,
+        dest: &Path,
+        room: collect::Room,
+    ) -> collect::Extracted {
+        let path = Path::new(WORKSPACE).join(dir).to_string_lossy().into_owned();
+        let opts = DownloadFromContainerOptionsBuilder::default().path(&path).build();
+        let stream = self
+            .docker
+            .download_from_container(id, Some(opts))
+            .map_err(std::io::Error::other);
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(stream)));
+        let (dest, dir) = (dest.to_path_buf(), dir.to_path_buf());
+        let wanted: std::collections::HashSet<PathBuf> = files.into_iter().collect();
+        let extracted =
+            tokio::task::spawn_blocking(move || collect::extract_wanted(reader, &dest, &dir, &wanted, room)).await;
+        match extracted {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, path, "sandbox: collecting result files failed");
+                collect::Extracted::default()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path, "sandbox: collecting result files failed");
+                collect::Extracted::default()
+            }
+        }
     }
 
     /// One small file of a stopped container, in memory (the file listing). The suite can

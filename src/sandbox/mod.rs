@@ -11,6 +11,7 @@ use crate::config::settings::SandboxSettings;
 
 mod authz;
 mod cache;
+mod collect;
 mod container;
 pub mod doctor;
 mod endpoint;

@@ -412,7 +412,7 @@ pub(crate) fn ignored(repo: &Path, paths: &[PathBuf]) -> io::Result<HashSet<Path
 
 /// Creates the directories of `rel`'s parent under `root`, refusing to pass through a
 /// symlink (so nothing is ever written outside `root`).
-fn safe_parent_dirs(root: &Path, rel: &Path) -> io::Result<PathBuf> {
+pub(crate) fn safe_parent_dirs(root: &Path, rel: &Path) -> io::Result<PathBuf> {
     let mut dir = root.to_path_buf();
     if let Some(parent) = rel.parent() {
         for comp in parent.components() {
@@ -434,7 +434,7 @@ fn safe_parent_dirs(root: &Path, rel: &Path) -> io::Result<PathBuf> {
 }
 
 /// Removes `path` if it is a file or a symlink (never follows it).
-fn remove_non_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_non_dir(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if !m.is_dir() => fs::remove_file(path),
         Ok(_) => Err(io::Error::new(
