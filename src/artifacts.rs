@@ -326,12 +326,47 @@ pub struct RunRecord {
     pub human_gate: bool,
 }
 
+/// How one attempt ended, as `attempts.yaml` spells it. A value pace does not write (a
+/// hand-edited file) is kept as it is rather than making the whole file unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AttemptOutcome {
+    Ship,
+    Hold,
+    /// Shipable, but retried once to address the reviewers' advisories.
+    Advisory,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ship => "SHIP",
+            Self::Hold => "HOLD",
+            Self::Advisory => "ADVISORY",
+            Self::Other(text) => text,
+        })
+    }
+}
+
+/// An advisory backlog item's status, as `backlog.yaml` spells it. A status a person wrote
+/// (`wontfix`) is kept as it is and counts as not open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BacklogStatus {
+    Open,
+    Cleared,
+    #[serde(untagged)]
+    Other(String),
+}
+
 /// One entry of `attempts.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub attempt: u32,
     pub date: String,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     #[serde(default)]
     pub hold_reason: String,
     pub cost_usd: f64,
@@ -351,7 +386,7 @@ pub struct BacklogItem {
     pub day_raised: u32,
     pub agent: String,
     pub finding: String,
-    pub status: String,
+    pub status: BacklogStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleared_day: Option<u32>,
 }
@@ -367,7 +402,7 @@ pub fn add_to_backlog(items: &mut Vec<BacklogItem>, day: u32, agent: &str, findi
     for finding in findings {
         let open_twin = items
             .iter()
-            .any(|i| i.status == "open" && i.agent == agent && &i.finding == finding);
+            .any(|i| i.status == BacklogStatus::Open && i.agent == agent && &i.finding == finding);
         if open_twin {
             continue;
         }
@@ -377,7 +412,7 @@ pub fn add_to_backlog(items: &mut Vec<BacklogItem>, day: u32, agent: &str, findi
             day_raised: day,
             agent: agent.to_string(),
             finding: finding.clone(),
-            status: "open".into(),
+            status: BacklogStatus::Open,
             cleared_day: None,
         });
         added += 1;
@@ -402,11 +437,35 @@ pub fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
+    /// The enums spell what `attempts.yaml` and `backlog.yaml` always held, and a value a
+    /// person wrote survives a read and a write.
+    #[test]
+    fn outcomes_and_statuses_keep_their_spelling() {
+        for (outcome, text) in [
+            (AttemptOutcome::Ship, "SHIP"),
+            (AttemptOutcome::Hold, "HOLD"),
+            (AttemptOutcome::Advisory, "ADVISORY"),
+            (AttemptOutcome::Other("ERROR".into()), "ERROR"),
+        ] {
+            assert_eq!(outcome.to_string(), text);
+            assert_eq!(serde_json::to_string(&outcome).unwrap(), format!("\"{text}\""));
+            assert_eq!(serde_saphyr::from_str::<AttemptOutcome>(text).unwrap(), outcome);
+        }
+        for (status, text) in [
+            (BacklogStatus::Open, "open"),
+            (BacklogStatus::Cleared, "cleared"),
+            (BacklogStatus::Other("wontfix".into()), "wontfix"),
+        ] {
+            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{text}\""));
+            assert_eq!(serde_saphyr::from_str::<BacklogStatus>(text).unwrap(), status);
+        }
+    }
+
     #[test]
     fn backlog_dedups_open_items_only() {
         let mut items = Vec::new();
         assert_eq!(add_to_backlog(&mut items, 2, "SENTINEL", &["a".into(), "a".into()]), 1);
-        items[0].status = "cleared".into();
+        items[0].status = BacklogStatus::Cleared;
         assert_eq!(add_to_backlog(&mut items, 3, "SENTINEL", &["a".into()]), 1);
         assert_eq!(items[1].id, "sentinel-day3-2");
     }

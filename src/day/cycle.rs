@@ -3,9 +3,7 @@
 //! day's backlog and SCRIBE after a SHIP. What it learns is kept in [`CycleState`], outside
 //! the cycle's future, so a day stopped by a signal or the time budget still records it.
 
-use serde::{Deserialize, Serialize};
-
-use crate::artifacts::{self, AttemptRecord, BacklogItem};
+use crate::artifacts::{self, AttemptOutcome, AttemptRecord, BacklogItem, BacklogStatus};
 use crate::llm::LlmError;
 use crate::platform::Platform;
 use crate::report::printer::Event;
@@ -17,43 +15,6 @@ use super::agents::scribe::ScribeMode;
 use super::agents::{self, CONDUIT, SENTINEL};
 use super::decide::{self, Verdict};
 use super::{DayContext, DayError, DayRequest, short};
-
-/// How one attempt ended, as `attempts.yaml` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub(super) enum AttemptOutcome {
-    Ship,
-    Hold,
-    /// Shipable, but retried once to address the reviewers' advisories.
-    Advisory,
-}
-
-impl AttemptOutcome {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Self::Ship => "SHIP",
-            Self::Hold => "HOLD",
-            Self::Advisory => "ADVISORY",
-        }
-    }
-}
-
-/// An advisory backlog item's status, as `backlog.yaml` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum BacklogStatus {
-    Open,
-    Cleared,
-}
-
-impl BacklogStatus {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Cleared => "cleared",
-        }
-    }
-}
 
 /// What the agents decided about the day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +81,7 @@ impl Clearance {
         let open_at_start = if clearance {
             backlog
                 .iter()
-                .filter(|i| i.status == BacklogStatus::Open.as_str())
+                .filter(|i| i.status == BacklogStatus::Open)
                 .cloned()
                 .collect()
         } else {
@@ -174,7 +135,7 @@ impl Clearance {
             .flat_map(|review| decide::cleared_ids(review, &open_ids))
             .collect();
         for item in self.backlog.iter_mut().filter(|i| cleared.contains(&i.id)) {
-            item.status = BacklogStatus::Cleared.as_str().into();
+            item.status = BacklogStatus::Cleared;
             item.cleared_day = Some(ctx.plan.day);
         }
         if !advisories.is_empty() || !cleared.is_empty() {
@@ -454,7 +415,7 @@ async fn ship(
 /// The previous HOLD's reason, plus the commits a human pushed since (`--retry`).
 fn carried_hold_reason(ctx: &DayContext, state: &CycleState, retry: bool) -> Option<String> {
     let last = state.prior.last()?;
-    if last.outcome == AttemptOutcome::Ship.as_str() {
+    if last.outcome == AttemptOutcome::Ship {
         return None;
     }
     let mut reason = if last.hold_reason.is_empty() {
@@ -511,7 +472,7 @@ fn record_attempt(
     state.attempts.push(AttemptRecord {
         attempt,
         date: artifacts::now_rfc3339(),
-        outcome: outcome.as_str().into(),
+        outcome,
         hold_reason: crate::text::head_chars(reason, 2000).to_string(),
         cost_usd: ((ctx.llm.totals().cost_usd - state.spend_recorded) * 10_000.0).round() / 10_000.0,
         commit: commit.to_string(),
@@ -521,26 +482,4 @@ fn record_attempt(
     let all: Vec<AttemptRecord> = state.prior.iter().chain(state.attempts.iter()).cloned().collect();
     artifacts::write_yaml(&ctx.day_dir.attempts(), &all, &ctx.redactor)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The enums spell what `attempts.yaml` and `backlog.yaml` always held.
-    #[test]
-    fn outcomes_and_statuses_keep_their_spelling() {
-        for (outcome, text) in [
-            (AttemptOutcome::Ship, "SHIP"),
-            (AttemptOutcome::Hold, "HOLD"),
-            (AttemptOutcome::Advisory, "ADVISORY"),
-        ] {
-            assert_eq!(outcome.as_str(), text);
-            assert_eq!(serde_json::to_string(&outcome).unwrap(), format!("\"{text}\""));
-        }
-        for (status, text) in [(BacklogStatus::Open, "open"), (BacklogStatus::Cleared, "cleared")] {
-            assert_eq!(status.as_str(), text);
-            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{text}\""));
-        }
-    }
 }

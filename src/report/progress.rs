@@ -57,7 +57,7 @@ pub fn render(pace: &PaceDir, input: &ProgressInput<'_>) -> String {
         .sum();
     let open_advisories = crate::artifacts::read_backlog(pace)
         .iter()
-        .filter(|i| i.status == "open")
+        .filter(|i| i.status == crate::artifacts::BacklogStatus::Open)
         .count();
 
     let mut md = String::new();

@@ -198,10 +198,6 @@ pub async fn run(
 
 /// The verdict: the suite decides pass/fail; every acceptance criterion needs a PASS (or a
 /// PARTIAL that is deferred); the model's opinion of the tests never overrules the exit code.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one pass over the criteria; split with the agents in issue 10"
-)]
 pub fn decide(day: u32, story: &StoryCard, mapping: GateMapping, test_run: TestRun) -> GateReport {
     let GateMapping {
         criteria,
@@ -209,73 +205,27 @@ pub fn decide(day: u32, story: &StoryCard, mapping: GateMapping, test_run: TestR
         deferred,
         hold_reason: model_reason,
     } = mapping;
-    let mut reasons = Vec::new();
-    if !test_run.passed() {
-        let what = if test_run.timed_out {
-            format!("the test command timed out after {} s", test_run.duration_ms / 1000)
-        } else if test_run.exit_code != 0 {
-            format!("the test command exited with {}", test_run.exit_code)
-        } else {
-            format!(
-                "JUnit reports {} failure(s) and {} error(s)",
-                test_run.failures, test_run.errors
-            )
-        };
-        reasons.push(match &test_run.note {
-            Some(note) => format!("{what} ({note})"),
-            None => what,
-        });
-    }
-    let failed: Vec<&CriterionResult> = criteria.iter().filter(|c| c.result == "FAIL").collect();
-    if !failed.is_empty() {
-        reasons.push(format!(
-            "acceptance criteria not met: {}",
-            failed
-                .iter()
-                .map(|c| c.criterion.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
-    }
-    let missing: Vec<&String> = story
-        .acceptance
-        .iter()
-        .filter(|ac| !criteria.iter().any(|c| normalise(&c.criterion) == normalise(ac)))
-        .collect();
-    // A PARTIAL is acceptable only with the missing part named in `deferred` (the prompt
-    // asks for it to map to the card's `out_of_scope`).
-    let partial_without_deferral: Vec<&CriterionResult> = criteria
-        .iter()
-        .filter(|c| c.result == "PARTIAL")
-        .filter(|_| deferred.is_empty())
-        .collect();
-    if !partial_without_deferral.is_empty() {
-        reasons.push(format!(
-            "only partly met, with nothing deferred: {}",
-            partial_without_deferral
-                .iter()
-                .map(|c| c.criterion.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
-    }
-    if !missing.is_empty() {
-        reasons.push(format!(
-            "no evidence for: {}",
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
-        ));
-    }
-    let decision = if reasons.is_empty() {
-        Decision::Ship
-    } else {
-        Decision::Hold
-    };
-    let hold_reason = if reasons.is_empty() {
-        String::new()
-    } else if model_reason.is_empty() {
-        reasons.join(". ")
-    } else {
-        format!("{}. {model_reason}", reasons.join(". "))
+    let reasons: Vec<String> = [
+        suite_failure(&test_run),
+        criteria_listed(
+            "acceptance criteria not met",
+            criteria.iter().filter(|c| c.result == "FAIL"),
+        ),
+        // A PARTIAL is acceptable only with the missing part named in `deferred` (the
+        // prompt asks for it to map to the card's `out_of_scope`).
+        criteria_listed(
+            "only partly met, with nothing deferred",
+            criteria.iter().filter(|c| c.result == "PARTIAL" && deferred.is_empty()),
+        ),
+        missing_evidence(story, &criteria),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (gate_decision, hold_reason) = match (reasons.is_empty(), model_reason.is_empty()) {
+        (true, _) => (Decision::Ship, String::new()),
+        (false, true) => (Decision::Hold, reasons.join(". ")),
+        (false, false) => (Decision::Hold, format!("{}. {model_reason}", reasons.join(". "))),
     };
     GateReport {
         day,
@@ -283,10 +233,49 @@ pub fn decide(day: u32, story: &StoryCard, mapping: GateMapping, test_run: TestR
         criteria_results: criteria,
         blockers,
         deferred,
-        gate_decision: decision,
+        gate_decision,
         hold_reason,
         test_run,
     }
+}
+
+/// Why the suite's run fails the day, when it does: the exit code, a timeout or the JUnit
+/// failures, with pace's note on the run.
+fn suite_failure(test_run: &TestRun) -> Option<String> {
+    if test_run.passed() {
+        return None;
+    }
+    let what = if test_run.timed_out {
+        format!("the test command timed out after {} s", test_run.duration_ms / 1000)
+    } else if test_run.exit_code != 0 {
+        format!("the test command exited with {}", test_run.exit_code)
+    } else {
+        format!(
+            "JUnit reports {} failure(s) and {} error(s)",
+            test_run.failures, test_run.errors
+        )
+    };
+    Some(match &test_run.note {
+        Some(note) => format!("{what} ({note})"),
+        None => what,
+    })
+}
+
+/// `what: a; b` for the criteria given, or nothing when there are none.
+fn criteria_listed<'a>(what: &str, criteria: impl Iterator<Item = &'a CriterionResult>) -> Option<String> {
+    let names: Vec<&str> = criteria.map(|c| c.criterion.as_str()).collect();
+    (!names.is_empty()).then(|| format!("{what}: {}", names.join("; ")))
+}
+
+/// The card's acceptance criteria that the mapping does not mention at all.
+fn missing_evidence(story: &StoryCard, criteria: &[CriterionResult]) -> Option<String> {
+    let missing: Vec<&str> = story
+        .acceptance
+        .iter()
+        .filter(|ac| !criteria.iter().any(|c| normalise(&c.criterion) == normalise(ac)))
+        .map(String::as_str)
+        .collect();
+    (!missing.is_empty()).then(|| format!("no evidence for: {}", missing.join("; ")))
 }
 
 fn normalise(s: &str) -> String {
