@@ -359,6 +359,16 @@ pub struct Committed {
     pub refused_gitlinks: Vec<String>,
 }
 
+/// `pace doctor`'s `git` check: the repository opens and is on a branch.
+pub fn doctor(root: &Path) -> crate::check::Check {
+    use crate::check::Check;
+    use crate::error::Hint as _;
+    match Git::open(root, "pace", "pace@localhost").and_then(|git| git.current_branch()) {
+        Ok(branch) => Check::ok("git", format!("on branch `{branch}`")),
+        Err(e) => Check::fail("git", e.to_string()).with_hints(e.hint()),
+    }
+}
+
 #[derive(Debug, Clone)]
 #[allow(clippy::struct_field_names, reason = "`git_dir` is git's own name for it ($GIT_DIR)")]
 pub struct Git {

@@ -24,3 +24,27 @@ pub mod yaml;
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{ConfigError, Loaded, discover, load};
 pub use plan::{Plan, PlanDay, select_day};
+
+/// `pace doctor`'s `config` check: the config and the plan load; the settings, when they do.
+pub fn doctor(
+    root: &std::path::Path,
+    explicit: Option<&std::path::Path>,
+    env: &crate::env::Env,
+) -> (crate::check::Check, Option<settings::Settings>) {
+    use crate::check::Check;
+    match load(root, explicit, env) {
+        Ok(l) => {
+            let detail = format!(
+                "{} ({} days planned)",
+                l.settings.config_path.display(),
+                l.plan.days.len()
+            );
+            (Check::ok("config", detail), Some(l.settings))
+        }
+        Err(e) => {
+            let check = Check::fail("config", crate::error::PaceError::from(e).message)
+                .with_hint("run `pace validate` for every problem with its position");
+            (check, None)
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! What `pace doctor` learns from a model server that is not the vendor's own.
+//! `pace doctor`'s LLM checks: the credentials (or the replay cassette), and what a model server
+//! that is not the vendor's own says about itself.
 //!
 //! llama.cpp's `llama-server` serves both wire formats pace speaks, and silently drops the
 //! tools of a request when its chat template cannot show them: FORGE then gets text
@@ -12,6 +13,39 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::check::Check;
+use crate::config::settings::{LlmSettings, Provider};
+use crate::env::Env;
+
+/// `pace doctor`'s LLM checks: the provider can be called (its key is set — not needed for
+/// an OpenAI-compatible server at `llm.base_url` — or the replay cassette exists under
+/// `repo_root`), and a self-hosted server behind `llm.base_url` (llama.cpp) would not drop
+/// the tools.
+pub async fn doctor(llm: &LlmSettings, repo_root: &std::path::Path, env: &Env) -> Vec<Check> {
+    let mut checks = vec![credentials(llm, repo_root, env)];
+    if let Some(base_url) = llm.base_url.as_deref().filter(|_| llm.provider != Provider::Replay) {
+        checks.extend(llama_cpp_tools(base_url, env.get(&llm.api_key_env)).await);
+    }
+    checks
+}
+
+fn credentials(llm: &LlmSettings, repo_root: &std::path::Path, env: &Env) -> Check {
+    if llm.provider == Provider::Replay {
+        let cassette = llm.cassette.as_ref();
+        let ok = cassette.is_some_and(|c| repo_root.join(c).is_file());
+        let shown = cassette.map(|c| c.display().to_string()).unwrap_or_default();
+        return Check::new("llm", ok, format!("replay from `{shown}`"))
+            .with_hint("set `llm.cassette` to a `transcript.jsonl` recorded by pace");
+    }
+    let present = env.get(&llm.api_key_env).is_some();
+    let optional = llm.provider == Provider::OpenAi && llm.base_url.is_some();
+    let detail = if present {
+        format!("`{}` is set", llm.api_key_env)
+    } else {
+        format!("`{}` is not set", llm.api_key_env)
+    };
+    Check::new("llm", present || optional, detail)
+        .with_hint(format!("add `{}` as a masked CI/CD variable", llm.api_key_env))
+}
 
 /// A server that takes longer than this to describe itself is not waited for.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
