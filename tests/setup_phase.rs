@@ -513,7 +513,7 @@ async fn in_bind_mode_the_set_up_writes_the_checkout_and_runs_every_time() {
 /// on the local Debian base (`scripts/build-local-base.sh`, debootstrap) with the host's
 /// network (the daemon's bridge may have no route out). `None` (with a printed reason)
 /// when this machine cannot.
-fn debian_image(tag: &str, packages: &str) -> Option<String> {
+pub(crate) fn debian_image(tag: &str, packages: &str) -> Option<String> {
     if !docker(&["image", "inspect", "-f", "{{.Id}}", tag]).trim().is_empty() {
         return Some(tag.to_string());
     }
