@@ -646,7 +646,6 @@ async fn pace_outputs_at_the_top_level_are_not_protected() {
 /// a line break about as often as not: neither the whole-secret needle nor the per-alignment
 /// stable run matches, and the job log or an MR note carries the decodable token.
 #[test]
-#[ignore = "known limit (issue 9 notes): base64 wrapped across lines is not redacted yet"]
 fn wrapped_base64_of_a_secret_is_redacted() {
     use base64::Engine as _;
     let secret = "glpat-Xq7rT2mV9kLp4sN8wB3z";
@@ -661,6 +660,7 @@ fn wrapped_base64_of_a_secret_is_redacted() {
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
         let shown = redactor.redact(&wrapped.join("\n"));
+        assert!(shown.contains(pace::redact::REDACTED), "prefix {pad}: {shown}");
         let joined: String = shown.lines().collect();
         if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(joined)
             && String::from_utf8_lossy(&bytes).contains(secret)
