@@ -43,6 +43,7 @@ mod sandbox_docker;
 mod sandbox_more;
 mod sandbox_ops;
 mod sandbox_speed;
+mod setup_maven;
 mod setup_npm;
 mod setup_phase;
 mod structured;

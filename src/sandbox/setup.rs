@@ -241,8 +241,11 @@ pub(super) fn setup_script(command: &str, hash: &str, record: bool) -> String {
         return format!("/bin/sh -c {}", sh_quote(command));
     }
     let dir = record_dir(hash);
+    // Build output (`target/` of Maven and Cargo, `build/` of Gradle, `bin/` and `obj/` of
+    // .NET, `out/`) is not a dependency: linked into later days it would hand GATE classes
+    // of sources FORGE has since deleted. It is left in the container.
     let moving = r#"printf '%s\n' "$(ls -A /workspace)" | while IFS= read -r n; do
-  case "$n" in ''|.git|.pace|.pace-files) continue ;; esac
+  case "$n" in ''|.git|.pace|.pace-files|target|build|bin|obj|out) continue ;; esac
   printf '%s\n' "$before" | grep -qxF -- "$n" && continue
   mv -- "/workspace/$n" "$P/workspace/$n" || exit 1
 done || { echo "pace: cannot move the set-up's workspace outputs onto the cache volume" >&2; exit 1; }
