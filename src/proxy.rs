@@ -147,6 +147,26 @@ pub fn host_name(text: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// The presets of `sandbox.egress`: what each ecosystem's default client downloads from.
+pub const PRESETS: [(&str, &[&str]); 6] = [
+    // The module proxy and the checksum database (`GOPROXY`, `GOSUMDB` defaults).
+    ("go", &["proxy.golang.org", "sum.golang.org"]),
+    ("npm", &["registry.npmjs.org"]),
+    // Maven Central under both of its names.
+    ("maven", &["repo.maven.apache.org", "repo1.maven.org"]),
+    ("nuget", &["api.nuget.org"]),
+    // The index and the file host.
+    ("pypi", &["pypi.org", "files.pythonhosted.org"]),
+    // The sparse index, the crate files and the API.
+    ("cargo", &["index.crates.io", "static.crates.io", "crates.io"]),
+];
+
+/// The hosts of preset `name` (case-insensitive); `None` when it is not one.
+pub fn preset(name: &str) -> Option<Vec<Entry>> {
+    let (_, hosts) = PRESETS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+    Some(hosts.iter().filter_map(|h| Entry::parse(h).ok()).collect())
+}
+
 /// The hosts the proxy lets through.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
@@ -223,6 +243,52 @@ impl Tally {
         std::fs::write(&part, text)?;
         std::fs::rename(&part, file)
     }
+}
+
+/// `a` and `b` added up per (host, port, allowed), in the tally's order.
+pub fn merge_tallies(a: &[TallyEntry], b: &[TallyEntry]) -> Vec<TallyEntry> {
+    let tally = Tally::new(None);
+    if let Ok(mut counts) = tally.counts.lock() {
+        for e in a.iter().chain(b) {
+            *counts.entry((e.host.clone(), e.port, e.allowed)).or_default() += e.count;
+        }
+    }
+    tally.entries()
+}
+
+/// One line for people: how many hosts were allowed (and their requests), and the refused
+/// ones with their counts; `None` when nothing asked.
+/// E.g. `2 hosts allowed (31 requests), 1 blocked: evil.example:443 ×3`.
+pub fn describe_tally(entries: &[TallyEntry]) -> Option<String> {
+    if entries.is_empty() {
+        return None;
+    }
+    let allowed: Vec<&TallyEntry> = entries.iter().filter(|e| e.allowed).collect();
+    let blocked: Vec<&TallyEntry> = entries.iter().filter(|e| !e.allowed).collect();
+    let hosts: std::collections::BTreeSet<&str> = allowed.iter().map(|e| e.host.as_str()).collect();
+    let requests: u64 = allowed.iter().map(|e| e.count).sum();
+    let plural = |n: usize, one: &str, many: &str| if n == 1 { one.to_string() } else { many.to_string() };
+    let mut line = format!(
+        "{} {} allowed ({requests} {})",
+        hosts.len(),
+        plural(hosts.len(), "host", "hosts"),
+        plural(usize::try_from(requests).unwrap_or(usize::MAX), "request", "requests")
+    );
+    if blocked.is_empty() {
+        line.push_str(", none blocked");
+    } else {
+        const SHOWN: usize = 10;
+        let list: Vec<String> = blocked
+            .iter()
+            .take(SHOWN)
+            .map(|e| format!("{}:{} ×{}", e.host, e.port, e.count))
+            .collect();
+        line.push_str(&format!(", {} blocked: {}", blocked.len(), list.join(", ")));
+        if blocked.len() > SHOWN {
+            line.push_str(&format!(" and {} more", blocked.len() - SHOWN));
+        }
+    }
+    Some(line)
 }
 
 /// The tally as YAML (a list of [`TallyEntry`]).
@@ -514,6 +580,15 @@ mod tests {
     }
 
     #[test]
+    fn every_preset_parses() {
+        for (name, hosts) in PRESETS {
+            assert_eq!(preset(name).unwrap().len(), hosts.len(), "{name}");
+        }
+        assert!(preset("GO").is_some());
+        assert!(preset("golang").is_none());
+    }
+
+    #[test]
     fn exact_names_wildcards_and_ports() {
         let allow = list(&["allowed.com", "*.cdn.example.org", "repo.example.net:8080"]);
         assert!(allow.allows("allowed.com", 443));
@@ -587,6 +662,17 @@ mod tests {
             [("a.org", true, 1), ("b.org", true, 2), ("evil.net", false, 1)]
         );
         assert_eq!(parse_tally(&render_tally(&entries)).unwrap(), entries);
+        let merged = merge_tallies(&entries, &entries[1..]);
+        assert_eq!(merged.iter().map(|e| e.count).collect::<Vec<_>>(), [1, 4, 2]);
+        assert_eq!(
+            describe_tally(&merged).unwrap(),
+            "2 hosts allowed (5 requests), 1 blocked: evil.net:443 ×2"
+        );
+        assert_eq!(
+            describe_tally(&entries[..1]).unwrap(),
+            "1 host allowed (1 request), none blocked"
+        );
+        assert_eq!(describe_tally(&[]), None);
         assert_eq!(parse_tally(&render_tally(&[])).unwrap(), []);
     }
 }

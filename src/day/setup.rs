@@ -41,7 +41,30 @@ pub async fn run_in(sandbox: &Sandbox, repo: &Path, command: &str, dir: &Path) -
         path: dir.to_path_buf(),
         source: e.into(),
     })?;
-    sandbox.setup(repo, command, &dir.join("output.log"), None).await
+    let outcome = sandbox.setup(repo, command, &dir.join("output.log"), None).await?;
+    if let Some(tally) = &outcome.egress {
+        record_egress(repo, &dir.with_file_name(EGRESS_FILE), tally)?;
+    }
+    Ok(outcome)
+}
+
+/// The egress proxy's tally beside the set-up's directory: `.pace/day-N/egress.yaml`
+/// (`.pace/egress.yaml` for `pace gate`).
+pub const EGRESS_FILE: &str = "egress.yaml";
+
+/// Adds `tally` to the counts already in `path` (a second set-up in the same day, with
+/// `forge.setup_on_change`, adds to the first's).
+fn record_egress(repo: &Path, path: &Path, tally: &[crate::proxy::TallyEntry]) -> Result<(), SandboxError> {
+    let io = |e: crate::safe_write::OwnFileError| SandboxError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    };
+    let earlier = crate::safe_write::read_to_string(repo, path)
+        .map_err(io)?
+        .and_then(|text| crate::proxy::parse_tally(&text).ok())
+        .unwrap_or_default();
+    let merged = crate::proxy::merge_tallies(&earlier, tally);
+    crate::safe_write::write(repo, path, crate::proxy::render_tally(&merged).as_bytes()).map_err(io)
 }
 
 /// One line for the terminal.
@@ -124,6 +147,7 @@ mod tests {
                 network,
             },
             duration: std::time::Duration::from_secs(1),
+            egress: None,
         }
     }
 

@@ -96,7 +96,9 @@ pub struct Sandbox {
     /// [`Sandbox::close_later`]) and guards dropped mid-operation. Shared with every guard,
     /// so [`Sandbox::settle`] waits for those removals too (a spawned task dies with the
     /// process when pace exits right after the error that dropped the guard).
-    closing: Closing,
+    pub(super) closing: Closing,
+    /// The egress proxy's route while the set-up runs behind it (see `egress.rs`).
+    pub(super) egress: Mutex<Option<super::egress::Route>>,
     /// Numeric owner of uploaded files (see [`upload_owner`]).
     owner: Option<(u64, u64)>,
     /// What a successful set-up phase left for later containers (see `setup.rs`).
@@ -166,6 +168,7 @@ impl Sandbox {
             no_tar: AtomicBool::new(false),
             closing: Closing::default(),
             prepared: Mutex::new(None),
+            egress: Mutex::new(None),
         })
     }
 
@@ -842,6 +845,7 @@ impl Sandbox {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        super::egress::remove_run_networks(&self.docker, &self.ctx.run_id).await;
         Ok(removed)
     }
 
@@ -1268,8 +1272,25 @@ impl Sandbox {
                 );
             }
         }
+        // Behind the egress proxy: only its internal network, and the variables naming it.
+        let egress = if role == "setup" {
+            self.egress.lock().ok().and_then(|r| r.clone())
+        } else {
+            None
+        };
+        if let Some(route) = &egress {
+            env.extend(
+                route
+                    .env
+                    .iter()
+                    .filter(|(name, _)| !self.ctx.env.iter().any(|(n, _)| n == name))
+                    .map(|(name, value)| format!("{name}={value}")),
+            );
+        }
         // The set-up phase has its own network; FORGE and GATE `sandbox.network`.
-        let network = if role == "setup" {
+        let network = if let Some(route) = egress {
+            route.network
+        } else if role == "setup" {
             s.setup_network.clone()
         } else {
             match s.network {

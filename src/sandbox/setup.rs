@@ -83,6 +83,8 @@ pub struct SetupOutcome {
     pub hash: String,
     pub status: SetupStatus,
     pub duration: std::time::Duration,
+    /// What the egress proxy allowed and refused (`None`: no `sandbox.egress`).
+    pub egress: Option<Vec<crate::proxy::TallyEntry>>,
 }
 
 /// The set-up command for this repository: `tech.setup_command`, else the default for the
@@ -333,6 +335,15 @@ impl Sandbox {
         let record = caches && self.ctx.settings.workspace != WorkspaceMode::Bind;
         let script = setup_script(command, &hash, record);
         let collect_into = output_log.parent().unwrap_or(repo).join("collected");
+        // With `sandbox.egress` the set-up reaches only the proxy (see `egress.rs`); the
+        // proxy and its network go when this function returns, on every path.
+        let egress = if self.ctx.settings.egress.is_empty() {
+            None
+        } else {
+            let egress = self.start_egress(repo).await?;
+            self.set_egress_route(Some(egress.route()));
+            Some(egress)
+        };
         let outcome = self
             .run_as(
                 super::container::Role::Setup,
@@ -344,7 +355,13 @@ impl Sandbox {
                     on_output,
                 },
             )
-            .await?;
+            .await;
+        self.set_egress_route(None);
+        let tally = match egress {
+            Some(egress) => Some(egress.finish().await?),
+            None => None,
+        };
+        let outcome = outcome?;
         let status = if outcome.exit_code == 0 && !outcome.timed_out {
             if outcome.head.starts_with(SKIPPED_LINE) {
                 SetupStatus::Skipped
@@ -370,6 +387,7 @@ impl Sandbox {
             hash,
             status,
             duration: started.elapsed(),
+            egress: tally,
         })
     }
 }
