@@ -142,7 +142,9 @@ pub fn host_name(text: &str) -> Result<String, String> {
     }
     let last = name.rsplit('.').next().unwrap_or_default();
     if !last.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(format!("`{text}` is an IP address or not a public name; list host names"));
+        return Err(format!(
+            "`{text}` is an IP address or not a public name; list host names"
+        ));
     }
     Ok(name)
 }
@@ -221,7 +223,12 @@ impl Tally {
                 count,
             })
             .collect();
-        list.sort_by(|a, b| b.allowed.cmp(&a.allowed).then(a.host.cmp(&b.host)).then(a.port.cmp(&b.port)));
+        list.sort_by(|a, b| {
+            b.allowed
+                .cmp(&a.allowed)
+                .then(a.host.cmp(&b.host))
+                .then(a.port.cmp(&b.port))
+        });
         list
     }
 
@@ -377,7 +384,10 @@ async fn handle(mut client: TcpStream, allow: &Allowlist, tally: &Tally) -> std:
             return respond(&mut client, 502, &msg).await;
         }
         Err(_) => {
-            let msg = format!("pace proxy: {host}:{port} did not answer in {}s", CONNECT_TIMEOUT.as_secs());
+            let msg = format!(
+                "pace proxy: {host}:{port} did not answer in {}s",
+                CONNECT_TIMEOUT.as_secs()
+            );
             return respond(&mut client, 504, &msg).await;
         }
     };
@@ -452,7 +462,9 @@ fn target_of(head: &[u8], allow: &Allowlist) -> Result<Target, Refusal> {
         (host, port, None)
     } else {
         let Some(rest) = strip_prefix_ci(path, "http://") else {
-            return Err(bad("only `CONNECT host:port` and `http://` URLs in absolute form are proxied"));
+            return Err(bad(
+                "only `CONNECT host:port` and `http://` URLs in absolute form are proxied",
+            ));
         };
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (auth, origin) = rest.split_at(end);
@@ -522,7 +534,13 @@ fn authority(text: &str, default: Option<u16>) -> Result<(String, u16), Refusal>
             None => return Err(refuse(text, 0, format!("`{port}` is not a port"))),
         },
         // `[v6]` or a bare v6 address: not a name.
-        Some(_) => return Err(refuse(text, 0, "IP addresses are not allowed; use the host's name".into())),
+        Some(_) => {
+            return Err(refuse(
+                text,
+                0,
+                "IP addresses are not allowed; use the host's name".into(),
+            ));
+        }
         None => match default {
             Some(p) => (text, p),
             None => return Err(refuse(text, 0, "`CONNECT` needs `host:port`".into())),
@@ -538,7 +556,13 @@ fn authority(text: &str, default: Option<u16>) -> Result<(String, u16), Refusal>
 fn recorded(text: &str) -> String {
     let clean: String = text
         .chars()
-        .map(|c| if c.is_ascii_graphic() { c.to_ascii_lowercase() } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() {
+                c.to_ascii_lowercase()
+            } else {
+                '?'
+            }
+        })
         .take(RECORDED_TARGET_MAX)
         .collect();
     if clean.is_empty() { "(empty)".into() } else { clean }
@@ -572,9 +596,26 @@ mod tests {
 
     #[test]
     fn entries_parse_and_bad_ones_say_why() {
-        assert_eq!(Entry::parse("Proxy.Golang.org").unwrap().to_string(), "proxy.golang.org");
-        assert_eq!(Entry::parse("*.example.org:8443").unwrap().to_string(), "*.example.org:8443");
-        for bad in ["", "10.0.0.1", "a.b.", "user@host.org", "host.org:0", "host.org:+1", "*.org", "h_o.org", "[::1]:443", "2130706433"] {
+        assert_eq!(
+            Entry::parse("Proxy.Golang.org").unwrap().to_string(),
+            "proxy.golang.org"
+        );
+        assert_eq!(
+            Entry::parse("*.example.org:8443").unwrap().to_string(),
+            "*.example.org:8443"
+        );
+        for bad in [
+            "",
+            "10.0.0.1",
+            "a.b.",
+            "user@host.org",
+            "host.org:0",
+            "host.org:+1",
+            "*.org",
+            "h_o.org",
+            "[::1]:443",
+            "2130706433",
+        ] {
             assert!(Entry::parse(bad).is_err(), "{bad}");
         }
     }
@@ -658,7 +699,10 @@ mod tests {
         tally.count("a.org", 80, true);
         let entries = tally.entries();
         assert_eq!(
-            entries.iter().map(|e| (e.host.as_str(), e.allowed, e.count)).collect::<Vec<_>>(),
+            entries
+                .iter()
+                .map(|e| (e.host.as_str(), e.allowed, e.count))
+                .collect::<Vec<_>>(),
             [("a.org", true, 1), ("b.org", true, 2), ("evil.net", false, 1)]
         );
         assert_eq!(parse_tally(&render_tally(&entries)).unwrap(), entries);

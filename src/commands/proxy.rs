@@ -7,9 +7,14 @@ use crate::error::PaceError;
 use crate::proxy::{Allowlist, Entry};
 
 pub(super) async fn run(listen: &str, allow: Vec<Entry>, log: &Path) -> Result<u8, PaceError> {
-    crate::proxy::run(listen, Allowlist::new(allow), log).await.map_err(|e| {
-        PaceError::infra(format!("pace proxy: cannot serve on `{listen}` with the tally at `{}`: {e}", log.display()))
+    crate::proxy::run(listen, Allowlist::new(allow), log)
+        .await
+        .map_err(|e| {
+            PaceError::infra(format!(
+                "pace proxy: cannot serve on `{listen}` with the tally at `{}`: {e}",
+                log.display()
+            ))
             .with_hint("pick a free `--listen` address and a writable `--log` file")
-    })?;
+        })?;
     Ok(0)
 }

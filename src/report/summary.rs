@@ -425,7 +425,11 @@ mod tests {
             entry("evil.example", 443, false, 3),
             entry("x`@all<b>[a](http://e)", 0, false, 1),
         ];
-        for body in [s.render_markdown(&r), s.render_merge_request(&r), s.render_escalation(&r)] {
+        for body in [
+            s.render_markdown(&r),
+            s.render_merge_request(&r),
+            s.render_escalation(&r),
+        ] {
             assert!(
                 body.contains("**Network (set-up, `sandbox.egress`):** ``2 hosts allowed (31 requests), 2 blocked: evil.example:443 ×3, x`@\u{200b}all<\u{200b}b>[a](http://e):0 ×1``"),
                 "{body}"

@@ -21,6 +21,11 @@
 //!   JVM's proxy properties for Gradle and JVM clients. Maven's resolver reads neither: it
 //!   needs a `<proxy>` in `settings.xml` (the README says so); its requests are then
 //!   refused, which shows in `egress.yaml` as nothing at all, and the set-up fails offline.
+//! - **No route out, whatever the firewall.** Docker enforces `internal` with iptables;
+//!   a daemon started with `--iptables=false` still gives the members a default route
+//!   through the bridge's address on the host, which forwards. The network is created
+//!   without that address (`inhibit_ipv4`), so there is no gateway to route through; a
+//!   daemon that refuses the option gets a plain internal network and a warning.
 //! - **Same limits as other containers**: dropped capabilities, no new privileges, the
 //!   pids limit, labels for cleanup; a fixed small memory (the proxy holds no bodies).
 
@@ -51,6 +56,8 @@ const PROXY_BINARY: &str = "/pace-egress/pace";
 const TALLY_PATH: &str = "/tmp/pace-egress.yaml";
 /// Marks the networks pace creates for this (with the run id for cleanup).
 pub const LABEL_EGRESS: &str = "pace.egress";
+/// The bridge driver's option that leaves the bridge without an address on the host.
+const INHIBIT_IPV4: &str = "com.docker.network.bridge.inhibit_ipv4";
 /// How long the proxy may take to listen (it writes its empty tally then).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The proxy's memory: it copies streams and holds no bodies.
@@ -177,16 +184,26 @@ impl Sandbox {
             (LABEL_TIMEOUT.to_string(), s.timeout.as_secs().to_string()),
             (LABEL_EGRESS.to_string(), "proxy".to_string()),
         ]);
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                internal: Some(true),
-                labels: Some(labels.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| egress_err("create the internal network", &name, &e))?;
+        let create = |options: Option<HashMap<String, String>>| NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            internal: Some(true),
+            labels: Some(labels.clone()),
+            options,
+            ..Default::default()
+        };
+        // `internal` alone is enforced by the daemon's iptables rules: a daemon without
+        // them (`--iptables=false`) still routes the network's gateway out through the
+        // host. Without an address on the bridge the gateway does not exist, whatever the
+        // firewall; members still reach each other (the proxy).
+        let inhibit = HashMap::from([(INHIBIT_IPV4.to_string(), "true".to_string())]);
+        if let Err(first) = self.docker.create_network(create(Some(inhibit))).await {
+            tracing::warn!(network = %name, error = %first, "sandbox: the daemon refused a bridge without an address; the internal network relies on its firewall");
+            self.docker
+                .create_network(create(None))
+                .await
+                .map_err(|e| egress_err("create the internal network", &name, &e))?;
+        }
         let mut egress = Egress {
             docker: self.docker.clone(),
             network: name.clone(),
@@ -333,7 +350,11 @@ async fn wait_ready(docker: &Docker, id: &str, image: &str) -> Result<(), Sandbo
             .and_then(|s| s.running)
             .unwrap_or(false);
         if !running || started.elapsed() > READY_TIMEOUT {
-            let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail("20").build();
+            let opts = LogsOptionsBuilder::default()
+                .stdout(true)
+                .stderr(true)
+                .tail("20")
+                .build();
             let mut logs = docker.logs(id, Some(opts));
             let mut output = String::new();
             while let Some(Ok(chunk)) = logs.next().await {
