@@ -487,3 +487,36 @@ fn a_failed_set_up_and_a_terminated_one_leave_no_proxy_or_network() {
     expect_code(&out, 143);
     assert_eq!(leftovers(&slow), (String::new(), String::new()));
 }
+
+#[test]
+fn with_egress_for_tests_the_suite_is_behind_the_proxy_too() {
+    require_docker!();
+    let Some(image) = debian() else { return };
+    let outside = Outside::start(&format!("{:x}s", std::process::id()));
+    let p = project(&outside, &image, 0, 0);
+    let config = p
+        .read("pace.config.yaml")
+        .replace(
+            "  test_command: echo SUITE-RAN\n  setup_command: bash fetch.sh",
+            "  test_command: bash fetch.sh\n  setup_command: false",
+        )
+        .replace(
+            "egress: [allowed.test]",
+            "egress: [allowed.test]\n  egress_for_tests: true",
+        );
+    assert!(config.contains("egress_for_tests: true") && config.contains("setup_command: false"));
+    std::fs::write(p.path("pace.config.yaml"), config).unwrap();
+    p.git(&["commit", "-qam", "suite behind the proxy"]);
+    let out = p.pace_gate().output().unwrap();
+    expect_code(&out, 0);
+    let got = results(&stdout(&out));
+    assert!(got.contains(&("get-allowed".into(), "content".into())), "{got:?}");
+    assert!(got.contains(&("get-blocked".into(), "403".into())), "{got:?}");
+    assert!(got.contains(&("direct-ip".into(), "closed".into())), "{got:?}");
+    let tally = p.read(".pace/egress.yaml");
+    assert!(
+        tally.contains("host: allowed.test") && tally.contains("host: blocked.test"),
+        "{tally}"
+    );
+    assert_eq!(leftovers(&p), (String::new(), String::new()));
+}

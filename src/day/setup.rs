@@ -52,6 +52,21 @@ pub async fn run_in(sandbox: &Sandbox, repo: &Path, command: &str, dir: &Path) -
 /// (`.pace/egress.yaml` for `pace gate`).
 pub const EGRESS_FILE: &str = "egress.yaml";
 
+/// Stops the egress sidecar that FORGE and GATE used (`sandbox.egress_for_tests`) and adds
+/// its tally to `path` (the day's `egress.yaml`). A failure is logged: the day's result
+/// does not depend on it, and the run's cleanup removes what is left.
+pub async fn finish_egress(sandbox: &Sandbox, repo: &Path, path: &Path) {
+    match sandbox.stop_egress().await {
+        Ok(Some(tally)) => {
+            if let Err(e) = record_egress(repo, path, &tally) {
+                tracing::warn!(error = %e, "egress: cannot write the tally");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "egress: cannot stop the proxy"),
+    }
+}
+
 /// Adds `tally` to the counts already in `path` (a second set-up in the same day, with
 /// `forge.setup_on_change`, adds to the first's).
 fn record_egress(repo: &Path, path: &Path, tally: &[crate::proxy::TallyEntry]) -> Result<(), SandboxError> {

@@ -97,8 +97,8 @@ pub struct Sandbox {
     /// so [`Sandbox::settle`] waits for those removals too (a spawned task dies with the
     /// process when pace exits right after the error that dropped the guard).
     pub(super) closing: Closing,
-    /// The egress proxy's route while the set-up runs behind it (see `egress.rs`).
-    pub(super) egress: Mutex<Option<super::egress::Route>>,
+    /// The egress sidecar while it runs (`sandbox.egress`, see `egress.rs`).
+    pub(super) egress: tokio::sync::Mutex<Option<super::egress::Egress>>,
     /// Numeric owner of uploaded files (see [`upload_owner`]).
     owner: Option<(u64, u64)>,
     /// What a successful set-up phase left for later containers (see `setup.rs`).
@@ -168,7 +168,7 @@ impl Sandbox {
             no_tar: AtomicBool::new(false),
             closing: Closing::default(),
             prepared: Mutex::new(None),
-            egress: Mutex::new(None),
+            egress: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -1273,11 +1273,7 @@ impl Sandbox {
             }
         }
         // Behind the egress proxy: only its internal network, and the variables naming it.
-        let egress = if role == "setup" {
-            self.egress.lock().ok().and_then(|r| r.clone())
-        } else {
-            None
-        };
+        let egress = self.egress_route(role, repo).await?;
         if let Some(route) = &egress {
             env.extend(
                 route

@@ -272,10 +272,27 @@ impl Sandbox {
 }
 
 impl Sandbox {
-    /// Points the set-up containers created from now on at the proxy (`None`: not).
-    pub(super) fn set_egress_route(&self, route: Option<Route>) {
-        if let Ok(mut r) = self.egress.lock() {
-            *r = route;
+    /// The route of a container for `role` behind the proxy: the set-up's with
+    /// `sandbox.egress`, GATE's and FORGE's too with `sandbox.egress_for_tests`; starts the
+    /// sidecar when none runs. `None`: the container gets its usual network.
+    pub(super) async fn egress_route(&self, role: &str, repo: &Path) -> Result<Option<Route>, SandboxError> {
+        let s = &self.ctx.settings;
+        if s.egress.is_empty() || (role != "setup" && !s.egress_for_tests) {
+            return Ok(None);
+        }
+        let mut slot = self.egress.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.start_egress(repo).await?);
+        }
+        Ok(slot.as_ref().map(Egress::route))
+    }
+
+    /// Stops the egress sidecar if it runs and returns its tally (`None`: none ran).
+    pub async fn stop_egress(&self) -> Result<Option<Vec<TallyEntry>>, SandboxError> {
+        let running = self.egress.lock().await.take();
+        match running {
+            Some(egress) => egress.finish().await.map(Some),
+            None => Ok(None),
         }
     }
 }

@@ -335,15 +335,9 @@ impl Sandbox {
         let record = caches && self.ctx.settings.workspace != WorkspaceMode::Bind;
         let script = setup_script(command, &hash, record);
         let collect_into = output_log.parent().unwrap_or(repo).join("collected");
-        // With `sandbox.egress` the set-up reaches only the proxy (see `egress.rs`); the
-        // proxy and its network go when this function returns, on every path.
-        let egress = if self.ctx.settings.egress.is_empty() {
-            None
-        } else {
-            let egress = self.start_egress(repo).await?;
-            self.set_egress_route(Some(egress.route()));
-            Some(egress)
-        };
+        // With `sandbox.egress` the set-up reaches only the proxy (see `egress.rs`), which
+        // its container starts; it is stopped right after unless FORGE and GATE use it too
+        // (`sandbox.egress_for_tests`: stopped at the end of the day).
         let outcome = self
             .run_as(
                 super::container::Role::Setup,
@@ -356,10 +350,11 @@ impl Sandbox {
                 },
             )
             .await;
-        self.set_egress_route(None);
-        let tally = match egress {
-            Some(egress) => Some(egress.finish().await?),
-            None => None,
+        let s = &self.ctx.settings;
+        let tally = if s.egress.is_empty() || s.egress_for_tests {
+            None
+        } else {
+            self.stop_egress().await?
         };
         let outcome = outcome?;
         let status = if outcome.exit_code == 0 && !outcome.timed_out {
