@@ -195,10 +195,13 @@ pub struct TallyEntry {
     pub count: u64,
 }
 
+/// Requests per (host, port, allowed).
+type Counts = BTreeMap<(String, u16, bool), u64>;
+
 /// Decisions counted per (host, port, allowed), written to a file after each one.
 #[derive(Debug, Clone)]
 pub struct Tally {
-    counts: Arc<Mutex<BTreeMap<(String, u16, bool), u64>>>,
+    counts: Arc<Mutex<Counts>>,
     file: Option<PathBuf>,
 }
 

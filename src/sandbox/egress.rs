@@ -62,6 +62,8 @@ const INHIBIT_IPV4: &str = "com.docker.network.bridge.inhibit_ipv4";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The proxy's memory: it copies streams and holds no bodies.
 const PROXY_MEMORY: i64 = 256 * 1024 * 1024;
+/// The recorded lifetime of a proxy kept for the day (as a FORGE session's).
+const DAY_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The largest tally read back (a few thousand hosts).
 const TALLY_CAP: usize = 1024 * 1024;
 
@@ -103,6 +105,8 @@ pub(super) struct Egress {
     network: String,
     container: Option<String>,
     keep: bool,
+    /// Removed (or kept) by [`Egress::finish`]: nothing left for `Drop`.
+    done: bool,
     closing: Closing,
 }
 
@@ -114,6 +118,7 @@ impl Egress {
     /// Reads the tally, then removes the proxy and the network. With `sandbox.keep` both
     /// stay (their names are printed), as the other containers do.
     pub(super) async fn finish(mut self) -> Result<Vec<TallyEntry>, SandboxError> {
+        self.done = true;
         let tally = match &self.container {
             Some(id) => read_tally(&self.docker, id).await,
             None => Vec::new(),
@@ -130,18 +135,15 @@ impl Egress {
 
 impl Drop for Egress {
     fn drop(&mut self) {
-        if self.keep {
+        if self.keep || self.done {
             return;
         }
-        let Some(container) = self.container.take() else {
-            return;
-        };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(network = %self.network, "sandbox: egress proxy left behind (no runtime to remove it)");
             return;
         };
-        let (docker, network) = (self.docker.clone(), self.network.clone());
-        let task = handle.spawn(async move { remove_both(&docker, Some(container), &network).await });
+        let (docker, network, container) = (self.docker.clone(), self.network.clone(), self.container.take());
+        let task = handle.spawn(async move { remove_both(&docker, container, &network).await });
         match self.closing.lock() {
             Ok(mut closing) => closing.push(task),
             Err(_) => tracing::warn!("sandbox: cannot track the egress proxy's removal"),
@@ -176,71 +178,31 @@ impl Sandbox {
         let s = &self.ctx.settings;
         let tag = format!("{:08x}", fastrand::u32(..));
         let name = format!("pace-egress-{}-{tag}", short(&self.ctx.run_id));
+        // The lifetime a later run's stale sweep reads: the set-up's, or the whole day's
+        // when FORGE and GATE use the proxy too.
+        let lifetime = if s.egress_for_tests {
+            DAY_LIFETIME.max(s.timeout)
+        } else {
+            s.timeout
+        };
         let labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), self.ctx.run_id.clone()),
             (LABEL_DAY.to_string(), self.ctx.day.to_string()),
             (LABEL_CREATED.to_string(), unix_now().to_string()),
             (LABEL_PROJECT.to_string(), super::cache::project_id(repo)),
-            (LABEL_TIMEOUT.to_string(), s.timeout.as_secs().to_string()),
+            (LABEL_TIMEOUT.to_string(), lifetime.as_secs().to_string()),
             (LABEL_EGRESS.to_string(), "proxy".to_string()),
         ]);
-        let create = |options: Option<HashMap<String, String>>| NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            internal: Some(true),
-            labels: Some(labels.clone()),
-            options,
-            ..Default::default()
-        };
-        // `internal` alone is enforced by the daemon's iptables rules: a daemon without
-        // them (`--iptables=false`) still routes the network's gateway out through the
-        // host. Without an address on the bridge the gateway does not exist, whatever the
-        // firewall; members still reach each other (the proxy).
-        let inhibit = HashMap::from([(INHIBIT_IPV4.to_string(), "true".to_string())]);
-        if let Err(first) = self.docker.create_network(create(Some(inhibit))).await {
-            tracing::warn!(network = %name, error = %first, "sandbox: the daemon refused a bridge without an address; the internal network relies on its firewall");
-            self.docker
-                .create_network(create(None))
-                .await
-                .map_err(|e| egress_err("create the internal network", &name, &e))?;
-        }
+        self.create_internal_network(&name, &labels).await?;
         let mut egress = Egress {
             docker: self.docker.clone(),
             network: name.clone(),
             container: None,
             keep: s.keep,
+            done: false,
             closing: self.closing.clone(),
         };
-        let mut cmd = vec![
-            "proxy".to_string(),
-            "--listen".into(),
-            format!("0.0.0.0:{PROXY_PORT}"),
-            "--log".into(),
-            TALLY_PATH.into(),
-        ];
-        for entry in &s.egress {
-            cmd.push("--allow".into());
-            cmd.push(entry.to_string());
-        }
-        let body = ContainerCreateBody {
-            image: Some(s.image.clone()),
-            entrypoint: Some(vec![PROXY_BINARY.to_string()]),
-            cmd: Some(cmd),
-            env: Some(vec!["RUST_LOG=warn".to_string()]),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                network_mode: Some(s.setup_network.clone()),
-                memory: Some(PROXY_MEMORY),
-                memory_swap: Some(PROXY_MEMORY),
-                pids_limit: (s.pids_limit > 0).then_some(s.pids_limit),
-                cap_drop: Some(vec!["ALL".to_string()]),
-                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
-                privileged: Some(false),
-                init: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = proxy_body(s, labels);
         let container = format!("pace-{}-egress-proxy-{tag}", short(&self.ctx.run_id));
         let opts = CreateContainerOptionsBuilder::default().name(&container).build();
         let created = self
@@ -269,6 +231,31 @@ impl Sandbox {
         tracing::debug!(network = %name, container = %container, "sandbox: egress proxy ready");
         Ok(egress)
     }
+
+    /// The internal network the set-up container and the proxy share.
+    async fn create_internal_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<(), SandboxError> {
+        let create = |options: Option<HashMap<String, String>>| NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            internal: Some(true),
+            labels: Some(labels.clone()),
+            options,
+            ..Default::default()
+        };
+        // `internal` alone is enforced by the daemon's iptables rules: a daemon without
+        // them (`--iptables=false`) still routes the network's gateway out through the
+        // host. Without an address on the bridge the gateway does not exist, whatever the
+        // firewall; members still reach each other (the proxy).
+        let inhibit = HashMap::from([(INHIBIT_IPV4.to_string(), "true".to_string())]);
+        if let Err(first) = self.docker.create_network(create(Some(inhibit))).await {
+            tracing::warn!(network = %name, error = %first, "sandbox: the daemon refused a bridge without an address; the internal network relies on its firewall");
+            self.docker
+                .create_network(create(None))
+                .await
+                .map_err(|e| egress_err("create the internal network", name, &e))?;
+        }
+        Ok(())
+    }
 }
 
 impl Sandbox {
@@ -294,6 +281,41 @@ impl Sandbox {
             Some(egress) => egress.finish().await.map(Some),
             None => Ok(None),
         }
+    }
+}
+
+/// The proxy container: pace's binary as the entry point, `sandbox.setup_network` (its
+/// route out), the usual restrictions and a small memory limit.
+fn proxy_body(s: &crate::config::settings::SandboxSettings, labels: HashMap<String, String>) -> ContainerCreateBody {
+    let mut cmd = vec![
+        "proxy".to_string(),
+        "--listen".into(),
+        format!("0.0.0.0:{PROXY_PORT}"),
+        "--log".into(),
+        TALLY_PATH.into(),
+    ];
+    for entry in &s.egress {
+        cmd.push("--allow".into());
+        cmd.push(entry.to_string());
+    }
+    ContainerCreateBody {
+        image: Some(s.image.clone()),
+        entrypoint: Some(vec![PROXY_BINARY.to_string()]),
+        cmd: Some(cmd),
+        env: Some(vec!["RUST_LOG=warn".to_string()]),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some(s.setup_network.clone()),
+            memory: Some(PROXY_MEMORY),
+            memory_swap: Some(PROXY_MEMORY),
+            pids_limit: (s.pids_limit > 0).then_some(s.pids_limit),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+            privileged: Some(false),
+            init: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
