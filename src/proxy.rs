@@ -291,7 +291,11 @@ pub fn describe_tally(entries: &[TallyEntry]) -> Option<String> {
         let list: Vec<String> = blocked
             .iter()
             .take(SHOWN)
-            .map(|e| format!("{}:{} ×{}", e.host, e.port, e.count))
+            // Port 0: the target was refused before a port could be read from it.
+            .map(|e| match e.port {
+                0 => format!("{} ×{}", e.host, e.count),
+                port => format!("{}:{port} ×{}", e.host, e.count),
+            })
             .collect();
         line.push_str(&format!(", {} blocked: {}", blocked.len(), list.join(", ")));
         if blocked.len() > SHOWN {

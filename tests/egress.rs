@@ -520,3 +520,51 @@ fn with_egress_for_tests_the_suite_is_behind_the_proxy_too() {
     );
     assert_eq!(leftovers(&p), (String::new(), String::new()));
 }
+
+/// A whole day behind the proxy: the tally in `.pace/day-1/egress.yaml`, the line in
+/// `summary.md` and the merge request, and nothing left on the daemon after the day.
+#[tokio::test]
+async fn a_day_records_the_tally_and_summarises_it() {
+    require_docker!();
+    let Some(image) = debian() else { return };
+    let outside = Outside::start(&format!("{:x}d", std::process::id()));
+    let day = crate::support::scenario::Scenario::greeter()
+        .edit_config("image: pace-test/busybox:1", &format!("image: {image}"))
+        .edit_config(
+            "  caches: false\n",
+            &format!(
+                "  caches: false\n  setup_network: {}\n  egress: [allowed.test]\n",
+                outside.network
+            ),
+        )
+        .edit_config(
+            "  test_command: sh tests/run.sh",
+            "  test_command: sh tests/run.sh\n  setup_command: bash fetch.sh",
+        )
+        .start()
+        .await;
+    let script = FETCH
+        .replace("ALLOWED_IP", &outside.allowed_ip)
+        .replace("exit ${SETUP_EXIT:-0}", "exit 0");
+    std::fs::write(day.project.path("fetch.sh"), script).unwrap();
+    day.project.git(&["add", "fetch.sh"]);
+    day.project.git(&["commit", "-qm", "the set-up's script"]);
+    day.pace(&["--day", "1"]).await.expect_exit(0);
+    let tally = pace::proxy::parse_tally(&day.artifact(1, "egress.yaml")).unwrap();
+    assert!(
+        tally
+            .iter()
+            .any(|e| e.host == "allowed.test" && e.allowed && e.count == 2),
+        "{tally:?}"
+    );
+    for name in ["summary.md", "merge-request.md"] {
+        let text = day.artifact(1, name);
+        assert!(
+            text.contains("**Network (set-up, `sandbox.egress`):** `1 host allowed (2 requests), 8 blocked: ")
+                && text.contains(" allowed.test@blocked.test ×1, ")
+                && text.contains(" blocked.test:80 ×3, "),
+            "{name}:\n{text}"
+        );
+    }
+    assert_eq!(leftovers(&day.project), (String::new(), String::new()));
+}

@@ -431,7 +431,7 @@ mod tests {
             s.render_escalation(&r),
         ] {
             assert!(
-                body.contains("**Network (set-up, `sandbox.egress`):** ``2 hosts allowed (31 requests), 2 blocked: evil.example:443 ×3, x`@\u{200b}all<\u{200b}b>[a](http://e):0 ×1``"),
+                body.contains("**Network (set-up, `sandbox.egress`):** ``2 hosts allowed (31 requests), 2 blocked: evil.example:443 ×3, x`@\u{200b}all<\u{200b}b>[a](http://e) ×1``"),
                 "{body}"
             );
         }
