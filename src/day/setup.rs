@@ -113,7 +113,9 @@ pub fn verdict(outcome: &SetupOutcome, log: &Path, network: &str) -> Result<Verd
         return Ok(Verdict::Ready);
     };
     let tail = last_lines(tail, TAIL_LINES);
-    if *network_failed {
+    // Refused by the egress proxy: the allowlist is the cause, not the network.
+    let blocked: Vec<&crate::proxy::TallyEntry> = outcome.egress.iter().flatten().filter(|e| !e.allowed).collect();
+    if *network_failed && blocked.is_empty() {
         return Err(SandboxError::SetupNetwork {
             command: outcome.command.clone(),
             log: log.to_path_buf(),
@@ -126,10 +128,23 @@ pub fn verdict(outcome: &SetupOutcome, log: &Path, network: &str) -> Result<Verd
     } else {
         format!("failed with exit code {exit_code}")
     };
+    let egress = if blocked.is_empty() {
+        String::new()
+    } else {
+        let hosts: Vec<String> = blocked
+            .iter()
+            .take(10)
+            .map(|e| format!("{}:{}", e.host, e.port))
+            .collect();
+        format!(
+            "\nThe egress proxy refused {} (`sandbox.egress`; every request is in `egress.yaml`): add the hosts the set-up needs to `sandbox.egress`.",
+            crate::inert::code_span(&hosts.join(", "))
+        )
+    };
     // The output is the container's: fenced (and without controls) so that it cannot
     // forge sections of escalation.md or the MR/PR body it ends up in.
     Ok(Verdict::Hold(format!(
-        "the dependency set-up `{}` {why}; the end of `{}`:\n{}\nhint: fix the command (`tech.setup_command` in pace.config.yaml; `false` turns the phase off) or the manifest it installs from, then re-run the day",
+        "the dependency set-up `{}` {why}; the end of `{}`:\n{}{egress}\nhint: fix the command (`tech.setup_command` in pace.config.yaml; `false` turns the phase off) or the manifest it installs from, then re-run the day",
         outcome.command,
         shown(log),
         crate::inert::fenced(&tail, "text"),
@@ -164,6 +179,30 @@ mod tests {
             duration: std::time::Duration::from_secs(1),
             egress: None,
         }
+    }
+
+    #[test]
+    fn a_network_failure_behind_the_proxy_holds_naming_the_blocked_hosts() {
+        let log = Path::new("/r/.pace/day-1/setup/output.log");
+        let mut outcome = failed(true);
+        outcome.egress = Some(vec![crate::proxy::TallyEntry {
+            host: "registry.example".into(),
+            port: 443,
+            allowed: false,
+            count: 2,
+        }]);
+        let Ok(Verdict::Hold(reason)) = verdict(&outcome, log, "bridge") else {
+            panic!("not a hold")
+        };
+        assert!(
+            reason.contains("The egress proxy refused `registry.example:443` (`sandbox.egress`"),
+            "{reason}"
+        );
+        outcome.egress = Some(Vec::new());
+        assert!(
+            verdict(&outcome, log, "bridge").is_err(),
+            "no refusal: the network's fault"
+        );
     }
 
     #[test]
