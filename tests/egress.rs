@@ -568,3 +568,45 @@ async fn a_day_records_the_tally_and_summarises_it() {
     }
     assert_eq!(leftovers(&day.project), (String::new(), String::new()));
 }
+
+/// A run killed with SIGKILL leaves its egress network: the next run of the project
+/// sweeps it once its recorded lifetime has passed, and leaves a live one alone.
+#[tokio::test]
+async fn a_killed_runs_egress_network_is_swept_by_the_next_run() {
+    require_docker!();
+    let repo = tempfile::tempdir().unwrap();
+    let project = project_id(repo.path());
+    let tag = format!("{:x}", std::process::id());
+    let network = |name: &str, created: &str| {
+        docker(&[
+            "network",
+            "create",
+            "--internal",
+            "--label",
+            &format!("{LABEL_PROJECT}={project}"),
+            "--label",
+            "pace.run-id=killed-run",
+            "--label",
+            &format!("pace.created={created}"),
+            "--label",
+            "pace.timeout=60",
+            "--label",
+            &format!("{}=proxy", pace::sandbox::LABEL_EGRESS),
+            name,
+        ]);
+    };
+    let (old, live) = (format!("pace-test-stale-{tag}"), format!("pace-test-live-{tag}"));
+    network(&old, "1000");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    network(&live, &now.to_string());
+    let ctx = crate::support::sandbox::context("egress-sweep", 1, |_| {});
+    let sb = pace::sandbox::Sandbox::connect(ctx).await.unwrap();
+    sb.remove_stale(repo.path()).await.unwrap();
+    let left = docker(&["network", "ls", "--format", "{{.Name}}"]);
+    docker(&["network", "rm", &live]);
+    assert!(!left.lines().any(|n| n == old), "{left}");
+    assert!(left.lines().any(|n| n == live), "{left}");
+}

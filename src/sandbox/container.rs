@@ -849,7 +849,7 @@ impl Sandbox {
         Ok(removed)
     }
 
-    /// Removes this project's containers left by killed runs: those of `repo`'s project
+    /// Removes this project's containers (then its egress networks) left by killed runs: those of `repo`'s project
     /// (`pace.project`) whose own recorded lifetime (`pace.created` + `pace.timeout`, plus a
     /// margin) has passed. Other projects' containers on a shared daemon, and containers
     /// without these labels (older pace versions, other tools), are left alone.
@@ -881,6 +881,7 @@ impl Sandbox {
                 }
             }
         }
+        removed += super::egress::remove_stale_networks(&self.docker, &project, now, STALE_MARGIN).await;
         Ok(removed)
     }
 

@@ -441,6 +441,38 @@ async fn read_tally(docker: &Docker, id: &str) -> Vec<TallyEntry> {
     })
 }
 
+/// Removes `project`'s egress networks whose recorded lifetime (plus `margin`) has passed
+/// at `now`: left by a run that was killed (its containers go through `remove_stale`).
+pub(super) async fn remove_stale_networks(docker: &Docker, project: &str, now: u64, margin: Duration) -> usize {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_PROJECT}={project}")])]);
+    let opts = ListNetworksOptionsBuilder::default().filters(&filters).build();
+    let Ok(networks) = docker.list_networks(Some(opts)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    for network in networks {
+        let labels = network.labels.unwrap_or_default();
+        let number = |key: &str| labels.get(key).and_then(|v| v.trim().parse::<u64>().ok());
+        let (Some(created), Some(timeout)) = (number(LABEL_CREATED), number(LABEL_TIMEOUT)) else {
+            continue;
+        };
+        // Checked again: a daemon that ignored the filter must not widen the sweep.
+        if labels.get(LABEL_PROJECT).map(String::as_str) != Some(project) || !labels.contains_key(LABEL_EGRESS) {
+            continue;
+        }
+        if now <= created.saturating_add(timeout).saturating_add(margin.as_secs()) {
+            continue;
+        }
+        if let Some(name) = network.name {
+            match docker.remove_network(&name).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(network = %name, error = %e, "sandbox: cannot remove a stale egress network"),
+            }
+        }
+    }
+    removed
+}
+
 /// Removes this run's egress networks (after its containers, on signals and at exit).
 pub(super) async fn remove_run_networks(docker: &Docker, run_id: &str) {
     let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_RUN_ID}={run_id}")])]);
