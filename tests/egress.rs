@@ -525,21 +525,32 @@ fn with_egress_for_tests_the_suite_is_behind_the_proxy_too() {
 /// `summary.md` and the merge request, and nothing left on the daemon after the day.
 #[tokio::test]
 async fn a_day_records_the_tally_and_summarises_it() {
+    day_behind_the_proxy(false).await;
+}
+
+/// With `sandbox.egress_for_tests` the proxy started for the set-up stays for FORGE and
+/// GATE (the suite sees the proxy variables) and goes at the end of the day.
+#[tokio::test]
+async fn with_egress_for_tests_a_day_keeps_the_proxy_until_its_end() {
+    day_behind_the_proxy(true).await;
+}
+
+async fn day_behind_the_proxy(for_tests: bool) {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}d", std::process::id()));
+    let outside = Outside::start(&format!("{:x}d{}", std::process::id(), u8::from(for_tests)));
     let day = crate::support::scenario::Scenario::greeter()
         .edit_config("image: pace-test/busybox:1", &format!("image: {image}"))
         .edit_config(
             "  caches: false\n",
             &format!(
-                "  caches: false\n  setup_network: {}\n  egress: [allowed.test]\n",
+                "  caches: false\n  setup_network: {}\n  egress: [allowed.test]\n  egress_for_tests: {for_tests}\n",
                 outside.network
             ),
         )
         .edit_config(
             "  test_command: sh tests/run.sh",
-            "  test_command: sh tests/run.sh\n  setup_command: bash fetch.sh",
+            "  test_command: echo \"proxy=$HTTPS_PROXY\"; sh tests/run.sh\n  setup_command: bash fetch.sh",
         )
         .start()
         .await;
@@ -566,6 +577,13 @@ async fn a_day_records_the_tally_and_summarises_it() {
             "{name}:\n{text}"
         );
     }
+    let gate_log = day.artifact(1, "gate/output.log");
+    let expected = if for_tests {
+        "proxy=http://pace-egress-proxy:3128"
+    } else {
+        "proxy=\n"
+    };
+    assert!(gate_log.contains(expected), "{gate_log}");
     assert_eq!(leftovers(&day.project), (String::new(), String::new()));
 }
 
