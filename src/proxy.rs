@@ -604,8 +604,8 @@ mod tests {
     #[test]
     fn entries_parse_and_bad_ones_say_why() {
         assert_eq!(
-            Entry::parse("Proxy.Golang.org").unwrap().to_string(),
-            "proxy.golang.org"
+            Entry::parse("Repo.Example.ORG").unwrap().to_string(),
+            "repo.example.org"
         );
         assert_eq!(
             Entry::parse("*.example.org:8443").unwrap().to_string(),
