@@ -108,6 +108,24 @@ pub enum Command {
         #[arg(long, action = ArgAction::SetTrue)]
         force: bool,
     },
+    /// The egress allowlist's forward proxy (run by pace in a sidecar container; see
+    /// docs/egress.md): HTTP CONNECT and plain HTTP, only to the `--allow` hosts
+    #[command(hide = true)]
+    Proxy {
+        /// The address to listen on
+        #[arg(long, default_value = "0.0.0.0:3128", value_name = "ADDR")]
+        listen: String,
+        /// An allowed host: `name`, `*.suffix`, optionally `:port` (without: 443 and 80)
+        #[arg(long = "allow", value_name = "HOST[:PORT]", value_parser = parse_allow)]
+        allow: Vec<crate::proxy::Entry>,
+        /// Where the tally of allowed and refused requests is written (YAML)
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+    },
+}
+
+fn parse_allow(value: &str) -> Result<crate::proxy::Entry, String> {
+    crate::proxy::Entry::parse(value)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod inert;
 pub mod llm;
 pub mod net;
 pub mod platform;
+pub mod proxy;
 pub mod redact;
 pub mod report;
 pub mod safe_write;

@@ -23,6 +23,7 @@ mod day;
 mod day_overlap;
 mod docker_hints;
 mod edit_day;
+mod egress;
 mod exit_paths;
 mod git_hardening;
 mod gitlab;

@@ -848,3 +848,77 @@ async fn bench_setup_first_run_vs_unchanged_lockfile() {
         times[1].1
     );
 }
+
+/// The egress proxy's overhead (issue 12): a 50 MB download from a local server, direct
+/// and through `pace proxy`'s CONNECT tunnel (what a package manager's HTTPS download
+/// does), median of 5 each; also the time to a refusal.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: make bench"]
+async fn bench_egress_proxy_overhead_on_50_mb() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SIZE: usize = 50 * 1024 * 1024;
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = server.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let body = vec![7u8; SIZE];
+        loop {
+            let (mut s, _) = server.accept().await.unwrap();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(&body).await;
+            });
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap().port();
+    let allow = pace::proxy::Allowlist::new(vec![pace::proxy::Entry::parse(&format!("localhost:{up}")).unwrap()]);
+    tokio::spawn(pace::proxy::serve(listener, allow, pace::proxy::Tally::new(None)));
+
+    async fn fetch(port: u16, connect: Option<u16>) -> Duration {
+        let start = Instant::now();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        if let Some(up) = connect {
+            s.write_all(format!("CONNECT localhost:{up} HTTP/1.1\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut head = [0u8; 39];
+            s.read_exact(&mut head).await.unwrap();
+            assert!(head.starts_with(b"HTTP/1.1 200"));
+        }
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut got = 0;
+        let mut buf = vec![0u8; 256 * 1024];
+        while got < SIZE {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "short download: {got}");
+            got += n;
+        }
+        start.elapsed()
+    }
+    let mut direct = Vec::new();
+    let mut proxied = Vec::new();
+    for _ in 0..5 {
+        direct.push(fetch(up, None).await);
+        proxied.push(fetch(proxy, Some(up)).await);
+    }
+    let (direct, proxied) = (median(direct), median(proxied));
+    let refused = {
+        let start = Instant::now();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy)).await.unwrap();
+        s.write_all(b"CONNECT evil.example:443 HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        assert!(out.starts_with(b"HTTP/1.1 403"));
+        start.elapsed()
+    };
+    println!(
+        "egress proxy, 50 MB: direct {:.0} ms, through the proxy {:.0} ms ({:+.0} ms, {:.0} MB/s); a refusal answered in {:.2} ms",
+        ms(direct),
+        ms(proxied),
+        ms(proxied) - ms(direct),
+        50.0 / proxied.as_secs_f64(),
+        ms(refused)
+    );
+}

@@ -57,6 +57,9 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
     // A container dropped on an error is removed in the background: waited for (bounded)
     // before pace exits, or its removal dies with the process.
     let _ = tokio::time::timeout(day::CLEANUP_TIMEOUT, sandbox.settle()).await;
+    // The suite's egress proxy (`sandbox.egress_for_tests`): its tally into `.pace/egress.yaml`.
+    let egress_file = settings.repo_root.join(".pace").join(day::setup::EGRESS_FILE);
+    day::setup::finish_egress(&sandbox, &settings.repo_root, &egress_file).await;
     let result = result?;
     let Some(result) = result else {
         return Ok(1);

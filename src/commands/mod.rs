@@ -18,6 +18,7 @@ mod doctor;
 mod gate;
 mod init;
 mod next;
+mod proxy;
 mod validate;
 
 pub(crate) fn init_logging(verbose: u8, quiet: bool, env: &Env) {
@@ -54,6 +55,7 @@ pub(crate) fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
         Some(Command::Doctor) => common::runtime()?.block_on(doctor::run(config, &env)),
         Some(Command::Gate { image }) => common::runtime()?.block_on(gate::run(config, image, &env)),
         Some(Command::Init { yes, force }) => init::run(init::Args { yes, force }, config, &env),
+        Some(Command::Proxy { listen, allow, log }) => common::runtime()?.block_on(proxy::run(&listen, allow, &log)),
         None => day::run(
             day::Args {
                 day: cli.day,

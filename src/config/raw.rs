@@ -583,6 +583,8 @@ raw_struct! {
         "log_limit" => log_limit: ByteSize,
         "pull" => pull: String,
         "setup_network" => setup_network: String,
+        "egress" => egress: Vec<At<String>>,
+        "egress_for_tests" => egress_for_tests: bool,
     }
     ignored: []
 }

@@ -907,6 +907,75 @@ fn resolve_sandbox(raw: &RawConfig, s: &mut Settings, env: &Env, sink: &mut Sink
     {
         s.sandbox.setup_network = network;
     }
+    if let Some(list) = &x.egress {
+        s.sandbox.egress = egress(list, sink);
+        egress_network(list, &s.sandbox.setup_network, sink);
+    }
+    if let Some(t) = &x.egress_for_tests {
+        s.sandbox.egress_for_tests = t.value;
+        if t.value && s.sandbox.egress.is_empty() {
+            sink.error(
+                t.line,
+                t.column,
+                "`sandbox.egress_for_tests: true` needs the hosts in `sandbox.egress` (a preset such as `go` or `npm`, or host names)",
+            );
+        }
+    }
+}
+
+/// `sandbox.egress`: presets ([`crate::proxy::PRESETS`]) and host names (`name`,
+/// `*.suffix`, optionally `:port`), each checked where it is written. A word without a
+/// dot must be a preset, so that a misspelt preset is not taken for a host.
+fn egress(list: &At<Vec<At<String>>>, sink: &mut Sink) -> Vec<crate::proxy::Entry> {
+    let presets: Vec<&str> = crate::proxy::PRESETS.iter().map(|(name, _)| *name).collect();
+    let mut entries = Vec::new();
+    for (i, item) in list.value.iter().enumerate() {
+        let text = item.value.trim();
+        if let Some(hosts) = crate::proxy::preset(text) {
+            entries.extend(hosts);
+            continue;
+        }
+        let host = text.rsplit_once(':').map_or(text, |(h, _)| h);
+        let result = if host.contains('.') {
+            crate::proxy::Entry::parse(text)
+        } else {
+            let mut why = format!("`{text}` is not a preset");
+            if let Some(close) = suggest(text, &presets) {
+                why.push_str(&format!(" (did you mean `{close}`?)"));
+            }
+            Err(why)
+        };
+        match result {
+            Ok(entry) => entries.push(entry),
+            Err(why) => sink.error_hint(
+                item.line,
+                item.column,
+                format!("`sandbox.egress[{i}]`: {why}"),
+                format!(
+                    "write a preset ({}) or a host name such as `repo.example.com`, `*.example.com` or `repo.example.com:8443`",
+                    presets.join(", ")
+                ),
+            ),
+        }
+    }
+    entries.dedup();
+    entries
+}
+
+/// The proxy needs a network with a route out beside the set-up's internal one: `host`
+/// and `none` cannot be one of several networks.
+fn egress_network(list: &At<Vec<At<String>>>, setup_network: &str, sink: &mut Sink) {
+    if list.value.is_empty() || !matches!(setup_network, "host" | "none") {
+        return;
+    }
+    sink.error_hint(
+        list.line,
+        list.column,
+        format!(
+            "`sandbox.egress` cannot be used with `sandbox.setup_network: {setup_network}`: pace's proxy joins the set-up's internal network and `setup_network` for its route out, and `{setup_network}` cannot be combined with another network"
+        ),
+        "set `sandbox.setup_network` to `bridge` or the name of a network with a route out (`docker network create`), or remove `sandbox.egress` to give the set-up that network directly",
+    );
 }
 
 /// `sandbox.image`, else the CI job's own image on GitLab, else [`DEFAULT_SANDBOX_IMAGE`].

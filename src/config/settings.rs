@@ -213,6 +213,12 @@ pub struct SandboxSettings {
     /// `sandbox.setup_network`: the Docker network of the set-up phase's container
     /// (`bridge`, `host`, `none` or the name of a network on the daemon).
     pub setup_network: String,
+    /// `sandbox.egress`: the only hosts the set-up phase reaches, through pace's proxy
+    /// (presets expanded); empty: the set-up gets `setup_network` directly.
+    pub egress: Vec<crate::proxy::Entry>,
+    /// `sandbox.egress_for_tests`: GATE's and FORGE's containers get the same proxy
+    /// instead of `sandbox.network`.
+    pub egress_for_tests: bool,
 }
 
 /// Default `sandbox.log_limit`: generous for any real suite, small next to a runner's disk.
@@ -362,6 +368,8 @@ impl Settings {
                 log_limit: DEFAULT_LOG_LIMIT,
                 pull: PullPolicy::IfNotPresent,
                 setup_network: "bridge".into(),
+                egress: Vec::new(),
+                egress_for_tests: false,
             },
             platform: PlatformSettings {
                 kind: PlatformKind::Local,

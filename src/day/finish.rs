@@ -136,8 +136,21 @@ struct DayFacts {
     totals: Totals,
     artifacts_location: String,
     refused: Vec<crate::boundary::Refused>,
+    /// The egress proxy's tally of the day's set-up (`egress.yaml`; empty without one).
+    egress: Vec<crate::proxy::TallyEntry>,
     human_gate: bool,
     started_at: String,
+}
+
+/// The day's `egress.yaml` (written by the set-up behind the egress proxy); empty when
+/// there is none or it cannot be read (the summary then has no network line).
+fn egress_tally(ctx: &DayContext) -> Vec<crate::proxy::TallyEntry> {
+    let path = ctx.day_dir.path(crate::day::setup::EGRESS_FILE);
+    crate::safe_write::read_to_string(&ctx.settings.repo_root, &path)
+        .ok()
+        .flatten()
+        .and_then(|text| crate::proxy::parse_tally(&text).ok())
+        .unwrap_or_default()
 }
 
 impl DayFacts {
@@ -159,6 +172,7 @@ impl DayFacts {
             totals: totals(ctx),
             artifacts_location: artifacts_location(&req.env, &ctx.day_dir),
             refused: ctx.refused(),
+            egress: egress_tally(ctx),
             human_gate: state.human_gate,
             started_at: started_at.to_string(),
         }
@@ -183,6 +197,7 @@ impl DayFacts {
             totals: Totals::default(),
             artifacts_location: artifacts_location(&req.env, &checkout.day_dir),
             refused: Vec::new(),
+            egress: Vec::new(),
             human_gate: false,
             started_at: started_at.to_string(),
         }
@@ -208,6 +223,7 @@ impl DayFacts {
             totals: self.totals.clone(),
             artifacts_location: self.artifacts_location.clone(),
             refused: self.refused.clone(),
+            egress: self.egress.clone(),
         }
     }
 
@@ -780,6 +796,7 @@ mod tests {
             totals: Totals::default(),
             artifacts_location: ".pace/day-3/".into(),
             refused: Vec::new(),
+            egress: Vec::new(),
             human_gate: false,
             started_at: "2026-01-01T00:00:00Z".into(),
         };

@@ -199,6 +199,14 @@ pub async fn run(req: DayRequest, platform: Box<dyn Platform>, interrupt: impl F
             .finish(&ctx, &req, platform.as_ref(), &state, outcome, &started_at)
             .await;
     }
+    // FORGE's and GATE's egress proxy (`sandbox.egress_for_tests`): its tally goes into
+    // `egress.yaml` before the summary is written.
+    setup::finish_egress(
+        &ctx.sandbox,
+        &ctx.settings.repo_root,
+        &ctx.day_dir.path(setup::EGRESS_FILE),
+    )
+    .await;
     // A signal while the result is pushed and published stops that too (the artifacts
     // are still written and committed locally, within the cleanup bound).
     let report = finish::finish(
@@ -271,6 +279,12 @@ impl Stopped {
         let Self { why, exit } = self;
         let message = format!("Day {}: FORGE — work in progress ({why})", ctx.plan.day);
         let cleanup = async {
+            setup::finish_egress(
+                &ctx.sandbox,
+                &ctx.settings.repo_root,
+                &ctx.day_dir.path(setup::EGRESS_FILE),
+            )
+            .await;
             let _ = ctx.sandbox.remove_run_containers().await;
             if let Err(e) = agents::forge::commit_writable(ctx, &message) {
                 ctx.warn(format!("could not commit FORGE's work in progress: {e}"));

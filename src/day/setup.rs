@@ -41,7 +41,45 @@ pub async fn run_in(sandbox: &Sandbox, repo: &Path, command: &str, dir: &Path) -
         path: dir.to_path_buf(),
         source: e.into(),
     })?;
-    sandbox.setup(repo, command, &dir.join("output.log"), None).await
+    let outcome = sandbox.setup(repo, command, &dir.join("output.log"), None).await?;
+    if let Some(tally) = &outcome.egress {
+        record_egress(repo, &dir.with_file_name(EGRESS_FILE), tally)?;
+    }
+    Ok(outcome)
+}
+
+/// The egress proxy's tally beside the set-up's directory: `.pace/day-N/egress.yaml`
+/// (`.pace/egress.yaml` for `pace gate`).
+pub const EGRESS_FILE: &str = "egress.yaml";
+
+/// Stops the egress sidecar that FORGE and GATE used (`sandbox.egress_for_tests`) and adds
+/// its tally to `path` (the day's `egress.yaml`). A failure is logged: the day's result
+/// does not depend on it, and the run's cleanup removes what is left.
+pub async fn finish_egress(sandbox: &Sandbox, repo: &Path, path: &Path) {
+    match sandbox.stop_egress().await {
+        Ok(Some(tally)) => {
+            if let Err(e) = record_egress(repo, path, &tally) {
+                tracing::warn!(error = %e, "egress: cannot write the tally");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "egress: cannot stop the proxy"),
+    }
+}
+
+/// Adds `tally` to the counts already in `path` (a second set-up in the same day, with
+/// `forge.setup_on_change`, adds to the first's).
+fn record_egress(repo: &Path, path: &Path, tally: &[crate::proxy::TallyEntry]) -> Result<(), SandboxError> {
+    let io = |e: crate::safe_write::OwnFileError| SandboxError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    };
+    let earlier = crate::safe_write::read_to_string(repo, path)
+        .map_err(io)?
+        .and_then(|text| crate::proxy::parse_tally(&text).ok())
+        .unwrap_or_default();
+    let merged = crate::proxy::merge_tallies(&earlier, tally);
+    crate::safe_write::write(repo, path, crate::proxy::render_tally(&merged).as_bytes()).map_err(io)
 }
 
 /// One line for the terminal.
@@ -75,7 +113,9 @@ pub fn verdict(outcome: &SetupOutcome, log: &Path, network: &str) -> Result<Verd
         return Ok(Verdict::Ready);
     };
     let tail = last_lines(tail, TAIL_LINES);
-    if *network_failed {
+    // Refused by the egress proxy: the allowlist is the cause, not the network.
+    let blocked: Vec<&crate::proxy::TallyEntry> = outcome.egress.iter().flatten().filter(|e| !e.allowed).collect();
+    if *network_failed && blocked.is_empty() {
         return Err(SandboxError::SetupNetwork {
             command: outcome.command.clone(),
             log: log.to_path_buf(),
@@ -88,10 +128,23 @@ pub fn verdict(outcome: &SetupOutcome, log: &Path, network: &str) -> Result<Verd
     } else {
         format!("failed with exit code {exit_code}")
     };
+    let egress = if blocked.is_empty() {
+        String::new()
+    } else {
+        let hosts: Vec<String> = blocked
+            .iter()
+            .take(10)
+            .map(|e| format!("{}:{}", e.host, e.port))
+            .collect();
+        format!(
+            "\nThe egress proxy refused {} (`sandbox.egress`; every request is in `egress.yaml`): add the hosts the set-up needs to `sandbox.egress`.",
+            crate::inert::code_span(&hosts.join(", "))
+        )
+    };
     // The output is the container's: fenced (and without controls) so that it cannot
     // forge sections of escalation.md or the MR/PR body it ends up in.
     Ok(Verdict::Hold(format!(
-        "the dependency set-up `{}` {why}; the end of `{}`:\n{}\nhint: fix the command (`tech.setup_command` in pace.config.yaml; `false` turns the phase off) or the manifest it installs from, then re-run the day",
+        "the dependency set-up `{}` {why}; the end of `{}`:\n{}{egress}\nhint: fix the command (`tech.setup_command` in pace.config.yaml; `false` turns the phase off) or the manifest it installs from, then re-run the day",
         outcome.command,
         shown(log),
         crate::inert::fenced(&tail, "text"),
@@ -124,7 +177,32 @@ mod tests {
                 network,
             },
             duration: std::time::Duration::from_secs(1),
+            egress: None,
         }
+    }
+
+    #[test]
+    fn a_network_failure_behind_the_proxy_holds_naming_the_blocked_hosts() {
+        let log = Path::new("/r/.pace/day-1/setup/output.log");
+        let mut outcome = failed(true);
+        outcome.egress = Some(vec![crate::proxy::TallyEntry {
+            host: "registry.example".into(),
+            port: 443,
+            allowed: false,
+            count: 2,
+        }]);
+        let Ok(Verdict::Hold(reason)) = verdict(&outcome, log, "bridge") else {
+            panic!("not a hold")
+        };
+        assert!(
+            reason.contains("The egress proxy refused `registry.example:443` (`sandbox.egress`"),
+            "{reason}"
+        );
+        outcome.egress = Some(Vec::new());
+        assert!(
+            verdict(&outcome, log, "bridge").is_err(),
+            "no refusal: the network's fault"
+        );
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct DaySummary {
     pub artifacts_location: String,
     /// Paths from the sandbox that pace kept out of the repository.
     pub refused: Vec<crate::boundary::Refused>,
+    /// What the egress proxy allowed and blocked during the set-up (`egress.yaml`).
+    pub egress: Vec<crate::proxy::TallyEntry>,
 }
 
 fn icon(decision: &str) -> &'static str {
@@ -141,6 +143,14 @@ impl DaySummary {
         }
         for review in [&self.sentinel, &self.conduit].into_iter().flatten() {
             render_review(md, review);
+        }
+        if let Some(line) = crate::proxy::describe_tally(&self.egress) {
+            // Refused names come from the set-up's requests: shown as code, never as links.
+            let _ = writeln!(
+                md,
+                "\n**Network (set-up, `sandbox.egress`):** {} (`egress.yaml` has every host)",
+                inert::code_span(&line)
+            );
         }
         if !self.agents.is_empty() {
             render_agents(md, &self.agents, &self.totals);
@@ -377,6 +387,7 @@ mod tests {
                 cost_usd: 0.0031,
             },
             refused: Vec::new(),
+            egress: Vec::new(),
             artifacts_location: "https://gitlab.example.com/g/p/-/jobs/7/artifacts/browse/.pace/day-2/".into(),
         }
     }
@@ -395,6 +406,37 @@ mod tests {
             hold.title(&r),
             "PACE Day 2: Add a `--shout` option that prints in capitals"
         );
+    }
+
+    #[test]
+    fn the_egress_tally_is_one_line_in_every_body_and_its_names_stay_code() {
+        use crate::proxy::TallyEntry;
+        let r = Redactor::default();
+        let mut s = summary(RunDecision::Ship, "");
+        let entry = |host: &str, port, allowed, count| TallyEntry {
+            host: host.into(),
+            port,
+            allowed,
+            count,
+        };
+        s.egress = vec![
+            entry("a.example", 443, true, 30),
+            entry("b.example", 80, true, 1),
+            entry("evil.example", 443, false, 3),
+            entry("x`@all<b>[a](http://e)", 0, false, 1),
+        ];
+        for body in [
+            s.render_markdown(&r),
+            s.render_merge_request(&r),
+            s.render_escalation(&r),
+        ] {
+            assert!(
+                body.contains("**Network (set-up, `sandbox.egress`):** ``2 hosts allowed (31 requests), 2 blocked: evil.example:443 ×3, x`@\u{200b}all<\u{200b}b>[a](http://e) ×1``"),
+                "{body}"
+            );
+        }
+        s.egress.clear();
+        assert!(!s.render_merge_request(&r).contains("Network"));
     }
 
     /// A model (or a prompt-injected repository) that writes quick actions, escapes,

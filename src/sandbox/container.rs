@@ -97,7 +97,9 @@ pub struct Sandbox {
     /// [`Sandbox::close_later`]) and guards dropped mid-operation. Shared with every guard,
     /// so [`Sandbox::settle`] waits for those removals too (a spawned task dies with the
     /// process when pace exits right after the error that dropped the guard).
-    closing: Closing,
+    pub(super) closing: Closing,
+    /// The egress sidecar while it runs (`sandbox.egress`, see `egress.rs`).
+    pub(super) egress: tokio::sync::Mutex<Option<super::egress::Egress>>,
     /// Numeric owner of uploaded files (see [`upload_owner`]).
     owner: Option<(u64, u64)>,
     /// What a successful set-up phase left for later containers (see `setup.rs`).
@@ -167,6 +169,7 @@ impl Sandbox {
             no_tar: AtomicBool::new(false),
             closing: Closing::default(),
             prepared: Mutex::new(None),
+            egress: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -897,10 +900,11 @@ impl Sandbox {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        super::egress::remove_run_networks(&self.docker, &self.ctx.run_id).await;
         Ok(removed)
     }
 
-    /// Removes this project's containers left by killed runs: those of `repo`'s project
+    /// Removes this project's containers (then its egress networks) left by killed runs: those of `repo`'s project
     /// (`pace.project`) whose own recorded lifetime (`pace.created` + `pace.timeout`, plus a
     /// margin) has passed. Other projects' containers on a shared daemon, and containers
     /// without these labels (older pace versions, other tools), are left alone.
@@ -932,6 +936,7 @@ impl Sandbox {
                 }
             }
         }
+        removed += super::egress::remove_stale_networks(&self.docker, &project, now, STALE_MARGIN).await;
         Ok(removed)
     }
 
@@ -1323,8 +1328,21 @@ impl Sandbox {
                 );
             }
         }
+        // Behind the egress proxy: only its internal network, and the variables naming it.
+        let egress = self.egress_route(role, repo).await?;
+        if let Some(route) = &egress {
+            env.extend(
+                route
+                    .env
+                    .iter()
+                    .filter(|(name, _)| !self.ctx.env.iter().any(|(n, _)| n == name))
+                    .map(|(name, value)| format!("{name}={value}")),
+            );
+        }
         // The set-up phase has its own network; FORGE and GATE `sandbox.network`.
-        let network = if role == "setup" {
+        let network = if let Some(route) = egress {
+            route.network
+        } else if role == "setup" {
             s.setup_network.clone()
         } else {
             match s.network {

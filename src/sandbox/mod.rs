@@ -14,6 +14,7 @@ mod cache;
 mod collect;
 mod container;
 pub mod doctor;
+mod egress;
 mod endpoint;
 mod output;
 pub mod registry;
@@ -28,6 +29,7 @@ pub use cache::{
     volume_for as cache_volume, volume_name as cache_volume_name,
 };
 pub use container::Sandbox;
+pub use egress::{LABEL_EGRESS, PROXY_ALIAS};
 pub use endpoint::Endpoint;
 pub use session::ExecSession;
 
@@ -162,6 +164,16 @@ pub enum SandboxError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("sandbox interrupted")]
     Interrupted,
+    /// A Docker operation of the egress sidecar (`sandbox.egress`) failed.
+    #[error("failed to {operation} `{target}` for `sandbox.egress`: {message}")]
+    Egress {
+        operation: &'static str,
+        target: String,
+        message: String,
+    },
+    /// The egress proxy container stopped or never listened.
+    #[error("the egress proxy (pace's own binary in a container of `{image}`) did not start:\n{output}")]
+    EgressProxy { image: String, output: String },
     /// The set-up phase could not reach what it downloads from.
     #[error("the dependency set-up `{command}` could not reach the network (see `{}`):\n{tail}", .log.display())]
     SetupNetwork {
@@ -186,6 +198,8 @@ impl crate::error::Hint for SandboxError {
             | Self::PullRefused(_)
             | Self::Container { .. }
             | Self::Interrupted
+            | Self::Egress { .. }
+            | Self::EgressProxy { .. }
             | Self::SetupNetwork { .. } => None,
         }
     }
@@ -198,6 +212,14 @@ impl crate::error::Hint for SandboxError {
                 "build or pull `{image}` on the daemon, or set `sandbox.image` in pace.config.yaml"
             )),
             Self::PullRefused(refusal) => Some(refusal.hint()),
+            Self::Egress { .. } => Some(
+                "check the Docker daemon (`docker network ls`, `pace doctor`); `sandbox.egress` needs a daemon that creates networks; without it, remove `sandbox.egress` to give the set-up `sandbox.setup_network` directly"
+                    .into(),
+            ),
+            Self::EgressProxy { .. } => Some(
+                "the proxy runs the pace executable inside `sandbox.image`: use the static release binary (`make static`, or a runner image), or an image with a compatible C library"
+                    .into(),
+            ),
             Self::SetupNetwork { network, .. } if network == "none" => Some(
                 "`sandbox.setup_network` is `none`: set it to `bridge` (the default) or `host` in pace.config.yaml so the set-up can download the dependencies, or turn the phase off with `tech.setup_command: false`"
                     .into(),

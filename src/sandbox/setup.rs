@@ -83,6 +83,8 @@ pub struct SetupOutcome {
     pub hash: String,
     pub status: SetupStatus,
     pub duration: std::time::Duration,
+    /// What the egress proxy allowed and refused (`None`: no `sandbox.egress`).
+    pub egress: Option<Vec<crate::proxy::TallyEntry>>,
 }
 
 /// The set-up command for this repository: `tech.setup_command`, else the default for the
@@ -336,6 +338,9 @@ impl Sandbox {
         let record = caches && self.ctx.settings.workspace != WorkspaceMode::Bind;
         let script = setup_script(command, &hash, record);
         let collect_into = output_log.parent().unwrap_or(repo).join("collected");
+        // With `sandbox.egress` the set-up reaches only the proxy (see `egress.rs`), which
+        // its container starts; it is stopped right after unless FORGE and GATE use it too
+        // (`sandbox.egress_for_tests`: stopped at the end of the day).
         let outcome = self
             .run_as(
                 super::container::Role::Setup,
@@ -347,7 +352,14 @@ impl Sandbox {
                     on_output,
                 },
             )
-            .await?;
+            .await;
+        let s = &self.ctx.settings;
+        let tally = if s.egress.is_empty() || s.egress_for_tests {
+            None
+        } else {
+            self.stop_egress().await?
+        };
+        let outcome = outcome?;
         let status = if outcome.exit_code == 0 && !outcome.timed_out {
             if outcome.head.starts_with(SKIPPED_LINE) {
                 SetupStatus::Skipped
@@ -373,6 +385,7 @@ impl Sandbox {
             hash,
             status,
             duration: started.elapsed(),
+            egress: tally,
         })
     }
 }
