@@ -57,7 +57,9 @@ ensure_binary() {
     command -v cargo-zigbuild >/dev/null \
       || die "$bin needs cargo-zigbuild: run \`make release\` once (it installs zig and cargo-zigbuild)"
     say "building $bin (cargo zigbuild)"
-    PACE_REVISION=$REVISION cargo zigbuild --release --locked --quiet --target "$triple" >&2
+    # No PACE_REVISION here unless the caller set one: build.rs then reads the same commit,
+    # and an unchanged environment keeps cargo from rebuilding pace.
+    cargo zigbuild --release --locked --quiet --target "$triple" >&2
   fi
   [ -x "$bin" ] || die "$bin is missing: run \`make static\` (x86_64) or \`make release\`"
   echo "$bin"
