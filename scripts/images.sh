@@ -17,8 +17,11 @@
 #   IMAGE_PREFIX      local repository prefix (default pace): PREFIX/runner-LANG
 #   IMAGE_BUILD_ARGS  more `docker build` arguments (e.g. --build-arg WITH_BUILD_TOOLS=0)
 #   IMAGES_RECORD     where `push` writes the digests (default dist/images.txt)
-#   MANIFEST_FLAGS    extra flags for `docker manifest create/push` (e.g. --insecure for a
-#                     plain-HTTP registry)
+#   MANIFEST_TOOL     what joins the architectures: `docker` (`docker manifest`) or `podman`
+#                     (`podman manifest`); default docker, podman for a registry on a loopback
+#                     address (see join_architectures)
+#   MANIFEST_FLAGS    extra flags for that tool (`--insecure` for docker, `--tls-verify=false`
+#                     for podman, with a plain-HTTP registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -137,8 +140,12 @@ push() {
   local registry=${1:-}
   [ -n "$registry" ] || die "push needs the registry and path, e.g. \`make images-push REGISTRY=registry.example.com/team/pace\`"
   local lang platform arch repo per_arch index_digest tag
-  local -a manifest_flags
-  read -ra manifest_flags <<<"${MANIFEST_FLAGS:-}"
+  local host=${registry%%/*}
+  case "$host" in
+    127.* | localhost | localhost:* | \[::1\]*) MANIFEST_TOOL=${MANIFEST_TOOL:-podman} ;;
+  esac
+  MANIFEST_TOOL=${MANIFEST_TOOL:-docker}
+  command -v "$MANIFEST_TOOL" >/dev/null || die "MANIFEST_TOOL=$MANIFEST_TOOL is not installed (docker or podman)"
   mkdir -p "$(dirname "$RECORD")"
   : >"$RECORD.tmp"
   for lang in $ALL_LANGS; do
@@ -160,16 +167,48 @@ push() {
     done
     # One manifest list for all tags: the same digest under VERSION, X.Y and latest.
     for tag in "$VERSION" "$MINOR" latest; do
-      docker manifest rm "$repo:$tag" >/dev/null 2>&1 || true
-      docker manifest create "${manifest_flags[@]}" "$repo:$tag" "${per_arch[@]}" >/dev/null
-      index_digest=$(docker manifest push "${manifest_flags[@]}" --purge "$repo:$tag" | tail -1)
-      case "$index_digest" in sha256:*) ;; *) die "docker manifest push $repo:$tag printed no digest: '$index_digest'" ;; esac
+      index_digest=$(join_architectures "$repo:$tag" "${per_arch[@]}")
+      case "$index_digest" in sha256:*) ;; *) die "no digest for the manifest list $repo:$tag: '$index_digest'" ;; esac
       echo "$repo:$tag@$index_digest $(echo "$PLATFORMS" | tr ' ' ',')" >>"$RECORD.tmp"
     done
   done
   mv "$RECORD.tmp" "$RECORD"
   verify_pull
   say "pushed; digests in $RECORD"
+}
+
+# Pushes a manifest list TARGET (repo:tag) of the per-architecture REFS (repo@digest, already
+# in the registry) and prints its digest. The docker CLI (28) pushes a list to a registry on
+# a loopback address over plain HTTP even when it serves TLS (the CLI counts 127.0.0.0/8 as
+# insecure and the put fails with "connection reset"), so there podman does it: its
+# `manifest` commands only read and write the registry, in a throw-away store, with the
+# login from the Docker config and the CA from /etc/docker/certs.d like the daemon.
+join_architectures() {
+  local target=$1 ref digest
+  shift
+  local -a flags
+  read -ra flags <<<"${MANIFEST_FLAGS:-}"
+  if [ "$MANIFEST_TOOL" = docker ]; then
+    docker manifest rm "$target" >/dev/null 2>&1 || true
+    docker manifest create "${flags[@]}" "$target" "$@" >/dev/null || return 1
+    docker manifest push "${flags[@]}" --purge "$target" | tail -1
+    return
+  fi
+  local store config=${DOCKER_CONFIG:-$HOME/.docker}/config.json
+  store=$(mktemp -d /tmp/pace-manifest-XXXXXX)
+  local -a podman=(podman --root "$store/root" --runroot "$store/run" --storage-driver vfs)
+  local -a auth=()
+  [ -f "$config" ] && auth=(--authfile "$config")
+  "${podman[@]}" manifest create pace-list >/dev/null || { rm -rf "$store"; return 1; }
+  for ref in "$@"; do
+    "${podman[@]}" manifest add "${auth[@]}" "${flags[@]}" pace-list "docker://$ref" >/dev/null \
+      || { rm -rf "$store"; return 1; }
+  done
+  "${podman[@]}" manifest push "${auth[@]}" "${flags[@]}" --all --format v2s2 --digestfile "$store/digest" \
+    pace-list "docker://$target" >/dev/null 2>"$store/log" || { cat "$store/log" >&2; rm -rf "$store"; return 1; }
+  digest=$(cat "$store/digest")
+  rm -rf "$store"
+  echo "$digest"
 }
 
 # Pulls every recorded reference back by its digest, each architecture for its platform,
