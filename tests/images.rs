@@ -278,6 +278,33 @@ struct PushTarget {
     docker_config: tempfile::TempDir,
 }
 
+/// The daemon is shared: the names the push and the pulls gave (`<host>/pace/...`, by tag
+/// and by digest) go with the registry.
+impl Drop for PushTarget {
+    fn drop(&mut self) {
+        let Ok(out) = Command::new("docker")
+            .args([
+                "images",
+                "--digests",
+                "--format",
+                "{{.Repository}}:{{.Tag}} {{.Repository}}@{{.Digest}}",
+            ])
+            .output()
+        else {
+            return;
+        };
+        let prefix = format!("{}/", self.registry.host);
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|name| name.starts_with(&prefix) && !name.ends_with(":<none>") && !name.ends_with("@<none>"))
+            .map(str::to_string)
+            .collect();
+        if !names.is_empty() {
+            let _ = Command::new("docker").arg("rmi").args(&names).output();
+        }
+    }
+}
+
 impl PushTarget {
     fn start() -> Option<Self> {
         // The manifest lists of a registry on 127.0.0.1 are pushed with podman
