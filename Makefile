@@ -2,19 +2,29 @@
 CARGO ?= cargo
 DEMO_IMAGE ?= pace-example/busybox:1
 
-.PHONY: all build test docker demo demo-image lint fmt bench reliability conformance clean static release images image-go image-node image-temurin image-dotnet
+.PHONY: all build test docker demo demo-image lint fmt bench reliability conformance clean static release images images-push images-check image-go image-node image-temurin image-dotnet
 
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/pace
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # X.Y: the pin the templates and `pace init` write (`pace/runner-go:0.1`).
 MINOR := $(shell echo $(VERSION) | cut -d. -f1,2)
-REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-SOURCE := $(shell git remote get-url origin 2>/dev/null || echo unknown)
 LANGS := go node temurin dotnet
-# Empty: each Dockerfile's pinned official image. `make images BASE_IMAGE=...` overrides all four.
+# Empty: each Dockerfile's pinned official image. `make images BASE_IMAGE=...` overrides all
+# four; BASE_IMAGE_ARM64 / BASE_IMAGE_AMD64 one architecture (a local base is per architecture).
 BASE_IMAGE ?=
+BASE_IMAGE_ARM64 ?=
+BASE_IMAGE_AMD64 ?=
 IMAGE_BUILD_ARGS ?=
+# One classic `docker build --platform` per entry, joined by `make images-push` (images/README.md).
+PLATFORMS ?= linux/amd64 linux/arm64
+# `make images-push REGISTRY=host[:port]/path`: where the images go; the digests go to IMAGES_RECORD.
+REGISTRY ?=
+IMAGES_RECORD ?= dist/images.txt
+# Local repository prefix: $(IMAGE_PREFIX)/runner-<lang> (the revision and source labels: scripts/images.sh).
+IMAGE_PREFIX ?= pace
+IMAGES_ENV = PLATFORMS="$(PLATFORMS)" BASE_IMAGE="$(BASE_IMAGE)" BASE_IMAGE_ARM64="$(BASE_IMAGE_ARM64)" \
+  BASE_IMAGE_AMD64="$(BASE_IMAGE_AMD64)" IMAGE_BUILD_ARGS="$(IMAGE_BUILD_ARGS)" IMAGES_RECORD="$(IMAGES_RECORD)" IMAGE_PREFIX="$(IMAGE_PREFIX)"
 
 all: build
 
@@ -73,14 +83,23 @@ static:
 release:
 	scripts/release.sh
 
-## The four runner images, tagged pace/runner-<lang>:$(VERSION), :$(MINOR) and :latest.
-images: $(addprefix image-,$(LANGS))
+## The four runner images for each of PLATFORMS: pace/runner-<lang>:$(VERSION)-<arch>, and
+## :$(VERSION), :$(MINOR) and :latest for the host's architecture (scripts/images.sh).
+images: static
+	$(IMAGES_ENV) scripts/images.sh build
 
 $(addprefix image-,$(LANGS)): image-%: static
-	docker build -f images/runner-$*/Dockerfile \
-	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
-	  --build-arg PACE_VERSION=$(VERSION) --build-arg PACE_REVISION=$(REVISION) --build-arg PACE_SOURCE=$(SOURCE) \
-	  $(IMAGE_BUILD_ARGS) -t pace/runner-$*:$(VERSION) -t pace/runner-$*:$(MINOR) -t pace/runner-$*:latest .
+	$(IMAGES_ENV) scripts/images.sh build $*
+
+## Push the built images to REGISTRY, one multi-arch manifest list per tag ($(VERSION), $(MINOR),
+## latest), the digests in IMAGES_RECORD, then pull every one back by digest.
+images-push:
+	$(IMAGES_ENV) scripts/images.sh push "$(REGISTRY)"
+
+## The slow image checks (docs/images.md): both architectures on local bases, a real TLS
+## registry round trip, pace under qemu, a day inside the pulled image, gitlab-ci-local.
+images-check: docker
+	$(CARGO) test --test all images:: -- --ignored --test-threads=1
 
 clean:
 	$(CARGO) clean

@@ -16,11 +16,11 @@ const USER: &str = "pace-ci";
 const PASSWORD: &str = "registry-PASSWORD-7f3a9c";
 
 /// A registry with one login, removed (process, data and the daemon's trust in its CA)
-/// when dropped.
-struct Registry {
+/// when dropped. Also used by tests/images.rs to push the runner images.
+pub(crate) struct Registry {
     child: Child,
     dir: tempfile::TempDir,
-    host: String,
+    pub(crate) host: String,
     /// `/etc/docker/certs.d/<host>`: where the daemon looks for the CA of a TLS registry.
     trusted: Option<PathBuf>,
 }
@@ -105,7 +105,7 @@ impl Registry {
 
     /// Served over TLS with a certificate from a CA made here, which the daemon is told to
     /// trust (`/etc/docker/certs.d/<host>/ca.crt`, read at each pull).
-    fn start_tls() -> Option<Self> {
+    pub(crate) fn start_tls() -> Option<Self> {
         Self::start_with(true)
     }
 
@@ -176,9 +176,18 @@ impl Registry {
             assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
         };
         docker(&["tag", &busybox_image(), &image]);
+        self.login(&docker_config);
+        docker(&["push", "-q", &image]);
+        docker(&["rmi", &image]);
+        image
+    }
+
+    /// `docker login` to this registry, the login stored in `docker_config` (a
+    /// `DOCKER_CONFIG` directory) so the daemon's other users are not affected.
+    pub(crate) fn login(&self, docker_config: &std::path::Path) {
         let mut login = Command::new("docker")
             .args(["login", "-u", USER, "--password-stdin", &self.host])
-            .env("DOCKER_CONFIG", &docker_config)
+            .env("DOCKER_CONFIG", docker_config)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -187,9 +196,6 @@ impl Registry {
         use std::io::Write as _;
         login.stdin.take().unwrap().write_all(PASSWORD.as_bytes()).unwrap();
         assert!(login.wait().unwrap().success(), "docker login");
-        docker(&["push", "-q", &image]);
-        docker(&["rmi", &image]);
-        image
     }
 
     fn auth_config(&self, password: &str) -> String {

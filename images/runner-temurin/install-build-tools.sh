@@ -4,7 +4,10 @@ set -eu
 fetch() { # url dest
   if command -v curl >/dev/null 2>&1; then curl -fsSL "$1" -o "$2"; else wget -q "$1" -O "$2"; fi
 }
-command -v unzip >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends unzip curl && rm -rf /var/lib/apt/lists/*; }
+# A base may have unzip but neither curl nor wget: the download needs one of them.
+if ! command -v unzip >/dev/null 2>&1 || ! { command -v curl || command -v wget; } >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends unzip curl && rm -rf /var/lib/apt/lists/*
+fi
 if ! command -v mvn >/dev/null 2>&1; then
   fetch "https://archive.apache.org/dist/maven/maven-3/${MAVEN_VERSION}/binaries/apache-maven-${MAVEN_VERSION}-bin.tar.gz" /tmp/maven.tgz
   mkdir -p /opt/maven && tar -xzf /tmp/maven.tgz -C /opt/maven --strip-components=1 && rm /tmp/maven.tgz
