@@ -13,13 +13,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
 
-use super::container::{self, ContainerGuard, Sandbox, WORKSPACE, container_err};
+use super::container::{self, Sandbox};
+use super::docker::{DockerClient, Frames};
+use super::guard::ContainerGuard;
 use super::output::HeadTail;
+use super::spec::{Role, WORKSPACE};
 use super::workspace::{self, Manifest, PackPlan};
 use super::writeback;
 use super::{EXEC_OUTPUT_CAP, ExecOutcome, SandboxError};
@@ -83,7 +84,7 @@ exit "$status"
 "#;
 
 pub struct ExecSession {
-    docker: Docker,
+    docker: DockerClient,
     guard: Option<ContainerGuard>,
     repo: PathBuf,
     bind: bool,
@@ -119,7 +120,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         Some(guard) => guard,
         None => {
             let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
-            sandbox.launch("forge", cmd, repo).await?.0
+            sandbox.launch(Role::Forge, cmd, repo).await?.0
         }
     };
     tracing::debug!(container = %guard.name, files = host.len(), "sandbox: FORGE session started");
@@ -573,7 +574,7 @@ impl ExecSession {
             let mut stderr = Vec::new();
             let (_, mut output) = start_exec(&self.docker, self.id(), cmd).await?;
             while let Some(frame) = output.next().await {
-                match frame.map_err(|source| container_err("read exec output from", self.id(), source))? {
+                match frame? {
                     LogOutput::StdOut { message } => {
                         // The extractor stopped reading (an error): it says why below.
                         let stopped = tx.send(Ok(message)).await.is_err();
@@ -685,19 +686,16 @@ impl ExecSession {
     async fn ensure_running(&self) -> Result<(), SandboxError> {
         let running = self
             .docker
-            .inspect_container(self.id(), None)
+            .state(self.id())
             .await
             .ok()
-            .and_then(|i| i.state)
+            .flatten()
             .and_then(|s| s.running)
             .unwrap_or(false);
         if running {
             return Ok(());
         }
-        self.docker
-            .start_container(self.id(), None)
-            .await
-            .map_err(|source| container_err("restart", self.id(), source))
+        self.docker.restart(self.id()).await
     }
 
     /// Whether processes other than the idle container's own are running. Asked of the
@@ -717,8 +715,8 @@ impl ExecSession {
         if !self.bind {
             return Ok(());
         }
-        container::kill(&self.docker, self.id()).await;
-        let _ = container::wait_exit(&self.docker, self.id()).await;
+        self.docker.kill(self.id()).await;
+        let _ = self.docker.wait(self.id()).await;
         let Some(before) = self.bind_baseline.take() else {
             return Ok(());
         };
@@ -734,12 +732,9 @@ impl ExecSession {
     async fn restart(&self) -> Result<(), SandboxError> {
         let id = self.id();
         tracing::debug!(container = id, "sandbox: restarting the session container");
-        container::kill(&self.docker, id).await;
-        let _ = container::wait_exit(&self.docker, id).await;
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|source| container_err("restart", id, source))
+        self.docker.kill(id).await;
+        let _ = self.docker.wait(id).await;
+        self.docker.restart(id).await
     }
 
     /// What this session refused so far, handed over once (the day records it).
@@ -757,62 +752,32 @@ impl ExecSession {
 }
 
 /// The container's processes as the daemon lists them (`docker top`).
-async fn process_count(docker: &Docker, id: &str) -> Option<usize> {
-    let top = docker.top_processes(id, None).await.ok()?;
-    Some(top.processes.map_or(0, |p| p.len()))
+async fn process_count(docker: &DockerClient, id: &str) -> Option<usize> {
+    docker.process_count(id).await.ok()
 }
 
-/// A started exec: its id and its output frames.
-type StartedExec = (
-    String,
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
-);
-
 /// Starts `cmd` in `/workspace` and returns the exec's id and its output frames.
-async fn start_exec(docker: &Docker, id: &str, cmd: Vec<String>) -> Result<StartedExec, SandboxError> {
-    let opts = CreateExecOptions {
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(false),
-        cmd: Some(cmd),
-        working_dir: Some(WORKSPACE.to_string()),
-        ..Default::default()
-    };
-    let exec = docker
-        .create_exec(id, opts)
-        .await
-        .map_err(|source| container_err("exec in", id, source))?;
-    match docker
-        .start_exec(&exec.id, None)
-        .await
-        .map_err(|source| container_err("exec in", id, source))?
-    {
-        StartExecResults::Attached { output, .. } => Ok((exec.id, output)),
-        StartExecResults::Detached => Ok((exec.id, Box::pin(futures_util::stream::empty()))),
-    }
+async fn start_exec(docker: &DockerClient, id: &str, cmd: Vec<String>) -> Result<(String, Frames), SandboxError> {
+    docker.exec(id, cmd, WORKSPACE).await
 }
 
 /// Runs `cmd` in `/workspace` of the container, feeding its output frames to `sink`;
 /// returns the exit code.
 async fn run_exec(
-    docker: &Docker,
+    docker: &DockerClient,
     id: &str,
     cmd: Vec<String>,
     sink: &mut (dyn FnMut(&LogOutput) + Send),
 ) -> Result<i64, SandboxError> {
     let (exec_id, mut output) = start_exec(docker, id, cmd).await?;
     while let Some(chunk) = output.next().await {
-        let chunk = chunk.map_err(|source| container_err("read exec output from", id, source))?;
-        sink(&chunk);
+        sink(&chunk?);
     }
     // The stream ends as the process exits; the exit code may lag a moment behind.
     for _ in 0..100 {
-        let info = docker
-            .inspect_exec(&exec_id)
-            .await
-            .map_err(|source| container_err("inspect exec in", id, source))?;
-        if info.running != Some(true) {
-            return Ok(info.exit_code.unwrap_or(-1));
+        let (running, exit_code) = docker.exec_state(id, &exec_id).await?;
+        if !running {
+            return Ok(exit_code.unwrap_or(-1));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

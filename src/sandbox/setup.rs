@@ -335,7 +335,7 @@ impl Sandbox {
         let collect_into = output_log.parent().unwrap_or(repo).join("collected");
         let outcome = self
             .run_as(
-                super::container::Role::Setup,
+                super::spec::Role::Setup,
                 RunRequest {
                     repo,
                     command: script,
