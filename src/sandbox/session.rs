@@ -316,40 +316,9 @@ impl ExecSession {
         self.latest = Some(listing.next());
 
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
-        let ran = tokio::time::timeout(
-            timeout,
-            self.wrapper_into(command, &deleted_on_host, listing, &mut view),
-        )
-        .await;
-        let (report, timed_out) = match ran {
-            Ok(result) => (result?, false),
-            Err(_) => {
-                self.restart().await?;
-                view.push(
-                    format!(
-                        "\n[pace: the command timed out after {} s and was killed]\n",
-                        timeout.as_secs()
-                    )
-                    .as_bytes(),
-                );
-                (None, true)
-            }
-        };
-        let report = match report {
-            Some(r) => r,
-            // Timed out, or the wrapper could not finish (killed, or a fork bomb holds every
-            // pid): stop whatever the command left, then list once more on its own.
-            None => {
-                if !timed_out {
-                    self.restart().await?;
-                    view.push(b"\n[pace: the command's processes were stopped]\n");
-                }
-                self.ensure_running().await?;
-                let mut again = self.wrapper(listing).await?;
-                again.status = if timed_out { 137 } else { -1 };
-                again
-            }
-        };
+        let (report, timed_out) = self
+            .run_wrapped(command, &deleted_on_host, listing, timeout, &mut view)
+            .await?;
         // A command that left processes behind (a server, a fork bomb holding every pid)
         // would starve the next one: each `run` is self-contained, so they are stopped. The
         // daemon is asked while the changes come back (a leftover process writing meanwhile
@@ -384,6 +353,50 @@ impl ExecSession {
             changed,
             refused,
         })
+    }
+
+    /// The wrapper for `command` within `timeout`, and its report: after a timeout, or when
+    /// the wrapper could not finish, the command's processes are stopped and the changes
+    /// listed on their own. True when it timed out.
+    async fn run_wrapped(
+        &self,
+        command: &str,
+        deletions: &[String],
+        listing: Listing,
+        timeout: Duration,
+        view: &mut HeadTail,
+    ) -> Result<(Report, bool), SandboxError> {
+        let ran = tokio::time::timeout(timeout, self.wrapper_into(command, deletions, listing, view)).await;
+        let (report, timed_out) = match ran {
+            Ok(result) => (result?, false),
+            Err(_) => {
+                self.restart().await?;
+                view.push(
+                    format!(
+                        "\n[pace: the command timed out after {} s and was killed]\n",
+                        timeout.as_secs()
+                    )
+                    .as_bytes(),
+                );
+                (None, true)
+            }
+        };
+        let report = match report {
+            Some(r) => r,
+            // Timed out, or the wrapper could not finish (killed, or a fork bomb holds every
+            // pid): stop whatever the command left, then list once more on its own.
+            None => {
+                if !timed_out {
+                    self.restart().await?;
+                    view.push(b"\n[pace: the command's processes were stopped]\n");
+                }
+                self.ensure_running().await?;
+                let mut again = self.wrapper(listing).await?;
+                again.status = if timed_out { 137 } else { -1 };
+                again
+            }
+        };
+        Ok((report, timed_out))
     }
 
     /// Runs the wrapper for `command` with the output shown to the model in `view`; the
