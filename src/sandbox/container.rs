@@ -1,7 +1,7 @@
 //! The sandbox of a run: the connection, the image, launching containers (created from
-//! `spec`, filled, started; options a restricted daemon refuses dropped on the way), and
-//! the cleanup of pace-labelled containers. GATE's run is `gate`, FORGE's session
-//! `session`; every Engine API call goes through `docker`.
+//! `spec`, filled, started; options a restricted daemon refuses dropped on the way). GATE's
+//! run is `gate`, FORGE's session `session`, removal in bulk `cleanup`; every Engine API
+//! call goes through `docker`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,23 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
-use bollard::container::{AttachContainerResults, LogOutput};
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use bollard::container::AttachContainerResults;
 
 use super::authz::{self, Degradable};
 use super::cache;
 use super::docker::DockerClient;
 use super::endpoint::Endpoint;
 use super::events::SandboxEvent;
-use super::guard::{self, Closing, ContainerGuard};
-use super::output::{HeadTail, TrailerSplit};
-use super::registry::{self, RegistryLogin};
+use super::guard::{Closing, ContainerGuard};
+use super::image::{ImagePull, ensure_image};
 use super::spec::{self, Hidden, Role, Spec, WORKSPACE};
+use super::stdin::{plan_bytes, stream_into_session};
 use super::workspace::{self, Manifest, PackPlan};
-use super::{LABEL_CREATED, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, SandboxContext, SandboxError};
+use super::{SandboxContext, SandboxError};
 use crate::boundary;
-use crate::config::settings::{PullPolicy, SandboxSettings, WorkspaceMode};
+use crate::config::settings::WorkspaceMode;
 
 /// The FORGE session's idle command when the workspace comes in on stdin (`$1` extra `tar`
 /// options): unpack, say so after the mark, then sleep. Started again after a `kill`
@@ -37,9 +35,9 @@ const SESSION_UNPACK_WRAPPER: &str = r#"if IFS= read -r mark; then
   printf '%s ready\n' "$mark"
 fi
 exec sleep 2147483647 </dev/null >/dev/null 2>&1"#;
-/// Added to a container's recorded lifetime before it counts as stale.
-const STALE_MARGIN: Duration = Duration::from_secs(10 * 60);
 
+/// One run's sandbox: a daemon that answered, the image on it, and what this run learnt
+/// about both (refused options, a missing `tar`, the set-up's record).
 pub struct Sandbox {
     pub(super) ctx: SandboxContext,
     pub(super) docker: DockerClient,
@@ -56,7 +54,7 @@ pub struct Sandbox {
     /// [`Sandbox::close_later`]) and guards dropped mid-operation. Shared with every guard,
     /// so [`Sandbox::settle`] waits for those removals too (a spawned task dies with the
     /// process when pace exits right after the error that dropped the guard).
-    closing: Closing,
+    pub(super) closing: Closing,
     /// Numeric owner of uploaded files (see [`upload_owner`]).
     owner: Option<(u64, u64)>,
     /// What a successful set-up phase left for later containers (see `setup.rs`).
@@ -169,104 +167,6 @@ impl Sandbox {
     /// Starts the long-lived container of one FORGE attempt with the workspace uploaded.
     pub async fn start_session(&self, repo: &Path) -> Result<super::ExecSession, SandboxError> {
         super::session::start(self, repo).await
-    }
-
-    /// Removes a finished FORGE session's container in the background, so that the day
-    /// goes on (GATE starts) meanwhile. [`Sandbox::settle`] waits for it; the day calls it
-    /// before it ends, and [`Sandbox::remove_run_containers`] on signals waits for it too.
-    pub fn close_later(&self, session: super::ExecSession) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                container = session.container_name(),
-                "sandbox: no runtime to remove the session container"
-            );
-            return;
-        };
-        let name = session.container_name().to_string();
-        guard::track(&self.closing, handle.spawn(session.close()), &name);
-    }
-
-    /// Waits until the sessions handed to [`Sandbox::close_later`] are removed; returns
-    /// the removals that failed.
-    pub async fn settle(&self) -> Vec<SandboxError> {
-        let tasks = self
-            .closing
-            .lock()
-            .map(|mut c| std::mem::take(&mut *c))
-            .unwrap_or_default();
-        let mut failed = Vec::new();
-        for task in tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failed.push(e),
-                Err(join) => tracing::warn!(error = %join, "sandbox: removing a session container did not finish"),
-            }
-        }
-        failed
-    }
-
-    /// Removes every container of this run (called on exit and on signals): only those
-    /// labelled with this run's id, which is unique per run (see `app::run_id`).
-    pub async fn remove_run_containers(&self) -> Result<usize, SandboxError> {
-        for e in self.settle().await {
-            tracing::warn!(error = %e, "sandbox: removing a session container failed");
-        }
-        let filter = format!("{LABEL_RUN_ID}={}", self.ctx.run_id);
-        let ids = self.docker.list_labelled(&filter).await?;
-        let mut removed = 0;
-        for (id, labels) in ids {
-            // Checked again: a daemon that ignored the filter must not widen the removal.
-            if labels.get(LABEL_RUN_ID) != Some(&self.ctx.run_id) {
-                continue;
-            }
-            if self.docker.remove(&id).await.is_ok() {
-                removed += 1;
-            }
-        }
-        // A removal already under way (a dropped session's guard) answers 409 at once;
-        // wait until the daemon no longer lists any, so nothing is left when pace exits.
-        for _ in 0..50 {
-            if self.docker.list_labelled(&filter).await?.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(removed)
-    }
-
-    /// Removes this project's containers left by killed runs: those of `repo`'s project
-    /// (`pace.project`) whose own recorded lifetime (`pace.created` + `pace.timeout`, plus a
-    /// margin) has passed. Other projects' containers on a shared daemon, and containers
-    /// without these labels (older pace versions, other tools), are left alone.
-    pub async fn remove_stale(&self, repo: &Path) -> Result<usize, SandboxError> {
-        let project = cache::project_id(repo);
-        let now = unix_now();
-        let mut removed = 0;
-        for (id, labels) in self.docker.list_labelled(&format!("{LABEL_PROJECT}={project}")).await? {
-            let number = |key: &str| labels.get(key).and_then(|v| v.trim().parse::<u64>().ok());
-            let (Some(created), Some(timeout)) = (number(LABEL_CREATED), number(LABEL_TIMEOUT)) else {
-                continue;
-            };
-            // The daemon already filtered by label; checked again so that a filter the
-            // daemon ignored could never widen the sweep.
-            if labels.get(LABEL_PROJECT) != Some(&project) || !labels.contains_key(LABEL_RUN_ID) {
-                continue;
-            }
-            let expires = created.saturating_add(timeout).saturating_add(STALE_MARGIN.as_secs());
-            if now <= expires {
-                continue;
-            }
-            match self.docker.remove(&id).await {
-                Ok(()) => {
-                    tracing::info!(container = %id, "sandbox: removed a stale pace container");
-                    removed += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(container = %id, error = %e, "sandbox: cannot remove a stale container");
-                }
-            }
-        }
-        Ok(removed)
     }
 
     /// Creates a container, fills `/workspace` (upload mode) and starts it.
@@ -602,115 +502,6 @@ pub(super) async fn listed_files(
     }
 }
 
-/// The bytes of `plan`'s files: the time an archive of them may take is scaled to it.
-fn plan_bytes(plan: &PackPlan) -> u64 {
-    plan.files
-        .iter()
-        .filter_map(|rel| std::fs::symlink_metadata(plan.repo.join(rel)).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-/// What came of streaming the workspace into a FORGE session's container.
-struct SessionFeed {
-    /// How far the archive got; `None` when it took too long.
-    ran: Option<Fed>,
-    packed: Result<std::io::Result<Manifest>, tokio::task::JoinError>,
-    /// The wrapper's report after the mark (`ready`, `notar`, `unpack`; empty: none).
-    word: String,
-    /// What tar and the wrapper said (for the error).
-    said: String,
-    bytes: u64,
-    timeout: Duration,
-}
-
-impl SessionFeed {
-    /// `Ok(true)`: the session is ready; `Ok(false)`: the image has no `tar`; an error
-    /// saying why otherwise.
-    fn verdict(self, repo: &Path) -> Result<bool, SandboxError> {
-        let failed = |why: String| SandboxError::Workspace {
-            path: repo.to_path_buf(),
-            source: std::io::Error::other(if self.said.is_empty() {
-                why
-            } else {
-                format!("{why}: {}", self.said)
-            }),
-        };
-        let word = self.word.as_str();
-        match (self.ran, self.packed) {
-            (Some(Fed::All), _) if word == "ready" => Ok(true),
-            _ if word == "notar" => Ok(false),
-            (Some(Fed::PackFailed), Ok(Err(source))) => Err(SandboxError::Workspace {
-                path: repo.to_path_buf(),
-                source,
-            }),
-            _ if word == "unpack" => Err(failed(
-                "unpacking the workspace in the FORGE session container (`tar -x`) failed".into(),
-            )),
-            (None, _) => Err(failed(format!(
-                "streaming the workspace into the FORGE session container took longer than {} s",
-                self.timeout.as_secs()
-            ))),
-            _ => Err(failed(
-                "the FORGE session container stopped while the workspace was streamed in".into(),
-            )),
-        }
-    }
-}
-
-/// Feeds the mark and `plan`'s archive to the session wrapper's stdin and reads its output
-/// until it says it is ready (or stops).
-async fn stream_into_session(
-    docker: &DockerClient,
-    id: &str,
-    attached: AttachContainerResults,
-    plan: PackPlan,
-) -> SessionFeed {
-    let bytes = plan_bytes(&plan);
-    // As for an upload through the API: 2 MiB/s on top of 2 min.
-    let timeout = Duration::from_secs(120 + bytes / (2 * 1024 * 1024));
-    let mark = new_mark();
-    let mut split = TrailerSplit::new(&mark, 4096);
-    let mut messages = HeadTail::new(2048, 2048);
-    let AttachContainerResults { mut output, mut input } = attached;
-    let (stream, packer) = workspace::tar_stream(plan);
-    let ran = tokio::time::timeout(timeout, async {
-        let read = async {
-            while let Some(Ok(frame)) = output.next().await {
-                match frame {
-                    LogOutput::StdOut { message } => messages.push(&split.push(&message)),
-                    other => messages.push(&other.into_bytes()),
-                }
-                // Ready: the container sleeps from here on. Otherwise the wrapper exits and
-                // the stream ends after the rest of tar's messages.
-                if split
-                    .trailer()
-                    .is_some_and(|t| t.trim_ascii_start().starts_with(b"ready\n"))
-                {
-                    break;
-                }
-            }
-        };
-        let (fed, ()) = tokio::join!(feed_stdin(docker, id, &mut input, &mark, stream), read);
-        fed
-    })
-    .await
-    .ok();
-    let packed = packer.await;
-    let word = split
-        .trailer()
-        .map(|t| String::from_utf8_lossy(t).trim().to_string())
-        .unwrap_or_default();
-    SessionFeed {
-        ran,
-        packed,
-        word,
-        said: messages.joined().trim().to_string(),
-        bytes,
-        timeout,
-    }
-}
-
 /// Uploads one archive into `/workspace` with a timeout scaled to its size.
 pub(super) async fn upload(docker: &DockerClient, id: &str, plan: PackPlan) -> Result<Manifest, SandboxError> {
     let repo = plan.repo.clone();
@@ -765,135 +556,6 @@ async fn own_dirs(docker: &DockerClient, id: &str, (uid, gid): (u64, u64), dirs:
     if let Err(e) = docker.upload(id, "/", archive, None).await {
         tracing::debug!(error = %e, ?dirs, "sandbox: cannot hand directories to the sandbox user");
     }
-}
-
-/// What getting the sandbox image needs: the reference, `sandbox.pull`, and where the
-/// registry credentials come from.
-pub(super) struct ImagePull<'a> {
-    pub image: &'a str,
-    pub policy: PullPolicy,
-    pub login: &'a RegistryLogin,
-}
-
-impl<'a> ImagePull<'a> {
-    pub(super) fn of(settings: &'a SandboxSettings, login: &'a RegistryLogin) -> Self {
-        Self {
-            image: &settings.image,
-            policy: settings.pull,
-            login,
-        }
-    }
-}
-
-/// Makes sure the image is on the daemon (per `sandbox.pull`); returns its configured user.
-pub(super) async fn ensure_image(docker: &DockerClient, pull: &ImagePull<'_>) -> Result<Option<String>, SandboxError> {
-    let image = pull.image;
-    let image_err = |message: String| SandboxError::Image {
-        image: image.to_string(),
-        message,
-    };
-    if pull.policy != PullPolicy::Always {
-        match docker.inspect_image(image).await? {
-            Some(info) => return Ok(info.user),
-            None if pull.policy == PullPolicy::Never => {
-                return Err(image_err(
-                    "the daemon does not have it and `sandbox.pull` is `never`".to_string(),
-                ));
-            }
-            None => {}
-        }
-    }
-    pull_image(docker, pull).await?;
-    match docker.inspect_image(image).await? {
-        Some(info) => Ok(info.user),
-        // Pulled, yet not there: as the daemon's own 404 said before.
-        None => Err(image_err(format!("no such image: {image}"))),
-    }
-}
-
-/// Pulls the image with the registry's credentials, if any are found. A refusal for want
-/// of credentials says which registry and which variable; the credential itself is never
-/// part of a message or a log line.
-async fn pull_image(docker: &DockerClient, pull: &ImagePull<'_>) -> Result<(), SandboxError> {
-    let image = pull.image;
-    let registry = registry::registry_of(image);
-    let (credential, unreadable) = match pull.login.for_image(image) {
-        Ok(found) => (found, None),
-        Err(registry::Unreadable(why)) => (None, Some(why)),
-    };
-    tracing::info!(
-        image,
-        registry = %registry,
-        credentials = %credential.as_ref().map_or_else(|| "none".to_string(), |c| c.source.to_string()),
-        "sandbox: pulling the image"
-    );
-    let header = credential.as_ref().map(|c| c.docker_credentials(&registry));
-    let Err(message) = docker.pull(image, header).await else {
-        return Ok(());
-    };
-    Err(if registry::is_auth_refusal(&message) {
-        SandboxError::PullRefused(Box::new(registry::PullRefusal {
-            image: image.to_string(),
-            registry: registry.clone(),
-            message,
-            sent: credential.as_ref().map(|c| c.source.clone()),
-            unreadable,
-        }))
-    } else {
-        SandboxError::Image {
-            image: image.to_string(),
-            message: format!("pull failed: {message}"),
-        }
-    })
-}
-
-/// Writes the mark line and the workspace archive to a container's stdin, then ends it
-/// (the container reads it once: `StdinOnce`). A file that cannot be packed, or an
-/// archive that cannot be written whole, kills the container at once: nothing may run on
-/// part of the workspace.
-pub(super) async fn feed_stdin(
-    docker: &DockerClient,
-    id: &str,
-    input: &mut std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-    mark: &str,
-    stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
-) -> Fed {
-    let mut stream = std::pin::pin!(stream);
-    let mut fed = match input.write_all(format!("{mark}\n").as_bytes()).await {
-        Ok(()) => Fed::All,
-        Err(_) => Fed::WriteFailed,
-    };
-    while fed == Fed::All
-        && let Some(chunk) = stream.next().await
-    {
-        fed = match chunk {
-            Ok(chunk) => match input.write_all(&chunk).await {
-                Ok(()) => Fed::All,
-                Err(_) => Fed::WriteFailed,
-            },
-            Err(_) => Fed::PackFailed,
-        };
-    }
-    if fed != Fed::All {
-        docker.kill(id).await;
-    }
-    let _ = input.shutdown().await;
-    fed
-}
-
-/// A fresh mark for a wrapper's trailer: random, and given to the wrapper on its stdin only.
-pub(super) fn new_mark() -> String {
-    format!("PACE-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
-}
-
-/// How far a workspace archive got into a container's stdin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fed {
-    All,
-    /// A file could not be packed (the packer names it).
-    PackFailed,
-    /// The container stopped reading its stdin.
-    WriteFailed,
 }
 
 pub(super) fn io_err(path: &Path, source: std::io::Error) -> SandboxError {

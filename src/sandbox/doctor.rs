@@ -9,9 +9,10 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::container::{ImagePull, ensure_image, unix_now};
+use super::container::unix_now;
 use super::docker::DockerClient;
 use super::endpoint::{Endpoint, TLS_FILES};
+use super::image::{ImagePull, ensure_image};
 use super::registry::RegistryLogin;
 use super::{LABEL_CREATED, LABEL_RUN_ID, error_chain};
 use crate::check::Check;

@@ -10,11 +10,12 @@ use bollard::container::{AttachContainerResults, LogOutput};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::container::{Fed, Sandbox, feed_stdin, io_err, new_mark};
+use super::container::{Sandbox, io_err};
 use super::docker::container_err;
 use super::guard::ContainerGuard;
 use super::output::{HeadTail, LogCap, NetworkFailureScan, RedactLines, TrailerSplit, create_log_file, network_hint};
 use super::spec::{Role, WORKSPACE};
+use super::stdin::{Fed, feed_stdin, new_mark};
 use super::workspace::{self, Manifest, PackPlan};
 use super::writeback;
 use super::{PROMPT_HEAD_BYTES, PROMPT_TAIL_BYTES, RunOutcome, RunRequest, SandboxError};

@@ -5,7 +5,8 @@
 //! upload, container lifecycle (labels, limits, timeout, removal) and result download.
 //! `docker` is the Engine API (one method per operation), `spec` what a container is (a
 //! pure function), `guard` its removal, `gate` GATE's run, `session` FORGE's, `container`
-//! the sandbox that launches them; what people should know leaves as `events`.
+//! the sandbox that launches them (`image` first, the workspace through `stdin`), `cleanup`
+//! their removal in bulk; what people should know leaves as `events`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::config::settings::SandboxSettings;
 
 mod authz;
 mod cache;
+mod cleanup;
 mod container;
 mod docker;
 pub mod doctor;
@@ -21,11 +23,13 @@ mod endpoint;
 mod events;
 mod gate;
 mod guard;
+mod image;
 mod output;
 pub mod registry;
 mod session;
 pub mod setup;
 mod spec;
+mod stdin;
 mod workspace;
 mod writeback;
 
