@@ -39,10 +39,12 @@ pub(super) struct DockerClient {
     docker: Docker,
 }
 
-/// What `docker image inspect` says that pace uses.
-pub(super) struct ImageInfo {
-    /// The image's own `User` (empty means none).
-    pub user: Option<String>,
+/// What `docker image inspect` found.
+pub(super) enum ImageFound {
+    /// The image's own `User` (`None` when it sets none).
+    Present { user: Option<String> },
+    /// The daemon does not have it; its answer, for a message.
+    Missing(String),
 }
 
 impl DockerClient {
@@ -305,13 +307,15 @@ impl DockerClient {
             .collect())
     }
 
-    /// `docker image inspect`; `None` when the daemon does not have the image.
-    pub(super) async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>, SandboxError> {
+    /// `docker image inspect`; a 404 is [`ImageFound::Missing`], not an error.
+    pub(super) async fn inspect_image(&self, image: &str) -> Result<ImageFound, SandboxError> {
         match self.docker.inspect_image(image).await {
-            Ok(info) => Ok(Some(ImageInfo {
+            Ok(info) => Ok(ImageFound::Present {
                 user: info.config.and_then(|c| c.user).filter(|u| !u.is_empty()),
-            })),
-            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            }),
+            Err(e @ DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                Ok(ImageFound::Missing(e.to_string()))
+            }
             Err(e) => Err(SandboxError::Image {
                 image: image.to_string(),
                 message: e.to_string(),

@@ -2,7 +2,7 @@
 //! registry's credentials, and a refused pull told apart from a missing image.
 
 use super::SandboxError;
-use super::docker::DockerClient;
+use super::docker::{DockerClient, ImageFound};
 use super::registry::{self, RegistryLogin};
 use crate::config::settings::{PullPolicy, SandboxSettings};
 
@@ -33,20 +33,19 @@ pub(super) async fn ensure_image(docker: &DockerClient, pull: &ImagePull<'_>) ->
     };
     if pull.policy != PullPolicy::Always {
         match docker.inspect_image(image).await? {
-            Some(info) => return Ok(info.user),
-            None if pull.policy == PullPolicy::Never => {
+            ImageFound::Present { user } => return Ok(user),
+            ImageFound::Missing(_) if pull.policy == PullPolicy::Never => {
                 return Err(image_err(
                     "the daemon does not have it and `sandbox.pull` is `never`".to_string(),
                 ));
             }
-            None => {}
+            ImageFound::Missing(_) => {}
         }
     }
     pull_image(docker, pull).await?;
     match docker.inspect_image(image).await? {
-        Some(info) => Ok(info.user),
-        // Pulled, yet not there: as the daemon's own 404 said before.
-        None => Err(image_err(format!("no such image: {image}"))),
+        ImageFound::Present { user } => Ok(user),
+        ImageFound::Missing(answer) => Err(image_err(answer)),
     }
 }
 
