@@ -366,3 +366,89 @@ pub(super) fn container_err(operation: &'static str, container: &str, source: Do
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bollard::API_DEFAULT_VERSION;
+
+    use super::*;
+
+    /// A client whose every request fails at once: the "socket" is a plain file.
+    fn unreachable() -> (DockerClient, tempfile::NamedTempFile) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let docker = Docker::connect_with_unix(file.path().to_str().unwrap(), 5, API_DEFAULT_VERSION).unwrap();
+        (DockerClient { docker }, file)
+    }
+
+    fn operation(result: Result<impl Sized, SandboxError>) -> (&'static str, String) {
+        match result {
+            Err(SandboxError::Container {
+                operation, container, ..
+            }) => (operation, container),
+            Err(other) => panic!("not a container error: {other}"),
+            Ok(_) => panic!("a request to a plain file succeeded"),
+        }
+    }
+
+    /// Each failure names its operation and its target, as "failed to {operation}
+    /// container `{container}`" reads.
+    #[tokio::test]
+    async fn every_operation_names_itself_when_it_fails() {
+        let (docker, _file) = unreachable();
+        let c = || "pace-r-gate-1".to_string();
+        let body = ContainerCreateBody::default();
+        assert_eq!(operation(docker.create("pace-r-gate-1", body).await), ("create", c()));
+        assert_eq!(operation(docker.start("pace-r-gate-1").await), ("start", c()));
+        assert_eq!(operation(docker.restart("pace-r-gate-1").await), ("restart", c()));
+        assert_eq!(operation(docker.attach("pace-r-gate-1").await), ("attach to", c()));
+        assert_eq!(operation(docker.wait("pace-r-gate-1").await), ("wait for", c()));
+        assert_eq!(operation(docker.remove("pace-r-gate-1").await), ("remove", c()));
+        assert_eq!(operation(docker.state("pace-r-gate-1").await), ("inspect", c()));
+        assert_eq!(
+            operation(docker.process_count("pace-r-gate-1").await),
+            ("list the processes of", c())
+        );
+        let archive = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b""))]);
+        assert_eq!(
+            operation(docker.upload("pace-r-gate-1", "/workspace", archive, None).await),
+            ("upload the workspace into", c())
+        );
+        assert_eq!(
+            operation(docker.exec("pace-r-gate-1", vec!["true".into()], "/workspace").await),
+            ("exec in", c())
+        );
+        assert_eq!(
+            operation(docker.exec_state("pace-r-gate-1", "e1").await),
+            ("inspect exec in", c())
+        );
+        assert_eq!(
+            operation(docker.list_labelled("pace.run-id=r").await),
+            ("list", "pace.run-id=r".to_string())
+        );
+        assert_eq!(
+            operation(docker.create_volume("pace-cache-x", HashMap::new()).await),
+            ("create the volume for", "pace-cache-x".to_string())
+        );
+        let logs: Vec<_> = docker.logs("pace-r-gate-1", false).collect().await;
+        assert!(matches!(
+            logs.as_slice(),
+            [Err(SandboxError::Container {
+                operation: "read the output of",
+                ..
+            })]
+        ));
+    }
+
+    #[tokio::test]
+    async fn image_and_pull_failures_name_the_image_not_a_container() {
+        let (docker, _file) = unreachable();
+        match docker.inspect_image("busybox:1").await {
+            Err(SandboxError::Image { image, .. }) => assert_eq!(image, "busybox:1"),
+            Err(other) => panic!("not an image error: {other}"),
+            Ok(_) => panic!("a request to a plain file succeeded"),
+        }
+        assert!(docker.pull("busybox:1", None).await.is_err());
+        // Best effort by design: a kill that cannot reach the daemon is no error.
+        docker.kill("pace-r-gate-1").await;
+    }
+}
