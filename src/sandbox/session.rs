@@ -499,20 +499,7 @@ impl ExecSession {
         for name in &report.newline_names {
             refuse(name, &Refusal::BadName, refused);
         }
-        let unknown: Vec<PathBuf> = report
-            .changed
-            .iter()
-            .map(|(_, p)| PathBuf::from(p))
-            .filter(|p| !self.host.contains_key(p))
-            // Only paths the policy could accept reach git (a forged `../x` must not).
-            .filter(|p| boundary::rel_string(p).is_some_and(|r| self.boundary.check_path(&r).is_ok()))
-            .collect();
-        let ignored = workspace::ignored(&self.repo, &unknown).unwrap_or_else(|e| {
-            // A path git refuses to look at (beyond a link) is simply not ignored; the
-            // write-back refuses what goes through links.
-            tracing::debug!(error = %e, "sandbox: git check-ignore failed; treating the paths as not ignored");
-            std::collections::HashSet::default()
-        });
+        let ignored = self.ignored_new_files(report);
         let mut budget = SyncBudget::new(self.boundary.limits);
         let mut wanted = Vec::new();
         for (size, path) in &report.changed {
@@ -549,8 +536,33 @@ impl ExecSession {
                 Err(e) => tracing::warn!(path, error = %e, "sandbox: cannot delete a file the command deleted"),
             }
         }
-        // What was written or deleted is now the host's state: not uploaded again.
-        for path in &changed {
+        self.restamp(&changed);
+        changed.sort();
+        changed.dedup();
+        Ok(changed)
+    }
+
+    /// The files `report` names as changed that are new to the host and that git ignores.
+    fn ignored_new_files(&self, report: &Report) -> std::collections::HashSet<PathBuf> {
+        let unknown: Vec<PathBuf> = report
+            .changed
+            .iter()
+            .map(|(_, p)| PathBuf::from(p))
+            .filter(|p| !self.host.contains_key(p))
+            // Only paths the policy could accept reach git (a forged `../x` must not).
+            .filter(|p| boundary::rel_string(p).is_some_and(|r| self.boundary.check_path(&r).is_ok()))
+            .collect();
+        workspace::ignored(&self.repo, &unknown).unwrap_or_else(|e| {
+            // A path git refuses to look at (beyond a link) is simply not ignored; the
+            // write-back refuses what goes through links.
+            tracing::debug!(error = %e, "sandbox: git check-ignore failed; treating the paths as not ignored");
+            std::collections::HashSet::default()
+        })
+    }
+
+    /// What was written or deleted is now the host's state: not uploaded again.
+    fn restamp(&mut self, changed: &[PathBuf]) {
+        for path in changed {
             match workspace::stamp(&self.repo, path) {
                 Ok(Some(s)) => {
                     self.host.insert(path.clone(), s);
@@ -560,9 +572,6 @@ impl ExecSession {
                 }
             }
         }
-        changed.sort();
-        changed.dedup();
-        Ok(changed)
     }
 
     /// Streams `tar -c` of `paths` out of the container and writes each entry through the
