@@ -533,3 +533,44 @@ async fn a_human_gate_day_stops_for_review_without_running_the_agents() {
     assert_eq!(day.llm.calls_of("PRIME"), 0);
     assert!(day.artifact(3, "merge-request.md").contains("review"));
 }
+
+/// `sandbox.keep` in a day: the sandbox reports each kept container as an event, and the
+/// day's printer shows it with the words `pace gate` uses (`sandbox_conn` pins those).
+#[tokio::test(flavor = "multi_thread")]
+async fn kept_containers_are_named_through_the_day_s_printer() {
+    let day = Scenario::greeter()
+        .edit_config("  timeout: 60\n", "  timeout: 60\n  keep: true\n")
+        .start()
+        .await;
+    let out = day.pace(&["--day", "1"]).await;
+    let err = out.stderr();
+    let kept: Vec<String> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("pace: kept sandbox container `"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(String::from)
+        .collect();
+    // Removed before asserting: a failed assertion must not leave them on the daemon.
+    let docker = bollard::Docker::connect_with_defaults().unwrap();
+    for name in &kept {
+        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let _ = docker.remove_container(name, Some(opts)).await;
+    }
+    out.expect_exit(0);
+    assert!(
+        kept.iter().any(|n| n.contains("-forge-")),
+        "no FORGE session kept: {err}"
+    );
+    assert!(
+        kept.iter().any(|n| n.contains("-gate-")),
+        "no GATE container kept: {err}"
+    );
+    let line = err.lines().find(|l| l.contains("kept sandbox container")).unwrap();
+    assert!(
+        line.ends_with(&format!("(sandbox.keep); remove it with `docker rm -fv {}`", kept[0])),
+        "{line}"
+    );
+}

@@ -9,7 +9,8 @@ use super::common;
 use crate::day::{self, Signal};
 use crate::env::Env;
 use crate::error::{ExitKind, PaceError};
-use crate::sandbox::{Sandbox, SandboxContext};
+use crate::report::printer::{Event, Printer};
+use crate::sandbox::{EventSink, Sandbox, SandboxContext};
 
 pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &Env) -> Result<u8, PaceError> {
     let loaded = common::load(explicit, env)?;
@@ -18,7 +19,18 @@ pub(super) async fn run(explicit: Option<&Path>, image: Option<String>, env: &En
         settings.sandbox.image = image;
     }
     // Day 0: `pace gate` belongs to no day of the plan.
-    let ctx = SandboxContext::for_run(&settings, env, common::run_id(), 0, day::redactor_for(env, &settings));
+    // What the sandbox has to say (a refused option, a kept container) is printed as in a
+    // day, through the printer.
+    let printer = Printer::quiet();
+    let events = EventSink::new(move |event| printer.emit(&Event::Notice(event.to_string())));
+    let ctx = SandboxContext::for_run(
+        &settings,
+        env,
+        common::run_id(),
+        0,
+        day::redactor_for(env, &settings),
+        events,
+    );
     let sandbox = Sandbox::connect(ctx).await.map_err(|e| PaceError::from_error(&e))?;
     // As at the start of a day: containers left by killed runs go first.
     if let Ok(n) = sandbox.remove_stale(&settings.repo_root).await

@@ -10,7 +10,7 @@ use crate::llm::Client;
 use crate::redact::Redactor;
 use crate::report::dotenv::Dotenv;
 use crate::report::printer::Event;
-use crate::sandbox::{Sandbox, SandboxContext};
+use crate::sandbox::{EventSink, Sandbox, SandboxContext};
 
 use super::cycle::CycleState;
 use super::lock::RunLock;
@@ -141,14 +141,17 @@ fn check_checkout(req: &DayRequest) -> Result<Checkout, DayReport> {
 }
 
 /// What FORGE's `run` and GATE get from the day: its settings, the allowed environment
-/// variables and the boundary of what may come back into the repository.
+/// variables and the boundary of what may come back into the repository. What the sandbox
+/// has to say goes to the day's printer.
 fn sandbox_context(req: &DayRequest, redactor: &Redactor) -> SandboxContext {
+    let printer = req.printer.clone();
     SandboxContext::for_run(
         &req.settings,
         &req.env,
         req.run_id.clone(),
         req.plan.day,
         redactor.clone(),
+        EventSink::new(move |event| printer.emit(&Event::Notice(event.to_string()))),
     )
 }
 

@@ -45,6 +45,10 @@ pub enum Event {
     },
     Info(String),
     Warning(String),
+    /// A note from a library module about what it did instead (the sandbox dropping an
+    /// option a daemon refused, a container kept): `pace: ` and the text, shown at every
+    /// verbosity, as a warning is.
+    Notice(String),
 }
 
 impl Event {
@@ -84,6 +88,7 @@ impl Event {
             },
             Self::Info(i) => Self::Info(log(i)),
             Self::Warning(w) => Self::Warning(log(w)),
+            Self::Notice(n) => Self::Notice(log(n)),
         }
     }
 }
@@ -252,6 +257,7 @@ impl Printer {
     fn render(&self, event: &Event) -> Option<String> {
         let line = match event {
             Event::Warning(w) => Some(format!("{} {w}", self.paint("33", "warning:"))),
+            Event::Notice(n) => Some(format!("pace: {n}")),
             _ if self.verbosity == Verbosity::Quiet => None,
             Event::DayStarted { day, target, attempt } => Some(format!(
                 "{} Day {day} (attempt {attempt}): {target}",
@@ -469,5 +475,21 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(out.matches("GATE").count(), 1, "the header only once: {out:?}");
+    }
+
+    #[test]
+    fn a_notice_reads_as_it_did_when_printed_directly_even_when_quiet() {
+        let event = Event::Notice("kept sandbox container `pace-r-gate-1` (sandbox.keep)".into());
+        for printer in [Printer::quiet(), Printer::new(Verbosity::Verbose, true)] {
+            assert_eq!(
+                printer.render(&event).as_deref(),
+                Some("pace: kept sandbox container `pace-r-gate-1` (sandbox.keep)")
+            );
+        }
+        // What a daemon said cannot move the cursor or colour the terminal.
+        let Event::Notice(forged) = Event::Notice("refused (\x1b[2Kdenied)".into()).inert() else {
+            unreachable!()
+        };
+        assert!(!forged.contains('\x1b'), "{forged:?}");
     }
 }

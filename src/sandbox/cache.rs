@@ -16,9 +16,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bollard::Docker;
-use bollard::models::VolumeCreateRequest;
-
+use super::docker::DockerClient;
 use crate::config::settings::CacheScope;
 
 /// Where the cache volume is mounted.
@@ -168,15 +166,8 @@ pub(super) fn env_for(env: &[(String, String)]) -> Vec<String> {
 }
 
 /// Creates the volume if it does not exist (creating an existing one is a no-op).
-pub(super) async fn ensure_volume(docker: &Docker, volume: &CacheVolume) -> Result<(), bollard::errors::Error> {
-    docker
-        .create_volume(VolumeCreateRequest {
-            name: Some(volume.name.clone()),
-            labels: Some(volume.labels.clone()),
-            ..Default::default()
-        })
-        .await
-        .map(|_| ())
+pub(super) async fn ensure_volume(docker: &DockerClient, volume: &CacheVolume) -> Result<(), super::SandboxError> {
+    docker.create_volume(&volume.name, volume.labels.clone()).await
 }
 
 fn project_name(repo: &Path) -> String {

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::container::{ImagePull, connect_daemon, ensure_image, remove, unix_now, wait_exit};
+use super::container::unix_now;
+use super::docker::DockerClient;
 use super::endpoint::{Endpoint, TLS_FILES};
+use super::image::{ImagePull, ensure_image};
 use super::registry::RegistryLogin;
 use super::{LABEL_CREATED, LABEL_RUN_ID, error_chain};
 use crate::check::Check;
@@ -33,7 +34,7 @@ pub async fn diagnose(
     setup_command: Option<&str>,
 ) -> Vec<Check> {
     let mut checks: Vec<Check> = tls_check(endpoint).into_iter().collect();
-    let docker = match connect_daemon(endpoint).await {
+    let docker = match DockerClient::connect(endpoint).await {
         Ok(d) => {
             checks.push(Check::ok(
                 "docker",
@@ -61,7 +62,7 @@ pub async fn diagnose(
 }
 
 /// The set-up command's program: in the repository (`./gradlew`) or on the image's `PATH`.
-async fn setup_check(docker: &Docker, image: &str, repo: &Path, command: &str) -> Check {
+async fn setup_check(docker: &DockerClient, image: &str, repo: &Path, command: &str) -> Check {
     let Some(program) = setup_program(command) else {
         return Check::ok(
             "setup",
@@ -129,8 +130,8 @@ fn tls_check(endpoint: &Endpoint) -> Option<Check> {
 }
 
 /// The daemon's version and API range, next to the API version pace speaks.
-async fn api_check(docker: &Docker) -> Check {
-    match docker.version().await {
+async fn api_check(docker: &DockerClient) -> Check {
+    match docker.raw().version().await {
         Ok(v) => Check::ok(
             "api",
             format!(
@@ -140,7 +141,7 @@ async fn api_check(docker: &Docker) -> Check {
                 v.arch.as_deref().unwrap_or("?"),
                 v.api_version.as_deref().unwrap_or("?"),
                 v.min_api_version.as_deref().unwrap_or("?"),
-                docker.client_version()
+                docker.raw().client_version()
             ),
         ),
         Err(e) => Check::fail("api", format!("cannot read the daemon's version: {}", error_chain(&e)))
@@ -149,7 +150,7 @@ async fn api_check(docker: &Docker) -> Check {
 }
 
 /// `sandbox.image` is on the daemon (pulled if it is not).
-async fn image_check(docker: &Docker, pull: &ImagePull<'_>) -> Check {
+async fn image_check(docker: &DockerClient, pull: &ImagePull<'_>) -> Check {
     let image = pull.image;
     match ensure_image(docker, pull).await {
         Ok(_) => Check::ok("image", format!("`{image}` is on the daemon")),
@@ -159,7 +160,7 @@ async fn image_check(docker: &Docker, pull: &ImagePull<'_>) -> Check {
 
 /// Whether the daemon sees this filesystem, judged against `sandbox.workspace`: only a
 /// configured bind mode that cannot work fails.
-async fn bind_check(docker: &Docker, settings: &SandboxSettings, repo: &Path) -> Check {
+async fn bind_check(docker: &DockerClient, settings: &SandboxSettings, repo: &Path) -> Check {
     let probe = tokio::time::timeout(PROBE_TIMEOUT, probe_bind(docker, &settings.image, repo)).await;
     let shared = match probe {
         Ok(result) => result,
@@ -207,7 +208,7 @@ fn describe_host(endpoint: &Endpoint) -> String {
 
 /// Bind-mounts a directory holding a marker file into a container and reads the marker:
 /// `Ok(true)` when the container sees it (the daemon shares this filesystem).
-async fn probe_bind(docker: &Docker, image: &str, repo: &Path) -> Result<bool, String> {
+async fn probe_bind(docker: &DockerClient, image: &str, repo: &Path) -> Result<bool, String> {
     // Inside the repository: where `sandbox.workspace: bind` would mount from (and the
     // only place Bitbucket's daemon allows binds from).
     let base = repo.join(".pace");
@@ -233,7 +234,7 @@ async fn probe_bind(docker: &Docker, image: &str, repo: &Path) -> Result<bool, S
 /// Runs `script` (with `arg` as `$1`) in a throwaway container of `image` without network;
 /// returns its exit code and output.
 async fn probe(
-    docker: &Docker,
+    docker: &DockerClient,
     image: &str,
     script: &str,
     arg: &str,
@@ -263,15 +264,20 @@ async fn probe(
     let name = format!("pace-doctor-probe-{:08x}", fastrand::u32(..));
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     let id = docker
+        .raw()
         .create_container(Some(opts), body)
         .await
         .map_err(|e| error_chain(&e))?
         .id;
     let result = async {
-        docker.start_container(&id, None).await.map_err(|e| error_chain(&e))?;
-        let code = wait_exit(docker, &id).await.map_err(|e| e.to_string())?;
+        docker
+            .raw()
+            .start_container(&id, None)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let code = docker.wait(&id).await.map_err(|e| e.to_string())?;
         let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
-        let mut logs = docker.logs(&id, Some(opts));
+        let mut logs = docker.raw().logs(&id, Some(opts));
         let mut out = Vec::new();
         while let Some(chunk) = logs.next().await {
             out.extend_from_slice(&chunk.map_err(|e| error_chain(&e))?.into_bytes());
@@ -279,7 +285,7 @@ async fn probe(
         Ok((code, String::from_utf8_lossy(&out).into_owned()))
     }
     .await;
-    if let Err(e) = remove(docker, &id).await {
+    if let Err(e) = docker.remove(&id).await {
         tracing::warn!(container = %name, error = %e, "doctor: cannot remove the probe container");
     }
     result

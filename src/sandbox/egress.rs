@@ -42,7 +42,9 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::container::{Closing, Sandbox, remove, unix_now};
+use super::container::{Sandbox, unix_now};
+use super::guard::Closing;
+use super::spec::Role;
 use super::{LABEL_CREATED, LABEL_DAY, LABEL_PROJECT, LABEL_RUN_ID, LABEL_TIMEOUT, SandboxError};
 use crate::proxy::TallyEntry;
 
@@ -163,6 +165,15 @@ async fn remove_both(docker: &Docker, container: Option<String>, network: &str) 
     }
 }
 
+/// Removes a container and its anonymous volumes, running or not.
+async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    docker.remove_container(id, Some(opts)).await
+}
+
 fn egress_err(operation: &'static str, target: &str, source: &DockerError) -> SandboxError {
     SandboxError::Egress {
         operation,
@@ -195,7 +206,7 @@ impl Sandbox {
         ]);
         self.create_internal_network(&name, &labels).await?;
         let mut egress = Egress {
-            docker: self.docker.clone(),
+            docker: self.docker.raw().clone(),
             network: name.clone(),
             container: None,
             keep: s.keep,
@@ -207,11 +218,12 @@ impl Sandbox {
         let opts = CreateContainerOptionsBuilder::default().name(&container).build();
         let created = self
             .docker
+            .raw()
             .create_container(Some(opts), body)
             .await
             .map_err(|e| egress_err("create the proxy container", &container, &e))?;
         egress.container = Some(created.id.clone());
-        upload_binary(&self.docker, &created.id).await?;
+        upload_binary(self.docker.raw(), &created.id).await?;
         let attach = NetworkConnectRequest {
             container: created.id.clone(),
             endpoint_config: Some(EndpointSettings {
@@ -220,14 +232,16 @@ impl Sandbox {
             }),
         };
         self.docker
+            .raw()
             .connect_network(&name, attach)
             .await
             .map_err(|e| egress_err("attach the proxy to the network", &name, &e))?;
         self.docker
+            .raw()
             .start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
             .map_err(|e| egress_err("start the proxy container", &container, &e))?;
-        wait_ready(&self.docker, &created.id, &s.image).await?;
+        wait_ready(self.docker.raw(), &created.id, &s.image).await?;
         tracing::debug!(network = %name, container = %container, "sandbox: egress proxy ready");
         Ok(egress)
     }
@@ -247,9 +261,10 @@ impl Sandbox {
         // host. Without an address on the bridge the gateway does not exist, whatever the
         // firewall; members still reach each other (the proxy).
         let inhibit = HashMap::from([(INHIBIT_IPV4.to_string(), "true".to_string())]);
-        if let Err(first) = self.docker.create_network(create(Some(inhibit))).await {
+        if let Err(first) = self.docker.raw().create_network(create(Some(inhibit))).await {
             tracing::warn!(network = %name, error = %first, "sandbox: the daemon refused a bridge without an address; the internal network relies on its firewall");
             self.docker
+                .raw()
                 .create_network(create(None))
                 .await
                 .map_err(|e| egress_err("create the internal network", name, &e))?;
@@ -262,9 +277,9 @@ impl Sandbox {
     /// The route of a container for `role` behind the proxy: the set-up's with
     /// `sandbox.egress`, GATE's and FORGE's too with `sandbox.egress_for_tests`; starts the
     /// sidecar when none runs. `None`: the container gets its usual network.
-    pub(super) async fn egress_route(&self, role: &str, repo: &Path) -> Result<Option<Route>, SandboxError> {
+    pub(super) async fn egress_route(&self, role: Role, repo: &Path) -> Result<Option<Route>, SandboxError> {
         let s = &self.ctx.settings;
-        if s.egress.is_empty() || (role != "setup" && !s.egress_for_tests) {
+        if s.egress.is_empty() || (role != Role::Setup && !s.egress_for_tests) {
             return Ok(None);
         }
         let mut slot = self.egress.lock().await;

@@ -3,6 +3,10 @@
 //!
 //! Owns: the connection (`DOCKER_HOST`, unix socket, TCP, TLS), the workspace tar
 //! upload, container lifecycle (labels, limits, timeout, removal) and result download.
+//! `docker` is the Engine API (one method per operation), `spec` what a container is (a
+//! pure function), `guard` its removal, `gate` GATE's run, `session` FORGE's, `container`
+//! the sandbox that launches them (`image` first, the workspace through `stdin`), `cleanup`
+//! their removal in bulk; what people should know leaves as `events`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,15 +15,23 @@ use crate::config::settings::SandboxSettings;
 
 mod authz;
 mod cache;
+mod cleanup;
 mod collect;
 mod container;
+mod docker;
 pub mod doctor;
 mod egress;
 mod endpoint;
+mod events;
+mod gate;
+mod guard;
+mod image;
 mod output;
 pub mod registry;
 mod session;
 pub mod setup;
+mod spec;
+mod stdin;
 mod workspace;
 mod writeback;
 
@@ -31,6 +43,7 @@ pub use cache::{
 pub use container::Sandbox;
 pub use egress::{LABEL_EGRESS, PROXY_ALIAS};
 pub use endpoint::Endpoint;
+pub use events::{EventSink, SandboxEvent};
 pub use session::ExecSession;
 
 /// Labels every pace container carries (cleanup finds them by these).
@@ -57,17 +70,22 @@ pub struct SandboxContext {
     pub redactor: crate::redact::Redactor,
     /// Where the credentials for pulling `settings.image` come from.
     pub registry_login: registry::RegistryLogin,
+    /// Where what people should know goes (an option the daemon refused, a kept
+    /// container): the caller's printer. The library prints nothing itself.
+    pub events: EventSink,
 }
 
 impl SandboxContext {
     /// The context of one run, for GATE and FORGE's `run` in a day and for `pace gate`
-    /// alike: `sandbox.env`'s values read from `env`, the return path of `settings`.
+    /// alike: `sandbox.env`'s values read from `env`, the return path of `settings`;
+    /// `events` reach the caller's printer.
     pub fn for_run(
         settings: &crate::config::settings::Settings,
         env: &crate::env::Env,
         run_id: String,
         day: u32,
         redactor: crate::redact::Redactor,
+        events: EventSink,
     ) -> Self {
         Self {
             settings: settings.sandbox.clone(),
@@ -82,6 +100,7 @@ impl SandboxContext {
             boundary: crate::boundary::Boundary::for_settings(settings),
             redactor,
             registry_login: registry::RegistryLogin::from_env(env),
+            events,
         }
     }
 }

@@ -13,13 +13,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
 
-use super::container::{self, ContainerGuard, Sandbox, WORKSPACE, container_err};
+use super::container::{self, Sandbox};
+use super::docker::{DockerClient, Frames};
+use super::guard::ContainerGuard;
 use super::output::HeadTail;
+use super::spec::{Role, WORKSPACE};
 use super::workspace::{self, Manifest, PackPlan};
 use super::writeback;
 use super::{EXEC_OUTPUT_CAP, ExecOutcome, SandboxError};
@@ -83,7 +84,7 @@ exit "$status"
 "#;
 
 pub struct ExecSession {
-    docker: Docker,
+    docker: DockerClient,
     guard: Option<ContainerGuard>,
     repo: PathBuf,
     bind: bool,
@@ -119,7 +120,7 @@ pub(super) async fn start(sandbox: &Sandbox, repo: &Path) -> Result<ExecSession,
         Some(guard) => guard,
         None => {
             let cmd = vec!["/bin/sh".to_string(), "-c".to_string(), "sleep 2147483647".to_string()];
-            sandbox.launch("forge", cmd, repo).await?.0
+            sandbox.launch(Role::Forge, cmd, repo).await?.0
         }
     };
     tracing::debug!(container = %guard.name, files = host.len(), "sandbox: FORGE session started");
@@ -315,40 +316,9 @@ impl ExecSession {
         self.latest = Some(listing.next());
 
         let mut view = HeadTail::new(EXEC_OUTPUT_CAP / 2, EXEC_OUTPUT_CAP / 2);
-        let ran = tokio::time::timeout(
-            timeout,
-            self.wrapper_into(command, &deleted_on_host, listing, &mut view),
-        )
-        .await;
-        let (report, timed_out) = match ran {
-            Ok(result) => (result?, false),
-            Err(_) => {
-                self.restart().await?;
-                view.push(
-                    format!(
-                        "\n[pace: the command timed out after {} s and was killed]\n",
-                        timeout.as_secs()
-                    )
-                    .as_bytes(),
-                );
-                (None, true)
-            }
-        };
-        let report = match report {
-            Some(r) => r,
-            // Timed out, or the wrapper could not finish (killed, or a fork bomb holds every
-            // pid): stop whatever the command left, then list once more on its own.
-            None => {
-                if !timed_out {
-                    self.restart().await?;
-                    view.push(b"\n[pace: the command's processes were stopped]\n");
-                }
-                self.ensure_running().await?;
-                let mut again = self.wrapper(listing).await?;
-                again.status = if timed_out { 137 } else { -1 };
-                again
-            }
-        };
+        let (report, timed_out) = self
+            .run_wrapped(command, &deleted_on_host, listing, timeout, &mut view)
+            .await?;
         // A command that left processes behind (a server, a fork bomb holding every pid)
         // would starve the next one: each `run` is self-contained, so they are stopped. The
         // daemon is asked while the changes come back (a leftover process writing meanwhile
@@ -383,6 +353,50 @@ impl ExecSession {
             changed,
             refused,
         })
+    }
+
+    /// The wrapper for `command` within `timeout`, and its report: after a timeout, or when
+    /// the wrapper could not finish, the command's processes are stopped and the changes
+    /// listed on their own. True when it timed out.
+    async fn run_wrapped(
+        &self,
+        command: &str,
+        deletions: &[String],
+        listing: Listing,
+        timeout: Duration,
+        view: &mut HeadTail,
+    ) -> Result<(Report, bool), SandboxError> {
+        let ran = tokio::time::timeout(timeout, self.wrapper_into(command, deletions, listing, view)).await;
+        let (report, timed_out) = match ran {
+            Ok(result) => (result?, false),
+            Err(_) => {
+                self.restart().await?;
+                view.push(
+                    format!(
+                        "\n[pace: the command timed out after {} s and was killed]\n",
+                        timeout.as_secs()
+                    )
+                    .as_bytes(),
+                );
+                (None, true)
+            }
+        };
+        let report = match report {
+            Some(r) => r,
+            // Timed out, or the wrapper could not finish (killed, or a fork bomb holds every
+            // pid): stop whatever the command left, then list once more on its own.
+            None => {
+                if !timed_out {
+                    self.restart().await?;
+                    view.push(b"\n[pace: the command's processes were stopped]\n");
+                }
+                self.ensure_running().await?;
+                let mut again = self.wrapper(listing).await?;
+                again.status = if timed_out { 137 } else { -1 };
+                again
+            }
+        };
+        Ok((report, timed_out))
     }
 
     /// Runs the wrapper for `command` with the output shown to the model in `view`; the
@@ -485,20 +499,7 @@ impl ExecSession {
         for name in &report.newline_names {
             refuse(name, &Refusal::BadName, refused);
         }
-        let unknown: Vec<PathBuf> = report
-            .changed
-            .iter()
-            .map(|(_, p)| PathBuf::from(p))
-            .filter(|p| !self.host.contains_key(p))
-            // Only paths the policy could accept reach git (a forged `../x` must not).
-            .filter(|p| boundary::rel_string(p).is_some_and(|r| self.boundary.check_path(&r).is_ok()))
-            .collect();
-        let ignored = workspace::ignored(&self.repo, &unknown).unwrap_or_else(|e| {
-            // A path git refuses to look at (beyond a link) is simply not ignored; the
-            // write-back refuses what goes through links.
-            tracing::debug!(error = %e, "sandbox: git check-ignore failed; treating the paths as not ignored");
-            std::collections::HashSet::default()
-        });
+        let ignored = self.ignored_new_files(report);
         let mut budget = SyncBudget::new(self.boundary.limits);
         let mut wanted = Vec::new();
         for (size, path) in &report.changed {
@@ -535,8 +536,33 @@ impl ExecSession {
                 Err(e) => tracing::warn!(path, error = %e, "sandbox: cannot delete a file the command deleted"),
             }
         }
-        // What was written or deleted is now the host's state: not uploaded again.
-        for path in &changed {
+        self.restamp(&changed);
+        changed.sort();
+        changed.dedup();
+        Ok(changed)
+    }
+
+    /// The files `report` names as changed that are new to the host and that git ignores.
+    fn ignored_new_files(&self, report: &Report) -> std::collections::HashSet<PathBuf> {
+        let unknown: Vec<PathBuf> = report
+            .changed
+            .iter()
+            .map(|(_, p)| PathBuf::from(p))
+            .filter(|p| !self.host.contains_key(p))
+            // Only paths the policy could accept reach git (a forged `../x` must not).
+            .filter(|p| boundary::rel_string(p).is_some_and(|r| self.boundary.check_path(&r).is_ok()))
+            .collect();
+        workspace::ignored(&self.repo, &unknown).unwrap_or_else(|e| {
+            // A path git refuses to look at (beyond a link) is simply not ignored; the
+            // write-back refuses what goes through links.
+            tracing::debug!(error = %e, "sandbox: git check-ignore failed; treating the paths as not ignored");
+            std::collections::HashSet::default()
+        })
+    }
+
+    /// What was written or deleted is now the host's state: not uploaded again.
+    fn restamp(&mut self, changed: &[PathBuf]) {
+        for path in changed {
             match workspace::stamp(&self.repo, path) {
                 Ok(Some(s)) => {
                     self.host.insert(path.clone(), s);
@@ -546,9 +572,6 @@ impl ExecSession {
                 }
             }
         }
-        changed.sort();
-        changed.dedup();
-        Ok(changed)
     }
 
     /// Streams `tar -c` of `paths` out of the container and writes each entry through the
@@ -573,7 +596,7 @@ impl ExecSession {
             let mut stderr = Vec::new();
             let (_, mut output) = start_exec(&self.docker, self.id(), cmd).await?;
             while let Some(frame) = output.next().await {
-                match frame.map_err(|source| container_err("read exec output from", self.id(), source))? {
+                match frame? {
                     LogOutput::StdOut { message } => {
                         // The extractor stopped reading (an error): it says why below.
                         let stopped = tx.send(Ok(message)).await.is_err();
@@ -685,19 +708,16 @@ impl ExecSession {
     async fn ensure_running(&self) -> Result<(), SandboxError> {
         let running = self
             .docker
-            .inspect_container(self.id(), None)
+            .state(self.id())
             .await
             .ok()
-            .and_then(|i| i.state)
+            .flatten()
             .and_then(|s| s.running)
             .unwrap_or(false);
         if running {
             return Ok(());
         }
-        self.docker
-            .start_container(self.id(), None)
-            .await
-            .map_err(|source| container_err("restart", self.id(), source))
+        self.docker.restart(self.id()).await
     }
 
     /// Whether processes other than the idle container's own are running. Asked of the
@@ -717,8 +737,8 @@ impl ExecSession {
         if !self.bind {
             return Ok(());
         }
-        container::kill(&self.docker, self.id()).await;
-        let _ = container::wait_exit(&self.docker, self.id()).await;
+        self.docker.kill(self.id()).await;
+        let _ = self.docker.wait(self.id()).await;
         let Some(before) = self.bind_baseline.take() else {
             return Ok(());
         };
@@ -734,12 +754,9 @@ impl ExecSession {
     async fn restart(&self) -> Result<(), SandboxError> {
         let id = self.id();
         tracing::debug!(container = id, "sandbox: restarting the session container");
-        container::kill(&self.docker, id).await;
-        let _ = container::wait_exit(&self.docker, id).await;
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|source| container_err("restart", id, source))
+        self.docker.kill(id).await;
+        let _ = self.docker.wait(id).await;
+        self.docker.restart(id).await
     }
 
     /// What this session refused so far, handed over once (the day records it).
@@ -757,62 +774,32 @@ impl ExecSession {
 }
 
 /// The container's processes as the daemon lists them (`docker top`).
-async fn process_count(docker: &Docker, id: &str) -> Option<usize> {
-    let top = docker.top_processes(id, None).await.ok()?;
-    Some(top.processes.map_or(0, |p| p.len()))
+async fn process_count(docker: &DockerClient, id: &str) -> Option<usize> {
+    docker.process_count(id).await.ok()
 }
 
-/// A started exec: its id and its output frames.
-type StartedExec = (
-    String,
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
-);
-
 /// Starts `cmd` in `/workspace` and returns the exec's id and its output frames.
-async fn start_exec(docker: &Docker, id: &str, cmd: Vec<String>) -> Result<StartedExec, SandboxError> {
-    let opts = CreateExecOptions {
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(false),
-        cmd: Some(cmd),
-        working_dir: Some(WORKSPACE.to_string()),
-        ..Default::default()
-    };
-    let exec = docker
-        .create_exec(id, opts)
-        .await
-        .map_err(|source| container_err("exec in", id, source))?;
-    match docker
-        .start_exec(&exec.id, None)
-        .await
-        .map_err(|source| container_err("exec in", id, source))?
-    {
-        StartExecResults::Attached { output, .. } => Ok((exec.id, output)),
-        StartExecResults::Detached => Ok((exec.id, Box::pin(futures_util::stream::empty()))),
-    }
+async fn start_exec(docker: &DockerClient, id: &str, cmd: Vec<String>) -> Result<(String, Frames), SandboxError> {
+    docker.exec(id, cmd, WORKSPACE).await
 }
 
 /// Runs `cmd` in `/workspace` of the container, feeding its output frames to `sink`;
 /// returns the exit code.
 async fn run_exec(
-    docker: &Docker,
+    docker: &DockerClient,
     id: &str,
     cmd: Vec<String>,
     sink: &mut (dyn FnMut(&LogOutput) + Send),
 ) -> Result<i64, SandboxError> {
     let (exec_id, mut output) = start_exec(docker, id, cmd).await?;
     while let Some(chunk) = output.next().await {
-        let chunk = chunk.map_err(|source| container_err("read exec output from", id, source))?;
-        sink(&chunk);
+        sink(&chunk?);
     }
     // The stream ends as the process exits; the exit code may lag a moment behind.
     for _ in 0..100 {
-        let info = docker
-            .inspect_exec(&exec_id)
-            .await
-            .map_err(|source| container_err("inspect exec in", id, source))?;
-        if info.running != Some(true) {
-            return Ok(info.exit_code.unwrap_or(-1));
+        let (running, exit_code) = docker.exec_state(id, &exec_id).await?;
+        if !running {
+            return Ok(exit_code.unwrap_or(-1));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

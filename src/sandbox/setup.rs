@@ -343,7 +343,7 @@ impl Sandbox {
         // (`sandbox.egress_for_tests`: stopped at the end of the day).
         let outcome = self
             .run_as(
-                super::container::Role::Setup,
+                super::spec::Role::Setup,
                 RunRequest {
                     repo,
                     command: script,

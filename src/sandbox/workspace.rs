@@ -177,109 +177,132 @@ pub(crate) struct PackPlan {
 
 /// Writes the files of `plan` as a tar to `w` and returns the stamps of what was packed.
 /// Files that vanished since they were listed are skipped; symlinks stay symlinks.
-#[expect(
-    clippy::too_many_lines,
-    reason = "split with issue 10 step 4 (the sandbox after testcontainers)"
-)]
 pub(crate) fn pack<W: Write>(w: W, plan: &PackPlan) -> io::Result<Manifest> {
-    let mut builder = tar::Builder::new(w);
-    builder.follow_symlinks(false);
-    let (uid, gid) = plan.owner.unwrap_or((0, 0));
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    let mut packer = Packer::new(w, plan.owner.unwrap_or((0, 0)));
     let mut manifest = Manifest::new();
-
-    let mut add_parents = |builder: &mut tar::Builder<W>, rel: &Path| -> io::Result<()> {
-        let mut parents: Vec<&Path> = rel.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
-        parents.reverse();
-        for dir in parents {
-            if dirs.insert(dir.to_path_buf()) {
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_uid(uid);
-                h.set_gid(gid);
-                h.set_mtime(now);
-                h.set_size(0);
-                builder.append_data(&mut h, dir, io::empty())?;
-            }
-        }
-        Ok(())
-    };
-
     for rel in &plan.files {
         if !is_safe_relative(rel) {
             continue;
         }
-        let full = plan.repo.join(rel);
-        let meta = match fs::symlink_metadata(&full) {
-            Ok(m) => m,
-            Err(e) if is_vanished(&e) => continue,
-            Err(e) => return Err(with_path(e, &full)),
-        };
-        let Some(st) = stamp_of(&meta) else { continue };
-        let mut h = tar::Header::new_gnu();
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_mtime(
-            meta.modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(now, |d| d.as_secs()),
-        );
-        match st.kind {
-            Kind::Symlink => {
-                let target = match fs::read_link(&full) {
-                    Ok(t) => t,
-                    Err(e) if is_vanished(&e) => continue,
-                    Err(e) => return Err(with_path(e, &full)),
-                };
-                add_parents(&mut builder, rel)?;
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_size(0);
-                builder.append_link(&mut h, rel, &target)?;
-            }
-            Kind::File { executable } => {
-                let file = match fs::File::open(&full) {
-                    Ok(f) => f,
-                    Err(e) if is_vanished(&e) => continue,
-                    Err(e) => return Err(with_path(e, &full)),
-                };
-                // The size from the open handle; a file that shrinks while being read is
-                // padded with zeros so the archive stays well-formed.
-                let size = file.metadata().map_err(|e| with_path(e, &full))?.len();
-                add_parents(&mut builder, rel)?;
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(if executable { 0o755 } else { 0o644 });
-                h.set_size(size);
-                builder.append_data(
-                    &mut h,
-                    rel,
-                    Padded {
-                        inner: file.take(size),
-                        remaining: size,
-                    },
-                )?;
-            }
+        if let Some(st) = packer.entry(&plan.repo, rel)? {
+            manifest.insert(rel.clone(), st);
         }
-        manifest.insert(rel.clone(), st);
+    }
+    if let Some(mtime) = plan.stamp_mtime {
+        packer.stamp(mtime)?;
+    }
+    packer.builder.into_inner()?.flush()?;
+    Ok(manifest)
+}
+
+/// A tar being written: every entry owned by `owner`, parents added once before their
+/// first entry.
+struct Packer<W: Write> {
+    builder: tar::Builder<W>,
+    owner: (u64, u64),
+    /// Directories already in the archive.
+    dirs: HashSet<PathBuf>,
+    /// The mtime of directories and of files whose own cannot be read.
+    now: u64,
+}
+
+impl<W: Write> Packer<W> {
+    fn new(w: W, owner: (u64, u64)) -> Self {
+        let mut builder = tar::Builder::new(w);
+        builder.follow_symlinks(false);
+        Self {
+            builder,
+            owner,
+            dirs: HashSet::new(),
+            now: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        }
     }
 
-    if let Some(mtime) = plan.stamp_mtime {
-        let rel = Path::new(".pace/stamp");
-        add_parents(&mut builder, rel)?;
+    fn header(&self, kind: tar::EntryType, mode: u32, mtime: u64, size: u64) -> tar::Header {
         let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_uid(uid);
-        h.set_gid(gid);
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(self.owner.0);
+        h.set_gid(self.owner.1);
         h.set_mtime(mtime);
-        h.set_size(0);
-        builder.append_data(&mut h, rel, io::empty())?;
+        h.set_size(size);
+        h
     }
-    builder.into_inner()?.flush()?;
-    Ok(manifest)
+
+    fn add_parents(&mut self, rel: &Path) -> io::Result<()> {
+        let mut parents: Vec<&Path> = rel.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
+        parents.reverse();
+        for dir in parents {
+            if self.dirs.insert(dir.to_path_buf()) {
+                let mut h = self.header(tar::EntryType::Directory, 0o755, self.now, 0);
+                self.builder.append_data(&mut h, dir, io::empty())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `repo/rel`; `None` when it vanished or is neither a file nor a symlink.
+    fn entry(&mut self, repo: &Path, rel: &Path) -> io::Result<Option<Stamp>> {
+        let full = repo.join(rel);
+        let meta = match fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if is_vanished(&e) => return Ok(None),
+            Err(e) => return Err(with_path(e, &full)),
+        };
+        let Some(st) = stamp_of(&meta) else { return Ok(None) };
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(self.now, |d| d.as_secs());
+        let added = match st.kind {
+            Kind::Symlink => self.symlink(&full, rel, mtime)?,
+            Kind::File { executable } => self.file(&full, rel, mtime, executable)?,
+        };
+        Ok(added.then_some(st))
+    }
+
+    /// False when the link vanished since it was listed.
+    fn symlink(&mut self, full: &Path, rel: &Path, mtime: u64) -> io::Result<bool> {
+        let target = match fs::read_link(full) {
+            Ok(t) => t,
+            Err(e) if is_vanished(&e) => return Ok(false),
+            Err(e) => return Err(with_path(e, full)),
+        };
+        self.add_parents(rel)?;
+        let mut h = self.header(tar::EntryType::Symlink, 0o777, mtime, 0);
+        self.builder.append_link(&mut h, rel, &target)?;
+        Ok(true)
+    }
+
+    /// False when the file vanished since it was listed.
+    fn file(&mut self, full: &Path, rel: &Path, mtime: u64, executable: bool) -> io::Result<bool> {
+        let file = match fs::File::open(full) {
+            Ok(f) => f,
+            Err(e) if is_vanished(&e) => return Ok(false),
+            Err(e) => return Err(with_path(e, full)),
+        };
+        // The size from the open handle; a file that shrinks while being read is padded
+        // with zeros so the archive stays well-formed.
+        let size = file.metadata().map_err(|e| with_path(e, full))?.len();
+        self.add_parents(rel)?;
+        let mode = if executable { 0o755 } else { 0o644 };
+        let mut h = self.header(tar::EntryType::Regular, mode, mtime, size);
+        let content = Padded {
+            inner: file.take(size),
+            remaining: size,
+        };
+        self.builder.append_data(&mut h, rel, content)?;
+        Ok(true)
+    }
+
+    /// `.pace/stamp` with `mtime`, the reference FORGE's change detection compares against.
+    fn stamp(&mut self, mtime: u64) -> io::Result<()> {
+        let rel = Path::new(".pace/stamp");
+        self.add_parents(rel)?;
+        let mut h = self.header(tar::EntryType::Regular, 0o644, mtime, 0);
+        self.builder.append_data(&mut h, rel, io::empty())
+    }
 }
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {

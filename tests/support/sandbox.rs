@@ -33,5 +33,6 @@ pub fn context(name: &str, day: u32, edit: impl FnOnce(&mut SandboxSettings)) ->
         boundary: pace::boundary::Boundary::new(&["src/", "tests/"], Default::default()),
         redactor: Default::default(),
         registry_login: Default::default(),
+        events: Default::default(),
     }
 }
