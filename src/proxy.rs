@@ -358,8 +358,20 @@ pub async fn serve(listener: TcpListener, allow: Allowlist, tally: Tally) {
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        // All slots taken (tunnels are not timed out, and one whose client vanished with its
+        // container holds its slot): the client is told at once instead of waiting unanswered
+        // until its own timeout, which would stall the day's commands.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                tokio::spawn(async move {
+                    let mut client = client;
+                    let msg = format!("pace proxy: {MAX_CLIENTS} connections are open already; retry when some close");
+                    let _ = respond(&mut client, 503, &msg).await;
+                });
+                continue;
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => return,
         };
         let (allow, tally) = (allow.clone(), tally.clone());
         tokio::spawn(async move {
@@ -505,6 +517,7 @@ async fn respond(client: &mut TcpStream, status: u16, message: &str) -> std::io:
         400 => "Bad Request",
         403 => "Forbidden",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Error",
     };

@@ -258,6 +258,49 @@ async fn concurrent_decisions_never_tear_the_tally_file() {
     }
 }
 
+/// Tunnels have no idle limit and the proxy serves 512 connections at once: a suite that
+/// opens 512 tunnels to an allowed host (or whose tunnels outlive its removed container,
+/// whose peers never close) left every later client waiting unanswered, the day's later
+/// commands hanging until their own timeouts. A client past the limit is answered at once.
+#[tokio::test]
+async fn a_client_past_the_connection_limit_is_answered_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap().port();
+    // An upstream that accepts and holds every connection.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let port = proxy(&[format!("localhost:{up}")], Tally::new(None)).await;
+    let mut tunnels = Vec::new();
+    for _ in 0..512 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(format!("CONNECT localhost:{up} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = [0u8; 39];
+        s.read_exact(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
+        tunnels.push(s);
+    }
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        raw(port, "CONNECT blocked.example:443 HTTP/1.1\r\n\r\n"),
+    )
+    .await
+    .unwrap_or_default();
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "after {:?}: {answer:?}",
+        started.elapsed()
+    );
+    assert!(answer.contains("512 connections"), "{answer}");
+    drop(tunnels);
+}
+
 // ---------------------------------------------------------------------------------
 // The sidecar on the real daemon.
 
