@@ -499,3 +499,82 @@ sleep 600
     assert!(tally.contains("host: blocked.test"), "{tally}");
     assert_eq!(leftovers(&p), (String::new(), String::new()));
 }
+
+/// The set-up container's script for the lifecycle attacks: one refused request (so the
+/// tally has something to lose), a marker, then a long wait.
+const ASK_THEN_WAIT: &str = r#"#!/bin/bash
+proxy=${HTTP_PROXY#http://}
+exec 3<>"/dev/tcp/${proxy%:*}/${proxy##*:}"
+printf 'CONNECT blocked.test:443 HTTP/1.1\r\n\r\n' >&3
+timeout 5 head -c 12 <&3; echo
+echo ASKED
+sleep ${WAIT:-600}
+exit 0
+"#;
+
+/// Waits until the project's set-up container and the proxy both run.
+fn wait_for_two_containers(p: &Project) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while leftovers(p).0.lines().count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no set-up container behind the proxy appeared"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// SIGINT (Ctrl-C on a developer's machine) while the set-up runs behind the proxy: the
+/// proxy, the set-up container and the internal network are removed.
+#[test]
+fn sigint_during_the_set_up_leaves_no_proxy_or_network() {
+    require_docker!();
+    let Some(image) = debian() else { return };
+    let outside = Outside::start(&format!("{:x}i", std::process::id()));
+    let p = project(&outside, &image, ASK_THEN_WAIT, 300);
+    let child = p
+        .pace_gate()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_two_containers(&p);
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(leftovers(&p), (String::new(), String::new()));
+}
+
+/// The proxy dies while the set-up runs (killed, as the OOM killer would): the set-up
+/// fails to reach anything from then on, the run ends, the tally counted before the
+/// death is still read back (from the stopped container) and nothing is left behind.
+#[test]
+fn a_proxy_that_dies_mid_set_up_is_cleaned_up_and_its_tally_kept() {
+    require_docker!();
+    let Some(image) = debian() else { return };
+    let outside = Outside::start(&format!("{:x}d", std::process::id()));
+    let p = project(&outside, &image, &ASK_THEN_WAIT.replace("${WAIT:-600}", "8"), 300);
+    let child = p
+        .pace_gate()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_two_containers(&p);
+    std::thread::sleep(Duration::from_secs(3));
+    let filter = format!("label={LABEL_PROJECT}={}", project_id(&p.root));
+    let proxies = docker(&["ps", "-q", "--filter", &filter, "--filter", "label=pace.egress=proxy"]);
+    let proxy = proxies.trim();
+    assert_eq!(proxy.lines().count(), 1, "one proxy container: {proxies:?}");
+    docker(&["kill", proxy]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.code().is_some(), "{}\n{}", stdout(&out), stderr(&out));
+    let tally = p.read(".pace/egress.yaml");
+    assert!(tally.contains("host: blocked.test"), "{tally}\n{}", stderr(&out));
+    assert_eq!(leftovers(&p), (String::new(), String::new()));
+}
