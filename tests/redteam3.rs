@@ -618,3 +618,42 @@ done
     }
     assert!(tally.contains("[REDACTED].leak.example"), "{tally}");
 }
+
+/// `sandbox.setup_network: host` (the "where only that works") or `none` with an
+/// egress list: such a container cannot join another network, so the proxy could not be
+/// attached to the internal one. The run must refuse with an error naming both settings
+/// (never run the set-up unconfined), and leave nothing behind. Held: `pace validate`
+/// refuses the combination.
+#[test]
+fn egress_with_a_host_or_no_set_up_network_fails_closed() {
+    require_docker!();
+    let Some(image) = debian() else { return };
+    let outside = Outside::start(&format!("{:x}h", std::process::id()));
+    let p = project(&outside, &image, PROBE, 120);
+    for mode in ["host", "none"] {
+        let config = p.read("pace.config.yaml").replace(
+            &format!("setup_network: {}", outside.network),
+            &format!("setup_network: {mode}"),
+        );
+        std::fs::write(p.path("pace.config.yaml"), config).unwrap();
+        let out = p.pace_gate().output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{mode}: {}\n{}", stdout(&out), stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "`sandbox.egress` cannot be used with `sandbox.setup_network: {mode}`"
+            )),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!p.path(".pace/setup/output.log").exists(), "{mode}: the set-up ran");
+        assert_eq!(leftovers(&p), (String::new(), String::new()));
+        std::fs::write(
+            p.path("pace.config.yaml"),
+            p.read("pace.config.yaml").replace(
+                &format!("setup_network: {mode}"),
+                &format!("setup_network: {}", outside.network),
+            ),
+        )
+        .unwrap();
+    }
+}
