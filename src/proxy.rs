@@ -14,9 +14,10 @@
 //!   on the lowercased name; `*.example.org` matches names below `example.org`, not the
 //!   name itself (list both when both are needed).
 //! - **Ports.** An entry without a port allows 443 and 80; with one, only that port.
-//! - **Plain HTTP** is forwarded once per client connection with `Connection: close`:
-//!   a later request on the same connection could only reach the same upstream, but it
-//!   would not be counted, so none is read.
+//! - **Plain HTTP** is forwarded once per client connection with `Connection: close`,
+//!   the checked host as `Host` and only the body `Content-Length` declares: a later
+//!   request on the same connection would reach the upstream uncounted (with any `Host`,
+//!   another site behind the same CDN), so none is read or sent.
 //! - **Not handled:** an allowed name whose DNS answer points inside (rebinding); the
 //!   proxy resolves with the container's resolver like any client would.
 

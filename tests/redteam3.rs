@@ -133,7 +133,7 @@ async fn more_spellings_of_another_host_are_refused() {
         format!("GET http://localhost:{up}\\@evil.example/ HTTP/1.1\r\n\r\n"),
         format!("GET http://localhost:{up}%40evil.example/ HTTP/1.1\r\n\r\n"),
         format!("GET http://[::1]:{up}/ HTTP/1.1\r\n\r\n"),
-        format!("GET http://localhost:/ HTTP/1.1\r\n\r\n"),
+        "GET http://localhost:/ HTTP/1.1\r\n\r\n".to_string(),
         format!("GET //localhost:{up}/ HTTP/1.1\r\nHost: localhost:{up}\r\n\r\n"),
         format!("GET localhost:{up}/ HTTP/1.1\r\n\r\n"),
         format!("GET / HTTP/1.1\r\nHost: localhost:{up}\r\n\r\n"),
