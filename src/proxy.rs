@@ -37,6 +37,11 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connecting to an allowed host: long enough for a slow registry, short next to the
 /// set-up's own timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// A tunnel or forwarded exchange with no byte either way for this long is closed: a
+/// client that went with its removed container never closes its side, and its slot would
+/// stay taken for the rest of a day-long proxy. Package managers send or receive something
+/// well within it; an idle keep-alive connection is reopened by the client.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Concurrent client connections (package managers open a few dozen at most).
 const MAX_CLIENTS: usize = 512;
 /// Headers read; more is refused as malformed.
@@ -348,6 +353,11 @@ pub fn parse_tally(text: &str) -> Result<Vec<TallyEntry>, String> {
 
 /// Serves proxy clients on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, allow: Allowlist, tally: Tally) {
+    serve_with_idle(listener, allow, tally, IDLE_TIMEOUT).await;
+}
+
+/// [`serve`] with connections closed after `idle` without traffic (tests use seconds).
+pub async fn serve_with_idle(listener: TcpListener, allow: Allowlist, tally: Tally, idle: Duration) {
     let allow = Arc::new(allow);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
@@ -377,7 +387,7 @@ pub async fn serve(listener: TcpListener, allow: Allowlist, tally: Tally) {
         let (allow, tally) = (allow.clone(), tally.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = handle(client, &allow, &tally).await {
+            if let Err(e) = handle(client, &allow, &tally, idle).await {
                 tracing::debug!(%peer, error = %e, "proxy: client connection ended");
             }
         });
@@ -409,7 +419,7 @@ struct Refusal {
     message: String,
 }
 
-async fn handle(mut client: TcpStream, allow: &Allowlist, tally: &Tally) -> std::io::Result<()> {
+async fn handle(mut client: TcpStream, allow: &Allowlist, tally: &Tally, idle: Duration) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(2048);
     let head_len = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client, &mut buf)).await {
         Ok(Ok(Some(n))) => n,
@@ -449,11 +459,65 @@ async fn handle(mut client: TcpStream, allow: &Allowlist, tally: &Tally) -> std:
         Target::Tunnel { .. } => {
             client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await?;
             upstream.write_all(rest).await?;
-            tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
-            Ok(())
+            let (client_in, client_out) = client.split();
+            let (upstream_in, upstream_out) = upstream.split();
+            relay(client_in, client_out, upstream_in, upstream_out, idle, Ends::BothClosed).await
         }
-        Target::Forward { head, body, .. } => forward(client, upstream, &head, rest, body).await,
+        Target::Forward { head, body, .. } => forward(client, upstream, &head, rest, body, idle).await,
     }
+}
+
+/// When a relayed connection is over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// A tunnel: when both sides have closed (each close passed on to the other).
+    BothClosed,
+    /// A forwarded exchange: with the answer (upstream closes after it, `Connection:
+    /// close`); the end of the request body is not passed on as a close.
+    WithAnswer,
+}
+
+/// Copies both ways between a client and upstream until the exchange `ends`, or until
+/// nothing moved either way for `idle` (a peer that went with its container never closes).
+async fn relay(
+    mut client_in: impl tokio::io::AsyncRead + Unpin,
+    mut client_out: impl tokio::io::AsyncWrite + Unpin,
+    mut upstream_in: impl tokio::io::AsyncRead + Unpin,
+    mut upstream_out: impl tokio::io::AsyncWrite + Unpin,
+    idle: Duration,
+    ends: Ends,
+) -> std::io::Result<()> {
+    let mut up = vec![0u8; 16 * 1024];
+    let mut down = vec![0u8; 16 * 1024];
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            read = client_in.read(&mut up), if !up_done => match read? {
+                0 => {
+                    up_done = true;
+                    if ends == Ends::BothClosed {
+                        upstream_out.shutdown().await?;
+                    }
+                }
+                n => upstream_out.write_all(&up[..n]).await?,
+            },
+            read = upstream_in.read(&mut down), if !down_done => match read? {
+                0 => {
+                    down_done = true;
+                    client_out.shutdown().await?;
+                    if ends == Ends::WithAnswer {
+                        return Ok(());
+                    }
+                }
+                n => client_out.write_all(&down[..n]).await?,
+            },
+            () = tokio::time::sleep(idle) => {
+                tracing::debug!(idle_secs = idle.as_secs(), "proxy: closing an idle connection");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One plain HTTP exchange: the head, the `body` bytes it declares (some already read, in
@@ -465,30 +529,25 @@ async fn forward(
     head: &[u8],
     rest: &[u8],
     body: u64,
+    idle: Duration,
 ) -> std::io::Result<()> {
     let already = rest.len().min(usize::try_from(body).unwrap_or(usize::MAX));
     upstream.write_all(head).await?;
     upstream.write_all(&rest[..already]).await?;
     let remaining = body - already as u64;
-    let (mut client_in, mut client_out) = client.split();
-    let (mut upstream_in, mut upstream_out) = upstream.split();
+    let (client_in, client_out) = client.split();
+    let (upstream_in, upstream_out) = upstream.split();
     // The body goes up while the answer comes down (an early answer or `100 Continue`
-    // must not wait for it); the exchange ends with the answer.
-    let up = async {
-        let mut declared = (&mut client_in).take(remaining);
-        if let Err(e) = tokio::io::copy(&mut declared, &mut upstream_out).await {
-            tracing::debug!(error = %e, "proxy: request body not forwarded whole");
-        }
-        std::future::pending::<()>().await;
-    };
-    let down = async {
-        tokio::io::copy(&mut upstream_in, &mut client_out).await?;
-        client_out.shutdown().await
-    };
-    tokio::select! {
-        () = up => Ok(()),
-        done = down => done,
-    }
+    // must not wait for it); nothing past the declared body is read.
+    relay(
+        client_in.take(remaining),
+        client_out,
+        upstream_in,
+        upstream_out,
+        idle,
+        Ends::WithAnswer,
+    )
+    .await
 }
 
 /// Reads until the end of the head; `Some(its length)`, `None` when it is malformed or

@@ -322,6 +322,46 @@ async fn refused_names_are_not_a_channel_into_the_artifacts() {
     assert!(recorded.contains("leak.example"), "{recorded}");
 }
 
+/// The slots themselves: a tunnel whose client went with its removed container (its side
+/// never closes, no byte ever comes) held its slot for the rest of a day-long proxy,
+/// as did a forwarded request whose upstream never answers. Both are closed after the
+/// idle limit (seconds here, minutes in `pace proxy`), which frees the slot.
+#[tokio::test]
+async fn a_silent_tunnel_or_exchange_is_closed_after_the_idle_limit() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = proxy_listener.local_addr().unwrap().port();
+    let allow = Allowlist::new(vec![Entry::parse(&format!("localhost:{up}")).unwrap()]);
+    tokio::spawn(pace::proxy::serve_with_idle(
+        proxy_listener,
+        allow,
+        Tally::new(None),
+        Duration::from_secs(1),
+    ));
+    for head in [
+        format!("CONNECT localhost:{up} HTTP/1.1\r\n\r\n"),
+        format!("GET http://localhost:{up}/ HTTP/1.1\r\nHost: localhost:{up}\r\n\r\n"),
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut out)).await;
+        assert!(closed.is_ok(), "{head:?}: still open after {:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{head:?}: closed too early"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // The sidecar on the real daemon.
 
