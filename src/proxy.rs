@@ -369,9 +369,9 @@ pub async fn serve_with_idle(listener: TcpListener, allow: Allowlist, tally: Tal
                 continue;
             }
         };
-        // All slots taken (tunnels are not timed out, and one whose client vanished with its
-        // container holds its slot): the client is told at once instead of waiting unanswered
-        // until its own timeout, which would stall the day's commands.
+        // All slots taken (a flood, or connections still inside their idle limit): the
+        // client is told at once instead of waiting unanswered until its own timeout,
+        // which would stall the day's commands.
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(tokio::sync::TryAcquireError::NoPermits) => {
