@@ -14,9 +14,10 @@
 //!   on the lowercased name; `*.example.org` matches names below `example.org`, not the
 //!   name itself (list both when both are needed).
 //! - **Ports.** An entry without a port allows 443 and 80; with one, only that port.
-//! - **Plain HTTP** is forwarded once per client connection with `Connection: close`:
-//!   a later request on the same connection could only reach the same upstream, but it
-//!   would not be counted, so none is read.
+//! - **Plain HTTP** is forwarded once per client connection with `Connection: close`,
+//!   the checked host as `Host` and only the body `Content-Length` declares: a later
+//!   request on the same connection would reach the upstream uncounted (with any `Host`,
+//!   another site behind the same CDN), so none is read or sent.
 //! - **Not handled:** an allowed name whose DNS answer points inside (rebinding); the
 //!   proxy resolves with the container's resolver like any client would.
 
@@ -36,12 +37,24 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connecting to an allowed host: long enough for a slow registry, short next to the
 /// set-up's own timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// A tunnel or forwarded exchange with no byte either way for this long is closed: a
+/// client that went with its removed container never closes its side, and its slot would
+/// stay taken for the rest of a day-long proxy. Package managers send or receive something
+/// well within it; an idle keep-alive connection is reopened by the client.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Concurrent client connections (package managers open a few dozen at most).
 const MAX_CLIENTS: usize = 512;
 /// Headers read; more is refused as malformed.
 const MAX_HEADERS: usize = 100;
 /// A refused target longer than this is recorded cut (it is shown in the MR body).
 const RECORDED_TARGET_MAX: usize = 120;
+/// Distinct (host, port) kept in the tally per decision (allowed, refused); later ones are
+/// counted under [`OTHER_HOSTS`]. pace reads the tally back with a cap (1 MiB) and a set-up
+/// asking for thousands of invented names must not push the hosts it really tried out of
+/// it (nor make every rewrite of the file slower).
+const TALLY_HOSTS_MAX: usize = 256;
+/// Where the requests past [`TALLY_HOSTS_MAX`] distinct hosts are counted.
+pub const OTHER_HOSTS: &str = "(other hosts)";
 
 /// One `sandbox.egress` host: an exact name or `*.suffix`, with an optional port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,30 +229,22 @@ impl Tally {
 
     /// The decisions so far, allowed first, then by host and port.
     pub fn entries(&self) -> Vec<TallyEntry> {
-        let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
-        let mut list: Vec<TallyEntry> = counts
-            .into_iter()
-            .map(|((host, port, allowed), count)| TallyEntry {
-                host,
-                port,
-                allowed,
-                count,
-            })
-            .collect();
-        list.sort_by(|a, b| {
-            b.allowed
-                .cmp(&a.allowed)
-                .then(a.host.cmp(&b.host))
-                .then(a.port.cmp(&b.port))
-        });
-        list
+        self.counts.lock().map(|c| entries_of(&c)).unwrap_or_default()
     }
 
     fn count(&self, host: &str, port: u16, allowed: bool) {
-        if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry((host.to_string(), port, allowed)).or_default() += 1;
-        }
-        if let Err(e) = self.write() {
+        let Ok(mut counts) = self.counts.lock() else { return };
+        let key = (host.to_string(), port, allowed);
+        let kept = counts.keys().filter(|k| k.2 == allowed).count();
+        let key = if counts.contains_key(&key) || kept < TALLY_HOSTS_MAX {
+            key
+        } else {
+            (OTHER_HOSTS.to_string(), 0, allowed)
+        };
+        *counts.entry(key).or_default() += 1;
+        // Written under the lock: two decisions at once would otherwise write the same
+        // temporary file together, or rename an older snapshot over a newer one.
+        if let Err(e) = self.write_counts(&counts) {
             tracing::warn!(error = %e, "proxy: cannot write the tally");
         }
     }
@@ -247,12 +252,40 @@ impl Tally {
     /// Writes the tally to its file (a new file renamed over the old: a reader never sees
     /// half of it).
     pub fn write(&self) -> std::io::Result<()> {
+        let counts = self
+            .counts
+            .lock()
+            .map_err(|_| std::io::Error::other("the tally's lock is poisoned"))?;
+        self.write_counts(&counts)
+    }
+
+    fn write_counts(&self, counts: &Counts) -> std::io::Result<()> {
         let Some(file) = &self.file else { return Ok(()) };
-        let text = render_tally(&self.entries());
+        let text = render_tally(&entries_of(counts));
         let part = file.with_extension(format!("part.{}", std::process::id()));
         std::fs::write(&part, text)?;
         std::fs::rename(&part, file)
     }
+}
+
+/// `counts` as tally lines, allowed first, then by host and port.
+fn entries_of(counts: &Counts) -> Vec<TallyEntry> {
+    let mut list: Vec<TallyEntry> = counts
+        .iter()
+        .map(|((host, port, allowed), count)| TallyEntry {
+            host: host.clone(),
+            port: *port,
+            allowed: *allowed,
+            count: *count,
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        b.allowed
+            .cmp(&a.allowed)
+            .then(a.host.cmp(&b.host))
+            .then(a.port.cmp(&b.port))
+    });
+    list
 }
 
 /// `a` and `b` added up per (host, port, allowed), in the tally's order.
@@ -320,6 +353,11 @@ pub fn parse_tally(text: &str) -> Result<Vec<TallyEntry>, String> {
 
 /// Serves proxy clients on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, allow: Allowlist, tally: Tally) {
+    serve_with_idle(listener, allow, tally, IDLE_TIMEOUT).await;
+}
+
+/// [`serve`] with connections closed after `idle` without traffic (tests use seconds).
+pub async fn serve_with_idle(listener: TcpListener, allow: Allowlist, tally: Tally, idle: Duration) {
     let allow = Arc::new(allow);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
@@ -331,13 +369,25 @@ pub async fn serve(listener: TcpListener, allow: Allowlist, tally: Tally) {
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        // All slots taken (a flood, or connections still inside their idle limit): the
+        // client is told at once instead of waiting unanswered until its own timeout,
+        // which would stall the day's commands.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                tokio::spawn(async move {
+                    let mut client = client;
+                    let msg = format!("pace proxy: {MAX_CLIENTS} connections are open already; retry when some close");
+                    let _ = respond(&mut client, 503, &msg).await;
+                });
+                continue;
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => return,
         };
         let (allow, tally) = (allow.clone(), tally.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = handle(client, &allow, &tally).await {
+            if let Err(e) = handle(client, &allow, &tally, idle).await {
                 tracing::debug!(%peer, error = %e, "proxy: client connection ended");
             }
         });
@@ -349,8 +399,14 @@ pub async fn serve(listener: TcpListener, allow: Allowlist, tally: Tally) {
 enum Target {
     /// `CONNECT host:port`.
     Tunnel { host: String, port: u16 },
-    /// `METHOD http://host[:port]/path`: forwarded as `METHOD /path` to host.
-    Forward { host: String, port: u16, head: Vec<u8> },
+    /// `METHOD http://host[:port]/path`: forwarded as `METHOD /path` to host, with the
+    /// `body` bytes its `Content-Length` declares and nothing after them.
+    Forward {
+        host: String,
+        port: u16,
+        head: Vec<u8>,
+        body: u64,
+    },
 }
 
 /// Why a request is refused: the status and what the client is told; `host`/`port` are
@@ -363,7 +419,7 @@ struct Refusal {
     message: String,
 }
 
-async fn handle(mut client: TcpStream, allow: &Allowlist, tally: &Tally) -> std::io::Result<()> {
+async fn handle(mut client: TcpStream, allow: &Allowlist, tally: &Tally, idle: Duration) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(2048);
     let head_len = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client, &mut buf)).await {
         Ok(Ok(Some(n))) => n,
@@ -402,12 +458,96 @@ async fn handle(mut client: TcpStream, allow: &Allowlist, tally: &Tally) -> std:
     match target {
         Target::Tunnel { .. } => {
             client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await?;
+            upstream.write_all(rest).await?;
+            let (client_in, client_out) = client.split();
+            let (upstream_in, upstream_out) = upstream.split();
+            relay(client_in, client_out, upstream_in, upstream_out, idle, Ends::BothClosed).await
         }
-        Target::Forward { head, .. } => upstream.write_all(&head).await?,
+        Target::Forward { head, body, .. } => forward(client, upstream, &head, rest, body, idle).await,
     }
-    upstream.write_all(rest).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+}
+
+/// When a relayed connection is over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// A tunnel: when both sides have closed (each close passed on to the other).
+    BothClosed,
+    /// A forwarded exchange: with the answer (upstream closes after it, `Connection:
+    /// close`); the end of the request body is not passed on as a close.
+    WithAnswer,
+}
+
+/// Copies both ways between a client and upstream until the exchange `ends`, or until
+/// nothing moved either way for `idle` (a peer that went with its container never closes).
+async fn relay(
+    mut client_in: impl tokio::io::AsyncRead + Unpin,
+    mut client_out: impl tokio::io::AsyncWrite + Unpin,
+    mut upstream_in: impl tokio::io::AsyncRead + Unpin,
+    mut upstream_out: impl tokio::io::AsyncWrite + Unpin,
+    idle: Duration,
+    ends: Ends,
+) -> std::io::Result<()> {
+    let mut up = vec![0u8; 16 * 1024];
+    let mut down = vec![0u8; 16 * 1024];
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            read = client_in.read(&mut up), if !up_done => match read? {
+                0 => {
+                    up_done = true;
+                    if ends == Ends::BothClosed {
+                        upstream_out.shutdown().await?;
+                    }
+                }
+                n => upstream_out.write_all(&up[..n]).await?,
+            },
+            read = upstream_in.read(&mut down), if !down_done => match read? {
+                0 => {
+                    down_done = true;
+                    client_out.shutdown().await?;
+                    if ends == Ends::WithAnswer {
+                        return Ok(());
+                    }
+                }
+                n => client_out.write_all(&down[..n]).await?,
+            },
+            () = tokio::time::sleep(idle) => {
+                tracing::debug!(idle_secs = idle.as_secs(), "proxy: closing an idle connection");
+                return Ok(());
+            }
+        }
+    }
     Ok(())
+}
+
+/// One plain HTTP exchange: the head, the `body` bytes it declares (some already read, in
+/// `rest`) and nothing more upstream (a pipelined second request would reach the host
+/// uncounted and unchecked); the answer back until the host closes (`Connection: close`).
+async fn forward(
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    head: &[u8],
+    rest: &[u8],
+    body: u64,
+    idle: Duration,
+) -> std::io::Result<()> {
+    let already = rest.len().min(usize::try_from(body).unwrap_or(usize::MAX));
+    upstream.write_all(head).await?;
+    upstream.write_all(&rest[..already]).await?;
+    let remaining = body - already as u64;
+    let (client_in, client_out) = client.split();
+    let (upstream_in, upstream_out) = upstream.split();
+    // The body goes up while the answer comes down (an early answer or `100 Continue`
+    // must not wait for it); nothing past the declared body is read.
+    relay(
+        client_in.take(remaining),
+        client_out,
+        upstream_in,
+        upstream_out,
+        idle,
+        Ends::WithAnswer,
+    )
+    .await
 }
 
 /// Reads until the end of the head; `Some(its length)`, `None` when it is malformed or
@@ -437,6 +577,7 @@ async fn respond(client: &mut TcpStream, status: u16, message: &str) -> std::io:
         400 => "Bad Request",
         403 => "Forbidden",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Error",
     };
@@ -486,7 +627,8 @@ fn target_of(head: &[u8], allow: &Allowlist) -> Result<Target, Refusal> {
         if origin.contains('#') {
             return Err(bad("a request target has no fragment"));
         }
-        (host, port, Some((method.to_string(), origin)))
+        let body = declared_body(req.headers).map_err(|why| bad(&why))?;
+        (host, port, Some((method.to_string(), origin, body)))
     };
     if !allow.allows(&host, port) {
         return Err(Refusal {
@@ -500,12 +642,20 @@ fn target_of(head: &[u8], allow: &Allowlist) -> Result<Target, Refusal> {
     }
     Ok(match forward {
         None => Target::Tunnel { host, port },
-        Some((method, origin)) => {
+        Some((method, origin, body)) => {
             let mut out = format!("{method} {origin} HTTP/1.1\r\n").into_bytes();
+            // The host checked, never the client's `Host`: behind a CDN (most registries
+            // are) another `Host` reaches another site on the same addresses.
+            let authority = if port == 80 {
+                host.clone()
+            } else {
+                format!("{host}:{port}")
+            };
+            out.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
             for h in req.headers.iter() {
                 let name = h.name.to_ascii_lowercase();
-                // Hop-by-hop headers and the proxy's own stay here.
-                if name.starts_with("proxy-") || name == "connection" || name == "keep-alive" {
+                // Hop-by-hop headers, the proxy's own and the client's `Host` stay here.
+                if name.starts_with("proxy-") || name == "connection" || name == "keep-alive" || name == "host" {
                     continue;
                 }
                 out.extend_from_slice(h.name.as_bytes());
@@ -514,9 +664,38 @@ fn target_of(head: &[u8], allow: &Allowlist) -> Result<Target, Refusal> {
                 out.extend_from_slice(b"\r\n");
             }
             out.extend_from_slice(b"Connection: close\r\n\r\n");
-            Target::Forward { host, port, head: out }
+            Target::Forward {
+                host,
+                port,
+                head: out,
+                body,
+            }
         }
     })
+}
+
+/// The body length a forwarded request declares (`Content-Length`, 0 without one).
+/// `Transfer-Encoding` is refused: where a proxy and a server read a body's length
+/// differently, the rest of the body is a second request the proxy never checked.
+fn declared_body(headers: &[httparse::Header<'_>]) -> Result<u64, String> {
+    let mut length: Option<u64> = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("request bodies with `Transfer-Encoding` are not forwarded over plain HTTP (use https)".into());
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(h.value).unwrap_or_default().trim();
+            let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| value.parse::<u64>().ok())
+                .flatten();
+            match (parsed, length) {
+                (None, _) => return Err(format!("`Content-Length: {}` is not a length", recorded(value))),
+                (Some(n), Some(m)) if n != m => return Err("two different `Content-Length` headers".into()),
+                (Some(n), _) => length = Some(n),
+            }
+        }
+    }
+    Ok(length.unwrap_or(0))
 }
 
 fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -35,6 +35,7 @@ mod llm_providers;
 mod podman;
 mod redteam;
 mod redteam2;
+mod redteam3;
 mod registry_auth;
 mod reliability_faults;
 mod reliability_git;

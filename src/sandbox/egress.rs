@@ -289,13 +289,23 @@ impl Sandbox {
         Ok(slot.as_ref().map(Egress::route))
     }
 
-    /// Stops the egress sidecar if it runs and returns its tally (`None`: none ran).
+    /// Stops the egress sidecar if it runs and returns its tally (`None`: none ran),
+    /// redacted: a refused target is whatever the container asked for, a `sandbox.env`
+    /// secret spelled as a host name included, and the tally becomes an artifact.
     pub async fn stop_egress(&self) -> Result<Option<Vec<TallyEntry>>, SandboxError> {
         let running = self.egress.lock().await.take();
-        match running {
-            Some(egress) => egress.finish().await.map(Some),
-            None => Ok(None),
-        }
+        let Some(egress) = running else { return Ok(None) };
+        let tally: Vec<TallyEntry> = egress
+            .finish()
+            .await?
+            .into_iter()
+            .map(|mut e| {
+                e.host = self.ctx.redactor.redact(&e.host);
+                e
+            })
+            .collect();
+        // Two names redacted alike are one line.
+        Ok(Some(crate::proxy::merge_tallies(&[], &tally)))
     }
 }
 
