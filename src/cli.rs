@@ -115,12 +115,17 @@ pub enum Command {
         /// The address to listen on
         #[arg(long, default_value = "0.0.0.0:3128", value_name = "ADDR")]
         listen: String,
-        /// An allowed host: `name`, `*.suffix`, optionally `:port` (without: 443 and 80)
+        /// An allowed host: `name`, `*.suffix`, optionally `:port` (without: tunnels to 443,
+        /// plain HTTP to 80)
         #[arg(long = "allow", value_name = "HOST[:PORT]", value_parser = parse_allow)]
         allow: Vec<crate::proxy::Entry>,
         /// Where the tally of allowed and refused requests is written (YAML)
         #[arg(long, value_name = "FILE")]
         log: PathBuf,
+        /// Serve only clients in this network (the set-up's internal one); others are
+        /// closed unanswered and not counted
+        #[arg(long, value_name = "CIDR")]
+        clients: Option<ipnet::IpNet>,
     },
 }
 

@@ -89,10 +89,14 @@ impl Entry {
         Ok(Self { name, wildcard, port })
     }
 
-    fn allows(&self, host: &str, port: u16) -> bool {
-        let port_ok = match self.port {
-            Some(p) => p == port,
-            None => port == 443 || port == 80,
+    fn allows(&self, host: &str, port: u16, via: Via) -> bool {
+        // Without a port: TLS tunnels to 443 and plain HTTP to 80. A tunnel to port 80
+        // would carry plain HTTP the proxy never sees, with any `Host` (another site behind
+        // the same CDN).
+        let port_ok = match (self.port, via) {
+            (Some(p), _) => p == port,
+            (None, Via::Tunnel) => port == 443,
+            (None, Via::Plain) => port == 80,
         };
         let name_ok = if self.wildcard {
             host.strip_suffix(&self.name)
@@ -182,20 +186,45 @@ pub fn preset(name: &str) -> Option<Vec<Entry>> {
     Some(hosts.iter().filter_map(|h| Entry::parse(h).ok()).collect())
 }
 
-/// The hosts the proxy lets through.
+/// How a request reaches its host: a `CONNECT` tunnel or a plain HTTP request the proxy
+/// forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Tunnel,
+    Plain,
+}
+
+/// The hosts the proxy lets through, and whom it serves.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
     entries: Vec<Entry>,
+    /// The set-up's internal network: the proxy is also on `sandbox.setup_network`, where
+    /// other containers (the runner's other jobs on the default bridge) must not use it or
+    /// add to this day's tally. `None`: everyone (tests on 127.0.0.1).
+    clients: Option<ipnet::IpNet>,
 }
 
 impl Allowlist {
     pub fn new(entries: Vec<Entry>) -> Self {
-        Self { entries }
+        Self { entries, clients: None }
     }
 
-    /// Whether `host` (already a [`host_name`]) and `port` are allowed.
-    pub fn allows(&self, host: &str, port: u16) -> bool {
-        self.entries.iter().any(|e| e.allows(host, port))
+    /// Serves only peers in `clients`.
+    #[must_use]
+    pub fn with_clients(mut self, clients: Option<ipnet::IpNet>) -> Self {
+        self.clients = clients;
+        self
+    }
+
+    /// Whether `host` (already a [`host_name`]) and `port` are allowed `via` a tunnel or
+    /// plain HTTP.
+    pub fn allows(&self, host: &str, port: u16, via: Via) -> bool {
+        self.entries.iter().any(|e| e.allows(host, port, via))
+    }
+
+    /// Whether a connection from `peer` is served at all.
+    pub fn serves(&self, peer: std::net::IpAddr) -> bool {
+        self.clients.is_none_or(|net| net.contains(&peer))
     }
 }
 
@@ -369,6 +398,12 @@ pub async fn serve_with_idle(listener: TcpListener, allow: Allowlist, tally: Tal
                 continue;
             }
         };
+        // A neighbour on the outside network: closed unanswered and uncounted.
+        if !allow.serves(peer.ip()) {
+            tracing::debug!(%peer, "proxy: not a client of this proxy");
+            drop(client);
+            continue;
+        }
         // All slots taken (a flood, or connections still inside their idle limit): the
         // client is told at once instead of waiting unanswered until its own timeout,
         // which would stall the day's commands.
@@ -630,7 +665,8 @@ fn target_of(head: &[u8], allow: &Allowlist) -> Result<Target, Refusal> {
         let body = declared_body(req.headers).map_err(|why| bad(&why))?;
         (host, port, Some((method.to_string(), origin, body)))
     };
-    if !allow.allows(&host, port) {
+    let via = if forward.is_some() { Via::Plain } else { Via::Tunnel };
+    if !allow.allows(&host, port, via) {
         return Err(Refusal {
             status: 403,
             message: format!(
@@ -817,17 +853,32 @@ mod tests {
 
     #[test]
     fn exact_names_wildcards_and_ports() {
+        use Via::{Plain, Tunnel};
         let allow = list(&["allowed.com", "*.cdn.example.org", "repo.example.net:8080"]);
-        assert!(allow.allows("allowed.com", 443));
-        assert!(allow.allows("allowed.com", 80));
-        assert!(!allow.allows("allowed.com", 22));
-        assert!(!allow.allows("sub.allowed.com", 443));
-        assert!(allow.allows("a.cdn.example.org", 443));
-        assert!(allow.allows("a.b.cdn.example.org", 443));
-        assert!(!allow.allows("cdn.example.org", 443));
-        assert!(!allow.allows("evilcdn.example.org", 443));
-        assert!(allow.allows("repo.example.net", 8080));
-        assert!(!allow.allows("repo.example.net", 443));
+        assert!(allow.allows("allowed.com", 443, Tunnel));
+        assert!(allow.allows("allowed.com", 80, Plain));
+        // Without a port, TLS goes to 443 and plain HTTP to 80, never the other way round.
+        assert!(!allow.allows("allowed.com", 80, Tunnel));
+        assert!(!allow.allows("allowed.com", 443, Plain));
+        assert!(!allow.allows("allowed.com", 22, Tunnel));
+        assert!(!allow.allows("sub.allowed.com", 443, Tunnel));
+        assert!(allow.allows("a.cdn.example.org", 443, Tunnel));
+        assert!(allow.allows("a.b.cdn.example.org", 443, Tunnel));
+        assert!(!allow.allows("cdn.example.org", 443, Tunnel));
+        assert!(!allow.allows("evilcdn.example.org", 443, Tunnel));
+        assert!(allow.allows("repo.example.net", 8080, Tunnel));
+        assert!(allow.allows("repo.example.net", 8080, Plain));
+        assert!(!allow.allows("repo.example.net", 443, Tunnel));
+    }
+
+    #[test]
+    fn only_peers_on_the_internal_network_are_served() {
+        let open = list(&["allowed.com"]);
+        assert!(open.serves("192.0.2.9".parse().unwrap()));
+        let internal = open.with_clients(Some("172.30.0.0/16".parse().unwrap()));
+        assert!(internal.serves("172.30.4.2".parse().unwrap()));
+        assert!(!internal.serves("172.17.0.5".parse().unwrap()));
+        assert!(!internal.serves("::1".parse().unwrap()));
     }
 
     #[test]
@@ -852,7 +903,9 @@ mod tests {
         }
         let get = |t: &str| decide(&format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n"), &allow);
         assert_eq!(get("http://allowed.com/a?b"), Ok(("allowed.com".into(), 80)));
-        assert_eq!(get("HTTP://allowed.com:443?q"), Ok(("allowed.com".into(), 443)));
+        assert_eq!(get("HTTP://allowed.com?q"), Ok(("allowed.com".into(), 80)));
+        // Plain HTTP to 443 needs the port in the entry (443 is for tunnels).
+        assert!(get("HTTP://allowed.com:443?q").is_err());
         assert!(get("http://allowed.com@evil.net/").is_err());
         assert!(get("http://evil.net#allowed.com/").is_err());
         assert!(get("http://evil.net/#allowed.com").is_err());

@@ -354,11 +354,11 @@ fn project(outside: &Outside, image: &str, exit: u32, sleep: u32) -> Project {
         .replace(
             "  caches: false        # a shell project has no dependencies to cache",
             &format!(
-                "  caches: false\n  setup_network: {}\n  egress: [allowed.test]",
+                "  caches: false\n  setup_network: {}\n  egress: [allowed.test, 'allowed.test:80']",
                 outside.network
             ),
         );
-    assert!(config.contains("egress: [allowed.test]"), "{config}");
+    assert!(config.contains("egress: [allowed.test, 'allowed.test:80']"), "{config}");
     std::fs::write(p.path("pace.config.yaml"), config).unwrap();
     p.git(&["add", "-A"]);
     p.git(&["commit", "-qm", "egress"]);
@@ -501,8 +501,8 @@ fn with_egress_for_tests_the_suite_is_behind_the_proxy_too() {
             "  test_command: bash fetch.sh\n  setup_command: false",
         )
         .replace(
-            "egress: [allowed.test]",
-            "egress: [allowed.test]\n  egress_for_tests: true",
+            "egress: [allowed.test, 'allowed.test:80']",
+            "egress: [allowed.test, 'allowed.test:80']\n  egress_for_tests: true",
         );
     assert!(config.contains("egress_for_tests: true") && config.contains("setup_command: false"));
     std::fs::write(p.path("pace.config.yaml"), config).unwrap();
@@ -544,7 +544,7 @@ async fn day_behind_the_proxy(for_tests: bool) {
         .edit_config(
             "  caches: false\n",
             &format!(
-                "  caches: false\n  setup_network: {}\n  egress: [allowed.test]\n  egress_for_tests: {for_tests}\n",
+                "  caches: false\n  setup_network: {}\n  egress: [allowed.test, 'allowed.test:80']\n  egress_for_tests: {for_tests}\n",
                 outside.network
             ),
         )

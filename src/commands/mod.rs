@@ -55,7 +55,12 @@ pub(crate) fn dispatch(cli: Cli, env: Env) -> Result<u8, PaceError> {
         Some(Command::Doctor) => common::runtime()?.block_on(doctor::run(config, &env)),
         Some(Command::Gate { image }) => common::runtime()?.block_on(gate::run(config, image, &env)),
         Some(Command::Init { yes, force }) => init::run(init::Args { yes, force }, config, &env),
-        Some(Command::Proxy { listen, allow, log }) => common::runtime()?.block_on(proxy::run(&listen, allow, &log)),
+        Some(Command::Proxy {
+            listen,
+            allow,
+            log,
+            clients,
+        }) => common::runtime()?.block_on(proxy::run(&listen, allow, clients, &log)),
         None => day::run(
             day::Args {
                 day: cli.day,

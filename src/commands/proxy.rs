@@ -6,8 +6,13 @@ use std::path::Path;
 use crate::error::PaceError;
 use crate::proxy::{Allowlist, Entry};
 
-pub(super) async fn run(listen: &str, allow: Vec<Entry>, log: &Path) -> Result<u8, PaceError> {
-    crate::proxy::run(listen, Allowlist::new(allow), log)
+pub(super) async fn run(
+    listen: &str,
+    allow: Vec<Entry>,
+    clients: Option<ipnet::IpNet>,
+    log: &Path,
+) -> Result<u8, PaceError> {
+    crate::proxy::run(listen, Allowlist::new(allow).with_clients(clients), log)
         .await
         .map_err(|e| {
             PaceError::infra(format!(

@@ -213,7 +213,8 @@ impl Sandbox {
             done: false,
             closing: self.closing.clone(),
         };
-        let body = proxy_body(s, labels);
+        let clients = self.internal_subnet(&name).await;
+        let body = proxy_body(s, labels, clients);
         let container = format!("pace-{}-egress-proxy-{tag}", short(&self.ctx.run_id));
         let opts = CreateContainerOptionsBuilder::default().name(&container).build();
         let created = self
@@ -271,6 +272,25 @@ impl Sandbox {
         }
         Ok(())
     }
+
+    /// The subnet the daemon gave the internal network: the only clients the proxy serves.
+    /// `None` (the proxy then serves every peer) when the daemon does not say.
+    async fn internal_subnet(&self, name: &str) -> Option<ipnet::IpNet> {
+        let network = self
+            .docker
+            .raw()
+            .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+            .map_err(
+                |e| tracing::warn!(network = %name, error = %e, "sandbox: cannot read the internal network's subnet"),
+            )
+            .ok()?;
+        let subnet = network.ipam?.config?.into_iter().find_map(|c| c.subnet?.parse().ok());
+        if subnet.is_none() {
+            tracing::warn!(network = %name, "sandbox: the internal network has no subnet; the proxy serves every peer");
+        }
+        subnet
+    }
 }
 
 impl Sandbox {
@@ -311,7 +331,11 @@ impl Sandbox {
 
 /// The proxy container: pace's binary as the entry point, `sandbox.setup_network` (its
 /// route out), the usual restrictions and a small memory limit.
-fn proxy_body(s: &crate::config::settings::SandboxSettings, labels: HashMap<String, String>) -> ContainerCreateBody {
+fn proxy_body(
+    s: &crate::config::settings::SandboxSettings,
+    labels: HashMap<String, String>,
+    clients: Option<ipnet::IpNet>,
+) -> ContainerCreateBody {
     let mut cmd = vec![
         "proxy".to_string(),
         "--listen".into(),
@@ -319,6 +343,10 @@ fn proxy_body(s: &crate::config::settings::SandboxSettings, labels: HashMap<Stri
         "--log".into(),
         TALLY_PATH.into(),
     ];
+    if let Some(net) = clients {
+        cmd.push("--clients".into());
+        cmd.push(net.to_string());
+    }
     for entry in &s.egress {
         cmd.push("--allow".into());
         cmd.push(entry.to_string());
