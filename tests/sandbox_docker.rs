@@ -98,6 +98,9 @@ async fn gate_exit_codes_propagate_and_containers_are_removed() {
         assert_eq!(outcome.exit_code, expected, "`{command}`: {log}");
         assert!(!outcome.timed_out);
         assert!(outcome.network_hint.is_none());
+        // Removed in the background (the suite's result does not wait for it); gone once
+        // the sandbox settles, as pace lets it before it exits.
+        assert!(sb.settle().await.is_empty());
         assert!(
             containers_of(&sb.context().run_id).await.is_empty(),
             "container left after `{command}`"
@@ -151,6 +154,7 @@ async fn gate_timeout_kills_the_container() {
         started.elapsed()
     );
     assert!(log.starts_with("begin\n") && log.contains("timed out"), "{log}");
+    assert!(sb.settle().await.is_empty());
     assert!(containers_of(&sb.context().run_id).await.is_empty());
 }
 

@@ -157,6 +157,7 @@ async fn gate_streams_the_workspace_in_and_collects_through_the_listing() {
             .unwrap()
             .contains("tests=\"3\"")
     );
+    assert!(sb.settle().await.is_empty());
     assert!(containers_of(&sb.context().run_id).await.is_empty(), "container left");
 }
 
@@ -219,6 +220,7 @@ async fn gate_image_without_tar_uploads_through_the_api() {
         assert_eq!(outcome.exit_code, 2, "{log}");
         assert_eq!(log, "no-tar\nlib\n");
         assert_eq!(outcome.collected, vec![out.path().join("collected/junit.xml")]);
+        assert!(sb.settle().await.is_empty());
         assert!(containers_of(&sb.context().run_id).await.is_empty(), "container left");
     }
 }
@@ -242,6 +244,7 @@ async fn gate_failed_unpack_is_a_workspace_error_and_the_suite_never_runs() {
     );
     assert!(log.contains("tar: disk full"), "{log}");
     assert!(!log.contains("the-suite-ran"), "{log}");
+    assert!(sb.settle().await.is_empty());
     assert!(containers_of(&sb.context().run_id).await.is_empty(), "container left");
 }
 
@@ -305,6 +308,7 @@ async fn session_without_tar_in_the_image_still_names_what_is_missing() {
         .expect_err("a session without tar");
     assert!(err.to_string().contains("has no `tar`"), "{err}");
     session.close().await.unwrap();
+    assert!(sb.settle().await.is_empty());
     assert!(containers_of(&sb.context().run_id).await.is_empty(), "container left");
 }
 
@@ -347,5 +351,6 @@ async fn session_streamed_in_survives_a_restart_and_a_failed_unpack_is_an_error(
     };
     assert!(matches!(err, SandboxError::Workspace { .. }), "{err:?}");
     assert!(err.to_string().contains("tar: disk full"), "{err}");
+    assert!(sb.settle().await.is_empty());
     assert!(containers_of(&sb.context().run_id).await.is_empty(), "container left");
 }

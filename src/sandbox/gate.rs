@@ -188,10 +188,8 @@ impl Sandbox {
             guard.discard().await;
             return Ok(None);
         }
-        let removed = guard.remove().await;
-        let outcome = result?;
-        removed?;
-        Ok(outcome)
+        guard.remove_later();
+        result
     }
 
     /// Feeds the mark and the workspace archive to the wrapper's stdin while its output is

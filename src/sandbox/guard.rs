@@ -59,6 +59,18 @@ impl ContainerGuard {
         self.docker.remove(&self.name).await
     }
 
+    /// Removes the container in the background, registered in [`Closing`] (the sandbox
+    /// waits for it before pace exits): a finished suite's result does not wait for the
+    /// daemon's cleanup, which overlaps GATE's model call instead.
+    pub(super) fn remove_later(mut self) {
+        if self.keep {
+            self.done = true;
+            tracing::warn!(container = %self.name, "sandbox: keeping the container (`sandbox.keep: true`); remove it with `docker rm -fv {}`", self.name);
+            self.kept();
+        }
+        // Not done: the drop starts and registers the removal.
+    }
+
     fn kept(&self) {
         self.events.emit(&SandboxEvent::ContainerKept {
             name: self.name.clone(),
