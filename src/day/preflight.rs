@@ -62,6 +62,8 @@ pub(super) async fn preflight(req: &DayRequest) -> Result<Ready, DayReport> {
         Ok(s) => s,
         Err(e) => return Err(stop_early(e.into())),
     };
+    // The day settles the sandbox after its reviews and before it ends.
+    sandbox.defer_removals();
     if let Ok(n) = sandbox.remove_stale(&req.settings.repo_root).await
         && n > 0
     {

@@ -50,6 +50,8 @@ pub struct Sandbox {
     cache_volumes: Mutex<BTreeSet<String>>,
     /// The image has no `tar`: GATE uploads its workspace through the archive API.
     pub(super) no_tar: AtomicBool,
+    /// Finished containers are removed in the background (see [`Sandbox::defer_removals`]).
+    pub(super) deferred_removals: AtomicBool,
     /// Containers being removed in the background: FORGE sessions (see
     /// [`Sandbox::close_later`]) and guards dropped mid-operation. Shared with every guard,
     /// so [`Sandbox::settle`] waits for those removals too (a spawned task dies with the
@@ -104,6 +106,7 @@ impl Sandbox {
             degraded: Mutex::new(BTreeSet::new()),
             cache_volumes: Mutex::new(BTreeSet::new()),
             no_tar: AtomicBool::new(false),
+            deferred_removals: AtomicBool::new(false),
             closing: Closing::default(),
             prepared: Mutex::new(None),
             egress: tokio::sync::Mutex::new(None),
@@ -437,6 +440,14 @@ impl Sandbox {
             closing: self.closing.clone(),
             events: self.ctx.events.clone(),
         })
+    }
+
+    /// From now on a finished suite's container is removed in the background, registered
+    /// with the closing tasks: the caller promises to [`Sandbox::settle`] (or
+    /// `remove_run_containers`) before it exits, as the day does after its reviews. Without
+    /// the promise (the default) each run waits for its removal.
+    pub fn defer_removals(&self) {
+        self.deferred_removals.store(true, Ordering::Relaxed);
     }
 
     /// Numeric owner for uploaded files: `sandbox.user`, else the image's user.

@@ -188,8 +188,14 @@ impl Sandbox {
             guard.discard().await;
             return Ok(None);
         }
-        guard.remove_later();
-        result
+        if self.deferred_removals.load(Ordering::Relaxed) {
+            guard.remove_later();
+            return result;
+        }
+        let removed = guard.remove().await;
+        let outcome = result?;
+        removed?;
+        Ok(outcome)
     }
 
     /// Feeds the mark and the workspace archive to the wrapper's stdin while its output is
