@@ -431,7 +431,14 @@ fn spec_text(text: &str) -> &str {
 #[test]
 fn the_projects_own_pipeline_is_valid_and_runs_lint_and_the_ci_entry_point() {
     let text = repo_file(".gitlab-ci.yml");
-    for needle in ["make lint", ".ci/run", "make release", "cosign sign-blob"] {
+    for needle in [
+        "make lint",
+        ".ci/run",
+        "make release",
+        "cosign sign-blob",
+        "make images-push",
+        "cosign sign --yes",
+    ] {
         assert!(text.contains(needle), "{needle} missing from .gitlab-ci.yml");
     }
     check_gitlab_schema(".gitlab-ci.yml", &text);
