@@ -748,3 +748,28 @@ fn a_neighbour_on_the_set_up_network_cannot_use_the_proxy() {
         "the neighbour's request ({neighbour:?}) is in this day's tally:\n{tally}"
     );
 }
+
+/// The tally used to be added to the `egress.yaml` already in the checkout: a repository
+/// that commits `.pace/egress.yaml` (or `.pace/day-N/egress.yaml`) with hosts of its own
+/// made the summary and the MR report requests nobody made. The file now holds this run's
+/// proxies only.
+#[test]
+fn a_planted_tally_is_replaced_not_added_to() {
+    require_docker!();
+    let Some(image) = debian() else { return };
+    let outside = Outside::start(&format!("{:x}p", std::process::id()));
+    let p = project(&outside, &image, "#!/bin/bash\nexit 0\n", 120);
+    std::fs::create_dir_all(p.path(".pace")).unwrap();
+    std::fs::write(
+        p.path(".pace/egress.yaml"),
+        "- host: planted.example\n  port: 443\n  allowed: true\n  count: 99\n",
+    )
+    .unwrap();
+    p.git(&["add", "-f", ".pace/egress.yaml"]);
+    p.git(&["commit", "-qm", "a planted tally"]);
+    let out = p.pace_gate().output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let tally = p.read(".pace/egress.yaml");
+    assert!(!tally.contains("planted.example"), "{tally}");
+    assert_eq!(leftovers(&p), (String::new(), String::new()));
+}

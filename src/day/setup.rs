@@ -67,19 +67,14 @@ pub async fn finish_egress(sandbox: &Sandbox, repo: &Path, path: &Path) {
     }
 }
 
-/// Adds `tally` to the counts already in `path` (a second set-up in the same day, with
-/// `forge.setup_on_change`, adds to the first's).
+/// Writes the run's `tally` (the sandbox adds up a day's proxies) to `path`, replacing
+/// what is there: an `egress.yaml` in the checkout is an earlier run's or the
+/// repository's own, and neither describes this run.
 fn record_egress(repo: &Path, path: &Path, tally: &[crate::proxy::TallyEntry]) -> Result<(), SandboxError> {
-    let io = |e: crate::safe_write::OwnFileError| SandboxError::Io {
+    crate::safe_write::write(repo, path, crate::proxy::render_tally(tally).as_bytes()).map_err(|e| SandboxError::Io {
         path: path.to_path_buf(),
         source: e.into(),
-    };
-    let earlier = crate::safe_write::read_to_string(repo, path)
-        .map_err(io)?
-        .and_then(|text| crate::proxy::parse_tally(&text).ok())
-        .unwrap_or_default();
-    let merged = crate::proxy::merge_tallies(&earlier, tally);
-    crate::safe_write::write(repo, path, crate::proxy::render_tally(&merged).as_bytes()).map_err(io)
+    })
 }
 
 /// One line for the terminal.

@@ -63,6 +63,8 @@ pub struct Sandbox {
     prepared: Mutex<Option<Prepared>>,
     /// The egress sidecar while it runs (`sandbox.egress`, see `egress.rs`).
     pub(super) egress: tokio::sync::Mutex<Option<super::egress::Egress>>,
+    /// The tallies of this run's proxies, added up (see [`Sandbox::stop_egress`]).
+    pub(super) egress_seen: Mutex<Vec<crate::proxy::TallyEntry>>,
 }
 
 /// A successful set-up phase's record on the cache volume.
@@ -110,6 +112,7 @@ impl Sandbox {
             closing: Closing::default(),
             prepared: Mutex::new(None),
             egress: tokio::sync::Mutex::new(None),
+            egress_seen: Mutex::new(Vec::new()),
         })
     }
 

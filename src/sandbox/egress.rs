@@ -309,9 +309,12 @@ impl Sandbox {
         Ok(slot.as_ref().map(Egress::route))
     }
 
-    /// Stops the egress sidecar if it runs and returns its tally (`None`: none ran),
-    /// redacted: a refused target is whatever the container asked for, a `sandbox.env`
-    /// secret spelled as a host name included, and the tally becomes an artifact.
+    /// Stops the egress sidecar if it runs and returns the tally of every proxy of this
+    /// run so far (`None`: none ran now), redacted: a refused target is whatever the
+    /// container asked for, a `sandbox.env` secret spelled as a host name included, and the
+    /// tally becomes an artifact. A second set-up of the day (`forge.setup_on_change`) adds
+    /// to the first's here, in memory: never to an `egress.yaml` found in the checkout,
+    /// which the repository could have planted.
     pub async fn stop_egress(&self) -> Result<Option<Vec<TallyEntry>>, SandboxError> {
         let running = self.egress.lock().await.take();
         let Some(egress) = running else { return Ok(None) };
@@ -325,7 +328,13 @@ impl Sandbox {
             })
             .collect();
         // Two names redacted alike are one line.
-        Ok(Some(crate::proxy::merge_tallies(&[], &tally)))
+        let mut seen = self.egress_seen.lock().map_err(|_| SandboxError::Egress {
+            operation: "count",
+            target: "the tally".into(),
+            message: "a poisoned lock".into(),
+        })?;
+        *seen = crate::proxy::merge_tallies(&seen, &tally);
+        Ok(Some(seen.clone()))
     }
 }
 
