@@ -218,44 +218,19 @@ fn bad_egress_entries_are_located_errors() {
 
 // --- the sidecar on the real daemon ---
 
-const DEBIAN: &str = "pace-test/debian-git:bookworm";
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The Debian test image (bash for `/dev/tcp`; the debug build of pace runs in it).
-fn debian() -> Option<String> {
-    if !docker(&["image", "inspect", "-f", "{{.Id}}", DEBIAN]).trim().is_empty() {
-        return Some(DEBIAN.into());
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/build-local-base.sh"))
-        .arg(DEBIAN)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Some(DEBIAN.into())
-    } else {
-        eprintln!(
-            "SKIPPED: no local Debian base ({})",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        None
-    }
-}
+use crate::support::docker::{cli as docker, debian_base as debian};
 
 /// "Outside": a user-defined bridge with two busybox web servers, `allowed.test` (ports
 /// 80 and 8080) and `blocked.test`. Removed when dropped.
-struct Outside {
-    network: String,
+pub(crate) struct Outside {
+    pub(crate) network: String,
     servers: Vec<String>,
-    allowed_ip: String,
+    pub(crate) allowed_ip: String,
+    pub(crate) blocked_ip: String,
 }
 
 impl Outside {
-    fn start(tag: &str) -> Self {
+    pub(crate) fn start(tag: &str) -> Self {
         let network = format!("pace-test-egress-out-{tag}");
         docker(&["network", "create", &network]);
         let mut servers = Vec::new();
@@ -280,19 +255,24 @@ impl Outside {
             ]);
             servers.push(container);
         }
-        let allowed_ip = docker(&[
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &servers[0],
-        ])
-        .trim()
-        .to_string();
-        assert!(!allowed_ip.is_empty(), "the test server has no address");
+        let ip = |server: &str| {
+            let ip = docker(&[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                server,
+            ])
+            .trim()
+            .to_string();
+            assert!(!ip.is_empty(), "the test server {server} has no address");
+            ip
+        };
+        let (allowed_ip, blocked_ip) = (ip(&servers[0]), ip(&servers[1]));
         Self {
             network,
             servers,
             allowed_ip,
+            blocked_ip,
         }
     }
 }

@@ -341,84 +341,13 @@ async fn a_silent_tunnel_or_exchange_is_closed_after_the_idle_limit() {
 // ---------------------------------------------------------------------------------
 // The sidecar on the real daemon.
 
-const DEBIAN: &str = "pace-test/debian-git:bookworm";
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn debian() -> Option<String> {
-    if !docker(&["image", "inspect", "-f", "{{.Id}}", DEBIAN]).trim().is_empty() {
-        return Some(DEBIAN.into());
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/build-local-base.sh"))
-        .arg(DEBIAN)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Some(DEBIAN.into())
-    } else {
-        eprintln!(
-            "SKIPPED: no local Debian base ({})",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        None
-    }
-}
-
-/// "Outside": a user-defined bridge (the proxy's route out) with a web server known as
-/// `blocked.test`. Removed when dropped.
-struct Outside {
-    network: String,
-    server: String,
-    ip: String,
-}
-
-impl Outside {
-    fn start(tag: &str) -> Self {
-        let network = format!("pace-test-red3-out-{tag}");
-        docker(&["network", "create", &network]);
-        let server = format!("pace-test-red3-srv-{tag}");
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            &server,
-            "--network",
-            &network,
-            "--network-alias",
-            "blocked.test",
-            &busybox_image(),
-            "sh",
-            "-c",
-            "mkdir -p /www && echo outside > /www/index.html && exec httpd -f -p 80 -h /www",
-        ]);
-        let ip = docker(&[
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &server,
-        ])
-        .trim()
-        .to_string();
-        assert!(!ip.is_empty(), "the test server has no address");
-        Self { network, server, ip }
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        docker(&["rm", "-f", &self.server]);
-        docker(&["network", "rm", &self.network]);
-    }
-}
+use crate::egress::Outside;
+use crate::support::docker::{cli as docker, debian_base as debian};
 
 /// A project whose set-up runs `script` (bash) behind the proxy allowing `allowed.test`.
 fn project(outside: &Outside, image: &str, script: &str, timeout: u32) -> Project {
     let p = Project::example_with_image(image);
-    std::fs::write(p.path("attack.sh"), script.replace("OUTSIDE_IP", &outside.ip)).unwrap();
+    std::fs::write(p.path("attack.sh"), script.replace("OUTSIDE_IP", &outside.blocked_ip)).unwrap();
     let config = p
         .read("pace.config.yaml")
         .replace(
@@ -488,7 +417,7 @@ exit 0
 fn the_set_up_container_has_no_route_but_the_proxy() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}p", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}p", std::process::id()));
     let p = project(&outside, &image, PROBE, 120);
     let out = p.pace_gate().output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
@@ -516,7 +445,7 @@ fn the_set_up_container_has_no_route_but_the_proxy() {
 fn a_set_up_that_times_out_leaves_no_proxy_or_network_and_keeps_the_tally() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}o", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}o", std::process::id()));
     let script = r#"#!/bin/bash
 proxy=${HTTP_PROXY#http://}
 exec 3<>"/dev/tcp/${proxy%:*}/${proxy##*:}"
@@ -567,7 +496,7 @@ fn wait_for_two_containers(p: &Project) {
 fn sigint_during_the_set_up_leaves_no_proxy_or_network() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}i", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}i", std::process::id()));
     let p = project(&outside, &image, ASK_THEN_WAIT, 300);
     let child = p
         .pace_gate()
@@ -594,7 +523,7 @@ fn sigint_during_the_set_up_leaves_no_proxy_or_network() {
 fn a_proxy_that_dies_mid_set_up_is_cleaned_up_and_its_tally_kept() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}d", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}d", std::process::id()));
     let p = project(&outside, &image, &ASK_THEN_WAIT.replace("${WAIT:-600}", "8"), 300);
     let child = p
         .pace_gate()
@@ -625,7 +554,7 @@ fn a_proxy_that_dies_mid_set_up_is_cleaned_up_and_its_tally_kept() {
 fn a_secret_spelled_as_a_refused_host_name_is_redacted_from_the_tally() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}s", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}s", std::process::id()));
     let script = r#"#!/bin/bash
 proxy=${HTTP_PROXY#http://}
 hex=$(printf %s "$RED3_TOKEN" | od -An -tx1 | tr -d ' \n')
@@ -665,7 +594,7 @@ done
 fn egress_with_a_host_or_no_set_up_network_fails_closed() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}h", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}h", std::process::id()));
     let p = project(&outside, &image, PROBE, 120);
     for mode in ["host", "none"] {
         let config = p.read("pace.config.yaml").replace(
@@ -705,7 +634,7 @@ fn egress_with_a_host_or_no_set_up_network_fails_closed() {
 fn a_neighbour_on_the_set_up_network_cannot_use_the_proxy() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}n", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}n", std::process::id()));
     let p = project(&outside, &image, &ASK_THEN_WAIT.replace("${WAIT:-600}", "15"), 120);
     let child = p
         .pace_gate()
@@ -757,7 +686,7 @@ fn a_neighbour_on_the_set_up_network_cannot_use_the_proxy() {
 fn a_planted_tally_is_replaced_not_added_to() {
     require_docker!();
     let Some(image) = debian() else { return };
-    let outside = Outside::start(&format!("{:x}p", std::process::id()));
+    let outside = Outside::start(&format!("r{:x}p", std::process::id()));
     let p = project(&outside, &image, "#!/bin/bash\nexit 0\n", 120);
     std::fs::create_dir_all(p.path(".pace")).unwrap();
     std::fs::write(

@@ -43,10 +43,7 @@ const CHECK_JS: &str =
 /// The suite: the greeter's tests, the dependency used, and what GATE's container saw.
 const SUITE: &str = "sh tests/run.sh && node check.js && echo \"net=$(ls /sys/class/net | tr '\\n' ' ')\" && echo \"offline=$npm_config_offline\" && echo \"modules=$(readlink node_modules)\"";
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::support::docker::cli as docker;
 
 /// The host's trust store: where a TLS-intercepting proxy's CA lives on machines like this
 /// one (npm in the container does not read the system store by itself).

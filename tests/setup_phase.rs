@@ -113,10 +113,7 @@ impl Drop for SetupProject {
     }
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::support::docker::cli as docker;
 
 #[track_caller]
 fn expect_code(out: &Output, code: i32) {
@@ -517,21 +514,9 @@ pub(crate) fn debian_image(tag: &str, packages: &str) -> Option<String> {
     if !docker(&["image", "inspect", "-f", "{{.Id}}", tag]).trim().is_empty() {
         return Some(tag.to_string());
     }
-    const BASE: &str = "pace-test/debian-git:bookworm";
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base = Command::new(root.join("scripts/build-local-base.sh"))
-        .arg(BASE)
-        .output()
-        .unwrap();
-    if !base.status.success() {
-        eprintln!(
-            "SKIPPED: no local Debian base ({})",
-            String::from_utf8_lossy(&base.stderr)
-        );
-        return None;
-    }
+    let base = crate::support::docker::debian_base()?;
     let dockerfile = format!(
-        "FROM {BASE}\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {packages} >/dev/null && rm -rf /var/lib/apt/lists/*\n"
+        "FROM {base}\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {packages} >/dev/null && rm -rf /var/lib/apt/lists/*\n"
     );
     let mut build = Command::new("docker")
         .args(["build", "--network", "host", "-t", tag, "-"])

@@ -116,3 +116,33 @@ macro_rules! require_docker {
         }
     };
 }
+
+/// `docker ARGS` through the CLI: its stdout (failures show up as what is missing).
+pub fn cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The local Debian base (`scripts/build-local-base.sh`, debootstrap; bash, git, and a
+/// glibc the debug build of pace runs on), built once per machine. `None` (with a printed
+/// reason) when this machine cannot.
+pub fn debian_base() -> Option<String> {
+    const BASE: &str = "pace-test/debian-git:bookworm";
+    if !cli(&["image", "inspect", "-f", "{{.Id}}", BASE]).trim().is_empty() {
+        return Some(BASE.into());
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join("scripts/build-local-base.sh"))
+        .arg(BASE)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Some(BASE.into())
+    } else {
+        eprintln!(
+            "SKIPPED: no local Debian base ({})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        None
+    }
+}
