@@ -33,6 +33,45 @@ pub(super) type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, SandboxErro
 /// understands.
 pub(super) type Archive = Pin<Box<dyn Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
 
+/// Why [`small_file`] read nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Unread {
+    /// The archive is larger than the cap allows (the download was stopped).
+    TooLarge,
+    /// A broken download, or not a regular file (a directory, a link, nothing).
+    NotAFile,
+}
+
+/// One small regular file out of an archive download, in memory: at most `cap` bytes of
+/// content, and the download stopped once the archive outgrows it (what a container left
+/// at the path may be a directory or a huge sparse file).
+pub(super) async fn small_file<E>(
+    mut archive: impl Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    cap: usize,
+) -> Result<Vec<u8>, Unread> {
+    let mut tar_bytes = Vec::new();
+    while let Some(chunk) = archive.next().await {
+        tar_bytes.extend_from_slice(&chunk.map_err(|_| Unread::NotAFile)?);
+        if tar_bytes.len() > cap + 64 * 1024 {
+            return Err(Unread::TooLarge);
+        }
+    }
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    let mut entry = archive
+        .entries()
+        .ok()
+        .and_then(|mut e| e.next())
+        .and_then(Result::ok)
+        .ok_or(Unread::NotAFile)?;
+    if !matches!(entry.header().entry_type(), tar::EntryType::Regular) {
+        return Err(Unread::NotAFile);
+    }
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, cap as u64), &mut content)
+        .map_err(|_| Unread::NotAFile)?;
+    Ok(content)
+}
+
 /// A client of one daemon (cheap to clone: bollard shares the connection pool).
 #[derive(Clone)]
 pub(super) struct DockerClient {

@@ -473,22 +473,9 @@ async fn wait_ready(docker: &Docker, id: &str, image: &str) -> Result<(), Sandbo
 /// One small regular file of a container, in memory (`None`: absent or too large).
 async fn download(docker: &Docker, id: &str, path: &str) -> Option<Vec<u8>> {
     let opts = DownloadFromContainerOptionsBuilder::default().path(path).build();
-    let mut stream = docker.download_from_container(id, Some(opts));
-    let mut tar_bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        tar_bytes.extend_from_slice(&chunk.ok()?);
-        if tar_bytes.len() > TALLY_CAP + 64 * 1024 {
-            return None;
-        }
-    }
-    let mut archive = tar::Archive::new(tar_bytes.as_slice());
-    let mut entry = archive.entries().ok()?.next()?.ok()?;
-    if !matches!(entry.header().entry_type(), tar::EntryType::Regular) {
-        return None;
-    }
-    let mut content = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, TALLY_CAP as u64), &mut content).ok()?;
-    Some(content)
+    super::docker::small_file(docker.download_from_container(id, Some(opts)), TALLY_CAP)
+        .await
+        .ok()
 }
 
 /// The proxy's tally (empty, with a warning, when it cannot be read).

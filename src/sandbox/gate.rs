@@ -559,23 +559,14 @@ impl Sandbox {
     /// put anything at that path (a directory, a huge sparse file): only a regular file of
     /// at most [`LISTING_CAP`] bytes is read, and the download stops beyond that.
     async fn download_file(&self, id: &str, path: &Path) -> Option<Vec<u8>> {
-        let mut stream = self.docker.download(id, &path.to_string_lossy());
-        let mut tar_bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            tar_bytes.extend_from_slice(&chunk.ok()?);
-            if tar_bytes.len() > LISTING_CAP + 64 * 1024 {
+        match super::docker::small_file(self.docker.download(id, &path.to_string_lossy()), LISTING_CAP).await {
+            Ok(content) => Some(content),
+            Err(super::docker::Unread::TooLarge) => {
                 tracing::warn!(path = %path.display(), "sandbox: the file listing is too large; result files are not collected");
-                return None;
+                None
             }
+            Err(super::docker::Unread::NotAFile) => None,
         }
-        let mut archive = tar::Archive::new(tar_bytes.as_slice());
-        let mut entry = archive.entries().ok()?.next()?.ok()?;
-        if !matches!(entry.header().entry_type(), tar::EntryType::Regular) {
-            return None;
-        }
-        let mut content = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, LISTING_CAP as u64), &mut content).ok()?;
-        Some(content)
     }
 
     /// Downloads `/workspace/<rel>` into `dest/<rel>`, streamed, within `room`; cut (and
