@@ -185,3 +185,20 @@ async fn a_forged_ghost_report_makes_the_extractor_read_a_sparse_giant() {
     assert_eq!(outcome.exit_code, 0, "{log}");
     assert!(!out.path().join("collected/target/reports/ghost.xml").exists());
 }
+
+/// Pathological wrapped base64 for the redactor: megabytes of 20+ character base64 lines
+/// (with and without a secret's encoding in them). Timing reported only.
+#[test]
+fn the_redactor_on_megabytes_of_wrapped_base64() {
+    let secret = "s3cr3t-T0KEN-value-123456".to_string();
+    let r = pace::redact::Redactor::new(vec![secret]);
+    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk\n";
+    let mut text = line.repeat(3 * 1024 * 1024 / line.len());
+    let started = std::time::Instant::now();
+    let _ = r.redact(&text);
+    eprintln!("red team 4: 3 MiB of wrapped base64: {:?}", started.elapsed());
+    text = "QUJDREVGR0hJSktMTU5PUFFS\r\n".repeat(120_000);
+    let started = std::time::Instant::now();
+    let _ = r.redact(&text);
+    eprintln!("red team 4: 120,000 CRLF base64 lines: {:?}", started.elapsed());
+}
