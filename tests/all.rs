@@ -36,6 +36,7 @@ mod podman;
 mod redteam;
 mod redteam2;
 mod redteam3;
+mod redteam4;
 mod registry_auth;
 mod reliability_faults;
 mod reliability_git;
