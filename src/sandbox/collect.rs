@@ -61,6 +61,16 @@ pub(crate) struct Room {
     pub(crate) sync_left: u64,
 }
 
+impl Room {
+    /// The most archive bytes one directory download is read for, kept files and skipped
+    /// ones together: a listing can name a report that is not there (the suite prints
+    /// after the mark), and the archive would then be read to its end, a sparse 1 TB
+    /// file in the directory included.
+    fn read_cap(self) -> u64 {
+        self.sync_left.saturating_mul(2).saturating_add(64 << 20)
+    }
+}
+
 /// What an extraction wrote and which wanted files the byte budget cut.
 #[derive(Debug, Default)]
 pub(crate) struct Extracted {
@@ -83,17 +93,22 @@ pub(crate) fn extract_wanted<R: Read>(
     room: Room,
 ) -> io::Result<Extracted> {
     let mut out = Extracted::default();
-    let mut seen = 0;
-    let mut archive = tar::Archive::new(reader);
+    let mut seen = HashSet::new();
+    let mut archive = tar::Archive::new(reader.take(room.read_cap()));
     for entry in archive.entries()? {
-        let mut entry = entry?;
+        // The read cap ends the archive mid-entry: what was not seen is cut.
+        let Ok(mut entry) = entry else {
+            out.cut.extend(wanted.iter().filter(|w| !seen.contains(*w)).cloned());
+            out.cut.sort();
+            break;
+        };
         let Some(rel) = workspace_path(dir, &entry.path()?) else {
             continue;
         };
         if !wanted.contains(&rel) {
             continue;
         }
-        seen += 1;
+        seen.insert(rel.clone());
         if matches!(
             entry.header().entry_type(),
             tar::EntryType::Regular | tar::EntryType::Continuous
@@ -108,7 +123,7 @@ pub(crate) fn extract_wanted<R: Read>(
                 None => {}
             }
         }
-        if seen == wanted.len() {
+        if seen.len() == wanted.len() {
             break;
         }
     }
@@ -255,6 +270,33 @@ mod tests {
         ] {
             assert!(fs::symlink_metadata(at(absent)).is_err(), "{absent}");
         }
+    }
+
+    /// A listed report that is not there (a forged listing line) made the extractor read
+    /// the whole archive, a sparse giant in the directory included: reading stops at the
+    /// read cap and the reports not seen by then are cut.
+    #[test]
+    fn a_missing_wanted_file_does_not_make_the_whole_archive_read() {
+        use tar::EntryType::Regular;
+        let mut data = archive(&[("reports/a.xml", Regular, b"<a/>")]);
+        data.truncate(data.len() - 1024); // no end-of-archive blocks: more entries follow
+        // A 1 TiB "sparse" non-report after it: its header, then content without end.
+        let mut giant = tar::Header::new_gnu();
+        giant.set_path("reports/zzz.bin").unwrap();
+        giant.set_size(1 << 40);
+        giant.set_entry_type(Regular);
+        giant.set_cksum();
+        data.extend_from_slice(giant.as_bytes());
+        let dest = tempfile::tempdir().unwrap();
+        let wanted: HashSet<PathBuf> = paths(&["reports/a.xml", "reports/ghost.xml"]).into_iter().collect();
+        let room = Room {
+            file_cap: 64,
+            sync_left: 64,
+        };
+        let mut endless = std::io::Cursor::new(data).chain(std::io::repeat(b'x'));
+        let out = extract_wanted(&mut endless, dest.path(), Path::new("reports"), &wanted, room).unwrap();
+        assert_eq!(out.written, vec![dest.path().join("reports/a.xml")]);
+        assert!(out.cut.contains(&PathBuf::from("reports/ghost.xml")), "{:?}", out.cut);
     }
 
     #[test]
